@@ -1,0 +1,98 @@
+// Source text -> AST plus syntax problems. Problems are plain records here; src/ turns
+// them into coded diagnostics.
+import type { IToken } from 'chevrotain';
+import type { Program, Span } from './ast.js';
+import { MAX_EXPR_DEPTH, peerParser } from './parser.js';
+import * as T from './tokens.js';
+
+export type SyntaxProblem =
+  | { kind: 'char'; text: string; span: Span }
+  | { kind: 'syntax'; expected: string; found: string; span: Span }
+  | { kind: 'deep'; limit: number; span: Span }
+  | { kind: 'literal'; text: string; span: Span }
+  | { kind: 'string'; span: Span };
+
+export const MAX_NESTING = 64;
+
+export interface ParseResult {
+  program: Program | null; // null when there were syntax problems
+  problems: SyntaxProblem[];
+}
+
+function tokenSpan(file: string, t: IToken): Span {
+  return {
+    file, offset: t.startOffset, line: t.startLine ?? 1, col: t.startColumn ?? 1,
+    length: Math.max(1, (t.endOffset ?? t.startOffset) - t.startOffset + 1),
+  };
+}
+
+function describe(t: IToken): string {
+  if (t.tokenType.name === 'EOF') return 'the end of the file';
+  const text = t.image.length > 20 ? t.image.slice(0, 20) + '…' : t.image;
+  return `'${text}'`;
+}
+
+export function parseSource(text: string, file: string): ParseResult {
+  const problems: SyntaxProblem[] = [];
+  const lexed = T.peerLexer.tokenize(text);
+  for (const e of lexed.errors) {
+    const span: Span = { file, offset: e.offset, line: e.line ?? 1, col: e.column ?? 1, length: Math.max(1, e.length) };
+    const ch = text.slice(e.offset, e.offset + 1);
+    if (ch === '"') problems.push({ kind: 'string', span: { ...span, length: 1 } });
+    else problems.push({ kind: 'char', text: JSON.stringify(text.slice(e.offset, e.offset + Math.min(e.length, 10))), span });
+  }
+  const tokens = lexed.tokens;
+  for (const t of tokens) {
+    if (t.tokenType === T.IntegerLiteral && !Number.isSafeInteger(Number(t.image))) {
+      problems.push({ kind: 'literal', text: t.image.length > 24 ? t.image.slice(0, 24) + '…' : t.image, span: tokenSpan(file, t) });
+    } else if (t.tokenType === T.FloatLiteral && !Number.isFinite(Number(t.image))) {
+      problems.push({ kind: 'literal', text: t.image, span: tokenSpan(file, t) });
+    }
+  }
+  // Deep nesting would overflow the recursive-descent parser's stack; refuse it up front.
+  const deep = tooDeep(tokens);
+  if (deep) {
+    problems.push({ kind: 'deep', limit: MAX_NESTING, span: tokenSpan(file, deep) });
+    return { program: null, problems };
+  }
+  peerParser.file = file;
+  peerParser.tooDeep = [];
+  peerParser.input = tokens;
+  let program: Program | null = null;
+  try {
+    program = peerParser.program();
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    problems.push({ kind: 'deep', limit: MAX_NESTING, span: { file, offset: 0, line: 1, col: 1, length: 1 } });
+  }
+  for (const e of peerParser.errors) {
+    const t = e.token;
+    const expected = e.message;
+    const span = t.tokenType.name === 'EOF' ? endSpan(file, text) : tokenSpan(file, t);
+    problems.push({ kind: 'syntax', expected, found: describe(t), span });
+  }
+  for (const s of peerParser.tooDeep) problems.push({ kind: 'deep', limit: MAX_EXPR_DEPTH, span: s });
+  return { program: problems.length ? null : program, problems };
+}
+
+function endSpan(file: string, text: string): Span {
+  const lines = text.split('\n');
+  const last = lines[lines.length - 1] ?? '';
+  return { file, offset: text.length, line: lines.length, col: last.length + 1, length: 1 };
+}
+
+function tooDeep(tokens: IToken[]): IToken | undefined {
+  let depth = 0;
+  let minusRun = 0;
+  let carets = 0;
+  for (const t of tokens) {
+    const ty = t.tokenType;
+    if (ty === T.LParen || ty === T.LBracket || ty === T.LBrace) depth++;
+    else if (ty === T.RParen || ty === T.RBracket || ty === T.RBrace) depth = Math.max(0, depth - 1);
+    minusRun = ty === T.Minus ? minusRun + 1 : 0;
+    if (ty === T.Caret) carets++;
+    else if (ty === T.Equals || ty === T.Comma || ty === T.LBrace || ty === T.RBrace) carets = 0;
+    if (depth > MAX_NESTING || minusRun > MAX_NESTING || carets > MAX_NESTING) return t;
+  }
+  return undefined;
+}

@@ -1,0 +1,215 @@
+// Builtin functions of the language: each names its arguments (with defaults) and lowers to
+// primitive IR ops. Everything else (peer, pkm, product_topk, ...) is written in the prelude.
+import type { Span } from '../../grammar/ast.js';
+import { fail } from '../diagnostics/diagnostic.js';
+import type { Attrs } from '../ir/ops/types.js';
+import { Dim } from '../shapes/dim.js';
+import { constSqrt } from './consts.js';
+import { asDim, asInt, asNumber, asString, asTensor, type Value } from './values.js';
+
+export type TensorValue = Extract<Value, { kind: 'tensor' }>;
+
+export interface Lowering {
+  /** Emits a primitive op; shape errors are located at `span`. */
+  op(name: string, inputs: TensorValue[], attrs: Attrs, span: Span): TensorValue[];
+}
+
+export class Args {
+  constructor(
+    readonly callee: string,
+    readonly values: (Value | undefined)[],
+    readonly spans: Span[],
+    readonly texts: string[],
+    readonly span: Span,
+    readonly names: string[],
+  ) {}
+  private at(i: number): Value {
+    return this.values[i]!;
+  }
+  tensor(i: number): TensorValue {
+    return asTensor(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!);
+  }
+  int(i: number): number {
+    return asInt(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!, this.texts[i]!);
+  }
+  dim(i: number): Dim {
+    const d = asDim(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!, this.texts[i]!);
+    if (d.value !== undefined && d.value < 1) fail('PEER0404', this.spans[i]!, { expr: this.texts[i]!, value: d.value });
+    return d;
+  }
+  num(i: number): number {
+    return asNumber(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!);
+  }
+  str(i: number): string {
+    return asString(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!);
+  }
+  dims(i: number): Dim[] {
+    const v = this.at(i);
+    if (v.kind !== 'list') return fail('PEER0204', this.spans[i]!, { what: `argument '${this.names[i]}' of ${this.callee}`, expected: 'a list of dimensions like [T, h*k]', found: v.kind });
+    return v.items.map((it) => asDim(it, `a dimension of ${this.callee}`, this.spans[i]!, this.texts[i]!));
+  }
+  rest(from: number): TensorValue[] {
+    return this.values.slice(from).map((_, j) => this.tensor(from + j));
+  }
+}
+
+export interface Builtin {
+  /** Argument names; `name=default` for optional ones; a final '...' makes it variadic. */
+  params: string[];
+  defaults?: Record<string, Value>;
+  doc: string;
+  lower(a: Args, l: Lowering): Value[];
+}
+
+const num = (value: number): Value => ({ kind: 'float', value });
+const integer = (n: number): Value => ({ kind: 'int', dim: Dim.of(n) });
+
+function unaryOp(op: string, doc: string): Builtin {
+  return { params: ['x'], doc, lower: (a, l) => l.op(op, [a.tensor(0)], {}, a.span) };
+}
+
+function reduction(op: string, doc: string): Builtin {
+  return { params: ['x', 'axis'], defaults: { axis: integer(-1) }, doc, lower: (a, l) => l.op(op, [a.tensor(0)], { axis: axisOf(a, 1, a.tensor(0).type.shape.length) }, a.span) };
+}
+
+function axisOf(a: Args, i: number, rank: number): number {
+  const axis = a.int(i);
+  const n = axis < 0 ? axis + rank : axis;
+  if (n < 0 || n >= rank) fail('PEER0305', a.spans[i]!, { axis, rank });
+  return n;
+}
+
+const letters = 'abcdefghijklmnopqrstuvwxyz';
+
+export const BUILTINS: Record<string, Builtin> = {
+  iota: {
+    params: ['n'],
+    doc: 'iota(n): the index tensor [0, 1, ..., n-1]',
+    lower: (a, l) => l.op('iota', [], { n: [a.dim(0)] }, a.span),
+  },
+  causal_mask: {
+    params: ['n'],
+    doc: 'causal_mask(S) [S, S]: 0 on and below the diagonal, -1e9 above; add it to attention scores',
+    lower: (a, l) => l.op('causal_mask', [], { n: [a.dim(0)] }, a.span),
+  },
+  einsum: {
+    params: ['spec', 'operands...'],
+    doc: 'einsum("td,hkd->thk", x, W): sums over letters missing from the output',
+    lower: (a, l) => l.op('einsum', a.rest(1), { spec: a.str(0) }, a.span),
+  },
+  matmul: {
+    params: ['a', 'b'],
+    doc: 'matmul(a [..., m, n], b [n, p]) -> [..., m, p]',
+    lower(a, l) {
+      const x = a.tensor(0), w = a.tensor(1);
+      const r = x.type.shape.length;
+      if (r < 1 || w.type.shape.length !== 2)
+        fail('PEER0303', a.span, { what: 'matmul', expected: 'a [..., n] and b [n, p]', found: `ranks ${r} and ${w.type.shape.length}`, detail: '' });
+      const lead = letters.slice(0, r - 1);
+      return l.op('einsum', [x, w], { spec: `${lead}y,yz->${lead}z` }, a.span);
+    },
+  },
+  transpose: {
+    params: ['x'],
+    doc: 'transpose(x): swaps the last two axes',
+    lower(a, l) {
+      const x = a.tensor(0);
+      const r = x.type.shape.length;
+      if (r < 2) fail('PEER0305', a.span, { axis: -2, rank: r });
+      const s = letters.slice(0, r);
+      return l.op('einsum', [x], { spec: `${s}->${s.slice(0, r - 2)}${s[r - 1]}${s[r - 2]}` }, a.span);
+    },
+  },
+  relu: unaryOp('relu', 'max(x, 0)'),
+  gelu: unaryOp('gelu', 'x * Phi(x) (exact, with erf)'),
+  gelu_tanh: unaryOp('gelu_tanh', 'the tanh approximation of gelu'),
+  silu: unaryOp('silu', 'x * sigmoid(x)'),
+  sigmoid: unaryOp('sigmoid', '1 / (1 + exp(-x))'),
+  tanh: unaryOp('tanh', 'hyperbolic tangent'),
+  exp: unaryOp('exp', 'e^x'),
+  log: unaryOp('log', 'natural logarithm'),
+  abs: unaryOp('abs', '|x|'),
+  float: unaryOp('to_f32', 'float(idx): index tensor to f32'),
+  sqrt: {
+    params: ['x'],
+    doc: 'square root of a tensor, or of a constant (exact for perfect squares)',
+    lower(a, l) {
+      const v = a.values[0]!;
+      if (v.kind === 'int' || v.kind === 'float') return [constSqrt(v, a.texts[0]!, a.span)];
+      return l.op('sqrt', [a.tensor(0)], {}, a.span);
+    },
+  },
+  maximum: { params: ['a', 'b'], doc: 'elementwise maximum', lower: (a, l) => l.op('maximum', [a.tensor(0), a.tensor(1)], {}, a.span) },
+  minimum: { params: ['a', 'b'], doc: 'elementwise minimum', lower: (a, l) => l.op('minimum', [a.tensor(0), a.tensor(1)], {}, a.span) },
+  sum: reduction('reduce_sum', 'sum(x, axis=-1)'),
+  mean: reduction('reduce_mean', 'mean(x, axis=-1)'),
+  max: reduction('reduce_max', 'max(x, axis=-1)'),
+  softmax: {
+    params: ['x', 'axis'], defaults: { axis: integer(-1) }, doc: 'softmax(x, axis=-1)',
+    lower: (a, l) => l.op('softmax', [a.tensor(0)], { axis: axisOf(a, 1, a.tensor(0).type.shape.length) }, a.span),
+  },
+  log_softmax: {
+    params: ['x', 'axis'], defaults: { axis: integer(-1) }, doc: 'log_softmax(x, axis=-1)',
+    lower: (a, l) => l.op('log_softmax', [a.tensor(0)], { axis: axisOf(a, 1, a.tensor(0).type.shape.length) }, a.span),
+  },
+  topk: {
+    params: ['x', 'k'],
+    doc: '(values, indices) = topk(x, k): the k largest along the last axis, largest first, lower index first on ties',
+    lower: (a, l) => l.op('topk', [a.tensor(0)], { k: a.int(1) }, a.span),
+  },
+  gather: {
+    params: ['table', 'indices'],
+    doc: 'gather(table [R, ...], idx [...I]) -> [...I, ...]: rows of a table',
+    lower: (a, l) => l.op('gather', [a.tensor(0), a.tensor(1)], {}, a.span),
+  },
+  embedding: {
+    params: ['table', 'tokens'],
+    doc: 'embedding(E [V, d], tokens [B, S]) -> [B, S, d]',
+    lower: (a, l) => l.op('gather', [a.tensor(0), a.tensor(1)], {}, a.span),
+  },
+  take_along: {
+    params: ['x', 'indices'],
+    doc: 'take_along(x [..., n], idx [..., m]) -> [..., m]: picks along the last axis',
+    lower: (a, l) => l.op('take_along', [a.tensor(0), a.tensor(1)], {}, a.span),
+  },
+  reshape: {
+    params: ['x', 'shape'],
+    doc: 'reshape(x, [T, h*k])',
+    lower: (a, l) => l.op('reshape', [a.tensor(0)], { shape: a.dims(1) }, a.span),
+  },
+  flatten: {
+    params: ['x', 'start'], defaults: { start: integer(-2) },
+    doc: 'flatten(x, start=-2): merges the axes from start to the last',
+    lower(a, l) {
+      const x = a.tensor(0);
+      const s = x.type.shape;
+      const from = axisOf(a, 1, s.length);
+      const merged = s.slice(from).reduce((acc, d) => acc.mul(d), Dim.of(1));
+      return l.op('reshape', [x], { shape: [...s.slice(0, from), merged] }, a.span);
+    },
+  },
+  layernorm: {
+    params: ['x', 'gamma', 'beta', 'eps'], defaults: { eps: num(1e-5) }, doc: 'layernorm over the last axis',
+    lower: (a, l) => l.op('layernorm', [a.tensor(0), a.tensor(1), a.tensor(2)], { eps: a.num(3) }, a.span),
+  },
+  rmsnorm: {
+    params: ['x', 'gamma', 'eps'], defaults: { eps: num(1e-6) }, doc: 'rmsnorm over the last axis',
+    lower: (a, l) => l.op('rmsnorm', [a.tensor(0), a.tensor(1)], { eps: a.num(2) }, a.span),
+  },
+  batchnorm: {
+    params: ['x', 'gamma', 'beta', 'running_mean', 'running_var', 'eps', 'momentum'],
+    defaults: { eps: num(1e-5), momentum: num(0.1) },
+    doc: 'batchnorm over all axes but the last; batch statistics when training, running ones otherwise',
+    lower: (a, l) =>
+      l.op('batchnorm', [a.tensor(0), a.tensor(1), a.tensor(2), a.tensor(3), a.tensor(4)], { eps: a.num(5), momentum: a.num(6) }, a.span),
+  },
+};
+
+/** Initializers, allowed only after `=` in a param or buffer declaration. */
+export const INITIALIZERS: Record<string, { params: string[]; defaults: Record<string, number> }> = {
+  normal: { params: ['mean', 'std'], defaults: { mean: 0, std: 1 } },
+  uniform: { params: ['low', 'high'], defaults: { low: -1, high: 1 } },
+  zeros: { params: [], defaults: {} },
+  ones: { params: [], defaults: {} },
+  constant: { params: ['value'], defaults: {} },
+};

@@ -1,0 +1,118 @@
+// Global declarations: constants (evaluated lazily, cycles reported), parameters with their
+// initializers and training attributes, and the train settings block.
+import type { Attribute, Decl, Expr, Span } from '../../grammar/ast.js';
+import { CompileError, fail, type Diagnostic } from '../diagnostics/diagnostic.js';
+import type { InitSpec, ParamInfo, TrainValue } from '../ir/graph.js';
+import { INITIALIZERS } from './builtins.js';
+import { asDim, asNumber, asString, type Value } from './values.js';
+
+export type ConstDecl = Extract<Decl, { kind: 'const' }>;
+export type ParamDecl = Extract<Decl, { kind: 'param' }>;
+export type TrainDecl = Extract<Decl, { kind: 'train' }>;
+
+export interface ExprEvaluator {
+  /** Evaluates a compile-time expression (no tensors) in the global scope. */
+  evalConst(e: Expr): Value;
+  text(s: Span): string;
+}
+
+export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
+  if (d.type.dtype !== 'f32' || d.type.dims === null)
+    fail('PEER0204', d.type.span, { what: `the type of ${d.role} '${d.name}'`, expected: 'an f32 tensor type like [h, dk, d]', found: d.type.dtype });
+  const shape = d.type.dims.map((e) => {
+    const dim = asDim(ev.evalConst(e), `a dimension of '${d.name}'`, e.span, ev.text(e.span));
+    if (dim.value === undefined)
+      fail('PEER0204', e.span, { what: `a dimension of ${d.role} '${d.name}'`, expected: 'a constant', found: `the symbolic dimension ${dim}` });
+    if (dim.value < 1) fail('PEER0404', e.span, { expr: ev.text(e.span), value: dim.value });
+    return dim.value;
+  });
+  const init = d.init ? initSpec(d.init, ev) : d.role === 'buffer' ? { kind: 'constant' as const, value: 0 } : { kind: 'normal' as const, mean: 0, std: 0.02 };
+  let lrMultiplier = 1, sparse = false, weightDecay = d.role === 'param' && shape.length >= 2;
+  for (const a of d.attributes) {
+    if (a.name === 'lr') lrMultiplier = attrNumber(a, ev);
+    else if (a.name === 'sparse') sparse = true;
+    else if (a.name === 'no_decay') weightDecay = false;
+    else fail('PEER0208', a.span, { name: `attribute '@${a.name}'`, allowed: '@lr(multiplier), @sparse, @no_decay' });
+  }
+  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, sparse, weightDecay, span: d.nameSpan };
+}
+
+function attrNumber(a: Attribute, ev: ExprEvaluator): number {
+  if (a.args.length !== 1 || a.args[0]!.name) fail('PEER0202', a.span, { callee: `@${a.name}`, expected: 'one number', found: a.args.length });
+  const v = asNumber(ev.evalConst(a.args[0]!.value), `@${a.name}`, a.args[0]!.span);
+  if (!(v > 0)) fail('PEER0407', a.args[0]!.span, { detail: `@${a.name} must be positive, not ${v}` });
+  return v;
+}
+
+function initSpec(e: Expr, ev: ExprEvaluator): InitSpec {
+  if (e.kind !== 'call' || !INITIALIZERS[e.callee])
+    fail('PEER0208', e.span, { name: `initializer ${e.kind === 'call' ? `'${e.callee}'` : ''}`.trim(), allowed: Object.keys(INITIALIZERS).map((k) => `${k}(...)`).join(', ') });
+  const spec = INITIALIZERS[e.callee]!;
+  const values: Record<string, number> = { ...spec.defaults };
+  e.args.forEach((a, i) => {
+    const name = a.name ?? spec.params[i];
+    if (name === undefined) fail('PEER0202', a.span, { callee: e.callee, expected: `at most ${spec.params.length} arguments`, found: e.args.length });
+    if (!spec.params.includes(name)) fail('PEER0203', a.span, { callee: e.callee, name, allowed: `; it takes ${spec.params.join(', ') || 'none'}` });
+    values[name] = asNumber(ev.evalConst(a.value), `argument '${name}' of ${e.callee}`, a.value.span);
+  });
+  for (const p of spec.params) if (values[p] === undefined) fail('PEER0202', e.span, { callee: e.callee, expected: spec.params.join(', '), found: e.args.length });
+  switch (e.callee) {
+    case 'normal':
+      if (!(values.std! >= 0)) fail('PEER0407', e.span, { detail: `normal: std must be >= 0, not ${values.std}` });
+      return { kind: 'normal', mean: values.mean!, std: values.std! };
+    case 'uniform':
+      if (!(values.high! >= values.low!)) fail('PEER0407', e.span, { detail: `uniform: high (${values.high}) must be >= low (${values.low})` });
+      return { kind: 'uniform', low: values.low!, high: values.high! };
+    case 'zeros':
+      return { kind: 'constant', value: 0 };
+    case 'ones':
+      return { kind: 'constant', value: 1 };
+    default:
+      return { kind: 'constant', value: values.value! };
+  }
+}
+
+type SettingKind = { type: 'int' | 'number'; min: number } | { type: 'string'; oneOf: string[] };
+export const TRAIN_SETTINGS: Record<string, SettingKind> = {
+  steps: { type: 'int', min: 1 },
+  batch: { type: 'int', min: 1 },
+  seq: { type: 'int', min: 1 },
+  lr: { type: 'number', min: 0 },
+  warmup: { type: 'int', min: 0 },
+  weight_decay: { type: 'number', min: 0 },
+  clip: { type: 'number', min: 0 },
+  beta1: { type: 'number', min: 0 },
+  beta2: { type: 'number', min: 0 },
+  eval_every: { type: 'int', min: 1 },
+  seed: { type: 'int', min: 0 },
+  optimizer: { type: 'string', oneOf: ['sgd', 'adam', 'adamw'] },
+  schedule: { type: 'string', oneOf: ['constant', 'cosine'] },
+  task: { type: 'string', oneOf: ['text', 'recall'] },
+};
+
+export function trainSettings(decls: TrainDecl[], ev: ExprEvaluator, report: (d: Diagnostic) => void): Map<string, TrainValue> {
+  const out = new Map<string, TrainValue>();
+  for (const decl of decls)
+    for (const s of decl.settings) {
+      try {
+        const kind = TRAIN_SETTINGS[s.name];
+        if (!kind) fail('PEER0500', s.span, { name: s.name, allowed: Object.keys(TRAIN_SETTINGS).join(', ') });
+        const v = ev.evalConst(s.value);
+        if (kind.type === 'string') {
+          const str = asString(v, `training setting '${s.name}'`, s.value.span);
+          if (!kind.oneOf.includes(str)) fail('PEER0501', s.value.span, { name: s.name, detail: `must be one of ${kind.oneOf.map((o) => `"${o}"`).join(', ')}, not "${str}"` });
+          out.set(s.name, str);
+        } else {
+          const n = asNumber(v, `training setting '${s.name}'`, s.value.span);
+          if (kind.type === 'int' && !Number.isInteger(n)) fail('PEER0501', s.value.span, { name: s.name, detail: `must be a whole number, not ${n}` });
+          if (!(n >= kind.min) || (kind.min === 0 && kind.type === 'number' && s.name === 'lr' && n === 0))
+            fail('PEER0501', s.value.span, { name: s.name, detail: `must be ${s.name === 'lr' ? '> 0' : `>= ${kind.min}`}, not ${n}` });
+          out.set(s.name, n);
+        }
+      } catch (e) {
+        if (!(e instanceof CompileError)) throw e;
+        report(e.diagnostic);
+      }
+    }
+  return out;
+}

@@ -1,0 +1,71 @@
+// Name lookup for the checker, and naming dims back for messages.
+import { Dim, type Shape } from '../shapes/dim.js';
+import type { Value } from './values.js';
+
+export class Scope {
+  private readonly vars = new Map<string, Value>();
+  constructor(private readonly parent?: Scope) {}
+
+  get(name: string): Value | undefined {
+    return this.vars.get(name) ?? this.parent?.get(name);
+  }
+  has(name: string): boolean {
+    return this.vars.has(name) || (this.parent?.has(name) ?? false);
+  }
+  hasOwn(name: string): boolean {
+    return this.vars.has(name);
+  }
+  set(name: string, v: Value): void {
+    this.vars.set(name, v);
+  }
+  names(): string[] {
+    return [...new Set([...this.vars.keys(), ...(this.parent?.names() ?? [])])];
+  }
+  /** Names of integer constants in scope with the given value (own scope first). */
+  namesOf(value: number): string[] {
+    const own = [...this.vars].filter(([, v]) => v.kind === 'int' && v.dim.value === value).map(([n]) => n);
+    return own.length ? own : (this.parent?.namesOf(value) ?? []);
+  }
+}
+
+/** Prints a shape using the names a user wrote where one name has that value: [T, dk] not [T, 128]. */
+export function namedShape(shape: Shape, scope: Scope): string {
+  return `[${shape.map((d) => nameDim(d, scope)).join(', ')}]`;
+}
+
+export function nameDim(d: Dim, scope: Scope): string {
+  const v = d.value;
+  if (v === undefined || v < 2) return d.toString();
+  const names = scope.namesOf(v);
+  return names.length === 1 ? names[0]! : d.toString();
+}
+
+export function closestName(name: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3) return 99;
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+export const constDim = (n: number): Value => ({ kind: 'int', dim: Dim.of(n) });

@@ -1,0 +1,39 @@
+// A small, strict argument parser: unknown flags and missing values are usage errors.
+import { UsageError } from '../io/tensors.js';
+
+export interface FlagSpec {
+  [flag: string]: 'string' | 'number' | 'boolean';
+}
+
+export interface Parsed {
+  positional: string[];
+  flags: Map<string, string | number | boolean>;
+}
+
+export function parseArgs(argv: string[], spec: FlagSpec, command: string): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | number | boolean>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--') || a === '--') {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    const kind = spec[name];
+    if (!kind) throw new UsageError(`'peerc ${command}' has no option --${name}${Object.keys(spec).length ? ` (options: ${Object.keys(spec).map((f) => `--${f}`).join(', ')})` : ''}`);
+    if (kind === 'boolean') {
+      flags.set(name, true);
+      continue;
+    }
+    const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    if (kind === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n) || value.trim() === '') throw new UsageError(`--${name} needs a number, not '${value}'`);
+      flags.set(name, n);
+    } else flags.set(name, value);
+  }
+  return { positional, flags };
+}

@@ -1,0 +1,137 @@
+// The peerc subcommands.
+import { compileSource, decodeSource, type CompileResult } from '../frontend.js';
+import { printModule } from '../ir/print.js';
+import type { IRModule } from '../ir/graph.js';
+import { entryFunction, interpret } from '../interp/interpreter.js';
+import { loadInputs, loadWeights, readFileChecked, seededWeights, toWrite, UsageError } from '../io/tensors.js';
+import { writeSafetensorsFile } from '../io/safetensors.js';
+import { optimize, passNames } from '../passes/pipeline.js';
+import { verifyModule } from '../ir/verify.js';
+import { parseArgs, type FlagSpec } from './args.js';
+import { ProgramErrors } from './errors.js';
+import { runDemo } from './demo.js';
+import { moduleInfo } from './info.js';
+
+export interface Command {
+  summary: string;
+  run(args: string[]): Promise<number> | number;
+}
+
+function oneFile(positional: string[], command: string): string {
+  if (positional.length !== 1) throw new UsageError(`'peerc ${command}' takes one .peer file (got ${positional.length})`);
+  return positional[0]!;
+}
+
+/** Reads and compiles a file; program errors end the command with exit status 1. */
+export function compileFile(path: string, entry?: string): CompileResult & { module: IRModule } {
+  const decoded = decodeSource(readFileChecked(path), path);
+  if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
+  const r = compileSource(decoded.text, path, { entry });
+  if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
+  return r as CompileResult & { module: IRModule };
+}
+
+const entryFlag: FlagSpec = { entry: 'string' };
+
+export const COMMANDS: Record<string, Command> = {
+  check: {
+    summary: 'check FILE [--entry LAYER]            check names, dtypes and shapes; report every error',
+    run(args) {
+      const p = parseArgs(args, entryFlag, 'check');
+      const file = oneFile(p.positional, 'check');
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const fns = r.module.functions.size;
+      process.stdout.write(`${file}: ok (${r.module.params.length} parameters, ${fns} function${fns === 1 ? '' : 's'}${r.module.entry ? `, entry @${r.module.entry}` : ', no model'})\n`);
+      return 0;
+    },
+  },
+  ir: {
+    summary: `ir FILE [--dump-after PASS] [--entry L]  print the IR after a pass (${['check', ...passNames()].join(', ')})`,
+    run(args) {
+      const p = parseArgs(args, { ...entryFlag, 'dump-after': 'string' }, 'ir');
+      const file = oneFile(p.positional, 'ir');
+      const after = (p.flags.get('dump-after') as string | undefined) ?? 'dce';
+      if (after !== 'check' && !passNames().includes(after)) throw new UsageError(`unknown pass '${after}'; passes are: check, ${passNames().join(', ')}`);
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      let m = r.module;
+      if (after !== 'check') {
+        if (!m.entry) throw new UsageError(`${file} has no model to optimise; pass --entry LAYER or use --dump-after check`);
+        m = optimize(m, { stopAfter: after });
+      }
+      const problems = verifyModule(m);
+      if (problems.length) throw new Error(`IR verification failed after ${after}: ${problems[0]}`);
+      process.stdout.write(printModule(m));
+      return 0;
+    },
+  },
+  info: {
+    summary: 'info FILE [--json] [--entry L]          parameters (names, shapes, dtypes), inputs, outputs, training settings',
+    run(args) {
+      const p = parseArgs(args, { ...entryFlag, json: 'boolean' }, 'info');
+      const r = compileFile(oneFile(p.positional, 'info'), p.flags.get('entry') as string | undefined);
+      const info = moduleInfo(r.module);
+      process.stdout.write(p.flags.get('json') ? JSON.stringify(info, null, 2) + '\n' : info.text);
+      return 0;
+    },
+  },
+  run: {
+    summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--train-mode]',
+    run(args) {
+      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'number', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string' }, 'run');
+      const file = oneFile(p.positional, 'run');
+      const backend = (p.flags.get('backend') as string | undefined) ?? 'reference';
+      if (backend !== 'reference') throw new UsageError(`backend '${backend}' is not available; this build has only 'reference' (the float64 interpreter)`);
+      const inputsPath = p.flags.get('inputs') as string | undefined;
+      const outPath = p.flags.get('out') as string | undefined;
+      if (!inputsPath || !outPath) throw new UsageError("'peerc run' needs --inputs I.safetensors and --out O.safetensors");
+      if (p.flags.has('weights') === p.flags.has('seed')) throw new UsageError("'peerc run' needs exactly one of --weights W.safetensors or --seed S");
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const m = r.module;
+      const fn = entryFunction(m);
+      const weights = p.flags.has('seed') ? seededWeights(m, p.flags.get('seed') as number) : loadWeights(m, p.flags.get('weights') as string);
+      const inputs = loadInputs(fn, inputsPath);
+      const result = interpret(m, inputs, weights, { training: p.flags.get('train-mode') === true });
+      const tensors = result.outputs.map((t, i) => toWrite(result.outputs.length === 1 ? 'output' : `output_${i}`, t));
+      for (const [name, t] of result.bufferUpdates) tensors.push(toWrite(`buffer.${name}`, t));
+      writeSafetensorsFile(outPath, tensors, { producer: 'peerc run (float64 reference interpreter)', entry: m.entry });
+      const dims = [...result.dims].map(([k, v]) => `${k} = ${v}`).join(', ');
+      process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}${dims ? ` (${dims})` : ''}\n`);
+      return 0;
+    },
+  },
+  init: {
+    summary: 'init FILE --seed S --out W.safetensors [--f64]   write the seeded initial weights',
+    run(args) {
+      const p = parseArgs(args, { seed: 'number', out: 'string', f64: 'boolean' }, 'init');
+      const outPath = p.flags.get('out') as string | undefined;
+      if (!outPath || !p.flags.has('seed')) throw new UsageError("'peerc init' needs --seed S and --out W.safetensors");
+      const r = compileFile(oneFile(p.positional, 'init'));
+      const w = seededWeights(r.module, p.flags.get('seed') as number);
+      writeSafetensorsFile(outPath, [...w].map(([n, t]) => toWrite(n, t, p.flags.get('f64') ? 'F64' : 'F32')), { producer: 'peerc init', seed: String(p.flags.get('seed')) });
+      process.stdout.write(`wrote ${outPath}: ${w.size} tensors\n`);
+      return 0;
+    },
+  },
+  demo: {
+    summary: 'demo [--tokens T] [--seed S]               check and evaluate the paper\'s PEER layer (N = 1024^2) on seeded weights',
+    run(args) {
+      const p = parseArgs(args, { tokens: 'number', seed: 'number' }, 'demo');
+      return runDemo((p.flags.get('tokens') as number | undefined) ?? 8, (p.flags.get('seed') as number | undefined) ?? 0);
+    },
+  },
+};
+
+export function usage(): string {
+  return [
+    'peerc: a compiler for PEER layers (Parameter Efficient Expert Retrieval)',
+    '',
+    'usage: peerc COMMAND ...',
+    '',
+    ...Object.values(COMMANDS).map((c) => `  peerc ${c.summary}`),
+    '',
+    'Exit status: 0 ok, 1 errors in the program or data, 2 bad usage.',
+    'Docs: docs/language.md',
+    '',
+  ].join('\n');
+}
+

@@ -1,0 +1,55 @@
+// peerc: the command-line driver. Exit status 0 ok, 1 errors in the program or its data,
+// 2 bad usage. No input produces a stack trace.
+import { writeSync } from 'node:fs';
+import { CompileError } from '../diagnostics/diagnostic.js';
+import { ProgramErrors } from './errors.js';
+import { renderAll, renderDiagnostic } from '../diagnostics/render.js';
+import { UsageError } from '../io/tensors.js';
+import { COMMANDS, usage } from './commands.js';
+
+
+function out(fd: number, s: string): void {
+  writeSync(fd, s);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === 'help' || command === '--help' || command === '-h') {
+      out(1, usage());
+      return command ? 0 : 2;
+    }
+    if (command === '--version') {
+      out(1, 'peerc 0.1.0\n');
+      return 0;
+    }
+    const cmd = COMMANDS[command];
+    if (!cmd) throw new UsageError(`unknown command '${command}'\n\n${usage()}`);
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      out(2, `peerc: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof ProgramErrors) {
+      out(2, renderAll(e.diagnostics, e.sources));
+      return 1;
+    }
+    if (e instanceof CompileError) {
+      out(2, renderDiagnostic(e.diagnostic, new Map()) + '\n');
+      return 1;
+    }
+    if (e instanceof RangeError && /call stack/.test(e.message)) {
+      out(2, 'peerc: error: the program is too deeply nested to process\n');
+      return 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err?.code === 'EPIPE') return 0;
+    out(2, `peerc: internal error: ${err?.message ?? String(e)}\n(this is a bug in peerc; please report it with the input that caused it)\n`);
+    return 3;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,65 @@
+// Weights and inputs of a module, from safetensors files or from a seed.
+import { readFileSync, statSync } from 'node:fs';
+import { CompileError, diagnostic } from '../diagnostics/diagnostic.js';
+import type { IRFunction, IRModule } from '../ir/graph.js';
+import { initialTensor } from '../interp/init.js';
+import { Tensor } from '../interp/tensor.js';
+import { readSafetensors, type StTensor, type TensorToWrite } from './safetensors.js';
+
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
+const INT_DTYPES = new Set(['I64', 'I32', 'I16', 'I8', 'U8']);
+
+export function readFileChecked(path: string): Uint8Array {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new UsageError(`cannot read '${path}': no such file`);
+  }
+  if (st.isDirectory()) throw new UsageError(`'${path}' is a directory, not a file`);
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** A mistake in how peerc was invoked (exit status 2). */
+export class UsageError extends Error {}
+
+export function seededWeights(m: IRModule, seed: number): Map<string, Tensor> {
+  return new Map(m.params.map((p) => [p.name, initialTensor(p, seed)]));
+}
+
+export function loadWeights(m: IRModule, path: string): Map<string, Tensor> {
+  const { tensors } = readSafetensors(readFileChecked(path), path);
+  const out = new Map<string, Tensor>();
+  for (const p of m.params) {
+    const t = tensors.get(p.name);
+    if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` }));
+    if (!FLOAT_DTYPES.has(t.dtype) || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+      throw new CompileError(diagnostic('PEER0602', null, { name: p.name, expected: `a float tensor [${p.shape.join(', ')}]`, found: `${t.dtype}[${t.shape.join(', ')}]` }));
+    out.set(p.name, new Tensor('f32', t.shape, t.data));
+  }
+  return out;
+}
+
+export function loadInputs(fn: IRFunction, path: string): Map<string, Tensor> {
+  const { tensors } = readSafetensors(readFileChecked(path), path);
+  const out = new Map<string, Tensor>();
+  for (const id of fn.inputs) {
+    const node = fn.graph.node(id);
+    const name = node.attrs.name as string;
+    const dtype = node.types[0]!.dtype;
+    const t: StTensor | undefined = tensors.get(name);
+    if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name, kind: `input of @${fn.name}` }));
+    const ok = dtype === 'f32' ? FLOAT_DTYPES.has(t.dtype) : INT_DTYPES.has(t.dtype);
+    if (!ok) throw new CompileError(diagnostic('PEER0602', null, { name, expected: dtype === 'f32' ? 'a float dtype (F32, F64, F16, BF16)' : 'an integer dtype (I64, I32, ...)', found: t.dtype }));
+    out.set(name, new Tensor(dtype, t.shape, t.data));
+  }
+  return out;
+}
+
+export function toWrite(name: string, t: Tensor, floatDtype: 'F32' | 'F64' = 'F64'): TensorToWrite {
+  return { name, dtype: t.dtype === 'index' ? 'I64' : floatDtype, shape: t.shape, element: t.element };
+}

@@ -1,0 +1,131 @@
+// The IR: SSA graphs of primitive ops, hash-consed (building the same op on the same inputs
+// twice returns the same node) and frozen once built. Passes build new graphs.
+import type { Span } from '../../grammar/ast.js';
+import { Dim } from '../shapes/dim.js';
+import { opDef } from './ops/registry.js';
+import type { AttrValue, Attrs, TensorType } from './ops/types.js';
+import type { DType } from '../interp/tensor.js';
+
+export interface ValueRef {
+  readonly node: number;
+  readonly result: number;
+}
+
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly ValueRef[];
+  readonly attrs: Attrs;
+  readonly types: readonly TensorType[];
+  readonly span?: Span;
+}
+
+export function attrKey(v: AttrValue): string {
+  if (Array.isArray(v)) return `[${v.map((d) => d.toString()).join(',')}]`;
+  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+}
+
+export function typeKey(t: TensorType): string {
+  return `${t.dtype}${t.bound ? `<${t.bound}>` : ''}[${t.shape.map((d) => d.toString()).join(', ')}]`;
+}
+
+export class Graph {
+  private readonly list: Node[] = [];
+  private readonly byKey = new Map<string, number>();
+  private frozen = false;
+
+  get nodes(): readonly Node[] {
+    return this.list;
+  }
+  node(id: number): Node {
+    const n = this.list[id];
+    if (!n) throw new Error(`no node %${id}`);
+    return n;
+  }
+  typeOf(v: ValueRef): TensorType {
+    return this.node(v.node).types[v.result]!;
+  }
+
+  /**
+   * Adds (or finds) a node. Types are inferred by the op's shape rule, except for calls,
+   * whose types come from the callee. Leaf inputs are never merged: two arguments of the same
+   * type are different values.
+   */
+  add(op: string, inputs: readonly ValueRef[], attrs: Attrs = {}, span?: Span, types?: readonly TensorType[]): number {
+    if (this.frozen) throw new Error('graph is frozen');
+    const sorted = Object.keys(attrs).sort();
+    const key = `${op}(${inputs.map((i) => `${i.node}#${i.result}`).join(',')}){${sorted.map((k) => `${k}=${attrKey(attrs[k]!)}`).join(',')}}`;
+    const existing = this.byKey.get(key);
+    if (existing !== undefined && op !== 'input') return existing;
+    const resolved = types ?? opDef(op).infer(inputs.map((i) => this.typeOf(i)), attrs);
+    const node: Node = Object.freeze({
+      id: this.list.length, op, inputs: Object.freeze([...inputs]), attrs: Object.freeze({ ...attrs }),
+      types: Object.freeze(resolved.map((t) => Object.freeze(t))), span,
+    });
+    this.list.push(node);
+    this.byKey.set(key, node.id);
+    return node.id;
+  }
+
+  constant(value: number, dtype: DType, span?: Span): ValueRef {
+    return { node: this.add('const', [], { value, dtype }, span), result: 0 };
+  }
+
+  freeze(): this {
+    this.frozen = true;
+    return this;
+  }
+}
+
+export const ref = (node: number, result = 0): ValueRef => ({ node, result });
+
+export interface IRFunction {
+  readonly name: string;
+  readonly graph: Graph;
+  /** Node ids of the function's `input` nodes, in argument order. */
+  readonly inputs: readonly number[];
+  readonly outputs: readonly ValueRef[];
+  /** The symbolic dims left open by the signature (bound from input shapes at run time). */
+  readonly symbols: readonly string[];
+}
+
+export interface ParamInfo {
+  readonly name: string;
+  readonly role: 'param' | 'buffer';
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly init: InitSpec;
+  readonly lrMultiplier: number;
+  readonly sparse: boolean;
+  readonly weightDecay: boolean;
+  readonly span?: Span;
+}
+
+export type InitSpec =
+  | { kind: 'normal'; mean: number; std: number }
+  | { kind: 'uniform'; low: number; high: number }
+  | { kind: 'constant'; value: number };
+
+export type TrainValue = number | string;
+
+export interface IRModule {
+  readonly functions: ReadonlyMap<string, IRFunction>;
+  readonly entry: string;
+  readonly params: readonly ParamInfo[];
+  readonly train: ReadonlyMap<string, TrainValue>;
+}
+
+export const dimsAttr = (shape: readonly Dim[]): readonly Dim[] => Object.freeze([...shape]);
+
+/** Ids of the nodes the function's outputs depend on. */
+export function liveNodes(f: IRFunction): Set<number> {
+  const live = new Set<number>();
+  const stack = f.outputs.map((o) => o.node);
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (live.has(id)) continue;
+    live.add(id);
+    for (const r of f.graph.node(id).inputs) stack.push(r.node);
+  }
+  return live;
+}

@@ -1,0 +1,27 @@
+// The op registry: every IR op, declared once.
+import * as elementwise from './elementwise.js';
+import { einsum } from './einsum.js';
+import * as indexing from './indexing.js';
+import * as leaves from './leaves.js';
+import * as reductions from './reductions.js';
+import type { OpDef } from './types.js';
+
+const all: OpDef[] = [
+  ...Object.values(elementwise).filter(isOp),
+  einsum,
+  ...Object.values(indexing).filter(isOp),
+  ...Object.values(reductions).filter(isOp),
+  ...Object.values(leaves).filter(isOp),
+];
+
+function isOp(x: unknown): x is OpDef {
+  return typeof x === 'object' && x !== null && 'infer' in x && 'name' in x;
+}
+
+export const OPS: ReadonlyMap<string, OpDef> = new Map(all.map((o) => [o.name, o]));
+
+export function opDef(name: string): OpDef {
+  const d = OPS.get(name);
+  if (!d) throw new Error(`unknown IR op '${name}'`);
+  return d;
+}

@@ -1,0 +1,44 @@
+// What every IR op declares once: inputs, attributes, shape rule, reference semantics, and
+// a gradient slot (filled in by the training work). Everything else (checker, verifier,
+// printer, interpreter) is derived from these declarations.
+import type { Dim, Shape } from '../../shapes/dim.js';
+import type { DType, Tensor } from '../../interp/tensor.js';
+
+export interface TensorType {
+  dtype: DType;
+  shape: Shape;
+  /** For index tensors: every value is known to be below this (exclusive). */
+  bound?: Dim;
+}
+
+export type AttrValue = number | string | boolean | readonly Dim[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+export type AttrKind = 'int' | 'float' | 'string' | 'bool' | 'dims';
+
+export interface EvalContext {
+  /** Training mode: batchnorm uses batch statistics and reports running-stat updates. */
+  training: boolean;
+  /** Values of the symbolic dims of the entry point, bound from the inputs' shapes. */
+  dimValue(d: Dim): number;
+  /** Collects new values for buffers (batchnorm running statistics) when training. */
+  updateBuffer(name: string, value: Tensor): void;
+  /** Names of the parameter behind each input of the current node, when it is one. */
+  inputParamNames: (string | undefined)[];
+}
+
+export interface OpDef {
+  name: string;
+  /** Input names, for printing and messages; a trailing '...' means variadic. */
+  inputs: readonly string[];
+  attrs: Readonly<Record<string, AttrKind>>;
+  /** Result types from input types; throws a CompileError (without span) when ill-typed. */
+  infer(inputs: readonly TensorType[], attrs: Attrs): TensorType[];
+  /** Float64 reference semantics: the definition of the op's meaning. */
+  evaluate?(inputs: readonly Tensor[], attrs: Attrs, ctx: EvalContext): Tensor[];
+  /** Reverse-mode gradient; declared by the training work. */
+  grad: null;
+}
+
+export function defineOp(def: Omit<OpDef, 'grad'>): OpDef {
+  return { ...def, grad: null };
+}

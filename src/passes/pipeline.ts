@@ -1,0 +1,35 @@
+// The pass pipeline, in order. Each line says what the pass assumes and what it guarantees.
+// The verifier runs after every pass in tests; `peerc ir --dump-after NAME` prints the IR.
+import type { IRModule } from '../ir/graph.js';
+import { FOLD_RULES } from './fold.js';
+import { inlineModule } from './inline.js';
+import { rebuildModule } from './rebuild.js';
+
+export interface Pass {
+  name: string;
+  assumes: string;
+  guarantees: string;
+  run(m: IRModule): IRModule;
+}
+
+export const PIPELINE: readonly Pass[] = [
+  { name: 'inline', assumes: 'a verified module with an entry', guarantees: 'one function, the entry, with no calls', run: inlineModule },
+  { name: 'fold-constants', assumes: 'any verified module', guarantees: 'no elementwise op on scalar constants; x+0, x*1, x/1, -(-x) removed', run: (m) => rebuildModule(m, FOLD_RULES) },
+  { name: 'cse', assumes: 'any verified module', guarantees: 'no two nodes with the same op, inputs and attributes (the graph is rebuilt through hash-consing)', run: (m) => rebuildModule(m, []) },
+  { name: 'dce', assumes: 'any verified module', guarantees: 'every node is used by an output (inputs stay)', run: (m) => rebuildModule(m, []) },
+];
+
+export function passNames(): string[] {
+  return PIPELINE.map((p) => p.name);
+}
+
+/** Runs the pipeline, optionally stopping after the named pass; `after` is called after each pass. */
+export function optimize(m: IRModule, options: { stopAfter?: string; after?: (pass: Pass, m: IRModule) => void } = {}): IRModule {
+  let cur = m;
+  for (const pass of PIPELINE) {
+    cur = pass.run(cur);
+    options.after?.(pass, cur);
+    if (pass.name === options.stopAfter) break;
+  }
+  return cur;
+}

@@ -1,0 +1,5 @@
+/// <reference types="node" />
+declare module "*.peer" {
+  const text: string;
+  export default text;
+}

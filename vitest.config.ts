@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// .peer files are imported as text, as esbuild's text loader does for the CLI bundle.
+export default defineConfig({
+  plugins: [
+    {
+      name: 'peer-as-text',
+      transform(code: string, id: string) {
+        if (id.endsWith('.peer')) return { code: `export default ${JSON.stringify(code)};`, map: null };
+        return undefined;
+      },
+    },
+  ],
+  test: { include: ['test/**/*.test.ts'], testTimeout: 60_000, pool: 'forks' },
+});
