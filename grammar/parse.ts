@@ -65,8 +65,11 @@ export function parseSource(text: string, file: string): ParseResult {
     if (!(e instanceof RangeError)) throw e;
     problems.push({ kind: 'deep', limit: MAX_NESTING, span: { file, offset: 0, line: 1, col: 1, length: 1 } });
   }
+  const lexicalLines = new Set(problems.map((p) => `${p.span.line}`));
   for (const e of peerParser.errors) {
     const t = e.token;
+    // A bad character or unclosed string already explains what goes wrong on its line.
+    if (lexicalLines.has(`${t.startLine}`)) continue;
     const expected = e.message;
     const span = t.tokenType.name === 'EOF' ? endSpan(file, text) : tokenSpan(file, t);
     problems.push({ kind: 'syntax', expected, found: describe(t), span });

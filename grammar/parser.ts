@@ -427,10 +427,11 @@ export class PeerParser extends EmbeddedActionsParser {
       },
       {
         ALT: () => {
-          this.CONSUME2(T.LParen);
+          const open = this.CONSUME2(T.LParen);
           const e = this.SUBRULE(this.expr);
-          this.CONSUME2(T.RParen);
-          return e;
+          const close = this.CONSUME2(T.RParen);
+          // The parentheses belong to the expression's span, so messages quote "(h - 8)" whole.
+          return this.ACTION(() => this.node({ ...e, span: this.join(this.span(open), this.span(close)) }, [e]));
         },
       },
       {

@@ -75,7 +75,12 @@ class Checker {
     const errors = this.diagnostics.some((d) => d.severity === 'error');
     const functions = new Map([...this.functions].filter((e): e is [string, IRFunction] => e[1] !== null));
     const module: IRModule | null = errors ? null : { functions, entry: entry ?? '', params, train };
-    return { module, diagnostics: this.diagnostics };
+    const order = (d: Diagnostic) => (d.span ? [this.units.findIndex((u) => u.program.file === d.span!.file), d.span.offset] : [1e9, 0]);
+    const diagnostics = [...this.diagnostics].sort((a, b) => {
+      const [fa, oa] = order(a), [fb, ob] = order(b);
+      return fa! - fb! || oa! - ob!;
+    });
+    return { module, diagnostics };
   }
 
   private readonly instantiatedLayers = new Set<string>();
@@ -156,6 +161,7 @@ class Checker {
         fail('PEER0204', decl.value.span, { what: `constant '${name}'`, expected: 'a number or a string', found: describeValue(value) });
     } finally {
       this.constValues.set(name, value);
+      if (value.kind === 'int') this.globalScope.set(name, value);
     }
     return value;
   }
@@ -194,7 +200,10 @@ class Checker {
       for (const e of p.type.dims) if (e.kind === 'name' && !this.isGlobalConst(e.name)) bindings.set(e.name, { kind: 'int', dim: Dim.sym(e.name) });
     }
     const args = decl.params.map((p) => {
-      const shape = p.type.dims!.map((e) => asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span)));
+      const shape = p.type.dims!.map((e) => {
+        this.requireInferable(e, new Map([...bindings].map(([k, v]) => [k, v])), decl!.name);
+        return asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span));
+      });
       return { name: p.name, type: { dtype: p.type.dtype as 'f32' | 'index', shape } };
     });
     return this.instantiate(decl, args, decl.nameSpan)?.name;
@@ -209,7 +218,10 @@ class Checker {
     const args = decl.params.map((p) =>
       p.type.dims === null
         ? { name: p.name, value: bindings.get(p.name)! }
-        : { name: p.name, type: { dtype: p.type.dtype as 'f32' | 'index', shape: p.type.dims.map((e) => asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span))) } },
+        : { name: p.name, type: { dtype: p.type.dtype as 'f32' | 'index', shape: p.type.dims.map((e) => {
+            this.requireInferable(e, bindings, decl.name);
+            return asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span));
+          }) } },
     );
     this.generic++;
     try {
@@ -218,6 +230,22 @@ class Checker {
       if (!(e instanceof NeedsConcrete)) throw e;
     } finally {
       this.generic--;
+    }
+  }
+
+  /** A signature dim written as an expression may only use dims bound elsewhere (or constants). */
+  private requireInferable(e: Expr, bound: Scope | Map<string, Value>, layer: string): void {
+    const names: { name: string; span: Span }[] = [];
+    const walk = (x: Expr): void => {
+      if (x.kind === 'name') names.push({ name: x.name, span: x.span });
+      else if (x.kind === 'binary') (walk(x.left), walk(x.right));
+      else if (x.kind === 'unary') walk(x.operand);
+      else if (x.kind === 'call') x.args.forEach((a) => walk(a.value));
+    };
+    walk(e);
+    for (const n of names) {
+      const known = bound instanceof Scope ? bound.has(n.name) : bound.has(n.name);
+      if (!known && !this.isGlobalConst(n.name)) fail('PEER0307', n.span, { name: n.name, layer });
     }
   }
 
@@ -260,11 +288,14 @@ class Checker {
     decl.params.forEach((p, i) => {
       const a = args[i]!;
       if ('value' in a) return;
-      const expected = p.type.dims!.map((e) => asDim(this.evalOne(e, { graph, scope, layer: decl.name }), `a dimension of '${p.name}'`, e.span, this.text(e.span)));
+      const expected = p.type.dims!.map((e) => {
+        this.requireInferable(e, scope, decl.name);
+        return asDim(this.evalOne(e, { graph, scope, layer: decl.name }), `a dimension of '${p.name}'`, e.span, this.text(e.span));
+      });
       if (!expected.every((d, j) => d.equals(a.type.shape[j]!)))
         fail('PEER0303', callSpan, {
           what: `argument '${p.name}' of '${decl.name}'`,
-          expected: `${this.text(p.type.span)}${shapeToString(expected) !== this.text(p.type.span) ? ` = ${namedShape(expected, scope)}` : ''}`,
+          expected: `${this.text(p.type.span)}${namedShape(expected, scope) !== this.text(p.type.span).replace(/^f32/, '') ? ` = ${namedShape(expected, scope)}` : ''}`,
           found: namedShape(a.type.shape, scope),
           detail: '',
         });
@@ -278,7 +309,7 @@ class Checker {
     this.inProgress.push(decl.name);
     const savedNotes = this.callNotes;
     if (this.inProgress.length > 1) {
-      const bound = scope.names().filter((n) => !this.globalScope.has(n) && scope.get(n)!.kind === 'int').map((n) => `${n} = ${(scope.get(n) as { dim: Dim }).dim}`);
+      const bound = scope.names().filter((n) => !this.globalScope.has(n) && scope.get(n)!.kind === 'int').map((n) => [n, String((scope.get(n) as { dim: Dim }).dim)]).filter(([n, v]) => n !== v).map(([n, v]) => `${n} = ${v}`);
       this.callNotes = [`in '${decl.name}' called at ${callSpan.file}:${callSpan.line}:${callSpan.col}${bound.length ? ` with ${bound.join(', ')}` : ''}`, ...savedNotes];
     }
     try {
@@ -289,11 +320,11 @@ class Checker {
         return null;
       }
       const symbols = [...new Set(inputs.flatMap((id) => graph.node(id).types[0]!.shape.flatMap((d) => d.symbols)))];
-      const fn: IRFunction = { name: key.replace(/[^A-Za-z0-9_]+/g, '_').replace(/_+$/, ''), graph: graph.freeze(), inputs, outputs: outputs.map((o) => o.ref), symbols };
-      const unique = this.uniqueName(fn.name, key);
-      const named = { ...fn, name: unique };
-      if (this.generic === 0) this.functions.set(key, named);
-      return named;
+      // The first instantiation of a layer takes its name; later ones (other shapes) get _2, _3, ...
+      const name = this.generic === 0 ? this.uniqueName(decl.name, key) : decl.name;
+      const fn: IRFunction = { name, graph: graph.freeze(), inputs, outputs: outputs.map((o) => o.ref), symbols };
+      if (this.generic === 0) this.functions.set(key, fn);
+      return fn;
     } finally {
       this.inProgress.pop();
       this.callNotes = savedNotes;

@@ -42,7 +42,7 @@ export function nameDim(d: Dim, scope: Scope): string {
 
 export function closestName(name: string, candidates: string[]): string | undefined {
   let best: string | undefined;
-  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1;
+  let bestD = Math.floor((name.length + 1) / 3) + 1;
   for (const c of candidates) {
     const d = editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestD) {
