@@ -37,6 +37,21 @@ export class PeerParser extends EmbeddedActionsParser {
     this.performSelfAnalysis();
   }
 
+  /**
+   * Runs an embedded action. After a syntax error, recovery hands actions missing pieces;
+   * such an AST is discarded anyway, so a failed action yields a placeholder.
+   */
+  private build<R>(fn: () => R): R {
+    return this.ACTION(() => {
+      try {
+        return fn();
+      } catch (e) {
+        if (this.errors.length === 0) throw e;
+        return { kind: 'name', name: '<error>', span: { file: this.file, offset: 0, line: 1, col: 1, length: 1 } } as R;
+      }
+    });
+  }
+
   span(tok: IToken): Span {
     return {
       file: this.file,
@@ -63,7 +78,7 @@ export class PeerParser extends EmbeddedActionsParser {
     const decls: Decl[] = [];
     this.MANY(() => {
       const d = this.SUBRULE(this.decl);
-      this.ACTION(() => d && decls.push(d));
+      this.build(() => d && decls.push(d));
     });
     return { file: this.file, decls };
   });
@@ -82,7 +97,7 @@ export class PeerParser extends EmbeddedActionsParser {
     const name = this.CONSUME(T.Identifier);
     this.CONSUME(T.Equals);
     const value = this.SUBRULE(this.expr);
-    return this.ACTION(() => ({
+    return this.build(() => ({
       kind: 'const' as const, name: name.image, nameSpan: this.span(name), value,
       span: this.join(this.span(kw), value.span),
     }));
@@ -101,9 +116,9 @@ export class PeerParser extends EmbeddedActionsParser {
     const attributes: Attribute[] = [];
     this.MANY(() => {
       const a = this.SUBRULE(this.attribute);
-      this.ACTION(() => attributes.push(a));
+      this.build(() => attributes.push(a));
     });
-    return this.ACTION(() => {
+    return this.build(() => {
       const last = attributes.length ? attributes[attributes.length - 1]!.span : init ? init.span : type.span;
       return {
         kind: 'param' as const, role: kw.image === 'buffer' ? ('buffer' as const) : ('param' as const),
@@ -125,7 +140,7 @@ export class PeerParser extends EmbeddedActionsParser {
         end = this.CONSUME(T.RParen);
       },
     });
-    return this.ACTION(() => ({ name: name.image, args, span: this.join(this.span(at), this.span(end)) }));
+    return this.build(() => ({ name: name.image, args, span: this.join(this.span(at), this.span(end)) }));
   });
 
   private typeExpr = this.RULE('typeExpr', (): TypeExpr => {
@@ -133,7 +148,7 @@ export class PeerParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const kw = this.CONSUME(T.Int);
-          return this.ACTION(() => ({ dtype: 'int' as const, dims: null, span: this.span(kw) }));
+          return this.build(() => ({ dtype: 'int' as const, dims: null, span: this.span(kw) }));
         },
       },
       {
@@ -148,11 +163,11 @@ export class PeerParser extends EmbeddedActionsParser {
             SEP: T.Comma,
             DEF: () => {
               const e = this.SUBRULE(this.expr);
-              this.ACTION(() => dims.push(e));
+              this.build(() => dims.push(e));
             },
           });
           const close = this.CONSUME(T.RBracket);
-          return this.ACTION(() => ({
+          return this.build(() => ({
             dtype: dtypeTok?.image === 'index' ? ('index' as const) : ('f32' as const),
             dims,
             span: this.join(this.span(dtypeTok ?? open), this.span(close)),
@@ -173,7 +188,7 @@ export class PeerParser extends EmbeddedActionsParser {
         const p = this.CONSUME2(T.Identifier);
         this.CONSUME(T.Colon);
         const type = this.SUBRULE(this.typeExpr);
-        this.ACTION(() => params.push({ name: p.image, type, span: this.join(this.span(p), type.span) }));
+        this.build(() => params.push({ name: p.image, type, span: this.join(this.span(p), type.span) }));
       },
     });
     this.CONSUME(T.RParen);
@@ -187,7 +202,7 @@ export class PeerParser extends EmbeddedActionsParser {
             SEP: T.Comma,
             DEF: () => {
               const t = this.SUBRULE2(this.typeExpr);
-              this.ACTION(() => results.push(t));
+              this.build(() => results.push(t));
             },
           });
           this.CONSUME2(T.RParen);
@@ -196,7 +211,7 @@ export class PeerParser extends EmbeddedActionsParser {
       {
         ALT: () => {
           const t = this.SUBRULE3(this.typeExpr);
-          this.ACTION(() => results.push(t));
+          this.build(() => results.push(t));
         },
       },
     ]);
@@ -204,10 +219,10 @@ export class PeerParser extends EmbeddedActionsParser {
     const body: Stmt[] = [];
     this.MANY(() => {
       const s = this.SUBRULE(this.stmt);
-      this.ACTION(() => s && body.push(s));
+      this.build(() => s && body.push(s));
     });
     const close = this.CONSUME(T.RBrace);
-    return this.ACTION(() => ({
+    return this.build(() => ({
       kind: 'layer' as const, isModel: kw.image === 'model', name: name.image, nameSpan: this.span(name),
       params, results, body, span: this.join(this.span(kw), this.span(close)),
     }));
@@ -222,10 +237,10 @@ export class PeerParser extends EmbeddedActionsParser {
       this.CONSUME(T.Equals);
       const value = this.SUBRULE(this.expr);
       this.OPTION(() => this.CONSUME(T.Semicolon));
-      this.ACTION(() => settings.push({ name: n.image, value, span: this.join(this.span(n), value.span) }));
+      this.build(() => settings.push({ name: n.image, value, span: this.join(this.span(n), value.span) }));
     });
     const close = this.CONSUME(T.RBrace);
-    return this.ACTION(() => ({ kind: 'train' as const, settings, span: this.join(this.span(kw), this.span(close)) }));
+    return this.build(() => ({ kind: 'train' as const, settings, span: this.join(this.span(kw), this.span(close)) }));
   });
 
   private stmt = this.RULE('stmt', (): Stmt => {
@@ -238,10 +253,10 @@ export class PeerParser extends EmbeddedActionsParser {
             SEP: T.Comma,
             DEF: () => {
               const e = this.SUBRULE(this.expr);
-              this.ACTION(() => values.push(e));
+              this.build(() => values.push(e));
             },
           });
-          return this.ACTION(() => ({
+          return this.build(() => ({
             kind: 'return' as const, values, span: this.join(this.span(kw), values[values.length - 1]!.span),
           }));
         },
@@ -258,7 +273,7 @@ export class PeerParser extends EmbeddedActionsParser {
                   SEP: T.Comma,
                   DEF: () => {
                     const t = this.CONSUME(T.Identifier);
-                    this.ACTION(() => targets.push({ name: t.image, span: this.span(t) }));
+                    this.build(() => targets.push({ name: t.image, span: this.span(t) }));
                   },
                 });
                 this.CONSUME(T.RParen);
@@ -268,13 +283,13 @@ export class PeerParser extends EmbeddedActionsParser {
               ALT: () => {
                 const t = this.CONSUME2(T.Identifier);
                 first = t;
-                this.ACTION(() => targets.push({ name: t.image, span: this.span(t) }));
+                this.build(() => targets.push({ name: t.image, span: this.span(t) }));
               },
             },
           ]);
           this.CONSUME(T.Equals);
           const value = this.SUBRULE2(this.expr);
-          return this.ACTION(() => ({
+          return this.build(() => ({
             kind: 'assign' as const, targets, value, span: this.join(this.span(first!), value.span),
           }));
         },
@@ -291,7 +306,7 @@ export class PeerParser extends EmbeddedActionsParser {
     this.MANY(() => {
       const op = this.OR(ops.map((t) => ({ ALT: () => this.CONSUME(t) })));
       const right = next();
-      this.ACTION(() => {
+      this.build(() => {
         left = this.node(
           { kind: 'binary', op: op.image as '+', left, right, span: this.join(left.span, right.span) },
           [left, right],
@@ -315,7 +330,7 @@ export class PeerParser extends EmbeddedActionsParser {
         ALT: () => {
           const minus = this.CONSUME(T.Minus);
           const operand = this.SUBRULE(this.unary);
-          return this.ACTION(() =>
+          return this.build(() =>
             this.node({ kind: 'unary' as const, op: '-' as const, operand, span: this.join(this.span(minus), operand.span) }, [operand]),
           );
         },
@@ -331,7 +346,7 @@ export class PeerParser extends EmbeddedActionsParser {
     this.OPTION(() => {
       this.CONSUME(T.Caret);
       const exponent = this.SUBRULE(this.unary);
-      this.ACTION(() => {
+      this.build(() => {
         result = this.node(
           { kind: 'binary', op: '^', left: base, right: exponent, span: this.join(base.span, exponent.span) },
           [base, exponent],
@@ -350,11 +365,11 @@ export class PeerParser extends EmbeddedActionsParser {
         SEP: T.Comma,
         DEF: () => {
           const it = this.SUBRULE(this.indexItem);
-          this.ACTION(() => items.push(it));
+          this.build(() => items.push(it));
         },
       });
       const close = this.CONSUME(T.RBracket);
-      this.ACTION(() => {
+      this.build(() => {
         const t = target;
         const children = items.flatMap((i) => (i.kind === 'slice' ? [i.start, i.end] : i.kind === 'at' ? [i.index] : []))
           .filter((e): e is Expr => e !== undefined);
@@ -366,8 +381,8 @@ export class PeerParser extends EmbeddedActionsParser {
 
   private indexItem = this.RULE('indexItem', (): IndexItem => {
     return this.OR([
-      { ALT: () => { const t = this.CONSUME(T.Ellipsis); return this.ACTION(() => ({ kind: 'ellipsis' as const, span: this.span(t) })); } },
-      { ALT: () => { const t = this.CONSUME(T.None); return this.ACTION(() => ({ kind: 'newaxis' as const, span: this.span(t) })); } },
+      { ALT: () => { const t = this.CONSUME(T.Ellipsis); return this.build(() => ({ kind: 'ellipsis' as const, span: this.span(t) })); } },
+      { ALT: () => { const t = this.CONSUME(T.None); return this.build(() => ({ kind: 'newaxis' as const, span: this.span(t) })); } },
       {
         ALT: () => {
           let start: Expr | undefined;
@@ -378,7 +393,7 @@ export class PeerParser extends EmbeddedActionsParser {
             colon = this.CONSUME(T.Colon);
             this.OPTION3(() => { end = this.SUBRULE2(this.expr); });
           });
-          return this.ACTION((): IndexItem => {
+          return this.build((): IndexItem => {
             const first = start?.span ?? (colon ? this.span(colon) : this.span(this.LA(1)));
             const last = end?.span ?? (colon ? this.span(colon) : first);
             if (!colon && start) return { kind: 'at', index: start, span: start.span };
@@ -391,12 +406,12 @@ export class PeerParser extends EmbeddedActionsParser {
 
   private primary = this.RULE('primary', (): Expr => {
     return this.OR([
-      { ALT: () => { const t = this.CONSUME(T.IntegerLiteral); return this.ACTION(() => this.literal(t, 'int')); } },
-      { ALT: () => { const t = this.CONSUME(T.FloatLiteral); return this.ACTION(() => this.literal(t, 'float')); } },
+      { ALT: () => { const t = this.CONSUME(T.IntegerLiteral); return this.build(() => this.literal(t, 'int')); } },
+      { ALT: () => { const t = this.CONSUME(T.FloatLiteral); return this.build(() => this.literal(t, 'float')); } },
       {
         ALT: () => {
           const t = this.CONSUME(T.StringLiteral);
-          return this.ACTION(() => this.node({ kind: 'string' as const, value: t.image.slice(1, -1), span: this.span(t) }, []));
+          return this.build(() => this.node({ kind: 'string' as const, value: t.image.slice(1, -1), span: this.span(t) }, []));
         },
       },
       {
@@ -414,7 +429,7 @@ export class PeerParser extends EmbeddedActionsParser {
               call = { args, close };
             },
           });
-          return this.ACTION((): Expr => {
+          return this.build((): Expr => {
             const s = this.span(name);
             if (!call) return this.node({ kind: 'name', name: name.image, span: s }, []);
             const c = call;
@@ -431,7 +446,7 @@ export class PeerParser extends EmbeddedActionsParser {
           const e = this.SUBRULE(this.expr);
           const close = this.CONSUME2(T.RParen);
           // The parentheses belong to the expression's span, so messages quote "(h - 8)" whole.
-          return this.ACTION(() => this.node({ ...e, span: this.join(this.span(open), this.span(close)) }, [e]));
+          return this.build(() => this.node({ ...e, span: this.join(this.span(open), this.span(close)) }, [e]));
         },
       },
       {
@@ -442,11 +457,11 @@ export class PeerParser extends EmbeddedActionsParser {
             SEP: T.Comma,
             DEF: () => {
               const e = this.SUBRULE2(this.expr);
-              this.ACTION(() => items.push(e));
+              this.build(() => items.push(e));
             },
           });
           const close = this.CONSUME(T.RBracket);
-          return this.ACTION(() =>
+          return this.build(() =>
             this.node({ kind: 'list' as const, items, span: this.join(this.span(open), this.span(close)) }, items),
           );
         },
@@ -468,7 +483,7 @@ export class PeerParser extends EmbeddedActionsParser {
           },
         });
         const value = this.SUBRULE(this.expr);
-        this.ACTION(() =>
+        this.build(() =>
           args.push({ name: name?.image, value, span: name ? this.join(this.span(name), value.span) : value.span }),
         );
       },

@@ -1,7 +1,7 @@
 // Tokens of the .peer language. Labels are what error messages show to users.
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
-export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED, line_breaks: true });
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: Lexer.SKIPPED });
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, label: 'a name' });
@@ -58,4 +58,9 @@ export const allTokens: TokenType[] = [
   Plus, Minus, Star, Slash, Percent, Caret, At, Semicolon,
 ];
 
-export const peerLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
+// Only '\n' ends a line, as in the renderer of diagnostics (a lone '\r' is plain whitespace).
+export const peerLexer = new Lexer(allTokens, {
+  positionTracking: 'full',
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ['\n'],
+});
