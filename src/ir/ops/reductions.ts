@@ -66,8 +66,8 @@ export const softmax = lanewise('softmax', (xs) => {
 
 export const log_softmax = lanewise('log_softmax', (xs) => {
   const m = Math.max(...xs);
-  const lse = m + Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
-  return xs.map((x) => x - lse);
+  const logSum = Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
+  return xs.map((x) => x - m - logSum);
 });
 
 /** Normalises the last axis of x with per-channel scale (and shift). */
