@@ -44,7 +44,8 @@ function verifyFunction(f: IRFunction, fns: Map<string, IRFunction>, params: Set
       out.push(`${where}: ill-typed: ${(e as Error).message}`);
       continue;
     }
-    const actual = n.types.map(typeKey);
+    // An input may know more than its attributes say: the index bound of the caller's argument.
+    const actual = n.types.map((t) => typeKey(n.op === 'input' ? { dtype: t.dtype, shape: t.shape } : t));
     if (expected.join('|') !== actual.join('|')) out.push(`${where}: stored types ${actual} differ from inferred ${expected}`);
     if (n.op === 'param' && !params.has(n.attrs.name as string)) out.push(`${where}: unknown parameter ${n.attrs.name as string}`);
   }
