@@ -10,9 +10,12 @@ export type SyntaxProblem =
   | { kind: 'syntax'; expected: string; found: string; span: Span }
   | { kind: 'deep'; limit: number; span: Span }
   | { kind: 'literal'; text: string; span: Span }
-  | { kind: 'string'; span: Span };
+  | { kind: 'string'; span: Span }
+  | { kind: 'tokens'; count: number; limit: number; span: Span };
 
 export const MAX_NESTING = 64;
+/** Programs are small; a million tokens is far beyond any model and still parses in seconds. */
+export const MAX_TOKENS = 1_000_000;
 
 export interface ParseResult {
   program: Program | null; // null when there were syntax problems
@@ -34,6 +37,13 @@ function describe(t: IToken): string {
 
 export function parseSource(text: string, file: string): ParseResult {
   const problems: SyntaxProblem[] = [];
+  const cut = tokenLimitOffset(text);
+  if (cut !== undefined) {
+    const before = text.slice(0, cut);
+    const line = before.split('\n').length;
+    const span: Span = { file, offset: cut, line, col: cut - before.lastIndexOf('\n'), length: 1 };
+    return { program: null, problems: [{ kind: 'tokens', count: approximateTokens(text), limit: MAX_TOKENS, span }] };
+  }
   const lexed = T.peerLexer.tokenize(text);
   for (const e of lexed.errors) {
     const span: Span = { file, offset: e.offset, line: e.line ?? 1, col: e.column ?? 1, length: Math.max(1, e.length) };
@@ -42,6 +52,10 @@ export function parseSource(text: string, file: string): ParseResult {
     else problems.push({ kind: 'char', text: JSON.stringify(text.slice(e.offset, e.offset + Math.min(e.length, 10))), span });
   }
   const tokens = lexed.tokens;
+  if (tokens.length > MAX_TOKENS) {
+    problems.push({ kind: 'tokens', count: tokens.length, limit: MAX_TOKENS, span: tokenSpan(file, tokens[MAX_TOKENS]!) });
+    return { program: null, problems };
+  }
   for (const t of tokens) {
     if (t.tokenType === T.IntegerLiteral && !Number.isSafeInteger(Number(t.image))) {
       problems.push({ kind: 'literal', text: t.image.length > 24 ? t.image.slice(0, 24) + '…' : t.image, span: tokenSpan(file, t) });
@@ -57,6 +71,7 @@ export function parseSource(text: string, file: string): ParseResult {
   }
   peerParser.file = file;
   peerParser.tooDeep = [];
+  peerParser.depth.clear();
   peerParser.input = tokens;
   let program: Program | null = null;
   try {
@@ -75,6 +90,8 @@ export function parseSource(text: string, file: string): ParseResult {
     problems.push({ kind: 'syntax', expected, found: describe(t), span });
   }
   for (const s of peerParser.tooDeep) problems.push({ kind: 'deep', limit: MAX_EXPR_DEPTH, span: s });
+  peerParser.depth.clear();
+  peerParser.input = [];
   return { program: problems.length ? null : program, problems };
 }
 
@@ -82,6 +99,39 @@ function endSpan(file: string, text: string): Span {
   const lines = text.split('\n');
   const last = lines[lines.length - 1] ?? '';
   return { file, offset: text.length, line: lines.length, col: last.length + 1, length: 1 };
+}
+
+// Lexing costs memory per token, so huge inputs are measured first with a cheap scan that
+// counts each run of name/number characters and each other visible character (comments skipped).
+function scanTokens(text: string, stopAt: number): { count: number; offset?: number } {
+  let count = 0;
+  let inWord = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 35 /* # */) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl;
+      inWord = false;
+      continue;
+    }
+    const word = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 46;
+    const space = c === 32 || c === 9 || c === 10 || c === 13;
+    if (word ? !inWord : !space) {
+      count++;
+      if (count > stopAt) return { count, offset: i };
+    }
+    inWord = word;
+  }
+  return { count };
+}
+
+function tokenLimitOffset(text: string): number | undefined {
+  if (text.length < MAX_TOKENS) return undefined;
+  return scanTokens(text, MAX_TOKENS).offset;
+}
+
+function approximateTokens(text: string): number {
+  return scanTokens(text, Infinity).count;
 }
 
 function tooDeep(tokens: IToken[]): IToken | undefined {

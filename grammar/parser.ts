@@ -30,7 +30,8 @@ export class PeerParser extends EmbeddedActionsParser {
   file = '<input>';
   /** Nodes whose nesting depth exceeds MAX_EXPR_DEPTH, reported by the caller. */
   tooDeep: Span[] = [];
-  private depth = new WeakMap<Expr, number>();
+  // A plain Map (cleared per parse): WeakMaps cost the garbage collector dearly on big inputs.
+  depth = new Map<Expr, number>();
 
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, errorMessageProvider: expectedOnly });

@@ -29,6 +29,8 @@ export function syntaxDiagnostic(p: SyntaxProblem): Diagnostic {
       return diagnostic('PEER0103', p.span, { text: p.text });
     case 'string':
       return diagnostic('PEER0104', p.span, {});
+    case 'tokens':
+      return diagnostic('PEER0105', p.span, { count: p.count, limit: p.limit });
   }
 }
 

@@ -13,7 +13,7 @@ const programs = readdirSync(dir).filter((f) => f.endsWith('.peer')).sort();
 /** Codes raised only when running (bad weights or inputs) are covered by test/run.test.ts. */
 const RUNTIME_CODES = ['PEER0600', 'PEER0601', 'PEER0602', 'PEER0603', 'PEER0604', 'PEER0605'];
 /** Codes exercised by generated inputs in this file. */
-const GENERATED_CODES = ['PEER0002', 'PEER0003'];
+const GENERATED_CODES = ['PEER0002', 'PEER0003', 'PEER0105'];
 
 describe('every error code has a minimal failing program', () => {
   it('covers the whole message table', () => {
@@ -35,6 +35,13 @@ describe('generated inputs', () => {
   it('PEER0002: a file over the size limit', () => {
     const out = diagnoseBytes(new Uint8Array(MAX_SOURCE_BYTES + 1).fill(32), 'big.peer');
     expect(out).toContain('error PEER0002');
+  });
+
+  it('PEER0105: a program of millions of tokens is refused quickly, before lexing', () => {
+    const t0 = performance.now();
+    const out = diagnose('const a = ' + '1+'.repeat(2_000_000) + '1\n');
+    expect(out).toMatch(/error PEER0105: the program has 4,000,00\d tokens/);
+    expect(performance.now() - t0).toBeLessThan(5000);
   });
 
   it('PEER0003: stops after 100 errors and says so', () => {

@@ -15,6 +15,8 @@ export const MESSAGES = {
   PEER0102: m('nesting too deep', (a: { limit: number }) => `expression is nested more than ${a.limit} levels deep`),
   PEER0103: m('literal out of range', (a: { text: string }) => `number ${a.text} is too large (integers must be below 2^53)`),
   PEER0104: m('unterminated string', () => `string is not closed with '"' on the same line`),
+  PEER0105: m('program too long', (a: { count: number; limit: number }) =>
+    `the program has ${a.count.toLocaleString('en-US')} tokens; peerc reads at most ${a.limit.toLocaleString('en-US')} (this is where the limit is reached)`),
   // Names and structure
   PEER0200: m('unknown name', (a: { name: string; hint: string }) => `unknown name '${a.name}'${a.hint}`),
   PEER0201: m('duplicate definition', (a: { name: string; where: string }) => `'${a.name}' is already defined (${a.where})`),

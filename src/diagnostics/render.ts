@@ -12,12 +12,16 @@ export function renderDiagnostic(d: Diagnostic, sources: Map<string, string>): s
     const text = sources.get(file);
     const lineText = text === undefined ? undefined : sourceLine(text, line);
     if (lineText !== undefined) {
-      const shown = lineText.length > 200 ? lineText.slice(0, 200) + '…' : lineText;
+      // Long lines are shown as a window around the column, marked with '…' where cut.
+      const start = col > 120 ? col - 1 - 60 : 0;
+      const end = Math.min(lineText.length, start + 200);
+      const shown = (start > 0 ? '…' : '') + lineText.slice(start, end) + (end < lineText.length ? '…' : '');
+      const caretAt = col - 1 - start + (start > 0 ? 1 : 0);
       const gutter = String(line).length;
-      const width = Math.max(1, Math.min(d.span.length, shown.length - col + 1, 200));
+      const width = Math.max(1, Math.min(d.span.length, shown.length - caretAt, 200));
       out.push(`${' '.repeat(gutter)} |`);
-      out.push(`${line} | ${shown.replace(/\t/g, ' ')}`);
-      out.push(`${' '.repeat(gutter)} | ${' '.repeat(Math.min(col - 1, 200))}${'^'.repeat(width)}`);
+      out.push(`${line} | ${shown.replace(/[\t\r\x00-\x1f]/g, ' ')}`);
+      out.push(`${' '.repeat(gutter)} | ${' '.repeat(caretAt)}${'^'.repeat(width)}`);
     }
   }
   for (const n of d.notes) out.push(`  = note: ${n}`);

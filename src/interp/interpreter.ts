@@ -85,7 +85,15 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
     if (v === undefined) throw new Error(`unbound dim ${d}`);
     return v;
   };
-  const run = (f: IRFunction, args: Tensor[]): Tensor[] => {
+  // argParams: for each argument of f, the parameter it is (through any calls), so batchnorm
+  // knows which buffers to update even inside a called layer.
+  const run = (f: IRFunction, args: Tensor[], argParams: (string | undefined)[]): Tensor[] => {
+    const paramOf = (r: { node: number }): string | undefined => {
+      const src = f.graph.node(r.node);
+      if (src.op === 'param') return src.attrs.name as string;
+      if (src.op === 'input') return argParams[f.inputs.indexOf(src.id)];
+      return undefined;
+    };
     const values = new Map<number, Tensor[]>();
     f.inputs.forEach((id, i) => values.set(id, [args[i]!]));
     const live = liveNodes(f);
@@ -100,15 +108,12 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
 
     function evalNode(node: Node, ins: Tensor[]): Tensor[] {
       if (node.op === 'param') return [weights.get(node.attrs.name as string)!];
-      if (node.op === 'call') return run(byName.get(node.attrs.callee as string)!, ins);
+      if (node.op === 'call') return run(byName.get(node.attrs.callee as string)!, ins, node.inputs.map(paramOf));
       const ctx: EvalContext = {
         training: options.training ?? false,
         dimValue,
         updateBuffer: (name, value) => bufferUpdates.set(name, value),
-        inputParamNames: node.inputs.map((r) => {
-          const src = f.graph.node(r.node);
-          return src.op === 'param' ? (src.attrs.name as string) : undefined;
-        }),
+        inputParamNames: node.inputs.map(paramOf),
       };
       try {
         return opDef(node.op).evaluate!(ins, node.attrs, ctx);
@@ -118,7 +123,7 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
       }
     }
   };
-  const outputs = run(fn, fn.inputs.map((id) => inputs.get(fn.graph.node(id).attrs.name as string)!));
+  const outputs = run(fn, fn.inputs.map((id) => inputs.get(fn.graph.node(id).attrs.name as string)!), []);
   outputs.forEach((o, i) => {
     if (o.dtype === 'f32' && o.data.some((v) => !Number.isFinite(v))) throw new CompileError(diagnostic('PEER0605', null, { what: `output ${i + 1}` }));
   });
