@@ -1,0 +1,224 @@
+// Naive lowering: one gpu.js kernel per IR op, every intermediate materialised. It is the
+// baseline a user would write by hand, and it must agree with the reference interpreter.
+import type { Node } from '../src/ir/graph.js';
+import type { Dim } from '../src/shapes/dim.js';
+import { parseEinsum } from '../src/ir/ops/einsum.js';
+import { MASKED } from '../src/ir/ops/leaves.js';
+import { ArgAccess, decompose, flatIndex, lit, sizeOf } from './kernel.js';
+
+export interface RenderInput {
+  node: Node;
+  inShapes: number[][];
+  outShapes: number[][];
+  acc: ArgAccess;
+  dimValue: (d: Dim) => number;
+}
+
+export interface Rendered {
+  body: string;
+  loopMax: number;
+}
+
+type Renderer = (r: RenderInput) => Rendered;
+
+const X = 'this.thread.x';
+
+/** Reads input i at the output coordinates o0..o{n-1}, with NumPy broadcasting. */
+function broadcastRead(r: RenderInput, i: number): string {
+  const out = r.outShapes[0]!;
+  const sh = r.inShapes[i]!;
+  const off = out.length - sh.length;
+  const coords = sh.map((d, j) => (d === 1 ? '0' : `o${j + off}`));
+  return r.acc.read(i, flatIndex(coords, sh));
+}
+
+function elementwise(expr: (args: string[]) => string): Renderer {
+  return (r) => ({
+    body: `${decompose(X, r.outShapes[0]!, 'o')}\nreturn ${expr(r.inShapes.map((_, i) => broadcastRead(r, i)))};`,
+    loopMax: 1,
+  });
+}
+
+// erf with |error| < 1.5e-7 (Abramowitz and Stegun 7.1.26): below f32 resolution near 1.
+export const ERF_SOURCE = (v: string) =>
+  `((${v}) >= 0.0 ? 1.0 : -1.0) * (1.0 - (((((1.061405429 * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) - 1.453152027) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) + 1.421413741) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) - 0.284496736) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) + 0.254829592) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v})))) * Math.exp(-(${v}) * (${v})))`;
+
+export const ACTIVATIONS: Record<string, (v: string) => string> = {
+  relu: (v) => `Math.max(${v}, 0.0)`,
+  gelu: (v) => `0.5 * (${v}) * (1.0 + ${ERF_SOURCE(`(${v}) * 0.7071067811865476`)})`,
+  gelu_tanh: (v) => `0.5 * (${v}) * (1.0 + Math.tanh(0.7978845608028654 * ((${v}) + 0.044715 * (${v}) * (${v}) * (${v}))))`,
+  silu: (v) => `(${v}) / (1.0 + Math.exp(-(${v})))`,
+  sigmoid: (v) => `1.0 / (1.0 + Math.exp(-(${v})))`,
+  tanh: (v) => `Math.tanh(${v})`,
+  exp: (v) => `Math.exp(${v})`,
+  log: (v) => `Math.log(${v})`,
+  sqrt: (v) => `Math.sqrt(${v})`,
+  abs: (v) => `Math.abs(${v})`,
+  neg: (v) => `-(${v})`,
+  to_f32: (v) => `${v}`,
+  identity: (v) => `${v}`,
+};
+
+/** The k-th (0-based `slot`) entry of a lane in descending order, ties to the lower index. */
+export function selectionLoop(read: (i: string) => string, n: number, k: number, slot: string, v: string, i: string): string {
+  return [
+    `let ${v}_pv = 3.4e38; let ${v}_pi = -1.0; let ${v} = 0.0; let ${i} = -1.0;`,
+    `for (let p = 0; p < ${k}; p++) {`,
+    `  if (p <= ${slot}) {`,
+    `    let bv = -3.4e38; let bi = -1.0;`,
+    `    for (let c = 0; c < ${n}; c++) {`,
+    `      let cv = ${read('c')};`,
+    `      if ((cv < ${v}_pv || (cv == ${v}_pv && c > ${v}_pi)) && (bi < 0.0 || cv > bv || (cv == bv && c < bi))) { bv = cv; bi = c; }`,
+    `    }`,
+    `    ${v}_pv = bv; ${v}_pi = bi; ${v} = bv; ${i} = bi;`,
+    `  }`,
+    `}`,
+  ].join('\n');
+}
+
+const binary = (op: string) => elementwise(([a, b]) => `(${a}) ${op} (${b})`);
+
+function laneOp(r: RenderInput, axis: number, loops: (read: (j: string) => string, n: number, self: string) => string): Rendered {
+  const sh = r.inShapes[0]!;
+  const coords = sh.map((_, j) => (j === axis ? 'j' : `o${j}`));
+  const self = r.acc.read(0, flatIndex(sh.map((_, j) => `o${j}`), sh));
+  const read = (j: string) => r.acc.read(0, flatIndex(coords.map((c) => (c === 'j' ? j : c)), sh));
+  return { body: `${decompose(X, sh, 'o')}\n${loops(read, sh[axis]!, self)}`, loopMax: sh[axis]! };
+}
+
+function reduction(r: RenderInput, init: string, step: (acc: string, v: string) => string, finish: (acc: string, n: number) => string): Rendered {
+  const sh = r.inShapes[0]!;
+  const axis = r.node.attrs.axis as number;
+  const out = r.outShapes[0]!;
+  const outNames = out.map((_, j) => `o${j}`);
+  const coords = sh.map((_, j) => (j === axis ? 'j' : outNames[j < axis ? j : j - 1]!));
+  return {
+    body: `${decompose(X, out, 'o')}\nlet acc = ${init};\nfor (let j = 0; j < ${sh[axis]}; j++) { acc = ${step('acc', r.acc.read(0, flatIndex(coords, sh)))}; }\nreturn ${finish('acc', sh[axis]!)};`,
+    loopMax: sh[axis]!,
+  };
+}
+
+function norm(r: RenderInput, center: boolean, params: (c: string) => { g: string; b: string }): Rendered {
+  return laneOp(r, r.inShapes[0]!.length - 1, (read, n, self) => {
+    const c = `o${r.inShapes[0]!.length - 1}`;
+    const { g, b } = params(c);
+    const eps = lit(r.node.attrs.eps as number);
+    return [
+      `let mean = 0.0;`,
+      center ? `for (let j = 0; j < ${n}; j++) { mean += ${read('j')}; }\nmean = mean / ${lit(n)};` : '',
+      `let sq = 0.0;`,
+      `for (let j = 0; j < ${n}; j++) { let dv = ${read('j')} - mean; sq += dv * dv; }`,
+      `return (${self} - mean) / Math.sqrt(sq / ${lit(n)} + ${eps}) * ${g} + ${b};`,
+    ].join('\n');
+  });
+}
+
+export const NAIVE_RENDERERS: Record<string, Renderer> = {
+  const: (r) => ({ body: `return ${lit(r.node.attrs.value as number)};`, loopMax: 1 }),
+  add: binary('+'),
+  sub: binary('-'),
+  mul: binary('*'),
+  div: binary('/'),
+  pow: elementwise(([a, b]) => `Math.pow(${a}, ${b})`),
+  maximum: elementwise(([a, b]) => `Math.max(${a}, ${b})`),
+  minimum: elementwise(([a, b]) => `Math.min(${a}, ${b})`),
+  floordiv: elementwise(([a, b]) => `Math.floor((${a}) / (${b}) + 0.000001)`),
+  mod: elementwise(([a, b]) => `(${a}) - Math.floor((${a}) / (${b}) + 0.000001) * (${b})`),
+  ...Object.fromEntries(Object.entries(ACTIVATIONS).map(([k, f]) => [k, elementwise(([a]) => f(a!))])),
+  einsum(r) {
+    const spec = parseEinsum(r.node.attrs.spec as string, r.inShapes.length);
+    const size = new Map<string, number>();
+    spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, r.inShapes[i]![j]!)));
+    const outLetters = [...spec.output];
+    const sumLetters = [...size.keys()].filter((c) => !outLetters.includes(c));
+    const v = (c: string) => (outLetters.includes(c) ? `o${outLetters.indexOf(c)}` : `s_${c}`);
+    const product = spec.inputs.map((s, i) => r.acc.read(i, flatIndex([...s].map(v), r.inShapes[i]!))).join(' * ');
+    let inner = `acc += ${product};`;
+    for (const c of [...sumLetters].reverse()) inner = `for (let s_${c} = 0; s_${c} < ${size.get(c)}; s_${c}++) {\n${inner}\n}`;
+    return {
+      body: `${decompose(X, r.outShapes[0]!, 'o')}\nlet acc = 0.0;\n${inner}\nreturn acc;`,
+      loopMax: Math.max(1, ...sumLetters.map((c) => size.get(c)!)),
+    };
+  },
+  reduce_sum: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a) => a),
+  reduce_mean: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a, n) => `${a} / ${lit(n)}`),
+  reduce_max: (r) => reduction(r, '-3.4e38', (a, v) => `Math.max(${a}, ${v})`, (a) => a),
+  softmax: (r) =>
+    laneOp(r, r.node.attrs.axis as number, (read, n, self) =>
+      `let m = -3.4e38;\nfor (let j = 0; j < ${n}; j++) { m = Math.max(m, ${read('j')}); }\nlet s = 0.0;\nfor (let j = 0; j < ${n}; j++) { s += Math.exp(${read('j')} - m); }\nreturn Math.exp(${self} - m) / s;`),
+  log_softmax: (r) =>
+    laneOp(r, r.node.attrs.axis as number, (read, n, self) =>
+      `let m = -3.4e38;\nfor (let j = 0; j < ${n}; j++) { m = Math.max(m, ${read('j')}); }\nlet s = 0.0;\nfor (let j = 0; j < ${n}; j++) { s += Math.exp(${read('j')} - m); }\nreturn ${self} - m - Math.log(s);`),
+  slice(r) {
+    const axis = r.node.attrs.axis as number;
+    const start = r.node.attrs.start as number;
+    const out = r.outShapes[0]!;
+    const coords = out.map((_, j) => (j === axis ? `(o${j} + ${start})` : `o${j}`));
+    return { body: `${decompose(X, out, 'o')}\nreturn ${r.acc.read(0, flatIndex(coords, r.inShapes[0]!))};`, loopMax: 1 };
+  },
+  expand_dims: (r) => ({ body: `return ${r.acc.read(0, X)};`, loopMax: 1 }),
+  reshape: (r) => ({ body: `return ${r.acc.read(0, X)};`, loopMax: 1 }),
+  iota: () => ({ body: `return ${X};`, loopMax: 1 }),
+  causal_mask(r) {
+    const n = r.outShapes[0]![0]!;
+    return { body: `${decompose(X, [n, n], 'o')}\nreturn o1 <= o0 ? 0.0 : ${lit(MASKED)};`, loopMax: 1 };
+  },
+  topk(r) {
+    const sh = r.inShapes[0]!;
+    const n = sh[sh.length - 1]!;
+    const k = r.node.attrs.k as number;
+    const total = sizeOf(r.outShapes[0]!);
+    const read = (c: string) => r.acc.read(0, `lane * ${n} + ${c}`);
+    return {
+      body: [
+        `let cell = ${X}; let second = 0.0;`,
+        `if (cell >= ${total}) { cell = cell - ${total}; second = 1.0; }`,
+        decompose('cell', [total / k, k], 'o'),
+        `let lane = o0;`,
+        selectionLoop(read, n, k, 'o1', 'v', 'vi'),
+        `return second > 0.5 ? vi : v;`,
+      ].join('\n'),
+      loopMax: Math.max(n, k),
+    };
+  },
+  gather(r) {
+    const table = r.inShapes[0]!;
+    const rowSize = sizeOf(table.slice(1));
+    const rows = sizeOf(r.inShapes[1]!);
+    return {
+      body: `${decompose(X, [rows, rowSize], 'o')}\nreturn ${r.acc.readRow(0, r.acc.read(1, 'o0'), 'o1', rowSize)};`,
+      loopMax: 1,
+    };
+  },
+  take_along(r) {
+    const n = r.inShapes[0]![r.inShapes[0]!.length - 1]!;
+    const m = r.inShapes[1]![r.inShapes[1]!.length - 1]!;
+    const lanes = sizeOf(r.inShapes[1]!) / m;
+    return { body: `${decompose(X, [lanes, m], 'o')}\nreturn ${r.acc.read(0, `o0 * ${n} + ${r.acc.read(1, X)}`)};`, loopMax: 1 };
+  },
+  layernorm: (r) => norm(r, true, (c) => ({ g: r.acc.read(1, c), b: r.acc.read(2, c) })),
+  rmsnorm: (r) => norm(r, false, (c) => ({ g: r.acc.read(1, c), b: '0.0' })),
+};
+
+/** BatchNorm: evaluation mode reads running statistics; training mode recomputes batch statistics. */
+export function renderBatchnorm(r: RenderInput, training: boolean): Rendered {
+  const sh = r.inShapes[0]!;
+  const c = sh[sh.length - 1]!;
+  const rows = sizeOf(sh) / c;
+  const eps = lit(r.node.attrs.eps as number);
+  const head = `${decompose(X, [rows, c], 'o')}\nlet xv = ${r.acc.read(0, X)};`;
+  const affine = (mean: string, variance: string) => `return (xv - ${mean}) / Math.sqrt(${variance} + ${eps}) * ${r.acc.read(1, 'o1')} + ${r.acc.read(2, 'o1')};`;
+  if (!training) return { body: `${head}\n${affine(r.acc.read(3, 'o1'), r.acc.read(4, 'o1'))}`, loopMax: 1 };
+  return {
+    body: [
+      head,
+      `let mean = 0.0;`,
+      `for (let j = 0; j < ${rows}; j++) { mean += ${r.acc.read(0, `j * ${c} + o1`)}; }`,
+      `mean = mean / ${lit(rows)};`,
+      `let sq = 0.0;`,
+      `for (let j = 0; j < ${rows}; j++) { let dv = ${r.acc.read(0, `j * ${c} + o1`)} - mean; sq += dv * dv; }`,
+      affine('mean', `(sq / ${lit(rows)})`),
+    ].join('\n'),
+    loopMax: rows,
+  };
+}

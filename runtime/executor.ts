@@ -1,0 +1,168 @@
+// Runs an IR module's entry with generated gpu.js kernels: binds dims from the inputs,
+// renders one kernel per op (per fused op under the fused lowering), creates and caches
+// kernels per shape, and reports the backend that actually ran and per-kernel times.
+import gpujs from 'gpu.js';
+import { renderKernel } from '../codegen/render.js';
+import type { KernelArg, KernelPlan } from '../codegen/kernel.js';
+import { FLAT_INDEX_LIMIT } from '../codegen/kernel.js';
+import type { IRFunction, IRModule, ValueRef } from '../src/ir/graph.js';
+import { liveNodes } from '../src/ir/graph.js';
+import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
+import type { Tensor } from '../src/interp/tensor.js';
+import type { Dim } from '../src/shapes/dim.js';
+import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
+
+const { GPU } = gpujs;
+// gpu.js builds multi-dimensional views with input(); its typings omit it.
+const input = (gpujs as unknown as { input: (data: Float32Array, size: number[]) => unknown }).input;
+
+export interface F32Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface ForwardResult {
+  outputs: F32Tensor[];
+  /** Milliseconds per kernel label, summed over this call. */
+  timings: Map<string, number>;
+}
+
+/** The flat data of views (reshape, expand_dims) is their source's: no kernel, no copy. */
+const VIEW_OPS = new Set(['reshape', 'expand_dims']);
+
+interface Step {
+  node: number;
+  plan: KernelPlan;
+  kernel: (...args: unknown[]) => unknown;
+  checked: boolean;
+}
+
+export class KernelFallback extends Error {}
+
+export class Executor {
+  readonly backend: BackendInfo;
+  private readonly gpu: InstanceType<typeof GPU>;
+  private readonly fn: IRFunction;
+  private readonly plans = new Map<string, Step[]>();
+  private readonly params = new Map<string, Float32Array>();
+
+  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor>, backend: BackendName | 'auto', readonly training = false) {
+    this.backend = resolveBackend(backend);
+    this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
+    this.fn = entryFunction(module);
+    if ([...module.functions.values()].some((f) => f.graph.nodes.some((n) => n.op === 'call'))) throw new Error('the executor needs an inlined module (run the pass pipeline first)');
+    checkWeights(module, weights);
+    for (const p of module.params) this.params.set(p.name, Float32Array.from(weights.get(p.name)!.data));
+  }
+
+  /** Number of kernels the current shapes need (for reports). */
+  kernelCount(): number {
+    return [...this.plans.values()].reduce((a, s) => a + s.length, 0);
+  }
+
+  async forward(inputs: ReadonlyMap<string, Tensor>): Promise<ForwardResult> {
+    const fn = this.fn;
+    const dims = bindInputDims(fn, inputs);
+    const dimValue = (d: Dim) => d.evaluate((s) => dims.get(s))!;
+    const key = [...dims].map(([k, v]) => `${k}=${v}`).join(',');
+    const shapeOf = (r: ValueRef) => fn.graph.typeOf(r).shape.map(dimValue);
+    let steps = this.plans.get(key);
+    if (!steps) {
+      steps = this.build(shapeOf, dimValue);
+      this.plans.set(key, steps);
+    }
+    const values = new Map<number, Float32Array[]>();
+    fn.inputs.forEach((id) => values.set(id, [Float32Array.from(inputs.get(fn.graph.node(id).attrs.name as string)!.data)]));
+    const timings = new Map<string, number>();
+    const read = (r: ValueRef): Float32Array => {
+      const src = this.source(r);
+      if (src.kind === 'param') return this.params.get(src.name)!;
+      const v = values.get(src.ref.node);
+      if (!v) throw new Error(`value %${src.ref.node} used before it was computed`);
+      return v[src.ref.result]!;
+    };
+    for (const step of steps) {
+      const args = step.plan.args.filter((a) => a.kind === 'value').map((a) => read((a as { ref: ValueRef }).ref));
+      const t0 = performance.now();
+      let out = step.kernel(...args) as Float32Array | Promise<Float32Array>;
+      if (this.backend.asyncMode) out = await out;
+      timings.set(step.plan.label, (timings.get(step.plan.label) ?? 0) + performance.now() - t0);
+      if (!step.checked) {
+        this.checkKernel(step);
+        step.checked = true;
+      }
+      const flat = out as Float32Array;
+      let offset = 0;
+      values.set(step.node, step.plan.results.map((len) => flat.subarray(offset, (offset += len))));
+    }
+    const outputs = fn.outputs.map((o) => ({ shape: shapeOf(o), data: Float32Array.from(read(o)) }));
+    return { outputs, timings };
+  }
+
+  /** Follows views back to the value (or parameter) that holds the data. */
+  private source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string } {
+    let cur = r;
+    for (;;) {
+      const n = this.fn.graph.node(cur.node);
+      if (n.op === 'param') return { kind: 'param', name: n.attrs.name as string };
+      if (!VIEW_OPS.has(n.op)) return { kind: 'value', ref: cur };
+      cur = n.inputs[0]!;
+    }
+  }
+
+  private build(shapeOf: (r: ValueRef) => number[], dimValue: (d: Dim) => number): Step[] {
+    const fn = this.fn;
+    const live = liveNodes(fn);
+    const steps: Step[] = [];
+    for (const node of fn.graph.nodes) {
+      if (!live.has(node.id) || node.op === 'input' || node.op === 'param' || VIEW_OPS.has(node.op)) continue;
+      const args: KernelArg[] = node.inputs.map((r) => {
+        const src = this.source(r);
+        return src.kind === 'param' ? { kind: 'param', name: src.name, shape: shapeOf(r) } : { kind: 'value', ref: src.ref, shape: shapeOf(r) };
+      });
+      const plan = renderKernel(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
+      for (const a of args)
+        if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
+          throw new Error(`${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly`);
+      if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new Error(`${node.op} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly`);
+      steps.push({ node: node.id, plan, kernel: this.createKernel(plan), checked: false });
+    }
+    return steps;
+  }
+
+  private createKernel(plan: KernelPlan): (...args: unknown[]) => unknown {
+    const constants: Record<string, unknown> = {};
+    const params: string[] = [];
+    plan.args.forEach((a, i) => {
+      if (a.kind === 'value') {
+        params.push(`a${i}`);
+        return;
+      }
+      const data = this.params.get(a.name)!;
+      const cells = a.shape.reduce((x, y) => x * y, 1);
+      constants[`p${i}`] = cells >= FLAT_INDEX_LIMIT ? input(data, [cells / a.shape[0]!, a.shape[0]!]) : data;
+    });
+    const source = `function(${params.join(', ')}) {\n${plan.source}\n}`;
+    const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
+    return create.call(this.gpu, source, {
+      output: [plan.outputLength],
+      constants,
+      loopMaxIterations: Math.max(1000, plan.loopMax + 1),
+      tactic: 'precision',
+      precision: 'single',
+      asyncMode: this.backend.asyncMode,
+    });
+  }
+
+  /** Never let a kernel fall back to another backend silently. */
+  private checkKernel(step: Step): void {
+    const k = step.kernel as unknown as { kernel?: { constructor: { name: string }; fallbackReason?: string | null } };
+    const cls = k.kernel?.constructor?.name;
+    if (cls !== this.backend.kernelClass)
+      throw new KernelFallback(`kernel '${step.plan.label}' ran as ${cls ?? 'unknown'} instead of ${this.backend.kernelClass}${k.kernel?.fallbackReason ? `: ${k.kernel.fallbackReason}` : ''}`);
+  }
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+}
