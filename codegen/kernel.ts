@@ -21,6 +21,8 @@ export interface KernelPlan {
   results: number[];
   /** The longest loop the source contains (gpu.js needs loopMaxIterations >= it). */
   loopMax: number;
+  /** Stage i of a fused op also reads the outputs of stages 0..i-1, as arguments st0, st1, ... */
+  earlierStages: number;
 }
 
 /** Reads of kernel arguments: flat values, or [row][col] for parameters too large to index flat. */

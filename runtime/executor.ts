@@ -2,7 +2,7 @@
 // renders one kernel per op (per fused op under the fused lowering), creates and caches
 // kernels per shape, and reports the backend that actually ran and per-kernel times.
 import gpujs from 'gpu.js';
-import { renderKernel } from '../codegen/render.js';
+import { renderKernels } from '../codegen/render.js';
 import type { KernelArg, KernelPlan } from '../codegen/kernel.js';
 import { FLAT_INDEX_LIMIT } from '../codegen/kernel.js';
 import type { IRFunction, IRModule, ValueRef } from '../src/ir/graph.js';
@@ -32,6 +32,9 @@ const VIEW_OPS = new Set(['reshape', 'expand_dims']);
 
 interface Step {
   node: number;
+  /** Index among the stages of its node; only the last stage's output is the node's value. */
+  stage: number;
+  last: boolean;
   plan: KernelPlan;
   kernel: (...args: unknown[]) => unknown;
   checked: boolean;
@@ -81,8 +84,10 @@ export class Executor {
       if (!v) throw new Error(`value %${src.ref.node} used before it was computed`);
       return v[src.ref.result]!;
     };
+    let stageOutputs: Float32Array[] = [];
     for (const step of steps) {
-      const args = step.plan.args.filter((a) => a.kind === 'value').map((a) => read((a as { ref: ValueRef }).ref));
+      if (step.stage === 0) stageOutputs = [];
+      const args = [...step.plan.args.filter((a) => a.kind === 'value').map((a) => read((a as { ref: ValueRef }).ref)), ...stageOutputs.slice(0, step.plan.earlierStages)];
       const t0 = performance.now();
       let out = step.kernel(...args) as Float32Array | Promise<Float32Array>;
       if (this.backend.asyncMode) out = await out;
@@ -92,6 +97,10 @@ export class Executor {
         step.checked = true;
       }
       const flat = out as Float32Array;
+      if (!step.last) {
+        stageOutputs.push(flat);
+        continue;
+      }
       let offset = 0;
       values.set(step.node, step.plan.results.map((len) => flat.subarray(offset, (offset += len))));
     }
@@ -120,12 +129,14 @@ export class Executor {
         const src = this.source(r);
         return src.kind === 'param' ? { kind: 'param', name: src.name, shape: shapeOf(r) } : { kind: 'value', ref: src.ref, shape: shapeOf(r) };
       });
-      const plan = renderKernel(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
+      const plans = renderKernels(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
       for (const a of args)
         if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
           throw new Error(`${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly`);
-      if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new Error(`${node.op} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly`);
-      steps.push({ node: node.id, plan, kernel: this.createKernel(plan), checked: false });
+      plans.forEach((plan, stage) => {
+        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new Error(`${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly`);
+        steps.push({ node: node.id, stage, last: stage === plans.length - 1, plan, kernel: this.createKernel(plan), checked: false });
+      });
     }
     return steps;
   }
@@ -142,6 +153,7 @@ export class Executor {
       const cells = a.shape.reduce((x, y) => x * y, 1);
       constants[`p${i}`] = cells >= FLAT_INDEX_LIMIT ? input(data, [cells / a.shape[0]!, a.shape[0]!]) : data;
     });
+    for (let s = 0; s < plan.earlierStages; s++) params.push(`st${s}`);
     const source = `function(${params.join(', ')}) {\n${plan.source}\n}`;
     const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
     return create.call(this.gpu, source, {

@@ -2,6 +2,7 @@
 // The verifier runs after every pass in tests; `peerc ir --dump-after NAME` prints the IR.
 import type { IRModule } from '../ir/graph.js';
 import { FOLD_RULES } from './fold.js';
+import { FUSION_RULES } from './fuse.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
 
@@ -19,14 +20,23 @@ export const PIPELINE: readonly Pass[] = [
   { name: 'dce', assumes: 'any verified module', guarantees: 'every node is used by an output (inputs stay)', run: (m) => rebuildModule(m, []) },
 ];
 
+/** The fused lowering's extra passes, after PIPELINE (see src/passes/fuse.ts for each rule). */
+export const FUSION_PIPELINE: readonly Pass[] = [
+  { name: 'fuse', assumes: 'an inlined, CSE\'d module', guarantees: 'product-key retrieval, expert activations and expert outputs are single fused ops; no [T, .., k, k] or [T, .., d] gathered tensor remains where a rule fired', run: (m) => rebuildModule(m, FUSION_RULES) },
+  { name: 'fuse-dce', assumes: 'a fused module', guarantees: 'the primitive ops the fusions replaced are gone', run: (m) => rebuildModule(m, []) },
+];
+
+export type Lowering = 'naive' | 'fused';
+
 export function passNames(): string[] {
-  return PIPELINE.map((p) => p.name);
+  return [...PIPELINE, ...FUSION_PIPELINE].map((p) => p.name);
 }
 
 /** Runs the pipeline, optionally stopping after the named pass; `after` is called after each pass. */
-export function optimize(m: IRModule, options: { stopAfter?: string; after?: (pass: Pass, m: IRModule) => void } = {}): IRModule {
+export function optimize(m: IRModule, options: { stopAfter?: string; after?: (pass: Pass, m: IRModule) => void; lowering?: Lowering } = {}): IRModule {
   let cur = m;
-  for (const pass of PIPELINE) {
+  const fused = options.lowering === 'fused' || (options.stopAfter !== undefined && FUSION_PIPELINE.some((p) => p.name === options.stopAfter));
+  for (const pass of fused ? [...PIPELINE, ...FUSION_PIPELINE] : PIPELINE) {
     cur = pass.run(cur);
     options.after?.(pass, cur);
     if (pass.name === options.stopAfter) break;

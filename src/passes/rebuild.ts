@@ -2,12 +2,22 @@
 // tried on every node. Every pass is a rebuild with some rules.
 import { Graph, liveNodes, ref, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
 
+export interface RewriteContext {
+  module: IRModule;
+  /** The graph being rewritten (patterns are matched here). */
+  src: Graph;
+  /** The new value of an old one (only for nodes already visited: inputs of the current node). */
+  map(r: ValueRef): ValueRef;
+  /** The nodes of src that use a node's results. */
+  users(id: number): readonly Node[];
+}
+
 export interface RewriteRule {
   name: string;
   /** What the rule matches and what it guarantees. */
   doc: string;
   /** Returns the values that replace the node's results, or undefined to leave it alone. */
-  apply(node: Node, inputs: readonly ValueRef[], g: Graph, module: IRModule): readonly ValueRef[] | undefined;
+  apply(node: Node, inputs: readonly ValueRef[], g: Graph, module: IRModule, ctx: RewriteContext): readonly ValueRef[] | undefined;
 }
 
 /** Copies a node into g with new inputs (types re-inferred, except calls and leaves). */
@@ -22,11 +32,24 @@ export function emitInto(f: IRFunction, g: Graph, args: readonly ValueRef[] | nu
   const map = new Map<number, ValueRef[]>();
   if (args) f.inputs.forEach((id, i) => map.set(id, [args[i]!]));
   const live = liveNodes(f);
+  let usersOf: Map<number, Node[]> | undefined;
+  const ctx: RewriteContext = {
+    module,
+    src: f.graph,
+    map: (r) => map.get(r.node)![r.result]!,
+    users(id) {
+      if (!usersOf) {
+        usersOf = new Map();
+        for (const n of f.graph.nodes) if (live.has(n.id)) for (const r of n.inputs) usersOf.set(r.node, [...(usersOf.get(r.node) ?? []), n]);
+      }
+      return usersOf.get(id) ?? [];
+    },
+  };
   for (const node of f.graph.nodes) {
     if (map.has(node.id) || (!live.has(node.id) && node.op !== 'input')) continue;
     const inputs = node.inputs.map((r) => map.get(r.node)![r.result]!);
     let out: readonly ValueRef[] | undefined;
-    for (const rule of rules) if ((out = rule.apply(node, inputs, g, module))) break;
+    for (const rule of rules) if ((out = rule.apply(node, inputs, g, module, ctx))) break;
     map.set(node.id, [...(out ?? copyNode(node, inputs, g))]);
   }
   return f.outputs.map((o) => map.get(o.node)![o.result]!);

@@ -2,6 +2,7 @@
 import * as elementwise from './elementwise.js';
 import { einsum } from './einsum.js';
 import * as indexing from './indexing.js';
+import * as fused from './fused.js';
 import * as leaves from './leaves.js';
 import * as reductions from './reductions.js';
 import type { OpDef } from './types.js';
@@ -12,6 +13,7 @@ const all: OpDef[] = [
   ...Object.values(indexing).filter(isOp),
   ...Object.values(reductions).filter(isOp),
   ...Object.values(leaves).filter(isOp),
+  ...Object.values(fused).filter(isOp),
 ];
 
 function isOp(x: unknown): x is OpDef {

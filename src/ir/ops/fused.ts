@@ -1,0 +1,116 @@
+// Fused ops: what the fusion rules (src/passes/fuse.ts) produce. Each is declared like any
+// other op, with float64 semantics equal to the primitive ops it replaces, so the reference
+// interpreter checks every fusion, and the decomposition stays available as the oracle.
+import { fail } from '../../diagnostics/diagnostic.js';
+import { Tensor } from '../../interp/tensor.js';
+import { Dim, shapeToString } from '../../shapes/dim.js';
+import { erf } from './elementwise.js';
+import { runtimeIndexError, topkLane } from './indexing.js';
+import { requireDtype } from './shape-rules.js';
+import { defineOp } from './types.js';
+
+export type Gate = 'none' | 'softmax' | 'relu';
+
+function gateValues(scores: number[], gate: Gate): number[] {
+  if (gate === 'relu') return scores.map((s) => (s > 0 ? s : 0));
+  if (gate === 'none') return scores;
+  const m = Math.max(...scores);
+  const e = scores.map((s) => Math.exp(s - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / z);
+}
+
+/**
+ * Product-key retrieval from two sub-key score rows s1, s2 [..., n]: top-k of each, the k*k
+ * candidate sums, their top-k, the gate over the k selected scores, and the expert index
+ * a * n + b. Ties go to the lower index at every step, as topk does.
+ */
+export const product_retrieve = defineOp({
+  name: 'product_retrieve',
+  inputs: ['s1', 's2'],
+  attrs: { k: 'int', gate: 'string' },
+  infer([s1, s2], attrs) {
+    requireDtype(s1!, 'f32', "'product_retrieve'");
+    if (shapeToString(s1!.shape) !== shapeToString(s2!.shape)) fail('PEER0303', null, { what: 'product_retrieve', expected: shapeToString(s1!.shape), found: shapeToString(s2!.shape), detail: '' });
+    const n = s1!.shape[s1!.shape.length - 1]!;
+    const shape = [...s1!.shape.slice(0, -1), Dim.of(attrs.k as number)];
+    return [{ dtype: 'f32', shape }, { dtype: 'index', shape, bound: n.mul(n) }];
+  },
+  evaluate([s1, s2], attrs) {
+    const k = attrs.k as number;
+    const n = s1!.shape[s1!.shape.length - 1]!;
+    const lanes = s1!.size / n;
+    const shape = [...s1!.shape.slice(0, -1), k];
+    const w = Tensor.zeros('f32', shape), idx = Tensor.zeros('index', shape);
+    for (let l = 0; l < lanes; l++) {
+      const r1 = s1!.data.subarray(l * n, l * n + n), r2 = s2!.data.subarray(l * n, l * n + n);
+      const a = topkLane(r1, k), b = topkLane(r2, k);
+      const cand = new Float64Array(k * k);
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) cand[i * k + j] = r1[a[i]!]! + r2[b[j]!]!;
+      const best = topkLane(cand, k);
+      const g = gateValues(best.map((c) => cand[c]!), attrs.gate as Gate);
+      best.forEach((c, j) => {
+        w.data[l * k + j] = g[j]!;
+        idx.data[l * k + j] = a[Math.floor(c / k)]! * n + b[c % k]!;
+      });
+    }
+    return [w, idx];
+  },
+});
+
+const ACT: Record<string, (x: number) => number> = {
+  none: (x) => x,
+  relu: (x) => (x > 0 ? x : 0),
+  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+};
+
+/** h_i = w_i * act(U[idx_i] . x_t) for every (token, slot): no [T, ..., d] gather is made. */
+export const expert_act = defineOp({
+  name: 'expert_act',
+  inputs: ['x', 'U', 'indices', 'weights'],
+  attrs: { act: 'string' },
+  infer([x, u, idx, w]) {
+    requireDtype(idx!, 'index', "'expert_act' indices");
+    if (shapeToString(idx!.shape) !== shapeToString(w!.shape)) fail('PEER0303', null, { what: 'expert_act weights', expected: shapeToString(idx!.shape), found: shapeToString(w!.shape), detail: '' });
+    if (!x!.shape[1]!.equals(u!.shape[1]!) || !x!.shape[0]!.equals(idx!.shape[0]!)) fail('PEER0303', null, { what: 'expert_act', expected: 'x [T, d], U [N, d], indices [T, ...]', found: `${shapeToString(x!.shape)}, ${shapeToString(u!.shape)}, ${shapeToString(idx!.shape)}`, detail: '' });
+    return [{ dtype: 'f32', shape: w!.shape }];
+  },
+  evaluate([x, u, idx, w], attrs) {
+    const d = x!.shape[1]!, rows = u!.shape[0]!;
+    const perToken = idx!.size / x!.shape[0]!;
+    const act = ACT[attrs.act as string]!;
+    const out = Tensor.zeros('f32', w!.shape);
+    for (let i = 0; i < idx!.size; i++) {
+      const e = idx!.data[i]!, t = Math.floor(i / perToken);
+      if (!(e >= 0 && e < rows)) throw runtimeIndexError('expert_act', e, rows);
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += u!.element(e * d + j) * x!.data[t * d + j]!;
+      out.data[i] = w!.data[i]! * act(dot);
+    }
+    return [out];
+  },
+});
+
+/** y_t = sum over slots of h_i * V[idx_i] (plus an optional residual): no [T, ..., d] gather. */
+export const expert_out = defineOp({
+  name: 'expert_out',
+  inputs: ['h', 'V', 'indices', 'residual...'],
+  attrs: {},
+  infer([h, v, idx, residual]) {
+    requireDtype(idx!, 'index', "'expert_out' indices");
+    const shape = [h!.shape[0]!, v!.shape[1]!];
+    if (residual && shapeToString(residual.shape) !== shapeToString(shape)) fail('PEER0303', null, { what: 'expert_out residual', expected: shapeToString(shape), found: shapeToString(residual.shape), detail: '' });
+    return [{ dtype: 'f32', shape }];
+  },
+  evaluate([h, v, idx, residual]) {
+    const T = h!.shape[0]!, d = v!.shape[1]!, rows = v!.shape[0]!;
+    const perToken = idx!.size / T;
+    const out = residual ? new Tensor('f32', [T, d], Float64Array.from(residual.data)) : Tensor.zeros('f32', [T, d]);
+    for (let i = 0; i < idx!.size; i++) {
+      const e = idx!.data[i]!, t = Math.floor(i / perToken);
+      if (!(e >= 0 && e < rows)) throw runtimeIndexError('expert_out', e, rows);
+      for (let j = 0; j < d; j++) out.data[t * d + j] = out.data[t * d + j]! + h!.data[i]! * v!.element(e * d + j);
+    }
+    return [out];
+  },
+});

@@ -1,0 +1,195 @@
+// Fusion rules: primitive-op patterns -> fused ops (src/ir/ops/fused.ts). The patterns are
+// the primitive ops themselves, so a variant written without the prelude fuses too. A rule
+// never fires when an intermediate it would absorb has another user: fusing would then
+// compute that work twice.
+import { ref, type Graph, type Node, type ValueRef } from '../ir/graph.js';
+import { parseEinsum } from '../ir/ops/einsum.js';
+import type { Gate } from '../ir/ops/fused.js';
+import type { RewriteContext, RewriteRule } from './rebuild.js';
+
+const same = (a: ValueRef, b: ValueRef) => a.node === b.node && a.result === b.result;
+const nodeOf = (ctx: RewriteContext, r: ValueRef) => ctx.src.node(r.node);
+const rank = (ctx: RewriteContext, r: ValueRef) => ctx.src.typeOf(r).shape.length;
+
+/** Only the given nodes use `id` (so absorbing it into a fusion duplicates no work). */
+function onlyUsedBy(ctx: RewriteContext, id: number, allowed: readonly number[]): boolean {
+  return ctx.users(id).every((u) => allowed.includes(u.id));
+}
+
+/** expand_dims(x) adding an axis at `fromEnd` positions before the end (1 = last). */
+function expandOf(ctx: RewriteContext, r: ValueRef, fromEnd: number): ValueRef | undefined {
+  const n = nodeOf(ctx, r);
+  if (n.op !== 'expand_dims') return undefined;
+  return (n.attrs.axis as number) === rank(ctx, r) - fromEnd ? n.inputs[0] : undefined;
+}
+
+interface Candidates {
+  s1: ValueRef;
+  s2: ValueRef;
+  k: number;
+  top1: Node;
+  top2: Node;
+  chain: number[];
+}
+
+/** reshape(expand(v1, last) + expand(v2, second last)) with (v1, a) = topk(s1, k), (v2, b) = topk(s2, k). */
+function matchCandidates(ctx: RewriteContext, r: ValueRef): Candidates | undefined {
+  const reshape = nodeOf(ctx, r);
+  if (reshape.op !== 'reshape') return undefined;
+  const add = nodeOf(ctx, reshape.inputs[0]!);
+  if (add.op !== 'add') return undefined;
+  const v1 = expandOf(ctx, add.inputs[0]!, 1), v2 = expandOf(ctx, add.inputs[1]!, 2);
+  if (!v1 || !v2 || v1.result !== 0 || v2.result !== 0) return undefined;
+  const top1 = nodeOf(ctx, v1), top2 = nodeOf(ctx, v2);
+  if (top1.op !== 'topk' || top2.op !== 'topk' || top1.attrs.k !== top2.attrs.k) return undefined;
+  if (ctx.src.typeOf(top1.inputs[0]!).shape.map(String).join() !== ctx.src.typeOf(top2.inputs[0]!).shape.map(String).join()) return undefined;
+  return { s1: top1.inputs[0]!, s2: top2.inputs[0]!, k: top1.attrs.k as number, top1, top2, chain: [reshape.id, add.id, add.inputs[0]!.node, add.inputs[1]!.node] };
+}
+
+/** reshape(expand(a, last) * n + expand(b, second last)): the product index of the pairs. */
+function matchExperts(ctx: RewriteContext, r: ValueRef, c: Candidates): number[] | undefined {
+  const reshape = nodeOf(ctx, r);
+  if (reshape.op !== 'reshape') return undefined;
+  const add = nodeOf(ctx, reshape.inputs[0]!);
+  if (add.op !== 'add') return undefined;
+  const mul = nodeOf(ctx, add.inputs[0]!);
+  if (mul.op !== 'mul') return undefined;
+  const n = ctx.src.typeOf(c.s1).shape.at(-1)!.value;
+  const isN = (x: ValueRef) => nodeOf(ctx, x).op === 'const' && nodeOf(ctx, x).attrs.value === n;
+  const scaled = isN(mul.inputs[1]!) ? mul.inputs[0]! : isN(mul.inputs[0]!) ? mul.inputs[1]! : undefined;
+  if (!scaled) return undefined;
+  const a = expandOf(ctx, scaled, 1), b = expandOf(ctx, add.inputs[1]!, 2);
+  if (!a || !b || !same(a, ref(c.top1.id, 1)) || !same(b, ref(c.top2.id, 1))) return undefined;
+  return [reshape.id, add.id, mul.id, scaled.node, add.inputs[1]!.node];
+}
+
+/** The gate applied to the selected scores when it is their only use. */
+function gateOf(ctx: RewriteContext, top: Node): { gate: Gate; node?: Node } {
+  const users = ctx.users(top.id).filter((u) => u.inputs.some((i) => i.node === top.id && i.result === 0));
+  const u = users.length === 1 ? users[0]! : undefined;
+  if (u?.op === 'relu') return { gate: 'relu', node: u };
+  if (u?.op === 'softmax' && (u.attrs.axis as number) === rank(ctx, u.inputs[0]!) - 1) return { gate: 'softmax', node: u };
+  return { gate: 'none' };
+}
+
+/** The whole product-key pattern around the final top-k node, if its pieces have no other users. */
+function matchRetrieval(ctx: RewriteContext, top: Node): { c: Candidates; gate: Gate; take: Node } | undefined {
+  if (top.op !== 'topk') return undefined;
+  const c = matchCandidates(ctx, top.inputs[0]!);
+  if (!c || top.attrs.k !== c.k) return undefined;
+  const takes = ctx.users(top.id).filter((u) => u.op === 'take_along');
+  if (takes.length !== 1 || !same(takes[0]!.inputs[1]!, ref(top.id, 1))) return undefined;
+  const experts = matchExperts(ctx, takes[0]!.inputs[0]!, c);
+  if (!experts) return undefined;
+  const inside = [top.id, ...c.chain, ...experts, takes[0]!.id];
+  const gate = gateOf(ctx, top);
+  const ok =
+    onlyUsedBy(ctx, c.top1.id, inside) && onlyUsedBy(ctx, c.top2.id, inside) &&
+    [...c.chain, ...experts].every((id) => onlyUsedBy(ctx, id, inside)) &&
+    ctx.users(top.id).every((u) => inside.includes(u.id) || u.id === gate.node?.id);
+  return ok ? { c, gate: gate.gate, take: takes[0]! } : undefined;
+}
+
+function emitRetrieval(g: Graph, ctx: RewriteContext, m: { c: Candidates; gate: Gate }, span: Node['span']): number {
+  return g.add('product_retrieve', [ctx.map(m.c.s1), ctx.map(m.c.s2)], { k: m.c.k, gate: m.gate }, span);
+}
+
+export const fuseRetrieval: RewriteRule = {
+  name: 'fuse-retrieval',
+  doc: 'topk/topk/candidate sums/topk/take_along of two sub-key score rows (+ a softmax or relu gate that is the scores\' only use) -> product_retrieve; the [.., k, k] candidate tensors are never made. Does not fire if any piece has another user, and never absorbs the scoring einsum (recomputing it per slot would multiply work).',
+  apply(node, _inputs, g, _m, ctx) {
+    if (node.op === 'take_along') {
+      const top = nodeOf(ctx, node.inputs[1]!);
+      const m = matchRetrieval(ctx, top);
+      return m ? [ref(emitRetrieval(g, ctx, m, node.span), 1)] : undefined;
+    }
+    if (node.op === 'softmax' || node.op === 'relu') {
+      const top = nodeOf(ctx, node.inputs[0]!);
+      const m = node.inputs[0]!.result === 0 ? matchRetrieval(ctx, top) : undefined;
+      return m && m.gate !== 'none' ? [ref(emitRetrieval(g, ctx, m, node.span), 0)] : undefined;
+    }
+    if (node.op === 'topk') {
+      const m = matchRetrieval(ctx, node);
+      if (!m || m.gate !== 'none') return undefined;
+      const id = emitRetrieval(g, ctx, m, node.span);
+      // The local candidate indices (#1) only feed the take_along, which becomes product_retrieve#1.
+      return [ref(id, 0), ref(id, 1)];
+    }
+    return undefined;
+  },
+};
+
+/** gather(table, idx) used only by `user`, with a 2-D table. */
+function soleGather(ctx: RewriteContext, r: ValueRef, user: Node): Node | undefined {
+  const g = nodeOf(ctx, r);
+  if (g.op !== 'gather' || rank(ctx, g.inputs[0]!) !== 2 || !onlyUsedBy(ctx, g.id, [user.id])) return undefined;
+  return g;
+}
+
+/** einsum(gather(U, idx), x) contracting the row with x [T, d]: letters "ABCD,AD->ABC". */
+function matchExpertDot(ctx: RewriteContext, r: ValueRef): { U: ValueRef; idx: ValueRef; x: ValueRef; node: Node } | undefined {
+  const e = nodeOf(ctx, r);
+  if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
+  const spec = parseEinsum(e.attrs.spec as string, 2);
+  const [gs, xs] = spec.inputs as [string, string];
+  const g = soleGather(ctx, e.inputs[0]!, e);
+  if (!g || xs.length !== 2 || xs !== gs[0]! + gs.at(-1)! || spec.output !== gs.slice(0, -1)) return undefined;
+  return { U: g.inputs[0]!, idx: g.inputs[1]!, x: e.inputs[1]!, node: e };
+}
+
+export const fuseExpertActivation: RewriteRule = {
+  name: 'fuse-expert-activation',
+  doc: 'w * act(einsum(gather(U, idx), x)) with act relu, gelu or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor. Does not fire if the gather or the dot products have other users.',
+  apply(node, _inputs, g, _m, ctx) {
+    if (node.op !== 'mul') return undefined;
+    for (const [wi, ai] of [[0, 1], [1, 0]] as const) {
+      let inner = node.inputs[ai]!;
+      let act = 'none';
+      const a = nodeOf(ctx, inner);
+      if ((a.op === 'relu' || a.op === 'gelu') && onlyUsedBy(ctx, a.id, [node.id])) {
+        act = a.op;
+        inner = a.inputs[0]!;
+      }
+      const dot = matchExpertDot(ctx, inner);
+      if (!dot || !onlyUsedBy(ctx, dot.node.id, [act === 'none' ? node.id : a.id])) continue;
+      const w = node.inputs[wi]!;
+      if (ctx.src.typeOf(w).shape.map(String).join() !== ctx.src.typeOf(dot.idx).shape.map(String).join()) continue;
+      return [ref(g.add('expert_act', [ctx.map(dot.x), ctx.map(dot.U), ctx.map(dot.idx), ctx.map(w)], { act }, node.span))];
+    }
+    return undefined;
+  },
+};
+
+export const fuseExpertOutput: RewriteRule = {
+  name: 'fuse-expert-output',
+  doc: 'einsum(h, gather(V, idx)) summing the slots: "ABC,ABCD->AD" -> expert_out(h, V, idx): each output cell reads its column of the chosen rows, no [T, .., d] gathered tensor. Does not fire if the gather has another user.',
+  apply(node, _inputs, g, _m, ctx) {
+    if (node.op !== 'einsum' || node.inputs.length !== 2) return undefined;
+    const spec = parseEinsum(node.attrs.spec as string, 2);
+    for (const [hi, gi] of [[0, 1], [1, 0]] as const) {
+      const hs = spec.inputs[hi]!, gs = spec.inputs[gi]!;
+      const gather = soleGather(ctx, node.inputs[gi]!, node);
+      if (!gather || gs !== hs + gs.at(-1)! || spec.output !== hs[0]! + gs.at(-1)!) continue;
+      if (ctx.src.typeOf(node.inputs[hi]!).shape.map(String).join() !== ctx.src.typeOf(gather.inputs[1]!).shape.map(String).join()) continue;
+      return [ref(g.add('expert_out', [ctx.map(node.inputs[hi]!), ctx.map(gather.inputs[0]!), ctx.map(gather.inputs[1]!)], {}, node.span))];
+    }
+    return undefined;
+  },
+};
+
+export const fuseResidual: RewriteRule = {
+  name: 'fuse-residual',
+  doc: 'x + expert_out(h, V, idx) -> expert_out(h, V, idx, x): the residual add as the output kernel\'s epilogue. Fires only when the expert output has no other user.',
+  apply(node, inputs, g, _m, ctx) {
+    if (node.op !== 'add') return undefined;
+    for (const [ri, ei] of [[0, 1], [1, 0]] as const) {
+      const e = g.node(inputs[ei]!.node);
+      if (e.op !== 'expert_out' || e.inputs.length !== 3 || !onlyUsedBy(ctx, node.inputs[ei]!.node, [node.id])) continue;
+      if (g.typeOf(inputs[ri]!).shape.map(String).join() !== e.types[0]!.shape.map(String).join()) continue;
+      return [ref(g.add('expert_out', [...e.inputs, inputs[ri]!], {}, node.span))];
+    }
+    return undefined;
+  },
+};
+
+export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertOutput, fuseResidual];
