@@ -42,6 +42,14 @@ interface Step {
 
 export class KernelFallback extends Error {}
 
+/** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
+function toFloat32(t: Tensor): Float32Array {
+  if (!t.isLazy) return Float32Array.from(t.data);
+  const out = new Float32Array(t.size);
+  for (let i = 0; i < t.size; i++) out[i] = t.element(i);
+  return out;
+}
+
 export class Executor {
   readonly backend: BackendInfo;
   private readonly gpu: InstanceType<typeof GPU>;
@@ -49,13 +57,21 @@ export class Executor {
   private readonly plans = new Map<string, Step[]>();
   private readonly params = new Map<string, Float32Array>();
 
-  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor>, backend: BackendName | 'auto', readonly training = false) {
+  /** Weights are reference tensors, or float32 arrays used as they are (no copy). */
+  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', readonly training = false) {
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);
     if ([...module.functions.values()].some((f) => f.graph.nodes.some((n) => n.op === 'call'))) throw new Error('the executor needs an inlined module (run the pass pipeline first)');
-    checkWeights(module, weights);
-    for (const p of module.params) this.params.set(p.name, Float32Array.from(weights.get(p.name)!.data));
+    for (const p of module.params) {
+      const w = weights.get(p.name);
+      if (w instanceof Float32Array) {
+        if (w.length !== p.shape.reduce((a, b) => a * b, 1)) throw new Error(`weights '${p.name}': ${w.length} values for shape [${p.shape.join(', ')}]`);
+        this.params.set(p.name, w);
+      }
+    }
+    checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...this.params.keys()]);
+    for (const p of module.params) if (!this.params.has(p.name)) this.params.set(p.name, toFloat32(weights.get(p.name) as Tensor));
   }
 
   /** Number of kernels the current shapes need (for reports). */

@@ -1,6 +1,9 @@
 import { compileSource, decodeSource } from '../src/frontend.js';
 import { renderAll } from '../src/diagnostics/render.js';
 import type { IRModule } from '../src/ir/graph.js';
+import { entryFunction } from '../src/interp/interpreter.js';
+import { normalAt, uniformAt } from '../src/interp/init.js';
+import { Tensor } from '../src/interp/tensor.js';
 
 /** Compiles and renders every diagnostic exactly as the CLI prints it. */
 export function diagnose(text: string, file = 'test.peer'): string {
@@ -19,3 +22,27 @@ export function compileOk(text: string, file = 'test.peer', entry?: string): IRM
   if (!r.module) throw new Error(renderAll(r.diagnostics, r.sources));
   return r.module;
 }
+
+/** Small random inputs for an entry: symbolic dims are 3 (tokens) or 5, index inputs in range. */
+export function sampleInputs(m: IRModule, seed = 0): Map<string, Tensor> {
+  const fn = entryFunction(m);
+  const sizes = new Map<string, number>();
+  const out = new Map<string, Tensor>();
+  for (const id of fn.inputs) {
+    const n = fn.graph.node(id);
+    const type = n.types[0]!;
+    const shape = type.shape.map((d) => d.evaluate((s) => sizes.get(s) ?? (sizes.set(s, 3 + sizes.size * 2), sizes.get(s)))!);
+    const size = shape.reduce((a, b) => a * b, 1);
+    const limit = indexLimit(m, n.attrs.name as string);
+    const data = Float64Array.from({ length: size }, (_, i) => (type.dtype === 'index' ? Math.floor(uniformAt(seed + 11, i, 0) * limit) : normalAt(seed + 11, i)));
+    out.set(n.attrs.name as string, new Tensor(type.dtype, shape, data));
+  }
+  return out;
+}
+
+/** Rows of the smallest table an index input is gathered from (the examples embed with E). */
+function indexLimit(m: IRModule, _input: string): number {
+  const e = m.params.find((p) => p.name === 'E');
+  return e ? e.shape[0]! : 2;
+}
+

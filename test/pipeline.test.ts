@@ -3,41 +3,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { IRModule } from '../src/ir/graph.js';
 import { printModule } from '../src/ir/print.js';
 import { verifyModule } from '../src/ir/verify.js';
-import { entryFunction, interpret } from '../src/interp/interpreter.js';
-import { normalAt, uniformAt } from '../src/interp/init.js';
-import { Tensor } from '../src/interp/tensor.js';
+import { interpret } from '../src/interp/interpreter.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize, PIPELINE } from '../src/passes/pipeline.js';
-import { compileOk } from './helpers.js';
+import { compileOk, sampleInputs } from './helpers.js';
 
 const dir = join(import.meta.dirname, '..', 'examples');
 const files = readdirSync(dir).filter((f) => f.endsWith('.peer'));
-
-/** Small random inputs for an entry: symbolic dims are 3 (tokens) or 5, index inputs in range. */
-export function sampleInputs(m: IRModule, seed = 0): Map<string, Tensor> {
-  const fn = entryFunction(m);
-  const sizes = new Map<string, number>();
-  const out = new Map<string, Tensor>();
-  for (const id of fn.inputs) {
-    const n = fn.graph.node(id);
-    const type = n.types[0]!;
-    const shape = type.shape.map((d) => d.evaluate((s) => sizes.get(s) ?? (sizes.set(s, 3 + sizes.size * 2), sizes.get(s)))!);
-    const size = shape.reduce((a, b) => a * b, 1);
-    const limit = indexLimit(m, n.attrs.name as string);
-    const data = Float64Array.from({ length: size }, (_, i) => (type.dtype === 'index' ? Math.floor(uniformAt(seed + 11, i, 0) * limit) : normalAt(seed + 11, i)));
-    out.set(n.attrs.name as string, new Tensor(type.dtype, shape, data));
-  }
-  return out;
-}
-
-/** Rows of the smallest table an index input is gathered from (the examples embed with E). */
-function indexLimit(m: IRModule, _input: string): number {
-  const e = m.params.find((p) => p.name === 'E');
-  return e ? e.shape[0]! : 2;
-}
 
 describe.each(files)('%s', (file) => {
   const m = compileOk(readFileSync(join(dir, file), 'utf8'), `examples/${file}`);

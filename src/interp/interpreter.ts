@@ -65,8 +65,9 @@ export function bindInputDims(fn: IRFunction, inputs: ReadonlyMap<string, Tensor
   return dims;
 }
 
-export function checkWeights(m: IRModule, weights: ReadonlyMap<string, Tensor>): void {
+export function checkWeights(m: IRModule, weights: ReadonlyMap<string, Tensor>, providedElsewhere: readonly string[] = []): void {
   for (const p of m.params) {
+    if (providedElsewhere.includes(p.name)) continue;
     const w = weights.get(p.name);
     if (!w) fail('PEER0601', null, { file: 'the weights', name: p.name, kind: `${p.role} ${p.dtype}[${p.shape.join(', ')}]` });
     if (w.shape.length !== p.shape.length || w.shape.some((d, i) => d !== p.shape[i]))

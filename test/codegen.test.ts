@@ -1,0 +1,170 @@
+// Generated gpu.js kernels against the float64 reference interpreter: every example, each
+// backend available here, naive and fused lowerings; identical expert indices, ties included.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { IRModule } from '../src/ir/graph.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { optimize, type Lowering } from '../src/passes/pipeline.js';
+import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { Executor } from '../runtime/executor.js';
+import { compileOk, sampleInputs } from './helpers.js';
+
+const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
+const LOWERINGS: Lowering[] = ['naive', 'fused'];
+const executors: Executor[] = [];
+afterAll(() => executors.forEach((e) => e.destroy()));
+
+/** float32 kernels vs float64 reference: relative to the output's scale. */
+function maxError(ref: Tensor, out: Float32Array): number {
+  let err = 0, scale = 1;
+  for (let i = 0; i < ref.size; i++) {
+    err = Math.max(err, Math.abs(ref.data[i]! - out[i]!));
+    scale = Math.max(scale, Math.abs(ref.data[i]!));
+  }
+  return err / scale;
+}
+
+async function runAll(m: IRModule, weights: Map<string, Tensor | Float32Array>, inputs: Map<string, Tensor>, refModule = m) {
+  const ref = interpret(refModule, inputs, weights as Map<string, Tensor>).outputs;
+  const results: { backend: string; lowering: string; outputs: Float32Array[] }[] = [];
+  for (const backend of BACKENDS)
+    for (const lowering of LOWERINGS) {
+      const ex = new Executor(optimize(m, { lowering }), weights, backend);
+      executors.push(ex);
+      const r = await ex.forward(inputs);
+      results.push({ backend, lowering, outputs: r.outputs.map((o) => o.data) });
+    }
+  return { ref, results };
+}
+
+/** The examples at small sizes (N = 32^2 experts) so every backend runs them in seconds. */
+export function smallExample(file: string): string {
+  return readFileSync(join(import.meta.dirname, '..', 'examples', file), 'utf8')
+    .replace(/const N = \d+\^2/, 'const N = 32^2')
+    .replace(/const n = \d+ /, 'const n = 16 ');
+}
+
+describe('backends here', () => {
+  it('include cpu and webasm', () => expect(BACKENDS).toEqual(expect.arrayContaining(['cpu', 'webasm'])));
+});
+
+describe.each(readdirSync(join(import.meta.dirname, '..', 'examples')).filter((f) => f.endsWith('.peer')))('%s', (file) => {
+  it('naive == fused == reference on every backend', async () => {
+    const m = compileOk(smallExample(file), file);
+    const { ref, results } = await runAll(m, seededWeights(m, 2), sampleInputs(m, 1));
+    for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(2e-5);
+  });
+});
+
+const retrieval = (keys: string, n: number, k: number) => `
+const d = 8
+const h = 3
+const dk = 4
+param Wq: [h, dk, d] = normal(0, 1)
+param C1: ${keys === 'shared' ? `[${n}, dk/2]` : `[h, ${n}, dk/2]`} = normal(0, 1)
+param C2: ${keys === 'shared' ? `[${n}, dk/2]` : `[h, ${n}, dk/2]`} = normal(0, 1)
+model pick(x: [T, d]) -> ([T, h, ${k}], index[T, h, ${k}]) {
+  (s, idx) = ${keys === 'shared' ? 'product_topk' : 'product_topk_heads'}(einsum("td,hcd->thc", x, Wq), C1, C2, ${k})
+  return softmax(s), idx
+}
+`;
+
+describe('retrieval picks identical experts everywhere', () => {
+  for (const keys of ['shared', 'per-head'])
+    it(`${keys} keys, random scores`, async () => {
+      const m = compileOk(retrieval(keys, 12, 5));
+      const { ref, results } = await runAll(m, seededWeights(m, 7), sampleInputs(m, 3));
+      for (const r of results) {
+        expect([...r.outputs[1]!], `${r.backend} ${r.lowering}`).toEqual([...ref[1]!.data]);
+        expect(maxError(ref[0]!, r.outputs[0]!)).toBeLessThan(1e-5);
+      }
+    });
+
+  it('ties break to the lower index in every path', async () => {
+    const m = compileOk(retrieval('shared', 6, 4));
+    // Integer weights and inputs: many sub-key and candidate scores are exactly equal.
+    const w = seededWeights(m, 1);
+    const ints = (name: string, mod: number) => {
+      const t = w.get(name)!;
+      w.set(name, new Tensor('f32', t.shape, Float64Array.from({ length: t.size }, (_, i) => ((i * 7) % mod) - 1)));
+    };
+    ints('Wq', 3);
+    ints('C1', 2);
+    ints('C2', 2);
+    const x = new Tensor('f32', [4, 8], Float64Array.from({ length: 32 }, (_, i) => i % 2));
+    const { ref, results } = await runAll(m, w, new Map([['x', x]]));
+    const scores = ref[0]!.data;
+    expect(new Set(scores).size).toBeLessThan(scores.length / 2); // the case really has ties
+    for (const r of results) expect([...r.outputs[1]!], `${r.backend} ${r.lowering}`).toEqual([...ref[1]!.data]);
+  });
+});
+
+describe('fusion rules match primitive ops, not the prelude', () => {
+  const handWritten = (extraUse: boolean) => `
+const d = 8
+const N = 8^2
+param Wq: [2, 6, d] = normal(0, 1)
+param K1: [8, 3] = normal(0, 1)
+param K2: [8, 3] = normal(0, 1)
+param Up: [N, d] = normal(0, 1)
+param Down: [N, d] = normal(0, 1)
+model mine(x: [B, d]) -> [B, d] {
+  q = einsum("bd,gqd->bgq", x, Wq)
+  (va, ia) = topk(einsum("bgq,mq->bgm", q[..., 0:3], K1), 3)
+  (vb, ib) = topk(einsum("bgq,mq->bgm", q[..., 3:6], K2), 3)
+  (best, which) = topk(reshape(va[..., None] + vb[..., None, :], [B, 2, 9]), 3)
+  ids = take_along(reshape(ia[..., None] * 8 + ib[..., None, :], [B, 2, 9]), which)
+  rows = gather(Up, ids)
+  act = relu(einsum("bgkd,bd->bgk", rows, x))
+  y = einsum("bgk,bgkd->bd", act * softmax(best), gather(Down, ids))
+  return x + y${extraUse ? ' + sum(rows, 2)[:, 0, :]' : ''}
+}
+`;
+  it('a variant written without the prelude fuses, and agrees', async () => {
+    const m = compileOk(handWritten(false));
+    const ops = [...optimize(m, { lowering: 'fused' }).functions.values()][0]!.graph.nodes.map((n) => n.op);
+    expect(ops).toEqual(expect.arrayContaining(['product_retrieve', 'expert_act', 'expert_out']));
+    expect(ops).not.toContain('gather');
+    const { ref, results } = await runAll(m, seededWeights(m, 4), sampleInputs(m, 2));
+    for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!)).toBeLessThan(1e-5);
+  });
+  it('the expert rule does not fire when the gathered rows have another use', () => {
+    const ops = [...optimize(compileOk(handWritten(true)), { lowering: 'fused' }).functions.values()][0]!.graph.nodes.map((n) => n.op);
+    expect(ops).not.toContain('expert_act');
+    expect(ops).toContain('product_retrieve');
+  });
+});
+
+describe('gpu.js traps', () => {
+  it('a reduction longer than 1000 (loopMaxIterations)', async () => {
+    const m = compileOk('param W: [2500, 3] = normal(0, 1)\nmodel long(x: [T, 2500]) -> [T] { return sum(matmul(x, W)) + mean(x) }');
+    const { ref, results } = await runAll(m, seededWeights(m, 1), sampleInputs(m, 1));
+    for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(1e-5);
+  });
+
+  it('N = 1024^2 experts on a few tokens: tables beyond 2^24 cells read through row views', async () => {
+    const src = readFileSync(join(import.meta.dirname, '..', 'examples', 'peer_paper.peer'), 'utf8');
+    const m = compileOk(src);
+    const w: Map<string, Tensor | Float32Array> = new Map(seededWeights(m, 3));
+    // Cheap closed-form expert tables (seeded normals for 2 x 268M values take minutes).
+    for (const name of ['U', 'V']) {
+      const table = new Float32Array(1024 * 1024 * 256);
+      const phase = name === 'U' ? 0.37 : 1.91;
+      for (let i = 0; i < table.length; i++) table[i] = Math.sin(i * 0.0007 + phase) * 0.06;
+      w.set(name, table);
+    }
+    const refWeights = new Map([...w].map(([k, v]) => [k, v instanceof Float32Array ? new Tensor('f32', [1024 * 1024, 256], (i) => v[i]!) : v]));
+    const inputs = sampleInputs(m, 5);
+    const ref = interpret(optimize(m), inputs, refWeights).outputs[0]!;
+    for (const backend of ['cpu', 'webasm'] as BackendName[]) {
+      const ex = new Executor(optimize(m, { lowering: 'fused' }), w, backend);
+      executors.push(ex);
+      const out = (await ex.forward(inputs)).outputs[0]!;
+      expect(maxError(ref, out.data), backend).toBeLessThan(2e-5);
+      ex.destroy();
+    }
+  }, 300_000);
+});
