@@ -15,33 +15,106 @@ export type FusedRenderer = (r: RenderInput) => Stage[];
 
 const X = 'this.thread.x';
 
-// Sub-key top-k of both score rows (stage 1), then the k*k combine, final top-k, gate and
-// product index (stage 2). gpu.js threads cannot keep k values in a local array on webasm,
-// so stage 1 writes the 2k sub-key winners per (token, head) and stage 2 reads them.
+// Product-key retrieval in four kernels, none holding more than a few scalars per thread
+// (gpu.js threads cannot keep k values in a local array on webasm):
+//  1. threshold: per (token, head, side) the k-th best sub-key score and its index (k passes);
+//  2. survivors: per (token, head, side, m) the m-th sub-key at or above the threshold, in
+//     index order (one pass);
+//  3. sort: per (token, head, side, slot) the survivor with exactly `slot` better ones (k^2);
+//  4. pair rank: the rank of each candidate pair (a, b) with (a+1)(b+1) <= k among such pairs
+//     (any other pair has k better ones, ties included, since both lists are sorted);
+//  5. combine: per (token, head, slot) the pair of that rank, the gate over the k selected
+//     scores, and the product index a * n + b.
+// Work per (token, head): about 3kn for the sub-keys and (k ln k)^2 for the pairs, instead
+// of k^2 n / 2 and k^3 for slot-by-slot selection.
 function productRetrieve(r: RenderInput): Stage[] {
   const sh = r.inShapes[0]!;
   const n = sh[sh.length - 1]!;
   const k = r.node.attrs.k as number;
   const gate = r.node.attrs.gate as string;
   const lanes = sizeOf(sh) / n;
-  const half = lanes * 2 * k; // values, then indices
-  const subkeys: Stage = {
-    label: 'product_retrieve:subkey_topk',
-    outputLength: 2 * half,
+  const score = (side: string, c: string) => `(${side} < 0.5 ? ${r.acc.read(0, `o0 * ${n} + ${c}`)} : ${r.acc.read(1, `o0 * ${n} + ${c}`)})`;
+  const sides = lanes * 2;
+  const threshold: Stage = {
+    label: 'product_retrieve:threshold',
+    outputLength: 2 * sides,
     loopMax: Math.max(n, k),
+    body: [
+      `let cell = ${X}; let second = 0.0;`,
+      `if (cell >= ${sides}) { cell = cell - ${sides}; second = 1.0; }`,
+      decompose('cell', [lanes, 2], 'o'),
+      selectionLoop((c) => score('o1', c), n, k, `${k - 1}`, 'v', 'vi'),
+      `return second > 0.5 ? vi : v;`,
+    ].join('\n'),
+  };
+  const better = (cv: string, c: string, ov: string, oc: string) => `(${cv} > ${ov} || (${cv} == ${ov} && ${c} < ${oc}))`;
+  const half = sides * k;
+  // The k sub-keys at or above the threshold, in index order (exactly k: the threshold is the k-th).
+  const survivors: Stage = {
+    label: 'product_retrieve:survivors',
+    outputLength: 2 * half,
+    loopMax: n,
     body: [
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
       decompose('cell', [lanes, 2, k], 'o'),
-      selectionLoop((c) => `(o1 < 0.5 ? ${r.acc.read(0, `o0 * ${n} + ${c}`)} : ${r.acc.read(1, `o0 * ${n} + ${c}`)})`, n, k, 'o2', 'v', 'vi'),
-      `return second > 0.5 ? vi : v;`,
+      `let tv = st0[o0 * 2 + o1]; let ti = st0[${sides} + o0 * 2 + o1];`,
+      `let seen = 0.0; let found = 0.0;`,
+      `for (let c = 0; c < ${n}; c++) {`,
+      `  let cv = ${score('o1', 'c')};`,
+      `  if (${better('cv', 'c', 'tv', 'ti')} || (cv == tv && c == ti)) { if (seen == o2) { found = c; } seen += 1.0; }`,
+      `}`,
+      `if (second > 0.5) { return found; }`,
+      `return ${score('o1', 'found')};`,
+    ].join('\n'),
+  };
+  // The survivors in score order: slot j takes the survivor with exactly j better ones.
+  const sorted: Stage = {
+    label: 'product_retrieve:sort',
+    outputLength: 2 * half,
+    loopMax: k,
+    body: [
+      `let cell = ${X}; let second = 0.0;`,
+      `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
+      decompose('cell', [lanes, 2, k], 'o'),
+      `let base = (o0 * 2 + o1) * ${k};`,
+      `let rv = 0.0; let ri = 0.0;`,
+      `for (let m = 0; m < ${k}; m++) {`,
+      `  let mv = st1[base + m]; let mi = st1[${half} + base + m];`,
+      `  let rk = 0.0;`,
+      `  for (let q = 0; q < ${k}; q++) { let qv = st1[base + q]; let qi = st1[${half} + base + q]; if (${better('qv', 'qi', 'mv', 'mi')}) { rk += 1.0; } }`,
+      `  if (rk == o2) { rv = mv; ri = mi; }`,
+      `}`,
+      `return second > 0.5 ? ri : rv;`,
     ].join('\n'),
   };
   const total = lanes * k;
-  const val = (side: number, i: string) => `st0[(o0 * 2 + ${side}) * ${k} + ${i}]`;
-  const idx = (side: number, i: string) => `st0[${half} + (o0 * 2 + ${side}) * ${k} + ${i}]`;
-  const weight =
-    gate === 'softmax' ? 'Math.exp(sv - top) / z' : gate === 'relu' ? 'Math.max(sv, 0.0)' : 'sv';
+  const val = (side: number, i: string) => `st2[(o0 * 2 + ${side}) * ${k} + ${i}]`;
+  const idx = (side: number, i: string) => `st2[${half} + (o0 * 2 + ${side}) * ${k} + ${i}]`;
+  const pairs = k * k;
+  // Rank of each candidate pair among the pairs that can make the top k, -1 for the others.
+  const pairRank: Stage = {
+    label: 'product_retrieve:pair_rank',
+    outputLength: lanes * pairs,
+    loopMax: k,
+    body: [
+      decompose(X, [lanes, k, k], 'o'),
+      `if ((o1 + 1) * (o2 + 1) > ${k}) { return -1.0; }`,
+      `let mc = o1 * ${k} + o2;`,
+      `let mv = ${val(0, 'o1')} + ${val(1, 'o2')};`,
+      `let rk = 0.0;`,
+      `for (let ia = 0; ia < ${k}; ia++) {`,
+      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
+      `    let cv = ${val(0, 'ia')} + ${val(1, 'ib')};`,
+      `    if (${better('cv', `(ia * ${k} + ib)`, 'mv', 'mc')}) { rk += 1.0; }`,
+      `  }`,
+      `}`,
+      `return rk;`,
+    ].join('\n'),
+  };
+  const weight = gate === 'softmax' ? 'Math.exp(sv - top) / z' : gate === 'relu' ? 'Math.max(sv, 0.0)' : 'sv';
+  const rankOf = (ia: string, ib: string) => `st3[o0 * ${pairs} + ${ia} * ${k} + ${ib}]`;
   const combine: Stage = {
     label: 'product_retrieve:combine',
     outputLength: 2 * total,
@@ -50,26 +123,28 @@ function productRetrieve(r: RenderInput): Stage[] {
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${total}) { cell = cell - ${total}; second = 1.0; }`,
       decompose('cell', [lanes, k], 'o'),
-      `let pv = 3.4e38; let pc = -1.0; let top = 0.0; let z = 0.0; let sv = 0.0; let sa = 0.0; let sb = 0.0;`,
-      `for (let p = 0; p < ${k}; p++) {`,
-      `  let bv = -3.4e38; let bc = -1.0; let ba = 0.0; let bb = 0.0;`,
-      `  for (let ia = 0; ia < ${k}; ia++) {`,
-      `    for (let ib = 0; ib < ${k}; ib++) {`,
-      `      let c = ia * ${k} + ib;`,
-      `      let cv = ${val(0, 'ia')} + ${val(1, 'ib')};`,
-      `      if ((cv < pv || (cv == pv && c > pc)) && (bc < 0.0 || cv > bv || (cv == bv && c < bc))) { bv = cv; bc = c; ba = ia; bb = ib; }`,
-      `    }`,
+      `let top = 0.0; let sv = 0.0; let sa = 0.0; let sb = 0.0;`,
+      `for (let ia = 0; ia < ${k}; ia++) {`,
+      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
+      `    let rk = ${rankOf('ia', 'ib')};`,
+      `    if (rk == 0.0) { top = ${val(0, 'ia')} + ${val(1, 'ib')}; }`,
+      `    if (rk == o1) { sv = ${val(0, 'ia')} + ${val(1, 'ib')}; sa = ia; sb = ib; }`,
       `  }`,
-      `  if (p == 0) { top = bv; }`,
-      `  z += Math.exp(bv - top);`,
-      `  if (p == o1) { sv = bv; sa = ba; sb = bb; }`,
-      `  pv = bv; pc = bc;`,
+      `}`,
+      `let z = 0.0;`,
+      `for (let ia = 0; ia < ${k}; ia++) {`,
+      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
+      `    let rk = ${rankOf('ia', 'ib')};`,
+      `    if (rk >= 0.0 && rk < ${lit(k)}) { z += Math.exp(${val(0, 'ia')} + ${val(1, 'ib')} - top); }`,
+      `  }`,
       `}`,
       `if (second > 0.5) { return ${idx(0, 'sa')} * ${lit(n)} + ${idx(1, 'sb')}; }`,
       `return ${weight};`,
     ].join('\n'),
   };
-  return [subkeys, combine];
+  return [threshold, survivors, sorted, pairRank, combine];
 }
 
 function expertAct(r: RenderInput): Stage[] {

@@ -2,7 +2,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['src/cli/main.ts'],
+  entryPoints: ['runtime/cli/main.ts'],
   outfile: 'dist/peerc.js',
   bundle: true,
   platform: 'node',
@@ -12,4 +12,6 @@ await build({
   banner: { js: '#!/usr/bin/env node\nimport { createRequire as __cr } from "module"; const require = __cr(import.meta.url);' },
   sourcemap: false,
   logLevel: 'warning',
+  // gpu.js loads optional native backends (gl, webgpu) at run time: keep it a dependency.
+  external: ['gpu.js'],
 });

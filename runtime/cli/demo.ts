@@ -1,15 +1,15 @@
 // `peerc demo` (the README's main job): check the paper's PEER layer, optimise and verify
 // its IR, evaluate it on seeded weights with the float64 reference interpreter, and show
 // that product-key retrieval found the true top-k experts.
-import { CompileError } from '../diagnostics/diagnostic.js';
-import { compileSource } from '../frontend.js';
-import { verifyModule } from '../ir/verify.js';
-import { entryFunction, interpret } from '../interp/interpreter.js';
-import { normalAt, paramKey } from '../interp/init.js';
-import { Tensor } from '../interp/tensor.js';
-import { topkLane } from '../ir/ops/indexing.js';
-import { seededWeights } from '../io/tensors.js';
-import { optimize } from '../passes/pipeline.js';
+import { CompileError } from '../../src/diagnostics/diagnostic.js';
+import { compileSource } from '../../src/frontend.js';
+import { verifyModule } from '../../src/ir/verify.js';
+import { entryFunction, interpret } from '../../src/interp/interpreter.js';
+import { normalAt, paramKey } from '../../src/interp/init.js';
+import { Tensor } from '../../src/interp/tensor.js';
+import { topkLane } from '../../src/ir/ops/indexing.js';
+import { seededWeights } from '../../src/io/tensors.js';
+import { optimize } from '../../src/passes/pipeline.js';
 import PAPER from '../../examples/peer_paper.peer';
 import { ProgramErrors } from './errors.js';
 

@@ -1,16 +1,19 @@
 // The peerc subcommands.
-import { compileSource, decodeSource, type CompileResult } from '../frontend.js';
-import { printModule } from '../ir/print.js';
-import type { IRModule } from '../ir/graph.js';
-import { entryFunction, interpret } from '../interp/interpreter.js';
-import { loadInputs, loadWeights, readFileChecked, seededWeights, toWrite, UsageError } from '../io/tensors.js';
-import { writeSafetensorsFile } from '../io/safetensors.js';
-import { optimize, passNames } from '../passes/pipeline.js';
-import { verifyModule } from '../ir/verify.js';
+import { compileSource, decodeSource, type CompileResult } from '../../src/frontend.js';
+import { printModule } from '../../src/ir/print.js';
+import type { IRModule } from '../../src/ir/graph.js';
+import { entryFunction, interpret } from '../../src/interp/interpreter.js';
+import { loadInputs, loadWeights, readFileChecked, seededWeights, toWrite, UsageError } from '../../src/io/tensors.js';
+import { writeSafetensorsFile } from '../../src/io/safetensors.js';
+import { optimize, passNames } from '../../src/passes/pipeline.js';
+import { verifyModule } from '../../src/ir/verify.js';
 import { parseArgs, type FlagSpec } from './args.js';
 import { ProgramErrors } from './errors.js';
 import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
+import { runBench } from './bench.js';
+import { BACKENDS, isBackendName, type BackendName } from '../backends.js';
+import { Executor } from '../executor.js';
 
 export interface Command {
   summary: string;
@@ -77,10 +80,12 @@ export const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--train-mode]',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'number', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string' }, 'run');
+      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'number', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string' }, 'run');
       const file = oneFile(p.positional, 'run');
       const backend = (p.flags.get('backend') as string | undefined) ?? 'reference';
-      if (backend !== 'reference') throw new UsageError(`backend '${backend}' is not available; this build has only 'reference' (the float64 interpreter)`);
+      const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
+      if (backend !== 'reference' && !isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: reference, auto, ${Object.keys(BACKENDS).join(', ')}`);
+      if (lowering !== 'naive' && lowering !== 'fused') throw new UsageError(`--lowering is naive or fused, not '${lowering}'`);
       const inputsPath = p.flags.get('inputs') as string | undefined;
       const outPath = p.flags.get('out') as string | undefined;
       if (!inputsPath || !outPath) throw new UsageError("'peerc run' needs --inputs I.safetensors and --out O.safetensors");
@@ -90,13 +95,47 @@ export const COMMANDS: Record<string, Command> = {
       const fn = entryFunction(m);
       const weights = p.flags.has('seed') ? seededWeights(m, p.flags.get('seed') as number) : loadWeights(m, p.flags.get('weights') as string);
       const inputs = loadInputs(fn, inputsPath);
-      const result = interpret(m, inputs, weights, { training: p.flags.get('train-mode') === true });
-      const tensors = result.outputs.map((t, i) => toWrite(result.outputs.length === 1 ? 'output' : `output_${i}`, t));
-      for (const [name, t] of result.bufferUpdates) tensors.push(toWrite(`buffer.${name}`, t));
-      writeSafetensorsFile(outPath, tensors, { producer: 'peerc run (float64 reference interpreter)', entry: m.entry });
-      const dims = [...result.dims].map(([k, v]) => `${k} = ${v}`).join(', ');
-      process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}${dims ? ` (${dims})` : ''}\n`);
-      return 0;
+      const training = p.flags.get('train-mode') === true;
+      const name = (i: number, n: number) => (n === 1 ? 'output' : `output_${i}`);
+      if (backend === 'reference') {
+        const result = interpret(m, inputs, weights, { training });
+        const tensors = result.outputs.map((t, i) => toWrite(name(i, result.outputs.length), t));
+        for (const [buf, t] of result.bufferUpdates) tensors.push(toWrite(`buffer.${buf}`, t));
+        writeSafetensorsFile(outPath, tensors, { producer: 'peerc run (float64 reference interpreter)', entry: m.entry });
+        const dims = [...result.dims].map(([k, v]) => `${k} = ${v}`).join(', ');
+        process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')}${dims ? ` (${dims})` : ''}\n`);
+        return 0;
+      }
+      if (training) throw new UsageError('--train-mode runs on the reference backend only (training on gpu.js backends comes with peerc train)');
+      return (async () => {
+        const ex = new Executor(optimize(m, { lowering }), weights, backend as BackendName | 'auto');
+        try {
+          const r = await ex.forward(inputs);
+          const tensors = r.outputs.map((t, i) => ({ name: name(i, r.outputs.length), dtype: 'F32' as const, shape: t.shape, element: (j: number) => t.data[j]! }));
+          writeSafetensorsFile(outPath, tensors, { producer: `peerc run (${ex.backend.name}, ${lowering})`, entry: m.entry });
+          process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')} (backend ${ex.backend.name}, ${lowering} lowering, ${ex.kernelCount()} kernels)\n`);
+          return 0;
+        } finally {
+          ex.destroy();
+        }
+      })();
+    },
+  },
+  bench: {
+    summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json]  fused vs naive kernels vs the reference interpreter',
+    run(args) {
+      const p = parseArgs(args, { ...entryFlag, tokens: 'number', backend: 'string', runs: 'number', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean' }, 'bench');
+      const r = compileFile(oneFile(p.positional, 'bench'), p.flags.get('entry') as string | undefined);
+      const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
+      if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
+      return runBench(r.module, {
+        tokens: (p.flags.get('tokens') as number | undefined) ?? 256,
+        backend,
+        runs: Math.max(1, (p.flags.get('runs') as number | undefined) ?? 5),
+        json: p.flags.get('json') === true,
+        naive: !p.flags.get('skip-naive'),
+        reference: !p.flags.get('skip-reference'),
+      });
     },
   },
   init: {

@@ -1,4 +1,4 @@
-import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import type { Diagnostic } from '../../src/diagnostics/diagnostic.js';
 
 /** The program (or its data) has errors: render them all and exit with status 1. */
 export class ProgramErrors extends Error {

@@ -1,5 +1,5 @@
 // A small, strict argument parser: unknown flags and missing values are usage errors.
-import { UsageError } from '../io/tensors.js';
+import { UsageError } from '../../src/io/tensors.js';
 
 export interface FlagSpec {
   [flag: string]: 'string' | 'number' | 'boolean';

@@ -1,7 +1,7 @@
 // `peerc info`: what a program's weights and inputs must look like.
-import type { IRModule } from '../ir/graph.js';
-import { typeKey } from '../ir/graph.js';
-import { entryFunction } from '../interp/interpreter.js';
+import type { IRModule } from '../../src/ir/graph.js';
+import { typeKey } from '../../src/ir/graph.js';
+import { entryFunction } from '../../src/interp/interpreter.js';
 
 export interface ModuleInfo {
   entry: { name: string; inputs: { name: string; dtype: string; shape: string[] }[]; outputs: { dtype: string; shape: string[] }[] } | null;

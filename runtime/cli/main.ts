@@ -1,10 +1,10 @@
 // peerc: the command-line driver. Exit status 0 ok, 1 errors in the program or its data,
 // 2 bad usage. No input produces a stack trace.
 import { writeSync } from 'node:fs';
-import { CompileError } from '../diagnostics/diagnostic.js';
+import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
-import { renderAll, renderDiagnostic } from '../diagnostics/render.js';
-import { UsageError } from '../io/tensors.js';
+import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
+import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
 
 

@@ -1,0 +1,155 @@
+// `peerc bench`: the fused kernels, the naive kernels and the float64 reference interpreter
+// on the same weights and inputs in one process; medians after a warm-up, per-kernel times,
+// tokens/s, peak RSS and the backend that actually ran.
+import type { IRModule } from '../../src/ir/graph.js';
+import { parseEinsum } from '../../src/ir/ops/einsum.js';
+import { entryFunction, interpret } from '../../src/interp/interpreter.js';
+import { Tensor } from '../../src/interp/tensor.js';
+import { optimize } from '../../src/passes/pipeline.js';
+import type { BackendName } from '../backends.js';
+import { Executor } from '../executor.js';
+
+export interface BenchOptions {
+  tokens: number;
+  backend: BackendName | 'auto';
+  runs: number;
+  json: boolean;
+  naive: boolean;
+  reference: boolean;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Fast pseudo-random weights with each initializer's mean and spread (values do not change the work done). */
+export function benchWeights(m: IRModule): Map<string, Float32Array> {
+  let s = 0x9e3779b9;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  return new Map(
+    m.params.map((p) => {
+      const a = new Float32Array(p.shape.reduce((x, y) => x * y, 1));
+      const init = p.init;
+      if (init.kind === 'constant') a.fill(init.value);
+      else {
+        const [lo, hi] = init.kind === 'uniform' ? [init.low, init.high] : [init.mean - init.std * Math.sqrt(3), init.mean + init.std * Math.sqrt(3)];
+        for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * next();
+      }
+      return [p.name, a];
+    }),
+  );
+}
+
+/** Inputs with `tokens` tokens: the last symbolic dim is the token count, others are 1. */
+export function benchInputs(m: IRModule, tokens: number): Map<string, Tensor> {
+  const fn = entryFunction(m);
+  const symbols = fn.symbols;
+  const size = (sym: string) => (sym === symbols[symbols.length - 1] ? tokens : 1);
+  const vocab = m.params.find((p) => p.name === 'E')?.shape[0] ?? 256;
+  const out = new Map<string, Tensor>();
+  let seed = 12345;
+  for (const id of fn.inputs) {
+    const node = fn.graph.node(id);
+    const t = node.types[0]!;
+    const shape = t.shape.map((d) => d.evaluate(size)!);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = Float64Array.from({ length: n }, () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return t.dtype === 'index' ? seed % vocab : seed / 1073741824 - 1;
+    });
+    out.set(node.attrs.name as string, new Tensor(t.dtype, shape, data));
+  }
+  return out;
+}
+
+interface Measured {
+  medianMs: number;
+  runsMs: number[];
+  kernels: { label: string; medianMs: number }[];
+  kernelCount: number;
+}
+
+export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
+  const weights = benchWeights(m);
+  const inputs = benchInputs(m, o.tokens);
+  const lowerings = o.naive ? (['fused', 'naive'] as const) : (['fused'] as const);
+  const executors = lowerings.map((l) => new Executor(optimize(m, { lowering: l }), weights, o.backend));
+  const samples = executors.map(() => ({ runs: [] as number[], kernels: new Map<string, number[]>() }));
+  try {
+    for (const ex of executors) await ex.forward(inputs); // warm-up: compiles every kernel
+    for (let run = 0; run < o.runs; run++)
+      for (const [i, ex] of executors.entries()) {
+        const t0 = performance.now();
+        const r = await ex.forward(inputs);
+        samples[i]!.runs.push(performance.now() - t0);
+        for (const [k, ms] of r.timings) samples[i]!.kernels.set(k, [...(samples[i]!.kernels.get(k) ?? []), ms]);
+      }
+    const measured: Record<string, Measured> = {};
+    lowerings.forEach((l, i) => {
+      measured[l] = {
+        medianMs: median(samples[i]!.runs),
+        runsMs: samples[i]!.runs,
+        kernels: [...samples[i]!.kernels].map(([label, xs]) => ({ label, medianMs: median(xs) })).sort((a, b) => b.medianMs - a.medianMs),
+        kernelCount: executors[i]!.kernelCount(),
+      };
+    });
+    let referenceMs: number | undefined;
+    if (o.reference) {
+      const refWeights = new Map([...weights].map(([k, v]) => [k, new Tensor('f32', m.params.find((p) => p.name === k)!.shape, (i) => v[i]!)]));
+      const t0 = performance.now();
+      interpret(optimize(m), inputs, refWeights);
+      referenceMs = performance.now() - t0;
+    }
+    const flops = einsumFlops(optimize(m, { lowering: 'fused' }), o.tokens);
+    const report = {
+      backend: executors[0]!.backend.name,
+      tokens: o.tokens,
+      runs: o.runs,
+      fused: measured.fused,
+      naive: measured.naive,
+      reference_ms: referenceMs,
+      tokens_per_s: Object.fromEntries(Object.entries(measured).map(([k, v]) => [k, (o.tokens / v.medianMs) * 1000])),
+      speedup_fused_vs_naive: measured.naive ? measured.naive.medianMs / measured.fused!.medianMs : undefined,
+      einsum_gflops: flops,
+      peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    };
+    if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else process.stdout.write(renderReport(report, measured));
+    return 0;
+  } finally {
+    executors.forEach((e) => e.destroy());
+  }
+}
+
+/** Multiply-adds x 2 of every einsum in the fused module, for GFLOP/s of the scoring kernels. */
+function einsumFlops(m: IRModule, tokens: number): number {
+  const fn = entryFunction(m);
+  let total = 0;
+  for (const n of fn.graph.nodes) {
+    if (n.op !== 'einsum') continue;
+    const spec = parseEinsum(n.attrs.spec as string, n.inputs.length);
+    const size = new Map<string, number>();
+    spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, fn.graph.typeOf(n.inputs[i]!).shape[j]!.evaluate(() => tokens)!)));
+    total += 2 * [...size.values()].reduce((a, b) => a * b, 1);
+  }
+  return total / 1e9;
+}
+
+function renderReport(r: { backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflops: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+  const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
+  for (const [name, m] of Object.entries(measured)) {
+    lines.push(`  ${name.padEnd(6)} ${m.medianMs.toFixed(1).padStart(9)} ms  ${r.tokens_per_s[name]!.toFixed(0).padStart(8)} tokens/s  (${m.kernelCount} kernels)`);
+  }
+  if (r.reference_ms !== undefined) lines.push(`  reference (float64 interpreter, 1 run) ${r.reference_ms.toFixed(1)} ms  ${((r.tokens / r.reference_ms) * 1000).toFixed(0)} tokens/s`);
+  if (r.speedup_fused_vs_naive) lines.push(`  fused is ${r.speedup_fused_vs_naive.toFixed(2)}x the naive lowering`);
+  lines.push(`  einsum work: ${r.einsum_gflops.toFixed(3)} GFLOP per forward`);
+  for (const [name, m] of Object.entries(measured)) {
+    lines.push(`  ${name} kernels (median ms):`);
+    for (const k of m.kernels.slice(0, 12)) lines.push(`    ${k.label.padEnd(32)} ${k.medianMs.toFixed(2).padStart(9)}`);
+  }
+  lines.push(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MB`);
+  return lines.join('\n') + '\n';
+}
