@@ -39,10 +39,11 @@ describe('usage', () => {
     [['check', 'examples/dense_ffw.peer', '--fast'], /has no option --fast/],
     [['check', 'no/such/file.peer'], /cannot read 'no\/such\/file.peer': no such file/],
     [['check', 'examples'], /'examples' is a directory/],
-    [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, fold-constants, cse, dce/],
+    [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, fold-constants, cse, dce, fuse, fuse-dce/],
     [['run', 'examples/dense_ffw.peer', '--seed', '1'], /needs --inputs/],
     [['run', 'examples/dense_ffw.peer', '--seed', 'x', '--inputs', 'a', '--out', 'b'], /--seed needs a number/],
-    [['run', 'examples/dense_ffw.peer', '--backend', 'webgpu', '--seed', '1', '--inputs', 'a', '--out', 'b'], /backend 'webgpu' is not available/],
+    [['run', 'examples/dense_ffw.peer', '--backend', 'webgpu', '--seed', '1', '--inputs', 'test/errors/PEER0101.peer', '--out', 'b'], /backend 'webgpu' is not available: webgpu runs only in a browser/],
+    [['run', 'examples/dense_ffw.peer', '--backend', 'tpu', '--seed', '1', '--inputs', 'a', '--out', 'b'], /unknown backend 'tpu'/],
   ])('%j', (args, message) => {
     const r = peerc(...(args as string[]));
     expect(r.status).toBe(2);
@@ -104,6 +105,29 @@ describe('info, ir, init and run', () => {
     expect(a.dtype).toBe('F64');
     expect([...a.data]).toEqual([...b.data]);
     expect(a.data.some((v) => v !== 0)).toBe(true);
+  });
+  it('run on gpu.js backends, fused and naive, agrees with the reference', () => {
+    const inputs = write('in4.safetensors', encodeSafetensors([f32('x', [3, 256], Array.from({ length: 768 }, (_, i) => Math.cos(i * 0.3)))]));
+    const ref = join(tmp, 'ref.safetensors');
+    expect(peerc('run', 'test/golden/../../examples/pkm.peer', '--seed', '2', '--inputs', inputs, '--out', ref).status).toBe(0);
+    const want = readSafetensors(readFileSync(ref), 'ref').tensors.get('output')!.data;
+    for (const [backend, lowering] of [['cpu', 'fused'], ['webasm', 'naive'], ['auto', 'fused']]) {
+      const out = join(tmp, `${backend}-${lowering}.safetensors`);
+      const r = peerc('run', 'examples/pkm.peer', '--seed', '2', '--inputs', inputs, '--out', out, '--backend', backend!, '--lowering', lowering!);
+      expect(r.stdout).toMatch(new RegExp(`backend ${backend === 'auto' ? 'webasm' : backend}.*, ${lowering} lowering`));
+      const got = readSafetensors(readFileSync(out), 'o').tensors.get('output')!;
+      expect(got.dtype).toBe('F32');
+      got.data.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5));
+    }
+  });
+  it('bench reports fused, naive and the reference with the backend that ran', () => {
+    const r = peerc('bench', 'examples/recall.peer', '--tokens', '8', '--runs', '2', '--backend', 'cpu', '--json');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.backend).toBe('cpu');
+    expect(report.fused.runsMs).toHaveLength(2);
+    expect(report.naive.kernels.length).toBeGreaterThan(0);
+    expect(report.reference_ms).toBeGreaterThan(0);
   });
   it('run in training mode writes the new BatchNorm running statistics', () => {
     const inputs = write('in2.safetensors', encodeSafetensors([f32('x', [3, 256], Array.from({ length: 768 }, (_, i) => Math.cos(i)))]));

@@ -12,7 +12,7 @@ import { ProgramErrors } from './errors.js';
 import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
 import { runBench } from './bench.js';
-import { BACKENDS, isBackendName, type BackendName } from '../backends.js';
+import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 
 export interface Command {
@@ -86,6 +86,7 @@ export const COMMANDS: Record<string, Command> = {
       const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
       if (backend !== 'reference' && !isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: reference, auto, ${Object.keys(BACKENDS).join(', ')}`);
       if (lowering !== 'naive' && lowering !== 'fused') throw new UsageError(`--lowering is naive or fused, not '${lowering}'`);
+      if (backend !== 'reference') resolveBackend(backend as BackendName | 'auto'); // unavailable backends fail before any work
       const inputsPath = p.flags.get('inputs') as string | undefined;
       const outPath = p.flags.get('out') as string | undefined;
       if (!inputsPath || !outPath) throw new UsageError("'peerc run' needs --inputs I.safetensors and --out O.safetensors");

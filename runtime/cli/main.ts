@@ -3,6 +3,8 @@
 import { writeSync } from 'node:fs';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
+import { BackendUnavailable } from '../backends.js';
+import { KernelFallback } from '../executor.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
@@ -27,6 +29,14 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new UsageError(`unknown command '${command}'\n\n${usage()}`);
     return await cmd.run(rest);
   } catch (e) {
+    if (e instanceof BackendUnavailable) {
+      out(2, `peerc: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof KernelFallback) {
+      out(2, `peerc: error: ${e.message}\n`);
+      return 1;
+    }
     if (e instanceof UsageError) {
       out(2, `peerc: ${e.message}\n`);
       return 2;
