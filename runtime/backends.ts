@@ -1,7 +1,6 @@
 // The gpu.js backends as data: what each can do, how to ask for it, and whether it is here.
 // Measured with gpu.js 2.24.1 on a 2-core machine: webasm with threads is the fastest
 // backend there, and gpu.js's own automatic choice picks slower ones, so `auto` is ours.
-import { createRequire } from 'node:module';
 import gpujs from 'gpu.js';
 
 const { GPU } = gpujs;
@@ -49,12 +48,10 @@ export function unavailableReason(name: BackendName): string | null {
       if (!GPU.isWebAssemblySupported) return 'this JavaScript engine has no WebAssembly';
       return typeof SharedArrayBuffer === 'undefined' ? 'SharedArrayBuffer is unavailable (a browser page needs COOP/COEP headers)' : null;
     case 'headlessgl':
-      try {
-        createRequire(import.meta.url)('gl');
-      } catch {
-        return "the optional native package 'gl' is not installed (apt-get install libxi-dev libx11-dev libxext-dev libgl1-mesa-dev xvfb pkg-config; npm install gl; run under xvfb-run -a)";
-      }
-      return GPU.isHeadlessGLSupported ? null : "headless-gl is installed but cannot create a context (run under xvfb-run -a)";
+      // gpu.js loads the optional native 'gl' package itself and reports whether a context opens.
+      return GPU.isHeadlessGLSupported
+        ? null
+        : "headless-gl cannot create a context: install the optional native package 'gl' (apt-get install libxi-dev libx11-dev libxext-dev libgl1-mesa-dev xvfb pkg-config; npm install gl) and run under xvfb-run -a";
     case 'webgl2':
     case 'webgpu':
       return typeof window === 'undefined' ? `${name} runs only in a browser (load the esbuild bundle in a page)` : null;

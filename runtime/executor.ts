@@ -74,6 +74,17 @@ export class Executor {
     for (const p of module.params) if (!this.params.has(p.name)) this.params.set(p.name, toFloat32(weights.get(p.name) as Tensor));
   }
 
+  /** The generated kernels for the shapes run so far, as gpu.js sources (for review and goldens). */
+  kernelSources(): string[] {
+    return [...this.plans.values()].flat().map((s) => `// ${s.plan.label}: ${s.plan.outputLength} cells\n${this.sourceOf(s.plan)}`);
+  }
+
+  private sourceOf(plan: KernelPlan): string {
+    const params = plan.args.flatMap((a, i) => (a.kind === 'value' ? [`a${i}`] : []));
+    for (let s = 0; s < plan.earlierStages; s++) params.push(`st${s}`);
+    return `function(${params.join(', ')}) {\n${plan.source}\n}`;
+  }
+
   /** Number of kernels the current shapes need (for reports). */
   kernelCount(): number {
     return [...this.plans.values()].reduce((a, s) => a + s.length, 0);
@@ -159,18 +170,13 @@ export class Executor {
 
   private createKernel(plan: KernelPlan): (...args: unknown[]) => unknown {
     const constants: Record<string, unknown> = {};
-    const params: string[] = [];
     plan.args.forEach((a, i) => {
-      if (a.kind === 'value') {
-        params.push(`a${i}`);
-        return;
-      }
+      if (a.kind === 'value') return;
       const data = this.params.get(a.name)!;
       const cells = a.shape.reduce((x, y) => x * y, 1);
       constants[`p${i}`] = cells >= FLAT_INDEX_LIMIT ? input(data, [cells / a.shape[0]!, a.shape[0]!]) : data;
     });
-    for (let s = 0; s < plan.earlierStages; s++) params.push(`st${s}`);
-    const source = `function(${params.join(', ')}) {\n${plan.source}\n}`;
+    const source = this.sourceOf(plan);
     const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
     return create.call(this.gpu, source, {
       output: [plan.outputLength],

@@ -13,5 +13,5 @@ await build({
   sourcemap: false,
   logLevel: 'warning',
   // gpu.js loads optional native backends (gl, webgpu) at run time: keep it a dependency.
-  external: ['gpu.js'],
+  external: ['gpu.js', 'esbuild', 'ts-morph'],
 });

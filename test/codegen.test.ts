@@ -10,7 +10,7 @@ import { seededWeights } from '../src/io/tensors.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
 import { unavailableReason, type BackendName } from '../runtime/backends.js';
 import { Executor } from '../runtime/executor.js';
-import { compileOk, sampleInputs } from './helpers.js';
+import { compileOk, sampleInputs, smallExample } from './helpers.js';
 
 const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
 const LOWERINGS: Lowering[] = ['naive', 'fused'];
@@ -38,13 +38,6 @@ async function runAll(m: IRModule, weights: Map<string, Tensor | Float32Array>, 
       results.push({ backend, lowering, outputs: r.outputs.map((o) => o.data) });
     }
   return { ref, results };
-}
-
-/** The examples at small sizes (N = 32^2 experts) so every backend runs them in seconds. */
-export function smallExample(file: string): string {
-  return readFileSync(join(import.meta.dirname, '..', 'examples', file), 'utf8')
-    .replace(/const N = \d+\^2/, 'const N = 32^2')
-    .replace(/const n = \d+ /, 'const n = 16 ');
 }
 
 describe('backends here', () => {

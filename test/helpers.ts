@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { compileSource, decodeSource } from '../src/frontend.js';
 import { renderAll } from '../src/diagnostics/render.js';
 import type { IRModule } from '../src/ir/graph.js';
@@ -44,5 +46,13 @@ export function sampleInputs(m: IRModule, seed = 0): Map<string, Tensor> {
 function indexLimit(m: IRModule, _input: string): number {
   const e = m.params.find((p) => p.name === 'E');
   return e ? e.shape[0]! : 2;
+}
+
+
+/** The examples at small sizes (N = 32^2 experts) so every backend runs them in seconds. */
+export function smallExample(file: string): string {
+  return readFileSync(join(import.meta.dirname, '..', 'examples', file), 'utf8')
+    .replace(/const N = \d+\^2/, 'const N = 32^2')
+    .replace(/const n = \d+ /, 'const n = 16 ');
 }
 

@@ -15,12 +15,13 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
   const flags = new Map<string, string | number | boolean>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--') || a === '--') {
+    const short = /^-[a-z]$/.test(a);
+    if ((!a.startsWith('--') || a === '--') && !short) {
       positional.push(a);
       continue;
     }
-    const eq = a.indexOf('=');
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    const eq = short ? -1 : a.indexOf('=');
+    const name = short ? a.slice(1) : eq < 0 ? a.slice(2) : a.slice(2, eq);
     const kind = spec[name];
     if (!kind) throw new UsageError(`'peerc ${command}' has no option --${name}${Object.keys(spec).length ? ` (options: ${Object.keys(spec).map((f) => `--${f}`).join(', ')})` : ''}`);
     if (kind === 'boolean') {

@@ -4,7 +4,7 @@ import { printModule } from '../../src/ir/print.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
 import { loadInputs, loadWeights, readFileChecked, seededWeights, toWrite, UsageError } from '../../src/io/tensors.js';
-import { writeSafetensorsFile } from '../../src/io/safetensors.js';
+import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
 import { optimize, passNames } from '../../src/passes/pipeline.js';
 import { verifyModule } from '../../src/ir/verify.js';
 import { parseArgs, type FlagSpec } from './args.js';
@@ -12,6 +12,7 @@ import { ProgramErrors } from './errors.js';
 import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
 import { runBench } from './bench.js';
+import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 
@@ -120,6 +121,22 @@ export const COMMANDS: Record<string, Command> = {
           ex.destroy();
         }
       })();
+    },
+  },
+  compile: {
+    summary: 'compile FILE -o DIR [--lowering fused|naive]   emit a typed TypeScript module and ESM bundles (Node, browser)',
+    async run(args) {
+      const p = parseArgs(args, { ...entryFlag, o: 'string', out: 'string', lowering: 'string' }, 'compile');
+      const file = oneFile(p.positional, 'compile');
+      const outDir = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
+      if (!outDir) throw new UsageError("'peerc compile' needs -o DIR");
+      const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
+      if (lowering !== 'naive' && lowering !== 'fused') throw new UsageError(`--lowering is naive or fused, not '${lowering}'`);
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      if (!r.module.entry) throw new UsageError(`${file} has no model to compile; pass --entry LAYER`);
+      const written = await compileToDir(r.module, file, outDir, lowering);
+      process.stdout.write(written.map((w) => `wrote ${w}\n`).join(''));
+      return 0;
     },
   },
   bench: {

@@ -1,6 +1,5 @@
 // safetensors: 8-byte little-endian header length, a JSON header, then raw little-endian data.
 // Reading distrusts the file: every length, offset, dtype and shape is checked before use.
-import { closeSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { CompileError, diagnostic } from '../diagnostics/diagnostic.js';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -108,7 +107,7 @@ export interface TensorToWrite {
   element: (i: number) => number;
 }
 
-function headerBytes(tensors: readonly TensorToWrite[], metadata: Record<string, string>): Uint8Array {
+export function headerBytes(tensors: readonly TensorToWrite[], metadata: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -126,7 +125,7 @@ function headerBytes(tensors: readonly TensorToWrite[], metadata: Record<string,
   return out;
 }
 
-function* chunks(t: TensorToWrite, chunk = 1 << 20): Generator<Uint8Array> {
+export function* chunks(t: TensorToWrite, chunk = 1 << 20): Generator<Uint8Array> {
   const count = t.shape.reduce((a, b) => a * b, 1);
   const item = ITEM[t.dtype];
   for (let s = 0; s < count; s += chunk) {
@@ -153,20 +152,4 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata: R
     o += p.length;
   }
   return out;
-}
-
-/** Writes atomically (temporary file, then rename), streaming large tensors in chunks. */
-export function writeSafetensorsFile(path: string, tensors: readonly TensorToWrite[], metadata: Record<string, string> = {}): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, headerBytes(tensors, metadata));
-    for (const t of tensors) for (const c of chunks(t)) writeSync(fd, c);
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* never created */ }
-    throw e;
-  }
 }

@@ -12,6 +12,13 @@ export class Dim {
   static sym(name: string): Dim {
     return new Dim(new Map([[name, 1]]));
   }
+  /** Serialised form: [monomial ('' for the constant, 'B*S' for products), coefficient] pairs. */
+  get terms_(): [string, number][] {
+    return [...this.terms];
+  }
+  static fromTerms(terms: readonly (readonly [string, number])[]): Dim {
+    return new Dim(new Map(terms.filter(([, c]) => c !== 0).map(([k, c]) => [k, c])));
+  }
 
   get isConst(): boolean {
     return [...this.terms.keys()].every((k) => k === '');

@@ -1,0 +1,110 @@
+// Emits the TypeScript module of a compiled program with ts-morph: parameter shapes as typed
+// constants, typed inputs and outputs, the optimised IR, and a class that builds the model
+// from a seed or safetensors weights and runs forward() on a chosen gpu.js backend.
+import { Project, Scope, StructureKind, VariableDeclarationKind, type OptionalKind, type PropertySignatureStructure } from 'ts-morph';
+import type { IRModule } from '../src/ir/graph.js';
+import { moduleToJSON } from '../src/ir/serialize.js';
+import type { Shape } from '../src/shapes/dim.js';
+
+export interface EmitOptions {
+  source: string;
+  lowering: string;
+  runtimeImport: string;
+}
+
+const pascal = (s: string) => s.replace(/(^|_)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());
+
+function shapeType(shape: Shape): string {
+  return `readonly [${shape.map((d) => (d.value !== undefined ? String(d.value) : 'number')).join(', ')}]`;
+}
+
+export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; className: string; text: string } {
+  const fn = [...m.functions.values()].find((f) => f.name === m.entry);
+  if (!fn) throw new Error('emitModule needs a module with an entry');
+  const className = pascal(fn.name);
+  const project = new Project({ useInMemoryFileSystem: true });
+  const file = project.createSourceFile(`${fn.name}.ts`, '', { overwrite: true });
+  file.addImportDeclaration({
+    moduleSpecifier: o.runtimeImport,
+    namedImports: ['CompiledModel', 'safetensorsWeights', 'seededWeights', { name: 'ModelOptions', isTypeOnly: true }, { name: 'ModuleJSON', isTypeOnly: true }, { name: 'TensorIn', isTypeOnly: true }, { name: 'TensorOut', isTypeOnly: true }, { name: 'BackendName', isTypeOnly: true }],
+  });
+
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: [`Parameters of ${fn.name}: the tensor names safetensors weights must use, with their shapes.`],
+    declarations: [{
+      name: 'PARAMS',
+      initializer: `{\n${m.params.map((p) => `  ${JSON.stringify(p.name)}: { shape: [${p.shape.join(', ')}], role: ${JSON.stringify(p.role)}, sparse: ${p.sparse}, lrMultiplier: ${p.lrMultiplier} },`).join('\n')}\n} as const`,
+    }],
+  });
+  file.addTypeAlias({ isExported: true, name: 'ParamName', type: 'keyof typeof PARAMS' });
+
+  const inputs = fn.inputs.map((id) => fn.graph.node(id));
+  const inputProps: OptionalKind<PropertySignatureStructure>[] = inputs.map((n) => {
+    const t = n.types[0]!;
+    return {
+      name: n.attrs.name as string,
+      isReadonly: true,
+      type: `TensorIn & { readonly shape: ${shapeType(t.shape)} }`,
+      docs: [`${t.dtype}[${t.shape.map(String).join(', ')}]${t.dtype === 'index' ? ' (whole numbers)' : ''}`],
+    };
+  });
+  file.addInterface({ isExported: true, name: `${className}Inputs`, properties: inputProps });
+  const outputs = fn.outputs.map((r, i) => ({ name: fn.outputs.length === 1 ? 'output' : `output_${i}`, type: fn.graph.typeOf(r) }));
+  file.addInterface({
+    isExported: true,
+    name: `${className}Outputs`,
+    properties: outputs.map((out) => ({
+      name: out.name,
+      isReadonly: true,
+      type: `TensorOut & { readonly shape: ${shapeType(out.type.shape)} }`,
+      docs: [`${out.type.dtype}[${out.type.shape.map(String).join(', ')}]${out.type.dtype === 'index' ? ' (whole numbers, as float32)' : ''}`],
+    })),
+  });
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    declarations: [{ name: 'INPUT_DTYPES', initializer: `{ ${inputs.map((n) => `${JSON.stringify(n.attrs.name)}: ${JSON.stringify(n.types[0]!.dtype)}`).join(', ')} } as const` }],
+  });
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['The optimised IR the kernels are generated from, for each new input shape.'],
+    declarations: [{ name: 'IR', type: 'ModuleJSON', initializer: JSON.stringify(moduleToJSON(m)) }],
+  });
+
+  file.addClass({
+    kind: StructureKind.Class,
+    isExported: true,
+    name: className,
+    docs: [`${fn.name}: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors().`],
+    ctors: [{ scope: Scope.Private, parameters: [{ name: 'model', type: 'CompiledModel', isReadonly: true, scope: Scope.Private }], statements: [] }],
+    properties: [],
+    methods: [
+      {
+        name: 'fromSeed', isStatic: true, returnType: className,
+        docs: ['Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`.'],
+        parameters: [{ name: 'seed', type: 'number' }, { name: 'options', type: 'ModelOptions', initializer: '{}' }],
+        statements: `return new ${className}(new CompiledModel(IR, seededWeights(IR.params, seed), options));`,
+      },
+      {
+        name: 'fromSafetensors', isStatic: true, returnType: className,
+        docs: ['Weights from the bytes of a safetensors file whose tensors are named as in PARAMS.'],
+        parameters: [{ name: 'bytes', type: 'Uint8Array' }, { name: 'options', type: 'ModelOptions', initializer: '{}' }],
+        statements: `return new ${className}(new CompiledModel(IR, safetensorsWeights(IR.params, bytes), options));`,
+      },
+      {
+        name: 'forward', isAsync: true, returnType: `Promise<${className}Outputs>`,
+        parameters: [{ name: 'inputs', type: `${className}Inputs` }],
+        statements: [
+          `const { outputs } = await this.model.forward({ ${inputs.map((n) => `${JSON.stringify(n.attrs.name)}: inputs[${JSON.stringify(n.attrs.name)}]`).join(', ')} }, INPUT_DTYPES);`,
+          `return { ${outputs.map((out, i) => `${out.name}: outputs[${i}] as ${className}Outputs[${JSON.stringify(out.name)}]`).join(', ')} };`,
+        ],
+      },
+      { name: 'destroy', returnType: 'void', statements: 'this.model.destroy();' },
+    ],
+    getAccessors: [{ name: 'backend', returnType: 'BackendName', docs: ['The backend every kernel was verified to run on.'], statements: 'return this.model.backend;' }],
+  });
+  file.formatText({ indentSize: 2 });
+  const header = `// Generated by peerc from ${o.source} (${o.lowering} lowering). Do not edit: recompile.\n`;
+  return { fileName: `${fn.name}.ts`, className, text: header + file.getFullText() };
+}

@@ -1,0 +1,30 @@
+// `peerc compile FILE -o DIR`: the emitted TypeScript module plus esbuild bundles of it with
+// the runtime: NAME.mjs for Node (gpu.js as a dependency) and NAME.browser.mjs (self-contained).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { emitModule } from '../../codegen/emit.js';
+import type { IRModule } from '../../src/ir/graph.js';
+import { optimize, type Lowering } from '../../src/passes/pipeline.js';
+
+/** The runtime API's source, next to this file in the repository (or the installed package). */
+export function runtimeApiPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // Bundled CLI: dist/peerc.js; sources: runtime/cli/compile.ts.
+  return here.endsWith('dist') ? resolve(here, '..', 'runtime', 'api.ts') : resolve(here, '..', 'api.ts');
+}
+
+export async function compileToDir(m: IRModule, source: string, outDir: string, lowering: Lowering): Promise<string[]> {
+  const optimized = optimize(m, { lowering });
+  const emitted = emitModule(optimized, { source, lowering, runtimeImport: 'peerc/runtime' });
+  mkdirSync(outDir, { recursive: true });
+  const tsPath = join(outDir, emitted.fileName);
+  writeFileSync(tsPath, emitted.text);
+  const base = join(outDir, emitted.fileName.replace(/\.ts$/, ''));
+  const common = { entryPoints: [tsPath], bundle: true, format: 'esm' as const, alias: { 'peerc/runtime': runtimeApiPath() }, logLevel: 'error' as const };
+  await build({ ...common, outfile: `${base}.mjs`, platform: 'node', target: 'node20', external: ['gpu.js'] });
+  // In a browser gpu.js uses WebGL or WebGPU; its optional Node-only backends stay out.
+  await build({ ...common, outfile: `${base}.browser.mjs`, platform: 'browser', target: 'es2022', external: ['gl', 'webgpu'] });
+  return [tsPath, `${base}.mjs`, `${base}.browser.mjs`];
+}
