@@ -8,6 +8,8 @@ export interface Stage {
   body: string;
   outputLength: number;
   loopMax: number;
+  /** Each thread returns 4 values; outputLength counts threads. */
+  vec4?: boolean;
   /** Stages read node arguments a0.. plus earlier stages' outputs, named st0, st1, ... */
 }
 
@@ -89,8 +91,12 @@ function productRetrieve(r: RenderInput): Stage[] {
     ].join('\n'),
   };
   const total = lanes * k;
-  const val = (side: number, i: string) => `st2[(o0 * 2 + ${side}) * ${k} + ${i}]`;
-  const idx = (side: number, i: string) => `st2[${half} + (o0 * 2 + ${side}) * ${k} + ${i}]`;
+  const paired = k <= REGISTER_TOPK_MAX && k % 2 === 0;
+  // Sorted sub-keys: [lanes, 2, k] values then indices, or (paired) [lanes, 2, k/2] x (v, i, v, i).
+  const pairAt = (side: number, i: string, part: number) =>
+    `st2[((o0 * 2 + ${side}) * ${k / 2} + Math.floor((${i}) / 2.0)) * 4 + ((${i}) - Math.floor((${i}) / 2.0) * 2.0) * 2 + ${part}]`;
+  const val = (side: number, i: string) => (paired ? pairAt(side, i, 0) : `st2[(o0 * 2 + ${side}) * ${k} + ${i}]`);
+  const idx = (side: number, i: string) => (paired ? pairAt(side, i, 1) : `st2[${half} + (o0 * 2 + ${side}) * ${k} + ${i}]`);
   const pairs = k * k;
   // Rank of each candidate pair among the pairs that can make the top k, -1 for the others.
   const pairRank: Stage = {
@@ -144,7 +150,76 @@ function productRetrieve(r: RenderInput): Stage[] {
       `return ${weight};`,
     ].join('\n'),
   };
-  return [threshold, survivors, sorted, pairRank, combine];
+  const subkeys = k <= REGISTER_TOPK_MAX ? [registerTopk(r, lanes, n, k, score)] : [threshold, survivors, sorted];
+  return [...subkeys, ...[pairRank, combine].map((s) => renumber(s, subkeys.length === 1 ? 2 : 0))];
+}
+
+/** Up to this k, the sub-key top-k keeps its k best in scalar registers (one pass over n). */
+export const REGISTER_TOPK_MAX = 32;
+
+/**
+ * Sub-key top-k in one pass: every thread of a (token, head, side) keeps the k best (value,
+ * index) pairs seen so far in scalar variables, sorted, inserting by one bubble pass, and
+ * returns its own slot. Elements arrive in index order, so an equal value never displaces an
+ * earlier one: ties go to the lower index. Threads of one row read the same scores, so the
+ * SIMD lanes of webasm share every load.
+ */
+function registerTopk(r: RenderInput, lanes: number, n: number, k: number, score: (side: string, c: string) => string): Stage {
+  if (k % 2 === 0) return registerTopkPairs(lanes, n, k, score);
+  const half = lanes * 2 * k;
+  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && i${a} < i${b}))`;
+  const lines = [
+    `let cell = ${X}; let second = 0.0;`,
+    `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
+    decompose('cell', [lanes, 2, k], 'o'),
+    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let i${i} = ${lit(n + i)};`).join(' '),
+    `let tv = 0.0; let ti = 0.0;`,
+    `for (let c = 0; c < ${n}; c++) {`,
+    `  let cv = ${score('o1', 'c')};`,
+    `  if (cv > v${k - 1}) {`,
+    `    v${k - 1} = cv; i${k - 1} = c;`,
+    ...Array.from({ length: k - 1 }, (_, j) => {
+      const a = k - 1 - j, b = a - 1;
+      return `    if (${better(a, b)}) { tv = v${b}; ti = i${b}; v${b} = v${a}; i${b} = i${a}; v${a} = tv; i${a} = ti; }`;
+    }),
+    `  }`,
+    `}`,
+    `let rv = v0; let ri = i0;`,
+    ...Array.from({ length: k - 1 }, (_, j) => `if (o2 == ${j + 1}) { rv = v${j + 1}; ri = i${j + 1}; }`),
+    `return second > 0.5 ? ri : rv;`,
+  ];
+  return { label: 'product_retrieve:subkey_topk', outputLength: 2 * half, loopMax: n, body: lines.join('\n') };
+}
+
+// The same with each thread returning two slots as (value, index, value, index): k/2 threads
+// per row instead of 2k, each making the one pass.
+function registerTopkPairs(lanes: number, n: number, k: number, score: (side: string, c: string) => string): Stage {
+  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && i${a} < i${b}))`;
+  const lines = [
+    decompose(X, [lanes, 2, k / 2], 'o'),
+    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let i${i} = ${lit(n + i)};`).join(' '),
+    `let tv = 0.0; let ti = 0.0;`,
+    `for (let c = 0; c < ${n}; c++) {`,
+    `  let cv = ${score('o1', 'c')};`,
+    `  if (cv > v${k - 1}) {`,
+    `    v${k - 1} = cv; i${k - 1} = c;`,
+    ...Array.from({ length: k - 1 }, (_, j) => {
+      const a = k - 1 - j, b = a - 1;
+      return `    if (${better(a, b)}) { tv = v${b}; ti = i${b}; v${b} = v${a}; i${b} = i${a}; v${a} = tv; i${a} = ti; }`;
+    }),
+    `  }`,
+    `}`,
+    `let av = v0; let ai = i0; let bv = v1; let bi = i1;`,
+    ...Array.from({ length: k / 2 - 1 }, (_, q) => `if (o2 == ${q + 1}) { av = v${2 * q + 2}; ai = i${2 * q + 2}; bv = v${2 * q + 3}; bi = i${2 * q + 3}; }`),
+    `return [av, ai, bv, bi];`,
+  ];
+  return { label: 'product_retrieve:subkey_topk', outputLength: lanes * k, loopMax: n, body: lines.join('\n'), vec4: true };
+}
+
+/** Stages after a replaced prefix read earlier outputs under new names (st2 -> st0, ...). */
+function renumber(s: Stage, shift: number): Stage {
+  if (shift === 0) return s;
+  return { ...s, body: s.body.replace(/\bst(\d+)\b/g, (_, d: string) => `st${Number(d) - shift}`) };
 }
 
 function expertAct(r: RenderInput): Stage[] {

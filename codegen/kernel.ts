@@ -7,8 +7,11 @@ export const FLAT_INDEX_LIMIT = 2 ** 24;
 
 export type KernelArg =
   | { kind: 'value'; ref: ValueRef; shape: number[] }
-  /** A parameter, uploaded once as a kernel constant; tables >= 2^24 cells as a [rows][cols] view. */
-  | { kind: 'param'; name: string; shape: number[] };
+  /**
+   * A parameter, uploaded once as a kernel constant; tables >= 2^24 cells as a [rows][cols] view.
+   * `perm` asks for the constant stored with its axes permuted (shape is then the permuted one).
+   */
+  | { kind: 'param'; name: string; shape: number[]; perm?: number[] };
 
 export interface KernelPlan {
   /** The IR op (or fused op) this kernel computes, for per-kernel timing. */
@@ -23,6 +26,12 @@ export interface KernelPlan {
   loopMax: number;
   /** Stage i of a fused op also reads the outputs of stages 0..i-1, as arguments st0, st1, ... */
   earlierStages: number;
+  /** Each thread returns 4 values (gpu.js Array(4)); outputLength counts threads, the data is 4x. */
+  vec4?: boolean;
+  /** A 2-D launch [x, y] (row-major result of y rows of x) instead of the flat one. */
+  grid?: [number, number];
+  /** Arguments read as 2-D [x, y] views (a[y][x]) instead of flat. */
+  views?: Map<number, [number, number]>;
 }
 
 /** Reads of kernel arguments: flat values, or [row][col] for parameters too large to index flat. */
@@ -32,6 +41,9 @@ export class ArgAccess {
   name(i: number): string {
     const a = this.args[i]!;
     return a.kind === 'param' ? `this.constants.p${i}` : `a${i}`;
+  }
+  isParam(i: number): boolean {
+    return this.args[i]!.kind === 'param';
   }
   isRowView(i: number): boolean {
     const a = this.args[i]!;

@@ -17,6 +17,10 @@ export interface RenderInput {
 export interface Rendered {
   body: string;
   loopMax: number;
+  grid?: [number, number];
+  views?: Map<number, [number, number]>;
+  /** Parameters this kernel wants stored with permuted axes (argument index -> permutation). */
+  layouts?: Map<number, number[]>;
 }
 
 type Renderer = (r: RenderInput) => Rendered;
@@ -127,17 +131,35 @@ export const NAIVE_RENDERERS: Record<string, Renderer> = {
   ...Object.fromEntries(Object.entries(ACTIVATIONS).map(([k, f]) => [k, elementwise(([a]) => f(a!))])),
   einsum(r) {
     const spec = parseEinsum(r.node.attrs.spec as string, r.inShapes.length);
+    const mm = matmulForm(r, spec);
+    if (mm) return mm;
     const size = new Map<string, number>();
     spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, r.inShapes[i]![j]!)));
     const outLetters = [...spec.output];
     const sumLetters = [...size.keys()].filter((c) => !outLetters.includes(c));
     const v = (c: string) => (outLetters.includes(c) ? `o${outLetters.indexOf(c)}` : `s_${c}`);
-    const product = spec.inputs.map((s, i) => r.acc.read(i, flatIndex([...s].map(v), r.inShapes[i]!))).join(' * ');
+    // A parameter holding the output's fastest letter is stored with that letter last, so the
+    // SIMD lanes (adjacent output cells) read adjacent memory.
+    const fastest = outLetters[outLetters.length - 1];
+    const layouts = new Map<number, number[]>();
+    const product = spec.inputs.map((s, i) => {
+      let letters = [...s];
+      let shape = r.inShapes[i]!;
+      const at = fastest === undefined ? -1 : letters.indexOf(fastest);
+      if (r.acc.isParam(i) && !r.acc.isRowView(i) && at >= 0 && at < letters.length - 1) {
+        const perm = [...letters.keys()].filter((j) => j !== at).concat(at);
+        layouts.set(i, perm);
+        letters = perm.map((j) => letters[j]!);
+        shape = perm.map((j) => shape[j]!);
+      }
+      return r.acc.read(i, flatIndex(letters.map(v), shape));
+    }).join(' * ');
     let inner = `acc += ${product};`;
     for (const c of [...sumLetters].reverse()) inner = `for (let s_${c} = 0; s_${c} < ${size.get(c)}; s_${c}++) {\n${inner}\n}`;
     return {
       body: `${decompose(X, r.outShapes[0]!, 'o')}\nlet acc = 0.0;\n${inner}\nreturn acc;`,
       loopMax: Math.max(1, ...sumLetters.map((c) => size.get(c)!)),
+      layouts,
     };
   },
   reduce_sum: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a) => a),
@@ -199,6 +221,34 @@ export const NAIVE_RENDERERS: Record<string, Renderer> = {
   layernorm: (r) => norm(r, true, (c) => ({ g: r.acc.read(1, c), b: r.acc.read(2, c) })),
   rmsnorm: (r) => norm(r, false, (c) => ({ g: r.acc.read(1, c), b: '0.0' })),
 };
+
+/**
+ * An einsum that is a matrix product of a value [rows..., K...] and a parameter holding
+ * K... and the output's last letter: rendered like gpu.js's fastest matmul, on a 2-D grid
+ * with 2-D views, the parameter stored [K, cols] so adjacent threads read adjacent memory.
+ */
+function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }): Rendered | undefined {
+  if (spec.inputs.length !== 2 || !r.acc.isParam(1) || r.acc.isParam(0) || r.acc.isRowView(1)) return undefined;
+  const [a, b] = spec.inputs as [string, string];
+  const out = spec.output;
+  const z = out[out.length - 1]!;
+  const lead = out.slice(0, -1);
+  const contracted = a.slice(lead.length);
+  if (!a.startsWith(lead) || contracted.length === 0 || [...contracted].some((c) => out.includes(c))) return undefined;
+  if (b.length !== contracted.length + 1 || ![...b].every((c) => c === z || contracted.includes(c)) || !b.includes(z)) return undefined;
+  const sizeOfLetter = (c: string) => r.inShapes[0]![a.indexOf(c)] ?? r.inShapes[1]![b.indexOf(c)]!;
+  const rows = [...lead].reduce((acc, c) => acc * sizeOfLetter(c), 1);
+  const cols = sizeOfLetter(z);
+  const inner = [...contracted].reduce((acc, c) => acc * sizeOfLetter(c), 1);
+  const perm = [...contracted, z].map((c) => b.indexOf(c));
+  return {
+    body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(0)}[this.thread.y][s] * ${r.acc.name(1)}[s][this.thread.x];\n}\nreturn acc;`,
+    loopMax: inner,
+    grid: [cols, rows],
+    views: new Map([[0, [inner, rows]], [1, [cols, inner]]]),
+    layouts: perm.every((p, i) => p === i) ? undefined : new Map([[1, perm]]),
+  };
+}
 
 /** BatchNorm: evaluation mode reads running statistics; training mode recomputes batch statistics. */
 export function renderBatchnorm(r: RenderInput, training: boolean): Rendered {

@@ -12,7 +12,7 @@ export function renderKernels(node: Node, args: KernelArg[], outShapes: number[]
   if (fused) {
     const stages = fused(r);
     return stages.map((s, i) => ({
-      label: s.label, args, source: s.body, outputLength: s.outputLength, loopMax: s.loopMax, earlierStages: i,
+      label: s.label, args, source: s.body, outputLength: s.outputLength, loopMax: s.loopMax, earlierStages: i, vec4: s.vec4,
       results: i === stages.length - 1 ? results : [s.outputLength],
     }));
   }
@@ -23,5 +23,10 @@ export function renderKernels(node: Node, args: KernelArg[], outShapes: number[]
     if (!renderer) throw new Error(`no gpu.js renderer for op '${node.op}'`);
     out = renderer(r);
   }
-  return [{ label: node.op, args, source: out.body, outputLength: results.reduce((a, b) => a + b, 0), results, loopMax: out.loopMax, earlierStages: 0 }];
+  const laidOut = args.map((a, i) => {
+    const perm = out.layouts?.get(i);
+    return perm && a.kind === 'param' ? { ...a, perm, shape: perm.map((j) => a.shape[j]!) } : a;
+  });
+  const label = node.op === 'einsum' ? `einsum ${node.attrs.spec as string}` : node.op;
+  return [{ label, args: laidOut, source: out.body, outputLength: results.reduce((a, b) => a + b, 0), results, loopMax: out.loopMax, earlierStages: 0, grid: out.grid, views: out.views }];
 }

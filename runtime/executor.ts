@@ -114,7 +114,16 @@ export class Executor {
     let stageOutputs: Float32Array[] = [];
     for (const step of steps) {
       if (step.stage === 0) stageOutputs = [];
-      const args = [...step.plan.args.filter((a) => a.kind === 'value').map((a) => read((a as { ref: ValueRef }).ref)), ...stageOutputs.slice(0, step.plan.earlierStages)];
+      const views = step.plan.views;
+      const args = [
+        ...step.plan.args.flatMap((a, i) => {
+          if (a.kind !== 'value') return [];
+          const data = read(a.ref);
+          const view = views?.get(i);
+          return [view ? input(data, view) : data];
+        }),
+        ...stageOutputs.slice(0, step.plan.earlierStages),
+      ];
       const t0 = performance.now();
       let out = step.kernel(...args) as Float32Array | Promise<Float32Array>;
       if (this.backend.asyncMode) out = await out;
@@ -123,7 +132,17 @@ export class Executor {
         this.checkKernel(step);
         step.checked = true;
       }
-      const flat = out as Float32Array;
+      let flat = out as Float32Array;
+      if (step.plan.grid) {
+        const rows = out as unknown as Float32Array[];
+        const [w] = step.plan.grid;
+        flat = new Float32Array(rows.length * w);
+        for (let y = 0; y < rows.length; y++) flat.set(rows[y]!, y * w);
+      } else if (step.plan.vec4) {
+        const cells = out as unknown as Float32Array[];
+        flat = new Float32Array(cells.length * 4);
+        for (let i = 0; i < cells.length; i++) flat.set(cells[i]!, i * 4);
+      }
       if (!step.last) {
         stageOutputs.push(flat);
         continue;
@@ -172,14 +191,16 @@ export class Executor {
     const constants: Record<string, unknown> = {};
     plan.args.forEach((a, i) => {
       if (a.kind === 'value') return;
-      const data = this.params.get(a.name)!;
+      const data = a.perm ? this.permuted(a.name, a.perm) : this.params.get(a.name)!;
       const cells = a.shape.reduce((x, y) => x * y, 1);
-      constants[`p${i}`] = cells >= FLAT_INDEX_LIMIT ? input(data, [cells / a.shape[0]!, a.shape[0]!]) : data;
+      const view = plan.views?.get(i);
+      constants[`p${i}`] = view ? input(data, view) : cells >= FLAT_INDEX_LIMIT ? input(data, [cells / a.shape[0]!, a.shape[0]!]) : data;
     });
     const source = this.sourceOf(plan);
     const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
     return create.call(this.gpu, source, {
-      output: [plan.outputLength],
+      ...(plan.vec4 ? { returnType: 'Array(4)' } : {}),
+      output: plan.grid ?? [plan.outputLength],
       constants,
       loopMaxIterations: Math.max(1000, plan.loopMax + 1),
       tactic: 'precision',
@@ -188,12 +209,57 @@ export class Executor {
     });
   }
 
+  private readonly permutedCache = new Map<string, Float32Array>();
+
+  /** A parameter with its axes permuted (made once per layout), for kernels that read it so. */
+  private permuted(name: string, perm: number[]): Float32Array {
+    const key = `${name}:${perm.join(',')}`;
+    let out = this.permutedCache.get(key);
+    if (out) return out;
+    const shape = this.module.params.find((p) => p.name === name)!.shape;
+    const src = this.params.get(name)!;
+    out = new Float32Array(src.length);
+    const srcStrides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    const newShape = perm.map((j) => shape[j]!);
+    const idx = new Array<number>(newShape.length).fill(0);
+    for (let f = 0; f < out.length; f++) {
+      let s = 0;
+      for (let i = 0; i < idx.length; i++) s += idx[i]! * srcStrides[perm[i]!]!;
+      out[f] = src[s]!;
+      for (let i = idx.length - 1; i >= 0; i--) {
+        if (++idx[i]! < newShape[i]!) break;
+        idx[i] = 0;
+      }
+    }
+    this.permutedCache.set(key, out);
+    return out;
+  }
+
   /** Never let a kernel fall back to another backend silently. */
   private checkKernel(step: Step): void {
     const k = step.kernel as unknown as { kernel?: { constructor: { name: string }; fallbackReason?: string | null } };
     const cls = k.kernel?.constructor?.name;
     if (cls !== this.backend.kernelClass)
       throw new KernelFallback(`kernel '${step.plan.label}' ran as ${cls ?? 'unknown'} instead of ${this.backend.kernelClass}${k.kernel?.fallbackReason ? `: ${k.kernel.fallbackReason}` : ''}`);
+  }
+
+  /**
+   * GFLOP/s of gpu.js's own fastest kernel shape (a 512^3 matmul over 2-D views) on this
+   * backend: the yardstick for the generated contraction kernels.
+   */
+  async matmulReference(runs = 3): Promise<number> {
+    const n = 512;
+    const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
+    const k = create.call(this.gpu, `function(a, b) { let acc = 0.0; for (let s = 0; s < ${n}; s++) { acc += a[this.thread.y][s] * b[s][this.thread.x]; } return acc; }`, { output: [n, n], asyncMode: this.backend.asyncMode, tactic: 'precision' });
+    const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
+    const times: number[] = [];
+    for (let i = 0; i <= runs; i++) {
+      const t0 = performance.now();
+      await k(input(m, [n, n]), input(m, [n, n]));
+      if (i > 0) times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return (2 * n ** 3) / times[Math.floor(times.length / 2)]! / 1e6;
   }
 
   destroy(): void {

@@ -104,6 +104,13 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       referenceMs = performance.now() - t0;
     }
     const flops = einsumFlops(optimize(m, { lowering: 'fused' }), o.tokens);
+    const matmulGflops = await executors[0]!.matmulReference();
+    const kernelGflops = Object.fromEntries(
+      [...flops.perKernel].map(([label, gflop]) => {
+        const ms = measured.fused!.kernels.find((k) => k.label === label)?.medianMs;
+        return [label, ms ? gflop / (ms / 1000) : 0];
+      }),
+    );
     const report = {
       backend: executors[0]!.backend.name,
       tokens: o.tokens,
@@ -113,7 +120,9 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       reference_ms: referenceMs,
       tokens_per_s: Object.fromEntries(Object.entries(measured).map(([k, v]) => [k, (o.tokens / v.medianMs) * 1000])),
       speedup_fused_vs_naive: measured.naive ? measured.naive.medianMs / measured.fused!.medianMs : undefined,
-      einsum_gflops: flops,
+      einsum_gflop: flops.total,
+      einsum_gflops_per_s: kernelGflops,
+      matmul_reference_gflops_per_s: matmulGflops,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     };
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -124,28 +133,34 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
   }
 }
 
-/** Multiply-adds x 2 of every einsum in the fused module, for GFLOP/s of the scoring kernels. */
-function einsumFlops(m: IRModule, tokens: number): number {
+/** Multiply-adds x 2 of every einsum in the fused module (GFLOP), in total and per kernel label. */
+function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: Map<string, number> } {
   const fn = entryFunction(m);
   let total = 0;
+  const perKernel = new Map<string, number>();
   for (const n of fn.graph.nodes) {
     if (n.op !== 'einsum') continue;
     const spec = parseEinsum(n.attrs.spec as string, n.inputs.length);
     const size = new Map<string, number>();
     spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, fn.graph.typeOf(n.inputs[i]!).shape[j]!.evaluate(() => tokens)!)));
-    total += 2 * [...size.values()].reduce((a, b) => a * b, 1);
+    const gflop = (2 * [...size.values()].reduce((a, b) => a * b, 1)) / 1e9;
+    total += gflop;
+    const label = `einsum ${n.attrs.spec as string}`;
+    perKernel.set(label, (perKernel.get(label) ?? 0) + gflop);
   }
-  return total / 1e9;
+  return { total, perKernel };
 }
 
-function renderReport(r: { backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflops: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name.padEnd(6)} ${m.medianMs.toFixed(1).padStart(9)} ms  ${r.tokens_per_s[name]!.toFixed(0).padStart(8)} tokens/s  (${m.kernelCount} kernels)`);
   }
   if (r.reference_ms !== undefined) lines.push(`  reference (float64 interpreter, 1 run) ${r.reference_ms.toFixed(1)} ms  ${((r.tokens / r.reference_ms) * 1000).toFixed(0)} tokens/s`);
   if (r.speedup_fused_vs_naive) lines.push(`  fused is ${r.speedup_fused_vs_naive.toFixed(2)}x the naive lowering`);
-  lines.push(`  einsum work: ${r.einsum_gflops.toFixed(3)} GFLOP per forward`);
+  lines.push(`  einsum work: ${r.einsum_gflop.toFixed(3)} GFLOP per forward; gpu.js 512^3 matmul on this backend: ${r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`);
+  for (const [label, g] of Object.entries(r.einsum_gflops_per_s))
+    lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GFLOP/s (${((100 * g) / r.matmul_reference_gflops_per_s).toFixed(0)}% of the matmul)`);
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name} kernels (median ms):`);
     for (const k of m.kernels.slice(0, 12)) lines.push(`    ${k.label.padEnd(32)} ${k.medianMs.toFixed(2).padStart(9)}`);
