@@ -15,8 +15,17 @@ for (const n of [64, 256, 1024]) {
   writeFileSync(file, base.replace(/^const N = .*$/m, `const N = ${n}^2`));
   const out = execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', file, '--tokens', '256', '--runs', '5', '--skip-reference', '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const r = JSON.parse(out);
-  rows.push({ n, r });
-  console.log(`N = ${n}^2: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms`);
+  // The same layer in TensorFlow.js, right after, on the same machine (a separate process, so a
+  // crash or an out-of-memory there cannot take the peerc numbers with it).
+  let tfjs;
+  try {
+    tfjs = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'tfjs-peer.mjs'), String(n), '256', '5'], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
+  } catch (e) {
+    const why = String(e.stderr ?? e.message).split('\n').find((l) => /Error|memory|heap/i.test(l)) ?? 'failed';
+    tfjs = { failed: why.trim().slice(0, 120) };
+  }
+  rows.push({ n, r, tfjs });
+  console.log(`N = ${n}^2: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 const fmt = (x) => x.toFixed(1);
 const lines = [
@@ -26,9 +35,14 @@ const lines = [
   'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, h = 4, k = 16, backend as reported',
   '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured side by side in one process.',
   '',
-  '| N | backend | fused ms | naive ms | fused tokens/s | naive tokens/s | fused / naive | peak RSS MB |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, r }) => `| ${n}^2 | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} |`),
+  '| N | backend | fused ms | naive ms | TF.js wasm ms | fused tokens/s | naive tokens/s | TF.js tokens/s | fused / naive | fused / TF.js | peerc peak RSS MB | TF.js peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, r, tfjs }) => `| ${n}^2 | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '',
+  'Contraction kernels against gpu.js\'s own 512^3 matmul on the same backend, same run (largest N):',
+  '',
+  `- matmul yardstick: ${rows.at(-1).r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`,
+  ...Object.entries(rows.at(-1).r.einsum_gflops_per_s).map(([k, g]) => `- ${k}: ${g.toFixed(2)} GFLOP/s (${((100 * g) / rows.at(-1).r.matmul_reference_gflops_per_s).toFixed(0)}%)`),
   '',
   'Fused kernels at the largest N (median ms per forward):',
   '',
@@ -36,7 +50,8 @@ const lines = [
   '| --- | --- |',
   ...rows.at(-1).r.fused.kernels.map((k) => `| ${k.label} | ${k.medianMs.toFixed(2)} |`),
   '',
-  'Not measured yet: TensorFlow.js, a hand-written plain-loop forward, the dense-router baseline, and training steps.',
+  'TF.js: bench/tfjs-peer.mjs, the layer written the ordinary way (matMul, topk, gather) on @tensorflow/tfjs-backend-wasm 4.22, uniform random expert tables.',
+  'Not measured yet: a hand-written plain-loop forward, the dense-router baseline that scores all N experts, and training steps.',
   '',
 ];
 writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'));

@@ -10,6 +10,8 @@ export interface Stage {
   loopMax: number;
   /** Each thread returns 4 values; outputLength counts threads. */
   vec4?: boolean;
+  /** 'pairs': a [lanes, k] two-result op stored as (r0, r1, r0, r1) per thread; reordered on read-out. */
+  layout?: 'pairs';
   /** Stages read node arguments a0.. plus earlier stages' outputs, named st0, st1, ... */
 }
 
@@ -151,6 +153,7 @@ function productRetrieve(r: RenderInput): Stage[] {
     ].join('\n'),
   };
   const subkeys = k <= REGISTER_TOPK_MAX ? [registerTopk(r, lanes, n, k, score)] : [threshold, survivors, sorted];
+  if (paired) return [subkeys[0]!, renumber(registerCombine(lanes, n, k, gate, val, idx), 2)];
   return [...subkeys, ...[pairRank, combine].map((s) => renumber(s, subkeys.length === 1 ? 2 : 0))];
 }
 
@@ -189,6 +192,41 @@ function registerTopk(r: RenderInput, lanes: number, n: number, k: number, score
     `return second > 0.5 ? ri : rv;`,
   ];
   return { label: 'product_retrieve:subkey_topk', outputLength: 2 * half, loopMax: n, body: lines.join('\n') };
+}
+
+/**
+ * The final top-k over the candidate pairs (a, b) with (a+1)(b+1) <= k, kept sorted in scalar
+ * registers (pairs arrive in index order a*k+b, so ties keep the lower index), then the gate
+ * over all k scores; each thread returns two slots as (weight, expert, weight, expert).
+ */
+function registerCombine(lanes: number, n: number, k: number, gate: string, val: (side: number, i: string) => string, idx: (side: number, i: string) => string): Stage {
+  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && c${a} < c${b}))`;
+  const weight = (v: string) => (gate === 'softmax' ? `Math.exp(${v} - v0) / z` : gate === 'relu' ? `Math.max(${v}, 0.0)` : v);
+  const expert = (c: string) => `(${idx(0, `Math.floor(${c} / ${lit(k)})`)} * ${lit(n)} + ${idx(1, `(${c} - Math.floor(${c} / ${lit(k)}) * ${lit(k)})`)})`;
+  const lines = [
+    decompose(X, [lanes, k / 2], 'o'),
+    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let c${i} = ${lit(k * k + i)};`).join(' '),
+    `let tv = 0.0; let tc = 0.0;`,
+    `for (let ia = 0; ia < ${k}; ia++) {`,
+    `  for (let ib = 0; ib < ${k}; ib++) {`,
+    `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
+    `    let cv = ${val(0, 'ia')} + ${val(1, 'ib')};`,
+    `    if (cv > v${k - 1}) {`,
+    `      v${k - 1} = cv; c${k - 1} = ia * ${k} + ib;`,
+    ...Array.from({ length: k - 1 }, (_, j) => {
+      const a = k - 1 - j, b = a - 1;
+      return `      if (${better(a, b)}) { tv = v${b}; tc = c${b}; v${b} = v${a}; c${b} = c${a}; v${a} = tv; c${a} = tc; }`;
+    }),
+    `    }`,
+    `  }`,
+    `}`,
+    `let z = 0.0;`,
+    ...Array.from({ length: k }, (_, i) => `z += Math.exp(v${i} - v0);`),
+    `let av = v0; let ac = c0; let bv = v1; let bc = c1;`,
+    ...Array.from({ length: k / 2 - 1 }, (_, q) => `if (o1 == ${q + 1}) { av = v${2 * q + 2}; ac = c${2 * q + 2}; bv = v${2 * q + 3}; bc = c${2 * q + 3}; }`),
+    `return [${weight('av')}, ${expert('ac')}, ${weight('bv')}, ${expert('bc')}];`,
+  ];
+  return { label: 'product_retrieve:combine', outputLength: lanes * (k / 2), loopMax: k, body: lines.join('\n'), vec4: true, layout: 'pairs' };
 }
 
 // The same with each thread returning two slots as (value, index, value, index): k/2 threads

@@ -28,6 +28,8 @@ export interface KernelPlan {
   earlierStages: number;
   /** Each thread returns 4 values (gpu.js Array(4)); outputLength counts threads, the data is 4x. */
   vec4?: boolean;
+  /** 'pairs': two results stored per thread as (r0, r1, r0, r1); de-interleaved on read-out. */
+  layout?: 'pairs';
   /** A 2-D launch [x, y] (row-major result of y rows of x) instead of the flat one. */
   grid?: [number, number];
   /** Arguments read as 2-D [x, y] views (a[y][x]) instead of flat. */

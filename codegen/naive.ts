@@ -117,7 +117,7 @@ function norm(r: RenderInput, center: boolean, params: (c: string) => { g: strin
   });
 }
 
-export const NAIVE_RENDERERS: Record<string, Renderer> = {
+const BASE_RENDERERS: Record<string, Renderer> = {
   const: (r) => ({ body: `return ${lit(r.node.attrs.value as number)};`, loopMax: 1 }),
   add: binary('+'),
   sub: binary('-'),
@@ -130,7 +130,31 @@ export const NAIVE_RENDERERS: Record<string, Renderer> = {
   mod: elementwise(([a, b]) => `(${a}) - Math.floor((${a}) / (${b}) + 0.000001) * (${b})`),
   ...Object.fromEntries(Object.entries(ACTIVATIONS).map(([k, f]) => [k, elementwise(([a]) => f(a!))])),
   einsum(r) {
-    const spec = parseEinsum(r.node.attrs.spec as string, r.inShapes.length);
+    return renderEinsum(r, parseEinsum(r.node.attrs.spec as string, r.inShapes.length));
+  },
+  einsum_bn(r) {
+    // The einsum's own output shape, then the BatchNorm epilogue on channel (flat index mod C).
+    const spec = parseEinsum(r.node.attrs.spec as string, 2);
+    const outShape = einsumShape(spec, r.inShapes);
+    const c = r.outShapes[0]![r.outShapes[0]!.length - 1]!;
+    const base = renderEinsum({ ...r, outShapes: [outShape] }, spec);
+    const eps = lit(r.node.attrs.eps as number);
+    // The output cell's flat index: 1-D launch, or y * cols + x on a 2-D grid.
+    const flat = base.grid ? `(this.thread.y * ${base.grid[0]} + this.thread.x)` : X;
+    const epilogue = (acc: string) =>
+      `let cf = ${flat};\nlet ch = cf - Math.floor(cf / ${c}) * ${c};\nif (ch < 0) { ch = ch + ${c}; }\nif (ch >= ${c}) { ch = ch - ${c}; }\nreturn (${acc} - ${r.acc.read(4, 'ch')}) / Math.sqrt(${r.acc.read(5, 'ch')} + ${eps}) * ${r.acc.read(2, 'ch')} + ${r.acc.read(3, 'ch')};`;
+    return { ...base, body: base.body.replace(/return acc;$/, epilogue('acc')) };
+  },
+};
+
+function einsumShape(spec: { inputs: string[]; output: string }, inShapes: number[][]): number[] {
+  const size = new Map<string, number>();
+  spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, inShapes[i]![j]!)));
+  return [...spec.output].map((c) => size.get(c)!);
+}
+
+function renderEinsum(r: RenderInput, spec: { inputs: string[]; output: string }): Rendered {
+  {
     const mm = matmulForm(r, spec);
     if (mm) return mm;
     const size = new Map<string, number>();
@@ -161,7 +185,10 @@ export const NAIVE_RENDERERS: Record<string, Renderer> = {
       loopMax: Math.max(1, ...sumLetters.map((c) => size.get(c)!)),
       layouts,
     };
-  },
+  }
+}
+
+const MORE_RENDERERS: Record<string, Renderer> = {
   reduce_sum: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a) => a),
   reduce_mean: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a, n) => `${a} / ${lit(n)}`),
   reduce_max: (r) => reduction(r, '-3.4e38', (a, v) => `Math.max(${a}, ${v})`, (a) => a),
@@ -231,16 +258,19 @@ function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }):
   if (spec.inputs.length !== 2 || !r.acc.isParam(1) || r.acc.isParam(0) || r.acc.isRowView(1)) return undefined;
   const [a, b] = spec.inputs as [string, string];
   const out = spec.output;
-  const z = out[out.length - 1]!;
-  const lead = out.slice(0, -1);
+  // Output = lead letters (from a, in a's order) + tail letters (only in b); a = lead + contracted.
+  let split = out.length;
+  while (split > 0 && !a.includes(out[split - 1]!)) split--;
+  const lead = out.slice(0, split);
+  const tail = out.slice(split);
   const contracted = a.slice(lead.length);
-  if (!a.startsWith(lead) || contracted.length === 0 || [...contracted].some((c) => out.includes(c))) return undefined;
-  if (b.length !== contracted.length + 1 || ![...b].every((c) => c === z || contracted.includes(c)) || !b.includes(z)) return undefined;
-  const sizeOfLetter = (c: string) => r.inShapes[0]![a.indexOf(c)] ?? r.inShapes[1]![b.indexOf(c)]!;
+  if (tail.length === 0 || !a.startsWith(lead) || contracted.length === 0 || [...contracted].some((c) => out.includes(c))) return undefined;
+  if (b.length !== contracted.length + tail.length || ![...b].every((c) => tail.includes(c) || contracted.includes(c))) return undefined;
+  const sizeOfLetter = (c: string) => (a.includes(c) ? r.inShapes[0]![a.indexOf(c)]! : r.inShapes[1]![b.indexOf(c)]!);
   const rows = [...lead].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const cols = sizeOfLetter(z);
+  const cols = [...tail].reduce((acc, c) => acc * sizeOfLetter(c), 1);
   const inner = [...contracted].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const perm = [...contracted, z].map((c) => b.indexOf(c));
+  const perm = [...contracted, ...tail].map((c) => b.indexOf(c));
   return {
     body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(0)}[this.thread.y][s] * ${r.acc.name(1)}[s][this.thread.x];\n}\nreturn acc;`,
     loopMax: inner,
@@ -249,6 +279,8 @@ function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }):
     layouts: perm.every((p, i) => p === i) ? undefined : new Map([[1, perm]]),
   };
 }
+
+export const NAIVE_RENDERERS: Record<string, Renderer> = { ...BASE_RENDERERS, ...MORE_RENDERERS };
 
 /** BatchNorm: evaluation mode reads running statistics; training mode recomputes batch statistics. */
 export function renderBatchnorm(r: RenderInput, training: boolean): Rendered {

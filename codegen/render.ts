@@ -12,7 +12,7 @@ export function renderKernels(node: Node, args: KernelArg[], outShapes: number[]
   if (fused) {
     const stages = fused(r);
     return stages.map((s, i) => ({
-      label: s.label, args, source: s.body, outputLength: s.outputLength, loopMax: s.loopMax, earlierStages: i, vec4: s.vec4,
+      label: s.label, args, source: s.body, outputLength: s.outputLength, loopMax: s.loopMax, earlierStages: i, vec4: s.vec4, layout: s.layout,
       results: i === stages.length - 1 ? results : [s.outputLength],
     }));
   }

@@ -143,6 +143,17 @@ export class Executor {
         flat = new Float32Array(cells.length * 4);
         for (let i = 0; i < cells.length; i++) flat.set(cells[i]!, i * 4);
       }
+      if (step.plan.layout === 'pairs') {
+        const half = flat.length / 2;
+        const split = new Float32Array(flat.length);
+        for (let t = 0; t < flat.length / 4; t++) {
+          split[2 * t] = flat[4 * t]!;
+          split[half + 2 * t] = flat[4 * t + 1]!;
+          split[2 * t + 1] = flat[4 * t + 2]!;
+          split[half + 2 * t + 1] = flat[4 * t + 3]!;
+        }
+        flat = split;
+      }
       if (!step.last) {
         stageOutputs.push(flat);
         continue;

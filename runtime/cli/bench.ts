@@ -139,13 +139,13 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   let total = 0;
   const perKernel = new Map<string, number>();
   for (const n of fn.graph.nodes) {
-    if (n.op !== 'einsum') continue;
-    const spec = parseEinsum(n.attrs.spec as string, n.inputs.length);
+    if (n.op !== 'einsum' && n.op !== 'einsum_bn') continue;
+    const spec = parseEinsum(n.attrs.spec as string, n.op === 'einsum_bn' ? 2 : n.inputs.length);
     const size = new Map<string, number>();
     spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, fn.graph.typeOf(n.inputs[i]!).shape[j]!.evaluate(() => tokens)!)));
     const gflop = (2 * [...size.values()].reduce((a, b) => a * b, 1)) / 1e9;
     total += gflop;
-    const label = `einsum ${n.attrs.spec as string}`;
+    const label = n.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${n.attrs.spec as string}`;
     perKernel.set(label, (perKernel.get(label) ?? 0) + gflop);
   }
   return { total, perKernel };

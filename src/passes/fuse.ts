@@ -192,4 +192,23 @@ export const fuseResidual: RewriteRule = {
   },
 };
 
-export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertOutput, fuseResidual];
+export const fuseProjectionBatchnorm: RewriteRule = {
+  name: 'fuse-projection-batchnorm',
+  doc: 'batchnorm(reshape?(einsum(a, b))) in evaluation mode -> einsum_bn: the normalisation as the projection kernel\'s epilogue. Only in the inference pipeline (training needs batch statistics); does not fire if the einsum has another user.',
+  apply(node, _inputs, g, _m, ctx) {
+    if (node.op !== 'batchnorm') return undefined;
+    let src = node.inputs[0]!;
+    const skip: number[] = [];
+    if (nodeOf(ctx, src).op === 'reshape') {
+      skip.push(src.node);
+      src = nodeOf(ctx, src).inputs[0]!;
+    }
+    const e = nodeOf(ctx, src);
+    if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
+    if (!onlyUsedBy(ctx, e.id, skip.length ? skip : [node.id]) || (skip.length && !onlyUsedBy(ctx, skip[0]!, [node.id]))) return undefined;
+    const shape = node.types[0]!.shape;
+    return [ref(g.add('einsum_bn', [...e.inputs, ...node.inputs.slice(1)].map(ctx.map), { spec: e.attrs.spec as string, eps: node.attrs.eps as number, shape }, node.span))];
+  },
+};
+
+export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertOutput, fuseResidual, fuseProjectionBatchnorm];

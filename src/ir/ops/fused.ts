@@ -8,6 +8,7 @@ import { erf } from './elementwise.js';
 import { runtimeIndexError, topkLane } from './indexing.js';
 import { requireDtype } from './shape-rules.js';
 import { defineOp } from './types.js';
+import { einsum } from './einsum.js';
 
 export type Gate = 'none' | 'softmax' | 'relu';
 
@@ -110,6 +111,36 @@ export const expert_out = defineOp({
       const e = idx!.data[i]!, t = Math.floor(i / perToken);
       if (!(e >= 0 && e < rows)) throw runtimeIndexError('expert_out', e, rows);
       for (let j = 0; j < d; j++) out.data[t * d + j] = out.data[t * d + j]! + h!.data[i]! * v!.element(e * d + j);
+    }
+    return [out];
+  },
+});
+
+/**
+ * einsum followed by evaluation-mode BatchNorm over the last `channels` cells of each row of
+ * its output: (e - mean) / sqrt(var + eps) * gamma + beta, reshaped to `shape`.
+ */
+export const einsum_bn = defineOp({
+  name: 'einsum_bn',
+  inputs: ['a', 'b', 'gamma', 'beta', 'running_mean', 'running_var'],
+  attrs: { spec: 'string', eps: 'float', shape: 'dims' },
+  infer([a, b, ...ps], attrs) {
+    const [e] = einsum.infer([a!, b!], { spec: attrs.spec as string });
+    const shape = attrs.shape as readonly Dim[];
+    const c = shape[shape.length - 1]!;
+    for (const p of ps) if (!p.shape[0]!.equals(c)) fail('PEER0303', null, { what: 'einsum_bn channels', expected: c.toString(), found: shapeToString(p.shape), detail: '' });
+    if (!e!.shape.reduce((x, y) => x.mul(y), Dim.of(1)).equals(shape.reduce((x, y) => x.mul(y), Dim.of(1)))) fail('PEER0306', null, { from: shapeToString(e!.shape), to: shapeToString(shape), detail: 'sizes differ' });
+    return [{ dtype: 'f32', shape }];
+  },
+  evaluate([a, b, g, beta, mean, variance], attrs, ctx) {
+    const [e] = einsum.evaluate!([a!, b!], { spec: attrs.spec as string }, ctx);
+    const shape = (attrs.shape as readonly Dim[]).map((d) => ctx.dimValue(d));
+    const c = shape[shape.length - 1]!;
+    const eps = attrs.eps as number;
+    const out = new Tensor('f32', shape, new Float64Array(e!.size));
+    for (let i = 0; i < e!.size; i++) {
+      const j = i % c;
+      out.data[i] = ((e!.data[i]! - mean!.data[j]!) / Math.sqrt(variance!.data[j]! + eps)) * g!.data[j]! + beta!.data[j]!;
     }
     return [out];
   },
