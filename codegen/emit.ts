@@ -12,6 +12,13 @@ export interface EmitOptions {
   runtimeImport: string;
 }
 
+/** JSON with one node, parameter or function field per line, so diffs of generated code read well. */
+function readableJSON(v: unknown): string {
+  return JSON.stringify(v, null, 2)
+    .replace(/\[\s*([^[\]{}]*?)\s*\]/g, (_, inner: string) => `[${inner.split(/,\s*/).join(', ')}]`)
+    .replace(/\{\s*([^{}[\]]*?)\s*\}/g, (_, inner: string) => `{ ${inner.split(/,\s*\n\s*/).join(', ')} }`);
+}
+
 const pascal = (s: string) => s.replace(/(^|_)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());
 
 function shapeType(shape: Shape): string {
@@ -69,7 +76,7 @@ export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; cla
   file.addVariableStatement({
     declarationKind: VariableDeclarationKind.Const,
     docs: ['The optimised IR the kernels are generated from, for each new input shape.'],
-    declarations: [{ name: 'IR', type: 'ModuleJSON', initializer: JSON.stringify(moduleToJSON(m)) }],
+    declarations: [{ name: 'IR', type: 'ModuleJSON', initializer: readableJSON(moduleToJSON(m)) }],
   });
 
   file.addClass({

@@ -37,7 +37,3780 @@ export interface ByteLmOutputs {
 
 const INPUT_DTYPES = { "tokens": "index" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "byte_lm", "params": [{ "name": "E", "role": "param", "dtype": "f32", "shape": [256, 128], "init": { "kind": "normal", "mean": 0, "std": 0.02 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "ln", "role": "param", "dtype": "f32", "shape": [6, 128], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "ln_f", "role": "param", "dtype": "f32", "shape": [128], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "Wq", "role": "param", "dtype": "f32", "shape": [3, 4, 128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Wk", "role": "param", "dtype": "f32", "shape": [3, 4, 128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Wv", "role": "param", "dtype": "f32", "shape": [3, 4, 128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Wo", "role": "param", "dtype": "f32", "shape": [3, 4, 32, 128], "init": { "kind": "normal", "mean": 0, "std": 0.02 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "W1", "role": "param", "dtype": "f32", "shape": [2, 128, 512], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "W2", "role": "param", "dtype": "f32", "shape": [2, 512, 128], "init": { "kind": "normal", "mean": 0, "std": 0.02 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Pq", "role": "param", "dtype": "f32", "shape": [4, 64, 128], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "bn_g", "role": "param", "dtype": "f32", "shape": [256], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_b", "role": "param", "dtype": "f32", "shape": [256], "init": { "kind": "constant", "value": 0 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_mean", "role": "buffer", "dtype": "f32", "shape": [256], "init": { "kind": "constant", "value": 0 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_var", "role": "buffer", "dtype": "f32", "shape": [256], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "C1", "role": "param", "dtype": "f32", "shape": [128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C2", "role": "param", "dtype": "f32", "shape": [128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "U", "role": "param", "dtype": "f32", "shape": [16384, 128], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }, { "name": "Vx", "role": "param", "dtype": "f32", "shape": [16384, 128], "init": { "kind": "normal", "mean": 0, "std": 0.02 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }], "train": [["steps", 300], ["batch", 16], ["seq", 64], ["lr", 0.003], ["optimizer", "adamw"], ["warmup", 30], ["schedule", "cosine"], ["task", "text"]], "functions": [{ "name": "byte_lm", "symbols": ["B", "S"], "inputs": [0], "outputs": [{ "node": 129, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "tokens", "dtype": "index", "shape": { "dims": [[["B", 1]], [["S", 1]]] } }, "types": [{ "dtype": "index", "shape": [[["B", 1]], [["S", 1]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "E", "dtype": "f32", "shape": { "dims": [[["", 256]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]], [["", 128]]] }] }, { "op": "gather", "inputs": [{ "node": 1, "result": 0 }, { "node": 0, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "ln", "dtype": "f32", "shape": { "dims": [[["", 6]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 6]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 4, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 2, "result": 0 }, { "node": 5, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wq", "dtype": "f32", "shape": { "dims": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 7, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 8, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wk", "dtype": "f32", "shape": { "dims": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 10, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 11, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wv", "dtype": "f32", "shape": { "dims": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 3]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 13, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 14, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wo", "dtype": "f32", "shape": { "dims": [[["", 3]], [["", 4]], [["", 32]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 3]], [["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 16, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 17, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 32]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 6, "result": 0 }, { "node": 9, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 6, "result": 0 }, { "node": 12, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 6, "result": 0 }, { "node": 15, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 19, "result": 0 }, { "node": 20, "result": 0 }], "attrs": { "spec": "base,bate->bast" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "const", "inputs": [], "attrs": { "value": 5.656854249492381, "dtype": "f32" }, "types": [{ "dtype": "f32", "shape": [] }] }, { "op": "div", "inputs": [{ "node": 22, "result": 0 }, { "node": 23, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "causal_mask", "inputs": [], "attrs": { "n": { "dims": [[["S", 1]]] } }, "types": [{ "dtype": "f32", "shape": [[["S", 1]], [["S", 1]]] }] }, { "op": "add", "inputs": [{ "node": 24, "result": 0 }, { "node": 25, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "softmax", "inputs": [{ "node": 26, "result": 0 }], "attrs": { "axis": 3 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "einsum", "inputs": [{ "node": 27, "result": 0 }, { "node": 21, "result": 0 }], "attrs": { "spec": "bast,bate->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 28, "result": 0 }, { "node": 18, "result": 0 }], "attrs": { "spec": "base,aed->bsd" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 2, "result": 0 }, { "node": 29, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 31, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 30, "result": 0 }, { "node": 32, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 33, "result": 0 }], "attrs": { "shape": { "dims": [[["B*S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "W1", "dtype": "f32", "shape": { "dims": [[["", 2]], [["", 128]], [["", 512]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 2]], [["", 128]], [["", 512]]] }] }, { "op": "slice", "inputs": [{ "node": 35, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]], [["", 512]]] }] }, { "op": "reshape", "inputs": [{ "node": 36, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]], [["", 512]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]], [["", 512]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "W2", "dtype": "f32", "shape": { "dims": [[["", 2]], [["", 512]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 2]], [["", 512]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 38, "result": 0 }], "attrs": { "axis": 0, "start": 0, "end": 1 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 512]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 39, "result": 0 }], "attrs": { "shape": { "dims": [[["", 512]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 512]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 34, "result": 0 }, { "node": 37, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 512]]] }] }, { "op": "gelu", "inputs": [{ "node": 41, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 512]]] }] }, { "op": "einsum", "inputs": [{ "node": 42, "result": 0 }, { "node": 40, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 43, "result": 0 }], "attrs": { "shape": { "dims": [[["B", 1]], [["S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 30, "result": 0 }, { "node": 44, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 2, "end": 3 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 46, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 45, "result": 0 }, { "node": 47, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 7, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 49, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 10, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 51, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 13, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 53, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 16, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 55, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 32]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 48, "result": 0 }, { "node": 50, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 48, "result": 0 }, { "node": 52, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 48, "result": 0 }, { "node": 54, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 57, "result": 0 }, { "node": 58, "result": 0 }], "attrs": { "spec": "base,bate->bast" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "div", "inputs": [{ "node": 60, "result": 0 }, { "node": 23, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "add", "inputs": [{ "node": 61, "result": 0 }, { "node": 25, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "softmax", "inputs": [{ "node": 62, "result": 0 }], "attrs": { "axis": 3 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "einsum", "inputs": [{ "node": 63, "result": 0 }, { "node": 59, "result": 0 }], "attrs": { "spec": "bast,bate->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 64, "result": 0 }, { "node": 56, "result": 0 }], "attrs": { "spec": "base,aed->bsd" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 45, "result": 0 }, { "node": 65, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 3, "end": 4 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 67, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 66, "result": 0 }, { "node": 68, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 69, "result": 0 }], "attrs": { "shape": { "dims": [[["B*S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Pq", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 64]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 64]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_g", "dtype": "f32", "shape": { "dims": [[["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_b", "dtype": "f32", "shape": { "dims": [[["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_mean", "dtype": "f32", "shape": { "dims": [[["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_var", "dtype": "f32", "shape": { "dims": [[["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C1", "dtype": "f32", "shape": { "dims": [[["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C2", "dtype": "f32", "shape": { "dims": [[["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "U", "dtype": "f32", "shape": { "dims": [[["", 16384]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 16384]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Vx", "dtype": "f32", "shape": { "dims": [[["", 16384]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 16384]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 70, "result": 0 }, { "node": 71, "result": 0 }], "attrs": { "spec": "td,hcd->thc" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 64]]] }] }, { "op": "reshape", "inputs": [{ "node": 80, "result": 0 }], "attrs": { "shape": { "dims": [[["B*S", 1]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 256]]] }] }, { "op": "batchnorm", "inputs": [{ "node": 81, "result": 0 }, { "node": 72, "result": 0 }, { "node": 73, "result": 0 }, { "node": 74, "result": 0 }, { "node": 75, "result": 0 }], "attrs": { "eps": 0.00001, "momentum": 0.1 }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 256]]] }] }, { "op": "reshape", "inputs": [{ "node": 82, "result": 0 }], "attrs": { "shape": { "dims": [[["B*S", 1]], [["", 4]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 64]]] }] }, { "op": "slice", "inputs": [{ "node": 83, "result": 0 }], "attrs": { "axis": 2, "start": 0, "end": 32 }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 84, "result": 0 }, { "node": 76, "result": 0 }], "attrs": { "spec": "thc,nc->thn" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 83, "result": 0 }], "attrs": { "axis": 2, "start": 32, "end": 64 }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 86, "result": 0 }, { "node": 77, "result": 0 }], "attrs": { "spec": "thc,nc->thn" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 128]]] }] }, { "op": "product_retrieve", "inputs": [{ "node": 85, "result": 0 }, { "node": 87, "result": 0 }], "attrs": { "k": 8, "gate": "softmax" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 8]]] }, { "dtype": "index", "shape": [[["B*S", 1]], [["", 4]], [["", 8]]], "bound": [["", 16384]] }] }, { "op": "expert_act", "inputs": [{ "node": 70, "result": 0 }, { "node": 78, "result": 0 }, { "node": 88, "result": 1 }, { "node": 88, "result": 0 }], "attrs": { "act": "gelu" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 4]], [["", 8]]] }] }, { "op": "expert_out", "inputs": [{ "node": 89, "result": 0 }, { "node": 79, "result": 0 }, { "node": 88, "result": 1 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 90, "result": 0 }], "attrs": { "shape": { "dims": [[["B", 1]], [["S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 66, "result": 0 }, { "node": 91, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 4, "end": 5 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 93, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 92, "result": 0 }, { "node": 94, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 7, "result": 0 }], "attrs": { "axis": 0, "start": 2, "end": 3 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 96, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 10, "result": 0 }], "attrs": { "axis": 0, "start": 2, "end": 3 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 98, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 13, "result": 0 }], "attrs": { "axis": 0, "start": 2, "end": 3 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "reshape", "inputs": [{ "node": 100, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 32]]] }] }, { "op": "slice", "inputs": [{ "node": 16, "result": 0 }], "attrs": { "axis": 0, "start": 2, "end": 3 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 102, "result": 0 }], "attrs": { "shape": { "dims": [[["", 4]], [["", 32]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 32]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 95, "result": 0 }, { "node": 97, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 95, "result": 0 }, { "node": 99, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 95, "result": 0 }, { "node": 101, "result": 0 }], "attrs": { "spec": "bsd,ade->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 104, "result": 0 }, { "node": 105, "result": 0 }], "attrs": { "spec": "base,bate->bast" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "div", "inputs": [{ "node": 107, "result": 0 }, { "node": 23, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "add", "inputs": [{ "node": 108, "result": 0 }, { "node": 25, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "softmax", "inputs": [{ "node": 109, "result": 0 }], "attrs": { "axis": 3 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["S", 1]]] }] }, { "op": "einsum", "inputs": [{ "node": 110, "result": 0 }, { "node": 106, "result": 0 }], "attrs": { "spec": "bast,bate->base" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 4]], [["S", 1]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 111, "result": 0 }, { "node": 103, "result": 0 }], "attrs": { "spec": "base,aed->bsd" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 92, "result": 0 }, { "node": 112, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 3, "result": 0 }], "attrs": { "axis": 0, "start": 5, "end": 6 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 114, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 113, "result": 0 }, { "node": 115, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 116, "result": 0 }], "attrs": { "shape": { "dims": [[["B*S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 35, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 128]], [["", 512]]] }] }, { "op": "reshape", "inputs": [{ "node": 118, "result": 0 }], "attrs": { "shape": { "dims": [[["", 128]], [["", 512]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]], [["", 512]]] }] }, { "op": "slice", "inputs": [{ "node": 38, "result": 0 }], "attrs": { "axis": 0, "start": 1, "end": 2 }, "types": [{ "dtype": "f32", "shape": [[["", 1]], [["", 512]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 120, "result": 0 }], "attrs": { "shape": { "dims": [[["", 512]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 512]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 117, "result": 0 }, { "node": 119, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 512]]] }] }, { "op": "gelu", "inputs": [{ "node": 122, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 512]]] }] }, { "op": "einsum", "inputs": [{ "node": 123, "result": 0 }, { "node": 121, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["B*S", 1]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 124, "result": 0 }], "attrs": { "shape": { "dims": [[["B", 1]], [["S", 1]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "add", "inputs": [{ "node": 113, "result": 0 }, { "node": 125, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "ln_f", "dtype": "f32", "shape": { "dims": [[["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 126, "result": 0 }, { "node": 127, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 128, "result": 0 }, { "node": 1, "result": 0 }], "attrs": { "spec": "bsd,vd->bsv" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["S", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "byte_lm",
+  "params": [
+    {
+      "name": "E",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [256, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "ln",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [6, 128],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "ln_f",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [128],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "Wq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [3, 4, 128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Wk",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [3, 4, 128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Wv",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [3, 4, 128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Wo",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [3, 4, 32, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "W1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 128, 512],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "W2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 512, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Pq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 64, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "bn_g",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [256],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_b",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [256],
+      "init": { "kind": "constant", "value": 0 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_mean",
+      "role": "buffer",
+      "dtype": "f32",
+      "shape": [256],
+      "init": { "kind": "constant", "value": 0 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_var",
+      "role": "buffer",
+      "dtype": "f32",
+      "shape": [256],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "C1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "U",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [16384, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    },
+    {
+      "name": "Vx",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [16384, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    }
+  ],
+  "train": [
+    ["steps", 300],
+    ["batch", 16],
+    ["seq", 64],
+    ["lr", 0.003],
+    ["optimizer", "adamw"],
+    ["warmup", 30],
+    ["schedule", "cosine"],
+    ["task", "text"]
+  ],
+  "functions": [
+    {
+      "name": "byte_lm",
+      "symbols": ["B", "S"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 127, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "tokens",
+            "dtype": "index",
+            "shape": {
+              "dims": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "E",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gather",
+          "inputs": [
+            { "node": 1, "result": 0 },
+            { "node": 0, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "ln",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 6]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 6]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 4, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 2, "result": 0 },
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 8, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wk",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 10, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 11, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wv",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 13, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 14, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wo",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 3]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 17, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 6, "result": 0 },
+            { "node": 9, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 6, "result": 0 },
+            { "node": 12, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 6, "result": 0 },
+            { "node": 15, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 19, "result": 0 },
+            { "node": 20, "result": 0 }
+          ],
+          "attrs": { "spec": "base,bate->bast" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "const",
+          "inputs": [],
+          "attrs": { "value": 5.656854249492381, "dtype": "f32" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": []
+            }
+          ]
+        },
+        {
+          "op": "div",
+          "inputs": [
+            { "node": 22, "result": 0 },
+            { "node": 23, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "causal_mask",
+          "inputs": [],
+          "attrs": {
+            "n": {
+              "dims": [
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 24, "result": 0 },
+            { "node": 25, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "softmax",
+          "inputs": [
+            { "node": 26, "result": 0 }
+          ],
+          "attrs": { "axis": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 27, "result": 0 },
+            { "node": 21, "result": 0 }
+          ],
+          "attrs": { "spec": "bast,bate->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 28, "result": 0 },
+            { "node": 18, "result": 0 }
+          ],
+          "attrs": { "spec": "base,aed->bsd" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 2, "result": 0 },
+            { "node": 29, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 31, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 30, "result": 0 },
+            { "node": 32, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 33, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "W1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 35, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 36, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "W2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 38, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 39, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 34, "result": 0 },
+            { "node": 37, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gelu",
+          "inputs": [
+            { "node": 41, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 42, "result": 0 },
+            { "node": 40, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 43, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 30, "result": 0 },
+            { "node": 44, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 2, "end": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 46, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 45, "result": 0 },
+            { "node": 47, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 49, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 10, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 51, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 13, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 53, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 55, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 48, "result": 0 },
+            { "node": 50, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 48, "result": 0 },
+            { "node": 52, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 48, "result": 0 },
+            { "node": 54, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 57, "result": 0 },
+            { "node": 58, "result": 0 }
+          ],
+          "attrs": { "spec": "base,bate->bast" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "div",
+          "inputs": [
+            { "node": 60, "result": 0 },
+            { "node": 23, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 61, "result": 0 },
+            { "node": 25, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "softmax",
+          "inputs": [
+            { "node": 62, "result": 0 }
+          ],
+          "attrs": { "axis": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 63, "result": 0 },
+            { "node": 59, "result": 0 }
+          ],
+          "attrs": { "spec": "bast,bate->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 64, "result": 0 },
+            { "node": 56, "result": 0 }
+          ],
+          "attrs": { "spec": "base,aed->bsd" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 45, "result": 0 },
+            { "node": 65, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 3, "end": 4 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 67, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 66, "result": 0 },
+            { "node": 68, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 69, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Pq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_g",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_b",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_mean",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_var",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "U",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Vx",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum_bn",
+          "inputs": [
+            { "node": 70, "result": 0 },
+            { "node": 71, "result": 0 },
+            { "node": 72, "result": 0 },
+            { "node": 73, "result": 0 },
+            { "node": 74, "result": 0 },
+            { "node": 75, "result": 0 }
+          ],
+          "attrs": {
+            "spec": "td,hcd->thc",
+            "eps": 0.00001,
+            "shape": {
+              "dims": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 80, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 81, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 0, "end": 32 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 82, "result": 0 },
+            { "node": 76, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,nc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 81, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 32, "end": 64 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 84, "result": 0 },
+            { "node": 77, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,nc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "product_retrieve",
+          "inputs": [
+            { "node": 83, "result": 0 },
+            { "node": 85, "result": 0 }
+          ],
+          "attrs": { "k": 8, "gate": "softmax" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 8]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 8]
+                ]
+              ],
+              "bound": [
+                ["", 16384]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_act",
+          "inputs": [
+            { "node": 70, "result": 0 },
+            { "node": 78, "result": 0 },
+            { "node": 86, "result": 1 },
+            { "node": 86, "result": 0 }
+          ],
+          "attrs": { "act": "gelu" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 8]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_out",
+          "inputs": [
+            { "node": 87, "result": 0 },
+            { "node": 79, "result": 0 },
+            { "node": 86, "result": 1 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 88, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 66, "result": 0 },
+            { "node": 89, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 4, "end": 5 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 91, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 90, "result": 0 },
+            { "node": 92, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 2, "end": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 94, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 10, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 2, "end": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 96, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 13, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 2, "end": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 98, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 2, "end": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 100, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 93, "result": 0 },
+            { "node": 95, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 93, "result": 0 },
+            { "node": 97, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 93, "result": 0 },
+            { "node": 99, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,ade->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 102, "result": 0 },
+            { "node": 103, "result": 0 }
+          ],
+          "attrs": { "spec": "base,bate->bast" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "div",
+          "inputs": [
+            { "node": 105, "result": 0 },
+            { "node": 23, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 106, "result": 0 },
+            { "node": 25, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "softmax",
+          "inputs": [
+            { "node": 107, "result": 0 }
+          ],
+          "attrs": { "axis": 3 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["S", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 108, "result": 0 },
+            { "node": 104, "result": 0 }
+          ],
+          "attrs": { "spec": "bast,bate->base" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 109, "result": 0 },
+            { "node": 101, "result": 0 }
+          ],
+          "attrs": { "spec": "base,aed->bsd" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 90, "result": 0 },
+            { "node": 110, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 5, "end": 6 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 112, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 111, "result": 0 },
+            { "node": 113, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 114, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 35, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 116, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 38, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 118, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 115, "result": 0 },
+            { "node": 117, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gelu",
+          "inputs": [
+            { "node": 120, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 121, "result": 0 },
+            { "node": 119, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B*S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 122, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 111, "result": 0 },
+            { "node": 123, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "ln_f",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 124, "result": 0 },
+            { "node": 125, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 126, "result": 0 },
+            { "node": 1, "result": 0 }
+          ],
+          "attrs": { "spec": "bsd,vd->bsv" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["S", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** byte_lm: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class ByteLm {

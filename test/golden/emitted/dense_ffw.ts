@@ -21,7 +21,199 @@ export interface DenseOutputs {
 
 const INPUT_DTYPES = { "x": "f32" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "dense", "params": [{ "name": "W1", "role": "param", "dtype": "f32", "shape": [256, 128], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "W2", "role": "param", "dtype": "f32", "shape": [128, 256], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }], "train": [], "functions": [{ "name": "dense", "symbols": ["T"], "inputs": [0], "outputs": [{ "node": 5, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "x", "dtype": "f32", "shape": { "dims": [[["T", 1]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "W1", "dtype": "f32", "shape": { "dims": [[["", 256]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "W2", "dtype": "f32", "shape": { "dims": [[["", 128]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 128]], [["", 256]]] }] }, { "op": "einsum", "inputs": [{ "node": 0, "result": 0 }, { "node": 1, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 128]]] }] }, { "op": "gelu", "inputs": [{ "node": 3, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 128]]] }] }, { "op": "einsum", "inputs": [{ "node": 4, "result": 0 }, { "node": 2, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "dense",
+  "params": [
+    {
+      "name": "W1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [256, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "W2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [128, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    }
+  ],
+  "train": [],
+  "functions": [
+    {
+      "name": "dense",
+      "symbols": ["T"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 5, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "x",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "W1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "W2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 1, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gelu",
+          "inputs": [
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 4, "result": 0 },
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** dense: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Dense {

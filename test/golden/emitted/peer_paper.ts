@@ -28,7 +28,664 @@ export interface PeerLayerOutputs {
 
 const INPUT_DTYPES = { "x": "f32" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "peer_layer", "params": [{ "name": "Wq", "role": "param", "dtype": "f32", "shape": [8, 128, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "bn_g", "role": "param", "dtype": "f32", "shape": [1024], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_b", "role": "param", "dtype": "f32", "shape": [1024], "init": { "kind": "constant", "value": 0 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_mean", "role": "buffer", "dtype": "f32", "shape": [1024], "init": { "kind": "constant", "value": 0 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "bn_var", "role": "buffer", "dtype": "f32", "shape": [1024], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "C1", "role": "param", "dtype": "f32", "shape": [1024, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C2", "role": "param", "dtype": "f32", "shape": [1024, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "U", "role": "param", "dtype": "f32", "shape": [1048576, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }, { "name": "V", "role": "param", "dtype": "f32", "shape": [1048576, 256], "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }], "train": [], "functions": [{ "name": "peer_layer", "symbols": ["T"], "inputs": [0], "outputs": [{ "node": 20, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "x", "dtype": "f32", "shape": { "dims": [[["T", 1]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wq", "dtype": "f32", "shape": { "dims": [[["", 8]], [["", 128]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 8]], [["", 128]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_g", "dtype": "f32", "shape": { "dims": [[["", 1024]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_b", "dtype": "f32", "shape": { "dims": [[["", 1024]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_mean", "dtype": "f32", "shape": { "dims": [[["", 1024]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "bn_var", "dtype": "f32", "shape": { "dims": [[["", 1024]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C1", "dtype": "f32", "shape": { "dims": [[["", 1024]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C2", "dtype": "f32", "shape": { "dims": [[["", 1024]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1024]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "U", "dtype": "f32", "shape": { "dims": [[["", 1048576]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1048576]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "V", "dtype": "f32", "shape": { "dims": [[["", 1048576]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 1048576]], [["", 256]]] }] }, { "op": "einsum", "inputs": [{ "node": 0, "result": 0 }, { "node": 1, "result": 0 }], "attrs": { "spec": "td,hcd->thc" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 128]]] }] }, { "op": "reshape", "inputs": [{ "node": 10, "result": 0 }], "attrs": { "shape": { "dims": [[["T", 1]], [["", 1024]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 1024]]] }] }, { "op": "batchnorm", "inputs": [{ "node": 11, "result": 0 }, { "node": 2, "result": 0 }, { "node": 3, "result": 0 }, { "node": 4, "result": 0 }, { "node": 5, "result": 0 }], "attrs": { "eps": 0.00001, "momentum": 0.1 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 1024]]] }] }, { "op": "reshape", "inputs": [{ "node": 12, "result": 0 }], "attrs": { "shape": { "dims": [[["T", 1]], [["", 8]], [["", 128]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 13, "result": 0 }], "attrs": { "axis": 2, "start": 0, "end": 64 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 14, "result": 0 }, { "node": 6, "result": 0 }], "attrs": { "spec": "thc,nc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 1024]]] }] }, { "op": "slice", "inputs": [{ "node": 13, "result": 0 }], "attrs": { "axis": 2, "start": 64, "end": 128 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 16, "result": 0 }, { "node": 7, "result": 0 }], "attrs": { "spec": "thc,nc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 1024]]] }] }, { "op": "product_retrieve", "inputs": [{ "node": 15, "result": 0 }, { "node": 17, "result": 0 }], "attrs": { "k": 16, "gate": "softmax" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 16]]] }, { "dtype": "index", "shape": [[["T", 1]], [["", 8]], [["", 16]]], "bound": [["", 1048576]] }] }, { "op": "expert_act", "inputs": [{ "node": 0, "result": 0 }, { "node": 8, "result": 0 }, { "node": 18, "result": 1 }, { "node": 18, "result": 0 }], "attrs": { "act": "gelu" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 8]], [["", 16]]] }] }, { "op": "expert_out", "inputs": [{ "node": 19, "result": 0 }, { "node": 9, "result": 0 }, { "node": 18, "result": 1 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "peer_layer",
+  "params": [
+    {
+      "name": "Wq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [8, 128, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "bn_g",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1024],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_b",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1024],
+      "init": { "kind": "constant", "value": 0 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_mean",
+      "role": "buffer",
+      "dtype": "f32",
+      "shape": [1024],
+      "init": { "kind": "constant", "value": 0 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "bn_var",
+      "role": "buffer",
+      "dtype": "f32",
+      "shape": [1024],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "C1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1024, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1024, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "U",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1048576, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    },
+    {
+      "name": "V",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [1048576, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    }
+  ],
+  "train": [],
+  "functions": [
+    {
+      "name": "peer_layer",
+      "symbols": ["T"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 18, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "x",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_g",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_b",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_mean",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bn_var",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1024]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1024]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "U",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1048576]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1048576]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "V",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 1048576]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1048576]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum_bn",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 1, "result": 0 },
+            { "node": 2, "result": 0 },
+            { "node": 3, "result": 0 },
+            { "node": 4, "result": 0 },
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": {
+            "spec": "td,hcd->thc",
+            "eps": 0.00001,
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 10, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 11, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 0, "end": 64 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 12, "result": 0 },
+            { "node": 6, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,nc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 11, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 64, "end": 128 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 14, "result": 0 },
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,nc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1024]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "product_retrieve",
+          "inputs": [
+            { "node": 13, "result": 0 },
+            { "node": 15, "result": 0 }
+          ],
+          "attrs": { "k": 16, "gate": "softmax" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 16]
+                ]
+              ],
+              "bound": [
+                ["", 1048576]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_act",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 8, "result": 0 },
+            { "node": 16, "result": 1 },
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": { "act": "gelu" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_out",
+          "inputs": [
+            { "node": 17, "result": 0 },
+            { "node": 9, "result": 0 },
+            { "node": 16, "result": 1 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** peer_layer: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class PeerLayer {

@@ -25,7 +25,729 @@ export interface PeerPytorchOutputs {
 
 const INPUT_DTYPES = { "x": "f32" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "peer_pytorch", "params": [{ "name": "norm_g", "role": "param", "dtype": "f32", "shape": [256], "init": { "kind": "constant", "value": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": false }, { "name": "Wq", "role": "param", "dtype": "f32", "shape": [4, 128, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C1", "role": "param", "dtype": "f32", "shape": [4, 128, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C2", "role": "param", "dtype": "f32", "shape": [4, 128, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "U", "role": "param", "dtype": "f32", "shape": [4, 16384, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }, { "name": "V", "role": "param", "dtype": "f32", "shape": [4, 16384, 256], "init": { "kind": "normal", "mean": 0, "std": 0.25 }, "lrMultiplier": 1, "sparse": true, "weightDecay": true }], "train": [], "functions": [{ "name": "peer_pytorch", "symbols": ["T"], "inputs": [0], "outputs": [{ "node": 22, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "x", "dtype": "f32", "shape": { "dims": [[["T", 1]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "norm_g", "dtype": "f32", "shape": { "dims": [[["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 256]]] }] }, { "op": "rmsnorm", "inputs": [{ "node": 0, "result": 0 }, { "node": 1, "result": 0 }], "attrs": { "eps": 0.000001 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wq", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 128]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 256]]] }] }, { "op": "einsum", "inputs": [{ "node": 2, "result": 0 }, { "node": 3, "result": 0 }], "attrs": { "spec": "td,hcd->thc" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 128]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C1", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 128]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C2", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 128]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 64]]] }] }, { "op": "slice", "inputs": [{ "node": 4, "result": 0 }], "attrs": { "axis": 2, "start": 0, "end": 64 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 7, "result": 0 }, { "node": 5, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 4, "result": 0 }], "attrs": { "axis": 2, "start": 64, "end": 128 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 9, "result": 0 }, { "node": 6, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 128]]] }] }, { "op": "product_retrieve", "inputs": [{ "node": 8, "result": 0 }, { "node": 10, "result": 0 }], "attrs": { "k": 16, "gate": "relu" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 16]]] }, { "dtype": "index", "shape": [[["T", 1]], [["", 4]], [["", 16]]], "bound": [["", 16384]] }] }, { "op": "iota", "inputs": [], "attrs": { "n": { "dims": [[["", 4]]] } }, "types": [{ "dtype": "index", "shape": [[["", 4]]], "bound": [["", 4]] }] }, { "op": "expand_dims", "inputs": [{ "node": 12, "result": 0 }], "attrs": { "axis": 1 }, "types": [{ "dtype": "index", "shape": [[["", 4]], [["", 1]]], "bound": [["", 4]] }] }, { "op": "const", "inputs": [], "attrs": { "value": 16384, "dtype": "index" }, "types": [{ "dtype": "index", "shape": [], "bound": [["", 16385]] }] }, { "op": "mul", "inputs": [{ "node": 13, "result": 0 }, { "node": 14, "result": 0 }], "attrs": {}, "types": [{ "dtype": "index", "shape": [[["", 4]], [["", 1]]], "bound": [["", 49153]] }] }, { "op": "add", "inputs": [{ "node": 11, "result": 1 }, { "node": 15, "result": 0 }], "attrs": {}, "types": [{ "dtype": "index", "shape": [[["T", 1]], [["", 4]], [["", 16]]], "bound": [["", 65536]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "U", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 16384]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 16384]], [["", 256]]] }] }, { "op": "reshape", "inputs": [{ "node": 17, "result": 0 }], "attrs": { "shape": { "dims": [[["", 65536]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 65536]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "V", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 16384]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 16384]], [["", 256]]] }] }, { "op": "reshape", "inputs": [{ "node": 19, "result": 0 }], "attrs": { "shape": { "dims": [[["", 65536]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 65536]], [["", 256]]] }] }, { "op": "expert_act", "inputs": [{ "node": 2, "result": 0 }, { "node": 18, "result": 0 }, { "node": 16, "result": 0 }, { "node": 11, "result": 0 }], "attrs": { "act": "gelu" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 16]]] }] }, { "op": "expert_out", "inputs": [{ "node": 21, "result": 0 }, { "node": 20, "result": 0 }, { "node": 16, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "peer_pytorch",
+  "params": [
+    {
+      "name": "norm_g",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [256],
+      "init": { "kind": "constant", "value": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": false
+    },
+    {
+      "name": "Wq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 128, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 128, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 128, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "U",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 16384, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    },
+    {
+      "name": "V",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 16384, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.25 },
+      "lrMultiplier": 1,
+      "sparse": true,
+      "weightDecay": true
+    }
+  ],
+  "train": [],
+  "functions": [
+    {
+      "name": "peer_pytorch",
+      "symbols": ["T"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 22, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "x",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "norm_g",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 1, "result": 0 }
+          ],
+          "attrs": { "eps": 0.000001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 2, "result": 0 },
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "spec": "td,hcd->thc" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 4, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 0, "end": 64 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 7, "result": 0 },
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 4, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 64, "end": 128 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 9, "result": 0 },
+            { "node": 6, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "product_retrieve",
+          "inputs": [
+            { "node": 8, "result": 0 },
+            { "node": 10, "result": 0 }
+          ],
+          "attrs": { "k": 16, "gate": "relu" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16]
+                ]
+              ],
+              "bound": [
+                ["", 16384]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "iota",
+          "inputs": [],
+          "attrs": {
+            "n": {
+              "dims": [
+                [
+                  ["", 4]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["", 4]
+                ]
+              ],
+              "bound": [
+                ["", 4]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expand_dims",
+          "inputs": [
+            { "node": 12, "result": 0 }
+          ],
+          "attrs": { "axis": 1 },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 1]
+                ]
+              ],
+              "bound": [
+                ["", 4]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "const",
+          "inputs": [],
+          "attrs": { "value": 16384, "dtype": "index" },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [],
+              "bound": [
+                ["", 16385]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "mul",
+          "inputs": [
+            { "node": 13, "result": 0 },
+            { "node": 14, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 1]
+                ]
+              ],
+              "bound": [
+                ["", 49153]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 11, "result": 1 },
+            { "node": 15, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16]
+                ]
+              ],
+              "bound": [
+                ["", 65536]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "U",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 17, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 65536]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 65536]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "V",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 19, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 65536]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 65536]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_act",
+          "inputs": [
+            { "node": 2, "result": 0 },
+            { "node": 18, "result": 0 },
+            { "node": 16, "result": 0 },
+            { "node": 11, "result": 0 }
+          ],
+          "attrs": { "act": "gelu" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_out",
+          "inputs": [
+            { "node": 21, "result": 0 },
+            { "node": 20, "result": 0 },
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** peer_pytorch: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class PeerPytorch {

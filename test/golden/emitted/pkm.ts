@@ -23,7 +23,421 @@ export interface MemoryOutputs {
 
 const INPUT_DTYPES = { "x": "f32" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "memory", "params": [{ "name": "Wq", "role": "param", "dtype": "f32", "shape": [4, 128, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C1", "role": "param", "dtype": "f32", "shape": [4, 512, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C2", "role": "param", "dtype": "f32", "shape": [4, 512, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Vals", "role": "param", "dtype": "f32", "shape": [262144, 256], "init": { "kind": "normal", "mean": 0, "std": 0.0625 }, "lrMultiplier": 10, "sparse": true, "weightDecay": true }], "train": [["lr", 0.0001], ["optimizer", "adam"]], "functions": [{ "name": "memory", "symbols": ["T"], "inputs": [0], "outputs": [{ "node": 11, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "x", "dtype": "f32", "shape": { "dims": [[["T", 1]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wq", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 128]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 128]], [["", 256]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C1", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 512]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 512]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C2", "dtype": "f32", "shape": { "dims": [[["", 4]], [["", 512]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4]], [["", 512]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Vals", "dtype": "f32", "shape": { "dims": [[["", 262144]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 262144]], [["", 256]]] }] }, { "op": "einsum", "inputs": [{ "node": 0, "result": 0 }, { "node": 1, "result": 0 }], "attrs": { "spec": "td,hcd->thc" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 5, "result": 0 }], "attrs": { "axis": 2, "start": 0, "end": 64 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 6, "result": 0 }, { "node": 2, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 512]]] }] }, { "op": "slice", "inputs": [{ "node": 5, "result": 0 }], "attrs": { "axis": 2, "start": 64, "end": 128 }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 8, "result": 0 }, { "node": 3, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 512]]] }] }, { "op": "product_retrieve", "inputs": [{ "node": 7, "result": 0 }, { "node": 9, "result": 0 }], "attrs": { "k": 32, "gate": "softmax" }, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 4]], [["", 32]]] }, { "dtype": "index", "shape": [[["T", 1]], [["", 4]], [["", 32]]], "bound": [["", 262144]] }] }, { "op": "expert_out", "inputs": [{ "node": 10, "result": 0 }, { "node": 4, "result": 0 }, { "node": 10, "result": 1 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["T", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "memory",
+  "params": [
+    {
+      "name": "Wq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 128, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 512, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4, 512, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Vals",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [262144, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "lrMultiplier": 10,
+      "sparse": true,
+      "weightDecay": true
+    }
+  ],
+  "train": [
+    ["lr", 0.0001],
+    ["optimizer", "adam"]
+  ],
+  "functions": [
+    {
+      "name": "memory",
+      "symbols": ["T"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 11, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "x",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Vals",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 262144]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 262144]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 1, "result": 0 }
+          ],
+          "attrs": { "spec": "td,hcd->thc" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 0, "end": 64 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 6, "result": 0 },
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 64, "end": 128 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 8, "result": 0 },
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 512]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "product_retrieve",
+          "inputs": [
+            { "node": 7, "result": 0 },
+            { "node": 9, "result": 0 }
+          ],
+          "attrs": { "k": 32, "gate": "softmax" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 32]
+                ]
+              ],
+              "bound": [
+                ["", 262144]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_out",
+          "inputs": [
+            { "node": 10, "result": 0 },
+            { "node": 4, "result": 0 },
+            { "node": 10, "result": 1 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** memory: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Memory {

@@ -25,7 +25,543 @@ export interface RecallOutputs {
 
 const INPUT_DTYPES = { "keys": "index" } as const;
 /** The optimised IR the kernels are generated from, for each new input shape. */
-const IR: ModuleJSON = { "entry": "recall", "params": [{ "name": "E", "role": "param", "dtype": "f32", "shape": [4096, 64], "init": { "kind": "normal", "mean": 0, "std": 1 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Wq", "role": "param", "dtype": "f32", "shape": [2, 64, 64], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C1", "role": "param", "dtype": "f32", "shape": [2, 128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "C2", "role": "param", "dtype": "f32", "shape": [2, 128, 32], "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }, { "name": "Vals", "role": "param", "dtype": "f32", "shape": [16384, 64], "init": { "kind": "normal", "mean": 0, "std": 0.02 }, "lrMultiplier": 10, "sparse": true, "weightDecay": true }, { "name": "Wout", "role": "param", "dtype": "f32", "shape": [64, 256], "init": { "kind": "normal", "mean": 0, "std": 0.125 }, "lrMultiplier": 1, "sparse": false, "weightDecay": true }], "train": [["task", "recall"], ["steps", 500], ["batch", 64], ["lr", 0.001], ["optimizer", "adam"]], "functions": [{ "name": "recall", "symbols": ["B"], "inputs": [0], "outputs": [{ "node": 15, "result": 0 }], "nodes": [{ "op": "input", "inputs": [], "attrs": { "name": "keys", "dtype": "index", "shape": { "dims": [[["B", 1]]] } }, "types": [{ "dtype": "index", "shape": [[["B", 1]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "E", "dtype": "f32", "shape": { "dims": [[["", 4096]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 4096]], [["", 64]]] }] }, { "op": "gather", "inputs": [{ "node": 1, "result": 0 }, { "node": 0, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wq", "dtype": "f32", "shape": { "dims": [[["", 2]], [["", 64]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 2]], [["", 64]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C1", "dtype": "f32", "shape": { "dims": [[["", 2]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 2]], [["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "C2", "dtype": "f32", "shape": { "dims": [[["", 2]], [["", 128]], [["", 32]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 2]], [["", 128]], [["", 32]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Vals", "dtype": "f32", "shape": { "dims": [[["", 16384]], [["", 64]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 16384]], [["", 64]]] }] }, { "op": "einsum", "inputs": [{ "node": 2, "result": 0 }, { "node": 3, "result": 0 }], "attrs": { "spec": "td,hcd->thc" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 64]]] }] }, { "op": "slice", "inputs": [{ "node": 7, "result": 0 }], "attrs": { "axis": 2, "start": 0, "end": 32 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 8, "result": 0 }, { "node": 4, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 128]]] }] }, { "op": "slice", "inputs": [{ "node": 7, "result": 0 }], "attrs": { "axis": 2, "start": 32, "end": 64 }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 32]]] }] }, { "op": "einsum", "inputs": [{ "node": 10, "result": 0 }, { "node": 5, "result": 0 }], "attrs": { "spec": "thc,hnc->thn" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 128]]] }] }, { "op": "product_retrieve", "inputs": [{ "node": 9, "result": 0 }, { "node": 11, "result": 0 }], "attrs": { "k": 8, "gate": "softmax" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 2]], [["", 8]]] }, { "dtype": "index", "shape": [[["B", 1]], [["", 2]], [["", 8]]], "bound": [["", 16384]] }] }, { "op": "expert_out", "inputs": [{ "node": 12, "result": 0 }, { "node": 6, "result": 0 }, { "node": 12, "result": 1 }, { "node": 2, "result": 0 }], "attrs": {}, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 64]]] }] }, { "op": "param", "inputs": [], "attrs": { "name": "Wout", "dtype": "f32", "shape": { "dims": [[["", 64]], [["", 256]]] } }, "types": [{ "dtype": "f32", "shape": [[["", 64]], [["", 256]]] }] }, { "op": "einsum", "inputs": [{ "node": 13, "result": 0 }, { "node": 14, "result": 0 }], "attrs": { "spec": "ay,yz->az" }, "types": [{ "dtype": "f32", "shape": [[["B", 1]], [["", 256]]] }] }] }] };
+const IR: ModuleJSON = {
+  "entry": "recall",
+  "params": [
+    {
+      "name": "E",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [4096, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 1 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Wq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 64, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C1",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "C2",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 128, 32],
+      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Vals",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [16384, 64],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "lrMultiplier": 10,
+      "sparse": true,
+      "weightDecay": true
+    },
+    {
+      "name": "Wout",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [64, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    }
+  ],
+  "train": [
+    ["task", "recall"],
+    ["steps", 500],
+    ["batch", 64],
+    ["lr", 0.001],
+    ["optimizer", "adam"]
+  ],
+  "functions": [
+    {
+      "name": "recall",
+      "symbols": ["B"],
+      "inputs": [0],
+      "outputs": [
+        { "node": 15, "result": 0 }
+      ],
+      "nodes": [
+        {
+          "op": "input",
+          "inputs": [],
+          "attrs": {
+            "name": "keys",
+            "dtype": "index",
+            "shape": {
+              "dims": [
+                [
+                  ["B", 1]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["B", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "E",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 4096]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 4096]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gather",
+          "inputs": [
+            { "node": 1, "result": 0 },
+            { "node": 0, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wq",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C1",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "C2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Vals",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16384]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 2, "result": 0 },
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "spec": "td,hcd->thc" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 0, "end": 32 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 8, "result": 0 },
+            { "node": 4, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 7, "result": 0 }
+          ],
+          "attrs": { "axis": 2, "start": 32, "end": 64 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 10, "result": 0 },
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "product_retrieve",
+          "inputs": [
+            { "node": 9, "result": 0 },
+            { "node": 11, "result": 0 }
+          ],
+          "attrs": { "k": 8, "gate": "softmax" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 8]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 8]
+                ]
+              ],
+              "bound": [
+                ["", 16384]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expert_out",
+          "inputs": [
+            { "node": 12, "result": 0 },
+            { "node": 6, "result": 0 },
+            { "node": 12, "result": 1 },
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "Wout",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 64]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 13, "result": 0 },
+            { "node": 14, "result": 0 }
+          ],
+          "attrs": { "spec": "ay,yz->az" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["B", 1]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  ]
+};
 
 /** recall: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Recall {
