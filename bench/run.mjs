@@ -24,7 +24,8 @@ for (const n of [64, 256, 1024]) {
     const why = String(e.stderr ?? e.message).split('\n').find((l) => /Error|memory|heap/i.test(l)) ?? 'failed';
     tfjs = { failed: why.trim().slice(0, 120) };
   }
-  rows.push({ n, r, tfjs });
+  const plain = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'plain-peer.mjs'), String(n), '256', '5'], { encoding: 'utf8' }).trim());
+  rows.push({ n, r, tfjs, plain });
   console.log(`N = ${n}^2: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 const fmt = (x) => x.toFixed(1);
@@ -35,9 +36,9 @@ const lines = [
   'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, h = 4, k = 16, backend as reported',
   '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured side by side in one process.',
   '',
-  '| N | backend | fused ms | naive ms | TF.js wasm ms | fused tokens/s | naive tokens/s | TF.js tokens/s | fused / naive | fused / TF.js | peerc peak RSS MB | TF.js peak RSS MB |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, r, tfjs }) => `| ${n}^2 | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '| N | backend | fused ms | naive ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, r, tfjs, plain }) => `| ${n}^2 | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   'Contraction kernels against gpu.js\'s own 512^3 matmul on the same backend, same run (largest N):',
   '',
@@ -51,7 +52,8 @@ const lines = [
   ...rows.at(-1).r.fused.kernels.map((k) => `| ${k.label} | ${k.medianMs.toFixed(2)} |`),
   '',
   'TF.js: bench/tfjs-peer.mjs, the layer written the ordinary way (matMul, topk, gather) on @tensorflow/tfjs-backend-wasm 4.22, uniform random expert tables.',
-  'Not measured yet: a hand-written plain-loop forward, the dense-router baseline that scores all N experts, and training steps.',
+  'Plain JS: bench/plain-peer.mjs, the same layer as straightforward single-threaded loops over Float32Arrays (JIT-compiled by V8).',
+  'Not measured yet: the dense-router baseline that scores all N experts, and training steps.',
   '',
 ];
 writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'));
