@@ -161,7 +161,12 @@ export class Executor {
       let offset = 0;
       values.set(step.node, step.plan.results.map((len) => flat.subarray(offset, (offset += len))));
     }
-    const outputs = fn.outputs.map((o) => ({ shape: shapeOf(o), data: Float32Array.from(read(o)) }));
+    // GL backends can produce -0 for an index 0; indices leave as plain non-negative numbers.
+    const outputs = fn.outputs.map((o) => {
+      const data = Float32Array.from(read(o));
+      if (fn.graph.typeOf(o).dtype === 'index') for (let i = 0; i < data.length; i++) data[i] = data[i]! + 0;
+      return { shape: shapeOf(o), data };
+    });
     return { outputs, timings };
   }
 
