@@ -161,6 +161,29 @@ function productRetrieve(r: RenderInput): Stage[] {
 export const REGISTER_TOPK_MAX = 32;
 
 /**
+ * Source lines keeping the k best (value, index) pairs of a scan over 0..n-1 sorted in scalar
+ * registers v0..v{k-1}, i0..i{k-1}: one compare per element, one bubble pass per insertion.
+ * Elements arrive in index order, so an equal value never displaces an earlier one.
+ */
+function registerScan(n: number, k: number, score: string): string[] {
+  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && i${a} < i${b}))`;
+  return [
+    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let i${i} = ${lit(n + i)};`).join(' '),
+    `let tv = 0.0; let ti = 0.0;`,
+    `for (let c = 0; c < ${n}; c++) {`,
+    `  let cv = ${score};`,
+    `  if (cv > v${k - 1}) {`,
+    `    v${k - 1} = cv; i${k - 1} = c;`,
+    ...Array.from({ length: k - 1 }, (_, j) => {
+      const a = k - 1 - j, b = a - 1;
+      return `    if (${better(a, b)}) { tv = v${b}; ti = i${b}; v${b} = v${a}; i${b} = i${a}; v${a} = tv; i${a} = ti; }`;
+    }),
+    `  }`,
+    `}`,
+  ];
+}
+
+/**
  * Sub-key top-k in one pass: every thread of a (token, head, side) keeps the k best (value,
  * index) pairs seen so far in scalar variables, sorted, inserting by one bubble pass, and
  * returns its own slot. Elements arrive in index order, so an equal value never displaces an
@@ -170,23 +193,11 @@ export const REGISTER_TOPK_MAX = 32;
 function registerTopk(r: RenderInput, lanes: number, n: number, k: number, score: (side: string, c: string) => string): Stage {
   if (k % 2 === 0) return registerTopkPairs(lanes, n, k, score);
   const half = lanes * 2 * k;
-  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && i${a} < i${b}))`;
   const lines = [
     `let cell = ${X}; let second = 0.0;`,
     `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
     decompose('cell', [lanes, 2, k], 'o'),
-    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let i${i} = ${lit(n + i)};`).join(' '),
-    `let tv = 0.0; let ti = 0.0;`,
-    `for (let c = 0; c < ${n}; c++) {`,
-    `  let cv = ${score('o1', 'c')};`,
-    `  if (cv > v${k - 1}) {`,
-    `    v${k - 1} = cv; i${k - 1} = c;`,
-    ...Array.from({ length: k - 1 }, (_, j) => {
-      const a = k - 1 - j, b = a - 1;
-      return `    if (${better(a, b)}) { tv = v${b}; ti = i${b}; v${b} = v${a}; i${b} = i${a}; v${a} = tv; i${a} = ti; }`;
-    }),
-    `  }`,
-    `}`,
+    ...registerScan(n, k, score('o1', 'c')),
     `let rv = v0; let ri = i0;`,
     ...Array.from({ length: k - 1 }, (_, j) => `if (o2 == ${j + 1}) { rv = v${j + 1}; ri = i${j + 1}; }`),
     `return second > 0.5 ? ri : rv;`,
@@ -232,21 +243,9 @@ function registerCombine(lanes: number, n: number, k: number, gate: string, val:
 // The same with each thread returning two slots as (value, index, value, index): k/2 threads
 // per row instead of 2k, each making the one pass.
 function registerTopkPairs(lanes: number, n: number, k: number, score: (side: string, c: string) => string): Stage {
-  const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && i${a} < i${b}))`;
   const lines = [
     decompose(X, [lanes, 2, k / 2], 'o'),
-    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let i${i} = ${lit(n + i)};`).join(' '),
-    `let tv = 0.0; let ti = 0.0;`,
-    `for (let c = 0; c < ${n}; c++) {`,
-    `  let cv = ${score('o1', 'c')};`,
-    `  if (cv > v${k - 1}) {`,
-    `    v${k - 1} = cv; i${k - 1} = c;`,
-    ...Array.from({ length: k - 1 }, (_, j) => {
-      const a = k - 1 - j, b = a - 1;
-      return `    if (${better(a, b)}) { tv = v${b}; ti = i${b}; v${b} = v${a}; i${b} = i${a}; v${a} = tv; i${a} = ti; }`;
-    }),
-    `  }`,
-    `}`,
+    ...registerScan(n, k, score('o1', 'c')),
     `let av = v0; let ai = i0; let bv = v1; let bi = i1;`,
     ...Array.from({ length: k / 2 - 1 }, (_, q) => `if (o2 == ${q + 1}) { av = v${2 * q + 2}; ai = i${2 * q + 2}; bv = v${2 * q + 3}; bi = i${2 * q + 3}; }`),
     `return [av, ai, bv, bi];`,
