@@ -1,9 +1,10 @@
 // The PEER layer as plain JavaScript loops over Float32Arrays: the hand-written baseline.
-// Same config as bench/peer_h4.peer. Usage: node bench/plain-peer.mjs [N_SIDE=1024] [TOKENS=256] [RUNS=5]
+// Same config as bench/peer_h4.peer. Usage: node bench/plain-peer.mjs [N_SIDE=1024] [TOKENS=256] [RUNS=5] [HEADS=4]
 const n = Number(process.argv[2] ?? 1024);
 const T = Number(process.argv[3] ?? 256);
 const runs = Number(process.argv[4] ?? 5);
-const d = 256, h = 4, k = 16, dk = 128, half = dk / 2, N = n * n;
+const h = Number(process.argv[5] ?? 4);
+const d = 256, k = 16, dk = 128, half = dk / 2, N = n * n;
 
 let seed = 1;
 const rand = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 4294967296) * 2 - 1;

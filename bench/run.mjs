@@ -10,23 +10,24 @@ const root = join(import.meta.dirname, '..');
 const base = readFileSync(join(root, 'bench', 'peer_h4.peer'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'peerc-bench-'));
 const rows = [];
-for (const n of [64, 256, 1024]) {
-  const file = join(dir, `peer_h4_N${n}.peer`);
-  writeFileSync(file, base.replace(/^const N = .*$/m, `const N = ${n}^2`));
+// The standard config (h = 4) at three sizes, then the paper's h = 8 at N = 1024^2.
+for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
+  const file = join(dir, `peer_h${h}_N${n}.peer`);
+  writeFileSync(file, base.replace(/^const N = .*$/m, `const N = ${n}^2`).replace(/^const h = .*$/m, `const h = ${h}`));
   const out = execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', file, '--tokens', '256', '--runs', '5', '--skip-reference', '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const r = JSON.parse(out);
   // The same layer in TensorFlow.js, right after, on the same machine (a separate process, so a
   // crash or an out-of-memory there cannot take the peerc numbers with it).
   let tfjs;
   try {
-    tfjs = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'tfjs-peer.mjs'), String(n), '256', '5'], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
+    tfjs = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'tfjs-peer.mjs'), String(n), '256', '5', String(h)], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
   } catch (e) {
     const why = String(e.stderr ?? e.message).split('\n').find((l) => /Error|memory|heap/i.test(l)) ?? 'failed';
     tfjs = { failed: why.trim().slice(0, 120) };
   }
-  const plain = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'plain-peer.mjs'), String(n), '256', '5'], { encoding: 'utf8' }).trim());
-  rows.push({ n, r, tfjs, plain });
-  console.log(`N = ${n}^2: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
+  const plain = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'plain-peer.mjs'), String(n), '256', '5', String(h)], { encoding: 'utf8' }).trim());
+  rows.push({ n, h, r, tfjs, plain });
+  console.log(`N = ${n}^2, h = ${h}: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 // The dense router scores all N keys: a [T, h, N] score tensor must stay below 2^24 cells.
 const dense = [];
@@ -44,29 +45,29 @@ const lines = [
   '# Benchmarks',
   '',
   `Measured by \`node bench/run.mjs\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, gpu.js 2.24.1.`,
-  'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, h = 4, k = 16, backend as reported',
+  'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, k = 16, h = 4 (and the paper\'s h = 8), backend as reported',
   '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured side by side in one process.',
   '',
-  '| N | backend | fused ms | naive ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, r, tfjs, plain }) => `| ${n}^2 | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '| N | h | backend | fused ms | naive ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, h, r, tfjs, plain }) => `| ${n}^2 | ${h} | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   'Dense-router baseline (bench/dense_router.peer: every token scores all N keys; fused lowering, fewer tokens where the [T, h, N] scores would pass 2^24 cells):',
   '',
   '| N | tokens | ms | tokens/s | PEER fused tokens/s (above) |',
   '| --- | --- | --- | --- | --- |',
-  ...dense.map(({ n, tokens, r }) => `| ${n}^2 | ${tokens} | ${fmt(r.fused.medianMs)} | ${r.tokens_per_s.fused.toFixed(1)} | ${rows.find((x) => x.n === n).r.tokens_per_s.fused.toFixed(0)} |`),
+  ...dense.map(({ n, tokens, r }) => `| ${n}^2 | ${tokens} | ${fmt(r.fused.medianMs)} | ${r.tokens_per_s.fused.toFixed(1)} | ${rows.find((x) => x.n === n && x.h === 4).r.tokens_per_s.fused.toFixed(0)} |`),
   '',
-  'Contraction kernels against gpu.js\'s own 512^3 matmul on the same backend, same run (largest N):',
+  'Contraction kernels against gpu.js\'s own 512^3 matmul on the same backend, same run (N = 1024^2, h = 4):',
   '',
-  `- matmul yardstick: ${rows.at(-1).r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`,
-  ...Object.entries(rows.at(-1).r.einsum_gflops_per_s).map(([k, g]) => `- ${k}: ${g.toFixed(2)} GFLOP/s (${((100 * g) / rows.at(-1).r.matmul_reference_gflops_per_s).toFixed(0)}%)`),
+  `- matmul yardstick: ${rows[2].r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`,
+  ...Object.entries(rows[2].r.einsum_gflops_per_s).map(([k, g]) => `- ${k}: ${g.toFixed(2)} GFLOP/s (${((100 * g) / rows[2].r.matmul_reference_gflops_per_s).toFixed(0)}%)`),
   '',
-  'Fused kernels at the largest N (median ms per forward):',
+  'Fused kernels at N = 1024^2, h = 4 (median ms per forward):',
   '',
   '| kernel | ms |',
   '| --- | --- |',
-  ...rows.at(-1).r.fused.kernels.map((k) => `| ${k.label} | ${k.medianMs.toFixed(2)} |`),
+  ...rows[2].r.fused.kernels.map((k) => `| ${k.label} | ${k.medianMs.toFixed(2)} |`),
   '',
   'TF.js: bench/tfjs-peer.mjs, the layer written the ordinary way (matMul, topk, gather) on @tensorflow/tfjs-backend-wasm 4.22, uniform random expert tables.',
   'Plain JS: bench/plain-peer.mjs, the same layer as straightforward single-threaded loops over Float32Arrays (JIT-compiled by V8).',

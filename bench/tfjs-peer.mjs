@@ -1,13 +1,14 @@
 // The PEER layer written the ordinary way in TensorFlow.js 4.22 (wasm backend): what a user
 // would pick instead of peerc. Same config as bench/peer_h4.peer; prints JSON.
-// Usage: node bench/tfjs-peer.mjs [N_SIDE=1024] [TOKENS=256] [RUNS=5]
+// Usage: node bench/tfjs-peer.mjs [N_SIDE=1024] [TOKENS=256] [RUNS=5] [HEADS=4]
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 const n = Number(process.argv[2] ?? 1024);
 const T = Number(process.argv[3] ?? 256);
 const runs = Number(process.argv[4] ?? 5);
-const d = 256, h = 4, k = 16, dk = 128, N = n * n;
+const h = Number(process.argv[5] ?? 4);
+const d = 256, k = 16, dk = 128, N = n * n;
 await tf.setBackend('wasm');
 await tf.ready();
 
