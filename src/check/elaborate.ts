@@ -452,7 +452,7 @@ class Checker {
     const tb = this.asOperand(b, dtype, e.right.span, frame);
     const op =
       e.op === '+' ? 'add' : e.op === '-' ? 'sub' : e.op === '*' ? 'mul' : e.op === '^' ? 'pow'
-        : e.op === '/' ? (dtype === 'index' ? 'floordiv' : 'div') : dtype === 'index' ? 'mod' : 'mod';
+        : e.op === '/' ? (dtype === 'index' ? 'floordiv' : 'div') : 'mod';
     return this.emit(frame, op, [ta, tb], {}, e.span)[0]!;
   }
 
@@ -556,9 +556,7 @@ class Checker {
     });
     const fn = this.instantiate(decl, args, e.span);
     if (!fn) throw new Poisoned();
-    const tensors = values.filter((v): v is TensorValue => v.kind === 'tensor' && true);
     const tensorArgs = decl.params.map((p, i) => (p.type.dims === null ? null : (values[i] as TensorValue))).filter((v): v is TensorValue => v !== null);
-    void tensors;
     const types = fn.outputs.map((o) => fn.graph.typeOf(o));
     const id = frame.graph.add('call', tensorArgs.map((t) => t.ref), { callee: fn.name }, e.span, types);
     return types.map((type, result) => ({ kind: 'tensor' as const, ref: ref(id, result), type }));
