@@ -32,7 +32,7 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
 // The dense router scores all N keys: a [T, h, N] score tensor must stay below 2^24 cells.
 const dense = [];
 const denseBase = readFileSync(join(root, 'bench', 'dense_router.peer'), 'utf8');
-for (const [n, tokens] of [[64, 256], [256, 32], [1024, 4]]) {
+for (const [n, tokens] of [[64, 256], [256, 32], [1024, 2]]) {
   const file = join(dir, `dense_N${n}.peer`);
   writeFileSync(file, denseBase.replace(/^const N = .*$/m, `const N = ${n}^2`));
   const out = execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', file, '--tokens', String(tokens), '--runs', '3', '--skip-reference', '--skip-naive', '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });

@@ -170,7 +170,11 @@ function renderEinsum(r: RenderInput, spec: { inputs: string[]; output: string }
       let letters = [...s];
       let shape = r.inShapes[i]!;
       const at = fastest === undefined ? -1 : letters.indexOf(fastest);
-      if (r.acc.isParam(i) && !r.acc.isRowView(i) && at >= 0 && at < letters.length - 1) {
+      if (r.acc.isRowView(i)) {
+        // A table beyond 2^24 cells: address it as [row][rest], never by one flat index.
+        return r.acc.readRow(i, v(letters[0]!), flatIndex(letters.slice(1).map(v), shape.slice(1)), sizeOf(shape.slice(1)));
+      }
+      if (r.acc.isParam(i) && at >= 0 && at < letters.length - 1) {
         const perm = [...letters.keys()].filter((j) => j !== at).concat(at);
         layouts.set(i, perm);
         letters = perm.map((j) => letters[j]!);

@@ -42,6 +42,9 @@ interface Step {
 
 export class KernelFallback extends Error {}
 
+/** A program needs a kernel beyond what gpu.js computes correctly (e.g. a flat index over 2^24). */
+export class KernelLimit extends Error {}
+
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
 function toFloat32(t: Tensor): Float32Array {
   if (!t.isLazy) return Float32Array.from(t.data);
@@ -194,9 +197,9 @@ export class Executor {
       const plans = renderKernels(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
       for (const a of args)
         if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
-          throw new Error(`${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly`);
+          throw new KernelLimit(`${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
       plans.forEach((plan, stage) => {
-        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new Error(`${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly`);
+        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new KernelLimit(`${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
         steps.push({ node: node.id, stage, last: stage === plans.length - 1, plan, kernel: this.createKernel(plan), checked: false });
       });
     }

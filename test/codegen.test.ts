@@ -138,6 +138,20 @@ describe('gpu.js traps', () => {
     for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(1e-5);
   });
 
+  it('a contraction with a parameter beyond 2^24 cells reads it by row (dense router keys)', async () => {
+    const m = compileOk('param K: [131072, 128] = uniform(-1, 1)\nmodel scores(q: [T, 128]) -> [T, 8] {\n  (v, i) = topk(einsum("tc,nc->tn", q, K), 8)\n  return v\n}');
+    const K = new Float32Array(131072 * 128);
+    for (let i = 0; i < K.length; i++) K[i] = Math.sin(i * 0.37);
+    const w = new Map<string, Tensor | Float32Array>([['K', K]]);
+    const inputs = sampleInputs(m, 2);
+    const ref = interpret(m, inputs, new Map([['K', new Tensor('f32', [131072, 128], (i) => K[i]!)]])).outputs[0]!;
+    for (const backend of ['cpu', 'webasm'] as BackendName[]) {
+      const ex = new Executor(optimize(m), w, backend);
+      executors.push(ex);
+      expect(maxError(ref, (await ex.forward(inputs)).outputs[0]!.data), backend).toBeLessThan(1e-5);
+    }
+  }, 120_000);
+
   it('N = 1024^2 experts on a few tokens: tables beyond 2^24 cells read through row views', async () => {
     const src = readFileSync(join(import.meta.dirname, '..', 'examples', 'peer_paper.peer'), 'utf8');
     const m = compileOk(src);

@@ -4,7 +4,7 @@ import { writeSync } from 'node:fs';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
 import { BackendUnavailable } from '../backends.js';
-import { KernelFallback } from '../executor.js';
+import { KernelFallback, KernelLimit } from '../executor.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
       out(2, `peerc: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof KernelFallback) {
+    if (e instanceof KernelFallback || e instanceof KernelLimit) {
       out(2, `peerc: error: ${e.message}\n`);
       return 1;
     }
