@@ -2,11 +2,11 @@
 // built-ins, so the same bundle runs in Node and in a browser.
 import type { ParamInfo } from '../src/ir/graph.js';
 import { moduleFromJSON, type ModuleJSON } from '../src/ir/serialize.js';
-import { elementInit, paramKey } from '../src/interp/init.js';
+import { initialTensor } from '../src/interp/init.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends.js';
-import { Executor } from './executor.js';
+import { Executor, toFloat32 } from './executor.js';
 
 export type { ModuleJSON } from '../src/ir/serialize.js';
 export { BACKENDS, resolveBackend, unavailableReason, type BackendName };
@@ -28,14 +28,7 @@ export interface ModelOptions {
 
 /** The seeded initial weights, bit-identical to `peerc run --seed` and `peerc init`. */
 export function seededWeights(params: readonly ParamInfo[], seed: number): Map<string, Float32Array> {
-  return new Map(
-    params.map((p) => {
-      const f = elementInit(p.init, paramKey(seed, p.name));
-      const a = new Float32Array(p.shape.reduce((x, y) => x * y, 1));
-      for (let i = 0; i < a.length; i++) a[i] = f(i);
-      return [p.name, a];
-    }),
-  );
+  return new Map(params.map((p) => [p.name, toFloat32(initialTensor(p, seed))]));
 }
 
 /** Weights from a safetensors file's bytes, checked against the parameters' shapes. */

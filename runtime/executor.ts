@@ -46,7 +46,7 @@ export class KernelFallback extends Error {}
 export class KernelLimit extends Error {}
 
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
-function toFloat32(t: Tensor): Float32Array {
+export function toFloat32(t: Tensor): Float32Array {
   if (!t.isLazy) return Float32Array.from(t.data);
   const out = new Float32Array(t.size);
   for (let i = 0; i < t.size; i++) out[i] = t.element(i);

@@ -201,7 +201,7 @@ class Checker {
     }
     const args = decl.params.map((p) => {
       const shape = p.type.dims!.map((e) => {
-        this.requireInferable(e, new Map([...bindings].map(([k, v]) => [k, v])), decl!.name);
+        this.requireInferable(e, bindings, decl!.name);
         return asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span));
       });
       return { name: p.name, type: { dtype: p.type.dtype as 'f32' | 'index', shape } };

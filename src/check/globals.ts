@@ -72,12 +72,12 @@ function initSpec(e: Expr, ev: ExprEvaluator): InitSpec {
   }
 }
 
-type SettingKind = { type: 'int' | 'number'; min: number } | { type: 'string'; oneOf: string[] };
+type SettingKind = { type: 'int' | 'number'; min: number; above?: true } | { type: 'string'; oneOf: string[] };
 export const TRAIN_SETTINGS: Record<string, SettingKind> = {
   steps: { type: 'int', min: 1 },
   batch: { type: 'int', min: 1 },
   seq: { type: 'int', min: 1 },
-  lr: { type: 'number', min: 0 },
+  lr: { type: 'number', min: 0, above: true },
   warmup: { type: 'int', min: 0 },
   weight_decay: { type: 'number', min: 0 },
   clip: { type: 'number', min: 0 },
@@ -105,8 +105,8 @@ export function trainSettings(decls: TrainDecl[], ev: ExprEvaluator, report: (d:
         } else {
           const n = asNumber(v, `training setting '${s.name}'`, s.value.span);
           if (kind.type === 'int' && !Number.isInteger(n)) fail('PEER0501', s.value.span, { name: s.name, detail: `must be a whole number, not ${n}` });
-          if (!(n >= kind.min) || (kind.min === 0 && kind.type === 'number' && s.name === 'lr' && n === 0))
-            fail('PEER0501', s.value.span, { name: s.name, detail: `must be ${s.name === 'lr' ? '> 0' : `>= ${kind.min}`}, not ${n}` });
+          if (kind.above ? !(n > kind.min) : !(n >= kind.min))
+            fail('PEER0501', s.value.span, { name: s.name, detail: `must be ${kind.above ? '>' : '>='} ${kind.min}, not ${n}` });
           out.set(s.name, n);
         }
       } catch (e) {
