@@ -79,6 +79,15 @@ export const MESSAGES = {
   PEER0604: m('inconsistent input dimension', (a: { dim: string; first: number; second: number; where: string }) =>
     `dimension ${a.dim} is ${a.first} in one input but ${a.second} in ${a.where}`),
   PEER0605: m('non-finite value', (a: { what: string }) => `${a.what} contains NaN or infinity`),
+  // Training
+  PEER0700: m('no gradient', (a: { op: string }) =>
+    `the loss depends on '${a.op}', which has no gradient; training needs every op between the parameters and the loss to be differentiable`),
+  PEER0701: m('model output is not trainable', (a: { found: string }) =>
+    `to train, the model's first output must be logits [..., classes] (trained with cross-entropy against targets) or a scalar loss, but it is ${a.found}`),
+  PEER0702: m('nothing to train', (a: { detail: string }) => a.detail),
+  PEER0703: m('training diverged', (a: { what: string; step: number; checkpoint: string }) =>
+    `${a.what} became NaN or infinite at step ${a.step}; training stopped. ${a.checkpoint}`),
+  PEER0704: m('data does not fit the model', (a: { detail: string }) => a.detail),
 } as const;
 
 export type Code = keyof typeof MESSAGES;

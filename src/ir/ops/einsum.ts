@@ -1,7 +1,7 @@
 // einsum: the one contraction op; matmul and transpose are written with it.
 import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor, strides } from '../../interp/tensor.js';
-import { shapeToString, type Dim } from '../../shapes/dim.js';
+import { Dim, shapeToString } from '../../shapes/dim.js';
 import { requireDtype } from './shape-rules.js';
 import { defineOp } from './types.js';
 
@@ -93,5 +93,25 @@ export const einsum = defineOp({
       od[o] = acc;
     }
     return [out];
+  },
+  // d operand_i = einsum of the result's gradient with the other operands, onto operand i's
+  // letters; letters only operand i has (summed away) come back by broadcasting.
+  grad(b, { inputs, attrs }, [g]) {
+    if (!g) return inputs.map(() => undefined);
+    const spec = parseEinsum(attrs.spec as string, inputs.length);
+    return inputs.map((x, i) => {
+      const others = [spec.output, ...spec.inputs.filter((_, j) => j !== i)];
+      const known = new Set(others.join(''));
+      const mine = spec.inputs[i]!;
+      const kept = [...mine].filter((c) => known.has(c)).join('');
+      const operands = [g, ...inputs.filter((_, j) => j !== i)];
+      const shape = b.type(x).shape;
+      let d = b.op('einsum', operands, { spec: `${others.join(',')}->${kept}` });
+      if (kept.length < mine.length) {
+        const withOnes = [...mine].map((c, j) => (kept.includes(c) ? shape[j]! : Dim.of(1)));
+        d = b.op('broadcast_to', [b.op('reshape', [d], { shape: withOnes })], { shape });
+      }
+      return d;
+    });
   },
 });

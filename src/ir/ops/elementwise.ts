@@ -3,7 +3,7 @@ import { Dim } from '../../shapes/dim.js';
 import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor, strides, type DType } from '../../interp/tensor.js';
 import { broadcastShapes, dtypeName, requireDtype } from './shape-rules.js';
-import { defineOp, type OpDef, type TensorType } from './types.js';
+import { defineOp, type GradBuilder, type GradRule, type GradValue, type OpDef, type TensorType } from './types.js';
 
 function broadcastConcrete(a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -51,7 +51,7 @@ function binaryEval(fn: (x: number, y: number) => number) {
 type BoundRule = (a: Dim | undefined, b: Dim | undefined) => Dim | undefined;
 const one = Dim.of(1);
 
-function binary(name: string, dtypes: DType[], fn: (x: number, y: number) => number, bound?: BoundRule): OpDef {
+function binary(name: string, dtypes: DType[], fn: (x: number, y: number) => number, bound?: BoundRule, grad?: BinaryGrad): OpDef {
   return defineOp({
     name,
     inputs: ['lhs', 'rhs'],
@@ -70,18 +70,35 @@ function binary(name: string, dtypes: DType[], fn: (x: number, y: number) => num
       return [t];
     },
     evaluate: binaryEval(fn),
+    grad: grad && ((b, node, [g]) => {
+      const [x, y] = node.inputs as [GradValue, GradValue];
+      if (!g || b.type(x).dtype !== 'f32') return [undefined, undefined];
+      const [gx, gy] = grad(b, x, y, node.outputs[0]!, g);
+      return [gx && b.unbroadcast(gx, b.type(x).shape), gy && b.unbroadcast(gy, b.type(y).shape)];
+    }),
   });
 }
 
+/** Gradients of a binary op before un-broadcasting: (builder, x, y, out, dout) -> (dx, dy). */
+type BinaryGrad = (b: GradBuilder, x: GradValue, y: GradValue, out: GradValue, g: GradValue) => [GradValue | undefined, GradValue | undefined];
+
 const both = (f: (a: Dim, b: Dim) => Dim): BoundRule => (a, b) => (a && b ? f(a, b) : undefined);
 
-export const add = binary('add', ['f32', 'index'], (x, y) => x + y, both((a, b) => a.add(b).sub(one)));
-export const sub = binary('sub', ['f32', 'index'], (x, y) => x - y);
-export const mul = binary('mul', ['f32', 'index'], (x, y) => x * y, both((a, b) => a.sub(one).mul(b.sub(one)).add(one)));
-export const div = binary('div', ['f32'], (x, y) => x / y);
-export const pow = binary('pow', ['f32'], (x, y) => Math.pow(x, y));
-export const maximum = binary('maximum', ['f32'], (x, y) => Math.max(x, y));
-export const minimum = binary('minimum', ['f32'], (x, y) => Math.min(x, y));
+export const add = binary('add', ['f32', 'index'], (x, y) => x + y, both((a, b) => a.add(b).sub(one)), (_b, _x, _y, _o, g) => [g, g]);
+export const sub = binary('sub', ['f32', 'index'], (x, y) => x - y, undefined, (b, _x, _y, _o, g) => [g, b.op('neg', [g])]);
+export const mul = binary('mul', ['f32', 'index'], (x, y) => x * y, both((a, b) => a.sub(one).mul(b.sub(one)).add(one)), (b, x, y, _o, g) => [b.op('mul', [g, y]), b.op('mul', [g, x])]);
+export const div = binary('div', ['f32'], (x, y) => x / y, undefined, (b, _x, y, o, g) => [b.op('div', [g, y]), b.op('neg', [b.op('div', [b.op('mul', [g, o]), y])])]);
+export const pow = binary('pow', ['f32'], (x, y) => Math.pow(x, y), undefined, (b, x, y, o, g) => [
+  b.op('mul', [b.op('mul', [g, y]), b.op('pow', [x, b.op('sub', [y, b.scalar(1)])])]),
+  b.op('mul', [b.op('mul', [g, o]), b.op('log', [x])]),
+]);
+// The gradient goes to the larger (smaller) operand; at a tie, to the second.
+const pick = (b: GradBuilder, first: GradValue, second: GradValue, g: GradValue): [GradValue, GradValue] => {
+  const s = b.op('step', [b.op('sub', [first, second])]);
+  return [b.op('mul', [g, s]), b.op('mul', [g, b.op('sub', [b.scalar(1), s])])];
+};
+export const maximum = binary('maximum', ['f32'], (x, y) => Math.max(x, y), undefined, (b, x, y, _o, g) => pick(b, x, y, g));
+export const minimum = binary('minimum', ['f32'], (x, y) => Math.min(x, y), undefined, (b, x, y, _o, g) => pick(b, y, x, g));
 // Index values are non-negative; dividing by a positive divisor never raises the bound.
 export const floordiv = binary('floordiv', ['index'], (x, y) => Math.floor(x / y), (a) => a);
 export const mod = binary('mod', ['index'], (x, y) => ((x % y) + y) % y, (_a, b) => b?.sub(one));
@@ -103,7 +120,15 @@ export function erf(x: number): number {
 
 const sigmoidFn = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 
-function unary(name: string, fn: (x: number) => number, dtypes: DType[] = ['f32']): OpDef {
+/** d out / d x as nodes, from the input and the output. */
+type UnaryDerivative = (b: GradBuilder, x: GradValue, y: GradValue) => GradValue;
+
+function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative, dtypes: DType[] = ['f32']): OpDef {
+  const grad: GradRule | undefined = derivative && ((b, node, [g]) => {
+    const x = node.inputs[0]!;
+    if (!g || b.type(x).dtype !== 'f32') return [undefined];
+    return [b.op('mul', [g, derivative(b, x, node.outputs[0]!)])];
+  });
   return defineOp({
     name,
     inputs: ['x'],
@@ -118,20 +143,36 @@ function unary(name: string, fn: (x: number) => number, dtypes: DType[] = ['f32'
       for (let i = 0; i < out.size; i++) od[i] = fn(xd[i]!);
       return [out];
     },
+    grad,
   });
 }
 
-export const neg = unary('neg', (x) => -x, ['f32', 'index']);
-export const relu = unary('relu', (x) => (x > 0 ? x : 0));
-export const gelu = unary('gelu', (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)));
-export const gelu_tanh = unary('gelu_tanh', (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))));
-export const silu = unary('silu', (x) => x * sigmoidFn(x));
-export const sigmoid = unary('sigmoid', sigmoidFn);
-export const tanh = unary('tanh', Math.tanh);
-export const exp = unary('exp', Math.exp);
-export const log = unary('log', Math.log);
-export const sqrt = unary('sqrt', Math.sqrt);
-export const abs = unary('abs', Math.abs);
+const normalPdf = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+const tanhGeluInner = (x: number) => Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x);
+
+export const neg = unary('neg', (x) => -x, (b) => b.scalar(-1), ['f32', 'index']);
+export const relu = unary('relu', (x) => (x > 0 ? x : 0), (b, x) => b.op('step', [x]));
+export const gelu = unary('gelu', (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), (b, x) => b.op('gelu_grad', [x]));
+export const gelu_tanh = unary('gelu_tanh', (x) => 0.5 * x * (1 + Math.tanh(tanhGeluInner(x))), (b, x) => b.op('gelu_tanh_grad', [x]));
+export const silu = unary('silu', (x) => x * sigmoidFn(x), (b, x) => {
+  const s = b.op('sigmoid', [x]);
+  return b.op('mul', [s, b.op('add', [b.scalar(1), b.op('mul', [x, b.op('sub', [b.scalar(1), s])])])]);
+});
+export const sigmoid = unary('sigmoid', sigmoidFn, (b, _x, y) => b.op('mul', [y, b.op('sub', [b.scalar(1), y])]));
+export const tanh = unary('tanh', Math.tanh, (b, _x, y) => b.op('sub', [b.scalar(1), b.op('mul', [y, y])]));
+export const exp = unary('exp', Math.exp, (_b, _x, y) => y);
+export const log = unary('log', Math.log, (b, x) => b.op('div', [b.scalar(1), x]));
+export const sqrt = unary('sqrt', Math.sqrt, (b, _x, y) => b.op('div', [b.scalar(0.5), y]));
+export const abs = unary('abs', Math.abs, (b, x) => b.op('sub', [b.op('step', [x]), b.op('step', [b.op('neg', [x])])]));
+
+// Derivatives that have no closed form in the ops above; used only by gradients.
+/** 1 where x > 0, else 0 (the derivative of relu; 0 at 0, as PyTorch). */
+export const step = unary('step', (x) => (x > 0 ? 1 : 0), (b) => b.scalar(0));
+export const gelu_grad = unary('gelu_grad', (x) => 0.5 * (1 + erf(x / Math.SQRT2)) + x * normalPdf(x));
+export const gelu_tanh_grad = unary('gelu_tanh_grad', (x) => {
+  const t = Math.tanh(tanhGeluInner(x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Math.sqrt(2 / Math.PI) * (1 + 3 * 0.044715 * x * x);
+});
 
 export const to_f32 = defineOp({
   name: 'to_f32',

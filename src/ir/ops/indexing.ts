@@ -35,6 +35,10 @@ export const slice = defineOp({
         for (let j = 0; j < inner; j++) out.data[(o * (end - start) + i - start) * inner + j] = x!.data[(o * n + i) * inner + j]!;
     return [out];
   },
+  grad: (b, { inputs: [x], attrs }, [g]) => {
+    const axis = normalizeAxis(attrs.axis as number, b.type(x!).shape.length);
+    return [g && b.op('pad', [g], { axis, start: attrs.start as number, size: [b.type(x!).shape[axis]!] })];
+  },
 });
 
 export const expand_dims = defineOp({
@@ -52,6 +56,7 @@ export const expand_dims = defineOp({
     shape.splice(attrs.axis as number, 0, 1);
     return [new Tensor(x!.dtype, shape, x!.data)];
   },
+  grad: (b, { inputs: [x] }, [g]) => [g && b.op('reshape', [g], { shape: b.type(x!).shape })],
 });
 
 export const reshape = defineOp({
@@ -69,6 +74,7 @@ export const reshape = defineOp({
     const shape = (attrs.shape as readonly Dim[]).map((d) => ctx.dimValue(d));
     return [new Tensor(x!.dtype, shape, x!.data)];
   },
+  grad: (b, { inputs: [x] }, [g]) => [g && b.op('reshape', [g], { shape: b.type(x!).shape })],
 });
 
 // Top-k along the last axis, largest first; ties go to the lower index, everywhere.
@@ -100,6 +106,11 @@ export const topk = defineOp({
       }
     });
     return [vals, idx];
+  },
+  // The selection itself has no gradient; the selected values pass theirs back to their lanes.
+  grad: (b, { inputs: [x], outputs: [, idx] }, [g]) => {
+    const shape = b.type(x!).shape;
+    return [g && b.op('scatter_along', [g, idx!], { n: [shape[shape.length - 1]!] })];
   },
 });
 
@@ -149,6 +160,7 @@ export const gather = defineOp({
     }
     return [out];
   },
+  grad: (b, { inputs: [table, idx] }, [g]) => [g && b.op('scatter_rows', [g, idx!], { rows: [b.type(table!).shape[0]!] }), undefined],
 });
 
 export const take_along = defineOp({
@@ -182,6 +194,10 @@ export const take_along = defineOp({
       out.data[i] = x!.data[lane * n + j]!;
     }
     return [out];
+  },
+  grad: (b, { inputs: [x, idx] }, [g]) => {
+    const shape = b.type(x!).shape;
+    return [g && b.type(x!).dtype === 'f32' ? b.op('scatter_along', [g, idx!], { n: [shape[shape.length - 1]!] }) : undefined, undefined];
   },
 });
 

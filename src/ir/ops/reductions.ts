@@ -3,9 +3,10 @@ import { Tensor } from '../../interp/tensor.js';
 import { Dim } from '../../shapes/dim.js';
 import { forEachLane } from './lanes.js';
 import { normalizeAxis, requireDtype, requireShape } from './shape-rules.js';
-import { defineOp, type OpDef } from './types.js';
+import { defineOp, type GradBuilder, type GradRule, type GradValue, type OpDef } from './types.js';
+import type { Shape } from '../../shapes/dim.js';
 
-function reduce(name: string, fn: (xs: number[]) => number): OpDef {
+function reduce(name: string, fn: (xs: number[]) => number, grad?: GradRule): OpDef {
   return defineOp({
     name,
     inputs: ['x'],
@@ -26,14 +27,32 @@ function reduce(name: string, fn: (xs: number[]) => number): OpDef {
       });
       return [out];
     },
+    grad,
   });
 }
 
-export const reduce_sum = reduce('reduce_sum', (xs) => xs.reduce((a, b) => a + b, 0));
-export const reduce_mean = reduce('reduce_mean', (xs) => xs.reduce((a, b) => a + b, 0) / xs.length);
+const axisOf = (b: GradBuilder, x: GradValue, attrs: { axis?: unknown }) => {
+  const rank = b.type(x).shape.length;
+  const a = attrs.axis as number;
+  return a < 0 ? a + rank : a;
+};
+/** Mean over an axis, repeated back along it. */
+const meanAlong = (b: GradBuilder, v: GradValue, axis: number) => b.expandAlong(b.op('reduce_mean', [v], { axis }), axis, b.type(v).shape);
+const sumAlong = (b: GradBuilder, v: GradValue, axis: number) => b.expandAlong(b.op('reduce_sum', [v], { axis }), axis, b.type(v).shape);
+
+export const reduce_sum = reduce('reduce_sum', (xs) => xs.reduce((a, b) => a + b, 0), (b, { inputs: [x], attrs }, [g]) => {
+  const axis = axisOf(b, x!, attrs);
+  return [g && b.expandAlong(g, axis, b.type(x!).shape)];
+});
+export const reduce_mean = reduce('reduce_mean', (xs) => xs.reduce((a, b) => a + b, 0) / xs.length, (b, { inputs: [x], attrs }, [g]) => {
+  const axis = axisOf(b, x!, attrs);
+  const shape = b.type(x!).shape;
+  const n = b.op('dim_size', [], { n: [shape[axis]!] });
+  return [g && b.op('div', [b.expandAlong(g, axis, shape), n])];
+});
 export const reduce_max = reduce('reduce_max', (xs) => Math.max(...xs));
 
-function lanewise(name: string, fn: (xs: Float64Array) => Float64Array): OpDef {
+function lanewise(name: string, fn: (xs: Float64Array) => Float64Array, grad: GradRule): OpDef {
   return defineOp({
     name,
     inputs: ['x'],
@@ -54,6 +73,7 @@ function lanewise(name: string, fn: (xs: Float64Array) => Float64Array): OpDef {
       });
       return [out];
     },
+    grad,
   });
 }
 
@@ -62,16 +82,24 @@ export const softmax = lanewise('softmax', (xs) => {
   const e = xs.map((x) => Math.exp(x - m));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / s);
+}, (b, { inputs: [x], outputs: [y], attrs }, [g]) => {
+  if (!g) return [undefined];
+  const axis = axisOf(b, x!, attrs);
+  return [b.op('mul', [y!, b.op('sub', [g, sumAlong(b, b.op('mul', [g, y!]), axis)])])];
 });
 
 export const log_softmax = lanewise('log_softmax', (xs) => {
   const m = Math.max(...xs);
   const logSum = Math.log(xs.reduce((a, x) => a + Math.exp(x - m), 0));
   return xs.map((x) => x - m - logSum);
+}, (b, { inputs: [x], outputs: [y], attrs }, [g]) => {
+  if (!g) return [undefined];
+  const axis = axisOf(b, x!, attrs);
+  return [b.op('sub', [g, b.op('mul', [b.op('exp', [y!]), sumAlong(b, g, axis)])])];
 });
 
 /** Normalises the last axis of x with per-channel scale (and shift). */
-function lastAxisNorm(name: string, params: string[], stats: (xs: Float64Array) => { mean: number; scale: number }): OpDef {
+function lastAxisNorm(name: string, params: string[], stats: (xs: Float64Array) => { mean: number; scale: number }, grad: GradRule): OpDef {
   return defineOp({
     name,
     inputs: ['x', ...params],
@@ -98,14 +126,37 @@ function lastAxisNorm(name: string, params: string[], stats: (xs: Float64Array) 
       });
       return [out];
     },
+    grad,
   });
 }
+
+/**
+ * Gradient of y = xhat * gamma (+ beta), xhat normalised along `axis` with statistics of x
+ * itself (centred or not): dx = inv * (dxhat - E[dxhat] - xhat * E[dxhat * xhat]).
+ */
+function normGrad(b: GradBuilder, x: GradValue, gamma: GradValue, g: GradValue, axis: number, center: boolean, eps: number, channels: Shape): GradValue[] {
+  const xc = center ? b.op('sub', [x, meanAlong(b, x, axis)]) : x;
+  const variance = b.op('reduce_mean', [b.op('mul', [xc, xc])], { axis });
+  const inv = b.expandAlong(b.op('div', [b.scalar(1), b.op('sqrt', [b.op('add', [variance, b.scalar(eps)])])]), axis, b.type(x).shape);
+  const xhat = b.op('mul', [xc, inv]);
+  const dxhat = b.op('mul', [g, gamma]);
+  let inner = b.op('sub', [dxhat, b.op('mul', [xhat, meanAlong(b, b.op('mul', [dxhat, xhat]), axis)])]);
+  if (center) inner = b.op('sub', [inner, meanAlong(b, dxhat, axis)]);
+  return [b.op('mul', [inv, inner]), b.unbroadcast(b.op('mul', [g, xhat]), channels), b.unbroadcast(g, channels)];
+}
+
+const lastAxisNormGrad = (center: boolean): GradRule => (b, { inputs: [x, gamma], attrs }, [g]) => {
+  if (!g) return [undefined, undefined, undefined];
+  const shape = b.type(x!).shape;
+  const [dx, dgamma, dbeta] = normGrad(b, x!, gamma!, g, shape.length - 1, center, attrs.eps as number, b.type(gamma!).shape);
+  return center ? [dx, dgamma, dbeta] : [dx, dgamma];
+};
 
 export const layernorm = lastAxisNorm('layernorm', ['gamma', 'beta'], (xs) => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   return { mean, scale: xs.reduce((a, v) => a + (v - mean) ** 2, 0) / xs.length };
-});
-export const rmsnorm = lastAxisNorm('rmsnorm', ['gamma'], (xs) => ({ mean: 0, scale: xs.reduce((a, v) => a + v * v, 0) / xs.length }));
+}, lastAxisNormGrad(true));
+export const rmsnorm = lastAxisNorm('rmsnorm', ['gamma'], (xs) => ({ mean: 0, scale: xs.reduce((a, v) => a + v * v, 0) / xs.length }), lastAxisNormGrad(false));
 
 // BatchNorm over every axis but the last (the channels). Training mode uses the batch's
 // statistics (biased variance for normalising, unbiased for the running average, as PyTorch does)
@@ -148,5 +199,21 @@ export const batchnorm = defineOp({
       for (let j = 0; j < c; j++)
         out.data[r * c + j] = ((xd[r * c + j]! - mean[j]!) / Math.sqrt(variance[j]! + eps)) * g[j]! + b[j]!;
     return [out];
+  },
+  grad(b, { inputs: [x, gamma, , rmean, rvar], attrs }, [g]) {
+    if (!g) return [];
+    const shape = b.type(x!).shape;
+    const channels = b.type(gamma!).shape;
+    const eps = attrs.eps as number;
+    if (b.training) {
+      // Rows = every axis but the channels, flattened; statistics over rows.
+      const rows = shape.slice(0, -1).reduce((acc, d) => acc.mul(d), Dim.of(1));
+      const flat = [rows, channels[0]!];
+      const [dx, dgamma, dbeta] = normGrad(b, b.op('reshape', [x!], { shape: flat }), gamma!, b.op('reshape', [g], { shape: flat }), 0, true, eps, channels);
+      return [b.op('reshape', [dx!], { shape }), dgamma, dbeta];
+    }
+    const inv = b.op('div', [b.scalar(1), b.op('sqrt', [b.op('add', [rvar!, b.scalar(eps)])])]);
+    const xhat = b.op('mul', [b.op('sub', [x!, rmean!]), inv]);
+    return [b.op('mul', [g, b.op('mul', [gamma!, inv])]), b.unbroadcast(b.op('mul', [g, xhat]), channels), b.unbroadcast(g, channels)];
   },
 });

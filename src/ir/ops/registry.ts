@@ -5,6 +5,7 @@ import * as indexing from './indexing.js';
 import * as fused from './fused.js';
 import * as leaves from './leaves.js';
 import * as reductions from './reductions.js';
+import * as scatter from './scatter.js';
 import type { OpDef } from './types.js';
 
 const all: OpDef[] = [
@@ -14,6 +15,7 @@ const all: OpDef[] = [
   ...Object.values(reductions).filter(isOp),
   ...Object.values(leaves).filter(isOp),
   ...Object.values(fused).filter(isOp),
+  ...Object.values(scatter).filter(isOp),
 ];
 
 function isOp(x: unknown): x is OpDef {

@@ -35,10 +35,42 @@ export interface OpDef {
   infer(inputs: readonly TensorType[], attrs: Attrs): TensorType[];
   /** Float64 reference semantics: the definition of the op's meaning. */
   evaluate?(inputs: readonly Tensor[], attrs: Attrs, ctx: EvalContext): Tensor[];
-  /** Reverse-mode gradient; declared by the training work. */
-  grad: null;
+  /**
+   * Reverse-mode gradient: given the gradients of the results (undefined where a result does
+   * not reach the loss), builds the gradients of the inputs (undefined: none, e.g. indices).
+   * Absent: the op has no gradient (the differentiator reports it if a loss depends on one).
+   */
+  grad?: GradRule;
 }
 
-export function defineOp(def: Omit<OpDef, 'grad'>): OpDef {
-  return { ...def, grad: null };
+/** A value in the graph being built (mirrors ValueRef in ../graph.ts). */
+export interface GradValue {
+  readonly node: number;
+  readonly result: number;
+}
+
+/** What a gradient rule may use to build nodes (implemented in src/autodiff). */
+export interface GradBuilder {
+  op(name: string, inputs: readonly GradValue[], attrs?: Attrs): GradValue;
+  ops(name: string, inputs: readonly GradValue[], attrs?: Attrs): GradValue[];
+  type(v: GradValue): TensorType;
+  scalar(v: number): GradValue;
+  /** Sums a gradient of a broadcast result down to the shape of the operand that was broadcast. */
+  unbroadcast(g: GradValue, shape: Shape): GradValue;
+  /** Repeats g (shape without `axis`) along `axis` to `shape`. */
+  expandAlong(g: GradValue, axis: number, shape: Shape): GradValue;
+  /** Training mode (batchnorm differentiates through batch statistics). */
+  training: boolean;
+}
+
+export interface GradNode {
+  inputs: readonly GradValue[];
+  outputs: readonly GradValue[];
+  attrs: Attrs;
+}
+
+export type GradRule = (b: GradBuilder, node: GradNode, dys: readonly (GradValue | undefined)[]) => (GradValue | undefined)[];
+
+export function defineOp(def: OpDef): OpDef {
+  return { ...def };
 }

@@ -1,0 +1,202 @@
+// Reverse-mode automatic differentiation on the IR. From an inlined module it builds the
+// training program: one function computing the loss, the gradient of every trainable
+// parameter, new running statistics for buffers, and router statistics. Gradients come from
+// the rules declared beside each op (src/ir/ops/*: `grad`); this file only walks the graph.
+import { CompileError, diagnostic, fail } from '../diagnostics/diagnostic.js';
+import { Graph, liveNodes, ref, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
+import { opDef } from '../ir/ops/registry.js';
+import type { GradBuilder, TensorType } from '../ir/ops/types.js';
+import { Dim, shapeToString, type Shape } from '../shapes/dim.js';
+import { entryFunction } from '../interp/interpreter.js';
+import { copyNode, rebuildModule } from '../passes/rebuild.js';
+import { FOLD_RULES } from '../passes/fold.js';
+import { optimize } from '../passes/pipeline.js';
+
+/** Where each result of the training function is, by output position. */
+export interface TrainLayout {
+  loss: number;
+  /** Model output (logits or the scalar loss), for evaluation metrics. */
+  logits: number;
+  /** Dense gradients: the whole parameter. */
+  dense: { param: string; output: number }[];
+  /** Sparse gradients of tables read only by gathers: flat row ids [M] and their rows [M, rowSize]. */
+  sparse: { param: string; indices: number; rows: number }[];
+  /** New running statistics of buffers (BatchNorm), training mode only. */
+  buffers: { name: string; output: number }[];
+  /** Expert choices per sparse table: flat ids [M] and router weights [M] (or none: counts). */
+  router: { param: string; indices: number; weights?: number }[];
+}
+
+export interface TrainingProgram {
+  module: IRModule;
+  layout: TrainLayout;
+  /** The targets input added for cross-entropy, if the model returns logits. */
+  targets?: { name: string; shape: Shape; classes: Dim };
+}
+
+export interface DifferentiateOptions {
+  /** false: the evaluation program (loss and metrics, no gradients, running statistics). */
+  gradients: boolean;
+}
+
+/** Builds the training (or evaluation) program of an inlined module. */
+export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions): TrainingProgram {
+  const fn = entryFunction(m);
+  if (fn.graph.nodes.some((n) => n.op === 'call')) throw new Error('buildTrainingProgram needs an inlined module');
+  const g = new Graph();
+  const map = new Map<number, ValueRef[]>();
+  const live = liveNodes(fn);
+  for (const node of fn.graph.nodes) {
+    if (!live.has(node.id) && node.op !== 'input') continue;
+    map.set(node.id, copyNode(node, node.inputs.map((r) => map.get(r.node)![r.result]!), g));
+  }
+  const mapped = (r: ValueRef) => map.get(r.node)![r.result]!;
+  const modelOut = mapped(fn.outputs[0]!);
+  const b = builder(g, options.gradients);
+  const outType = g.typeOf(modelOut);
+  const inputs = fn.inputs.map((id) => map.get(id)![0]!.node);
+
+  let loss: ValueRef;
+  let targets: TrainingProgram['targets'];
+  if (outType.dtype === 'f32' && outType.shape.length === 0) loss = modelOut;
+  else if (outType.dtype === 'f32') {
+    const lead = outType.shape.slice(0, -1);
+    const classes = outType.shape[outType.shape.length - 1]!;
+    const names = new Set(inputs.map((id) => g.node(id).attrs.name as string));
+    let name = 'targets';
+    while (names.has(name)) name += '_';
+    const t = g.add('input', [], { name, dtype: 'index', shape: lead }, undefined, [{ dtype: 'index', shape: lead, bound: classes }]);
+    inputs.push(t);
+    targets = { name, shape: lead, classes };
+    const rank = outType.shape.length;
+    const logp = b.op('log_softmax', [modelOut], { axis: rank - 1 });
+    const picked = b.op('take_along', [logp, b.op('expand_dims', [ref(t)], { axis: rank - 1 })]);
+    const count = lead.reduce((acc, d) => acc.mul(d), Dim.of(1));
+    loss = b.op('neg', [b.op('reduce_mean', [b.op('reshape', [picked], { shape: [count] })], { axis: 0 })]);
+  } else fail('PEER0701', null, { found: `an index tensor ${shapeToString(outType.shape)}` });
+
+  const outputs: ValueRef[] = [loss, modelOut];
+  const layout: TrainLayout = { loss: 0, logits: 1, dense: [], sparse: [], buffers: [], router: [] };
+  const output = (v: ValueRef) => outputs.push(v) - 1;
+  const params = new Map(m.params.map((p) => [p.name, p]));
+  const forward = [...g.nodes];
+
+  // Tables read only as gather tables get sparse gradients: (row id, row) pairs, never [N, d].
+  const users = new Map<number, Node[]>();
+  for (const n of forward) for (const r of n.inputs) users.set(r.node, [...(users.get(r.node) ?? []), n]);
+  const sparseTables = new Set<number>();
+  for (const n of forward) {
+    if (n.op !== 'param' || !params.get(n.attrs.name as string)?.sparse) continue;
+    if ((users.get(n.id) ?? []).every((u) => u.op === 'gather' && u.inputs[0]!.node === n.id && u.inputs[1]!.node !== n.id)) sparseTables.add(n.id);
+  }
+
+  // Router statistics: for each gather from a sparse table, its ids and the softmax of the same shape before it.
+  const flatOf = (v: ValueRef) => {
+    const t = g.typeOf(v);
+    const count = t.shape.reduce((acc, d) => acc.mul(d), Dim.of(1));
+    return b.op('reshape', [v], { shape: [count] });
+  };
+  const sparseUses = forward.filter((n) => n.op === 'gather' && sparseTables.has(n.inputs[0]!.node));
+  for (const n of sparseUses) {
+    const idx = n.inputs[1]!;
+    const shape = shapeToString(g.typeOf(idx).shape);
+    const gate = [...forward].reverse().find((s) => s.id < n.id && s.op === 'softmax' && shapeToString(s.types[0]!.shape) === shape);
+    layout.router.push({ param: g.node(n.inputs[0]!.node).attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(ref(gate.id))) : undefined });
+  }
+
+  if (options.gradients) {
+    const trainable = (n: Node) => n.op === 'param' && params.get(n.attrs.name as string)?.role === 'param';
+    const needs = new Set<number>();
+    for (const n of forward) if (trainable(n) || n.inputs.some((r) => needs.has(r.node))) needs.add(n.id);
+    if (!needs.has(loss.node)) fail('PEER0702', null, { detail: 'the loss does not depend on any parameter (declare weights with `param`)' });
+
+    const grads = new Map<string, ValueRef>();
+    const key = (r: ValueRef) => `${r.node}#${r.result}`;
+    const accumulate = (r: ValueRef, d: ValueRef) => {
+      const prev = grads.get(key(r));
+      grads.set(key(r), prev ? b.op('add', [prev, d]) : d);
+    };
+    accumulate(loss, b.scalar(1));
+    for (let i = forward.length - 1; i >= 0; i--) {
+      const n = forward[i]!;
+      if (!needs.has(n.id) || n.op === 'param') continue;
+      const dys = n.types.map((_, r) => grads.get(key(ref(n.id, r))));
+      if (dys.every((d) => d === undefined)) continue;
+      if (n.op === 'gather' && sparseTables.has(n.inputs[0]!.node)) {
+        const rowShape = g.typeOf(ref(n.id)).shape.slice(g.typeOf(n.inputs[1]!).shape.length);
+        const idxFlat = flatOf(n.inputs[1]!);
+        const m = g.typeOf(idxFlat).shape[0]!;
+        const rows = b.op('reshape', [dys[0]!], { shape: [m, rowShape.reduce((acc, d) => acc.mul(d), Dim.of(1))] });
+        layout.sparse.push({ param: g.node(n.inputs[0]!.node).attrs.name as string, indices: output(idxFlat), rows: output(rows) });
+        continue;
+      }
+      const rule = opDef(n.op).grad;
+      if (!rule) throw new CompileError(diagnostic('PEER0700', n.span ?? null, { op: n.op }));
+      const outs = n.types.map((_, r) => ref(n.id, r));
+      const dxs = rule(b, { inputs: n.inputs, outputs: outs, attrs: n.attrs }, dys);
+      n.inputs.forEach((r, j) => {
+        const d = dxs[j];
+        if (d && needs.has(r.node) && g.typeOf(r).dtype === 'f32') accumulate(r, d as ValueRef);
+      });
+    }
+    for (const n of forward) {
+      if (!trainable(n) || sparseTables.has(n.id)) continue;
+      const d = grads.get(key(ref(n.id)));
+      if (d) layout.dense.push({ param: n.attrs.name as string, output: output(d) });
+    }
+    if (layout.dense.length + layout.sparse.length === 0) fail('PEER0702', null, { detail: 'no parameter reaches the loss' });
+    for (const n of forward) if (n.op === 'batchnorm') runningStats(b, n, params, (name, v) => layout.buffers.push({ name, output: output(v) }));
+  }
+
+  const trainFn: IRFunction = { name: fn.name, graph: g.freeze(), inputs, outputs, symbols: fn.symbols };
+  const module: IRModule = { ...m, functions: new Map([[fn.name, trainFn]]) };
+  return { module, layout, targets };
+}
+
+/** New running mean and (unbiased) variance of a training-mode BatchNorm, as nodes. */
+function runningStats(b: GradBuilder & { g: Graph }, n: Node, params: Map<string, { role: string }>, emit: (name: string, v: ValueRef) => void): void {
+  const [x, , , rmean, rvar] = n.inputs as ValueRef[];
+  const mom = n.attrs.momentum as number;
+  const shape = b.type(x!).shape;
+  const rows = shape.slice(0, -1).reduce((acc, d) => acc.mul(d), Dim.of(1));
+  const flat = b.op('reshape', [x!], { shape: [rows, shape[shape.length - 1]!] });
+  const mean = b.op('reduce_mean', [flat], { axis: 0 });
+  const centred = b.op('sub', [flat, mean]);
+  const count = b.op('dim_size', [], { n: [rows] });
+  const variance = b.op('div', [b.op('reduce_sum', [b.op('mul', [centred, centred])], { axis: 0 }), b.op('sub', [count, b.scalar(1)])]);
+  const blend = (old: ValueRef, v: ValueRef) => b.op('add', [b.op('mul', [old, b.scalar(1 - mom)]), b.op('mul', [v, b.scalar(mom)])]);
+  for (const [src, stat] of [[rmean!, mean], [rvar!, variance]] as const) {
+    const p = b.g.node(src.node);
+    if (p.op === 'param' && params.get(p.attrs.name as string)?.role === 'buffer') emit(p.attrs.name as string, blend(src, stat as ValueRef));
+  }
+}
+
+function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name: string, inputs: readonly ValueRef[], attrs?: object): ValueRef } {
+  const b = {
+    g,
+    training,
+    op: (name: string, inputs: readonly ValueRef[], attrs = {}) => ref(g.add(name, inputs, attrs)),
+    ops: (name: string, inputs: readonly ValueRef[], attrs = {}) => {
+      const id = g.add(name, inputs, attrs);
+      return g.node(id).types.map((_, r) => ref(id, r));
+    },
+    type: (v: ValueRef): TensorType => g.typeOf(v),
+    scalar: (v: number) => g.constant(v, 'f32'),
+    unbroadcast(d: ValueRef, shape: Shape): ValueRef {
+      let cur = d;
+      while (g.typeOf(cur).shape.length > shape.length) cur = b.op('reduce_sum', [cur], { axis: 0 });
+      shape.forEach((dim, i) => {
+        if (dim.value === 1 && g.typeOf(cur).shape[i]!.value !== 1) cur = b.op('expand_dims', [b.op('reduce_sum', [cur], { axis: i })], { axis: i });
+      });
+      return cur;
+    },
+    expandAlong: (d: ValueRef, axis: number, shape: Shape) => b.op('broadcast_to', [b.op('expand_dims', [d], { axis })], { shape }),
+  };
+  return b;
+}
+
+/** The training (or evaluation) program of a checked module: inline and simplify, differentiate, simplify again. */
+export function compileTraining(m: IRModule, options: DifferentiateOptions): TrainingProgram {
+  const p = buildTrainingProgram(optimize(m), options);
+  return { ...p, module: rebuildModule(rebuildModule(p.module, FOLD_RULES), []) };
+}

@@ -1,0 +1,150 @@
+// Gradients against central finite differences on the float64 reference interpreter: every
+// differentiable op, BatchNorm in training mode, and the whole PEER and PKM layers.
+import { describe, expect, it } from 'vitest';
+import { compileTraining, type TrainingProgram } from '../src/autodiff/differentiate.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { normalAt, uniformAt } from '../src/interp/init.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { compileOk, sampleInputs } from './helpers.js';
+import type { IRModule } from '../src/ir/graph.js';
+
+/** Inputs plus targets below the class count. */
+function batch(m: IRModule, p: TrainingProgram, seed: number): Map<string, Tensor> {
+  const inputs = sampleInputs(m, seed);
+  if (p.targets) {
+    const dims = new Map<string, number>();
+    const fn = [...m.functions.values()].find((f) => f.name === m.entry)!;
+    for (const id of fn.inputs) {
+      const n = fn.graph.node(id);
+      n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, inputs.get(n.attrs.name as string)!.shape[i]!));
+    }
+    const shape = p.targets.shape.map((d) => d.evaluate((s) => dims.get(s))!);
+    const classes = p.targets.classes.evaluate((s) => dims.get(s))!;
+    const size = shape.reduce((a, b) => a * b, 1);
+    inputs.set(p.targets.name, new Tensor('index', shape, Float64Array.from({ length: size }, (_, i) => Math.floor(uniformAt(seed + 5, i, 1) * classes))));
+  }
+  return inputs;
+}
+
+/** Materialised float64 weights, so finite differences can perturb them. */
+function weights(m: IRModule, seed: number): Map<string, Tensor> {
+  return new Map([...seededWeights(m, seed)].map(([k, t]) => [k, new Tensor(t.dtype, t.shape, Float64Array.from(t.data))]));
+}
+
+function checkGradients(src: string, options: { seed?: number; coords?: number; tol?: number; eps?: number } = {}): void {
+  const m = compileOk(src);
+  const prog = compileTraining(m, { gradients: true });
+  const seed = options.seed ?? 1;
+  const w = weights(m, seed);
+  const inputs = batch(m, prog, seed);
+  const run = (ws: Map<string, Tensor>) => interpret(prog.module, inputs, ws, { training: true }).outputs;
+  const outs = run(w);
+  const lossAt = (ws: Map<string, Tensor>) => run(ws)[prog.layout.loss]!.data[0]!;
+  const analytic = new Map<string, Float64Array>();
+  for (const d of prog.layout.dense) analytic.set(d.param, outs[d.output]!.data);
+  for (const s of prog.layout.sparse) {
+    const p = m.params.find((q) => q.name === s.param)!;
+    const rowSize = p.shape.slice(1).reduce((a, b) => a * b, 1);
+    const dense = analytic.get(s.param) ?? new Float64Array(p.shape.reduce((a, b) => a * b, 1));
+    const ids = outs[s.indices]!.data, rows = outs[s.rows]!.data;
+    ids.forEach((r, i) => { for (let j = 0; j < rowSize; j++) dense[r * rowSize + j] += rows[i * rowSize + j]!; });
+    analytic.set(s.param, dense);
+  }
+  expect(analytic.size).toBeGreaterThan(0);
+  const eps = options.eps ?? 1e-5;
+  let checked = 0;
+  for (const [name, grad] of analytic) {
+    const base = w.get(name)!;
+    // Coordinates: the largest-gradient ones plus random ones (sparse tables are mostly zero).
+    const byMagnitude = [...grad.keys()].sort((a, b) => Math.abs(grad[b]!) - Math.abs(grad[a]!)).slice(0, 3);
+    const random = Array.from({ length: options.coords ?? 4 }, (_, i) => Math.floor(uniformAt(seed + 9, i, 2) * grad.length));
+    for (const c of new Set([...byMagnitude, ...random])) {
+      const at = (delta: number) => {
+        const data = Float64Array.from(base.data);
+        data[c] += delta;
+        return lossAt(new Map(w).set(name, new Tensor('f32', base.shape, data)));
+      };
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      const tol = (options.tol ?? 1e-6) * Math.max(1, Math.abs(numeric));
+      expect(Math.abs(grad[c]! - numeric), `d loss / d ${name}[${c}]: analytic ${grad[c]} numeric ${numeric}`).toBeLessThan(tol);
+      checked++;
+    }
+  }
+  expect(checked).toBeGreaterThan(0);
+}
+
+const head = (body: string, params = '') => `
+const d = 4
+const C = 3
+param W: [d, C] = normal(0, 1)
+${params}
+model f(x: [T, d]) -> [T, C] {
+${body}
+}
+`;
+
+describe('gradients match finite differences (float64 interpreter)', () => {
+  const unary = ['relu', 'gelu', 'gelu_tanh', 'silu', 'sigmoid', 'tanh', 'exp', 'abs'];
+  for (const op of unary)
+    it(`${op}`, () => checkGradients(head(`  return ${op}(matmul(x, W))`)));
+  it('log and sqrt (positive arguments)', () => checkGradients(head(`  y = exp(matmul(x, W))\n  return log(y + 1.0) + sqrt(y)`)));
+  it('add, sub, mul, div, pow with broadcasting', () =>
+    checkGradients(head(`  y = matmul(x, W)\n  return (y * b - y / (exp(b) + 1.0)) + exp(y) ^ b - b`, 'param b: [C] = normal(0, 1)')));
+  it('maximum and minimum', () => checkGradients(head(`  y = matmul(x, W)\n  return maximum(y, b) + minimum(y * 2.0, b)`, 'param b: [C] = normal(0, 1)')));
+  it('sum and mean over axes, softmax, log_softmax', () =>
+    checkGradients(head(`  y = matmul(x, W)\n  return softmax(y) * sum(y, axis=-1)[:, None] + log_softmax(y * 0.5) + mean(y, axis=0)[None, :]`)));
+  it('slices, reshape, new axes, transpose', () =>
+    checkGradients(head(`  y = matmul(x, W)\n  z = reshape(y, [T*C])\n  return reshape(z, [T, C]) + transpose(y[:, 1:3][:, None, :] * y[:, 0:2][:, :, None])[:, :, 0] [..., 0:1]`)));
+  it('einsum with a letter summed from one operand', () =>
+    checkGradients(head(`  return einsum("td,dc->tc", x, W) + einsum("dc->c", W)[None, :]`)));
+  it('layernorm and rmsnorm', () =>
+    checkGradients(head(`  return layernorm(matmul(x, W), g, b) + rmsnorm(matmul(x, W) * 2.0, g)`, 'param g: [C] = normal(1, 0.3)\nparam b: [C] = normal(0, 0.3)')));
+  it('batchnorm in training mode (batch statistics)', () =>
+    checkGradients(head(`  return batchnorm(matmul(x, W), g, b, rm, rv)`, 'param g: [C] = normal(1, 0.3)\nparam b: [C] = normal(0, 0.3)\nbuffer rm: [C] = zeros()\nbuffer rv: [C] = ones()')));
+  it('topk, take_along and gather (through the selected values)', () =>
+    checkGradients(head(`  y = matmul(x, W)\n  (v, i) = topk(y, 2)\n  return embedding(E, i[:, 0]) + take_along(y, i) [:, 0:1] + v[:, 1:2]`, 'param E: [C, C] = normal(0, 1)')));
+  it('a scalar loss written in the language', () =>
+    checkGradients(`param W: [4, 3] = normal(0, 1)\nmodel f(x: [T, 4]) -> [] {\n  y = tanh(matmul(x, W))\n  return mean(sum(y * y, axis=-1), axis=0)\n}\n`));
+});
+
+describe('whole layers', () => {
+  const peer = (sparse: string) => `
+const d = 8
+const N = 16^2
+const h = 2
+const k = 3
+const dk = 6
+param Wq: [h, dk, d] = normal(0, 1/sqrt(d))
+param bn_g: [h*dk] = normal(1, 0.2)
+param bn_b: [h*dk] = normal(0, 0.2)
+buffer bn_mean: [h*dk] = zeros()
+buffer bn_var: [h*dk] = ones()
+param C1: [sqrt(N), dk/2] = normal(0, 1)
+param C2: [sqrt(N), dk/2] = normal(0, 1)
+param U: [N, d] = normal(0, 1/sqrt(d)) ${sparse}
+param V: [N, d] = normal(0, 1) ${sparse}
+param Wout: [d, 5] = normal(0, 1)
+model f(x: [T, d]) -> [T, 5] {
+  return matmul(x + peer(x, Wq, bn_g, bn_b, bn_mean, bn_var, C1, C2, U, V, k), Wout)
+}
+`;
+  it('PEER layer (query BatchNorm, product keys, softmax router, GELU experts), dense tables', () => checkGradients(peer(''), { coords: 6 }));
+  it('PEER layer with @sparse expert tables (row-id / row gradients)', () => checkGradients(peer('@sparse'), { coords: 6 }));
+  it('PKM memory with per-head keys', () =>
+    checkGradients(`
+const d = 6
+const N = 8^2
+const h = 2
+const k = 3
+const dk = 4
+param Wq: [h, dk, d] = normal(0, 1/sqrt(d))
+param C1: [h, sqrt(N), dk/2] = normal(0, 1)
+param C2: [h, sqrt(N), dk/2] = normal(0, 1)
+param Vals: [N, d] = normal(0, 1) @sparse @lr(10)
+param Wout: [d, 4] = normal(0, 1)
+model f(x: [T, d]) -> [T, 4] {
+  return matmul(x + pkm(x, Wq, C1, C2, Vals, k), Wout)
+}
+`, { coords: 6 }));
+});
