@@ -60,6 +60,12 @@ export const ACTIVATIONS: Record<string, (v: string) => string> = {
   abs: (v) => `Math.abs(${v})`,
   neg: (v) => `-(${v})`,
   to_f32: (v) => `${v}`,
+  step: (v) => `((${v}) > 0.0 ? 1.0 : 0.0)`,
+  gelu_grad: (v) => `(0.5 * (1.0 + ${ERF_SOURCE(`(${v}) * 0.7071067811865476`)}) + (${v}) * Math.exp(-0.5 * (${v}) * (${v})) * 0.3989422804014327)`,
+  gelu_tanh_grad: (v) => {
+    const t = `Math.tanh(0.7978845608028654 * ((${v}) + 0.044715 * (${v}) * (${v}) * (${v})))`;
+    return `(0.5 * (1.0 + ${t}) + 0.5 * (${v}) * (1.0 - ${t} * ${t}) * 0.7978845608028654 * (1.0 + 0.134145 * (${v}) * (${v})))`;
+  },
   identity: (v) => `${v}`,
 };
 
@@ -248,6 +254,38 @@ const MORE_RENDERERS: Record<string, Renderer> = {
     const m = r.inShapes[1]![r.inShapes[1]!.length - 1]!;
     const lanes = sizeOf(r.inShapes[1]!) / m;
     return { body: `${decompose(X, [lanes, m], 'o')}\nreturn ${r.acc.read(0, `o0 * ${n} + ${r.acc.read(1, X)}`)};`, loopMax: 1 };
+  },
+  broadcast_to: elementwise(([a]) => a!),
+  dim_size: (r) => ({ body: `return ${lit(r.dimValue((r.node.attrs.n as readonly Dim[])[0]!))};`, loopMax: 1 }),
+  pad(r) {
+    const axis = r.node.attrs.axis as number;
+    const start = r.node.attrs.start as number;
+    const out = r.outShapes[0]!;
+    const len = r.inShapes[0]![axis]!;
+    const coords = out.map((_, j) => (j === axis ? `(o${j} - ${start})` : `o${j}`));
+    return {
+      body: `${decompose(X, out, 'o')}\nif (o${axis} < ${start} || o${axis} >= ${start + len}) { return 0.0; }\nreturn ${r.acc.read(0, flatIndex(coords, r.inShapes[0]!))};`,
+      loopMax: 1,
+    };
+  },
+  // Scatters are computed per output cell: each sums the positions whose index names it (no atomics).
+  scatter_along(r) {
+    const out = r.outShapes[0]!;
+    const n = out[out.length - 1]!;
+    const m = r.inShapes[0]![r.inShapes[0]!.length - 1]!;
+    return {
+      body: `${decompose(X, [sizeOf(out) / n, n], 'o')}\nlet acc = 0.0;\nfor (let j = 0; j < ${m}; j++) {\n  if (${r.acc.read(1, `o0 * ${m} + j`)} == o1) { acc += ${r.acc.read(0, `o0 * ${m} + j`)}; }\n}\nreturn acc;`,
+      loopMax: m,
+    };
+  },
+  scatter_rows(r) {
+    const out = r.outShapes[0]!;
+    const rowSize = sizeOf(out.slice(1));
+    const m = sizeOf(r.inShapes[1]!);
+    return {
+      body: `${decompose(X, [out[0]!, rowSize], 'o')}\nlet acc = 0.0;\nfor (let j = 0; j < ${m}; j++) {\n  if (${r.acc.read(1, 'j')} == o0) { acc += ${r.acc.read(0, `j * ${rowSize} + o1`)}; }\n}\nreturn acc;`,
+      loopMax: m,
+    };
   },
   layernorm: (r) => norm(r, true, (c) => ({ g: r.acc.read(1, c), b: r.acc.read(2, c) })),
   rmsnorm: (r) => norm(r, false, (c) => ({ g: r.acc.read(1, c), b: '0.0' })),

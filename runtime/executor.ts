@@ -30,8 +30,24 @@ export interface ForwardResult {
 /** The flat data of views (reshape, expand_dims) is their source's: no kernel, no copy. */
 const VIEW_OPS = new Set(['reshape', 'expand_dims']);
 
+/** Inputs as reference tensors, or float32 data used as it is. */
+export type InputTensor = Tensor | F32Tensor;
+
+export interface ExecutorOptions {
+  /** Evaluate BatchNorm with batch statistics. */
+  training?: boolean;
+  /**
+   * Pass parameters to kernels on every call instead of uploading them once as constants, so
+   * updates to the arrays (training) are seen; gathers from parameter tables then run on the
+   * host, so a big expert table is never copied into kernel memory, only its selected rows.
+   */
+  paramsAsArguments?: boolean;
+}
+
 interface Step {
   node: number;
+  /** A host step (gather from a parameter table) instead of a kernel. */
+  host?: (read: (r: ValueRef) => Float32Array) => Float32Array;
   /** Index among the stages of its node; only the last stage's output is the node's value. */
   stage: number;
   last: boolean;
@@ -58,10 +74,16 @@ export class Executor {
   private readonly gpu: InstanceType<typeof GPU>;
   private readonly fn: IRFunction;
   private readonly plans = new Map<string, Step[]>();
-  private readonly params = new Map<string, Float32Array>();
+  /** The float32 weights kernels read; with paramsAsArguments, updating them in place updates the model. */
+  readonly params = new Map<string, Float32Array>();
+  readonly training: boolean;
+  private readonly paramsAsArguments: boolean;
 
   /** Weights are reference tensors, or float32 arrays used as they are (no copy). */
-  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', readonly training = false) {
+  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', options: ExecutorOptions | boolean = {}) {
+    const opts = typeof options === 'boolean' ? { training: options } : options;
+    this.training = opts.training ?? false;
+    this.paramsAsArguments = opts.paramsAsArguments ?? false;
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);
@@ -93,9 +115,9 @@ export class Executor {
     return [...this.plans.values()].reduce((a, s) => a + s.length, 0);
   }
 
-  async forward(inputs: ReadonlyMap<string, Tensor>): Promise<ForwardResult> {
+  async forward(inputs: ReadonlyMap<string, InputTensor>): Promise<ForwardResult> {
     const fn = this.fn;
-    const dims = bindInputDims(fn, inputs);
+    const dims = bindInputDims(fn, inputs as ReadonlyMap<string, Tensor>);
     const dimValue = (d: Dim) => d.evaluate((s) => dims.get(s))!;
     const key = [...dims].map(([k, v]) => `${k}=${v}`).join(',');
     const shapeOf = (r: ValueRef) => fn.graph.typeOf(r).shape.map(dimValue);
@@ -105,7 +127,10 @@ export class Executor {
       this.plans.set(key, steps);
     }
     const values = new Map<number, Float32Array[]>();
-    fn.inputs.forEach((id) => values.set(id, [Float32Array.from(inputs.get(fn.graph.node(id).attrs.name as string)!.data)]));
+    fn.inputs.forEach((id) => {
+      const data = inputs.get(fn.graph.node(id).attrs.name as string)!.data;
+      values.set(id, [data instanceof Float32Array ? data : Float32Array.from(data)]);
+    });
     const timings = new Map<string, number>();
     const read = (r: ValueRef): Float32Array => {
       const src = this.source(r);
@@ -116,6 +141,12 @@ export class Executor {
     };
     let stageOutputs: Float32Array[] = [];
     for (const step of steps) {
+      if (step.host) {
+        const t0 = performance.now();
+        values.set(step.node, [step.host(read)]);
+        timings.set(step.plan.label, (timings.get(step.plan.label) ?? 0) + performance.now() - t0);
+        continue;
+      }
       if (step.stage === 0) stageOutputs = [];
       const views = step.plan.views;
       const args = [
@@ -190,9 +221,13 @@ export class Executor {
     const steps: Step[] = [];
     for (const node of fn.graph.nodes) {
       if (!live.has(node.id) || node.op === 'input' || node.op === 'param' || VIEW_OPS.has(node.op)) continue;
+      if (this.paramsAsArguments && node.op === 'gather' && this.source(node.inputs[0]!).kind === 'param') {
+        steps.push(this.hostGather(node.id, node.inputs[0]!, node.inputs[1]!, shapeOf(node.inputs[0]!)));
+        continue;
+      }
       const args: KernelArg[] = node.inputs.map((r) => {
         const src = this.source(r);
-        return src.kind === 'param' ? { kind: 'param', name: src.name, shape: shapeOf(r) } : { kind: 'value', ref: src.ref, shape: shapeOf(r) };
+        return src.kind === 'param' && !this.paramsAsArguments ? { kind: 'param', name: src.name, shape: shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: shapeOf(r) };
       });
       const plans = renderKernels(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
       for (const a of args)
@@ -204,6 +239,24 @@ export class Executor {
       });
     }
     return steps;
+  }
+
+  /** Copies the selected rows of a parameter table on the host: the table never enters kernel memory. */
+  private hostGather(node: number, table: ValueRef, indices: ValueRef, tableShape: number[]): Step {
+    const rowSize = tableShape.slice(1).reduce((a, b) => a * b, 1);
+    const rows = tableShape[0]!;
+    const host = (read: (r: ValueRef) => Float32Array) => {
+      const t = read(table), idx = read(indices);
+      const out = new Float32Array(idx.length * rowSize);
+      for (let i = 0; i < idx.length; i++) {
+        const r = idx[i]!;
+        if (!(r >= 0 && r < rows)) throw new KernelLimit(`gather: index ${r} is out of range for ${rows} rows`);
+        out.set(t.subarray(r * rowSize, r * rowSize + rowSize), i * rowSize);
+      }
+      return out;
+    };
+    const plan: KernelPlan = { label: 'gather (host)', args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
+    return { node, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
   }
 
   private createKernel(plan: KernelPlan): (...args: unknown[]) => unknown {

@@ -48,7 +48,7 @@ function checkGradients(src: string, options: { seed?: number; coords?: number; 
     const rowSize = p.shape.slice(1).reduce((a, b) => a * b, 1);
     const dense = analytic.get(s.param) ?? new Float64Array(p.shape.reduce((a, b) => a * b, 1));
     const ids = outs[s.indices]!.data, rows = outs[s.rows]!.data;
-    ids.forEach((r, i) => { for (let j = 0; j < rowSize; j++) dense[r * rowSize + j] += rows[i * rowSize + j]!; });
+    ids.forEach((r, i) => { for (let j = 0; j < rowSize; j++) dense[r * rowSize + j] = dense[r * rowSize + j]! + rows[i * rowSize + j]!; });
     analytic.set(s.param, dense);
   }
   expect(analytic.size).toBeGreaterThan(0);
@@ -62,7 +62,7 @@ function checkGradients(src: string, options: { seed?: number; coords?: number; 
     for (const c of new Set([...byMagnitude, ...random])) {
       const at = (delta: number) => {
         const data = Float64Array.from(base.data);
-        data[c] += delta;
+        data[c] = data[c]! + delta;
         return lossAt(new Map(w).set(name, new Tensor('f32', base.shape, data)));
       };
       const numeric = (at(eps) - at(-eps)) / (2 * eps);

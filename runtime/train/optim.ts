@@ -1,0 +1,120 @@
+// Optimizers over float32 parameters, updated in place: SGD (with momentum), Adam, AdamW, and
+// lazy (sparse) Adam for tables whose gradient is a set of touched rows: only those rows of
+// the parameter and its moments change, with the global step's bias correction (as
+// TensorFlow's LazyAdam). Learning-rate groups come from `@lr(x)`, decay from the language.
+import type { ParamInfo } from '../../src/ir/graph.js';
+import type { SparseGrad } from './sparse.js';
+
+export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
+
+export interface OptimizerConfig {
+  kind: OptimizerKind;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Decoupled weight decay (AdamW, SGD); Adam adds none. */
+  weightDecay: number;
+  momentum: number;
+  /** Global gradient-norm clipping threshold; 0 turns it off. */
+  clip: number;
+  warmup: number;
+  schedule: 'cosine' | 'constant';
+  steps: number;
+  /** The cosine schedule ends at lr * minLrRatio. */
+  minLrRatio: number;
+}
+
+export const DEFAULT_OPTIMIZER: OptimizerConfig = {
+  kind: 'adamw', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, momentum: 0.9, clip: 1, warmup: 0, schedule: 'cosine', steps: 100, minLrRatio: 0.1,
+};
+
+/** Learning rate at step t (0-based): linear warmup, then cosine decay (or constant). */
+export function learningRate(c: OptimizerConfig, t: number): number {
+  if (c.warmup > 0 && t < c.warmup) return (c.lr * (t + 1)) / c.warmup;
+  if (c.schedule === 'constant') return c.lr;
+  const span = Math.max(1, c.steps - c.warmup);
+  const progress = Math.min(1, (t - c.warmup) / span);
+  return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+export interface Gradients {
+  dense: Map<string, Float32Array>;
+  sparse: Map<string, SparseGrad>;
+}
+
+export function gradientNorm(g: Gradients): number {
+  let sq = 0;
+  for (const d of g.dense.values()) for (let i = 0; i < d.length; i++) sq += d[i]! * d[i]!;
+  for (const s of g.sparse.values()) for (let i = 0; i < s.values.length; i++) sq += s.values[i]! * s.values[i]!;
+  return Math.sqrt(sq);
+}
+
+export interface StepReport {
+  lr: number;
+  gradNorm: number;
+  clipped: boolean;
+}
+
+export class Optimizer {
+  /** First and second moments (Adam) or velocity (SGD, in `m`), by parameter name. */
+  readonly m = new Map<string, Float32Array>();
+  readonly v = new Map<string, Float32Array>();
+  /** Steps taken (the bias correction's t). */
+  t = 0;
+
+  constructor(readonly config: OptimizerConfig, private readonly infos: readonly ParamInfo[]) {
+    for (const p of infos) {
+      if (p.role !== 'param') continue;
+      const size = p.shape.reduce((a, b) => a * b, 1);
+      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, new Float32Array(size));
+      if (config.kind !== 'sgd') this.v.set(p.name, new Float32Array(size));
+    }
+  }
+
+  /** Applies one step; gradients are scaled in place when clipped. */
+  step(params: Map<string, Float32Array>, g: Gradients): StepReport {
+    const c = this.config;
+    const lr = learningRate(c, this.t);
+    const gradNorm = gradientNorm(g);
+    const scale = c.clip > 0 && gradNorm > c.clip ? c.clip / gradNorm : 1;
+    this.t++;
+    const bc1 = 1 - Math.pow(c.beta1, this.t), bc2 = 1 - Math.pow(c.beta2, this.t);
+    for (const p of this.infos) {
+      if (p.role !== 'param') continue;
+      const w = params.get(p.name)!;
+      const plr = lr * p.lrMultiplier;
+      const decay = p.weightDecay && c.kind !== 'adam' ? c.weightDecay : 0;
+      const dense = g.dense.get(p.name);
+      const sparse = g.sparse.get(p.name);
+      if (dense) this.update(p.name, w, dense, 0, w.length, 0, plr, decay, scale, bc1, bc2);
+      if (sparse) {
+        const rowSize = w.length / p.shape[0]!;
+        sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, scale, bc1, bc2));
+      }
+    }
+    return { lr, gradNorm, clipped: scale < 1 };
+  }
+
+  /** Updates w[from .. from+count) with gradient g[i + gOffset]. */
+  private update(name: string, w: Float32Array, g: Float32Array, from: number, count: number, gOffset: number, lr: number, decay: number, scale: number, bc1: number, bc2: number): void {
+    const c = this.config;
+    const m = this.m.get(name), v = this.v.get(name);
+    const end = from + count;
+    if (c.kind === 'sgd') {
+      for (let i = from; i < end; i++) {
+        let d = g[i + gOffset]! * scale;
+        if (m) d = m[i] = c.momentum * m[i]! + d;
+        w[i] = w[i]! - lr * (d + decay * w[i]!);
+      }
+      return;
+    }
+    const b1 = c.beta1, b2 = c.beta2;
+    for (let i = from; i < end; i++) {
+      const d = g[i + gOffset]! * scale;
+      const mi = (m![i] = b1 * m![i]! + (1 - b1) * d);
+      const vi = (v![i] = b2 * v![i]! + (1 - b2) * d * d);
+      w[i] = w[i]! - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + c.eps) + decay * w[i]!);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+// Sparse gradients of expert tables. A step's gathers produce (row id, gradient row) pairs,
+// often several for one row. They are bucketed by row id (a CSR: sorted order, start, length)
+// on the host and summed per touched row in a kernel, one thread per output cell, no atomics.
+import gpujs from 'gpu.js';
+import { decompose } from '../../codegen/kernel.js';
+import type { BackendInfo } from '../backends.js';
+
+const { GPU } = gpujs;
+
+export interface SparseGrad {
+  /** Distinct touched rows, ascending. */
+  rows: Int32Array;
+  /** Their summed gradients, rows.length x rowSize. */
+  values: Float32Array;
+}
+
+export interface Buckets {
+  rows: Int32Array;
+  /** Slot numbers sorted by row id; bucket b is order[start[b] .. start[b] + length[b]). */
+  order: Float32Array;
+  start: Float32Array;
+  length: Float32Array;
+  longest: number;
+}
+
+export function bucketByRow(ids: ArrayLike<number>): Buckets {
+  const m = ids.length;
+  const keys = new Float64Array(m);
+  for (let i = 0; i < m; i++) keys[i] = ids[i]! * m + i;
+  keys.sort();
+  const order = new Float32Array(m), start = new Float32Array(m), length = new Float32Array(m);
+  const rows: number[] = [];
+  let longest = 0;
+  for (let i = 0; i < m; i++) {
+    const row = Math.floor(keys[i]! / m);
+    order[i] = keys[i]! - row * m;
+    if (rows.length === 0 || rows[rows.length - 1] !== row) {
+      rows.push(row);
+      start[rows.length - 1] = i;
+    }
+    const b = rows.length - 1;
+    length[b] = length[b]! + 1;
+    longest = Math.max(longest, length[b]!);
+  }
+  return { rows: Int32Array.from(rows), order, start, length, longest };
+}
+
+/** The float64-free reference: sums on the host, in slot order within each row. */
+export function sumRowsOnHost(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): SparseGrad {
+  const b = bucketByRow(ids);
+  const values = new Float32Array(b.rows.length * rowSize);
+  for (let r = 0; r < b.rows.length; r++)
+    for (let j = 0; j < b.length[r]!; j++) {
+      const slot = b.order[b.start[r]! + j]!;
+      for (let c = 0; c < rowSize; c++) values[r * rowSize + c] = values[r * rowSize + c]! + grads[slot * rowSize + c]!;
+    }
+  return { rows: b.rows, values };
+}
+
+type Kernel = ((...args: unknown[]) => unknown) & { kernel?: { constructor: { name: string } } };
+
+/** Sums gradient rows per touched table row with a gpu.js kernel on the given backend. */
+export class RowSummer {
+  private readonly gpu: InstanceType<typeof GPU>;
+  private readonly kernels = new Map<string, Kernel>();
+
+  constructor(private readonly backend: BackendInfo) {
+    this.gpu = new GPU({ mode: backend.mode as 'cpu' });
+  }
+
+  async sum(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
+    const m = ids.length;
+    const b = bucketByRow(ids);
+    const key = `${m}x${rowSize}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      // Threads past the touched rows read a length of 0 and return 0; the loop stops at the bucket's end.
+      const source = `function(grads, order, start, len) {\n${decompose('this.thread.x', [m, rowSize], 'o')}\nlet acc = 0.0;\nlet s = start[o0];\nlet n = len[o0];\nfor (let j = 0; j < ${m}; j++) {\n  if (j >= n) { break; }\n  acc += grads[order[s + j] * ${rowSize} + o1];\n}\nreturn acc;\n}`;
+      const create = this.gpu.createKernel as unknown as (src: string, settings: object) => Kernel;
+      k = create.call(this.gpu, source, { output: [m * rowSize], loopMaxIterations: m + 1, tactic: 'precision', precision: 'single', asyncMode: this.backend.asyncMode });
+      this.kernels.set(key, k);
+    }
+    let out = k(grads, b.order, b.start, b.length) as Float32Array | Promise<Float32Array>;
+    if (this.backend.asyncMode) out = await out;
+    const cls = k.kernel?.constructor.name;
+    if (cls !== this.backend.kernelClass) throw new Error(`row-sum kernel ran as ${cls} instead of ${this.backend.kernelClass}`);
+    return { rows: b.rows, values: (out as Float32Array).slice(0, b.rows.length * rowSize) };
+  }
+
+  destroy(): void {
+    this.gpu.destroy();
+  }
+}

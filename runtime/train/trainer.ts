@@ -1,0 +1,158 @@
+// One training step and evaluation of a model, on any backend: the training program (loss,
+// gradients, running statistics) runs as generated kernels with the weights passed per call;
+// sparse tables get their touched rows summed by a kernel and updated lazily.
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
+import type { IRModule } from '../../src/ir/graph.js';
+import { Executor, type F32Tensor } from '../executor.js';
+import { resolveBackend, type BackendInfo, type BackendName } from '../backends.js';
+import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
+import { RowSummer, type SparseGrad } from './sparse.js';
+import type { Batch } from './data.js';
+
+export interface StepResult extends StepReport {
+  loss: number;
+  tokens: number;
+  ms: number;
+  /** Milliseconds per kernel label in this step. */
+  timings: Map<string, number>;
+}
+
+export interface EvalResult {
+  loss: number;
+  /** Fraction of predictions whose arg-max is the target. */
+  accuracy: number;
+  /** Per sparse table: fraction of its rows (experts) chosen at least once, and the KL divergence of accumulated router weights from uniform. */
+  experts: { param: string; usage: number; unevenness: number; counts: Float64Array }[];
+}
+
+/** Loss or gradients became NaN or infinite; the step was not applied. */
+export class Diverged extends Error {
+  constructor(readonly what: string) {
+    super(`${what} is not finite`);
+  }
+}
+
+export interface TrainerOptions {
+  backend: BackendName | 'auto';
+  optimizer: OptimizerConfig;
+}
+
+export class Trainer {
+  readonly train: TrainingProgram;
+  readonly evaluation: TrainingProgram;
+  readonly optimizer: Optimizer;
+  readonly backend: BackendInfo;
+  private readonly trainExec: Executor;
+  private readonly evalExec: Executor;
+  private readonly summer: RowSummer;
+
+  /** `weights` are used in place: the trainer updates these arrays. */
+  constructor(readonly module: IRModule, readonly weights: Map<string, Float32Array>, options: TrainerOptions) {
+    this.backend = resolveBackend(options.backend);
+    this.train = compileTraining(module, { gradients: true });
+    this.evaluation = compileTraining(module, { gradients: false });
+    this.trainExec = new Executor(this.train.module, weights, this.backend.name, { training: true, paramsAsArguments: true });
+    this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { training: false, paramsAsArguments: true });
+    this.summer = new RowSummer(this.backend);
+    this.optimizer = new Optimizer(options.optimizer, module.params);
+  }
+
+  private inputsOf(p: TrainingProgram, batch: Batch): Map<string, F32Tensor> {
+    const inputs = new Map(batch.inputs);
+    if (p.targets) inputs.set(p.targets.name, batch.targets);
+    return inputs;
+  }
+
+  /** Loss and gradients of one batch, without updating anything. */
+  async gradients(batch: Batch): Promise<{ loss: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
+    const L = this.train.layout;
+    const { outputs, timings } = await this.trainExec.forward(this.inputsOf(this.train, batch));
+    const loss = outputs[L.loss]!.data[0]!;
+    const dense = new Map(L.dense.map((d) => [d.param, outputs[d.output]!.data]));
+    const sparse = new Map<string, SparseGrad>();
+    for (const name of new Set(L.sparse.map((s) => s.param))) {
+      const parts = L.sparse.filter((s) => s.param === name);
+      const ids = concat(parts.map((s) => outputs[s.indices]!.data));
+      const rows = concat(parts.map((s) => outputs[s.rows]!.data));
+      const t0 = performance.now();
+      sparse.set(name, await this.summer.sum(ids, rows, rows.length / ids.length));
+      timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
+    }
+    const buffers = new Map(L.buffers.map((b) => [b.name, outputs[b.output]!.data]));
+    return { loss, grads: { dense, sparse }, buffers, timings };
+  }
+
+  async step(batch: Batch): Promise<StepResult> {
+    const t0 = performance.now();
+    const { loss, grads, buffers, timings } = await this.gradients(batch);
+    if (!Number.isFinite(loss)) throw new Diverged('the loss');
+    if (!Number.isFinite(gradientNorm(grads))) throw new Diverged('the gradient');
+    for (const [name, v] of buffers) this.weights.get(name)!.set(v);
+    const t1 = performance.now();
+    const report = this.optimizer.step(this.weights, grads);
+    timings.set('optimizer', performance.now() - t1);
+    return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };
+  }
+
+  async evaluate(batches: readonly Batch[]): Promise<EvalResult> {
+    const L = this.evaluation.layout;
+    let lossSum = 0, correct = 0, total = 0;
+    const stats = new Map<string, { counts: Float64Array; weights: Float64Array }>();
+    for (const batch of batches) {
+      const { outputs } = await this.evalExec.forward(this.inputsOf(this.evaluation, batch));
+      lossSum += outputs[L.loss]!.data[0]!;
+      if (this.evaluation.targets) {
+        const logits = outputs[L.logits]!.data;
+        const t = batch.targets.data;
+        const classes = logits.length / t.length;
+        for (let i = 0; i < t.length; i++) {
+          let best = 0;
+          for (let c = 1; c < classes; c++) if (logits[i * classes + c]! > logits[i * classes + best]!) best = c;
+          if (best === t[i]) correct++;
+        }
+        total += t.length;
+      }
+      for (const r of L.router) {
+        const rows = this.module.params.find((p) => p.name === r.param)!.shape[0]!;
+        let s = stats.get(r.param);
+        if (!s) stats.set(r.param, (s = { counts: new Float64Array(rows), weights: new Float64Array(rows) }));
+        const ids = outputs[r.indices]!.data, w = r.weights === undefined ? undefined : outputs[r.weights]!.data;
+        for (let i = 0; i < ids.length; i++) {
+          s.counts[ids[i]!] = s.counts[ids[i]!]! + 1;
+          s.weights[ids[i]!] = s.weights[ids[i]!]! + (w ? w[i]! : 1);
+        }
+      }
+    }
+    const experts = [...stats].map(([param, s]) => ({ param, counts: s.counts, usage: s.counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / s.counts.length, unevenness: klFromUniform(s.weights) }));
+    return { loss: lossSum / batches.length, accuracy: total ? correct / total : NaN, experts };
+  }
+
+  destroy(): void {
+    this.summer.destroy();
+    this.trainExec.destroy();
+    this.evalExec.destroy();
+  }
+}
+
+/** KL(p || uniform) of non-negative weights normalised to p: 0 when perfectly even, log N at worst. */
+export function klFromUniform(w: Float64Array): number {
+  const sum = w.reduce((a, b) => a + b, 0);
+  if (!(sum > 0)) return NaN;
+  let kl = 0;
+  for (const x of w) if (x > 0) kl += (x / sum) * Math.log((x / sum) * w.length);
+  return kl;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const divergedError = (what: string, step: number, checkpoint: string) => new CompileError(diagnostic('PEER0703', null, { what, step, checkpoint }));
