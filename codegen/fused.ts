@@ -300,7 +300,55 @@ function expertOut(r: RenderInput): Stage[] {
   }];
 }
 
+/**
+ * softmax and log_softmax in two kernels: the log-sum-exp of each lane once, then every cell
+ * from it, instead of every cell re-reducing its lane (n^2 work per lane for n classes).
+ */
+function lanewiseStaged(kind: 'softmax' | 'log_softmax'): FusedRenderer {
+  return (r) => {
+    const sh = r.inShapes[0]!;
+    const axis = r.node.attrs.axis as number;
+    const n = sh[axis]!;
+    const lanesShape = sh.filter((_, j) => j !== axis);
+    const lanes = sizeOf(lanesShape);
+    const laneNames = sh.map((_, j) => `o${j}`).filter((_, j) => j !== axis);
+    const at = (j: string) => r.acc.read(0, flatIndexOf(sh.map((_, i) => (i === axis ? j : laneNames[i < axis ? i : i - 1]!)), sh));
+    const lse: Stage = {
+      label: `${kind}:logsumexp`,
+      outputLength: lanes,
+      loopMax: n,
+      body: [
+        decompose(X, lanesShape, 'o'),
+        `let m = -3.4e38;`,
+        `for (let j = 0; j < ${n}; j++) { m = Math.max(m, ${at('j')}); }`,
+        `let s = 0.0;`,
+        `for (let j = 0; j < ${n}; j++) { s += Math.exp(${at('j')} - m); }`,
+        `return m + Math.log(s);`,
+      ].join('\n'),
+    };
+    const cellNames = sh.map((_, j) => `o${j}`);
+    const lane = flatIndexOf(cellNames.filter((_, j) => j !== axis), lanesShape);
+    const value = `${r.acc.read(0, X)} - st0[${lane}]`;
+    const cells: Stage = {
+      label: kind,
+      outputLength: sizeOf(sh),
+      loopMax: 1,
+      body: `${decompose(X, sh, 'o')}\nreturn ${kind === 'softmax' ? `Math.exp(${value})` : value};`,
+    };
+    return [lse, cells];
+  };
+}
+
+function flatIndexOf(coords: readonly string[], shape: readonly number[]): string {
+  if (coords.length === 0) return '0';
+  let expr = coords[0]!;
+  for (let i = 1; i < coords.length; i++) expr = `(${expr}) * ${shape[i]} + ${coords[i]}`;
+  return expr;
+}
+
 export const FUSED_RENDERERS: Record<string, FusedRenderer> = {
+  softmax: lanewiseStaged('softmax'),
+  log_softmax: lanewiseStaged('log_softmax'),
   product_retrieve: productRetrieve,
   expert_act: expertAct,
   expert_out: expertOut,

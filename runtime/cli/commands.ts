@@ -15,6 +15,8 @@ import { runBench } from './bench.js';
 import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
+import { runTrain } from './train.js';
+import { runSample } from './sample.js';
 
 export interface Command {
   summary: string;
@@ -167,6 +169,41 @@ export const COMMANDS: Record<string, Command> = {
       writeSafetensorsFile(outPath, [...w].map(([n, t]) => toWrite(n, t, p.flags.get('f64') ? 'F64' : 'F32')), { producer: 'peerc init', seed: String(p.flags.get('seed')) });
       process.stdout.write(`wrote ${outPath}: ${w.size} tensors\n`);
       return 0;
+    },
+  },
+  train: {
+    summary: 'train FILE [--data TEXT | --task recall] [--steps N] [--batch B] [--seq S] [--lr LR] [--backend B] [--seed S] [--out DIR] [--resume]\n' +
+      '                                               train with progress, validation, metrics, plots and checkpoints (docs/training.md)',
+    run(args) {
+      const p = parseArgs(args, {
+        ...entryFlag, data: 'string', task: 'string', steps: 'number', batch: 'number', seq: 'number', lr: 'number', backend: 'string', seed: 'number', out: 'string', resume: 'boolean',
+        optimizer: 'string', schedule: 'string', warmup: 'number', clip: 'number', 'weight-decay': 'number', beta1: 'number', beta2: 'number',
+        'eval-every': 'number', 'eval-batches': 'number', 'checkpoint-every': 'number', 'stop-at': 'number',
+      }, 'train');
+      const file = oneFile(p.positional, 'train');
+      const decoded = decodeSource(readFileChecked(file), file);
+      if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      if (!r.module.entry) throw new UsageError(`${file} has no model to train; declare one with 'model' or pass --entry LAYER`);
+      return runTrain({ file, source: decoded.text, module: r.module, sources: r.sources, flags: p.flags });
+    },
+  },
+  sample: {
+    summary: 'sample CHECKPOINT --prompt TEXT [--tokens N] [--temperature T] [--seed S] [--backend B]   generate text from a trained byte-level model',
+    run(args) {
+      const p = parseArgs(args, { prompt: 'string', tokens: 'number', temperature: 'number', seed: 'number', backend: 'string' }, 'sample');
+      if (p.positional.length !== 1) throw new UsageError("'peerc sample' takes one checkpoint (RUN_DIR/checkpoint.safetensors)");
+      const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
+      if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
+      const temperature = (p.flags.get('temperature') as number | undefined) ?? 0.8;
+      if (temperature < 0) throw new UsageError('--temperature must be >= 0 (0 picks the most likely byte)');
+      return runSample(p.positional[0]!, {
+        prompt: (p.flags.get('prompt') as string | undefined) ?? '',
+        tokens: Math.max(1, (p.flags.get('tokens') as number | undefined) ?? 200),
+        temperature,
+        seed: (p.flags.get('seed') as number | undefined) ?? 0,
+        backend: backend as BackendName | 'auto',
+      }, (b) => process.stdout.write(b));
     },
   },
   demo: {

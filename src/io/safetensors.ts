@@ -105,7 +105,11 @@ export interface TensorToWrite {
   shape: readonly number[];
   /** Element at a flat position (lets lazy tensors be written without materialising). */
   element: (i: number) => number;
+  /** F32 data to write as it is (little-endian hosts), much faster than element by element. */
+  f32?: Float32Array;
 }
+
+const LITTLE_ENDIAN = new Uint8Array(Float32Array.of(1).buffer)[3] === 0x3f;
 
 export function headerBytes(tensors: readonly TensorToWrite[], metadata: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
@@ -128,6 +132,10 @@ export function headerBytes(tensors: readonly TensorToWrite[], metadata: Record<
 export function* chunks(t: TensorToWrite, chunk = 1 << 20): Generator<Uint8Array> {
   const count = t.shape.reduce((a, b) => a * b, 1);
   const item = ITEM[t.dtype];
+  if (t.f32 && t.dtype === 'F32' && LITTLE_ENDIAN) {
+    for (let s = 0; s < count; s += chunk * 4) yield new Uint8Array(t.f32.buffer, t.f32.byteOffset + s * 4, Math.min(chunk * 4, count - s) * 4);
+    return;
+  }
   for (let s = 0; s < count; s += chunk) {
     const n = Math.min(chunk, count - s);
     const buf = new Uint8Array(n * item);

@@ -1,0 +1,70 @@
+// peerc sample: generate bytes from a trained language model's checkpoint. The context is a
+// window of the training sequence length; positions after the prompt are padding, which a
+// causal model never looks at, so one kernel shape serves the whole generation.
+import { compileSource } from '../../src/frontend.js';
+import { uniformAt } from '../../src/interp/init.js';
+import { entryFunction } from '../../src/interp/interpreter.js';
+import { UsageError } from '../../src/io/tensors.js';
+import { optimize } from '../../src/passes/pipeline.js';
+import { resolveBackend, type BackendName } from '../backends.js';
+import { Executor } from '../executor.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import { ProgramErrors } from './errors.js';
+
+export interface SampleOptions {
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  seed: number;
+  backend: BackendName | 'auto';
+}
+
+export async function runSample(path: string, o: SampleOptions, write: (bytes: Uint8Array) => void): Promise<number> {
+  const ck = readCheckpoint(path);
+  const data = JSON.parse(ck.meta.data) as { task: string; seq: number };
+  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry });
+  if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
+  const m = r.module;
+  if (data.task !== 'text') throw new UsageError(`${path} is a checkpoint of the ${data.task} task; peerc sample generates text from byte-level language models (trained with --data)`);
+  const fn = entryFunction(m);
+  const input = fn.graph.node(fn.inputs[0]!).attrs.name as string;
+  const weights = new Map(m.params.map((p) => {
+    const t = ck.tensors.get(`param.${p.name}`);
+    if (!t) throw new UsageError(`${path} has no tensor 'param.${p.name}'`);
+    return [p.name, t.data] as const;
+  }));
+  const seq = data.seq;
+  const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, resolveBackend(o.backend).name);
+  try {
+    const context = [...new TextEncoder().encode(o.prompt)];
+    if (context.length === 0) context.push(10);
+    for (let i = 0; i < o.tokens; i++) {
+      const window = context.slice(-seq);
+      const x = new Float32Array(seq);
+      x.set(window);
+      const { outputs } = await ex.forward(new Map([[input, { shape: [1, seq], data: x }]]));
+      const logits = outputs[0]!.data;
+      const classes = logits.length / seq;
+      const row = logits.subarray((window.length - 1) * classes, window.length * classes);
+      const next = pick(row, o.temperature, uniformAt(o.seed, i, 31));
+      context.push(next);
+      write(Uint8Array.of(next));
+    }
+    write(new TextEncoder().encode('\n'));
+    return 0;
+  } finally {
+    ex.destroy();
+  }
+}
+
+/** Samples a class from logits at a temperature (0: the arg-max) with the uniform draw u. */
+export function pick(logits: ArrayLike<number>, temperature: number, u: number): number {
+  let best = 0;
+  for (let c = 1; c < logits.length; c++) if (logits[c]! > logits[best]!) best = c;
+  if (temperature <= 0) return best;
+  const p = Array.from(logits, (l) => Math.exp((l - logits[best]!) / temperature));
+  const z = p.reduce((a, b) => a + b, 0);
+  let acc = 0;
+  for (let c = 0; c < p.length; c++) if ((acc += p[c]! / z) > u) return c;
+  return best;
+}

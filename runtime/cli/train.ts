@@ -1,0 +1,245 @@
+// peerc train: trains a model on a text file or the built-in recall task, with progress,
+// periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
+// --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CompileError } from '../../src/diagnostics/diagnostic.js';
+import type { IRModule } from '../../src/ir/graph.js';
+import { readFileChecked, UsageError } from '../../src/io/tensors.js';
+import { seededWeights } from '../api.js';
+import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
+import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
+import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from '../train/optim.js';
+import { expertsChart, lineChart, type UsagePoint } from '../train/plots.js';
+import { Diverged, divergedError, Trainer, type EvalResult } from '../train/trainer.js';
+import { ProgramErrors } from './errors.js';
+
+export interface TrainFlags {
+  file: string;
+  source: string;
+  module: IRModule;
+  sources: Map<string, string>;
+  flags: Map<string, string | number | boolean>;
+}
+
+/** Settings of a run: defaults < the program's `train { }` block < command-line flags. */
+export interface RunSettings {
+  task: 'text' | 'recall';
+  data?: string;
+  steps: number;
+  batch: number;
+  seq: number;
+  seed: number;
+  evalEvery: number;
+  evalBatches: number;
+  checkpointEvery: number;
+  optimizer: OptimizerConfig;
+}
+
+function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>): RunSettings {
+  const t = m.train;
+  const pick = <T extends string | number>(flag: string, setting: string, fallback: T): T => (flags.get(flag) as T | undefined) ?? (t.get(setting) as T | undefined) ?? fallback;
+  const data = flags.get('data') as string | undefined;
+  const task = (flags.get('task') as string | undefined) ?? (data ? 'text' : (t.get('task') as string | undefined) ?? 'recall');
+  if (task !== 'text' && task !== 'recall') throw new UsageError(`--task is text or recall, not '${task}'`);
+  if (task === 'recall' && data) throw new UsageError('--data is for the text task; the recall task needs no file');
+  if (task === 'text' && !data) throw new UsageError(`the text task needs --data TEXT_FILE (any file; e.g. ../shared/data/tinyshakespeare.txt), or train the built-in task with --task recall`);
+  const steps = pick('steps', 'steps', 200);
+  const kind = pick<string>('optimizer', 'optimizer', 'adamw');
+  if (!['sgd', 'adam', 'adamw'].includes(kind)) throw new UsageError(`--optimizer is sgd, adam or adamw, not '${kind}'`);
+  const schedule = pick<string>('schedule', 'schedule', 'cosine');
+  if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule is cosine or constant, not '${schedule}'`);
+  for (const f of ['steps', 'batch', 'seq', 'eval-every', 'eval-batches', 'checkpoint-every'])
+    if (flags.has(f) && !(Number.isInteger(flags.get(f)) && (flags.get(f) as number) >= 1)) throw new UsageError(`--${f} needs a whole number >= 1`);
+  if (flags.has('lr') && !((flags.get('lr') as number) > 0)) throw new UsageError('--lr needs a number > 0');
+  const evalEvery = pick('eval-every', 'eval_every', Math.max(1, Math.round(steps / 10)));
+  return {
+    task, data, steps,
+    batch: pick('batch', 'batch', task === 'text' ? 16 : 64),
+    seq: pick('seq', 'seq', 64),
+    seed: pick('seed', 'seed', 0),
+    evalEvery,
+    evalBatches: pick('eval-batches', 'eval_batches', 4),
+    checkpointEvery: (flags.get('checkpoint-every') as number | undefined) ?? evalEvery,
+    optimizer: {
+      ...DEFAULT_OPTIMIZER,
+      kind: kind as OptimizerKind,
+      lr: pick('lr', 'lr', 1e-3),
+      warmup: pick('warmup', 'warmup', 0),
+      weightDecay: pick('weight-decay', 'weight_decay', kind === 'adamw' ? 0.01 : 0),
+      clip: pick('clip', 'clip', 1),
+      beta1: pick('beta1', 'beta1', 0.9),
+      beta2: pick('beta2', 'beta2', 0.999),
+      schedule,
+      steps,
+    },
+  };
+}
+
+function datasetOf(s: RunSettings, m: IRModule): Dataset {
+  if (s.task === 'recall') return new RecallDataset(m, s.batch, s.seed);
+  return new TextDataset(readFileChecked(s.data!), s.data!, m, s.batch, s.seq, s.seed);
+}
+
+const fmtTime = (sec: number) => {
+  if (!Number.isFinite(sec)) return '--:--';
+  const s = Math.round(sec);
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+};
+
+export async function runTrain(t: TrainFlags): Promise<number> {
+  const { flags, module: m } = t;
+  const backendName = (flags.get('backend') as string | undefined) ?? 'auto';
+  if (!isBackendName(backendName)) throw new UsageError(`unknown backend '${backendName}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
+  const backend = resolveBackend(backendName as BackendName | 'auto');
+  const out = (flags.get('out') as string | undefined) ?? join('runs', m.entry);
+  const ckptPath = join(out, 'checkpoint.safetensors');
+  const metricsPath = join(out, 'metrics.jsonl');
+  const resume = flags.get('resume') === true;
+
+  let settings: RunSettings;
+  let weights: Map<string, Float32Array>;
+  let start = 0;
+  let restored: ReturnType<typeof readCheckpoint> | undefined;
+  if (resume) {
+    if (!existsSync(ckptPath)) throw new UsageError(`--resume: no checkpoint at ${ckptPath} (pass the --out RUN_DIR of the run to continue)`);
+    restored = readCheckpoint(ckptPath);
+    if (restored.meta.source !== t.source) throw new UsageError(`--resume: ${t.file} is not the program this checkpoint was trained from (${restored.meta.file}); the checkpoint embeds its source, so restore that file or start a new run`);
+    settings = JSON.parse(restored.meta.run) as RunSettings;
+    for (const f of ['steps'] as const) if (flags.has(f)) settings = { ...settings, steps: flags.get(f) as number, optimizer: { ...settings.optimizer, steps: flags.get(f) as number } };
+    start = restored.meta.step;
+    weights = new Map();
+    for (const p of m.params) {
+      const w = restored.tensors.get(`param.${p.name}`);
+      if (!w || w.data.length !== p.shape.reduce((a, b) => a * b, 1)) throw new UsageError(`--resume: the checkpoint has no tensor 'param.${p.name}' of shape [${p.shape.join(', ')}]`);
+      weights.set(p.name, w.data);
+    }
+  } else {
+    settings = settingsOf(m, flags);
+    weights = seededWeights(m.params, settings.seed);
+  }
+  const stopAt = Math.min(settings.steps, (flags.get('stop-at') as number | undefined) ?? settings.steps);
+  const dataset = datasetOf(settings, m);
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(m, weights, { backend: backend.name, optimizer: settings.optimizer });
+  } catch (e) {
+    if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], t.sources);
+    throw e;
+  }
+  if (restored) {
+    trainer.optimizer.t = restored.meta.optimizerStep;
+    const state = [...[...trainer.optimizer.m].map(([n, a]) => [`opt.m.${n}`, a] as const), ...[...trainer.optimizer.v].map(([n, a]) => [`opt.v.${n}`, a] as const)];
+    for (const [name, arr] of state) {
+      const saved = restored.tensors.get(name);
+      if (!saved || saved.data.length !== arr.length) throw new UsageError(`--resume: the checkpoint has no optimizer state '${name}' for ${settings.optimizer.kind}`);
+      arr.set(saved.data);
+    }
+    restored = undefined; // let the checkpoint's copies go
+  }
+
+  mkdirSync(out, { recursive: true });
+  // Metrics after the resumed step belong to a run that did not reach its next checkpoint.
+  const history = existsSync(metricsPath) && resume ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= start) : [];
+  writeFileSync(metricsPath, history.map((l) => l + '\n').join(''));
+  const log = (o: object) => appendFileSync(metricsPath, JSON.stringify(o) + '\n');
+  const tty = process.stdout.isTTY === true;
+  const say = (s: string) => process.stdout.write((tty ? '\r\x1b[K' : '') + s + '\n');
+  const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+  say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${backend.name}`);
+  say(`data: ${dataset.describe()}`);
+  say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
+
+  const meta = (step: number): CheckpointMeta => ({
+    format: CHECKPOINT_FORMAT, source: t.source, file: t.file, entry: m.entry, step,
+    optimizer: JSON.stringify(settings.optimizer), optimizerStep: trainer.optimizer.t,
+    data: JSON.stringify({ task: settings.task, file: settings.data, batch: settings.batch, seq: settings.seq, seed: settings.seed }),
+    rng: JSON.stringify({ kind: 'counter-based (seed, step)', seed: settings.seed, position: step }),
+    backend: backend.name, run: JSON.stringify(settings),
+  });
+  let lastSaved = resume ? start : -1;
+  const save = (step: number) => {
+    const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    for (const p of m.params) tensors.set(`param.${p.name}`, { shape: p.shape, data: weights.get(p.name)! });
+    const shapeOf = (n: string) => m.params.find((p) => p.name === n)!.shape;
+    for (const [n, a] of trainer.optimizer.m) tensors.set(`opt.m.${n}`, { shape: shapeOf(n), data: a });
+    for (const [n, a] of trainer.optimizer.v) tensors.set(`opt.v.${n}`, { shape: shapeOf(n), data: a });
+    writeCheckpoint(ckptPath, meta(step), tensors);
+    lastSaved = step;
+  };
+  const evaluate = async (step: number): Promise<EvalResult> => {
+    const batches = Array.from({ length: settings.evalBatches }, (_, i) => dataset.batch('validation', i));
+    const ev = await trainer.evaluate(batches);
+    log({ step, split: 'validation', loss: ev.loss, accuracy: ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness })) });
+    lastCounts = new Map(ev.experts.map((e) => [e.param, e.counts]));
+    const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}% KL ${e.unevenness.toFixed(3)}`).join(', ');
+    say(`step ${step}: validation loss ${ev.loss.toFixed(4)}${Number.isNaN(ev.accuracy) ? '' : `, accuracy ${(100 * ev.accuracy).toFixed(1)}%`}${experts ? `; experts: ${experts}` : ''}`);
+    return ev;
+  };
+  let lastCounts = new Map<string, Float64Array>();
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  const t0 = performance.now();
+  let tokens = 0, firstLoss = NaN, lastLoss = NaN, recentMs: number[] = [];
+  const logEvery = Math.max(1, Math.round(settings.steps / 20));
+  try {
+    if (start === 0) await evaluate(0);
+    for (let step = start; step < stopAt; step++) {
+      let r;
+      try {
+        r = await trainer.step(dataset.batch('train', step));
+      } catch (e) {
+        if (!(e instanceof Diverged)) throw e;
+        const where = lastSaved >= 0 ? `The last good checkpoint (step ${lastSaved}) is kept at ${ckptPath}.` : 'No checkpoint was written yet.';
+        throw new ProgramErrors([divergedError(e.what, step + 1, `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).`).diagnostic], t.sources);
+      }
+      tokens += r.tokens;
+      if (Number.isNaN(firstLoss)) firstLoss = r.loss;
+      lastLoss = r.loss;
+      recentMs = [...recentMs.slice(-19), r.ms];
+      const done = step + 1;
+      const msPerStep = recentMs.reduce((a, b) => a + b, 0) / recentMs.length;
+      const tokPerS = (r.tokens / r.ms) * 1000;
+      log({ step: done, split: 'train', loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, clipped: r.clipped, ms: r.ms, tokens_per_s: tokPerS });
+      const eta = fmtTime(((settings.steps - done) * msPerStep) / 1000);
+      if (tty) {
+        const width = 24, filled = Math.round((width * done) / settings.steps);
+        process.stdout.write(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
+      } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
+      if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
+      if (done % settings.checkpointEvery === 0 || done === stopAt || interrupted) save(done);
+      if (interrupted) {
+        say(`interrupted: checkpoint of step ${done} saved to ${ckptPath}; continue with --resume --out ${out}`);
+        writePlots(out, metricsPath, lastCounts);
+        return 130;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    writePlots(out, metricsPath, lastCounts);
+    trainer.destroy();
+  }
+  const secs = (performance.now() - t0) / 1000;
+  say(`done: ${stopAt - start} steps in ${secs.toFixed(1)} s (${Math.round(tokens / secs).toLocaleString('en-US')} tokens/s); train loss ${firstLoss.toFixed(4)} -> ${lastLoss.toFixed(4)}`);
+  say(`wrote ${ckptPath}, ${metricsPath}, ${join(out, 'loss.svg')}, ${join(out, 'experts.svg')}`);
+  return 0;
+}
+
+/** Redraws the plots from the metrics file (so a resumed run's plots show the whole run). */
+export function writePlots(out: string, metricsPath: string, lastCounts: ReadonlyMap<string, Float64Array>): void {
+  const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; split: string; loss: number; experts?: { param: string; usage: number; unevenness: number }[] });
+  const train = rows.filter((r) => r.split === 'train').map((r) => [r.step, r.loss] as [number, number]);
+  const val = rows.filter((r) => r.split === 'validation').map((r) => [r.step, r.loss] as [number, number]);
+  writeFileSync(join(out, 'loss.svg'), lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
+    { name: 'train', color: '#1f77b4', points: train },
+    { name: 'validation', color: '#d62728', points: val, dots: true },
+  ]));
+  const usage: UsagePoint[] = rows.filter((r) => r.split === 'validation').flatMap((r) => (r.experts ?? []).map((e) => ({ step: r.step, ...e })));
+  writeFileSync(join(out, 'experts.svg'), expertsChart(usage, lastCounts));
+}

@@ -1,0 +1,94 @@
+// Training checkpoints: one safetensors file with the weights, the optimizer's state, and in
+// its metadata the program, step, data position, RNG state and settings. Written atomically
+// (temporary file, then rename); read in a streaming way, since the paper's layer with Adam
+// state is several GB, beyond what one Node buffer holds.
+import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
+import type { TensorToWrite } from '../../src/io/safetensors.js';
+import { UsageError } from '../../src/io/tensors.js';
+
+export const CHECKPOINT_FORMAT = 'peerc-checkpoint/1';
+
+export interface CheckpointMeta {
+  format: string;
+  /** The program's source text and file name, so a checkpoint is self-contained. */
+  source: string;
+  file: string;
+  entry: string;
+  /** Steps completed. */
+  step: number;
+  /** Optimizer settings and its step counter. */
+  optimizer: string;
+  optimizerStep: number;
+  /** Dataset settings; batches are a pure function of (seed, step), so the position is `step`. */
+  data: string;
+  /** The data sampler's RNG: counter-based, its state is (seed, position). */
+  rng: string;
+  backend: string;
+  /** Training settings of the run (steps, batch, seq, eval cadence). */
+  run: string;
+}
+
+export interface Checkpoint {
+  meta: CheckpointMeta;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+export function writeCheckpoint(path: string, meta: CheckpointMeta, tensors: Map<string, { shape: readonly number[]; data: Float32Array }>): void {
+  const list: TensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, element: (i) => t.data[i]!, f32: t.data }));
+  writeSafetensorsFile(path, list, { ...Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, String(v)])) });
+}
+
+function bad(file: string, detail: string): never {
+  throw new CompileError(diagnostic('PEER0600', null, { file, detail }));
+}
+
+export function readCheckpoint(path: string): Checkpoint {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new UsageError(`cannot read checkpoint '${path}': no such file`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, head, 0, 8, 0) !== 8) bad(path, 'it is shorter than the 8-byte header length');
+    const n = Number(head.readBigUInt64LE(0));
+    if (n > 100_000_000 || 8 + n > size) bad(path, `the header claims ${n} bytes but the file has ${size}`);
+    const hb = Buffer.alloc(n);
+    readSync(fd, hb, 0, n, 8);
+    let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+    try {
+      header = JSON.parse(hb.toString('utf8'));
+    } catch {
+      bad(path, 'the header is not valid JSON');
+    }
+    const meta = (header.__metadata__ ?? {}) as Record<string, string>;
+    if (meta.format !== CHECKPOINT_FORMAT) bad(path, `it is not a peerc training checkpoint (format '${meta.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}')`);
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, e] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const t = e as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      const [from, to] = t.data_offsets;
+      if (t.dtype !== 'F32' || to - from !== count * 4 || 8 + n + to > size) bad(path, `tensor '${name}' is not a consistent F32 tensor`);
+      const data = new Float32Array(count);
+      const bytes = new Uint8Array(data.buffer);
+      for (let off = 0; off < bytes.length; ) {
+        const got = readSync(fd, bytes, off, Math.min(1 << 30, bytes.length - off), 8 + n + from + off);
+        if (got <= 0) bad(path, `tensor '${name}' is truncated`);
+        off += got;
+      }
+      tensors.set(name, { shape: t.shape, data });
+    }
+    const num = (k: string) => Number(meta[k]);
+    return {
+      meta: { format: meta.format!, source: meta.source ?? '', file: meta.file ?? '', entry: meta.entry ?? '', step: num('step'), optimizer: meta.optimizer ?? '{}', optimizerStep: num('optimizerStep'), data: meta.data ?? '{}', rng: meta.rng ?? '{}', backend: meta.backend ?? '', run: meta.run ?? '{}' },
+      tensors,
+    };
+  } finally {
+    closeSync(fd);
+  }
+}

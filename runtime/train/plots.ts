@@ -1,0 +1,88 @@
+// SVG plots written to the run folder: the loss curve (train and validation) and expert usage
+// (fraction of experts used and unevenness over training, and the load of every expert at the
+// last evaluation, sorted). Plain SVG: opens in any browser, diffable, no dependencies.
+
+export interface Series {
+  name: string;
+  color: string;
+  points: [number, number][];
+  /** Draw markers (validation points are few). */
+  dots?: boolean;
+}
+
+const W = 640, H = 360, L = 64, R = 16, T = 36, B = 44;
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+const fmt = (v: number) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
+
+function ticks(lo: number, hi: number, n = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const step = Math.pow(10, Math.floor(Math.log10((hi - lo) / n)));
+  const nice = [1, 2, 5, 10].map((m) => m * step).find((s) => (hi - lo) / s <= n) ?? step * 10;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / nice) * nice; v <= hi + nice * 1e-9; v += nice) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/** A line chart of several series; `logY` plots log10 of positive values. */
+export function lineChart(title: string, xLabel: string, yLabel: string, series: readonly Series[], options: { logY?: boolean; x0?: number; y0?: number } = {}): string {
+  const tf = (y: number) => (options.logY ? Math.log10(Math.max(y, 1e-12)) : y);
+  const pts = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => tf(p[1]));
+  let [x0, x1] = [Math.min(options.x0 ?? Infinity, ...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(options.y0 ?? Infinity, ...ys), Math.max(...ys)];
+  if (!pts.length) [x0, x1, y0, y1] = [0, 1, 0, 1];
+  if (x1 === x0) x1 = x0 + 1;
+  if (y1 === y0) y1 = y0 + 1;
+  const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const py = (y: number) => H - B - ((tf(y) - y0) / (y1 - y0)) * (H - T - B);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
+    `<text x="${W / 2}" y="${H - 8}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text transform="translate(14 ${(H - B + T) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}${options.logY ? ' (log scale)' : ''}</text>`,
+    `<path d="M${L} ${T}V${H - B}H${W - R}" fill="none" stroke="#444"/>`,
+  ];
+  for (const t of ticks(x0, x1)) parts.push(`<line x1="${px(t)}" x2="${px(t)}" y1="${H - B}" y2="${H - B + 4}" stroke="#444"/><text x="${px(t)}" y="${H - B + 16}" text-anchor="middle">${fmt(t)}</text>`);
+  for (const t of ticks(y0, y1)) {
+    const y = H - B - ((t - y0) / (y1 - y0)) * (H - T - B);
+    parts.push(`<line x1="${L - 4}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${fmt(options.logY ? Math.pow(10, t) : t)}</text>`);
+  }
+  series.forEach((s, i) => {
+    const ok = s.points.filter(([, y]) => Number.isFinite(y));
+    if (ok.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${ok.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+    if (s.dots) for (const [x, y] of ok) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    parts.push(`<rect x="${W - R - 150}" y="${T + 4 + i * 16}" width="10" height="10" fill="${s.color}"/><text x="${W - R - 135}" y="${T + 13 + i * 16}">${esc(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+export interface UsagePoint {
+  step: number;
+  param: string;
+  usage: number;
+  unevenness: number;
+}
+
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+/** Expert usage over training and the sorted load of each expert at the last evaluation, side by side. */
+export function expertsChart(history: readonly UsagePoint[], lastCounts: ReadonlyMap<string, Float64Array>): string {
+  const params = [...new Set(history.map((h) => h.param))];
+  const over = lineChart('Experts used (fraction) and unevenness (KL from uniform)', 'step', 'value', params.flatMap((p, i) => [
+    { name: `${p}: used`, color: COLORS[(2 * i) % COLORS.length]!, points: history.filter((h) => h.param === p).map((h) => [h.step, h.usage] as [number, number]), dots: true },
+    { name: `${p}: KL`, color: COLORS[(2 * i + 1) % COLORS.length]!, points: history.filter((h) => h.param === p).map((h) => [h.step, h.unevenness] as [number, number]), dots: true },
+  ]), { y0: 0 });
+  const load = lineChart('Selections per expert at the last evaluation (sorted)', 'expert rank', 'selections + 1', [...lastCounts].map(([p, counts], i) => {
+    const sorted = Float64Array.from(counts).sort().reverse();
+    const stride = Math.max(1, Math.floor(sorted.length / 500));
+    const points: [number, number][] = [];
+    for (let r = 0; r < sorted.length; r += stride) points.push([r, sorted[r]! + 1]);
+    points.push([sorted.length - 1, sorted[sorted.length - 1]! + 1]);
+    return { name: p, color: COLORS[i % COLORS.length]!, points };
+  }), { logY: true, x0: 0 });
+  const inner = (svg: string, dy: number) => svg.replace(/^<svg[^>]*>/, `<g transform="translate(0 ${dy})">`).replace(/<\/svg>\n$/, '</g>');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" viewBox="0 0 ${W} ${2 * H}">\n${inner(over, 0)}\n${inner(load, H)}\n</svg>\n`;
+}
