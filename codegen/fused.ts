@@ -1,6 +1,6 @@
 // Kernels for the fused ops. None of them materialises a [T, .., k, k] candidate tensor or a
 // [T, .., d] gathered tensor: experts are read row by row from the tables where they are used.
-import { ACTIVATIONS, selectionLoop, type RenderInput } from './naive.js';
+import { ACTIVATIONS, renderBatchnorm, selectionLoop, type RenderInput } from './naive.js';
 import { decompose, lit, sizeOf } from './kernel.js';
 
 export interface Stage {
@@ -346,7 +346,55 @@ function flatIndexOf(coords: readonly string[], shape: readonly number[]): strin
   return expr;
 }
 
+/**
+ * Normalisations in two kernels: statistics once per lane (mean and 1/sqrt(var + eps), stored
+ * as 2 x lanes), then every cell from them. `rowsAxis`: BatchNorm's lanes are channels and its
+ * statistics run over rows; layernorm and rmsnorm normalise each row over its channels.
+ */
+function normStaged(kind: 'layernorm' | 'rmsnorm' | 'batchnorm'): FusedRenderer {
+  return (r) => {
+    const sh = r.inShapes[0]!;
+    const c = sh[sh.length - 1]!;
+    const rows = sizeOf(sh) / c;
+    const eps = lit(r.node.attrs.eps as number);
+    if (kind === 'batchnorm' && !r.training) {
+      const single = renderBatchnorm(r, false);
+      return [{ label: 'batchnorm', body: single.body, outputLength: sizeOf(sh), loopMax: 1 }];
+    }
+    const perChannel = kind === 'batchnorm';
+    const lanes = perChannel ? c : rows, n = perChannel ? rows : c;
+    const at = (j: string) => r.acc.read(0, perChannel ? `${j} * ${c} + lane` : `lane * ${c} + ${j}`);
+    const center = kind !== 'rmsnorm';
+    const stats: Stage = {
+      label: `${kind}:statistics`,
+      outputLength: 2 * lanes,
+      loopMax: n,
+      body: [
+        `let lane = ${X}; let second = 0.0;`,
+        `if (lane >= ${lanes}) { lane = lane - ${lanes}; second = 1.0; }`,
+        `let mean = 0.0;`,
+        center ? `for (let j = 0; j < ${n}; j++) { mean += ${at('j')}; }\nmean = mean / ${lit(n)};` : '',
+        `let sq = 0.0;`,
+        `for (let j = 0; j < ${n}; j++) { let dv = ${at('j')} - mean; sq += dv * dv; }`,
+        `return second > 0.5 ? 1.0 / Math.sqrt(sq / ${lit(n)} + ${eps}) : mean;`,
+      ].join('\n'),
+    };
+    const lane = perChannel ? 'o1' : 'o0';
+    const shift = kind === 'rmsnorm' ? '' : ` + ${r.acc.read(2, 'o1')}`;
+    const cells: Stage = {
+      label: kind,
+      outputLength: sizeOf(sh),
+      loopMax: 1,
+      body: `${decompose(X, [rows, c], 'o')}\nreturn (${r.acc.read(0, X)} - st0[${lane}]) * st0[${lanes} + ${lane}] * ${r.acc.read(1, 'o1')}${shift};`,
+    };
+    return [stats, cells];
+  };
+}
+
 export const FUSED_RENDERERS: Record<string, FusedRenderer> = {
+  layernorm: normStaged('layernorm'),
+  rmsnorm: normStaged('rmsnorm'),
+  batchnorm: normStaged('batchnorm'),
   softmax: lanewiseStaged('softmax'),
   log_softmax: lanewiseStaged('log_softmax'),
   product_retrieve: productRetrieve,

@@ -6,7 +6,8 @@ import type { ValueRef } from '../src/ir/graph.js';
 export const FLAT_INDEX_LIMIT = 2 ** 24;
 
 export type KernelArg =
-  | { kind: 'value'; ref: ValueRef; shape: number[] }
+  /** A computed value; `perm`: passed with its axes permuted (shape is then the permuted one). */
+  | { kind: 'value'; ref: ValueRef; shape: number[]; perm?: number[] }
   /**
    * A parameter, uploaded once as a kernel constant; tables >= 2^24 cells as a [rows][cols] view.
    * `perm` asks for the constant stored with its axes permuted (shape is then the permuted one).

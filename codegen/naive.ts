@@ -12,6 +12,8 @@ export interface RenderInput {
   outShapes: number[][];
   acc: ArgAccess;
   dimValue: (d: Dim) => number;
+  /** BatchNorm uses batch statistics. */
+  training?: boolean;
 }
 
 export interface Rendered {
@@ -292,33 +294,42 @@ const MORE_RENDERERS: Record<string, Renderer> = {
 };
 
 /**
- * An einsum that is a matrix product of a value [rows..., K...] and a parameter holding
- * K... and the output's last letter: rendered like gpu.js's fastest matmul, on a 2-D grid
- * with 2-D views, the parameter stored [K, cols] so adjacent threads read adjacent memory.
+ * An einsum that is a matrix product, out[rows..., cols...] = sum_K X[rows..., K...] Y[K..., cols...]
+ * up to the order of letters within each operand: rendered like gpu.js's fastest matmul, on a
+ * 2-D grid with 2-D views. Operands not already laid out [rows, K] and [K, cols] are permuted
+ * (parameters once, values per call) so adjacent threads read adjacent memory.
  */
 function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }): Rendered | undefined {
-  if (spec.inputs.length !== 2 || !r.acc.isParam(1) || r.acc.isParam(0) || r.acc.isRowView(1)) return undefined;
-  const [a, b] = spec.inputs as [string, string];
+  if (spec.inputs.length !== 2 || r.acc.isRowView(0) || r.acc.isRowView(1)) return undefined;
   const out = spec.output;
-  // Output = lead letters (from a, in a's order) + tail letters (only in b); a = lead + contracted.
-  let split = out.length;
-  while (split > 0 && !a.includes(out[split - 1]!)) split--;
-  const lead = out.slice(0, split);
-  const tail = out.slice(split);
-  const contracted = a.slice(lead.length);
-  if (tail.length === 0 || !a.startsWith(lead) || contracted.length === 0 || [...contracted].some((c) => out.includes(c))) return undefined;
-  if (b.length !== contracted.length + tail.length || ![...b].every((c) => tail.includes(c) || contracted.includes(c))) return undefined;
-  const sizeOfLetter = (c: string) => (a.includes(c) ? r.inShapes[0]![a.indexOf(c)]! : r.inShapes[1]![b.indexOf(c)]!);
-  const rows = [...lead].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const cols = [...tail].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const inner = [...contracted].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const perm = [...contracted, ...tail].map((c) => b.indexOf(c));
+  const [s0, s1] = spec.inputs as [string, string];
+  const both = [...s0].filter((c) => s1.includes(c));
+  // A letter in both operands and the output is a batch letter; one summed in a single operand is a reduction.
+  if (both.some((c) => out.includes(c)) || [...s0, ...s1].some((c) => !both.includes(c) && !out.includes(c))) return undefined;
+  if (both.length === 0 || out.length === 0) return undefined;
+  // The operand owning the output's first letter provides the rows (or the other one, if it owns none).
+  const x = s1.includes(out[0]!) ? 1 : 0;
+  const y = 1 - x;
+  const [sx, sy] = [spec.inputs[x]!, spec.inputs[y]!];
+  let split = 0;
+  while (split < out.length && sx.includes(out[split]!)) split++;
+  const lead = out.slice(0, split), tail = out.slice(split);
+  if (tail.length === 0 || [...tail].some((c) => !sy.includes(c))) return undefined;
+  const contracted = [...sx].filter((c) => both.includes(c)).join('');
+  const sizeOfLetter = (c: string) => (sx.includes(c) ? r.inShapes[x]![sx.indexOf(c)]! : r.inShapes[y]![sy.indexOf(c)]!);
+  const prod = (letters: string) => [...letters].reduce((acc, c) => acc * sizeOfLetter(c), 1);
+  const rows = prod(lead), cols = prod(tail), inner = prod(contracted);
+  const permX = [...lead, ...contracted].map((c) => sx.indexOf(c));
+  const permY = [...contracted, ...tail].map((c) => sy.indexOf(c));
+  const layouts = new Map<number, number[]>();
+  if (!permX.every((p, i) => p === i)) layouts.set(x, permX);
+  if (!permY.every((p, i) => p === i)) layouts.set(y, permY);
   return {
-    body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(0)}[this.thread.y][s] * ${r.acc.name(1)}[s][this.thread.x];\n}\nreturn acc;`,
+    body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(x)}[this.thread.y][s] * ${r.acc.name(y)}[s][this.thread.x];\n}\nreturn acc;`,
     loopMax: inner,
     grid: [cols, rows],
-    views: new Map([[0, [inner, rows]], [1, [cols, inner]]]),
-    layouts: perm.every((p, i) => p === i) ? undefined : new Map([[1, perm]]),
+    views: new Map([[x, [inner, rows]], [y, [cols, inner]]]),
+    layouts: layouts.size ? layouts : undefined,
   };
 }
 

@@ -2,11 +2,11 @@
 import type { Node } from '../src/ir/graph.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { ArgAccess, sizeOf, type KernelArg, type KernelPlan } from './kernel.js';
-import { NAIVE_RENDERERS, renderBatchnorm, type Rendered, type RenderInput } from './naive.js';
+import { NAIVE_RENDERERS, type Rendered, type RenderInput } from './naive.js';
 import { FUSED_RENDERERS } from './fused.js';
 
 export function renderKernels(node: Node, args: KernelArg[], outShapes: number[][], dimValue: (d: Dim) => number, training: boolean): KernelPlan[] {
-  const r: RenderInput = { node, inShapes: args.map((a) => a.shape), outShapes, acc: new ArgAccess(args), dimValue };
+  const r: RenderInput = { node, inShapes: args.map((a) => a.shape), outShapes, acc: new ArgAccess(args), dimValue, training };
   const results = outShapes.map(sizeOf);
   const fused = FUSED_RENDERERS[node.op];
   if (fused) {
@@ -17,15 +17,14 @@ export function renderKernels(node: Node, args: KernelArg[], outShapes: number[]
     }));
   }
   let out: Rendered;
-  if (node.op === 'batchnorm') out = renderBatchnorm(r, training);
-  else {
+  {
     const renderer = NAIVE_RENDERERS[node.op];
     if (!renderer) throw new Error(`no gpu.js renderer for op '${node.op}'`);
     out = renderer(r);
   }
   const laidOut = args.map((a, i) => {
     const perm = out.layouts?.get(i);
-    return perm && a.kind === 'param' ? { ...a, perm, shape: perm.map((j) => a.shape[j]!) } : a;
+    return perm ? { ...a, perm, shape: perm.map((j) => a.shape[j]!) } : a;
   });
   const label = node.op === 'einsum' ? `einsum ${node.attrs.spec as string}` : node.op;
   return [{ label, args: laidOut, source: out.body, outputLength: results.reduce((a, b) => a + b, 0), results, loopMax: out.loopMax, earlierStages: 0, grid: out.grid, views: out.views }];

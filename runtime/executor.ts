@@ -61,6 +61,27 @@ export class KernelFallback extends Error {}
 /** A program needs a kernel beyond what gpu.js computes correctly (e.g. a flat index over 2^24). */
 export class KernelLimit extends Error {}
 
+/** data (row-major, `shape`) with its axes reordered: result axis i is source axis perm[i]. */
+export function permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
+  const out = new Float32Array(src.length);
+  const srcStrides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const newShape = perm.map((j) => shape[j]!);
+  const rank = newShape.length;
+  // The innermost axis is copied in a tight loop; the outer ones are counted like an odometer.
+  const inner = newShape[rank - 1] ?? 1, innerStride = srcStrides[perm[rank - 1]!] ?? 1;
+  const idx = new Array<number>(Math.max(0, rank - 1)).fill(0);
+  for (let f = 0; f < out.length; f += inner) {
+    let s = 0;
+    for (let i = 0; i < rank - 1; i++) s += idx[i]! * srcStrides[perm[i]!]!;
+    for (let j = 0; j < inner; j++) out[f + j] = src[s + j * innerStride]!;
+    for (let i = rank - 2; i >= 0; i--) {
+      if (++idx[i]! < newShape[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
 export function toFloat32(t: Tensor): Float32Array {
   if (!t.isLazy) return Float32Array.from(t.data);
@@ -152,7 +173,7 @@ export class Executor {
       const args = [
         ...step.plan.args.flatMap((a, i) => {
           if (a.kind !== 'value') return [];
-          const data = read(a.ref);
+          const data = a.perm ? permuteAxes(read(a.ref), a.perm.map((_, j) => a.shape[a.perm!.indexOf(j)]!), a.perm) : read(a.ref);
           const view = views?.get(i);
           return [view ? input(data, view) : data];
         }),
@@ -289,20 +310,7 @@ export class Executor {
     let out = this.permutedCache.get(key);
     if (out) return out;
     const shape = this.module.params.find((p) => p.name === name)!.shape;
-    const src = this.params.get(name)!;
-    out = new Float32Array(src.length);
-    const srcStrides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
-    const newShape = perm.map((j) => shape[j]!);
-    const idx = new Array<number>(newShape.length).fill(0);
-    for (let f = 0; f < out.length; f++) {
-      let s = 0;
-      for (let i = 0; i < idx.length; i++) s += idx[i]! * srcStrides[perm[i]!]!;
-      out[f] = src[s]!;
-      for (let i = idx.length - 1; i >= 0; i--) {
-        if (++idx[i]! < newShape[i]!) break;
-        idx[i] = 0;
-      }
-    }
+    out = permuteAxes(this.params.get(name)!, shape, perm);
     this.permutedCache.set(key, out);
     return out;
   }

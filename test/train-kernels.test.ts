@@ -1,0 +1,94 @@
+// The training program on gpu.js backends against the float64 interpreter: loss, every dense
+// gradient, sparse (row id, row) gradients and running statistics, for whole models.
+import { describe, expect, it } from 'vitest';
+import { compileTraining } from '../src/autodiff/differentiate.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { uniformAt } from '../src/interp/init.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { Executor } from '../runtime/executor.js';
+import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { bucketByRow, RowSummer, sumRowsOnHost } from '../runtime/train/sparse.js';
+import { BACKENDS } from '../runtime/backends.js';
+import { compileOk, sampleInputs, smallExample } from './helpers.js';
+
+const BACKENDS_UNDER_TEST: BackendName[] = ['cpu', 'webasm', 'webasm-threads', 'headlessgl'];
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return num / Math.max(den, 1e-6);
+}
+
+const MODELS: [string, string][] = [
+  ['peer_paper.peer (PEER, BatchNorm queries)', smallExample('peer_paper.peer')],
+  ['recall.peer (PKM, per-head keys, @sparse @lr)', smallExample('recall.peer').replace('const K = 4096', 'const K = 64')],
+  ['byte_lm.peer (attention, rmsnorm, dense and PEER feed-forward)', smallExample('byte_lm.peer').replace('const d = 128', 'const d = 32').replace('const N = 32^2', 'const N = 16^2')],
+];
+
+describe.each(BACKENDS_UNDER_TEST)('training program on %s matches the float64 interpreter', (backend) => {
+  const skip = unavailableReason(backend);
+  for (const [name, src] of MODELS)
+    it.skipIf(!!skip)(name, async () => {
+      const m = compileOk(src);
+      const prog = compileTraining(m, { gradients: true });
+      const inputs = sampleInputs(m, 3);
+      if (prog.targets) {
+        const fn = [...prog.module.functions.values()][0]!;
+        const t = fn.graph.node(fn.inputs[fn.inputs.length - 1]!);
+        const dims = new Map<string, number>();
+        for (const id of fn.inputs.slice(0, -1)) {
+          const n = fn.graph.node(id);
+          n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, inputs.get(n.attrs.name as string)!.shape[i]!));
+        }
+        const shape = t.types[0]!.shape.map((d) => d.evaluate((s) => dims.get(s))!);
+        const classes = prog.targets.classes.value!;
+        inputs.set(prog.targets.name, new Tensor('index', shape, Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.floor(uniformAt(4, i, 0) * classes))));
+      }
+      const w = seededWeights(m, 2);
+      const ref = interpret(prog.module, inputs, w, { training: true }).outputs;
+      const ex = new Executor(prog.module, w, backend, { training: true, paramsAsArguments: true });
+      try {
+        const got = (await ex.forward(inputs)).outputs;
+        expect(Math.abs(got[0]!.data[0]! - ref[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref[0]!.data[0]!)));
+        for (const d of [...prog.layout.dense, ...prog.layout.buffers])
+          expect(relErr(got[d.output]!.data, ref[d.output]!.data), `${'param' in d ? d.param : d.name}`).toBeLessThan(2e-3);
+        for (const s of prog.layout.sparse) {
+          expect(Array.from(got[s.indices]!.data)).toEqual(Array.from(ref[s.indices]!.data));
+          expect(relErr(got[s.rows]!.data, ref[s.rows]!.data), s.param).toBeLessThan(2e-3);
+        }
+        expect(prog.layout.dense.length).toBeGreaterThan(0);
+      } finally {
+        ex.destroy();
+      }
+    }, 120_000);
+});
+
+describe('sparse gradient rows are summed per touched row without atomics', () => {
+  it('buckets ids into a CSR (sorted rows, slots in order)', () => {
+    const b = bucketByRow([5, 2, 5, 9, 2, 5]);
+    expect(Array.from(b.rows)).toEqual([2, 5, 9]);
+    expect(Array.from(b.length.subarray(0, 3))).toEqual([2, 3, 1]);
+    expect(Array.from(b.order)).toEqual([1, 4, 0, 2, 5, 3]);
+    expect(b.longest).toBe(3);
+  });
+  for (const backend of ['cpu', 'webasm', 'headlessgl'] as BackendName[])
+    it.skipIf(!!unavailableReason(backend))(`the row-sum kernel on ${backend} equals host sums`, async () => {
+      const m = 300, rowSize = 7;
+      const ids = Float32Array.from({ length: m }, (_, i) => Math.floor(uniformAt(1, i, 0) ** 3 * 1000));
+      const grads = Float32Array.from({ length: m * rowSize }, (_, i) => uniformAt(2, i, 0) - 0.5);
+      const summer = new RowSummer(BACKENDS[backend]);
+      try {
+        const got = await summer.sum(ids, grads, rowSize);
+        const want = sumRowsOnHost(ids, grads, rowSize);
+        expect(Array.from(got.rows)).toEqual(Array.from(want.rows));
+        expect(relErr(got.values, want.values)).toBeLessThan(1e-6);
+        expect(new Set(Array.from(ids)).size).toBe(got.rows.length);
+      } finally {
+        summer.destroy();
+      }
+    });
+});
