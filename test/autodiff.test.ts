@@ -131,6 +131,24 @@ model f(x: [T, d]) -> [T, 5] {
 `;
   it('PEER layer (query BatchNorm, product keys, softmax router, GELU experts), dense tables', () => checkGradients(peer(''), { coords: 6 }));
   it('PEER layer with @sparse expert tables (row-id / row gradients)', () => checkGradients(peer('@sparse'), { coords: 6 }));
+  it('the fused retrieval backward equals the decomposed one, and the fusion fires', () => {
+    const m = compileOk(peer('@sparse'));
+    const fused = compileTraining(m, { gradients: true });
+    const plain = compileTraining(m, { gradients: true, fuseRetrieval: false });
+    const ops = (p: TrainingProgram) => [...p.module.functions.values()][0]!.graph.nodes.map((n) => n.op);
+    expect(ops(fused)).toContain('product_retrieve');
+    expect(ops(plain)).not.toContain('product_retrieve');
+    const w = weights(m, 4);
+    const inputs = batch(m, fused, 4);
+    const a = interpret(fused.module, inputs, w, { training: true }).outputs;
+    const b = interpret(plain.module, inputs, w, { training: true }).outputs;
+    expect(fused.layout.dense.map((d) => d.param)).toEqual(plain.layout.dense.map((d) => d.param));
+    fused.layout.dense.forEach((d, i) => {
+      const x = a[d.output]!.data, y = b[plain.layout.dense[i]!.output]!.data;
+      x.forEach((v, j) => expect(Math.abs(v - y[j]!)).toBeLessThan(1e-12));
+    });
+    fused.layout.sparse.forEach((s, i) => expect(Array.from(a[s.rows]!.data)).toEqual(Array.from(b[plain.layout.sparse[i]!.rows]!.data)));
+  });
   it('PKM memory with per-head keys', () =>
     checkGradients(`
 const d = 6

@@ -12,6 +12,7 @@ import { ProgramErrors } from './errors.js';
 import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
 import { runBench } from './bench.js';
+import { runTrainBench } from './bench-train.js';
 import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
@@ -142,12 +143,13 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   bench: {
-    summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json]  fused vs naive kernels vs the reference interpreter',
+    summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json] [--train]  fused vs naive kernels vs the reference interpreter; --train: the training step',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, tokens: 'number', backend: 'string', runs: 'number', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean' }, 'bench');
+      const p = parseArgs(args, { ...entryFlag, tokens: 'number', backend: 'string', runs: 'number', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean' }, 'bench');
       const r = compileFile(oneFile(p.positional, 'bench'), p.flags.get('entry') as string | undefined);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
+      if (p.flags.get('train')) return runTrainBench(r.module, { tokens: (p.flags.get('tokens') as number | undefined) ?? 256, backend, runs: Math.max(1, (p.flags.get('runs') as number | undefined) ?? 5), json: p.flags.get('json') === true });
       return runBench(r.module, {
         tokens: (p.flags.get('tokens') as number | undefined) ?? 256,
         backend,

@@ -11,6 +11,7 @@ import { entryFunction } from '../interp/interpreter.js';
 import { copyNode, rebuildModule } from '../passes/rebuild.js';
 import { FOLD_RULES } from '../passes/fold.js';
 import { optimize } from '../passes/pipeline.js';
+import { fuseRetrieval } from '../passes/fuse.js';
 
 /** Where each result of the training function is, by output position. */
 export interface TrainLayout {
@@ -182,6 +183,7 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
     },
     type: (v: ValueRef): TensorType => g.typeOf(v),
     scalar: (v: number) => g.constant(v, 'f32'),
+    indexConst: (v: number) => g.constant(v, 'index'),
     unbroadcast(d: ValueRef, shape: Shape): ValueRef {
       let cur = d;
       while (g.typeOf(cur).shape.length > shape.length) cur = b.op('reduce_sum', [cur], { axis: 0 });
@@ -195,8 +197,14 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
   return b;
 }
 
-/** The training (or evaluation) program of a checked module: inline and simplify, differentiate, simplify again. */
-export function compileTraining(m: IRModule, options: DifferentiateOptions): TrainingProgram {
-  const p = buildTrainingProgram(optimize(m), options);
+/**
+ * The training (or evaluation) program of a checked module: inline and simplify, fuse product-key
+ * retrieval (its gradient is declared on the fused op, so the [.., k, k] candidates are never
+ * made in either direction), differentiate, simplify again.
+ */
+export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean }): TrainingProgram {
+  let forward = optimize(m);
+  if (options.fuseRetrieval !== false) forward = rebuildModule(rebuildModule(forward, [fuseRetrieval]), []);
+  const p = buildTrainingProgram(forward, options);
   return { ...p, module: rebuildModule(rebuildModule(p.module, FOLD_RULES), []) };
 }

@@ -57,6 +57,22 @@ export const product_retrieve = defineOp({
     }
     return [w, idx];
   },
+  // The selection has no gradient; each selected score s1[a] + s2[b] passes its gradient (through
+  // the gate) to s1[a] and s2[b], with a = idx / n and b = idx mod n.
+  grad(b, { inputs: [s1], outputs: [w, idx], attrs }, [dw]) {
+    if (!dw) return [undefined, undefined];
+    const shape = b.type(s1!).shape;
+    const n = shape[shape.length - 1]!;
+    const gate = attrs.gate as Gate;
+    const axis = shape.length - 1;
+    const dscore = gate === 'none' ? dw
+      : gate === 'relu' ? b.op('mul', [dw, b.op('step', [w!])])
+      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
+    const nIndex = b.indexConst(n.value!);
+    const rowOf = b.op('floordiv', [idx!, nIndex]);
+    const colOf = b.op('mod', [idx!, nIndex]);
+    return [b.op('scatter_along', [dscore, rowOf], { n: [n] }), b.op('scatter_along', [dscore, colOf], { n: [n] })];
+  },
 });
 
 const ACT: Record<string, (x: number) => number> = {

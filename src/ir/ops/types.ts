@@ -55,6 +55,7 @@ export interface GradBuilder {
   ops(name: string, inputs: readonly GradValue[], attrs?: Attrs): GradValue[];
   type(v: GradValue): TensorType;
   scalar(v: number): GradValue;
+  indexConst(v: number): GradValue;
   /** Sums a gradient of a broadcast result down to the shape of the operand that was broadcast. */
   unbroadcast(g: GradValue, shape: Shape): GradValue;
   /** Repeats g (shape without `axis`) along `axis` to `shape`. */

@@ -1,0 +1,74 @@
+// `peerc bench --train`: the training step (forward, backward, sparse row sums, optimizer) of
+// a model on random inputs and targets; median of several steps after a warm-up step that
+// compiles the kernels, per-kernel times, tokens/s, peak RSS against the bytes of parameters
+// and optimizer state (to see that no hidden copy of a big table exists).
+import type { IRModule } from '../../src/ir/graph.js';
+import type { BackendName } from '../backends.js';
+import { DEFAULT_OPTIMIZER } from '../train/optim.js';
+import { Trainer } from '../train/trainer.js';
+import type { Batch } from '../train/data.js';
+import type { F32Tensor } from '../executor.js';
+import { benchInputs, benchWeights } from './bench.js';
+
+export interface TrainBenchOptions {
+  tokens: number;
+  backend: BackendName | 'auto';
+  runs: number;
+  json: boolean;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<number> {
+  const weights = benchWeights(m);
+  const t0 = performance.now();
+  const trainer = new Trainer(m, weights, { backend: o.backend, optimizer: { ...DEFAULT_OPTIMIZER, kind: 'adam', steps: o.runs + 1 } });
+  const inputs = new Map<string, F32Tensor>([...benchInputs(m, o.tokens)].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
+  const t = trainer.train.targets;
+  let targets: F32Tensor = { shape: [], data: new Float32Array(1) };
+  if (t) {
+    const fn = [...trainer.train.module.functions.values()][0]!;
+    const dims = new Map<string, number>();
+    for (const id of fn.inputs) {
+      const n = fn.graph.node(id);
+      const given = inputs.get(n.attrs.name as string);
+      if (given) n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, given.shape[i]!));
+    }
+    const shape = t.shape.map((d) => d.evaluate((s) => dims.get(s))!);
+    const classes = t.classes.evaluate((s) => dims.get(s))!;
+    targets = { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * 7919) % classes) };
+  }
+  const batch: Batch = { inputs, targets, tokens: o.tokens };
+  const setupMs = performance.now() - t0;
+  const runs: number[] = [];
+  const kernels = new Map<string, number[]>();
+  let warmupMs = 0;
+  try {
+    for (let i = 0; i <= o.runs; i++) {
+      const r = await trainer.step(batch);
+      if (i === 0) {
+        warmupMs = r.ms;
+        continue;
+      }
+      runs.push(r.ms);
+      for (const [k, v] of r.timings) kernels.set(k, [...(kernels.get(k) ?? []), v]);
+    }
+  } finally {
+    trainer.destroy();
+  }
+  const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 3 : 1), 0);
+  const medianMs = median(runs);
+  const result = {
+    model: m.entry, backend: trainer.backend.name, tokens: o.tokens, runs: o.runs,
+    setup_ms: setupMs, warmup_ms: warmupMs, median_ms: medianMs, runs_ms: runs, tokens_per_s: (o.tokens / medianMs) * 1000,
+    kernels: [...kernels].map(([label, v]) => ({ label, median_ms: median(v) })).sort((a, b) => b.median_ms - a.median_ms),
+    state_bytes: stateBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+  };
+  if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
+  else {
+    process.stdout.write(`train step of @${m.entry} on ${result.backend}, ${o.tokens} tokens: median ${medianMs.toFixed(1)} ms over ${o.runs} steps (${result.tokens_per_s.toFixed(0)} tokens/s); first step ${warmupMs.toFixed(0)} ms (kernel compilation)\n`);
+    for (const k of result.kernels.slice(0, 12)) process.stdout.write(`  ${k.median_ms.toFixed(1).padStart(8)} ms  ${k.label}\n`);
+    process.stdout.write(`parameters + Adam state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB; peak RSS ${(result.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB (${(result.peak_rss_bytes / stateBytes).toFixed(2)}x)\n`);
+  }
+  return 0;
+}
