@@ -61,6 +61,9 @@ export class KernelFallback extends Error {}
 /** A program needs a kernel beyond what gpu.js computes correctly (e.g. a flat index over 2^24). */
 export class KernelLimit extends Error {}
 
+/** A computed row index was out of range: only NaN or infinite values upstream can cause it (indices are checked at compile time). */
+export class NonFiniteIndex extends Error {}
+
 /** data (row-major, `shape`) with its axes reordered: result axis i is source axis perm[i]. */
 export function permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
   const out = new Float32Array(src.length);
@@ -271,7 +274,7 @@ export class Executor {
       const out = new Float32Array(idx.length * rowSize);
       for (let i = 0; i < idx.length; i++) {
         const r = idx[i]!;
-        if (!(r >= 0 && r < rows)) throw new KernelLimit(`gather: index ${r} is out of range for ${rows} rows`);
+        if (!(r >= 0 && r < rows)) throw new NonFiniteIndex(`gather: index ${r} is out of range for ${rows} rows (the values it was selected from are not finite)`);
         out.set(t.subarray(r * rowSize, r * rowSize + rowSize), i * rowSize);
       }
       return out;

@@ -120,12 +120,18 @@ export async function runTrain(t: TrainFlags): Promise<number> {
     weights = seededWeights(m.params, settings.seed);
   }
   const stopAt = Math.min(settings.steps, (flags.get('stop-at') as number | undefined) ?? settings.steps);
-  const dataset = datasetOf(settings, m);
   let trainer: Trainer;
   try {
     trainer = new Trainer(m, weights, { backend: backend.name, optimizer: settings.optimizer });
   } catch (e) {
     if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], t.sources);
+    throw e;
+  }
+  let dataset: Dataset;
+  try {
+    dataset = datasetOf(settings, m);
+  } catch (e) {
+    trainer.destroy();
     throw e;
   }
   if (restored) {
@@ -213,6 +219,8 @@ export async function runTrain(t: TrainFlags): Promise<number> {
         process.stdout.write(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
       } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
       if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
+      // Let signals (SIGINT) be delivered: on CPU backends a step never returns to the event loop by itself.
+      await new Promise((resolve) => setImmediate(resolve));
       if (done % settings.checkpointEvery === 0 || done === stopAt || interrupted) save(done);
       if (interrupted) {
         say(`interrupted: checkpoint of step ${done} saved to ${ckptPath}; continue with --resume --out ${out}`);

@@ -54,6 +54,8 @@ export interface StepReport {
   lr: number;
   gradNorm: number;
   clipped: boolean;
+  /** Every updated weight is finite. */
+  finite: boolean;
 }
 
 export class Optimizer {
@@ -93,8 +95,13 @@ export class Optimizer {
         sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, scale, bc1, bc2));
       }
     }
-    return { lr, gradNorm, clipped: scale < 1 };
+    const finite = Number.isFinite(this.updateSum);
+    this.updateSum = 0;
+    return { lr, gradNorm, clipped: scale < 1, finite };
   }
+
+  /** Sum of updated weights: non-finite iff some updated weight is (cheaper than testing each). */
+  private updateSum = 0;
 
   /** Updates w[from .. from+count) with gradient g[i + gOffset]. */
   private update(name: string, w: Float32Array, g: Float32Array, from: number, count: number, gOffset: number, lr: number, decay: number, scale: number, bc1: number, bc2: number): void {
@@ -106,6 +113,7 @@ export class Optimizer {
         let d = g[i + gOffset]! * scale;
         if (m) d = m[i] = c.momentum * m[i]! + d;
         w[i] = w[i]! - lr * (d + decay * w[i]!);
+        this.updateSum += w[i]! * 0;
       }
       return;
     }
@@ -115,6 +123,7 @@ export class Optimizer {
       const mi = (m![i] = b1 * m![i]! + (1 - b1) * d);
       const vi = (v![i] = b2 * v![i]! + (1 - b2) * d * d);
       w[i] = w[i]! - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + c.eps) + decay * w[i]!);
+      this.updateSum += w[i]! * 0;
     }
   }
 }

@@ -4,7 +4,7 @@
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
 import type { IRModule } from '../../src/ir/graph.js';
-import { Executor, type F32Tensor } from '../executor.js';
+import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { resolveBackend, type BackendInfo, type BackendName } from '../backends.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import { RowSummer, type SparseGrad } from './sparse.js';
@@ -67,7 +67,14 @@ export class Trainer {
   /** Loss and gradients of one batch, without updating anything. */
   async gradients(batch: Batch): Promise<{ loss: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
     const L = this.train.layout;
-    const { outputs, timings } = await this.trainExec.forward(this.inputsOf(this.train, batch));
+    let result;
+    try {
+      result = await this.trainExec.forward(this.inputsOf(this.train, batch));
+    } catch (e) {
+      if (e instanceof NonFiniteIndex) throw new Diverged('a value in the forward pass');
+      throw e;
+    }
+    const { outputs, timings } = result;
     const loss = outputs[L.loss]!.data[0]!;
     const dense = new Map(L.dense.map((d) => [d.param, outputs[d.output]!.data]));
     const sparse = new Map<string, SparseGrad>();
@@ -92,6 +99,7 @@ export class Trainer {
     const t1 = performance.now();
     const report = this.optimizer.step(this.weights, grads);
     timings.set('optimizer', performance.now() - t1);
+    if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };
   }
 
