@@ -270,6 +270,14 @@ const MORE_RENDERERS: Record<string, Renderer> = {
       loopMax: 1,
     };
   },
+  unravel(r) {
+    const total = sizeOf(r.outShapes[0]!);
+    const n = lit(r.dimValue((r.node.attrs.n as readonly Dim[])[0]!));
+    return {
+      body: `let cell = ${X}; let second = 0.0;\nif (cell >= ${total}) { cell = cell - ${total}; second = 1.0; }\nlet v = ${r.acc.read(0, 'cell')};\nlet q = Math.floor(v / ${n} + 0.000001);\nreturn second > 0.5 ? v - q * ${n} : q;`,
+      loopMax: 1,
+    };
+  },
   // Scatters are computed per output cell: each sums the positions whose index names it (no atomics).
   scatter_along(r) {
     const out = r.outShapes[0]!;

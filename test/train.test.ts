@@ -102,7 +102,9 @@ describe('peerc train on the built-in recall task', () => {
         setTimeout(() => child.kill('SIGINT'), 1500);
       }
     });
+    const kill = setTimeout(() => child.kill('SIGKILL'), 120_000);
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    clearTimeout(kill);
     expect(code).toBe(130);
     expect(stdout).toMatch(/interrupted: checkpoint of step (\d+) saved/);
     const step = Number(/checkpoint of step (\d+)/.exec(stdout)![1]);

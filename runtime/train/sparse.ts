@@ -45,15 +45,20 @@ export function bucketByRow(ids: ArrayLike<number>): Buckets {
   return { rows: Int32Array.from(rows), order, start, length, longest };
 }
 
-/** The float64-free reference: sums on the host, in slot order within each row. */
+/** Sums on the host, in slot order within each row (the reference, and the CPU backends' path). */
 export function sumRowsOnHost(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): SparseGrad {
   const b = bucketByRow(ids);
   const values = new Float32Array(b.rows.length * rowSize);
-  for (let r = 0; r < b.rows.length; r++)
-    for (let j = 0; j < b.length[r]!; j++) {
-      const slot = b.order[b.start[r]! + j]!;
-      for (let c = 0; c < rowSize; c++) values[r * rowSize + c] = values[r * rowSize + c]! + grads[slot * rowSize + c]!;
+  for (let r = 0; r < b.rows.length; r++) {
+    const start = b.start[r]!, len = b.length[r]!, out = r * rowSize;
+    // Most rows are touched once: a block copy; the others add their further rows.
+    const first = b.order[start]! * rowSize;
+    values.set(grads.subarray(first, first + rowSize), out);
+    for (let j = 1; j < len; j++) {
+      const src = b.order[start + j]! * rowSize;
+      for (let c = 0; c < rowSize; c++) values[out + c] = values[out + c]! + grads[src + c]!;
     }
+  }
   return { rows: b.rows, values };
 }
 

@@ -78,13 +78,24 @@ export class Trainer {
     const loss = outputs[L.loss]!.data[0]!;
     const dense = new Map(L.dense.map((d) => [d.param, outputs[d.output]!.data]));
     const sparse = new Map<string, SparseGrad>();
+    const infos = new Map(this.module.params.map((p) => [p.name, p]));
     for (const name of new Set(L.sparse.map((s) => s.param))) {
       const parts = L.sparse.filter((s) => s.param === name);
       const ids = concat(parts.map((s) => outputs[s.indices]!.data));
       const rows = concat(parts.map((s) => outputs[s.rows]!.data));
       const t0 = performance.now();
-      sparse.set(name, await this.summer.sum(ids, rows, rows.length / ids.length));
+      const summed = await this.summer.sum(ids, rows, rows.length / ids.length);
       timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
+      const info = infos.get(name)!;
+      if (info.sparse) {
+        sparse.set(name, summed);
+        continue;
+      }
+      // A dense-optimised table whose gradient came as rows (a small key table, an embedding).
+      const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+      const rowSize = full.length / info.shape[0]!;
+      summed.rows.forEach((r, i) => full.set(summed.values.subarray(i * rowSize, (i + 1) * rowSize), r * rowSize));
+      dense.set(name, full);
     }
     const buffers = new Map(L.buffers.map((b) => [b.name, outputs[b.output]!.data]));
     return { loss, grads: { dense, sparse }, buffers, timings };

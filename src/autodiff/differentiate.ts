@@ -5,7 +5,7 @@
 import { CompileError, diagnostic, fail } from '../diagnostics/diagnostic.js';
 import { Graph, liveNodes, ref, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
 import { opDef } from '../ir/ops/registry.js';
-import type { GradBuilder, TensorType } from '../ir/ops/types.js';
+import type { Attrs, GradBuilder, TensorType } from '../ir/ops/types.js';
 import { Dim, shapeToString, type Shape } from '../shapes/dim.js';
 import { entryFunction } from '../interp/interpreter.js';
 import { copyNode, rebuildModule } from '../passes/rebuild.js';
@@ -143,7 +143,17 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     for (const n of forward) {
       if (!trainable(n) || sparseTables.has(n.id)) continue;
       const d = grads.get(key(ref(n.id)));
-      if (d) layout.dense.push({ param: n.attrs.name as string, output: output(d) });
+      if (!d) continue;
+      // A gradient made only of row scatters is returned as rows: [N, ...] is never materialised.
+      const scatters = scatterTerms(g, d);
+      if (scatters) {
+        for (const s of scatters) {
+          const rowsIn = g.typeOf(s.inputs[0]!), idxIn = g.typeOf(s.inputs[1]!);
+          const m = idxIn.shape.reduce((acc, x) => acc.mul(x), Dim.of(1));
+          const rowSize = rowsIn.shape.slice(idxIn.shape.length).reduce((acc, x) => acc.mul(x), Dim.of(1));
+          layout.sparse.push({ param: n.attrs.name as string, indices: output(flatOf(s.inputs[1]!)), rows: output(b.op('reshape', [s.inputs[0]!], { shape: [m, rowSize] })) });
+        }
+      } else layout.dense.push({ param: n.attrs.name as string, output: output(d) });
     }
     if (layout.dense.length + layout.sparse.length === 0) fail('PEER0702', null, { detail: 'no parameter reaches the loss' });
     for (const n of forward) if (n.op === 'batchnorm') runningStats(b, n, params, (name, v) => layout.buffers.push({ name, output: output(v) }));
@@ -152,6 +162,15 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   const trainFn: IRFunction = { name: fn.name, graph: g.freeze(), inputs, outputs, symbols: fn.symbols };
   const module: IRModule = { ...m, functions: new Map([[fn.name, trainFn]]) };
   return { module, layout, targets };
+}
+
+/** The scatter_rows nodes whose sum is `d`, or undefined if d is anything else. */
+function scatterTerms(g: Graph, d: ValueRef): Node[] | undefined {
+  const n = g.node(d.node);
+  if (n.op === 'scatter_rows') return [n];
+  if (n.op !== 'add') return undefined;
+  const [l, r] = n.inputs.map((x) => scatterTerms(g, x));
+  return l && r && g.typeOf(n.inputs[0]!).shape.length === g.typeOf(n.inputs[1]!).shape.length ? [...l, ...r] : undefined;
 }
 
 /** New running mean and (unbiased) variance of a training-mode BatchNorm, as nodes. */
@@ -184,6 +203,8 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
     type: (v: ValueRef): TensorType => g.typeOf(v),
     scalar: (v: number) => g.constant(v, 'f32'),
     indexConst: (v: number) => g.constant(v, 'index'),
+    opTyped: (name: string, inputs: readonly ValueRef[], attrs: object, type: TensorType) => ref(g.add(name, inputs, attrs as Attrs, undefined, [type])),
+    producer: (v: ValueRef) => g.node(v.node),
     unbroadcast(d: ValueRef, shape: Shape): ValueRef {
       let cur = d;
       while (g.typeOf(cur).shape.length > shape.length) cur = b.op('reduce_sum', [cur], { axis: 0 });

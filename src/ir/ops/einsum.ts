@@ -3,7 +3,7 @@ import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor, strides } from '../../interp/tensor.js';
 import { Dim, shapeToString } from '../../shapes/dim.js';
 import { requireDtype } from './shape-rules.js';
-import { defineOp } from './types.js';
+import { defineOp, type GradBuilder, type GradValue } from './types.js';
 
 export interface EinsumSpec {
   inputs: string[];
@@ -23,6 +23,30 @@ export function parseEinsum(spec: string, arity: number): EinsumSpec {
   const seen = new Set(inputs.join(''));
   for (const c of output) if (!seen.has(c)) fail('PEER0304', null, { spec, detail: `output letter '${c}' appears in no input` });
   return { inputs, output };
+}
+
+/**
+ * When the result's gradient is a scatter along its last letter L (only k of n entries per lane
+ * are non-zero, as after a top-k) and the other operand is a table [L, rest...]: the table's
+ * gradient is a scatter of k rows per lane and the operand's gradient contracts with the k
+ * gathered rows, instead of two dense contractions over all n.
+ */
+function scatteredGrad(b: GradBuilder, spec: EinsumSpec, inputs: readonly GradValue[], g: GradValue): GradValue[] | undefined {
+  const sc = b.producer(g);
+  if (sc.op !== 'scatter_along' || inputs.length !== 2) return undefined;
+  const L = spec.output[spec.output.length - 1]!;
+  const lanes = spec.output.slice(0, -1);
+  const t = spec.inputs.findIndex((s) => s[0] === L);
+  if (t < 0) return undefined;
+  const table = spec.inputs[t]!, other = spec.inputs[1 - t]!;
+  const rest = table.slice(1);
+  if (other.includes(L) || [...rest].some((c) => lanes.includes(c) || !other.includes(c)) || [...other].some((c) => !lanes.includes(c) && !rest.includes(c))) return undefined;
+  const K = [...'KQZYXWV'].find((c) => !spec.inputs.join('').includes(c) && !spec.output.includes(c))!;
+  const [gs, idx] = sc.inputs as [GradValue, GradValue];
+  const rows = b.type(inputs[t]!).shape[0]!;
+  const dOther = b.op('einsum', [gs, b.op('gather', [inputs[t]!, idx])], { spec: `${lanes}${K},${lanes}${K}${rest}->${other}` });
+  const dTable = b.op('scatter_rows', [b.op('einsum', [gs, inputs[1 - t]!], { spec: `${lanes}${K},${other}->${lanes}${K}${rest}` }), idx], { rows: [rows] });
+  return t === 0 ? [dTable, dOther] : [dOther, dTable];
 }
 
 export const einsum = defineOp({
@@ -99,6 +123,8 @@ export const einsum = defineOp({
   grad(b, { inputs, attrs }, [g]) {
     if (!g) return inputs.map(() => undefined);
     const spec = parseEinsum(attrs.spec as string, inputs.length);
+    const sparse = scatteredGrad(b, spec, inputs, g);
+    if (sparse) return sparse;
     return inputs.map((x, i) => {
       const others = [spec.output, ...spec.inputs.filter((_, j) => j !== i)];
       const known = new Set(others.join(''));

@@ -7,7 +7,7 @@ import { Dim, shapeToString } from '../../shapes/dim.js';
 import { erf } from './elementwise.js';
 import { runtimeIndexError, topkLane } from './indexing.js';
 import { requireDtype } from './shape-rules.js';
-import { defineOp } from './types.js';
+import { defineOp, type GradValue } from './types.js';
 import { einsum } from './einsum.js';
 
 export type Gate = 'none' | 'softmax' | 'relu';
@@ -68,9 +68,7 @@ export const product_retrieve = defineOp({
     const dscore = gate === 'none' ? dw
       : gate === 'relu' ? b.op('mul', [dw, b.op('step', [w!])])
       : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
-    const nIndex = b.indexConst(n.value!);
-    const rowOf = b.op('floordiv', [idx!, nIndex]);
-    const colOf = b.op('mod', [idx!, nIndex]);
+    const [rowOf, colOf] = b.ops('unravel', [idx!], { n: [n] }) as [GradValue, GradValue];
     return [b.op('scatter_along', [dscore, rowOf], { n: [n] }), b.op('scatter_along', [dscore, colOf], { n: [n] })];
   },
 });

@@ -5,7 +5,7 @@ import { Tensor } from '../../interp/tensor.js';
 import { Dim, shapeToString } from '../../shapes/dim.js';
 import { broadcastIndex } from './elementwise.js';
 import { normalizeAxis, requireDtype } from './shape-rules.js';
-import { defineOp } from './types.js';
+import { defineOp, type TensorType } from './types.js';
 
 const dims = (v: unknown) => v as readonly Dim[];
 
@@ -118,3 +118,28 @@ export const dim_size = defineOp({
 });
 
 
+
+/** (idx / n, idx mod n) of an index tensor: the two sub-key indices behind a product index. */
+export const unravel = defineOp({
+  name: 'unravel',
+  inputs: ['indices'],
+  attrs: { n: 'dims' },
+  infer([idx], attrs) {
+    requireDtype(idx!, 'index', "'unravel'");
+    const n = dims(attrs.n)[0]!;
+    const b = idx!.bound;
+    const q = b === undefined ? undefined : b.equals(n.mul(n)) ? n : b.value !== undefined && n.value !== undefined ? Dim.of(Math.ceil(b.value / n.value)) : b;
+    const high: TensorType = { dtype: 'index', shape: idx!.shape };
+    if (q) high.bound = q;
+    return [high, { dtype: 'index', shape: idx!.shape, bound: n }];
+  },
+  evaluate([idx], attrs, ctx) {
+    const n = ctx.dimValue(dims(attrs.n)[0]!);
+    const q = Tensor.zeros('index', idx!.shape), r = Tensor.zeros('index', idx!.shape);
+    idx!.data.forEach((v, i) => {
+      q.data[i] = Math.floor(v / n);
+      r.data[i] = v - q.data[i]! * n;
+    });
+    return [q, r];
+  },
+});

@@ -56,6 +56,10 @@ export interface GradBuilder {
   type(v: GradValue): TensorType;
   scalar(v: number): GradValue;
   indexConst(v: number): GradValue;
+  /** An op whose result type the rule knows better than the shape rule (e.g. a tighter index bound). */
+  opTyped(name: string, inputs: readonly GradValue[], attrs: Attrs, type: TensorType): GradValue;
+  /** The op that computed a value of the graph being built (to exploit, e.g., a gradient that is a scatter). */
+  producer(v: GradValue): { op: string; inputs: readonly GradValue[]; attrs: Attrs };
   /** Sums a gradient of a broadcast result down to the shape of the operand that was broadcast. */
   unbroadcast(g: GradValue, shape: Shape): GradValue;
   /** Repeats g (shape without `axis`) along `axis` to `shape`. */
