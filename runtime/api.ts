@@ -7,6 +7,10 @@ import { Tensor } from '../src/interp/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends.js';
 import { Executor, toFloat32 } from './executor.js';
+import { Trainer } from './train/trainer.js';
+import { DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
+import type { Batch } from './train/data.js';
+export type { OptimizerConfig } from './train/optim.js';
 
 export type { ModuleJSON } from '../src/ir/serialize.js';
 export { BACKENDS, resolveBackend, unavailableReason, type BackendName };
@@ -64,5 +68,61 @@ export class CompiledModel {
 
   destroy(): void {
     this.executor.destroy();
+  }
+}
+
+export interface TrainOptions extends ModelOptions {
+  /** Optimizer, learning rate, schedule, clipping; defaults: AdamW, lr 1e-3, cosine over `steps`. */
+  optimizer?: Partial<OptimizerConfig>;
+}
+
+export interface TrainStep {
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  ms: number;
+}
+
+/**
+ * Training for library users: the same step as `peerc train` (loss, gradients, sparse lazy
+ * updates of expert tables, the optimizer) on one batch of inputs and targets. The weights
+ * are updated in place; `model()` makes a forward model from their current values.
+ */
+export class CompiledTrainer {
+  private readonly trainer: Trainer;
+
+  constructor(private readonly trainIr: ModuleJSON, private readonly forwardIr: ModuleJSON, readonly weights: Map<string, Float32Array>, options: TrainOptions = {}) {
+    this.trainer = new Trainer(moduleFromJSON(trainIr), weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
+  }
+
+  get backend(): BackendName {
+    return this.trainer.backend.name;
+  }
+
+  private batch(inputs: Record<string, TensorIn>, targets?: TensorIn): Batch {
+    const map = new Map(Object.entries(inputs).map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
+    const tg = targets ? { shape: [...targets.shape], data: Float32Array.from(targets.data) } : { shape: [], data: new Float32Array(1) };
+    return { inputs: map, targets: tg, tokens: targets ? tg.data.length : 1 };
+  }
+
+  /** One optimisation step; targets are the class of each logits row (omit for a model that returns its loss). */
+  async step(inputs: Record<string, TensorIn>, targets?: TensorIn): Promise<TrainStep> {
+    const r = await this.trainer.step(this.batch(inputs, targets));
+    return { loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, ms: r.ms };
+  }
+
+  /** Loss (and accuracy for logits) without updating, BatchNorm on running statistics. */
+  async evaluate(inputs: Record<string, TensorIn>, targets?: TensorIn): Promise<{ loss: number; accuracy: number }> {
+    const r = await this.trainer.evaluate([this.batch(inputs, targets)]);
+    return { loss: r.loss, accuracy: r.accuracy };
+  }
+
+  /** A forward model on the current weights (copied into its kernels when it first runs). */
+  model(options: ModelOptions = {}): CompiledModel {
+    return new CompiledModel(this.forwardIr, this.weights, { backend: options.backend ?? this.backend });
+  }
+
+  destroy(): void {
+    this.trainer.destroy();
   }
 }

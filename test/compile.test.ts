@@ -22,7 +22,7 @@ describe('emitted TypeScript', () => {
   for (const f of examples)
     it(`${f}: golden`, async () => {
       const m = compileOk(readFileSync(join(root, 'examples', f), 'utf8'), `examples/${f}`);
-      const { text } = emitModule(optimize(m, { lowering: 'fused' }), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime' });
+      const { text } = emitModule(optimize(m, { lowering: 'fused' }), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime', trainModule: optimize(m) });
       await expect(text).toMatchFileSnapshot(join(root, 'test', 'golden', 'emitted', f.replace('.peer', '.ts')));
     });
 
@@ -45,6 +45,20 @@ describe('emitted TypeScript', () => {
       expect(out.shape).toEqual(ref.shape);
       out.data.forEach((v: number, i: number) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));
       model.destroy();
+      // The same module trains: a few steps on one batch lower its loss, and the trained model runs.
+      const training = mod[`${className}Training`].fromSeed(3, { backend: 'cpu', optimizer: { kind: 'adam', lr: 0.01, schedule: 'constant' } });
+      const batch = Object.fromEntries([...inputs].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
+      const lead = out.shape.slice(0, -1), classes = out.shape.at(-1)!;
+      const targets = { shape: lead, data: Array.from({ length: lead.reduce((a: number, b: number) => a * b, 1) }, (_, i) => (i * 7) % classes) };
+      const first = await training.step(batch, targets);
+      let last = first;
+      for (let i = 0; i < 15; i++) last = await training.step(batch, targets);
+      expect(last.loss).toBeLessThan(first.loss);
+      const trained = training.model();
+      const after = await trained.forward(batch);
+      expect((after.output ?? after.output_0).shape).toEqual(out.shape);
+      trained.destroy();
+      training.destroy();
       expect(readFileSync(files[2]!, 'utf8')).toContain('createKernel');
     }
     writeFileSync(join(tmp, 'tsconfig.json'), JSON.stringify({

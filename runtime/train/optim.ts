@@ -69,8 +69,10 @@ export class Optimizer {
     for (const p of infos) {
       if (p.role !== 'param') continue;
       const size = p.shape.reduce((a, b) => a * b, 1);
-      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, new Float32Array(size));
-      if (config.kind !== 'sgd') this.v.set(p.name, new Float32Array(size));
+      // Filled now, not on first touch: a sparse table's state would otherwise fault in page by
+      // page during the first epoch, making early steps slow and hiding the real memory use.
+      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, new Float32Array(size).fill(0));
+      if (config.kind !== 'sgd') this.v.set(p.name, new Float32Array(size).fill(0));
     }
   }
 
