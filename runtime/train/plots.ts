@@ -13,7 +13,7 @@ export interface Series {
 const W = 640, H = 360, L = 64, R = 16, T = 36, B = 44;
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-const fmt = (v: number) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
+const fmt = (v: number) => (Math.abs(v) >= 1e6 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toLocaleString('en-US'));
 
 function ticks(lo: number, hi: number, n = 5): number[] {
   if (!(hi > lo)) return [lo];
@@ -84,5 +84,5 @@ export function expertsChart(history: readonly UsagePoint[], lastCounts: Readonl
     return { name: p, color: COLORS[i % COLORS.length]!, points };
   }), { logY: true, x0: 0 });
   const inner = (svg: string, dy: number) => svg.replace(/^<svg[^>]*>/, `<g transform="translate(0 ${dy})">`).replace(/<\/svg>\n$/, '</g>');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" viewBox="0 0 ${W} ${2 * H}">\n${inner(over, 0)}\n${inner(load, H)}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" viewBox="0 0 ${W} ${2 * H}" font-family="sans-serif" font-size="12">\n${inner(over, 0)}\n${inner(load, H)}\n</svg>\n`;
 }
