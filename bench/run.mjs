@@ -71,8 +71,11 @@ const lines = [
   '',
   'TF.js: bench/tfjs-peer.mjs, the layer written the ordinary way (matMul, topk, gather) on @tensorflow/tfjs-backend-wasm 4.22, uniform random expert tables.',
   'Plain JS: bench/plain-peer.mjs, the same layer as straightforward single-threaded loops over Float32Arrays (JIT-compiled by V8).',
-  'Not measured yet: training steps (the training issue).',
+  'Training steps: see the section below (bench/train.mjs).',
   '',
 ];
-writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n'));
+// Keep the training section (written by bench/train.mjs).
+const previous = (() => { try { return readFileSync(join(root, 'BENCHMARKS.md'), 'utf8'); } catch { return ''; } })();
+const train = /<!-- train -->[\s\S]*<!-- \/train -->\n?/.exec(previous)?.[0] ?? '';
+writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n') + (train ? `\n${train}` : ''));
 console.log('wrote BENCHMARKS.md');
