@@ -92,3 +92,38 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
       }
     });
 });
+
+describe('finite differences of the float32 training program (gpu.js cpu backend, looser)', () => {
+  it('the largest gradients of every dense parameter of a PEER model', async () => {
+    const m = compileOk(MODELS[0]![1]);
+    const prog = compileTraining(m, { gradients: true });
+    const inputs = sampleInputs(m, 5);
+    const fn = [...prog.module.functions.values()][0]!;
+    const tshape = fn.graph.node(fn.inputs[fn.inputs.length - 1]!).types[0]!.shape.map((d) => d.evaluate(() => inputs.values().next().value!.shape[0])!);
+    inputs.set(prog.targets!.name, new Tensor('index', tshape, Float64Array.from({ length: tshape.reduce((a, b) => a * b, 1) }, (_, i) => i % prog.targets!.classes.value!)));
+    const w = new Map([...seededWeights(m, 6)].map(([k, t]) => [k, Float32Array.from(t.data)]));
+    const ex = new Executor(prog.module, w, 'cpu', { training: true, paramsAsArguments: true });
+    try {
+      const outs = (await ex.forward(inputs)).outputs;
+      const loss = async () => (await ex.forward(inputs)).outputs[0]!.data[0]!;
+      let checked = 0;
+      for (const d of prog.layout.dense) {
+        const grad = outs[d.output]!.data;
+        const arr = w.get(d.param)!;
+        const c = [...grad.keys()].sort((a, b) => Math.abs(grad[b]!) - Math.abs(grad[a]!))[0]!;
+        const eps = 1e-3, orig = arr[c]!;
+        arr[c] = orig + eps;
+        const up = await loss();
+        arr[c] = orig - eps;
+        const down = await loss();
+        arr[c] = orig;
+        const numeric = (up - down) / (2 * eps);
+        expect(Math.abs(numeric - grad[c]!), `${d.param}[${c}]: analytic ${grad[c]} numeric ${numeric}`).toBeLessThan(0.05 * Math.abs(grad[c]!) + 1e-3);
+        checked++;
+      }
+      expect(checked).toBeGreaterThanOrEqual(4);
+    } finally {
+      ex.destroy();
+    }
+  }, 120_000);
+});

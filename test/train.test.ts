@@ -163,6 +163,17 @@ describe.skipIf(!existsSync(shakespeare))('a byte-level language model on tinysh
   }, 300_000);
 });
 
+describe('peerc ir --train', () => {
+  it('prints the training program: loss, fused retrieval, gradients as IR', () => {
+    const r = peerc('ir', 'examples/recall.peer', '--train');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/func @recall<B>\(%0: index\[B\], %\d+: index<256>\[B\]\)/);
+    expect(r.stdout).toContain('product_retrieve');
+    expect(r.stdout).toMatch(/scatter_along|scatter_rows/);
+    expect(r.stdout).toContain('log_softmax');
+  });
+});
+
 describe('optimizers and schedules', () => {
   const info = (name: string, shape: number[], o: Partial<ParamInfo> = {}): ParamInfo => ({ name, role: 'param', dtype: 'f32', shape, init: { kind: 'constant', value: 0 }, lrMultiplier: 1, sparse: false, weightDecay: false, ...o });
   it('warmup then cosine decay to lr * minLrRatio', () => {

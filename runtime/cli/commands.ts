@@ -17,6 +17,8 @@ import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { runTrain } from './train.js';
+import { compileTraining } from '../../src/autodiff/differentiate.js';
+import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { runSample } from './sample.js';
 
 export interface Command {
@@ -53,15 +55,23 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   ir: {
-    summary: `ir FILE [--dump-after PASS] [--entry L]  print the IR after a pass (${['check', ...passNames()].join(', ')})`,
+    summary: `ir FILE [--dump-after PASS] [--entry L] [--train]  print the IR after a pass (${['check', ...passNames()].join(', ')}); --train: the training program (loss and gradients)`,
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, 'dump-after': 'string' }, 'ir');
+      const p = parseArgs(args, { ...entryFlag, 'dump-after': 'string', train: 'boolean' }, 'ir');
       const file = oneFile(p.positional, 'ir');
       const after = (p.flags.get('dump-after') as string | undefined) ?? 'dce';
       if (after !== 'check' && !passNames().includes(after)) throw new UsageError(`unknown pass '${after}'; passes are: check, ${passNames().join(', ')}`);
       const r = compileFile(file, p.flags.get('entry') as string | undefined);
       let m = r.module;
-      if (after !== 'check') {
+      if (p.flags.get('train')) {
+        if (!m.entry) throw new UsageError(`${file} has no model to train; pass --entry LAYER`);
+        try {
+          m = compileTraining(m, { gradients: true }).module;
+        } catch (e) {
+          if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], r.sources);
+          throw e;
+        }
+      } else if (after !== 'check') {
         if (!m.entry) throw new UsageError(`${file} has no model to optimise; pass --entry LAYER or use --dump-after check`);
         m = optimize(m, { stopAfter: after });
       }
