@@ -110,22 +110,26 @@ export class Optimizer {
     const c = this.config;
     const m = this.m.get(name), v = this.v.get(name);
     const end = from + count;
+    // A local accumulator: a number field updated in the loop would box a heap number per element.
+    let check = 0;
     if (c.kind === 'sgd') {
+      const mom = c.momentum;
       for (let i = from; i < end; i++) {
         let d = g[i + gOffset]! * scale;
-        if (m) d = m[i] = c.momentum * m[i]! + d;
-        w[i] = w[i]! - lr * (d + decay * w[i]!);
-        this.updateSum += w[i]! * 0;
+        if (m) d = m[i] = mom * m[i]! + d;
+        const wi = (w[i] = w[i]! - lr * (d + decay * w[i]!));
+        check += wi * 0;
       }
-      return;
+    } else {
+      const b1 = c.beta1, b2 = c.beta2, eps = c.eps, mm = m!, vv = v!;
+      for (let i = from; i < end; i++) {
+        const d = g[i + gOffset]! * scale;
+        const mi = (mm[i] = b1 * mm[i]! + (1 - b1) * d);
+        const vi = (vv[i] = b2 * vv[i]! + (1 - b2) * d * d);
+        const wi = (w[i] = w[i]! - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + eps) + decay * w[i]!));
+        check += wi * 0;
+      }
     }
-    const b1 = c.beta1, b2 = c.beta2;
-    for (let i = from; i < end; i++) {
-      const d = g[i + gOffset]! * scale;
-      const mi = (m![i] = b1 * m![i]! + (1 - b1) * d);
-      const vi = (v![i] = b2 * v![i]! + (1 - b2) * d * d);
-      w[i] = w[i]! - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + c.eps) + decay * w[i]!);
-      this.updateSum += w[i]! * 0;
-    }
+    this.updateSum += check;
   }
 }
