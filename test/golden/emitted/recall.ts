@@ -91,9 +91,9 @@ const IR: ModuleJSON = {
   ],
   "train": [
     ["task", "recall"],
-    ["steps", 500],
+    ["steps", 1000],
     ["batch", 64],
-    ["lr", 0.001],
+    ["lr", 0.003],
     ["optimizer", "adam"]
   ],
   "functions": [
@@ -660,9 +660,9 @@ const TRAIN_IR: ModuleJSON = {
   ],
   "train": [
     ["task", "recall"],
-    ["steps", 500],
+    ["steps", 1000],
     ["batch", 64],
-    ["lr", 0.001],
+    ["lr", 0.003],
     ["optimizer", "adam"]
   ],
   "functions": [
