@@ -74,8 +74,8 @@ const lines = [
   'Training steps: see the section below (bench/train.mjs).',
   '',
 ];
-// Keep the training section (written by bench/train.mjs).
+// Keep the training sections (bench/train.mjs and the full-size run below it) as they are.
 const previous = (() => { try { return readFileSync(join(root, 'BENCHMARKS.md'), 'utf8'); } catch { return ''; } })();
-const train = /<!-- train -->[\s\S]*<!-- \/train -->\n?/.exec(previous)?.[0] ?? '';
+const train = /<!-- train -->[\s\S]*$/.exec(previous)?.[0] ?? '';
 writeFileSync(join(root, 'BENCHMARKS.md'), lines.join('\n') + (train ? `\n${train}` : ''));
 console.log('wrote BENCHMARKS.md');

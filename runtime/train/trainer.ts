@@ -83,19 +83,22 @@ export class Trainer {
       const parts = L.sparse.filter((s) => s.param === name);
       const ids = concat(parts.map((s) => outputs[s.indices]!.data));
       const rows = concat(parts.map((s) => outputs[s.rows]!.data));
-      const t0 = performance.now();
-      const summed = await this.summer.sum(ids, rows, rows.length / ids.length);
-      timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
       const info = infos.get(name)!;
+      const rowSize = rows.length / ids.length;
+      const t0 = performance.now();
       if (info.sparse) {
-        sparse.set(name, summed);
-        continue;
+        sparse.set(name, await this.summer.sum(ids, rows, rowSize));
+      } else {
+        // A dense-optimised table whose gradient came as rows (a small key table, an embedding):
+        // added straight into a dense gradient, no bucketing needed.
+        const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+        for (let i = 0; i < ids.length; i++) {
+          const dst = ids[i]! * rowSize, src = i * rowSize;
+          for (let c = 0; c < rowSize; c++) full[dst + c] = full[dst + c]! + rows[src + c]!;
+        }
+        dense.set(name, full);
       }
-      // A dense-optimised table whose gradient came as rows (a small key table, an embedding).
-      const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
-      const rowSize = full.length / info.shape[0]!;
-      summed.rows.forEach((r, i) => full.set(summed.values.subarray(i * rowSize, (i + 1) * rowSize), r * rowSize));
-      dense.set(name, full);
+      timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
     }
     const buffers = new Map(L.buffers.map((b) => [b.name, outputs[b.output]!.data]));
     return { loss, grads: { dense, sparse }, buffers, timings };
