@@ -1,22 +1,17 @@
 // The CLI as users run it: exit statuses, located errors, never a stack trace.
-import { spawnSync } from 'node:child_process';
+
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runPeerc } from './helpers.js';
 import { encodeSafetensors, readSafetensors } from '../src/io/safetensors.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'peerc.js');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-cli-'));
 
-function peerc(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
-  const all = r.stdout + r.stderr;
-  expect(all, 'no stack traces').not.toMatch(/\n\s+at .*:\d+:\d+\)?\n/);
-  expect(all).not.toMatch(/internal error/);
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const peerc = (...args: string[]) => runPeerc(args, 60_000);
 
 function write(name: string, content: string | Uint8Array): string {
   const p = join(tmp, name);

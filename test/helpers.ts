@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { expect } from 'vitest';
 import { join } from 'node:path';
 import { compileSource, decodeSource } from '../src/frontend.js';
 import { renderAll } from '../src/diagnostics/render.js';
@@ -56,3 +58,13 @@ export function smallExample(file: string): string {
     .replace(/const n = \d+ /, 'const n = 16 ');
 }
 
+
+/** Runs the built CLI as a user would; never a stack trace or an internal error. */
+export function runPeerc(args: string[], timeout = 60_000): { status: number; stdout: string; stderr: string } {
+  const root = join(import.meta.dirname, '..');
+  const r = spawnSync(process.execPath, [join(root, 'dist', 'peerc.js'), ...args], { cwd: root, encoding: 'utf8', timeout });
+  const all = r.stdout + r.stderr;
+  expect(all, 'no stack traces').not.toMatch(/\n\s+at .*:\d+:\d+\)?\n/);
+  expect(all).not.toMatch(/internal error/);
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}

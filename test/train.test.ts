@@ -1,10 +1,11 @@
 // `peerc train` and `peerc sample` as users run them: the loss falls, runs write their metrics,
 // plots and checkpoints, --resume continues bit-identically, NaN stops cleanly, SIGINT saves.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runPeerc } from './helpers.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { learningRate, Optimizer, DEFAULT_OPTIMIZER } from '../runtime/train/optim.js';
 import { pick } from '../runtime/cli/sample.js';
@@ -15,13 +16,7 @@ const cli = join(root, 'dist', 'peerc.js');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-train-'));
 const shakespeare = join(root, '..', 'shared', 'data', 'tinyshakespeare.txt');
 
-function peerc(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 300_000 });
-  const all = r.stdout + r.stderr;
-  expect(all, 'no stack traces').not.toMatch(/\n\s+at .*:\d+:\d+\)?\n/);
-  expect(all).not.toMatch(/internal error/);
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const peerc = (...args: string[]) => runPeerc(args, 300_000);
 
 function write(name: string, content: string): string {
   const p = join(tmp, name);
