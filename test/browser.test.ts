@@ -37,7 +37,7 @@ function serve(): Promise<number> {
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
-  it('runs on cpu, webasm, webasm-threads and webgl2 and agrees with the reference', async () => {
+  it('runs and trains on cpu, webasm, webasm-threads, webgl2 (and webgpu where it has an adapter), agreeing with the reference', async () => {
     const m = compileOk(smallExample('pkm.peer'), 'pkm.peer');
     const [, , browserBundle] = await compileToDir(m, 'examples/pkm.peer', dir, 'fused');
     const inputs = sampleInputs(m, 6);
@@ -45,8 +45,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
     const x = inputs.get('x')!;
     const backends = ['cpu', 'webasm', 'webasm-threads', 'webgl2', 'webgpu'];
     writeFileSync(join(dir, 'index.html'), `<!doctype html><script type="module">
-      import { Memory } from './${browserBundle!.split('/').pop()}';
+      import { Memory, MemoryTraining } from './${browserBundle!.split('/').pop()}';
       const results = {};
+      const training = {};
       for (const backend of ${JSON.stringify(backends)}) {
         try {
           const model = Memory.fromSeed(3, { backend });
@@ -54,7 +55,17 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
           results[backend] = { ran: model.backend, data: Array.from(r.output.data) };
           model.destroy();
         } catch (e) { results[backend] = { error: String(e && e.message || e) }; }
+        try {
+          const t = MemoryTraining.fromSeed(3, { backend, optimizer: { kind: 'adam', lr: 0.01, schedule: 'constant' } });
+          const batch = { x: { shape: ${JSON.stringify(x.shape)}, data: ${JSON.stringify([...x.data])} } };
+          const targets = { shape: [${x.shape[0]}], data: Array.from({ length: ${x.shape[0]} }, (_, i) => (i * 5) % ${x.shape[1]}) };
+          const losses = [];
+          for (let i = 0; i < 6; i++) losses.push((await t.step(batch, targets)).loss);
+          training[backend] = { losses };
+          t.destroy();
+        } catch (e) { training[backend] = { error: String(e && e.message || e) }; }
       }
+      window.__training = training;
       window.__results = results;
     </script>`);
     const port = await serve();
@@ -80,6 +91,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       if (!gpu.error) gpu.data!.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));
       else console.log(`webgpu in this Chromium: ${gpu.error}`);
       console.log(`browser backends: ${Object.entries(results).map(([b, r]) => `${b}=${r.error ? 'unavailable' : r.ran}`).join(', ')}`);
+      // Training in the page: every backend's first loss agrees with cpu's, and six steps lower it.
+      const training = (await page.evaluate(() => (window as unknown as { __training: unknown }).__training)) as Record<string, { losses?: number[]; error?: string }>;
+      const base = training.cpu!.losses!;
+      for (const backend of [...['cpu', 'webasm', 'webasm-threads', 'webgl2'], ...(gpu.error ? [] : ['webgpu'])]) {
+        const t = training[backend]!;
+        expect(t.error, `training on ${backend}`).toBeUndefined();
+        expect(Math.abs(t.losses![0]! - base[0]!)).toBeLessThan(1e-4 * Math.abs(base[0]!));
+        expect(t.losses!.at(-1)!).toBeLessThan(t.losses![0]!);
+      }
+      console.log(`browser training: ${Object.entries(training).map(([b, t]) => `${b}=${t.error ? 'unavailable' : `${t.losses![0]!.toFixed(3)}->${t.losses!.at(-1)!.toFixed(3)}`}`).join(', ')}`);
     } finally {
       await context.close();
       rmSync(profile, { recursive: true, force: true });

@@ -121,12 +121,14 @@ export class Optimizer {
         check += wi * 0;
       }
     } else {
-      const b1 = c.beta1, b2 = c.beta2, eps = c.eps, mm = m!, vv = v!;
+      // Divisions hoisted: lr * (m / bc1) / (sqrt(v / bc2) + eps) = step * m / (sqrt(v) + eps * sqrt(bc2)).
+      const b1 = c.beta1, b2 = c.beta2, mm = m!, vv = v!;
+      const stepSize = (lr / bc1) * Math.sqrt(bc2), epsHat = c.eps * Math.sqrt(bc2), keep = 1 - lr * decay;
       for (let i = from; i < end; i++) {
         const d = g[i + gOffset]! * scale;
         const mi = (mm[i] = b1 * mm[i]! + (1 - b1) * d);
         const vi = (vv[i] = b2 * vv[i]! + (1 - b2) * d * d);
-        const wi = (w[i] = w[i]! - lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + eps) + decay * w[i]!));
+        const wi = (w[i] = w[i]! * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
         check += wi * 0;
       }
     }
