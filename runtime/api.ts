@@ -10,6 +10,8 @@ import { Executor, toFloat32 } from './executor.js';
 import { Trainer } from './train/trainer.js';
 import { DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
 import type { Batch } from './train/data.js';
+import { optimize, type Lowering } from '../src/passes/pipeline.js';
+export type { Lowering } from '../src/passes/pipeline.js';
 export type { OptimizerConfig } from './train/optim.js';
 
 export type { ModuleJSON } from '../src/ir/serialize.js';
@@ -28,6 +30,8 @@ export interface TensorOut {
 export interface ModelOptions {
   /** A gpu.js backend, or 'auto' (the fastest measured here that is available). */
   backend?: BackendName | 'auto';
+  /** Kernels: 'fused' (default) or 'naive' (one per op). */
+  lowering?: Lowering;
 }
 
 /** The seeded initial weights, bit-identical to `peerc run --seed` and `peerc init`. */
@@ -53,7 +57,7 @@ export class CompiledModel {
   private readonly executor: Executor;
 
   constructor(ir: ModuleJSON, weights: ReadonlyMap<string, Float32Array>, options: ModelOptions = {}) {
-    this.executor = new Executor(moduleFromJSON(ir), weights, options.backend ?? 'auto');
+    this.executor = new Executor(optimize(moduleFromJSON(ir), { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto');
   }
 
   /** The backend every kernel was verified to run on. */
@@ -91,8 +95,8 @@ export interface TrainStep {
 export class CompiledTrainer {
   private readonly trainer: Trainer;
 
-  constructor(private readonly trainIr: ModuleJSON, private readonly forwardIr: ModuleJSON, readonly weights: Map<string, Float32Array>, options: TrainOptions = {}) {
-    this.trainer = new Trainer(moduleFromJSON(trainIr), weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
+  constructor(private readonly ir: ModuleJSON, readonly weights: Map<string, Float32Array>, private readonly options: TrainOptions = {}) {
+    this.trainer = new Trainer(moduleFromJSON(ir), weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
   }
 
   get backend(): BackendName {
@@ -119,7 +123,7 @@ export class CompiledTrainer {
 
   /** A forward model on the current weights (copied into its kernels when it first runs). */
   model(options: ModelOptions = {}): CompiledModel {
-    return new CompiledModel(this.forwardIr, this.weights, { backend: options.backend ?? this.backend });
+    return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend: options.backend ?? this.backend });
   }
 
   destroy(): void {

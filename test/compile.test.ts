@@ -22,7 +22,7 @@ describe('emitted TypeScript', () => {
   for (const f of examples)
     it(`${f}: golden`, async () => {
       const m = compileOk(readFileSync(join(root, 'examples', f), 'utf8'), `examples/${f}`);
-      const { text } = emitModule(optimize(m, { lowering: 'fused' }), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime', trainModule: optimize(m) });
+      const { text } = emitModule(optimize(m), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime' });
       await expect(text).toMatchFileSnapshot(join(root, 'test', 'golden', 'emitted', f.replace('.peer', '.ts')));
     });
 

@@ -16,8 +16,7 @@ export function runtimeApiPath(): string {
 }
 
 export async function compileToDir(m: IRModule, source: string, outDir: string, lowering: Lowering): Promise<string[]> {
-  const optimized = optimize(m, { lowering });
-  const emitted = emitModule(optimized, { source, lowering, runtimeImport: 'peerc/runtime', trainModule: optimize(m) });
+  const emitted = emitModule(optimize(m), { source, lowering, runtimeImport: 'peerc/runtime' });
   mkdirSync(outDir, { recursive: true });
   const tsPath = join(outDir, emitted.fileName);
   writeFileSync(tsPath, emitted.text);

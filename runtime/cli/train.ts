@@ -61,7 +61,7 @@ function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>):
     seed: pick('seed', 'seed', 0),
     evalEvery,
     evalBatches: pick('eval-batches', 'eval_batches', 4),
-    checkpointEvery: (flags.get('checkpoint-every') as number | undefined) ?? evalEvery,
+    checkpointEvery: pick('checkpoint-every', 'checkpoint_every', evalEvery),
     optimizer: {
       ...DEFAULT_OPTIMIZER,
       kind: kind as OptimizerKind,

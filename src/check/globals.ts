@@ -84,6 +84,8 @@ export const TRAIN_SETTINGS: Record<string, SettingKind> = {
   beta1: { type: 'number', min: 0 },
   beta2: { type: 'number', min: 0 },
   eval_every: { type: 'int', min: 1 },
+  eval_batches: { type: 'int', min: 1 },
+  checkpoint_every: { type: 'int', min: 1 },
   seed: { type: 'int', min: 0 },
   optimizer: { type: 'string', oneOf: ['sgd', 'adam', 'adamw'] },
   schedule: { type: 'string', oneOf: ['constant', 'cosine'] },
