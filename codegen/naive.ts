@@ -4,6 +4,7 @@ import type { Node } from '../src/ir/graph.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { parseEinsum } from '../src/ir/ops/einsum.js';
 import { MASKED } from '../src/ir/ops/leaves.js';
+import type { ElementwiseExpr } from '../src/ir/ops/elementwise-fused.js';
 import { ArgAccess, decompose, flatIndex, lit, sizeOf } from './kernel.js';
 
 export interface RenderInput {
@@ -89,6 +90,8 @@ export function selectionLoop(read: (i: string) => string, n: number, k: number,
 }
 
 const binary = (op: string) => elementwise(([a, b]) => `(${a}) ${op} (${b})`);
+const BINARY_INFIX: Record<string, string> = { add: '+', sub: '-', mul: '*', div: '/' };
+const BINARY_CALL: Record<string, string> = { pow: 'Math.pow', maximum: 'Math.max', minimum: 'Math.min' };
 
 function laneOp(r: RenderInput, axis: number, loops: (read: (j: string) => string, n: number, self: string) => string): Rendered {
   const sh = r.inShapes[0]!;
@@ -277,6 +280,33 @@ const MORE_RENDERERS: Record<string, Renderer> = {
       body: `let cell = ${X}; let second = 0.0;\nif (cell >= ${total}) { cell = cell - ${total}; second = 1.0; }\nlet v = ${r.acc.read(0, 'cell')};\nlet q = Math.floor(v / ${n} + 0.000001);\nreturn second > 0.5 ? v - q * ${n} : q;`,
       loopMax: 1,
     };
+  },
+  // One let per tree node: activations repeat their argument, so nested text would grow exponentially.
+  elementwise_fused(r) {
+    const lines = [decompose(X, r.outShapes[0]!, 'o')];
+    const reads = new Map<number, string>();
+    let count = 0;
+    const emit = (e: ElementwiseExpr): string => {
+      if ('value' in e) return lit(e.value);
+      if ('input' in e) {
+        let name = reads.get(e.input);
+        if (!name) {
+          name = `t${count++}`;
+          lines.push(`let ${name} = ${broadcastRead(r, e.input)};`);
+          reads.set(e.input, name);
+        }
+        return name;
+      }
+      const args = e.args.map(emit);
+      if (e.op === 'broadcast_to') return args[0]!;
+      const infix = BINARY_INFIX[e.op];
+      const value = infix ? `(${args[0]}) ${infix} (${args[1]})` : BINARY_CALL[e.op] ? `${BINARY_CALL[e.op]}(${args[0]}, ${args[1]})` : ACTIVATIONS[e.op]!(args[0]!);
+      const name = `t${count++}`;
+      lines.push(`let ${name} = ${value};`);
+      return name;
+    };
+    lines.push(`return ${emit(JSON.parse(r.node.attrs.expr as string) as ElementwiseExpr)};`);
+    return { body: lines.join('\n'), loopMax: 1 };
   },
   // Scatters are computed per output cell: each sums the positions whose index names it (no atomics).
   scatter_along(r) {

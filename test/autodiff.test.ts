@@ -154,6 +154,21 @@ model f(x: [T, d]) -> [T, 5] {
     // The key tables' gradients come as rows (k per lane), never as dense [T, h, n] scores.
     expect(fused.layout.sparse.map((s) => s.param).sort()).toEqual(['C1', 'C2', 'U', 'V']);
   });
+  it('elementwise fusion of the backward fires and changes no value', () => {
+    const m = compileOk(peer('@sparse'));
+    const fused = compileTraining(m, { gradients: true });
+    const plain = compileTraining(m, { gradients: true, fuseElementwise: false });
+    const count = (p: TrainingProgram, op: string) => [...p.module.functions.values()][0]!.graph.nodes.filter((n) => n.op === op).length;
+    expect(count(fused, 'elementwise_fused')).toBeGreaterThan(3);
+    expect(count(plain, 'elementwise_fused')).toBe(0);
+    expect(count(fused, 'mul') + count(fused, 'sub')).toBeLessThan(count(plain, 'mul') + count(plain, 'sub'));
+    const w = weights(m, 5);
+    const inputs = batch(m, fused, 5);
+    const a = interpret(fused.module, inputs, w, { training: true }).outputs;
+    const b = interpret(plain.module, inputs, w, { training: true }).outputs;
+    expect(a.length).toBe(b.length);
+    a.forEach((t, i) => t.data.forEach((v, j) => expect(Math.abs(v - b[i]!.data[j]!)).toBeLessThan(1e-12)));
+  });
   it('PKM memory with per-head keys', () =>
     checkGradients(`
 const d = 6

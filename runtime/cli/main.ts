@@ -60,6 +60,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Output piped into a reader that stops early (| head) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -12,6 +12,7 @@ import { copyNode, rebuildModule } from '../passes/rebuild.js';
 import { FOLD_RULES } from '../passes/fold.js';
 import { optimize } from '../passes/pipeline.js';
 import { fuseRetrieval } from '../passes/fuse.js';
+import { fuseElementwise } from '../passes/fuse-elementwise.js';
 
 /** Where each result of the training function is, by output position. */
 export interface TrainLayout {
@@ -223,9 +224,11 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
  * retrieval (its gradient is declared on the fused op, so the [.., k, k] candidates are never
  * made in either direction), differentiate, simplify again.
  */
-export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean }): TrainingProgram {
+export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean; fuseElementwise?: boolean }): TrainingProgram {
   let forward = optimize(m);
   if (options.fuseRetrieval !== false) forward = rebuildModule(rebuildModule(forward, [fuseRetrieval]), []);
   const p = buildTrainingProgram(forward, options);
-  return { ...p, module: rebuildModule(rebuildModule(p.module, FOLD_RULES), []) };
+  let module = rebuildModule(rebuildModule(p.module, FOLD_RULES), []);
+  if (options.fuseElementwise !== false) module = rebuildModule(rebuildModule(module, [fuseElementwise]), []);
+  return { ...p, module };
 }

@@ -6,6 +6,7 @@ import * as fused from './fused.js';
 import * as leaves from './leaves.js';
 import * as reductions from './reductions.js';
 import * as scatter from './scatter.js';
+import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js';
 import type { OpDef } from './types.js';
 
 const all: OpDef[] = [
@@ -16,6 +17,7 @@ const all: OpDef[] = [
   ...Object.values(leaves).filter(isOp),
   ...Object.values(fused).filter(isOp),
   ...Object.values(scatter).filter(isOp),
+  elementwise_fused,
 ];
 
 function isOp(x: unknown): x is OpDef {
@@ -23,6 +25,8 @@ function isOp(x: unknown): x is OpDef {
 }
 
 export const OPS: ReadonlyMap<string, OpDef> = new Map(all.map((o) => [o.name, o]));
+
+setElementwiseLookup((name) => opDef(name));
 
 export function opDef(name: string): OpDef {
   const d = OPS.get(name);
