@@ -1,8 +1,8 @@
 // Gradients against central finite differences on the float64 reference interpreter: every
 // differentiable op, BatchNorm in training mode, and the whole PEER and PKM layers.
 import { describe, expect, it } from 'vitest';
-import { compileTraining, type TrainingProgram } from '../src/autodiff/differentiate.js';
-import { interpret } from '../src/interp/interpreter.js';
+import { compileTraining, targetsShape, type TrainingProgram } from '../src/autodiff/differentiate.js';
+import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
 import { normalAt, uniformAt } from '../src/interp/init.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
@@ -13,14 +13,7 @@ import type { IRModule } from '../src/ir/graph.js';
 function batch(m: IRModule, p: TrainingProgram, seed: number): Map<string, Tensor> {
   const inputs = sampleInputs(m, seed);
   if (p.targets) {
-    const dims = new Map<string, number>();
-    const fn = [...m.functions.values()].find((f) => f.name === m.entry)!;
-    for (const id of fn.inputs) {
-      const n = fn.graph.node(id);
-      n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, inputs.get(n.attrs.name as string)!.shape[i]!));
-    }
-    const shape = p.targets.shape.map((d) => d.evaluate((s) => dims.get(s))!);
-    const classes = p.targets.classes.evaluate((s) => dims.get(s))!;
+    const { shape, classes } = targetsShape(p.targets, bindInputDims(entryFunction(m), inputs));
     const size = shape.reduce((a, b) => a * b, 1);
     inputs.set(p.targets.name, new Tensor('index', shape, Float64Array.from({ length: size }, (_, i) => Math.floor(uniformAt(seed + 5, i, 1) * classes))));
   }

@@ -1,8 +1,8 @@
 // The training program on gpu.js backends against the float64 interpreter: loss, every dense
 // gradient, sparse (row id, row) gradients and running statistics, for whole models.
 import { describe, expect, it } from 'vitest';
-import { compileTraining } from '../src/autodiff/differentiate.js';
-import { interpret } from '../src/interp/interpreter.js';
+import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
+import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
 import { uniformAt } from '../src/interp/init.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
@@ -37,15 +37,7 @@ describe.each(BACKENDS_UNDER_TEST)('training program on %s matches the float64 i
       const prog = compileTraining(m, { gradients: true });
       const inputs = sampleInputs(m, 3);
       if (prog.targets) {
-        const fn = [...prog.module.functions.values()][0]!;
-        const t = fn.graph.node(fn.inputs[fn.inputs.length - 1]!);
-        const dims = new Map<string, number>();
-        for (const id of fn.inputs.slice(0, -1)) {
-          const n = fn.graph.node(id);
-          n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, inputs.get(n.attrs.name as string)!.shape[i]!));
-        }
-        const shape = t.types[0]!.shape.map((d) => d.evaluate((s) => dims.get(s))!);
-        const classes = prog.targets.classes.value!;
+        const { shape, classes } = targetsShape(prog.targets, bindInputDims(entryFunction(m), inputs));
         inputs.set(prog.targets.name, new Tensor('index', shape, Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.floor(uniformAt(4, i, 0) * classes))));
       }
       const w = seededWeights(m, 2);

@@ -9,6 +9,9 @@ import { Trainer } from '../train/trainer.js';
 import type { Batch } from '../train/data.js';
 import type { F32Tensor } from '../executor.js';
 import { benchInputs, benchWeights } from './bench.js';
+import { targetsShape } from '../../src/autodiff/differentiate.js';
+import { bindInputDims, entryFunction } from '../../src/interp/interpreter.js';
+import type { Tensor } from '../../src/interp/tensor.js';
 
 export interface TrainBenchOptions {
   tokens: number;
@@ -27,15 +30,7 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   const t = trainer.train.targets;
   let targets: F32Tensor = { shape: [], data: new Float32Array(1) };
   if (t) {
-    const fn = [...trainer.train.module.functions.values()][0]!;
-    const dims = new Map<string, number>();
-    for (const id of fn.inputs) {
-      const n = fn.graph.node(id);
-      const given = inputs.get(n.attrs.name as string);
-      if (given) n.types[0]!.shape.forEach((d, i) => d.symbols.length === 1 && dims.set(d.symbols[0]!, given.shape[i]!));
-    }
-    const shape = t.shape.map((d) => d.evaluate((s) => dims.get(s))!);
-    const classes = t.classes.evaluate((s) => dims.get(s))!;
+    const { shape, classes } = targetsShape(t, bindInputDims(entryFunction(m), inputs as unknown as ReadonlyMap<string, Tensor>));
     targets = { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i * 7919) % classes) };
   }
   const batch: Batch = { inputs, targets, tokens: o.tokens };

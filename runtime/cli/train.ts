@@ -107,7 +107,8 @@ export async function runTrain(t: TrainFlags): Promise<number> {
     restored = readCheckpoint(ckptPath);
     if (restored.meta.source !== t.source) throw new UsageError(`--resume: ${t.file} is not the program this checkpoint was trained from (${restored.meta.file}); the checkpoint embeds its source, so restore that file or start a new run`);
     settings = JSON.parse(restored.meta.run) as RunSettings;
-    for (const f of ['steps'] as const) if (flags.has(f)) settings = { ...settings, steps: flags.get(f) as number, optimizer: { ...settings.optimizer, steps: flags.get(f) as number } };
+    const steps = flags.get('steps') as number | undefined;
+    if (steps !== undefined) settings = { ...settings, steps, optimizer: { ...settings.optimizer, steps } };
     start = restored.meta.step;
     weights = new Map();
     for (const p of m.params) {

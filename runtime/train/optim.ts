@@ -76,11 +76,10 @@ export class Optimizer {
     }
   }
 
-  /** Applies one step; gradients are scaled in place when clipped. */
-  step(params: Map<string, Float32Array>, g: Gradients): StepReport {
+  /** Applies one step (`gradNorm`: the caller's gradientNorm(g), when it already has it). */
+  step(params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): StepReport {
     const c = this.config;
     const lr = learningRate(c, this.t);
-    const gradNorm = gradientNorm(g);
     const scale = c.clip > 0 && gradNorm > c.clip ? c.clip / gradNorm : 1;
     this.t++;
     const bc1 = 1 - Math.pow(c.beta1, this.t), bc2 = 1 - Math.pow(c.beta2, this.t);

@@ -70,12 +70,11 @@ type Kernel = ((...args: unknown[]) => unknown) & { kernel?: { constructor: { na
  * the same cores after copying every row into kernel memory (measured ~10x slower at 16k x 256).
  */
 export class RowSummer {
-  private readonly gpu: InstanceType<typeof GPU>;
+  private gpu: InstanceType<typeof GPU> | undefined;
   private readonly kernels = new Map<string, Kernel>();
   readonly useKernel: boolean;
 
   constructor(private readonly backend: BackendInfo, options: { kernel?: boolean } = {}) {
-    this.gpu = new GPU({ mode: backend.mode as 'cpu' });
     this.useKernel = options.kernel ?? !['cpu', 'webasm'].includes(backend.mode);
   }
 
@@ -88,6 +87,7 @@ export class RowSummer {
     if (!k) {
       // Threads past the touched rows read a length of 0 and return 0; the loop stops at the bucket's end.
       const source = `function(grads, order, start, len) {\n${decompose('this.thread.x', [m, rowSize], 'o')}\nlet acc = 0.0;\nlet s = start[o0];\nlet n = len[o0];\nfor (let j = 0; j < ${m}; j++) {\n  if (j >= n) { break; }\n  acc += grads[order[s + j] * ${rowSize} + o1];\n}\nreturn acc;\n}`;
+      this.gpu ??= new GPU({ mode: this.backend.mode as 'cpu' });
       const create = this.gpu.createKernel as unknown as (src: string, settings: object) => Kernel;
       k = create.call(this.gpu, source, { output: [m * rowSize], loopMaxIterations: m + 1, tactic: 'precision', precision: 'single', asyncMode: this.backend.asyncMode });
       this.kernels.set(key, k);
@@ -100,6 +100,6 @@ export class RowSummer {
   }
 
   destroy(): void {
-    this.gpu.destroy();
+    this.gpu?.destroy();
   }
 }

@@ -3,7 +3,7 @@
 // sparse tables get their touched rows summed by a kernel and updated lazily.
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
-import type { IRModule } from '../../src/ir/graph.js';
+import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { resolveBackend, type BackendInfo, type BackendName } from '../backends.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
@@ -46,6 +46,7 @@ export class Trainer {
   private readonly trainExec: Executor;
   private readonly evalExec: Executor;
   private readonly summer: RowSummer;
+  private readonly params: ReadonlyMap<string, ParamInfo>;
 
   /** `weights` are used in place: the trainer updates these arrays. */
   constructor(readonly module: IRModule, readonly weights: Map<string, Float32Array>, options: TrainerOptions) {
@@ -55,6 +56,7 @@ export class Trainer {
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { training: true, paramsAsArguments: true });
     this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { training: false, paramsAsArguments: true });
     this.summer = new RowSummer(this.backend);
+    this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params);
   }
 
@@ -78,12 +80,11 @@ export class Trainer {
     const loss = outputs[L.loss]!.data[0]!;
     const dense = new Map(L.dense.map((d) => [d.param, outputs[d.output]!.data]));
     const sparse = new Map<string, SparseGrad>();
-    const infos = new Map(this.module.params.map((p) => [p.name, p]));
     for (const name of new Set(L.sparse.map((s) => s.param))) {
       const parts = L.sparse.filter((s) => s.param === name);
       const ids = concat(parts.map((s) => outputs[s.indices]!.data));
       const rows = concat(parts.map((s) => outputs[s.rows]!.data));
-      const info = infos.get(name)!;
+      const info = this.params.get(name)!;
       const rowSize = rows.length / ids.length;
       const t0 = performance.now();
       if (info.sparse) {
@@ -108,10 +109,11 @@ export class Trainer {
     const t0 = performance.now();
     const { loss, grads, buffers, timings } = await this.gradients(batch);
     if (!Number.isFinite(loss)) throw new Diverged('the loss');
-    if (!Number.isFinite(gradientNorm(grads))) throw new Diverged('the gradient');
+    const norm = gradientNorm(grads);
+    if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     const t1 = performance.now();
-    const report = this.optimizer.step(this.weights, grads);
+    const report = this.optimizer.step(this.weights, grads, norm);
     timings.set('optimizer', performance.now() - t1);
     if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };
@@ -136,7 +138,7 @@ export class Trainer {
         total += t.length;
       }
       for (const r of L.router) {
-        const rows = this.module.params.find((p) => p.name === r.param)!.shape[0]!;
+        const rows = this.params.get(r.param)!.shape[0]!;
         let s = stats.get(r.param);
         if (!s) stats.set(r.param, (s = { counts: new Float64Array(rows), weights: new Float64Array(rows) }));
         const ids = outputs[r.indices]!.data, w = r.weights === undefined ? undefined : outputs[r.weights]!.data;

@@ -41,6 +41,12 @@ export interface DifferentiateOptions {
   gradients: boolean;
 }
 
+/** The concrete shape and class count of the targets, from the model's bound dims (bindInputDims). */
+export function targetsShape(t: NonNullable<TrainingProgram['targets']>, dims: ReadonlyMap<string, number>): { shape: number[]; classes: number } {
+  const at = (d: Dim) => d.evaluate((s) => dims.get(s))!;
+  return { shape: t.shape.map(at), classes: at(t.classes) };
+}
+
 /** Builds the training (or evaluation) program of an inlined module. */
 export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions): TrainingProgram {
   const fn = entryFunction(m);
