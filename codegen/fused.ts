@@ -1,7 +1,7 @@
 // Kernels for the fused ops. None of them materialises a [T, .., k, k] candidate tensor or a
 // [T, .., d] gathered tensor: experts are read row by row from the tables where they are used.
 import { ACTIVATIONS, renderBatchnorm, selectionLoop, type RenderInput } from './naive.js';
-import { decompose, lit, sizeOf } from './kernel.js';
+import { decompose, flatIndex, lit, sizeOf } from './kernel.js';
 
 export interface Stage {
   label: string;
@@ -312,7 +312,7 @@ function lanewiseStaged(kind: 'softmax' | 'log_softmax'): FusedRenderer {
     const lanesShape = sh.filter((_, j) => j !== axis);
     const lanes = sizeOf(lanesShape);
     const laneNames = sh.map((_, j) => `o${j}`).filter((_, j) => j !== axis);
-    const at = (j: string) => r.acc.read(0, flatIndexOf(sh.map((_, i) => (i === axis ? j : laneNames[i < axis ? i : i - 1]!)), sh));
+    const at = (j: string) => r.acc.read(0, flatIndex(sh.map((_, i) => (i === axis ? j : laneNames[i < axis ? i : i - 1]!)), sh));
     const lse: Stage = {
       label: `${kind}:logsumexp`,
       outputLength: lanes,
@@ -327,7 +327,7 @@ function lanewiseStaged(kind: 'softmax' | 'log_softmax'): FusedRenderer {
       ].join('\n'),
     };
     const cellNames = sh.map((_, j) => `o${j}`);
-    const lane = flatIndexOf(cellNames.filter((_, j) => j !== axis), lanesShape);
+    const lane = flatIndex(cellNames.filter((_, j) => j !== axis), lanesShape);
     const value = `${r.acc.read(0, X)} - st0[${lane}]`;
     const cells: Stage = {
       label: kind,
@@ -337,13 +337,6 @@ function lanewiseStaged(kind: 'softmax' | 'log_softmax'): FusedRenderer {
     };
     return [lse, cells];
   };
-}
-
-function flatIndexOf(coords: readonly string[], shape: readonly number[]): string {
-  if (coords.length === 0) return '0';
-  let expr = coords[0]!;
-  for (let i = 1; i < coords.length; i++) expr = `(${expr}) * ${shape[i]} + ${coords[i]}`;
-  return expr;
 }
 
 /**

@@ -104,10 +104,9 @@ export class Executor {
   private readonly paramsAsArguments: boolean;
 
   /** Weights are reference tensors, or float32 arrays used as they are (no copy). */
-  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', options: ExecutorOptions | boolean = {}) {
-    const opts = typeof options === 'boolean' ? { training: options } : options;
-    this.training = opts.training ?? false;
-    this.paramsAsArguments = opts.paramsAsArguments ?? false;
+  constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', options: ExecutorOptions = {}) {
+    this.training = options.training ?? false;
+    this.paramsAsArguments = options.paramsAsArguments ?? false;
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);

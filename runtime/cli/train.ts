@@ -3,7 +3,7 @@
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CompileError } from '../../src/diagnostics/diagnostic.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { readFileChecked, UsageError } from '../../src/io/tensors.js';
 import { seededWeights } from '../api.js';
@@ -12,7 +12,7 @@ import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint, type CheckpointMeta
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
 import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from '../train/optim.js';
 import { expertsChart, lineChart, type UsagePoint } from '../train/plots.js';
-import { Diverged, divergedError, Trainer, type EvalResult } from '../train/trainer.js';
+import { Diverged, Trainer, type EvalResult } from '../train/trainer.js';
 import { ProgramErrors } from './errors.js';
 
 export interface TrainFlags {
@@ -204,7 +204,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
       } catch (e) {
         if (!(e instanceof Diverged)) throw e;
         const where = lastSaved >= 0 ? `The last good checkpoint (step ${lastSaved}) is kept at ${ckptPath}.` : 'No checkpoint was written yet.';
-        throw new ProgramErrors([divergedError(e.what, step + 1, `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).`).diagnostic], t.sources);
+        throw new ProgramErrors([diagnostic('PEER0703', null, { what: e.what, step: step + 1, checkpoint: `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).` })], t.sources);
       }
       tokens += r.tokens;
       if (Number.isNaN(firstLoss)) firstLoss = r.loss;

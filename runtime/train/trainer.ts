@@ -1,7 +1,6 @@
 // One training step and evaluation of a model, on any backend: the training program (loss,
 // gradients, running statistics) runs as generated kernels with the weights passed per call;
 // sparse tables get their touched rows summed by a kernel and updated lazily.
-import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
 import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
@@ -178,5 +177,3 @@ function concat(parts: Float32Array[]): Float32Array {
   }
   return out;
 }
-
-export const divergedError = (what: string, step: number, checkpoint: string) => new CompileError(diagnostic('PEER0703', null, { what, step, checkpoint }));
