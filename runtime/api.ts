@@ -1,6 +1,7 @@
 // The runtime API that generated modules (peerc compile) build on. Pure ESM without Node
 // built-ins, so the same bundle runs in Node and in a browser.
-import type { ParamInfo } from '../src/ir/graph.js';
+import type { IRModule, ParamInfo } from '../src/ir/graph.js';
+import { entryFunction } from '../src/interp/interpreter.js';
 import { moduleFromJSON, type ModuleJSON } from '../src/ir/serialize.js';
 import { initialTensor } from '../src/interp/init.js';
 import { Tensor } from '../src/interp/tensor.js';
@@ -8,7 +9,10 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends.js';
 import { Executor, toFloat32 } from './executor.js';
 import { Trainer } from './train/trainer.js';
-import { DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
+import { checkOptimizerConfig, DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
+import { fail } from '../src/diagnostics/diagnostic.js';
+import { checkFiniteOutputs, checkFiniteWeight } from '../src/interp/input-checks.js';
+export { CompileError as PeercError } from '../src/diagnostics/diagnostic.js';
 import type { Batch } from './train/data.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
 export type { Lowering } from '../src/passes/pipeline.js';
@@ -39,25 +43,60 @@ export function seededWeights(params: readonly ParamInfo[], seed: number): Map<s
   return new Map(params.map((p) => [p.name, toFloat32(initialTensor(p, seed))]));
 }
 
-/** Weights from a safetensors file's bytes, checked against the parameters' shapes. */
+/** Weights from a safetensors file's bytes, checked against the parameters' shapes and for NaN. */
 export function safetensorsWeights(params: readonly ParamInfo[], bytes: Uint8Array, file = 'weights'): Map<string, Float32Array> {
   const { tensors } = readSafetensors(bytes, file);
   return new Map(
     params.map((p) => {
       const t = tensors.get(p.name);
-      if (!t) throw new Error(`${file} has no tensor '${p.name}'`);
-      if (t.shape.join() !== p.shape.join()) throw new Error(`tensor '${p.name}': expected [${p.shape.join(', ')}] but found [${t.shape.join(', ')}]`);
+      if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` });
+      if (t.shape.join() !== p.shape.join()) fail('PEER0602', null, { name: p.name, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
+      checkFiniteWeight(p.name, t.data, t.shape, file);
       return [p.name, Float32Array.from(t.data)];
     }),
   );
 }
 
+/**
+ * Inputs from a library caller as reference tensors, checked before anything runs: every
+ * input present and no unknown ones, shapes of whole numbers whose product is the data's
+ * length (ranks, dims, dtypes and index ranges are checked by the executor, PEER0602/0603).
+ */
+export function tensorsIn(inputs: Record<string, TensorIn>, dtypes: Record<string, 'f32' | 'index'>, what = 'the inputs'): Map<string, Tensor> {
+  if (typeof inputs !== 'object' || inputs === null) fail('PEER0602', null, { name: what, expected: `an object with the tensors ${Object.keys(dtypes).join(', ')}`, found: String(inputs) });
+  for (const name of Object.keys(inputs))
+    if (!(name in dtypes)) fail('PEER0602', null, { name, expected: `one of the inputs ${Object.keys(dtypes).join(', ')}`, found: 'an unknown input' });
+  const out = new Map<string, Tensor>();
+  for (const [name, dtype] of Object.entries(dtypes)) {
+    const t = inputs[name];
+    if (t === undefined) fail('PEER0601', null, { file: what, name, kind: `${dtype} input` });
+    const shape = (t as { shape?: unknown }).shape;
+    const data = (t as { data?: ArrayLike<number> }).data;
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0))
+      fail('PEER0602', null, { name, expected: 'a shape of whole numbers, e.g. { shape: [2, 3], data }', found: JSON.stringify(shape) ?? 'no shape' });
+    const size = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (!data || typeof data.length !== 'number') fail('PEER0602', null, { name, expected: `data of ${size} numbers`, found: 'no data' });
+    if (data.length !== size) fail('PEER0602', null, { name, expected: `${size} values for shape [${shape.join(', ')}]`, found: `${data.length}` });
+    out.set(name, new Tensor(dtype, [...(shape as number[])], Float64Array.from(data)));
+  }
+  return out;
+}
+
+function inputDtypesOf(m: IRModule): Record<string, 'f32' | 'index'> {
+  const fn = entryFunction(m);
+  return Object.fromEntries(fn.inputs.map((id) => [fn.graph.node(id).attrs.name as string, fn.graph.node(id).types[0]!.dtype]));
+}
+
 /** A compiled program with its weights on one backend; kernels are generated per input shape. */
 export class CompiledModel {
   private readonly executor: Executor;
+  /** The entry's inputs and their dtypes. */
+  readonly inputDtypes: Record<string, 'f32' | 'index'>;
 
   constructor(ir: ModuleJSON, weights: ReadonlyMap<string, Float32Array>, options: ModelOptions = {}) {
-    this.executor = new Executor(optimize(moduleFromJSON(ir), { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto');
+    const m = moduleFromJSON(ir);
+    this.inputDtypes = inputDtypesOf(m);
+    this.executor = new Executor(optimize(m, { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto');
   }
 
   /** The backend every kernel was verified to run on. */
@@ -65,9 +104,11 @@ export class CompiledModel {
     return this.executor.backend.name;
   }
 
-  async forward(inputs: Record<string, TensorIn>, dtypes: Record<string, 'f32' | 'index'>): Promise<{ outputs: TensorOut[]; timings: Map<string, number> }> {
-    const map = new Map(Object.entries(inputs).map(([name, t]) => [name, new Tensor(dtypes[name] ?? 'f32', [...t.shape], Float64Array.from(t.data))]));
-    return this.executor.forward(map);
+  /** Runs the model; inputs, index ranges and outputs are checked (coded errors, never a silent NaN). */
+  async forward(inputs: Record<string, TensorIn>, dtypes: Record<string, 'f32' | 'index'> = this.inputDtypes): Promise<{ outputs: TensorOut[]; timings: Map<string, number> }> {
+    const r = await this.executor.forward(tensorsIn(inputs, dtypes));
+    checkFiniteOutputs(r.outputs);
+    return r;
   }
 
   destroy(): void {
@@ -94,9 +135,13 @@ export interface TrainStep {
  */
 export class CompiledTrainer {
   private readonly trainer: Trainer;
+  private readonly inputDtypes: Record<string, 'f32' | 'index'>;
 
   constructor(private readonly ir: ModuleJSON, readonly weights: Map<string, Float32Array>, private readonly options: TrainOptions = {}) {
-    this.trainer = new Trainer(moduleFromJSON(ir), weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
+    checkOptimizerConfig(options.optimizer ?? {});
+    const m = moduleFromJSON(ir);
+    this.inputDtypes = inputDtypesOf(m);
+    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
   }
 
   get backend(): BackendName {
@@ -104,8 +149,12 @@ export class CompiledTrainer {
   }
 
   private batch(inputs: Record<string, TensorIn>, targets?: TensorIn): Batch {
-    const map = new Map(Object.entries(inputs).map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
-    const tg = targets ? { shape: [...targets.shape], data: Float32Array.from(targets.data) } : { shape: [], data: new Float32Array(1) };
+    const f32 = (t: Tensor) => ({ shape: [...t.shape], data: Float32Array.from(t.data) });
+    const map = new Map([...tensorsIn(inputs, this.inputDtypes)].map(([k, t]) => [k, f32(t)]));
+    const needsTargets = this.trainer.train.targets !== undefined;
+    if (needsTargets && targets === undefined) fail('PEER0601', null, { file: 'the training batch', name: 'targets', kind: 'the class of each logits row' });
+    if (!needsTargets && targets !== undefined) fail('PEER0602', null, { name: 'targets', expected: 'none (the model returns its own loss)', found: 'targets' });
+    const tg = targets ? f32(tensorsIn({ targets }, { targets: 'index' }, 'the training batch').get('targets')!) : { shape: [], data: new Float32Array(1) };
     return { inputs: map, targets: tg, tokens: targets ? tg.data.length : 1 };
   }
 

@@ -8,6 +8,7 @@ import { FLAT_INDEX_LIMIT } from '../codegen/kernel.js';
 import type { IRFunction, IRModule, ValueRef } from '../src/ir/graph.js';
 import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
+import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
@@ -102,6 +103,7 @@ export class Executor {
   readonly params = new Map<string, Float32Array>();
   readonly training: boolean;
   private readonly paramsAsArguments: boolean;
+  private readonly indexUses: Map<string, IndexUse[]>;
 
   /** Weights are reference tensors, or float32 arrays used as they are (no copy). */
   constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', options: ExecutorOptions = {}) {
@@ -110,6 +112,7 @@ export class Executor {
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);
+    this.indexUses = indexInputUses(this.fn);
     if ([...module.functions.values()].some((f) => f.graph.nodes.some((n) => n.op === 'call'))) throw new Error('the executor needs an inlined module (run the pass pipeline first)');
     for (const p of module.params) {
       const w = weights.get(p.name);
@@ -142,6 +145,7 @@ export class Executor {
     const fn = this.fn;
     const dims = bindInputDims(fn, inputs as ReadonlyMap<string, Tensor>);
     const dimValue = (d: Dim) => d.evaluate((s) => dims.get(s))!;
+    checkIndexInputs(this.indexUses, inputs, dimValue);
     const key = [...dims].map(([k, v]) => `${k}=${v}`).join(',');
     const shapeOf = (r: ValueRef) => fn.graph.typeOf(r).shape.map(dimValue);
     let steps = this.plans.get(key);

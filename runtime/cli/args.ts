@@ -2,7 +2,14 @@
 import { UsageError } from '../../src/io/tensors.js';
 
 export interface FlagSpec {
-  [flag: string]: 'string' | 'number' | 'boolean';
+  [flag: string]: 'string' | 'number' | 'integer' | 'boolean';
+}
+
+/** `--help` or `-h` among a command's arguments: print that command's help. */
+export class HelpRequested extends Error {
+  constructor(readonly command: string) {
+    super(`help for ${command}`);
+  }
 }
 
 export interface Parsed {
@@ -15,6 +22,7 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
   const flags = new Map<string, string | number | boolean>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (a === '--help' || a === '-h') throw new HelpRequested(command);
     const short = /^-[a-z]$/.test(a);
     if ((!a.startsWith('--') || a === '--') && !short) {
       positional.push(a);
@@ -30,9 +38,10 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
     }
     const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
-    if (kind === 'number') {
+    if (kind === 'number' || kind === 'integer') {
       const n = Number(value);
       if (!Number.isFinite(n) || value.trim() === '') throw new UsageError(`--${name} needs a number, not '${value}'`);
+      if (kind === 'integer' && !Number.isSafeInteger(n)) throw new UsageError(`--${name} needs a whole number, not '${value}'`);
       flags.set(name, n);
     } else flags.set(name, value);
   }

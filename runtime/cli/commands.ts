@@ -3,7 +3,7 @@ import { compileSource, decodeSource, type CompileResult } from '../../src/front
 import { printModule } from '../../src/ir/print.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
-import { loadInputs, loadWeights, readFileChecked, seededWeights, toWrite, UsageError } from '../../src/io/tensors.js';
+import { loadInputs, loadWeights, readFileChecked, seededInputs, seededWeights, toWrite, UsageError } from '../../src/io/tensors.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
 import { optimize, passNames } from '../../src/passes/pipeline.js';
 import { verifyModule } from '../../src/ir/verify.js';
@@ -20,6 +20,7 @@ import { runTrain } from './train.js';
 import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { runSample } from './sample.js';
+import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 
 export interface Command {
   summary: string;
@@ -38,6 +39,13 @@ export function compileFile(path: string, entry?: string): CompileResult & { mod
   const r = compileSource(decoded.text, path, { entry });
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   return r as CompileResult & { module: IRModule };
+}
+
+/** A count flag (whole number >= 1, checked by the parser) or its default. */
+function atLeastOne(flags: Map<string, string | number | boolean>, name: string, fallback: number): number {
+  const v = (flags.get(name) as number | undefined) ?? fallback;
+  if (v < 1) throw new UsageError(`--${name} needs a whole number >= 1, not ${v}`);
+  return v;
 }
 
 const entryFlag: FlagSpec = { entry: 'string' };
@@ -94,7 +102,7 @@ export const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--train-mode]',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'number', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string' }, 'run');
+      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'integer', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string' }, 'run');
       const file = oneFile(p.positional, 'run');
       const backend = (p.flags.get('backend') as string | undefined) ?? 'reference';
       const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
@@ -126,6 +134,7 @@ export const COMMANDS: Record<string, Command> = {
         const ex = new Executor(optimize(m, { lowering }), weights, backend as BackendName | 'auto');
         try {
           const r = await ex.forward(inputs);
+          checkFiniteOutputs(r.outputs);
           const tensors = r.outputs.map((t, i) => ({ name: name(i, r.outputs.length), dtype: 'F32' as const, shape: t.shape, element: (j: number) => t.data[j]! }));
           writeSafetensorsFile(outPath, tensors, { producer: `peerc run (${ex.backend.name}, ${lowering})`, entry: m.entry });
           process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')} (backend ${ex.backend.name}, ${lowering} lowering, ${ex.kernelCount()} kernels)\n`);
@@ -155,15 +164,16 @@ export const COMMANDS: Record<string, Command> = {
   bench: {
     summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json] [--train]  fused vs naive kernels vs the reference interpreter; --train: the training step',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, tokens: 'number', backend: 'string', runs: 'number', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean' }, 'bench');
+      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean' }, 'bench');
       const r = compileFile(oneFile(p.positional, 'bench'), p.flags.get('entry') as string | undefined);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
-      if (p.flags.get('train')) return runTrainBench(r.module, { tokens: (p.flags.get('tokens') as number | undefined) ?? 256, backend, runs: Math.max(1, (p.flags.get('runs') as number | undefined) ?? 5), json: p.flags.get('json') === true });
+      const tokens = atLeastOne(p.flags, 'tokens', 256), runs = atLeastOne(p.flags, 'runs', 5);
+      if (p.flags.get('train')) return runTrainBench(r.module, { tokens, backend, runs, json: p.flags.get('json') === true });
       return runBench(r.module, {
-        tokens: (p.flags.get('tokens') as number | undefined) ?? 256,
+        tokens,
         backend,
-        runs: Math.max(1, (p.flags.get('runs') as number | undefined) ?? 5),
+        runs,
         json: p.flags.get('json') === true,
         naive: !p.flags.get('skip-naive'),
         reference: !p.flags.get('skip-reference'),
@@ -171,14 +181,31 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   init: {
-    summary: 'init FILE --seed S --out W.safetensors [--f64]   write the seeded initial weights',
+    summary: 'init FILE --seed S --out W.safetensors [--f64]   write the seeded initial weights\n' +
+      '  peerc init FILE --inputs --tokens T [--dim NAME=V] --seed S --out I.safetensors   write seeded inputs for peerc run',
     run(args) {
-      const p = parseArgs(args, { seed: 'number', out: 'string', f64: 'boolean' }, 'init');
+      const p = parseArgs(args, { ...entryFlag, seed: 'integer', out: 'string', f64: 'boolean', inputs: 'boolean', tokens: 'integer', dim: 'string' }, 'init');
       const outPath = p.flags.get('out') as string | undefined;
-      if (!outPath || !p.flags.has('seed')) throw new UsageError("'peerc init' needs --seed S and --out W.safetensors");
-      const r = compileFile(oneFile(p.positional, 'init'));
-      const w = seededWeights(r.module, p.flags.get('seed') as number);
-      writeSafetensorsFile(outPath, [...w].map(([n, t]) => toWrite(n, t, p.flags.get('f64') ? 'F64' : 'F32')), { producer: 'peerc init', seed: String(p.flags.get('seed')) });
+      if (!outPath || !p.flags.has('seed')) throw new UsageError(`'peerc init' needs --seed S and --out ${p.flags.get('inputs') ? 'I' : 'W'}.safetensors`);
+      const seed = p.flags.get('seed') as number;
+      const r = compileFile(oneFile(p.positional, 'init'), p.flags.get('entry') as string | undefined);
+      if (p.flags.get('inputs')) {
+        if (!r.module.entry) throw new UsageError('the program has no model to make inputs for; pass --entry LAYER');
+        const tokens = atLeastOne(p.flags, 'tokens', 8);
+        const sizes = new Map<string, number>();
+        for (const spec of ((p.flags.get('dim') as string | undefined) ?? '').split(',').filter(Boolean)) {
+          const m = /^\s*([A-Za-z_]\w*)\s*=\s*(\d+)\s*$/.exec(spec);
+          if (!m || Number(m[2]) < 1) throw new UsageError(`--dim takes NAME=SIZE[,NAME=SIZE] with sizes >= 1, not '${spec}'`);
+          sizes.set(m[1]!, Number(m[2]));
+        }
+        const inputs = seededInputs(r.module, tokens, seed, sizes);
+        writeSafetensorsFile(outPath, [...inputs].map(([n, t]) => toWrite(n, t, p.flags.get('f64') ? 'F64' : 'F32')), { producer: 'peerc init --inputs', seed: String(seed) });
+        process.stdout.write(`wrote ${outPath}: ${[...inputs].map(([n, t]) => `${n} ${t.dtype}[${t.shape.join(', ')}]`).join(', ')}\n`);
+        return 0;
+      }
+      for (const f of ['tokens', 'dim']) if (p.flags.has(f)) throw new UsageError(`--${f} is for --inputs`);
+      const w = seededWeights(r.module, seed);
+      writeSafetensorsFile(outPath, [...w].map(([n, t]) => toWrite(n, t, p.flags.get('f64') ? 'F64' : 'F32')), { producer: 'peerc init', seed: String(seed) });
       process.stdout.write(`wrote ${outPath}: ${w.size} tensors\n`);
       return 0;
     },
@@ -188,9 +215,9 @@ export const COMMANDS: Record<string, Command> = {
       '                                               train with progress, validation, metrics, plots and checkpoints (docs/training.md)',
     run(args) {
       const p = parseArgs(args, {
-        ...entryFlag, data: 'string', task: 'string', steps: 'number', batch: 'number', seq: 'number', lr: 'number', backend: 'string', seed: 'number', out: 'string', resume: 'boolean',
-        optimizer: 'string', schedule: 'string', warmup: 'number', clip: 'number', 'weight-decay': 'number', beta1: 'number', beta2: 'number',
-        'eval-every': 'number', 'eval-batches': 'number', 'checkpoint-every': 'number', 'stop-at': 'number',
+        ...entryFlag, data: 'string', task: 'string', steps: 'integer', batch: 'integer', seq: 'integer', lr: 'number', backend: 'string', seed: 'integer', out: 'string', resume: 'boolean', force: 'boolean',
+        optimizer: 'string', schedule: 'string', warmup: 'integer', clip: 'number', 'weight-decay': 'number', beta1: 'number', beta2: 'number',
+        'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer',
       }, 'train');
       const file = oneFile(p.positional, 'train');
       const decoded = decodeSource(readFileChecked(file), file);
@@ -203,7 +230,7 @@ export const COMMANDS: Record<string, Command> = {
   sample: {
     summary: 'sample CHECKPOINT --prompt TEXT [--tokens N] [--temperature T] [--seed S] [--backend B]   generate text from a trained byte-level model',
     run(args) {
-      const p = parseArgs(args, { prompt: 'string', tokens: 'number', temperature: 'number', seed: 'number', backend: 'string' }, 'sample');
+      const p = parseArgs(args, { prompt: 'string', tokens: 'integer', temperature: 'number', seed: 'integer', backend: 'string' }, 'sample');
       if (p.positional.length !== 1) throw new UsageError("'peerc sample' takes one checkpoint (RUN_DIR/checkpoint.safetensors)");
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
@@ -211,7 +238,7 @@ export const COMMANDS: Record<string, Command> = {
       if (temperature < 0) throw new UsageError('--temperature must be >= 0 (0 picks the most likely byte)');
       return runSample(p.positional[0]!, {
         prompt: (p.flags.get('prompt') as string | undefined) ?? '',
-        tokens: Math.max(1, (p.flags.get('tokens') as number | undefined) ?? 200),
+        tokens: atLeastOne(p.flags, 'tokens', 200),
         temperature,
         seed: (p.flags.get('seed') as number | undefined) ?? 0,
         backend: backend as BackendName | 'auto',
@@ -221,8 +248,8 @@ export const COMMANDS: Record<string, Command> = {
   demo: {
     summary: 'demo [--tokens T] [--seed S]               check and evaluate the paper\'s PEER layer (N = 1024^2) on seeded weights',
     run(args) {
-      const p = parseArgs(args, { tokens: 'number', seed: 'number' }, 'demo');
-      return runDemo((p.flags.get('tokens') as number | undefined) ?? 8, (p.flags.get('seed') as number | undefined) ?? 0);
+      const p = parseArgs(args, { tokens: 'integer', seed: 'integer' }, 'demo');
+      return runDemo(atLeastOne(p.flags, 'tokens', 8), (p.flags.get('seed') as number | undefined) ?? 0);
     },
   },
 };
@@ -235,7 +262,8 @@ export function usage(): string {
     '',
     ...Object.values(COMMANDS).map((c) => `  peerc ${c.summary}`),
     '',
-    'Exit status: 0 ok, 1 errors in the program or data, 2 bad usage.',
+    'peerc help COMMAND (or peerc COMMAND --help) lists a command\'s options.',
+    'Exit status: 0 ok, 1 errors in the program, its data or a path, 2 bad usage, 3 a bug in peerc (please report it).',
     'Docs: docs/language.md',
     '',
   ].join('\n');

@@ -1,6 +1,7 @@
 // `peerc compile FILE -o DIR`: the emitted TypeScript module plus esbuild bundles of it with
 // the runtime: NAME.mjs for Node (gpu.js as a dependency) and NAME.browser.mjs (self-contained).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { ensureDir, onFile } from '../../src/io/files.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -17,9 +18,9 @@ export function runtimeApiPath(): string {
 
 export async function compileToDir(m: IRModule, source: string, outDir: string, lowering: Lowering): Promise<string[]> {
   const emitted = emitModule(optimize(m), { source, lowering, runtimeImport: 'peerc/runtime' });
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir);
   const tsPath = join(outDir, emitted.fileName);
-  writeFileSync(tsPath, emitted.text);
+  onFile('write', tsPath, () => writeFileSync(tsPath, emitted.text));
   const base = join(outDir, emitted.fileName.replace(/\.ts$/, ''));
   const common = { entryPoints: [tsPath], bundle: true, format: 'esm' as const, alias: { 'peerc/runtime': runtimeApiPath() }, logLevel: 'error' as const };
   await build({ ...common, outfile: `${base}.mjs`, platform: 'node', target: 'node20', external: ['gpu.js'] });

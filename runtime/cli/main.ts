@@ -1,6 +1,7 @@
 // peerc: the command-line driver. Exit status 0 ok, 1 errors in the program or its data,
 // 2 bad usage. No input produces a stack trace.
-import { writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
+import { PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
 import { BackendUnavailable } from '../backends.js';
@@ -8,15 +9,37 @@ import { KernelFallback, KernelLimit } from '../executor.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
+import { HelpRequested } from './args.js';
+import { HELP } from './help.js';
+import { fileError, isFileSystemError } from '../../src/io/files.js';
 
 
 function out(fd: number, s: string): void {
   writeSync(fd, s);
 }
 
+/** The source a run-time error points into, so it prints with its line and caret. */
+function sourcesFor(file: string | undefined): Map<string, string> {
+  if (file === undefined) return new Map();
+  if (file === PRELUDE_FILE) return new Map([[file, PRELUDE_SOURCE]]);
+  try {
+    return new Map([[file, readFileSync(file, 'utf8')]]);
+  } catch {
+    return new Map();
+  }
+}
+
+function helpFor(command: string): number {
+  const cmd = COMMANDS[command];
+  if (!cmd) throw new UsageError(`unknown command '${command}'\n\n${usage()}`);
+  out(1, `usage: peerc ${cmd.summary.split('\n')[0]!.replace(/\s{3,}.*$/, '')}\n\n${HELP[command] ?? ''}\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    if (command === 'help' && rest[0] !== undefined) return helpFor(rest[0]);
     if (!command || command === 'help' || command === '--help' || command === '-h') {
       out(1, usage());
       return command ? 0 : 2;
@@ -29,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new UsageError(`unknown command '${command}'\n\n${usage()}`);
     return await cmd.run(rest);
   } catch (e) {
+    if (e instanceof HelpRequested) return helpFor(e.command);
     if (e instanceof BackendUnavailable) {
       out(2, `peerc: ${e.message}\n`);
       return 2;
@@ -46,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if (e instanceof CompileError) {
-      out(2, renderDiagnostic(e.diagnostic, new Map()) + '\n');
+      out(2, renderDiagnostic(e.diagnostic, sourcesFor(e.diagnostic.span?.file)) + '\n');
       return 1;
     }
     if (e instanceof RangeError && /call stack/.test(e.message)) {
@@ -55,6 +79,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const err = e as NodeJS.ErrnoException;
     if (err?.code === 'EPIPE') return 0;
+    if (isFileSystemError(err)) {
+      out(2, renderDiagnostic(fileError('use', err.path ?? 'a file', err).diagnostic, new Map()) + '\n');
+      return 1;
+    }
     out(2, `peerc: internal error: ${err?.message ?? String(e)}\n(this is a bug in peerc; please report it with the input that caused it)\n`);
     return 3;
   }

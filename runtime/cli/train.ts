@@ -1,8 +1,9 @@
 // peerc train: trains a model on a text file or the built-in recall task, with progress,
 // periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { ensureDir, onFile } from '../../src/io/files.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { readFileChecked, UsageError } from '../../src/io/tensors.js';
@@ -50,9 +51,6 @@ function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>):
   if (!['sgd', 'adam', 'adamw'].includes(kind)) throw new UsageError(`--optimizer is sgd, adam or adamw, not '${kind}'`);
   const schedule = pick<string>('schedule', 'schedule', 'cosine');
   if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule is cosine or constant, not '${schedule}'`);
-  for (const f of ['steps', 'batch', 'seq', 'eval-every', 'eval-batches', 'checkpoint-every'])
-    if (flags.has(f) && !(Number.isInteger(flags.get(f)) && (flags.get(f) as number) >= 1)) throw new UsageError(`--${f} needs a whole number >= 1`);
-  if (flags.has('lr') && !((flags.get('lr') as number) > 0)) throw new UsageError('--lr needs a number > 0');
   const evalEvery = pick('eval-every', 'eval_every', Math.max(1, Math.round(steps / 10)));
   return {
     task, data, steps,
@@ -77,6 +75,73 @@ function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>):
   };
 }
 
+/** Range checks of the numeric flags, the same whether a run starts or resumes. */
+function checkFlagValues(flags: Map<string, string | number | boolean>): void {
+  const n = (f: string) => flags.get(f) as number;
+  for (const f of ['steps', 'batch', 'seq', 'eval-every', 'eval-batches', 'checkpoint-every', 'stop-at'])
+    if (flags.has(f) && !(Number.isInteger(n(f)) && n(f) >= 1)) throw new UsageError(`--${f} needs a whole number >= 1, not ${n(f)}`);
+  for (const f of ['seed', 'warmup'])
+    if (flags.has(f) && !(Number.isInteger(n(f)) && n(f) >= 0)) throw new UsageError(`--${f} needs a whole number >= 0, not ${n(f)}`);
+  if (flags.has('lr') && !(n('lr') > 0)) throw new UsageError('--lr needs a number > 0');
+  if (flags.has('clip') && !(n('clip') >= 0)) throw new UsageError('--clip needs a number >= 0 (0 turns clipping off)');
+  if (flags.has('weight-decay') && !(n('weight-decay') >= 0)) throw new UsageError('--weight-decay needs a number >= 0');
+  for (const f of ['beta1', 'beta2']) if (flags.has(f) && !(n(f) >= 0 && n(f) < 1)) throw new UsageError(`--${f} needs a number in [0, 1)`);
+}
+
+/** Settings a resumed run cannot change: they shape the data stream or the optimizer's state. */
+const FIXED_ON_RESUME: Readonly<Record<string, (s: RunSettings) => string | number | undefined>> = {
+  task: (s) => s.task,
+  data: (s) => s.data && resolve(s.data),
+  batch: (s) => s.batch,
+  seq: (s) => s.seq,
+  seed: (s) => s.seed,
+  optimizer: (s) => s.optimizer.kind,
+};
+
+/** Settings a resumed run takes from the command line (recorded in the checkpoint and the metrics). */
+const CHANGEABLE_ON_RESUME: Readonly<Record<string, (s: RunSettings, v: number | string) => RunSettings>> = {
+  steps: (s, v) => ({ ...s, steps: v as number, optimizer: { ...s.optimizer, steps: v as number } }),
+  lr: (s, v) => ({ ...s, optimizer: { ...s.optimizer, lr: v as number } }),
+  clip: (s, v) => ({ ...s, optimizer: { ...s.optimizer, clip: v as number } }),
+  warmup: (s, v) => ({ ...s, optimizer: { ...s.optimizer, warmup: v as number } }),
+  schedule: (s, v) => ({ ...s, optimizer: { ...s.optimizer, schedule: v as 'cosine' | 'constant' } }),
+  'weight-decay': (s, v) => ({ ...s, optimizer: { ...s.optimizer, weightDecay: v as number } }),
+  beta1: (s, v) => ({ ...s, optimizer: { ...s.optimizer, beta1: v as number } }),
+  beta2: (s, v) => ({ ...s, optimizer: { ...s.optimizer, beta2: v as number } }),
+  'eval-every': (s, v) => ({ ...s, evalEvery: v as number }),
+  'eval-batches': (s, v) => ({ ...s, evalBatches: v as number }),
+  'checkpoint-every': (s, v) => ({ ...s, checkpointEvery: v as number }),
+};
+
+/** The saved settings with the command line's changes applied; refuses changes that cannot be honoured. */
+function resumedSettings(saved: RunSettings, flags: Map<string, string | number | boolean>, start: number): { settings: RunSettings; changes: Record<string, [unknown, unknown]> } {
+  for (const [flag, get] of Object.entries(FIXED_ON_RESUME)) {
+    if (!flags.has(flag)) continue;
+    const now = flag === 'data' ? resolve(flags.get(flag) as string) : flags.get(flag);
+    const was = get(saved);
+    if (now !== was) throw new CompileError(diagnostic('PEER0706', null, { flag, was: was === undefined ? 'none' : String(was), now: String(now) }));
+  }
+  let settings = saved;
+  const changes: Record<string, [unknown, unknown]> = {};
+  for (const [flag, apply] of Object.entries(CHANGEABLE_ON_RESUME)) {
+    if (!flags.has(flag)) continue;
+    const next = apply(settings, flags.get(flag) as number | string);
+    const before = JSON.stringify(settings), after = JSON.stringify(next);
+    if (before !== after) changes[flag] = [valueOf(settings, flag), flags.get(flag)];
+    settings = next;
+  }
+  if (settings.steps <= start) throw new CompileError(diagnostic('PEER0707', null, { steps: settings.steps, step: start, given: flags.has('steps') }));
+  return { settings, changes };
+}
+
+function valueOf(s: RunSettings, flag: string): unknown {
+  const o = s.optimizer;
+  return ({ steps: s.steps, lr: o.lr, clip: o.clip, warmup: o.warmup, schedule: o.schedule, 'weight-decay': o.weightDecay, beta1: o.beta1, beta2: o.beta2, 'eval-every': s.evalEvery, 'eval-batches': s.evalBatches, 'checkpoint-every': s.checkpointEvery } as Record<string, unknown>)[flag];
+}
+
+/** A path as the shell needs it. */
+const shellWord = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
 function datasetOf(s: RunSettings, m: IRModule): Dataset {
   if (s.task === 'recall') return new RecallDataset(m, s.batch, s.seed);
   return new TextDataset(readFileChecked(s.data!), s.data!, m, s.batch, s.seq, s.seed);
@@ -97,19 +162,28 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   const resume = flags.get('resume') === true;
+  const force = flags.get('force') === true;
+  if (resume && force) throw new UsageError('--resume continues the run in --out and --force replaces it: pass one of them');
+  checkFlagValues(flags);
+  if (!resume && !force) {
+    const found = [ckptPath, metricsPath].filter((f) => existsSync(f));
+    if (found.length) throw new CompileError(diagnostic('PEER0705', null, { dir: out, step: ` (${found.map((f) => basename(f)).join(', ')})` }));
+  }
+  ensureDir(out); // a bad --out fails now, before any work
 
   let settings: RunSettings;
   let weights: Map<string, Float32Array>;
   let start = 0;
   let restored: ReturnType<typeof readCheckpoint> | undefined;
+  let changes: Record<string, [unknown, unknown]> = {};
+  let resumes: { step: number; changes: Record<string, [unknown, unknown]> }[] = [];
   if (resume) {
     if (!existsSync(ckptPath)) throw new UsageError(`--resume: no checkpoint at ${ckptPath} (pass the --out RUN_DIR of the run to continue)`);
     restored = readCheckpoint(ckptPath);
     if (restored.meta.source !== t.source) throw new UsageError(`--resume: ${t.file} is not the program this checkpoint was trained from (${restored.meta.file}); the checkpoint embeds its source, so restore that file or start a new run`);
-    settings = JSON.parse(restored.meta.run) as RunSettings;
-    const steps = flags.get('steps') as number | undefined;
-    if (steps !== undefined) settings = { ...settings, steps, optimizer: { ...settings.optimizer, steps } };
     start = restored.meta.step;
+    ({ settings, changes } = resumedSettings(JSON.parse(restored.meta.run) as RunSettings, flags, start));
+    resumes = [...(JSON.parse(restored.meta.resumes ?? '[]') as typeof resumes), ...(Object.keys(changes).length ? [{ step: start, changes }] : [])];
     weights = new Map();
     for (const p of m.params) {
       const w = restored.tensors.get(`param.${p.name}`);
@@ -146,24 +220,25 @@ export async function runTrain(t: TrainFlags): Promise<number> {
     restored = undefined; // let the checkpoint's copies go
   }
 
-  mkdirSync(out, { recursive: true });
   // Metrics after the resumed step belong to a run that did not reach its next checkpoint.
   const history = existsSync(metricsPath) && resume ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= start) : [];
-  writeFileSync(metricsPath, history.map((l) => l + '\n').join(''));
-  const log = (o: object) => appendFileSync(metricsPath, JSON.stringify(o) + '\n');
+  onFile('write', metricsPath, () => writeFileSync(metricsPath, history.map((l) => l + '\n').join('')));
+  const log = (o: object) => onFile('write', metricsPath, () => appendFileSync(metricsPath, JSON.stringify(o) + '\n'));
+  if (Object.keys(changes).length) log({ step: start, split: 'resume', changes });
   const tty = process.stdout.isTTY === true;
   const say = (s: string) => process.stdout.write((tty ? '\r\x1b[K' : '') + s + '\n');
   const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${backend.name}`);
   say(`data: ${dataset.describe()}`);
-  say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
+  const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');
+  say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}${changed ? ` with ${changed}` : ''}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
 
   const meta = (step: number): CheckpointMeta => ({
     format: CHECKPOINT_FORMAT, source: t.source, file: t.file, entry: m.entry, step,
     optimizer: JSON.stringify(settings.optimizer), optimizerStep: trainer.optimizer.t,
     data: JSON.stringify({ task: settings.task, file: settings.data, batch: settings.batch, seq: settings.seq, seed: settings.seed }),
     rng: JSON.stringify({ kind: 'counter-based (seed, step)', seed: settings.seed, position: step }),
-    backend: backend.name, run: JSON.stringify(settings),
+    backend: backend.name, run: JSON.stringify(settings), resumes: JSON.stringify(resumes),
   });
   let lastSaved = resume ? start : -1;
   const save = (step: number) => {
@@ -175,9 +250,19 @@ export async function runTrain(t: TrainFlags): Promise<number> {
     writeCheckpoint(ckptPath, meta(step), tensors);
     lastSaved = step;
   };
+  const diverged = (e: Diverged, step: number) => {
+    const where = lastSaved >= 0 ? `The last good checkpoint (step ${lastSaved}) is kept at ${ckptPath}.` : 'No checkpoint was written yet.';
+    return new ProgramErrors([diagnostic('PEER0703', null, { what: e.what, step, checkpoint: `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).` })], t.sources);
+  };
   const evaluate = async (step: number): Promise<EvalResult> => {
     const batches = Array.from({ length: settings.evalBatches }, (_, i) => dataset.batch('validation', i));
-    const ev = await trainer.evaluate(batches);
+    let ev: EvalResult;
+    try {
+      ev = await trainer.evaluate(batches);
+    } catch (e) {
+      if (e instanceof Diverged) throw diverged(e, step);
+      throw e;
+    }
     log({ step, split: 'validation', loss: ev.loss, accuracy: ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness })) });
     lastCounts = new Map(ev.experts.map((e) => [e.param, e.counts]));
     const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}% KL ${e.unevenness.toFixed(3)}`).join(', ');
@@ -202,9 +287,8 @@ export async function runTrain(t: TrainFlags): Promise<number> {
       try {
         r = await trainer.step(dataset.batch('train', step));
       } catch (e) {
-        if (!(e instanceof Diverged)) throw e;
-        const where = lastSaved >= 0 ? `The last good checkpoint (step ${lastSaved}) is kept at ${ckptPath}.` : 'No checkpoint was written yet.';
-        throw new ProgramErrors([diagnostic('PEER0703', null, { what: e.what, step: step + 1, checkpoint: `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).` })], t.sources);
+        if (e instanceof Diverged) throw diverged(e, step + 1);
+        throw e;
       }
       tokens += r.tokens;
       if (Number.isNaN(firstLoss)) firstLoss = r.loss;
@@ -224,7 +308,8 @@ export async function runTrain(t: TrainFlags): Promise<number> {
       await new Promise((resolve) => setImmediate(resolve));
       if (done % settings.checkpointEvery === 0 || done === stopAt || interrupted) save(done);
       if (interrupted) {
-        say(`interrupted: checkpoint of step ${done} saved to ${ckptPath}; continue with --resume --out ${out}`);
+        const entryFlag = flags.has('entry') ? ` --entry ${shellWord(flags.get('entry') as string)}` : '';
+        say(`interrupted: checkpoint of step ${done} saved to ${ckptPath}; continue with:\n  peerc train ${shellWord(t.file)}${entryFlag} --resume --out ${shellWord(out)}`);
         writePlots(out, metricsPath, lastCounts);
         return 130;
       }
@@ -245,10 +330,11 @@ export function writePlots(out: string, metricsPath: string, lastCounts: Readonl
   const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; split: string; loss: number; experts?: { param: string; usage: number; unevenness: number }[] });
   const train = rows.filter((r) => r.split === 'train').map((r) => [r.step, r.loss] as [number, number]);
   const val = rows.filter((r) => r.split === 'validation').map((r) => [r.step, r.loss] as [number, number]);
-  writeFileSync(join(out, 'loss.svg'), lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
+  const loss = join(out, 'loss.svg'), experts = join(out, 'experts.svg');
+  onFile('write', loss, () => writeFileSync(loss, lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
     { name: 'train', color: '#1f77b4', points: train },
     { name: 'validation', color: '#d62728', points: val, dots: true },
-  ]));
+  ])));
   const usage: UsagePoint[] = rows.filter((r) => r.split === 'validation').flatMap((r) => (r.experts ?? []).map((e) => ({ step: r.step, ...e })));
-  writeFileSync(join(out, 'experts.svg'), expertsChart(usage, lastCounts));
+  onFile('write', experts, () => writeFileSync(experts, expertsChart(usage, lastCounts)));
 }

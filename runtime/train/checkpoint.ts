@@ -28,6 +28,8 @@ export interface CheckpointMeta {
   backend: string;
   /** Training settings of the run (steps, batch, seq, eval cadence). */
   run: string;
+  /** Settings changed by each --resume: JSON [{ step, changes: { flag: [was, now] } }]. */
+  resumes?: string;
 }
 
 export interface Checkpoint {
@@ -85,7 +87,7 @@ export function readCheckpoint(path: string): Checkpoint {
     }
     const num = (k: string) => Number(meta[k]);
     return {
-      meta: { format: meta.format!, source: meta.source ?? '', file: meta.file ?? '', entry: meta.entry ?? '', step: num('step'), optimizer: meta.optimizer ?? '{}', optimizerStep: num('optimizerStep'), data: meta.data ?? '{}', rng: meta.rng ?? '{}', backend: meta.backend ?? '', run: meta.run ?? '{}' },
+      meta: { format: meta.format!, source: meta.source ?? '', file: meta.file ?? '', entry: meta.entry ?? '', step: num('step'), optimizer: meta.optimizer ?? '{}', optimizerStep: num('optimizerStep'), data: meta.data ?? '{}', rng: meta.rng ?? '{}', backend: meta.backend ?? '', run: meta.run ?? '{}', resumes: meta.resumes ?? '[]' },
       tensors,
     };
   } finally {

@@ -4,6 +4,7 @@
 // TensorFlow's LazyAdam). Learning-rate groups come from `@lr(x)`, decay from the language.
 import type { ParamInfo } from '../../src/ir/graph.js';
 import type { SparseGrad } from './sparse.js';
+import { fail } from '../../src/diagnostics/diagnostic.js';
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
 
@@ -28,6 +29,29 @@ export interface OptimizerConfig {
 export const DEFAULT_OPTIMIZER: OptimizerConfig = {
   kind: 'adamw', lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, momentum: 0.9, clip: 1, warmup: 0, schedule: 'cosine', steps: 100, minLrRatio: 0.1,
 };
+
+/** Optimizer settings from a library caller, checked with the codes `train { }` settings get (PEER0501). */
+export function checkOptimizerConfig(c: Partial<OptimizerConfig>): void {
+  const bad = (name: string, detail: string): never => fail('PEER0501', null, { name, detail });
+  const num = (name: keyof OptimizerConfig, ok: (v: number) => boolean, detail: string) => {
+    const v = c[name];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(name, `${detail}, not ${JSON.stringify(v)}`);
+  };
+  if (c.kind !== undefined && !['sgd', 'adam', 'adamw'].includes(c.kind)) bad('kind', `must be 'sgd', 'adam' or 'adamw', not ${JSON.stringify(c.kind)}`);
+  if (c.schedule !== undefined && c.schedule !== 'cosine' && c.schedule !== 'constant') bad('schedule', `must be 'cosine' or 'constant', not ${JSON.stringify(c.schedule)}`);
+  num('lr', (v) => v > 0, 'must be a number > 0');
+  num('beta1', (v) => v >= 0 && v < 1, 'must be in [0, 1)');
+  num('beta2', (v) => v >= 0 && v < 1, 'must be in [0, 1)');
+  num('eps', (v) => v > 0, 'must be a number > 0');
+  num('weightDecay', (v) => v >= 0, 'must be >= 0');
+  num('momentum', (v) => v >= 0 && v < 1, 'must be in [0, 1)');
+  num('clip', (v) => v >= 0, 'must be >= 0 (0 turns clipping off)');
+  num('warmup', (v) => Number.isInteger(v) && v >= 0, 'must be a whole number >= 0');
+  num('steps', (v) => Number.isInteger(v) && v >= 1, 'must be a whole number >= 1');
+  num('minLrRatio', (v) => v >= 0 && v <= 1, 'must be in [0, 1]');
+  const known = Object.keys(DEFAULT_OPTIMIZER);
+  for (const k of Object.keys(c)) if (!known.includes(k)) bad(k, `is not an optimizer setting; known settings are ${known.join(', ')}`);
+}
 
 /** Learning rate at step t (0-based): linear warmup, then cosine decay (or constant). */
 export function learningRate(c: OptimizerConfig, t: number): number {

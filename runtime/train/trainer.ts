@@ -123,8 +123,16 @@ export class Trainer {
     let lossSum = 0, correct = 0, total = 0;
     const stats = new Map<string, { counts: Float64Array; weights: Float64Array }>();
     for (const batch of batches) {
-      const { outputs } = await this.evalExec.forward(this.inputsOf(this.evaluation, batch));
-      lossSum += outputs[L.loss]!.data[0]!;
+      let outputs;
+      try {
+        ({ outputs } = await this.evalExec.forward(this.inputsOf(this.evaluation, batch)));
+      } catch (e) {
+        if (e instanceof NonFiniteIndex) throw new Diverged('a value in the validation forward pass');
+        throw e;
+      }
+      const loss = outputs[L.loss]!.data[0]!;
+      if (!Number.isFinite(loss)) throw new Diverged('the validation loss');
+      lossSum += loss;
       if (this.evaluation.targets) {
         const logits = outputs[L.logits]!.data;
         const t = batch.targets.data;

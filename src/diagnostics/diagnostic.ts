@@ -17,7 +17,12 @@ export function diagnostic<C extends Code>(code: C, span: Span | null, args: Mes
 /** Thrown inside the compiler for one located error; caught where the checker can recover. */
 export class CompileError extends Error {
   constructor(readonly diagnostic: Diagnostic) {
-    super(diagnostic.message);
+    super(`${diagnostic.code}: ${diagnostic.message}${diagnostic.notes.length ? ` (${diagnostic.notes.join('; ')})` : ''}`);
+  }
+
+  /** The error's code in the message table (PEERnnnn), for programs that handle errors. */
+  get code(): string {
+    return this.diagnostic.code;
   }
 }
 

@@ -78,7 +78,7 @@ export const MESSAGES = {
     `${a.what}: index ${a.index} is out of range for ${a.size} rows`),
   PEER0604: m('inconsistent input dimension', (a: { dim: string; first: number; second: number; where: string }) =>
     `dimension ${a.dim} is ${a.first} in one input but ${a.second} in ${a.where}`),
-  PEER0605: m('non-finite value', (a: { what: string }) => `${a.what} contains NaN or infinity`),
+  PEER0605: m('non-finite value', (a: { what: string; detail: string }) => `${a.what} contains NaN or infinity (${a.detail})`),
   // Training
   PEER0700: m('no gradient', (a: { op: string }) =>
     `the loss depends on '${a.op}', which has no gradient; training needs every op between the parameters and the loss to be differentiable`),
@@ -88,6 +88,14 @@ export const MESSAGES = {
   PEER0703: m('training diverged', (a: { what: string; step: number; checkpoint: string }) =>
     `${a.what} became NaN or infinite at step ${a.step}; training stopped. ${a.checkpoint}`),
   PEER0704: m('data does not fit the model', (a: { detail: string }) => a.detail),
+  PEER0705: m('run folder already used', (a: { dir: string; step: string }) =>
+    `${a.dir} already holds a run${a.step}; continue it with --resume, or pass --force to start over and replace it`),
+  PEER0706: m('setting cannot change on resume', (a: { flag: string; was: string; now: string }) =>
+    `--${a.flag} cannot change when resuming (the checkpoint was trained with ${a.was}, not ${a.now}): the run's data stream and optimizer state depend on it; start a new run with another --out to change it`),
+  PEER0707: m('nothing left to train', (a: { steps: number; step: number; given: boolean }) =>
+    `${a.given ? `--steps ${a.steps} is not beyond the checkpoint's step ${a.step}` : `the run is complete (step ${a.step} of ${a.steps})`}; to train further, pass --steps greater than ${a.step}`),
+  // Files
+  PEER0800: m('cannot use path', (a: { action: string; path: string; reason: string }) => `cannot ${a.action} ${a.path}: ${a.reason}`),
 } as const;
 
 export type Code = keyof typeof MESSAGES;

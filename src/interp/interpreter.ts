@@ -6,6 +6,7 @@ import { opDef } from '../ir/ops/registry.js';
 import type { EvalContext } from '../ir/ops/types.js';
 import { Dim, shapeToString } from '../shapes/dim.js';
 import { Tensor } from './tensor.js';
+import { checkFiniteOutputs, firstNonFinite } from './input-checks.js';
 
 export interface RunOptions {
   training?: boolean;
@@ -60,7 +61,8 @@ export function bindInputDims(fn: IRFunction, inputs: ReadonlyMap<string, Tensor
     if (expected.some((e) => e === 0)) fail('PEER0602', null, { name, expected: 'no empty axis', found: `[${t.shape.join(', ')}]` });
     if (type.dtype === 'index' && t.data.some((v) => !Number.isInteger(v)))
       fail('PEER0602', null, { name, expected: 'whole numbers (an index tensor)', found: 'fractional values' });
-    if (type.dtype === 'f32' && t.data.some((v) => !Number.isFinite(v))) fail('PEER0605', null, { what: `input '${name}'` });
+    const bad = type.dtype === 'f32' ? firstNonFinite(t.data, t.shape) : undefined;
+    if (bad) fail('PEER0605', null, { what: `input '${name}'`, detail: bad });
   }
   return dims;
 }
@@ -125,8 +127,6 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
     }
   };
   const outputs = run(fn, fn.inputs.map((id) => inputs.get(fn.graph.node(id).attrs.name as string)!), []);
-  outputs.forEach((o, i) => {
-    if (o.dtype === 'f32' && o.data.some((v) => !Number.isFinite(v))) throw new CompileError(diagnostic('PEER0605', null, { what: `output ${i + 1}` }));
-  });
+  checkFiniteOutputs(outputs, (i) => outputs[i]!.dtype === 'f32');
   return { outputs, bufferUpdates, dims };
 }

@@ -104,6 +104,7 @@ export const expert_act = defineOp({
     }
     return [out];
   },
+  indexRange: ([, u]) => [undefined, undefined, u!.shape[0]],
 });
 
 /** y_t = sum over slots of h_i * V[idx_i] (plus an optional residual): no [T, ..., d] gather. */
@@ -128,6 +129,7 @@ export const expert_out = defineOp({
     }
     return [out];
   },
+  indexRange: ([, v]) => [undefined, undefined, v!.shape[0]],
 });
 
 /**

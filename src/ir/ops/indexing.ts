@@ -161,6 +161,7 @@ export const gather = defineOp({
     return [out];
   },
   grad: (b, { inputs: [table, idx] }, [g]) => [g && b.op('scatter_rows', [g, idx!], { rows: [b.type(table!).shape[0]!] }), undefined],
+  indexRange: ([table]) => [undefined, table!.shape[0]],
 });
 
 export const take_along = defineOp({
@@ -199,6 +200,7 @@ export const take_along = defineOp({
     const shape = b.type(x!).shape;
     return [g && b.type(x!).dtype === 'f32' ? b.op('scatter_along', [g, idx!], { n: [shape[shape.length - 1]!] }) : undefined, undefined];
   },
+  indexRange: ([x]) => [undefined, x!.shape[x!.shape.length - 1]],
 });
 
 export function runtimeIndexError(what: string, index: number, size: number): CompileError {

@@ -41,6 +41,12 @@ export interface OpDef {
    * Absent: the op has no gradient (the differentiator reports it if a loss depends on one).
    */
   grad?: GradRule;
+  /**
+   * For inputs used as indices: the exclusive upper bound their values must respect (e.g. a
+   * gather's table rows). Runtimes check index inputs against it before running any kernel,
+   * since an out-of-range index on a GPU reads garbage instead of failing.
+   */
+  indexRange?(inputs: readonly TensorType[], attrs: Attrs): (Dim | undefined)[];
 }
 
 /** A value in the graph being built (mirrors ValueRef in ../graph.ts). */

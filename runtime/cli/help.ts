@@ -1,0 +1,61 @@
+// `peerc help COMMAND` and `peerc COMMAND --help`: what each command does and its options.
+export const HELP: Readonly<Record<string, string>> = {
+  check: `Checks names, dtypes and symbolic shapes of a .peer file and reports every error.
+  --entry LAYER        check LAYER as the model (default: the file's 'model')`,
+  ir: `Prints the program's IR after a pass of the pipeline.
+  --dump-after PASS    check, inline, fold-constants, cse, dce, fuse, fuse-dce (default dce)
+  --train              print the training program (loss and gradients) instead
+  --entry LAYER        use LAYER as the model`,
+  info: `Lists parameters (names, shapes, dtypes), the model's inputs and outputs, and training settings.
+  --json               as JSON (the names peerc run and safetensors files use)
+  --entry LAYER        use LAYER as the model`,
+  run: `Runs the model once and writes its outputs as safetensors.
+  --seed S | --weights W.safetensors   seeded initial weights, or weights from a file
+  --inputs I.safetensors               the model's inputs by name (make one with: peerc init FILE --inputs ...)
+  --out O.safetensors                  where to write the outputs (missing folders are created)
+  --backend B          reference (float64 interpreter, default), auto, cpu, webasm, webasm-threads, headlessgl
+  --lowering L         fused (default) or naive kernels
+  --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
+  --entry LAYER        use LAYER as the model`,
+  compile: `Emits a typed TypeScript module of the model and ESM bundles for Node and browsers.
+  -o DIR               output folder (created if missing)
+  --lowering L         fused (default) or naive kernels
+  --entry LAYER        use LAYER as the model`,
+  bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
+  --tokens B           tokens per call (default 256)
+  --backend B          auto (default), cpu, webasm, webasm-threads, headlessgl
+  --runs R             timed runs (median reported; default 5)
+  --train              time the training step instead
+  --json               machine-readable output
+  --skip-naive, --skip-reference      leave those out`,
+  init: `Writes seeded initial weights, or seeded inputs for peerc run.
+  --seed S             the seed (a whole number)
+  --out FILE           the safetensors file to write
+  --f64                write float64 instead of float32
+  --inputs             write the model's inputs instead of its weights: floats are normal(0, 1),
+                       indices uniform over the rows they select
+  --tokens T           size of every open dimension of the inputs (default 8)
+  --dim NAME=V[,...]   size of particular open dimensions
+  --entry LAYER        use LAYER as the model`,
+  train: `Trains the model with progress, validation, metrics, plots and checkpoints (docs/training.md).
+  --task recall | --data TEXT_FILE    the built-in key -> value recall task, or bytes of any text file
+  --steps N  --batch B  --seq S  --seed S  --lr LR
+  --optimizer sgd|adam|adamw  --schedule cosine|constant  --warmup N  --clip C  --weight-decay W  --beta1  --beta2
+  --eval-every N  --eval-batches N  --checkpoint-every N  --stop-at N
+  --backend B          auto (default), cpu, webasm, webasm-threads, headlessgl
+  --out DIR            the run folder (default runs/MODEL); an existing run is never replaced silently
+  --resume             continue the run in --out; --steps, --lr and the other optimizer settings, the
+                       evaluation cadence and the backend may change (recorded); task, data, batch,
+                       seq, seed and optimizer may not
+  --force              start over in an --out that already holds a run, replacing it
+  --entry LAYER        use LAYER as the model`,
+  sample: `Generates text from the checkpoint of a trained byte-level model.
+  --prompt TEXT        the text to continue
+  --tokens N           bytes to generate (default 200)
+  --temperature T      0 picks the most likely byte (default 0.8)
+  --seed S  --backend B`,
+  demo: `Checks and evaluates the paper's PEER layer (N = 1024^2 experts) on seeded weights and verifies
+its product-key retrieval against brute force.
+  --tokens T  --seed S`,
+  help: `Prints the list of commands, or one command's options: peerc help COMMAND.`,
+};
