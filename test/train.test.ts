@@ -77,7 +77,7 @@ describe('peerc train on the built-in recall task', () => {
     const out = join(tmp, 'nan');
     const r = peerc('train', recall, '--steps', '40', '--backend', 'cpu', '--out', out, '--optimizer', 'sgd', '--lr', '1e30', '--clip', '0', '--checkpoint-every', '1');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/error PEER0703: (the loss|the gradient|the weights|a value in the forward pass) became NaN or infinite at step \d+; training stopped\. The last good checkpoint \(step \d+\) is kept at/);
+    expect(r.stderr).toMatch(/error PEER0703: (the loss|the gradient|the weights|a value in the forward pass|the validation loss|a value in the validation forward pass) became NaN or infinite at step \d+; training stopped\. The last good checkpoint \(step \d+\) is kept at/);
     const step = Number(/at step (\d+)/.exec(r.stderr)![1]);
     const ck = readCheckpoint(join(out, 'checkpoint.safetensors'));
     expect(ck.meta.step).toBe(step - 1);
@@ -102,6 +102,8 @@ describe('peerc train on the built-in recall task', () => {
     clearTimeout(kill);
     expect(code).toBe(130);
     expect(stdout).toMatch(/interrupted: checkpoint of step (\d+) saved/);
+    // The whole command to continue, runnable as printed.
+    expect(stdout).toContain(`continue with:\n  peerc train ${recall} --resume --out ${out}`);
     const step = Number(/checkpoint of step (\d+)/.exec(stdout)![1]);
     expect(readCheckpoint(join(out, 'checkpoint.safetensors')).meta.step).toBe(step);
   }, 300_000);

@@ -68,7 +68,8 @@ export function readCheckpoint(path: string): Checkpoint {
       bad(path, 'the header is not valid JSON');
     }
     const meta = (header.__metadata__ ?? {}) as Record<string, string>;
-    if (meta.format !== CHECKPOINT_FORMAT) bad(path, `it is not a peerc training checkpoint (format '${meta.format ?? 'none'}', expected '${CHECKPOINT_FORMAT}')`);
+    if (meta.format !== CHECKPOINT_FORMAT)
+      throw new CompileError(diagnostic('PEER0708', null, { file: path, format: meta.format ? `its format is '${meta.format}', not '${CHECKPOINT_FORMAT}'` : meta.producer ? `it was written by ${meta.producer}` : 'it has no peerc metadata' }));
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, e] of Object.entries(header)) {
       if (name === '__metadata__') continue;

@@ -36,6 +36,8 @@ interface Frame {
   graph: Graph;
   scope: Scope;
   layer: string;
+  /** Inside a prelude layer: the user's constants and parameters are not visible (its dims are its own). */
+  prelude?: boolean;
 }
 
 export function checkProgram(units: SourceUnit[], options: CheckOptions = {}): CheckResult {
@@ -55,6 +57,9 @@ class Checker {
   private readonly functions = new Map<string, IRFunction | null>();
   private readonly inProgress: string[] = [];
   private readonly globalScope = new Scope();
+  /** The prelude's own constants (the prelude's layers see these, never the user's). */
+  private readonly preludeScope = new Scope();
+  private readonly preludeNames = new Set<string>();
   private generic = 0;
   private callNotes: string[] = [];
 
@@ -142,6 +147,8 @@ class Checker {
           this.layers.delete(d.name);
         }
         where.set(d.name, { span: d.nameSpan, prelude: u.isPrelude });
+        if (u.isPrelude) this.preludeNames.add(d.name);
+        else this.preludeNames.delete(d.name);
         if (d.kind === 'const') this.consts.set(d.name, d);
         else if (d.kind === 'param') this.paramDecls.set(d.name, d);
         else this.layers.set(d.name, { decl: d, prelude: u.isPrelude });
@@ -162,6 +169,7 @@ class Checker {
     } finally {
       this.constValues.set(name, value);
       if (value.kind === 'int') this.globalScope.set(name, value);
+      if (value.kind === 'int' && this.preludeNames.has(name)) this.preludeScope.set(name, value);
     }
     return value;
   }
@@ -213,14 +221,14 @@ class Checker {
     const bindings = new Map<string, Value>();
     for (const p of decl.params) {
       if (p.type.dims === null) bindings.set(p.name, { kind: 'int', dim: Dim.sym(p.name) });
-      else for (const e of p.type.dims) if (e.kind === 'name' && !this.isGlobalConst(e.name)) bindings.set(e.name, { kind: 'int', dim: Dim.sym(e.name) });
+      else for (const e of p.type.dims) if (e.kind === 'name' && !this.isGlobalConst(e.name, this.isPreludeLayer(decl))) bindings.set(e.name, { kind: 'int', dim: Dim.sym(e.name) });
     }
     const args = decl.params.map((p) =>
       p.type.dims === null
         ? { name: p.name, value: bindings.get(p.name)! }
         : { name: p.name, type: { dtype: p.type.dtype as 'f32' | 'index', shape: p.type.dims.map((e) => {
-            this.requireInferable(e, bindings, decl.name);
-            return asDim(this.evalWith(e, bindings), `a dimension of '${p.name}'`, e.span, this.text(e.span));
+            this.requireInferable(e, bindings, decl.name, this.isPreludeLayer(decl));
+            return asDim(this.evalWith(e, bindings, this.isPreludeLayer(decl)), `a dimension of '${p.name}'`, e.span, this.text(e.span));
           }) } },
     );
     this.generic++;
@@ -234,7 +242,7 @@ class Checker {
   }
 
   /** A signature dim written as an expression may only use dims bound elsewhere (or constants). */
-  private requireInferable(e: Expr, bound: Scope | Map<string, Value>, layer: string): void {
+  private requireInferable(e: Expr, bound: Scope | Map<string, Value>, layer: string, prelude = false): void {
     const names: { name: string; span: Span }[] = [];
     const walk = (x: Expr): void => {
       if (x.kind === 'name') names.push({ name: x.name, span: x.span });
@@ -245,18 +253,33 @@ class Checker {
     walk(e);
     for (const n of names) {
       const known = bound instanceof Scope ? bound.has(n.name) : bound.has(n.name);
-      if (!known && !this.isGlobalConst(n.name)) fail('PEER0307', n.span, { name: n.name, layer });
+      if (!known && !this.isGlobalConst(n.name, prelude)) fail('PEER0307', n.span, { name: n.name, layer });
     }
   }
 
-  private isGlobalConst(name: string): boolean {
-    return this.consts.has(name);
+  private isGlobalConst(name: string, prelude = false): boolean {
+    return this.consts.has(name) && (!prelude || this.preludeNames.has(name));
   }
 
-  private evalWith(e: Expr, bindings: Map<string, Value>): Value {
-    const scope = new Scope(this.globalScope);
+  /** "where N = 16384": the values of the constants a written shape names. */
+  private constNotes(written: string, scope: Scope): string[] {
+    const names = [...new Set(written.match(/[A-Za-z_]\w*/g) ?? [])].filter((n) => this.isGlobalConst(n));
+    const parts = names.flatMap((n) => {
+      const v = scope.get(n);
+      return v?.kind === 'int' && v.dim.value !== undefined ? [`${n} = ${v.dim.value}`] : [];
+    });
+    return parts.length ? [`where ${parts.join(', ')}`] : [];
+  }
+
+  private isPreludeLayer(decl: LayerDecl): boolean {
+    const l = this.layers.get(decl.name);
+    return l !== undefined && l.prelude && l.decl === decl;
+  }
+
+  private evalWith(e: Expr, bindings: Map<string, Value>, prelude = false): Value {
+    const scope = new Scope(prelude ? this.preludeScope : this.globalScope);
     for (const [k, v] of bindings) scope.set(k, v);
-    return this.evalOne(e, { graph: new Graph(), scope, layer: '' });
+    return this.evalOne(e, { graph: new Graph(), scope, layer: '', prelude });
   }
 
   /**
@@ -270,7 +293,9 @@ class Checker {
   ): IRFunction | null {
     if (this.inProgress.includes(decl.name))
       fail('PEER0205', callSpan, { chain: [...this.inProgress.slice(this.inProgress.indexOf(decl.name)), decl.name].join(' -> ') });
-    const scope = new Scope(this.globalScope);
+    const prelude = this.isPreludeLayer(decl);
+    const scope = new Scope(prelude ? this.preludeScope : this.globalScope);
+    const boundBy = new Map<string, string>();
     // Bind the signature's dims from the arguments, then check every dim written as an expression.
     decl.params.forEach((p, i) => {
       const a = args[i]!;
@@ -280,7 +305,10 @@ class Checker {
       }
       a.type.shape.forEach((d, j) => {
         const e = p.type.dims![j]!;
-        if (e.kind === 'name' && !this.isGlobalConst(e.name) && !scope.hasOwn(e.name)) scope.set(e.name, { kind: 'int', dim: d });
+        if (e.kind === 'name' && !this.isGlobalConst(e.name, prelude) && !scope.hasOwn(e.name)) {
+          scope.set(e.name, { kind: 'int', dim: d });
+          boundBy.set(e.name, p.name);
+        }
       });
     });
     const graph = new Graph();
@@ -289,16 +317,25 @@ class Checker {
       const a = args[i]!;
       if ('value' in a) return;
       const expected = p.type.dims!.map((e) => {
-        this.requireInferable(e, scope, decl.name);
-        return asDim(this.evalOne(e, { graph, scope, layer: decl.name }), `a dimension of '${p.name}'`, e.span, this.text(e.span));
+        this.requireInferable(e, scope, decl.name, prelude);
+        return asDim(this.evalOne(e, { graph, scope, layer: decl.name, prelude }), `a dimension of '${p.name}'`, e.span, this.text(e.span));
       });
-      if (!expected.every((d, j) => d.equals(a.type.shape[j]!)))
+      if (!expected.every((d, j) => d.equals(a.type.shape[j]!))) {
+        // A prelude layer's dims are its own: printed as numbers, never as a user constant that
+        // happens to share their value or name. A user's layer may name the user's constants.
+        const written = this.text(p.type.span).replace(/^f32/, '');
+        const show = (shape: readonly Dim[]) => (prelude ? shapeToString(shape) : namedShape(shape, scope));
+        const local = [...boundBy]
+          .map(([n, from]) => [n, String((scope.get(n) as { dim: Dim }).dim), from] as const)
+          .filter(([n, v]) => written.includes(n) && n !== v)
+          .map(([n, v, from]) => `${n} = ${v} (from '${from}')`);
         fail('PEER0303', callSpan, {
           what: `argument '${p.name}' of '${decl.name}'`,
-          expected: `${this.text(p.type.span)}${namedShape(expected, scope) !== this.text(p.type.span).replace(/^f32/, '') ? ` = ${namedShape(expected, scope)}` : ''}`,
-          found: namedShape(a.type.shape, scope),
+          expected: `${written}${show(expected) !== written ? ` = ${show(expected)}` : ''}`,
+          found: show(a.type.shape),
           detail: '',
-        });
+        }, prelude ? (local.length ? [`in '${decl.name}', ${local.join(', ')}`] : []) : this.constNotes(`${written} ${show(a.type.shape)}`, scope));
+      }
       const id = graph.add('input', [], { name: p.name, dtype: a.type.dtype, shape: a.type.shape }, p.span, [a.type]);
       inputs.push(id);
       scope.set(p.name, { kind: 'tensor', ref: ref(id), type: a.type });
@@ -309,11 +346,11 @@ class Checker {
     this.inProgress.push(decl.name);
     const savedNotes = this.callNotes;
     if (this.inProgress.length > 1) {
-      const bound = scope.names().filter((n) => !this.globalScope.has(n) && scope.get(n)!.kind === 'int').map((n) => [n, String((scope.get(n) as { dim: Dim }).dim)]).filter(([n, v]) => n !== v).map(([n, v]) => `${n} = ${v}`);
+      const bound = scope.names().filter((n) => scope.hasOwn(n) && scope.get(n)!.kind === 'int').map((n) => [n, String((scope.get(n) as { dim: Dim }).dim)]).filter(([n, v]) => n !== v).map(([n, v]) => `${n} = ${v}`);
       this.callNotes = [`in '${decl.name}' called at ${callSpan.file}:${callSpan.line}:${callSpan.col}${bound.length ? ` with ${bound.join(', ')}` : ''}`, ...savedNotes];
     }
     try {
-      const frame: Frame = { graph, scope, layer: decl.name };
+      const frame: Frame = { graph, scope, layer: decl.name, prelude };
       const outputs = this.body(decl, frame);
       if (!outputs) {
         this.functions.set(key, null);
@@ -429,8 +466,9 @@ class Checker {
   private lookup(name: string, span: Span, frame: Frame): Value {
     const local = frame.scope.get(name);
     if (local) return local;
-    if (this.consts.has(name)) return this.constValue(name, span);
-    if (this.paramDecls.has(name)) {
+    const visible = !frame.prelude || this.preludeNames.has(name);
+    if (visible && this.consts.has(name)) return this.constValue(name, span);
+    if (visible && this.paramDecls.has(name)) {
       const p = this.param(name);
       if (!p) throw new Poisoned();
       const type: TensorType = { dtype: p.dtype, shape: p.shape.map((n) => Dim.of(n)) };

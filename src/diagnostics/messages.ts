@@ -57,8 +57,10 @@ export const MESSAGES = {
     `${a.expr} = ${a.value} is not an integer${a.detail}`),
   PEER0401: m('not a perfect square', (a: { expr: string; value: number }) =>
     `sqrt(${a.expr}) needs a perfect square, but ${a.expr} = ${a.value}; the nearest are ${Math.floor(Math.sqrt(a.value)) ** 2} and ${Math.ceil(Math.sqrt(a.value) + 1e-9) ** 2}`),
-  PEER0402: m('top-k larger than axis', (a: { k: string; n: string }) =>
-    `topk asks for k = ${a.k} of only ${a.n} entries; k must be at most the length of the last axis`),
+  PEER0402: m('top-k out of range', (a: { k: string; n: string }) =>
+    Number(a.k) < 1
+      ? `topk asks for k = ${a.k}; k must be at least 1`
+      : `topk asks for k = ${a.k} of only ${a.n} entries; k must be at most the length of the last axis`),
   PEER0403: m('index may exceed table', (a: { table: string; rows: string; bound: string }) =>
     `indices range over ${a.bound} rows but ${a.table} has only ${a.rows}`),
   PEER0404: m('dimension not positive', (a: { expr: string; value: number }) => `dimension ${a.expr} = ${a.value} must be at least 1`),
@@ -94,6 +96,8 @@ export const MESSAGES = {
     `--${a.flag} cannot change when resuming (the checkpoint was trained with ${a.was}, not ${a.now}): the run's data stream and optimizer state depend on it; start a new run with another --out to change it`),
   PEER0707: m('nothing left to train', (a: { steps: number; step: number; given: boolean }) =>
     `${a.given ? `--steps ${a.steps} is not beyond the checkpoint's step ${a.step}` : `the run is complete (step ${a.step} of ${a.steps})`}; to train further, pass --steps greater than ${a.step}`),
+  PEER0708: m('not a training checkpoint', (a: { file: string; format: string }) =>
+    `${a.file} is a safetensors file but not a peerc training checkpoint (${a.format}); pass the checkpoint.safetensors in a run folder written by peerc train`),
   // Files
   PEER0800: m('cannot use path', (a: { action: string; path: string; reason: string }) => `cannot ${a.action} ${a.path}: ${a.reason}`),
 } as const;
