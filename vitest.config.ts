@@ -11,5 +11,5 @@ export default defineConfig({
       },
     },
   ],
-  test: { include: process.env.PEERC_SCRATCH ? ['scratch/**/*.test.ts'] : ['test/**/*.test.ts'], testTimeout: 60_000, pool: 'forks' },
+  test: { include: process.env.PEERC_SCRATCH ? ['scratch/**/*.test.ts'] : ['test/**/*.test.ts'], testTimeout: 600_000, hookTimeout: 600_000, pool: 'forks' },
 });

@@ -11,7 +11,7 @@ const root = join(import.meta.dirname, '..');
 const cli = join(root, 'dist', 'peerc.js');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-cli-'));
 
-const peerc = (...args: string[]) => runPeerc(args, 60_000);
+const peerc = (...args: string[]) => runPeerc(args);
 
 function write(name: string, content: string | Uint8Array): string {
   const p = join(tmp, name);

@@ -67,7 +67,7 @@ describe('emitted TypeScript', () => {
     }));
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     expect(() => execFileSync(process.execPath, [tsc, '-p', join(tmp, 'tsconfig.json')], { encoding: 'utf8' })).not.toThrow();
-  }, 120_000);
+  });
 });
 
 describe('generated kernels', () => {

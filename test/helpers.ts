@@ -60,7 +60,7 @@ export function smallExample(file: string): string {
 
 
 /** Runs the built CLI as a user would; never a stack trace or an internal error. */
-export function runPeerc(args: string[], timeout = 60_000): { status: number; stdout: string; stderr: string } {
+export function runPeerc(args: string[], timeout = 600_000): { status: number; stdout: string; stderr: string } {
   const root = join(import.meta.dirname, '..');
   const r = spawnSync(process.execPath, [join(root, 'dist', 'peerc.js'), ...args], { cwd: root, encoding: 'utf8', timeout });
   const all = r.stdout + r.stderr;

@@ -56,7 +56,7 @@ describe.each(BACKENDS_UNDER_TEST)('training program on %s matches the float64 i
       } finally {
         ex.destroy();
       }
-    }, 120_000);
+    });
 });
 
 describe('sparse gradient rows are summed per touched row without atomics', () => {
@@ -139,5 +139,5 @@ model smooth(tokens: index[T]) -> [T, V] {
     } finally {
       ex.destroy();
     }
-  }, 120_000);
+  });
 });

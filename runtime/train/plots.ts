@@ -10,7 +10,7 @@ export interface Series {
   dots?: boolean;
 }
 
-const W = 640, H = 360, L = 64, R = 16, T = 36, B = 44;
+const W = 640, H = 360, L = 64, R = 16, T = 52, B = 44;
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 const fmt = (v: number) => (Math.abs(v) >= 1e6 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toLocaleString('en-US'));
@@ -49,11 +49,14 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
     const y = H - B - ((t - y0) / (y1 - y0)) * (H - T - B);
     parts.push(`<line x1="${L - 4}" x2="${W - R}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${L - 6}" y="${y + 4}" text-anchor="end">${fmt(options.logY ? Math.pow(10, t) : t)}</text>`);
   }
-  series.forEach((s, i) => {
+  // The legend is a row between the title and the plot, so it never covers a curve.
+  let legendX = L;
+  series.forEach((s) => {
     const ok = s.points.filter(([, y]) => Number.isFinite(y));
     if (ok.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${ok.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     if (s.dots) for (const [x, y] of ok) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    parts.push(`<rect x="${W - R - 150}" y="${T + 4 + i * 16}" width="10" height="10" fill="${s.color}"/><text x="${W - R - 135}" y="${T + 13 + i * 16}">${esc(s.name)}</text>`);
+    parts.push(`<rect x="${legendX}" y="${T - 20}" width="10" height="10" fill="${s.color}"/><text x="${legendX + 14}" y="${T - 11}">${esc(s.name)}</text>`);
+    legendX += 30 + 7 * s.name.length;
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
