@@ -165,3 +165,16 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
     ],
   });
 }
+
+/**
+ * Declarations of an emitted module (for its .mjs bundle: `NAME.d.mts`). Every exported member
+ * of the emitted code has a written type, so they come out right without resolving the runtime:
+ * they import its types from 'peerc/runtime' (the installed peerc package's exports).
+ */
+export function emitDeclarations(fileName: string, text: string): string {
+  const project = new Project({ useInMemoryFileSystem: true, compilerOptions: { declaration: true, emitDeclarationOnly: true, strict: true, target: 9 /* ES2022 */ } });
+  project.createSourceFile(fileName, text);
+  const out = project.emitToMemory({ emitOnlyDtsFiles: true }).getFiles().find((f) => f.filePath.endsWith('.d.ts'));
+  if (!out) throw new Error(`no declarations emitted for ${fileName}`);
+  return out.text;
+}

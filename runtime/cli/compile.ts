@@ -5,7 +5,7 @@ import { ensureDir, onFile } from '../../src/io/files.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { emitModule } from '../../codegen/emit.js';
+import { emitDeclarations, emitModule } from '../../codegen/emit.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { optimize, type Lowering } from '../../src/passes/pipeline.js';
 
@@ -26,5 +26,8 @@ export async function compileToDir(m: IRModule, source: string, outDir: string, 
   await build({ ...common, outfile: `${base}.mjs`, platform: 'node', target: 'node20', external: ['gpu.js'] });
   // In a browser gpu.js uses WebGL or WebGPU; its optional Node-only backends stay out.
   await build({ ...common, outfile: `${base}.browser.mjs`, platform: 'browser', target: 'es2022', external: ['gl', 'webgpu'] });
-  return [tsPath, `${base}.mjs`, `${base}.browser.mjs`];
+  // Types for both bundles (they export what the .ts does); their runtime types come from 'peerc/runtime'.
+  const dts = emitDeclarations(emitted.fileName, emitted.text);
+  for (const d of [`${base}.d.mts`, `${base}.browser.d.mts`]) onFile('write', d, () => writeFileSync(d, dts));
+  return [tsPath, `${base}.mjs`, `${base}.d.mts`, `${base}.browser.mjs`, `${base}.browser.d.mts`];
 }
