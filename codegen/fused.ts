@@ -34,7 +34,9 @@ const X = 'this.thread.x';
 function productRetrieve(r: RenderInput): Stage[] {
   const sh = r.inShapes[0]!;
   const n = sh[sh.length - 1]!;
+  // k: experts selected; sk: sub-keys kept per side (PEER-pytorch's product_key_topk), sk^2 >= k.
   const k = r.node.attrs.k as number;
+  const sk = (r.node.attrs.subk as number | undefined) ?? k;
   const gate = r.node.attrs.gate as string;
   const lanes = sizeOf(sh) / n;
   const score = (side: string, c: string) => `(${side} < 0.5 ? ${r.acc.read(0, `o0 * ${n} + ${c}`)} : ${r.acc.read(1, `o0 * ${n} + ${c}`)})`;
@@ -42,18 +44,18 @@ function productRetrieve(r: RenderInput): Stage[] {
   const threshold: Stage = {
     label: 'product_retrieve:threshold',
     outputLength: 2 * sides,
-    loopMax: Math.max(n, k),
+    loopMax: Math.max(n, sk),
     body: [
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${sides}) { cell = cell - ${sides}; second = 1.0; }`,
       decompose('cell', [lanes, 2], 'o'),
-      selectionLoop((c) => score('o1', c), n, k, `${k - 1}`, 'v', 'vi'),
+      selectionLoop((c) => score('o1', c), n, sk, `${sk - 1}`, 'v', 'vi'),
       `return second > 0.5 ? vi : v;`,
     ].join('\n'),
   };
   const better = (cv: string, c: string, ov: string, oc: string) => `(${cv} > ${ov} || (${cv} == ${ov} && ${c} < ${oc}))`;
-  const half = sides * k;
-  // The k sub-keys at or above the threshold, in index order (exactly k: the threshold is the k-th).
+  const half = sides * sk;
+  // The sk sub-keys at or above the threshold, in index order (exactly sk: the threshold is the sk-th).
   const survivors: Stage = {
     label: 'product_retrieve:survivors',
     outputLength: 2 * half,
@@ -61,7 +63,7 @@ function productRetrieve(r: RenderInput): Stage[] {
     body: [
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
-      decompose('cell', [lanes, 2, k], 'o'),
+      decompose('cell', [lanes, 2, sk], 'o'),
       `let tv = st0[o0 * 2 + o1]; let ti = st0[${sides} + o0 * 2 + o1];`,
       `let seen = 0.0; let found = 0.0;`,
       `for (let c = 0; c < ${n}; c++) {`,
@@ -76,64 +78,66 @@ function productRetrieve(r: RenderInput): Stage[] {
   const sorted: Stage = {
     label: 'product_retrieve:sort',
     outputLength: 2 * half,
-    loopMax: k,
+    loopMax: sk,
     body: [
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
-      decompose('cell', [lanes, 2, k], 'o'),
-      `let base = (o0 * 2 + o1) * ${k};`,
+      decompose('cell', [lanes, 2, sk], 'o'),
+      `let base = (o0 * 2 + o1) * ${sk};`,
       `let rv = 0.0; let ri = 0.0;`,
-      `for (let m = 0; m < ${k}; m++) {`,
+      `for (let m = 0; m < ${sk}; m++) {`,
       `  let mv = st1[base + m]; let mi = st1[${half} + base + m];`,
       `  let rk = 0.0;`,
-      `  for (let q = 0; q < ${k}; q++) { let qv = st1[base + q]; let qi = st1[${half} + base + q]; if (${better('qv', 'qi', 'mv', 'mi')}) { rk += 1.0; } }`,
+      `  for (let q = 0; q < ${sk}; q++) { let qv = st1[base + q]; let qi = st1[${half} + base + q]; if (${better('qv', 'qi', 'mv', 'mi')}) { rk += 1.0; } }`,
       `  if (rk == o2) { rv = mv; ri = mi; }`,
       `}`,
       `return second > 0.5 ? ri : rv;`,
     ].join('\n'),
   };
   const total = lanes * k;
-  const paired = k <= REGISTER_TOPK_MAX && k % 2 === 0;
-  // Sorted sub-keys: [lanes, 2, k] values then indices, or (paired) [lanes, 2, k/2] x (v, i, v, i).
+  const registerSubkeys = sk <= REGISTER_TOPK_MAX;
+  const subPaired = registerSubkeys && sk % 2 === 0;
+  // Sorted sub-keys: [lanes, 2, sk] values then indices, or (subPaired) [lanes, 2, sk/2] x (v, i, v, i).
   const pairAt = (side: number, i: string, part: number) =>
-    `st2[((o0 * 2 + ${side}) * ${k / 2} + Math.floor((${i}) / 2.0)) * 4 + ((${i}) - Math.floor((${i}) / 2.0) * 2.0) * 2 + ${part}]`;
-  const val = (side: number, i: string) => (paired ? pairAt(side, i, 0) : `st2[(o0 * 2 + ${side}) * ${k} + ${i}]`);
-  const idx = (side: number, i: string) => (paired ? pairAt(side, i, 1) : `st2[${half} + (o0 * 2 + ${side}) * ${k} + ${i}]`);
-  const pairs = k * k;
-  // Rank of each candidate pair among the pairs that can make the top k, -1 for the others.
+    `st2[((o0 * 2 + ${side}) * ${sk / 2} + Math.floor((${i}) / 2.0)) * 4 + ((${i}) - Math.floor((${i}) / 2.0) * 2.0) * 2 + ${part}]`;
+  const val = (side: number, i: string) => (subPaired ? pairAt(side, i, 0) : `st2[(o0 * 2 + ${side}) * ${sk} + ${i}]`);
+  const idx = (side: number, i: string) => (subPaired ? pairAt(side, i, 1) : `st2[${half} + (o0 * 2 + ${side}) * ${sk} + ${i}]`);
+  const pairs = sk * sk;
+  // Rank of each candidate pair among the pairs that can make the top k, -1 for the others:
+  // a pair (a, b) of sorted positions has (a+1)(b+1)-1 pairs at least as good and earlier.
   const pairRank: Stage = {
     label: 'product_retrieve:pair_rank',
     outputLength: lanes * pairs,
-    loopMax: k,
+    loopMax: sk,
     body: [
-      decompose(X, [lanes, k, k], 'o'),
+      decompose(X, [lanes, sk, sk], 'o'),
       `if ((o1 + 1) * (o2 + 1) > ${k}) { return -1.0; }`,
-      `let mc = o1 * ${k} + o2;`,
+      `let mc = o1 * ${sk} + o2;`,
       `let mv = ${val(0, 'o1')} + ${val(1, 'o2')};`,
       `let rk = 0.0;`,
-      `for (let ia = 0; ia < ${k}; ia++) {`,
-      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `for (let ia = 0; ia < ${sk}; ia++) {`,
+      `  for (let ib = 0; ib < ${sk}; ib++) {`,
       `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
       `    let cv = ${val(0, 'ia')} + ${val(1, 'ib')};`,
-      `    if (${better('cv', `(ia * ${k} + ib)`, 'mv', 'mc')}) { rk += 1.0; }`,
+      `    if (${better('cv', `(ia * ${sk} + ib)`, 'mv', 'mc')}) { rk += 1.0; }`,
       `  }`,
       `}`,
       `return rk;`,
     ].join('\n'),
   };
   const weight = gate === 'softmax' ? 'Math.exp(sv - top) / z' : gate === 'relu' ? 'Math.max(sv, 0.0)' : 'sv';
-  const rankOf = (ia: string, ib: string) => `st3[o0 * ${pairs} + ${ia} * ${k} + ${ib}]`;
+  const rankOf = (ia: string, ib: string) => `st3[o0 * ${pairs} + ${ia} * ${sk} + ${ib}]`;
   const combine: Stage = {
     label: 'product_retrieve:combine',
     outputLength: 2 * total,
-    loopMax: k,
+    loopMax: sk,
     body: [
       `let cell = ${X}; let second = 0.0;`,
       `if (cell >= ${total}) { cell = cell - ${total}; second = 1.0; }`,
       decompose('cell', [lanes, k], 'o'),
       `let top = 0.0; let sv = 0.0; let sa = 0.0; let sb = 0.0;`,
-      `for (let ia = 0; ia < ${k}; ia++) {`,
-      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `for (let ia = 0; ia < ${sk}; ia++) {`,
+      `  for (let ib = 0; ib < ${sk}; ib++) {`,
       `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
       `    let rk = ${rankOf('ia', 'ib')};`,
       `    if (rk == 0.0) { top = ${val(0, 'ia')} + ${val(1, 'ib')}; }`,
@@ -141,8 +145,8 @@ function productRetrieve(r: RenderInput): Stage[] {
       `  }`,
       `}`,
       `let z = 0.0;`,
-      `for (let ia = 0; ia < ${k}; ia++) {`,
-      `  for (let ib = 0; ib < ${k}; ib++) {`,
+      `for (let ia = 0; ia < ${sk}; ia++) {`,
+      `  for (let ib = 0; ib < ${sk}; ib++) {`,
       `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
       `    let rk = ${rankOf('ia', 'ib')};`,
       `    if (rk >= 0.0 && rk < ${lit(k)}) { z += Math.exp(${val(0, 'ia')} + ${val(1, 'ib')} - top); }`,
@@ -152,8 +156,8 @@ function productRetrieve(r: RenderInput): Stage[] {
       `return ${weight};`,
     ].join('\n'),
   };
-  const subkeys = k <= REGISTER_TOPK_MAX ? [registerTopk(r, lanes, n, k, score)] : [threshold, survivors, sorted];
-  if (paired) return [subkeys[0]!, renumber(registerCombine(lanes, n, k, gate, val, idx), 2)];
+  const subkeys = registerSubkeys ? [registerTopk(r, lanes, n, sk, score)] : [threshold, survivors, sorted];
+  if (subPaired && k % 2 === 0 && k <= REGISTER_TOPK_MAX) return [subkeys[0]!, renumber(registerCombine(lanes, n, k, sk, gate, val, idx), 2)];
   return [...subkeys, ...[pairRank, combine].map((s) => renumber(s, subkeys.length === 1 ? 2 : 0))];
 }
 
@@ -210,20 +214,20 @@ function registerTopk(r: RenderInput, lanes: number, n: number, k: number, score
  * registers (pairs arrive in index order a*k+b, so ties keep the lower index), then the gate
  * over all k scores; each thread returns two slots as (weight, expert, weight, expert).
  */
-function registerCombine(lanes: number, n: number, k: number, gate: string, val: (side: number, i: string) => string, idx: (side: number, i: string) => string): Stage {
+function registerCombine(lanes: number, n: number, k: number, sk: number, gate: string, val: (side: number, i: string) => string, idx: (side: number, i: string) => string): Stage {
   const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && c${a} < c${b}))`;
   const weight = (v: string) => (gate === 'softmax' ? `Math.exp(${v} - v0) / z` : gate === 'relu' ? `Math.max(${v}, 0.0)` : v);
-  const expert = (c: string) => `(${idx(0, `Math.floor(${c} / ${lit(k)})`)} * ${lit(n)} + ${idx(1, `(${c} - Math.floor(${c} / ${lit(k)}) * ${lit(k)})`)})`;
+  const expert = (c: string) => `(${idx(0, `Math.floor(${c} / ${lit(sk)})`)} * ${lit(n)} + ${idx(1, `(${c} - Math.floor(${c} / ${lit(sk)}) * ${lit(sk)})`)})`;
   const lines = [
     decompose(X, [lanes, k / 2], 'o'),
-    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let c${i} = ${lit(k * k + i)};`).join(' '),
+    Array.from({ length: k }, (_, i) => `let v${i} = -3.4e38; let c${i} = ${lit(sk * sk + i)};`).join(' '),
     `let tv = 0.0; let tc = 0.0;`,
-    `for (let ia = 0; ia < ${k}; ia++) {`,
-    `  for (let ib = 0; ib < ${k}; ib++) {`,
+    `for (let ia = 0; ia < ${sk}; ia++) {`,
+    `  for (let ib = 0; ib < ${sk}; ib++) {`,
     `    if ((ia + 1) * (ib + 1) > ${k}) { break; }`,
     `    let cv = ${val(0, 'ia')} + ${val(1, 'ib')};`,
     `    if (cv > v${k - 1}) {`,
-    `      v${k - 1} = cv; c${k - 1} = ia * ${k} + ib;`,
+    `      v${k - 1} = cv; c${k - 1} = ia * ${sk} + ib;`,
     ...Array.from({ length: k - 1 }, (_, j) => {
       const a = k - 1 - j, b = a - 1;
       return `      if (${better(a, b)}) { tv = v${b}; tc = c${b}; v${b} = v${a}; c${b} = c${a}; v${a} = tv; c${a} = tc; }`;
@@ -237,7 +241,7 @@ function registerCombine(lanes: number, n: number, k: number, gate: string, val:
     ...Array.from({ length: k / 2 - 1 }, (_, q) => `if (o1 == ${q + 1}) { av = v${2 * q + 2}; ac = c${2 * q + 2}; bv = v${2 * q + 3}; bc = c${2 * q + 3}; }`),
     `return [${weight('av')}, ${expert('ac')}, ${weight('bv')}, ${expert('bc')}];`,
   ];
-  return { label: 'product_retrieve:combine', outputLength: lanes * (k / 2), loopMax: k, body: lines.join('\n'), vec4: true, layout: 'pairs' };
+  return { label: 'product_retrieve:combine', outputLength: lanes * (k / 2), loopMax: sk, body: lines.join('\n'), vec4: true, layout: 'pairs' };
 }
 
 // The same with each thread returning two slots as (value, index, value, index): k/2 threads

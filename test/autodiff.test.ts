@@ -147,6 +147,40 @@ model f(x: [T, d]) -> [T, 5] {
     // The key tables' gradients come as rows (k per lane), never as dense [T, h, n] scores.
     expect(fused.layout.sparse.map((s) => s.param).sort()).toEqual(['C1', 'C2', 'U', 'V']);
   });
+  // PEER-pytorch's settings: a sub-key top-k (product_key_topk = 4) other than the final k = 3,
+  // and a gate that is no softmax (sigmoid here): the fused op reads raw scores, the gate stays.
+  const pytorchStyle = `
+const d = 6
+const n = 5
+param Wq: [2, 4, d] = normal(0, 1/sqrt(d))
+param C1: [n, 2] = normal(0, 1)
+param C2: [n, 2] = normal(0, 1)
+param U: [n*n, d] = normal(0, 1/sqrt(d)) @sparse
+param V: [n*n, d] = normal(0, 1) @sparse
+param Wout: [d, 5] = normal(0, 1)
+model f(x: [T, d]) -> [T, 5] {
+  q = einsum("td,hcd->thc", x, Wq)
+  (v1, a) = topk(einsum("thc,nc->thn", q[..., 0:2], C1), 4)
+  (v2, b) = topk(einsum("thc,nc->thn", q[..., 2:4], C2), 4)
+  (s, which) = topk(reshape(v1[..., None] + v2[..., None, :], [T, 2, 16]), 3)
+  idx = take_along(reshape(a[..., None] * n + b[..., None, :], [T, 2, 16]), which)
+  h = sigmoid(s) * gelu(einsum("thkd,td->thk", gather(U, idx), x))
+  return matmul(x + einsum("thk,thkd->td", h, gather(V, idx)), Wout)
+}
+`;
+  it('sub-key top-k other than k, sigmoid gate: finite differences', () => checkGradients(pytorchStyle, { coords: 6 }));
+  it('sub-key top-k other than k, sigmoid gate: the fused backward equals the decomposed one', () => {
+    const m = compileOk(pytorchStyle);
+    const fused = compileTraining(m, { gradients: true });
+    const plain = compileTraining(m, { gradients: true, fuseRetrieval: false });
+    expect([...fused.module.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'product_retrieve').map((x) => [x.attrs.k, x.attrs.subk, x.attrs.gate])).toEqual([[3, 4, 'none']]);
+    const w = weights(m, 6);
+    const inputs = batch(m, fused, 6);
+    const ga = denseGradients(m, fused, interpret(fused.module, inputs, w, { training: true }).outputs);
+    const gb = denseGradients(m, plain, interpret(plain.module, inputs, w, { training: true }).outputs);
+    expect([...ga.keys()].sort()).toEqual([...gb.keys()].sort());
+    for (const [name, x] of ga) x.forEach((v, j) => expect(Math.abs(v - gb.get(name)![j]!), name).toBeLessThan(1e-12));
+  });
   it('elementwise fusion of the backward fires and changes no value', () => {
     const m = compileOk(peer('@sparse'));
     const fused = compileTraining(m, { gradients: true });

@@ -11,6 +11,7 @@ import { optimize, type Lowering } from '../src/passes/pipeline.js';
 import { unavailableReason, type BackendName } from '../runtime/backends.js';
 import { Executor } from '../runtime/executor.js';
 import { compileOk, sampleInputs, smallExample } from './helpers.js';
+import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 
 const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
 const LOWERINGS: Lowering[] = ['naive', 'fused'];
@@ -95,6 +96,60 @@ describe('retrieval picks identical experts everywhere', () => {
   });
 });
 
+/** Retrieval written out with a sub-key top-k `sk`, a final top-k `k` and a gate expression. */
+const variant = (n: number, sk: number, k: number, gate: string) => `
+const d = 8
+const h = 3
+param Wq: [h, 4, d] = normal(0, 1)
+param C1: [${n}, 2] = normal(0, 1)
+param C2: [${n}, 2] = normal(0, 1)
+model pick(x: [T, d]) -> ([T, h, ${k}], index[T, h, ${k}]) {
+  q = einsum("td,hcd->thc", x, Wq)
+  (v1, a) = topk(einsum("thc,nc->thn", q[..., 0:2], C1), ${sk})
+  (v2, b) = topk(einsum("thc,nc->thn", q[..., 2:4], C2), ${sk})
+  (s, which) = topk(reshape(v1[..., None] + v2[..., None, :], [T, h, ${sk * sk}]), ${k})
+  return ${gate}, take_along(reshape(a[..., None] * ${n} + b[..., None, :], [T, h, ${sk * sk}]), which)
+}
+`;
+
+describe('retrieval fuses for any gate, any sub-key top-k and a final top-1', () => {
+  const cases: [string, number, number, number, string][] = [
+    ['sigmoid gate', 12, 4, 4, 'sigmoid(s)'],
+    ['softmax with a temperature, plus raw scores', 12, 4, 4, 'softmax(s / 2.0) + s'],
+    ['non-competing relu scores normalised', 12, 4, 4, 'relu(s) / (sum(relu(s), 2)[..., None] + 1.0)'],
+    ['sub-key top-5, final top-3 (odd, odd)', 12, 5, 3, 'softmax(s)'],
+    ['sub-key top-4, final top-3 (paired sub-keys, odd k)', 12, 4, 3, 'softmax(s)'],
+    ['sub-key top-4, final top-2 (register combine)', 12, 4, 2, 'relu(s)'],
+    ['sub-key top-3, final top-6 (k > sub-key k)', 12, 3, 6, 'softmax(s)'],
+    ['final top-1 (PEER-pytorch non-competing)', 12, 4, 1, 'relu(s)'],
+    ['sub-key top-34 of 40 (selection path), final top-4', 40, 34, 4, 'softmax(s)'],
+  ];
+  for (const [what, n, sk, k, gate] of cases)
+    it(what, async () => {
+      const m = compileOk(variant(n, sk, k, gate));
+      const fused = optimize(m, { lowering: 'fused' });
+      const ops = [...fused.functions.values()][0]!.graph.nodes.map((x) => x.op);
+      expect(ops).toContain('product_retrieve');
+      expect(ops.filter((o) => o === 'topk')).toEqual([]); // no candidates left: every top-k is inside the fused op
+      expect(unfusedPatterns(fused)).toEqual([]);
+      const { ref, results } = await runAll(m, seededWeights(m, 5), sampleInputs(m, 2));
+      for (const r of results) {
+        expect([...r.outputs[1]!], `${r.backend} ${r.lowering}`).toEqual([...ref[1]!.data]);
+        expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(1e-5);
+      }
+    });
+
+  it('does not fire, and says why, when the candidates have another use', () => {
+    const src = variant(12, 4, 4, 'softmax(s)').replace('return softmax(s),', 'return softmax(s) + sum(v1, 2)[..., None],');
+    const fused = optimize(compileOk(src), { lowering: 'fused' });
+    expect([...fused.functions.values()][0]!.graph.nodes.map((x) => x.op)).not.toContain('product_retrieve');
+    const notes = unfusedPatterns(fused);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]!.message).toMatch(/product-key retrieval is not fused, so its \[\.\., k, k\] candidates are built: the first sub-key top-k has another user \(reduce_sum %\d+\); fusing would compute it twice/);
+    expect(notes[0]!.span?.line).toBe(11);
+  });
+});
+
 describe('fusion rules match primitive ops, not the prelude', () => {
   const handWritten = (extraUse: boolean) => `
 const d = 8
@@ -124,10 +179,13 @@ model mine(x: [B, d]) -> [B, d] {
     const { ref, results } = await runAll(m, seededWeights(m, 4), sampleInputs(m, 2));
     for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!)).toBeLessThan(1e-5);
   });
-  it('the expert rule does not fire when the gathered rows have another use', () => {
-    const ops = [...optimize(compileOk(handWritten(true)), { lowering: 'fused' }).functions.values()][0]!.graph.nodes.map((n) => n.op);
+  it('the expert rule does not fire when the gathered rows have another use, and says so', () => {
+    const fused = optimize(compileOk(handWritten(true)), { lowering: 'fused' });
+    const ops = [...fused.functions.values()][0]!.graph.nodes.map((n) => n.op);
     expect(ops).not.toContain('expert_act');
     expect(ops).toContain('product_retrieve');
+    const notes = unfusedPatterns(fused).map((n) => n.message);
+    expect(notes).toEqual([expect.stringMatching(/^the gather of expert rows from Up is not fused, so a \[B, 2, 3, 8\] tensor of rows is built \(used by einsum %\d+, reduce_sum %\d+\)/)]);
   });
 });
 

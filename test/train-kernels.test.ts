@@ -26,6 +26,24 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const MODELS: [string, string][] = [
   ['peer_paper.peer (PEER, BatchNorm queries)', smallExample('peer_paper.peer')],
   ['recall.peer (PKM, per-head keys, @sparse @lr)', smallExample('recall.peer').replace('const K = 4096', 'const K = 64')],
+  ['a PEER-pytorch-style variant (sub-key top-4, final top-3, sigmoid gate)', `
+const d = 8
+param Wq: [2, 4, d] = normal(0, 1/sqrt(d))
+param C1: [6, 2] = normal(0, 1)
+param C2: [6, 2] = normal(0, 1)
+param U: [36, d] = normal(0, 1/sqrt(d)) @sparse
+param V: [36, d] = normal(0, 1) @sparse
+param Wout: [d, 5] = normal(0, 1)
+model f(x: [T, d]) -> [T, 5] {
+  q = einsum("td,hcd->thc", x, Wq)
+  (v1, a) = topk(einsum("thc,nc->thn", q[..., 0:2], C1), 4)
+  (v2, b) = topk(einsum("thc,nc->thn", q[..., 2:4], C2), 4)
+  (s, which) = topk(reshape(v1[..., None] + v2[..., None, :], [T, 2, 16]), 3)
+  idx = take_along(reshape(a[..., None] * 6 + b[..., None, :], [T, 2, 16]), which)
+  h = sigmoid(s) * gelu(einsum("thkd,td->thk", gather(U, idx), x))
+  return matmul(x + einsum("thk,thkd->td", h, gather(V, idx)), Wout)
+}
+`],
   ['byte_lm.peer (attention, rmsnorm, dense and PEER feed-forward)', smallExample('byte_lm.peer').replace('const d = 128', 'const d = 32').replace('const N = 32^2', 'const N = 16^2')],
 ];
 

@@ -1,6 +1,7 @@
 // `peerc bench`: the fused kernels, the naive kernels and the float64 reference interpreter
 // on the same weights and inputs in one process; medians after a warm-up, per-kernel times,
 // tokens/s, peak RSS and the backend that actually ran.
+import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { parseEinsum } from '../../src/ir/ops/einsum.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
@@ -103,7 +104,8 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       interpret(optimize(m), inputs, refWeights);
       referenceMs = performance.now() - t0;
     }
-    const flops = einsumFlops(optimize(m, { lowering: 'fused' }), o.tokens);
+    const fusedModule = optimize(m, { lowering: 'fused' });
+    const flops = einsumFlops(fusedModule, o.tokens);
     const matmulGflops = await executors[0]!.matmulReference();
     const kernelGflops = Object.fromEntries(
       [...flops.perKernel].map(([label, gflop]) => {
@@ -124,6 +126,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       einsum_gflops_per_s: kernelGflops,
       matmul_reference_gflops_per_s: matmulGflops,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+      fusion_notes: unfusedPatterns(fusedModule).map((n) => n.message),
     };
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else process.stdout.write(renderReport(report, measured));
@@ -151,8 +154,9 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { fusion_notes: string[]; backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
+  for (const n of r.fusion_notes) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name.padEnd(6)} ${m.medianMs.toFixed(1).padStart(9)} ms  ${r.tokens_per_s[name]!.toFixed(0).padStart(8)} tokens/s  (${m.kernelCount} kernels)`);
   }

@@ -21,6 +21,12 @@ import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
+import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
+
+/** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
+export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
+  return unfusedPatterns(fused, options).map((n) => `${n.span ? `${n.span.file}:${n.span.line}:${n.span.col}: ` : ''}note: ${n.message}\n`).join('');
+}
 
 export interface Command {
   summary: string;
@@ -59,15 +65,17 @@ export const COMMANDS: Record<string, Command> = {
       const r = compileFile(file, p.flags.get('entry') as string | undefined);
       const fns = r.module.functions.size;
       process.stdout.write(`${file}: ok (${r.module.params.length} parameters, ${fns} function${fns === 1 ? '' : 's'}${r.module.entry ? `, entry @${r.module.entry}` : ', no model'})\n`);
+      if (r.module.entry) process.stdout.write(fusionNoteLines(optimize(r.module, { lowering: 'fused' })));
       return 0;
     },
   },
   ir: {
-    summary: `ir FILE [--dump-after PASS] [--entry L] [--train]  print the IR after a pass (${['check', ...passNames()].join(', ')}); --train: the training program (loss and gradients)`,
+    summary: `ir FILE [--dump-after PASS] [--entry L] [--train] [--explain-fusion]  print the IR after a pass (${['check', ...passNames()].join(', ')}); --train: the training program; --explain-fusion: what fused and why not`,
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, 'dump-after': 'string', train: 'boolean' }, 'ir');
+      const p = parseArgs(args, { ...entryFlag, 'dump-after': 'string', train: 'boolean', 'explain-fusion': 'boolean' }, 'ir');
       const file = oneFile(p.positional, 'ir');
-      const after = (p.flags.get('dump-after') as string | undefined) ?? 'dce';
+      const explain = p.flags.get('explain-fusion') === true;
+      const after = (p.flags.get('dump-after') as string | undefined) ?? (explain ? 'fuse-dce' : 'dce');
       if (after !== 'check' && !passNames().includes(after)) throw new UsageError(`unknown pass '${after}'; passes are: check, ${passNames().join(', ')}`);
       const r = compileFile(file, p.flags.get('entry') as string | undefined);
       let m = r.module;
@@ -85,6 +93,12 @@ export const COMMANDS: Record<string, Command> = {
       }
       const problems = verifyModule(m);
       if (problems.length) throw new Error(`IR verification failed after ${after}: ${problems[0]}`);
+      if (explain) {
+        if (!r.module.entry) throw new UsageError(`${file} has no model to fuse; pass --entry LAYER`);
+        const fused = p.flags.get('train') ? m : optimize(r.module, { lowering: 'fused' });
+        const lines = [...fusedSummary(fused), ...unfusedPatterns(fused, { retrievalOnly: p.flags.get('train') === true }).map((n) => `not fused${n.span ? ` (${n.span.file}:${n.span.line}:${n.span.col})` : ''}: ${n.message}`)];
+        process.stdout.write((lines.length ? lines : ['no fusion patterns in this program']).map((l) => `# ${l}\n`).join('') + '\n');
+      }
       process.stdout.write(printModule(m));
       return 0;
     },

@@ -5,6 +5,8 @@ export const HELP: Readonly<Record<string, string>> = {
   ir: `Prints the program's IR after a pass of the pipeline.
   --dump-after PASS    check, inline, fold-constants, cse, dce, fuse, fuse-dce (default dce)
   --train              print the training program (loss and gradients) instead
+  --explain-fusion     first list the fused ops, and every retrieval or expert pattern that did not
+                       fuse with the reason (default pass: fuse-dce)
   --entry LAYER        use LAYER as the model`,
   info: `Lists parameters (names, shapes, dtypes), the model's inputs and outputs, and training settings.
   --json               as JSON (the names peerc run and safetensors files use)

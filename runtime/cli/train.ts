@@ -4,6 +4,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ensureDir, onFile } from '../../src/io/files.js';
+import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { readFileChecked, UsageError } from '../../src/io/tensors.js';
@@ -230,6 +231,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${backend.name}`);
   say(`data: ${dataset.describe()}`);
+  for (const n of unfusedPatterns(trainer.train.module, { retrievalOnly: true })) say(`note: ${n.message}`);
   const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');
   say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}${changed ? ` with ${changed}` : ''}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
 

@@ -72,31 +72,47 @@ function gateOf(ctx: RewriteContext, top: Node): { gate: Gate; node?: Node } {
   return { gate: 'none' };
 }
 
-/** The whole product-key pattern around the final top-k node, if its pieces have no other users. */
-function matchRetrieval(ctx: RewriteContext, top: Node): { c: Candidates; gate: Gate; take: Node } | undefined {
+/**
+ * The whole product-key pattern around the final top-k node, if its pieces have no other users.
+ * The selected scores may have any users: a softmax or relu that is their only use becomes the
+ * fused op's epilogue; any other gate (sigmoid, a temperature, raw scores, ...) reads the fused
+ * op's raw scores [.., k] and stays elementwise, so the candidates are never built either way.
+ * `why` collects the reason when the pattern is recognised but cannot fuse.
+ */
+function matchRetrieval(ctx: RewriteContext, top: Node, why?: string[]): { c: Candidates; k: number; gate: Gate; take: Node } | undefined {
   if (top.op !== 'topk') return undefined;
   const c = matchCandidates(ctx, top.inputs[0]!);
-  if (!c || top.attrs.k !== c.k) return undefined;
+  if (!c) return undefined;
+  const no = (reason: string) => (why?.push(reason), undefined);
   const takes = ctx.users(top.id).filter((u) => u.op === 'take_along');
-  if (takes.length !== 1 || !same(takes[0]!.inputs[1]!, ref(top.id, 1))) return undefined;
+  if (takes.length !== 1 || !same(takes[0]!.inputs[1]!, ref(top.id, 1))) return no('the selected candidates are not mapped to expert ids by exactly one take_along');
   const experts = matchExperts(ctx, takes[0]!.inputs[0]!, c);
-  if (!experts) return undefined;
+  if (!experts) return no('the expert ids are not the product index a * n + b of the two sub-key selections');
   const inside = [top.id, ...c.chain, ...experts, takes[0]!.id];
   const gate = gateOf(ctx, top);
-  const ok =
-    onlyUsedBy(ctx, c.top1.id, inside) && onlyUsedBy(ctx, c.top2.id, inside) &&
-    [...c.chain, ...experts].every((id) => onlyUsedBy(ctx, id, inside)) &&
-    ctx.users(top.id).every((u) => inside.includes(u.id) || u.id === gate.node?.id);
-  return ok ? { c, gate: gate.gate, take: takes[0]! } : undefined;
+  const outside = (id: number) => ctx.users(id).filter((u) => !inside.includes(u.id));
+  for (const [what, id] of [['the first sub-key top-k', c.top1.id], ['the second sub-key top-k', c.top2.id], ...[...c.chain, ...experts].map((id) => [`the intermediate ${ctx.src.node(id).op} %${id}`, id] as const)] as const) {
+    const others = outside(id);
+    if (others.length) return no(`${what} has another user (${others.map((u) => `${u.op} %${u.id}`).join(', ')}); fusing would compute it twice`);
+  }
+  const localIdx = ctx.users(top.id).filter((u) => !inside.includes(u.id) && u.inputs.some((i) => i.node === top.id && i.result === 1));
+  if (localIdx.length) return no(`the final top-k's local candidate indices are used by ${localIdx.map((u) => `${u.op} %${u.id}`).join(', ')}`);
+  return { c, k: top.attrs.k as number, gate: gate.gate, take: takes[0]! };
 }
 
-function emitRetrieval(g: Graph, ctx: RewriteContext, m: { c: Candidates; gate: Gate }, span: Node['span']): number {
-  return g.add('product_retrieve', [ctx.map(m.c.s1), ctx.map(m.c.s2)], { k: m.c.k, gate: m.gate }, span);
+/** Why the retrieval pattern ending at this final top-k did not fuse, or undefined if it is not one. */
+export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefined {
+  const why: string[] = [];
+  return matchRetrieval(ctx, top, why) ? undefined : why[0];
+}
+
+function emitRetrieval(g: Graph, ctx: RewriteContext, m: { c: Candidates; k: number; gate: Gate }, span: Node['span']): number {
+  return g.add('product_retrieve', [ctx.map(m.c.s1), ctx.map(m.c.s2)], { k: m.k, subk: m.c.k, gate: m.gate }, span);
 }
 
 export const fuseRetrieval: RewriteRule = {
   name: 'fuse-retrieval',
-  doc: 'topk/topk/candidate sums/topk/take_along of two sub-key score rows (+ a softmax or relu gate that is the scores\' only use) -> product_retrieve; the [.., k, k] candidate tensors are never made. Does not fire if any piece has another user, and never absorbs the scoring einsum (recomputing it per slot would multiply work).',
+  doc: 'topk/topk (subk each)/candidate sums/topk (k, any k <= subk^2, top-1 included)/take_along of two sub-key score rows -> product_retrieve; the [.., subk, subk] candidate tensors are never made. Any gate: a softmax or relu that is the scores\' only use is the epilogue, any other expression (sigmoid, temperature, raw scores) reads the raw selected scores. Does not fire if an intermediate has another user, and never absorbs the scoring einsum (recomputing it per slot would multiply work).',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op === 'take_along') {
       const top = nodeOf(ctx, node.inputs[1]!);

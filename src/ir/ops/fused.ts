@@ -22,37 +22,40 @@ function gateValues(scores: number[], gate: Gate): number[] {
 }
 
 /**
- * Product-key retrieval from two sub-key score rows s1, s2 [..., n]: top-k of each, the k*k
- * candidate sums, their top-k, the gate over the k selected scores, and the expert index
- * a * n + b. Ties go to the lower index at every step, as topk does.
+ * Product-key retrieval from two sub-key score rows s1, s2 [..., n]: top-subk of each, the
+ * subk*subk candidate sums, their top-k, the gate over the k selected scores, and the expert
+ * index a * n + b. Ties go to the lower index at every step, as topk does. subk = k is the
+ * paper's layer; PEER-pytorch's product_key_topk is a subk other than k.
  */
 export const product_retrieve = defineOp({
   name: 'product_retrieve',
   inputs: ['s1', 's2'],
-  attrs: { k: 'int', gate: 'string' },
+  attrs: { k: 'int', subk: 'int', gate: 'string' },
   infer([s1, s2], attrs) {
     requireDtype(s1!, 'f32', "'product_retrieve'");
+    const k = attrs.k as number, subk = attrs.subk as number;
+    if (!(k >= 1 && subk >= 1 && k <= subk * subk)) fail('PEER0402', null, { k: String(k), n: `${subk * subk} candidates` });
     if (shapeToString(s1!.shape) !== shapeToString(s2!.shape)) fail('PEER0303', null, { what: 'product_retrieve', expected: shapeToString(s1!.shape), found: shapeToString(s2!.shape), detail: '' });
     const n = s1!.shape[s1!.shape.length - 1]!;
     const shape = [...s1!.shape.slice(0, -1), Dim.of(attrs.k as number)];
     return [{ dtype: 'f32', shape }, { dtype: 'index', shape, bound: n.mul(n) }];
   },
   evaluate([s1, s2], attrs) {
-    const k = attrs.k as number;
+    const k = attrs.k as number, sk = attrs.subk as number;
     const n = s1!.shape[s1!.shape.length - 1]!;
     const lanes = s1!.size / n;
     const shape = [...s1!.shape.slice(0, -1), k];
     const w = Tensor.zeros('f32', shape), idx = Tensor.zeros('index', shape);
     for (let l = 0; l < lanes; l++) {
       const r1 = s1!.data.subarray(l * n, l * n + n), r2 = s2!.data.subarray(l * n, l * n + n);
-      const a = topkLane(r1, k), b = topkLane(r2, k);
-      const cand = new Float64Array(k * k);
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) cand[i * k + j] = r1[a[i]!]! + r2[b[j]!]!;
+      const a = topkLane(r1, sk), b = topkLane(r2, sk);
+      const cand = new Float64Array(sk * sk);
+      for (let i = 0; i < sk; i++) for (let j = 0; j < sk; j++) cand[i * sk + j] = r1[a[i]!]! + r2[b[j]!]!;
       const best = topkLane(cand, k);
       const g = gateValues(best.map((c) => cand[c]!), attrs.gate as Gate);
       best.forEach((c, j) => {
         w.data[l * k + j] = g[j]!;
-        idx.data[l * k + j] = a[Math.floor(c / k)]! * n + b[c % k]!;
+        idx.data[l * k + j] = a[Math.floor(c / sk)]! * n + b[c % sk]!;
       });
     }
     return [w, idx];
