@@ -12,6 +12,8 @@ import { unavailableReason, type BackendName } from '../runtime/backends.js';
 import { Executor } from '../runtime/executor.js';
 import { compileOk, sampleInputs, smallExample } from './helpers.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';
+import { EXPERT_ACTIVATIONS } from '../src/ir/ops/fused.js';
+import { ACTIVATIONS } from '../codegen/naive.js';
 
 const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
 const LOWERINGS: Lowering[] = ['naive', 'fused'];
@@ -179,6 +181,17 @@ model mine(x: [B, d]) -> [B, d] {
     const { ref, results } = await runAll(m, seededWeights(m, 4), sampleInputs(m, 2));
     for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!)).toBeLessThan(1e-5);
   });
+  for (const act of EXPERT_ACTIVATIONS.filter((a) => a !== 'none'))
+    it(`experts with ${act} fuse into expert_act, and agree everywhere`, async () => {
+      expect(ACTIVATIONS[act], 'a kernel for the activation').toBeDefined();
+      const m = compileOk(handWritten(false).replace('act = relu(', `act = ${act}(`));
+      const fused = optimize(m, { lowering: 'fused' });
+      const acts = [...fused.functions.values()][0]!.graph.nodes.filter((n) => n.op === 'expert_act').map((n) => n.attrs.act);
+      expect(acts).toEqual([act]);
+      expect(unfusedPatterns(fused)).toEqual([]);
+      const { ref, results } = await runAll(m, seededWeights(m, 4), sampleInputs(m, 2));
+      for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(1e-5);
+    });
   it('the expert rule does not fire when the gathered rows have another use, and says so', () => {
     const fused = optimize(compileOk(handWritten(true)), { lowering: 'fused' });
     const ops = [...fused.functions.values()][0]!.graph.nodes.map((n) => n.op);

@@ -4,7 +4,7 @@
 // compute that work twice.
 import { ref, type Graph, type Node, type ValueRef } from '../ir/graph.js';
 import { parseEinsum } from '../ir/ops/einsum.js';
-import type { Gate } from '../ir/ops/fused.js';
+import { EXPERT_ACTIVATIONS, type Gate } from '../ir/ops/fused.js';
 import type { RewriteContext, RewriteRule } from './rebuild.js';
 
 const same = (a: ValueRef, b: ValueRef) => a.node === b.node && a.result === b.result;
@@ -155,14 +155,14 @@ function matchExpertDot(ctx: RewriteContext, r: ValueRef): { U: ValueRef; idx: V
 
 export const fuseExpertActivation: RewriteRule = {
   name: 'fuse-expert-activation',
-  doc: 'w * act(einsum(gather(U, idx), x)) with act relu, gelu or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor. Does not fire if the gather or the dot products have other users.',
+  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (relu, gelu, gelu_tanh, silu, sigmoid, tanh, abs) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor. Does not fire if the gather or the dot products have other users.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'mul') return undefined;
     for (const [wi, ai] of [[0, 1], [1, 0]] as const) {
       let inner = node.inputs[ai]!;
       let act = 'none';
       const a = nodeOf(ctx, inner);
-      if ((a.op === 'relu' || a.op === 'gelu') && onlyUsedBy(ctx, a.id, [node.id])) {
+      if (a.op !== 'none' && EXPERT_ACTIVATIONS.includes(a.op) && onlyUsedBy(ctx, a.id, [node.id])) {
         act = a.op;
         inner = a.inputs[0]!;
       }

@@ -51,7 +51,7 @@ export function unfusedPatterns(m: IRModule, options: { retrievalOnly?: boolean 
         const users = ctx.users(n.id).map((u) => `${u.op} %${u.id}`).join(', ');
         notes.push({
           span: n.span,
-          message: `the gather of expert rows from ${table} is not fused, so a [${n.types[0]!.shape.join(', ')}] tensor of rows is built (used by ${users}); the expert fusions need it to be read only by einsum(gather(U, idx), x) under relu, gelu or no activation times a weight, or by einsum(h, gather(V, idx)) summing the slots`,
+          message: `the gather of expert rows from ${table} is not fused, so a [${n.types[0]!.shape.join(', ')}] tensor of rows is built (used by ${users}); the expert fusions need it to be read only by einsum(gather(U, idx), x) under an elementwise activation (relu, gelu, gelu_tanh, silu, sigmoid, tanh, abs) or none, times a weight, or by einsum(h, gather(V, idx)) summing the slots`,
         });
       }
     }

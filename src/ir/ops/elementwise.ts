@@ -123,7 +123,11 @@ const sigmoidFn = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) 
 /** d out / d x as nodes, from the input and the output. */
 type UnaryDerivative = (b: GradBuilder, x: GradValue, y: GradValue) => GradValue;
 
+/** The scalar function of every unary elementwise op, for fused ops that apply one per element. */
+export const UNARY_FUNCTIONS = new Map<string, (x: number) => number>();
+
 function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative, dtypes: DType[] = ['f32']): OpDef {
+  UNARY_FUNCTIONS.set(name, fn);
   const grad: GradRule | undefined = derivative && ((b, node, [g]) => {
     const x = node.inputs[0]!;
     if (!g || b.type(x).dtype !== 'f32') return [undefined];

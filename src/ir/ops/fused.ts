@@ -4,7 +4,7 @@
 import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor } from '../../interp/tensor.js';
 import { Dim, shapeToString } from '../../shapes/dim.js';
-import { erf } from './elementwise.js';
+import { UNARY_FUNCTIONS } from './elementwise.js';
 import { runtimeIndexError, topkLane } from './indexing.js';
 import { requireDtype } from './shape-rules.js';
 import { defineOp, type GradValue } from './types.js';
@@ -76,11 +76,10 @@ export const product_retrieve = defineOp({
   },
 });
 
-const ACT: Record<string, (x: number) => number> = {
-  none: (x) => x,
-  relu: (x) => (x > 0 ? x : 0),
-  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
-};
+/** Activations the expert fusion applies per (token, slot); each is the unary op of that name. */
+export const EXPERT_ACTIVATIONS: readonly string[] = ['none', 'relu', 'gelu', 'gelu_tanh', 'silu', 'sigmoid', 'tanh', 'abs'];
+
+const activation = (name: string): ((x: number) => number) => (name === 'none' ? (x) => x : UNARY_FUNCTIONS.get(name)!);
 
 /** h_i = w_i * act(U[idx_i] . x_t) for every (token, slot): no [T, ..., d] gather is made. */
 export const expert_act = defineOp({
@@ -96,7 +95,7 @@ export const expert_act = defineOp({
   evaluate([x, u, idx, w], attrs) {
     const d = x!.shape[1]!, rows = u!.shape[0]!;
     const perToken = idx!.size / x!.shape[0]!;
-    const act = ACT[attrs.act as string]!;
+    const act = activation(attrs.act as string);
     const out = Tensor.zeros('f32', w!.shape);
     for (let i = 0; i < idx!.size; i++) {
       const e = idx!.data[i]!, t = Math.floor(i / perToken);
