@@ -91,6 +91,7 @@ export function selectionLoop(read: (i: string) => string, n: number, k: number,
 
 const binary = (op: string) => elementwise(([a, b]) => `(${a}) ${op} (${b})`);
 const BINARY_INFIX: Record<string, string> = { add: '+', sub: '-', mul: '*', div: '/' };
+const COMPARISONS: Record<string, string> = { greater: '>', greater_equal: '>=', less: '<', less_equal: '<=', equal: '==' };
 const BINARY_CALL: Record<string, string> = { pow: 'Math.pow', maximum: 'Math.max', minimum: 'Math.min' };
 
 function laneOp(r: RenderInput, axis: number, loops: (read: (j: string) => string, n: number, self: string) => string): Rendered {
@@ -140,6 +141,29 @@ const BASE_RENDERERS: Record<string, Renderer> = {
   floordiv: elementwise(([a, b]) => `Math.floor((${a}) / (${b}) + 0.000001)`),
   mod: elementwise(([a, b]) => `(${a}) - Math.floor((${a}) / (${b}) + 0.000001) * (${b})`),
   ...Object.fromEntries(Object.entries(ACTIVATIONS).map(([k, f]) => [k, elementwise(([a]) => f(a!))])),
+  ...Object.fromEntries(Object.entries(COMPARISONS).map(([k, op]) => [k, elementwise(([a, b]) => `((${a}) ${op} (${b}) ? 1.0 : 0.0)`)])),
+  select: elementwise(([c, a, b]) => `((${c}) != 0.0 ? (${a}) : (${b}))`),
+  cumsum(r) {
+    const axis = r.node.attrs.axis as number;
+    const reverse = r.node.attrs.reverse as boolean;
+    return laneOp(r, axis, (read, n) => {
+      const o = `o${axis}`;
+      return reverse
+        ? `let acc = 0.0;\nfor (let j = 0; j < ${n}; j++) { if (j >= ${o}) { acc += ${read('j')}; } }\nreturn acc;`
+        : `let acc = 0.0;\nfor (let j = 0; j < ${n}; j++) { if (j > ${o}) { break; } acc += ${read('j')}; }\nreturn acc;`;
+    });
+  },
+  concat(r) {
+    const axis = r.node.attrs.axis as number;
+    const out = r.outShapes[0]!;
+    const [sa, sb] = [r.inShapes[0]!, r.inShapes[1]!];
+    const la = sa[axis]!;
+    const coords = (shift: string) => out.map((_, j) => (j === axis ? `(o${j}${shift})` : `o${j}`));
+    return {
+      body: `${decompose(X, out, 'o')}\nif (o${axis} < ${la}) { return ${r.acc.read(0, flatIndex(coords(''), sa))}; }\nreturn ${r.acc.read(1, flatIndex(coords(` - ${la}`), sb))};`,
+      loopMax: 1,
+    };
+  },
   einsum(r) {
     return renderEinsum(r, parseEinsum(r.node.attrs.spec as string, r.inShapes.length));
   },

@@ -12,6 +12,8 @@ export type TensorValue = Extract<Value, { kind: 'tensor' }>;
 export interface Lowering {
   /** Emits a primitive op; shape errors are located at `span`. */
   op(name: string, inputs: TensorValue[], attrs: Attrs, span: Span): TensorValue[];
+  /** A tensor, or a constant number made a scalar tensor of `dtype` (as in `x * 2.0`). */
+  operand(v: Value, dtype: 'f32' | 'index', span: Span): TensorValue;
 }
 
 export class Args {
@@ -25,6 +27,12 @@ export class Args {
   ) {}
   private at(i: number): Value {
     return this.values[i]!;
+  }
+  /** Arguments i..: tensors or constant numbers, constants taking the dtype of the first tensor. */
+  operands(l: Lowering, ...is: number[]): TensorValue[] {
+    const first = is.map((i) => this.at(i)).find((v): v is TensorValue => v.kind === 'tensor');
+    if (!first) return fail('PEER0204', this.spans[is[0]!]!, { what: `the arguments of ${this.callee}`, expected: 'at least one tensor', found: 'only constants' });
+    return is.map((i) => l.operand(this.at(i), first.type.dtype, this.spans[i]!));
   }
   tensor(i: number): TensorValue {
     return asTensor(this.at(i), `argument '${this.names[i]}' of ${this.callee}`, this.spans[i]!);
@@ -66,6 +74,10 @@ const integer = (n: number): Value => ({ kind: 'int', dim: Dim.of(n) });
 
 function unaryOp(op: string, doc: string): Builtin {
   return { params: ['x'], doc, lower: (a, l) => l.op(op, [a.tensor(0)], {}, a.span) };
+}
+
+function comparison(op: string, what: string): Builtin {
+  return { params: ['a', 'b'], doc: `${op}(a, b): 1.0 where ${what}, else 0.0 (a mask; either may be a constant)`, lower: (a, l) => l.op(op, a.operands(l, 0, 1), {}, a.span) };
 }
 
 function reduction(op: string, doc: string): Builtin {
@@ -139,8 +151,49 @@ export const BUILTINS: Record<string, Builtin> = {
       return l.op('sqrt', [a.tensor(0)], {}, a.span);
     },
   },
-  maximum: { params: ['a', 'b'], doc: 'elementwise maximum', lower: (a, l) => l.op('maximum', [a.tensor(0), a.tensor(1)], {}, a.span) },
-  minimum: { params: ['a', 'b'], doc: 'elementwise minimum', lower: (a, l) => l.op('minimum', [a.tensor(0), a.tensor(1)], {}, a.span) },
+  maximum: { params: ['a', 'b'], doc: 'elementwise maximum; either may be a constant', lower: (a, l) => l.op('maximum', a.operands(l, 0, 1), {}, a.span) },
+  minimum: { params: ['a', 'b'], doc: 'elementwise minimum; either may be a constant', lower: (a, l) => l.op('minimum', a.operands(l, 0, 1), {}, a.span) },
+  clamp: {
+    params: ['x', 'low', 'high'],
+    doc: 'clamp(x, low, high) = minimum(maximum(x, low), high); the bounds may be constants',
+    lower(a, l) {
+      const [x, lo, hi] = a.operands(l, 0, 1, 2) as [TensorValue, TensorValue, TensorValue];
+      return l.op('minimum', [l.op('maximum', [x, lo], {}, a.span)[0]!, hi], {}, a.span);
+    },
+  },
+  greater: comparison('greater', 'a > b'),
+  greater_equal: comparison('greater_equal', 'a >= b'),
+  less: comparison('less', 'a < b'),
+  less_equal: comparison('less_equal', 'a <= b'),
+  equal: comparison('equal', 'a == b'),
+  where: {
+    params: ['cond', 'a', 'b'],
+    doc: 'where(cond, a, b): a where the mask cond is non-zero, else b (broadcast; a or b may be a constant); the gradient flows to the branch taken',
+    lower(a, l) {
+      const [x, y] = a.operands(l, 1, 2) as [TensorValue, TensorValue];
+      return l.op('select', [a.tensor(0), x, y], {}, a.span);
+    },
+  },
+  cumsum: {
+    params: ['x', 'axis', 'reverse'], defaults: { axis: integer(-1), reverse: integer(0) },
+    doc: 'cumsum(x, axis=-1, reverse=0): running sums along an axis (from the end when reverse is 1)',
+    lower: (a, l) => l.op('cumsum', [a.tensor(0)], { axis: axisOf(a, 1, a.tensor(0).type.shape.length), reverse: a.int(2) !== 0 }, a.span),
+  },
+  concat: {
+    params: ['a', 'b', 'axis'], defaults: { axis: integer(-1) },
+    doc: 'concat(a, b, axis=-1): a then b along an axis of known length',
+    lower: (a, l) => l.op('concat', [a.tensor(0), a.tensor(1)], { axis: axisOf(a, 2, a.tensor(0).type.shape.length) }, a.span),
+  },
+  sort: {
+    params: ['x'],
+    doc: '(values, indices) = sort(x): the last axis in descending order (ties: lower index first), i.e. topk over the whole axis',
+    lower(a, l) {
+      const x = a.tensor(0);
+      const n = x.type.shape[x.type.shape.length - 1];
+      if (n?.value === undefined) fail('PEER0308', a.span, { detail: `sort needs the last axis to have a known length, not ${n ?? 'none (a scalar)'}` });
+      return l.op('topk', [x], { k: n.value }, a.span);
+    },
+  },
   sum: reduction('reduce_sum', 'sum(x, axis=-1)'),
   mean: reduction('reduce_mean', 'mean(x, axis=-1)'),
   max: reduction('reduce_max', 'max(x, axis=-1)'),

@@ -572,7 +572,10 @@ class Checker {
     });
     for (const v of values) check(v!);
     if (builtin) {
-      const lowering: Lowering = { op: (name, inputs, attrs, span) => this.emit(frame, name, inputs, attrs, span) };
+      const lowering: Lowering = {
+        op: (name, inputs, attrs, span) => this.emit(frame, name, inputs, attrs, span),
+        operand: (v, dtype, span) => this.asOperand(v, dtype, span, frame),
+      };
       return builtin.lower(new Args(e.callee, values, spans, texts, e.span, names.map((n) => n.replace('...', ''))), lowering);
     }
     return this.callLayer(layer!.decl, values as Value[], spans, e, frame);

@@ -6,6 +6,7 @@ import * as fused from './fused.js';
 import * as leaves from './leaves.js';
 import * as reductions from './reductions.js';
 import * as scatter from './scatter.js';
+import * as select from './select.js';
 import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js';
 import type { OpDef } from './types.js';
 
@@ -17,6 +18,7 @@ const all: OpDef[] = [
   ...Object.values(leaves).filter(isOp),
   ...Object.values(fused).filter(isOp),
   ...Object.values(scatter).filter(isOp),
+  ...Object.values(select).filter(isOp),
   elementwise_fused,
 ];
 
