@@ -4,11 +4,11 @@ import { CompiledModel, CompiledTrainer, safetensorsWeights, seededWeights, type
 /** Parameters of peer_pytorch: the tensor names safetensors weights must use, with their shapes. */
 export const PARAMS = {
   "norm_g": { shape: [256], role: "param", sparse: false, lrMultiplier: 1 },
-  "Wq": { shape: [4, 128, 256], role: "param", sparse: false, lrMultiplier: 1 },
-  "C1": { shape: [4, 128, 64], role: "param", sparse: false, lrMultiplier: 1 },
-  "C2": { shape: [4, 128, 64], role: "param", sparse: false, lrMultiplier: 1 },
-  "U": { shape: [4, 16384, 256], role: "param", sparse: true, lrMultiplier: 1 },
-  "V": { shape: [4, 16384, 256], role: "param", sparse: true, lrMultiplier: 1 },
+  "Wq": { shape: [2, 8, 128, 256], role: "param", sparse: false, lrMultiplier: 1 },
+  "K1": { shape: [8, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "K2": { shape: [8, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "U": { shape: [16384, 256], role: "param", sparse: true, lrMultiplier: 1 },
+  "V": { shape: [16384, 256], role: "param", sparse: true, lrMultiplier: 1 },
 } as const;
 
 export type ParamName = keyof typeof PARAMS;
@@ -33,7 +33,7 @@ const IR: ModuleJSON = {
       "role": "param",
       "dtype": "f32",
       "shape": [256],
-      "init": { "kind": "constant", "value": 1 },
+      "init": { "kind": "constant", "value": 0 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": false
@@ -42,28 +42,28 @@ const IR: ModuleJSON = {
       "name": "Wq",
       "role": "param",
       "dtype": "f32",
-      "shape": [4, 128, 256],
-      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "shape": [2, 8, 128, 256],
+      "init": { "kind": "uniform", "low": -0.0625, "high": 0.0625 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
     },
     {
-      "name": "C1",
+      "name": "K1",
       "role": "param",
       "dtype": "f32",
-      "shape": [4, 128, 64],
-      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "shape": [8, 128, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
     },
     {
-      "name": "C2",
+      "name": "K2",
       "role": "param",
       "dtype": "f32",
-      "shape": [4, 128, 64],
-      "init": { "kind": "normal", "mean": 0, "std": 0.125 },
+      "shape": [8, 128, 128],
+      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
@@ -72,8 +72,8 @@ const IR: ModuleJSON = {
       "name": "U",
       "role": "param",
       "dtype": "f32",
-      "shape": [4, 16384, 256],
-      "init": { "kind": "normal", "mean": 0, "std": 0.0625 },
+      "shape": [16384, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 1 },
       "lrMultiplier": 1,
       "sparse": true,
       "weightDecay": true
@@ -82,21 +82,24 @@ const IR: ModuleJSON = {
       "name": "V",
       "role": "param",
       "dtype": "f32",
-      "shape": [4, 16384, 256],
-      "init": { "kind": "normal", "mean": 0, "std": 0.25 },
+      "shape": [16384, 256],
+      "init": { "kind": "normal", "mean": 0, "std": 1 },
       "lrMultiplier": 1,
       "sparse": true,
       "weightDecay": true
     }
   ],
-  "train": [],
+  "train": [
+    ["lr", 0.001],
+    ["optimizer", "adam"]
+  ],
   "functions": [
     {
       "name": "peer_pytorch",
       "symbols": ["T"],
       "inputs": [0],
       "outputs": [
-        { "node": 40, "result": 0 }
+        { "node": 38, "result": 0 }
       ],
       "nodes": [
         {
@@ -156,12 +159,41 @@ const IR: ModuleJSON = {
           ]
         },
         {
+          "op": "const",
+          "inputs": [],
+          "attrs": { "value": 1, "dtype": "f32" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": []
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 1, "result": 0 },
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
           "op": "rmsnorm",
           "inputs": [
             { "node": 0, "result": 0 },
-            { "node": 1, "result": 0 }
+            { "node": 3, "result": 0 }
           ],
-          "attrs": { "eps": 0.000001 },
+          "attrs": { "eps": 0 },
           "types": [
             {
               "dtype": "f32",
@@ -185,7 +217,10 @@ const IR: ModuleJSON = {
             "shape": {
               "dims": [
                 [
-                  ["", 4]
+                  ["", 2]
+                ],
+                [
+                  ["", 8]
                 ],
                 [
                   ["", 128]
@@ -201,7 +236,73 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
-                  ["", 4]
+                  ["", 2]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 6, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 8]
                 ],
                 [
                   ["", 128]
@@ -216,8 +317,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 2, "result": 0 },
-            { "node": 3, "result": 0 }
+            { "node": 4, "result": 0 },
+            { "node": 7, "result": 0 }
           ],
           "attrs": { "spec": "td,hcd->thc" },
           "types": [
@@ -228,7 +329,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 128]
@@ -241,18 +342,18 @@ const IR: ModuleJSON = {
           "op": "param",
           "inputs": [],
           "attrs": {
-            "name": "C1",
+            "name": "K1",
             "dtype": "f32",
             "shape": {
               "dims": [
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 128]
                 ],
                 [
-                  ["", 64]
+                  ["", 128]
                 ]
               ]
             }
@@ -262,73 +363,13 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 128]
                 ],
                 [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "param",
-          "inputs": [],
-          "attrs": {
-            "name": "C2",
-            "dtype": "f32",
-            "shape": {
-              "dims": [
-                [
-                  ["", 4]
-                ],
-                [
                   ["", 128]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 4, "result": 0 }
-          ],
-          "attrs": { "axis": 2, "start": 0, "end": 64 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 64]
                 ]
               ]
             }
@@ -337,8 +378,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 7, "result": 0 },
-            { "node": 5, "result": 0 }
+            { "node": 8, "result": 0 },
+            { "node": 9, "result": 0 }
           ],
           "attrs": { "spec": "thc,hnc->thn" },
           "types": [
@@ -349,98 +390,11 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 128]
                 ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 4, "result": 0 }
-          ],
-          "attrs": { "axis": 2, "start": 64, "end": 128 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "einsum",
-          "inputs": [
-            { "node": 9, "result": 0 },
-            { "node": 6, "result": 0 }
-          ],
-          "attrs": { "spec": "thc,hnc->thn" },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "topk",
-          "inputs": [
-            { "node": 8, "result": 0 }
-          ],
-          "attrs": { "k": 16 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            },
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ],
-              "bound": [
-                ["", 128]
               ]
             }
           ]
@@ -459,7 +413,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -473,7 +427,195 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
+                ],
+                [
+                  ["", 16]
+                ]
+              ],
+              "bound": [
+                ["", 128]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 12, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 256]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 4, "result": 0 },
+            { "node": 13, "result": 0 }
+          ],
+          "attrs": { "spec": "td,hcd->thc" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "K2",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 14, "result": 0 },
+            { "node": 15, "result": 0 }
+          ],
+          "attrs": { "spec": "thc,hnc->thn" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "topk",
+          "inputs": [
+            { "node": 16, "result": 0 }
+          ],
+          "attrs": { "k": 16 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -499,7 +641,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -514,7 +656,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 12, "result": 0 }
+            { "node": 17, "result": 0 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -525,7 +667,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 1]
@@ -540,8 +682,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 13, "result": 0 },
-            { "node": 14, "result": 0 }
+            { "node": 18, "result": 0 },
+            { "node": 19, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -552,7 +694,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -567,7 +709,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 15, "result": 0 }
+            { "node": 20, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -576,7 +718,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 256]
@@ -592,11 +734,51 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 256]
                 ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "topk",
+          "inputs": [
+            { "node": 21, "result": 0 }
+          ],
+          "attrs": { "k": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
+                ]
+              ]
+            },
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
+                ]
+              ],
+              "bound": [
+                ["", 256]
               ]
             }
           ]
@@ -615,7 +797,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -647,8 +829,8 @@ const IR: ModuleJSON = {
         {
           "op": "mul",
           "inputs": [
-            { "node": 17, "result": 0 },
-            { "node": 18, "result": 0 }
+            { "node": 23, "result": 0 },
+            { "node": 24, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -659,7 +841,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -677,7 +859,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 12, "result": 1 }
+            { "node": 17, "result": 1 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -688,7 +870,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 1]
@@ -706,8 +888,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 19, "result": 0 },
-            { "node": 20, "result": 0 }
+            { "node": 25, "result": 0 },
+            { "node": 26, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -718,7 +900,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 16]
@@ -736,7 +918,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 21, "result": 0 }
+            { "node": 27, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -745,7 +927,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 256]
@@ -761,7 +943,7 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
                   ["", 256]
@@ -769,46 +951,6 @@ const IR: ModuleJSON = {
               ],
               "bound": [
                 ["", 16384]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "topk",
-          "inputs": [
-            { "node": 16, "result": 0 }
-          ],
-          "attrs": { "k": 16 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            },
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ],
-              "bound": [
-                ["", 256]
               ]
             }
           ]
@@ -816,8 +958,8 @@ const IR: ModuleJSON = {
         {
           "op": "take_along",
           "inputs": [
-            { "node": 22, "result": 0 },
-            { "node": 23, "result": 1 }
+            { "node": 28, "result": 0 },
+            { "node": 22, "result": 1 }
           ],
           "attrs": {},
           "types": [
@@ -828,128 +970,14 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
-                  ["", 16]
+                  ["", 1]
                 ]
               ],
               "bound": [
                 ["", 16384]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "iota",
-          "inputs": [],
-          "attrs": {
-            "n": {
-              "dims": [
-                [
-                  ["", 4]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["", 4]
-                ]
-              ],
-              "bound": [
-                ["", 4]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "expand_dims",
-          "inputs": [
-            { "node": 25, "result": 0 }
-          ],
-          "attrs": { "axis": 1 },
-          "types": [
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 1]
-                ]
-              ],
-              "bound": [
-                ["", 4]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "const",
-          "inputs": [],
-          "attrs": { "value": 16384, "dtype": "index" },
-          "types": [
-            {
-              "dtype": "index",
-              "shape": [],
-              "bound": [
-                ["", 16385]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "mul",
-          "inputs": [
-            { "node": 26, "result": 0 },
-            { "node": 27, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 1]
-                ]
-              ],
-              "bound": [
-                ["", 49153]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "add",
-          "inputs": [
-            { "node": 24, "result": 0 },
-            { "node": 28, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "index",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ],
-              "bound": [
-                ["", 65536]
               ]
             }
           ]
@@ -963,9 +991,6 @@ const IR: ModuleJSON = {
             "shape": {
               "dims": [
                 [
-                  ["", 4]
-                ],
-                [
                   ["", 16384]
                 ],
                 [
@@ -978,9 +1003,6 @@ const IR: ModuleJSON = {
             {
               "dtype": "f32",
               "shape": [
-                [
-                  ["", 4]
-                ],
                 [
                   ["", 16384]
                 ],
@@ -992,31 +1014,121 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "reshape",
+          "op": "gather",
           "inputs": [
-            { "node": 30, "result": 0 }
+            { "node": 30, "result": 0 },
+            { "node": 29, "result": 0 }
           ],
-          "attrs": {
-            "shape": {
-              "dims": [
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
                 [
-                  ["", 65536]
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
                 ],
                 [
                   ["", 256]
                 ]
               ]
             }
-          },
+          ]
+        },
+        {
+          "op": "einsum",
+          "inputs": [
+            { "node": 31, "result": 0 },
+            { "node": 4, "result": 0 }
+          ],
+          "attrs": { "spec": "thkd,td->thk" },
           "types": [
             {
               "dtype": "f32",
               "shape": [
                 [
-                  ["", 65536]
+                  ["T", 1]
                 ],
                 [
-                  ["", 256]
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "gelu",
+          "inputs": [
+            { "node": 32, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "relu",
+          "inputs": [
+            { "node": 22, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "mul",
+          "inputs": [
+            { "node": 33, "result": 0 },
+            { "node": 34, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 8]
+                ],
+                [
+                  ["", 1]
                 ]
               ]
             }
@@ -1031,9 +1143,6 @@ const IR: ModuleJSON = {
             "shape": {
               "dims": [
                 [
-                  ["", 4]
-                ],
-                [
                   ["", 16384]
                 ],
                 [
@@ -1047,9 +1156,6 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
-                  ["", 4]
-                ],
-                [
                   ["", 16384]
                 ],
                 [
@@ -1060,40 +1166,9 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "reshape",
-          "inputs": [
-            { "node": 32, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 65536]
-                ],
-                [
-                  ["", 256]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 65536]
-                ],
-                [
-                  ["", 256]
-                ]
-              ]
-            }
-          ]
-        },
-        {
           "op": "gather",
           "inputs": [
-            { "node": 31, "result": 0 },
+            { "node": 36, "result": 0 },
             { "node": 29, "result": 0 }
           ],
           "attrs": {},
@@ -1105,131 +1180,10 @@ const IR: ModuleJSON = {
                   ["T", 1]
                 ],
                 [
-                  ["", 4]
+                  ["", 8]
                 ],
                 [
-                  ["", 16]
-                ],
-                [
-                  ["", 256]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "einsum",
-          "inputs": [
-            { "node": 34, "result": 0 },
-            { "node": 2, "result": 0 }
-          ],
-          "attrs": { "spec": "thkd,td->thk" },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "gelu",
-          "inputs": [
-            { "node": 35, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "relu",
-          "inputs": [
-            { "node": 23, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "mul",
-          "inputs": [
-            { "node": 37, "result": 0 },
-            { "node": 36, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "gather",
-          "inputs": [
-            { "node": 33, "result": 0 },
-            { "node": 29, "result": 0 }
-          ],
-          "attrs": {},
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["T", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 16]
+                  ["", 1]
                 ],
                 [
                   ["", 256]
@@ -1241,8 +1195,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 38, "result": 0 },
-            { "node": 39, "result": 0 }
+            { "node": 35, "result": 0 },
+            { "node": 37, "result": 0 }
           ],
           "attrs": { "spec": "thk,thkd->td" },
           "types": [
