@@ -152,6 +152,46 @@ describe('retrieval fuses for any gate, any sub-key top-k and a final top-1', ()
   });
 });
 
+/** A PEER layer whose experts are written in the body `experts` (s, idx: scores and ids [B, h, k]). */
+const expertsVariant = (tables: string, experts: string) => `
+const d = 8
+const n = 6
+param Wq: [3, 4, d] = normal(0, 1)
+param C1: [n, 2] = normal(0, 1)
+param C2: [n, 2] = normal(0, 1)
+${tables}
+model f(x: [B, d]) -> [B, d] {
+  (s, idx) = product_topk(einsum("bd,hcd->bhc", x, Wq), C1, C2, 4)
+  g = softmax(s)
+${experts}
+}
+`;
+
+describe('expert fusions follow the expert\'s shape', () => {
+  const cases: [string, string, string][] = [
+    ['m = 3 hidden units per expert (U, V: [N, m, d])', 'param U: [n*n, 3, d] = normal(0, 1)\nparam V: [n*n, 3, d] = normal(0, 1)',
+      '  hid = gelu(einsum("bhkmd,bd->bhkm", gather(U, idx), x)) * g[..., None]\n  return einsum("bhkm,bhkmd->bd", hid, gather(V, idx))'],
+    ['GLU experts: silu(gate) * up (two down tables, one up table)', 'param Ug: [n*n, d] = normal(0, 1)\nparam Uu: [n*n, d] = normal(0, 1)\nparam V: [n*n, d] = normal(0, 1)',
+      '  hid = silu(einsum("bhkd,bd->bhk", gather(Ug, idx), x)) * einsum("bhkd,bd->bhk", gather(Uu, idx), x)\n  return einsum("bhk,bhkd->bd", hid * g, gather(V, idx))'],
+    ['a per-expert bias and tanh-GELU', 'param U: [n*n, d] = normal(0, 1)\nparam bias: [n*n] = normal(0, 1)\nparam V: [n*n, d] = normal(0, 1)',
+      '  hid = gelu_tanh(einsum("bhkd,bd->bhk", gather(U, idx), x) + gather(bias, idx))\n  return x + einsum("bhk,bhkd->bd", hid * g, gather(V, idx))'],
+    ['GLU experts with m = 2 hidden units', 'param Ug: [n*n, 2, d] = normal(0, 1)\nparam Uu: [n*n, 2, d] = normal(0, 1)\nparam V: [n*n, 2, d] = normal(0, 1)',
+      '  hid = g[..., None] * silu(einsum("bhkmd,bd->bhkm", gather(Ug, idx), x)) * einsum("bhkmd,bd->bhkm", gather(Uu, idx), x)\n  return einsum("bhkm,bhkmd->bd", hid, gather(V, idx))'],
+  ];
+  for (const [what, tables, experts] of cases)
+    it(`${what}: no gathered rows remain, and it agrees everywhere`, async () => {
+      const m = compileOk(expertsVariant(tables, experts));
+      const fused = optimize(m, { lowering: 'fused' });
+      const nodes = [...fused.functions.values()][0]!.graph.nodes;
+      // Only small gathers (a bias [B, h, k]) may stay: no [B, h, k, (m,) d] tensor of rows.
+      expect(nodes.filter((x) => x.op === 'gather' && x.types[0]!.shape.length > 3).map((x) => x.types[0]!.shape.join('x'))).toEqual([]);
+      expect(nodes.map((x) => x.op)).toEqual(expect.arrayContaining(['product_retrieve', 'expert_act', 'expert_out']));
+      expect(unfusedPatterns(fused)).toEqual([]);
+      const { ref, results } = await runAll(m, seededWeights(m, 6), sampleInputs(m, 3));
+      for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(2e-5);
+    });
+});
+
 describe('fusion rules match primitive ops, not the prelude', () => {
   const handWritten = (extraUse: boolean) => `
 const d = 8

@@ -135,14 +135,14 @@ export const fuseRetrieval: RewriteRule = {
   },
 };
 
-/** gather(table, idx) used only by `user`, with a 2-D table. */
+/** gather(table, idx) used only by `user`, with a table of rows [N, d] or of m rows per expert [N, m, d]. */
 function soleGather(ctx: RewriteContext, r: ValueRef, user: Node): Node | undefined {
   const g = nodeOf(ctx, r);
-  if (g.op !== 'gather' || rank(ctx, g.inputs[0]!) !== 2 || !onlyUsedBy(ctx, g.id, [user.id])) return undefined;
+  if (g.op !== 'gather' || ![2, 3].includes(rank(ctx, g.inputs[0]!)) || !onlyUsedBy(ctx, g.id, [user.id])) return undefined;
   return g;
 }
 
-/** einsum(gather(U, idx), x) contracting the row with x [T, d]: letters "ABCD,AD->ABC". */
+/** einsum(gather(U, idx), x) contracting each row with x [T, d]: letters "ABCD,AD->ABC" (or "ABCMD,AD->ABCM" for U [N, m, d]). */
 function matchExpertDot(ctx: RewriteContext, r: ValueRef): { U: ValueRef; idx: ValueRef; x: ValueRef; node: Node } | undefined {
   const e = nodeOf(ctx, r);
   if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
@@ -153,9 +153,32 @@ function matchExpertDot(ctx: RewriteContext, r: ValueRef): { U: ValueRef; idx: V
   return { U: g.inputs[0]!, idx: g.inputs[1]!, x: e.inputs[1]!, node: e };
 }
 
+/**
+ * The table and indices the fused expert kernels read: a table of m rows per expert [N, m, d]
+ * is read as N*m rows [N*m, d] (a view), at indices idx * m + (0..m-1) [.., m] (a small index
+ * tensor), so experts of any width use the same kernels.
+ */
+function expertRows(g: Graph, ctx: RewriteContext, table: ValueRef, idx: ValueRef, span: Node['span']): { table: ValueRef; idx: ValueRef; m: number } {
+  const shape = ctx.src.typeOf(table).shape;
+  if (shape.length === 2) return { table: ctx.map(table), idx: ctx.map(idx), m: 1 };
+  const m = shape[1]!;
+  const flat = ref(g.add('reshape', [ctx.map(table)], { shape: [shape[0]!.mul(m), shape[2]!] }, span));
+  const r = g.typeOf(ctx.map(idx)).shape.length;
+  const scaled = ref(g.add('mul', [ref(g.add('expand_dims', [ctx.map(idx)], { axis: r }, span)), g.constant(m.value!, 'index', span)], {}, span));
+  const lanes = ref(g.add('iota', [], { n: [m] }, span));
+  return { table: flat, idx: ref(g.add('add', [scaled, lanes], {}, span)), m: m.value! };
+}
+
+/** `w` broadcast to the shape of the (expanded) indices, when it is not that shape already. */
+function weightsFor(g: Graph, w: ValueRef, idx: ValueRef, span: Node['span']): ValueRef {
+  const want = g.typeOf(idx).shape;
+  if (g.typeOf(w).shape.map(String).join() === want.map(String).join()) return w;
+  return ref(g.add('broadcast_to', [w], { shape: want }, span));
+}
+
 export const fuseExpertActivation: RewriteRule = {
   name: 'fuse-expert-activation',
-  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (relu, gelu, gelu_tanh, silu, sigmoid, tanh, abs) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor. Does not fire if the gather or the dot products have other users.',
+  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (relu, gelu, gelu_tanh, silu, sigmoid, tanh, abs) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor; U may hold m rows per expert ([N, m, d], read as N*m rows). Does not fire if the gather or the dot products have other users.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'mul') return undefined;
     for (const [wi, ai] of [[0, 1], [1, 0]] as const) {
@@ -169,16 +192,31 @@ export const fuseExpertActivation: RewriteRule = {
       const dot = matchExpertDot(ctx, inner);
       if (!dot || !onlyUsedBy(ctx, dot.node.id, [act === 'none' ? node.id : a.id])) continue;
       const w = node.inputs[wi]!;
-      if (ctx.src.typeOf(w).shape.map(String).join() !== ctx.src.typeOf(dot.idx).shape.map(String).join()) continue;
-      return [ref(g.add('expert_act', [ctx.map(dot.x), ctx.map(dot.U), ctx.map(dot.idx), ctx.map(w)], { act }, node.span))];
+      const dotShape = ctx.src.typeOf(inner).shape;
+      // The weight must broadcast to the dot products without widening them.
+      if (g.typeOf(ctx.map(w)).dtype !== 'f32' || ctx.src.typeOf(w).shape.length > dotShape.length || node.types[0]!.shape.map(String).join() !== dotShape.map(String).join()) continue;
+      const rows = expertRows(g, ctx, dot.U, dot.idx, node.span);
+      return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, weightsFor(g, ctx.map(w), rows.idx, node.span)], { act }, node.span))];
     }
     return undefined;
   },
 };
 
+export const fuseExpertDot: RewriteRule = {
+  name: 'fuse-expert-dot',
+  doc: 'einsum(gather(U, idx), x) on its own (a GLU\'s second table, a biased or otherwise combined pre-activation) -> expert_act(x, U, idx, 1): the dot products straight from U\'s rows, whatever elementwise expression uses them. Does not fire if the gather has another user.',
+  apply(node, _inputs, g, _m, ctx) {
+    const dot = matchExpertDot(ctx, ref(node.id));
+    if (!dot) return undefined;
+    const rows = expertRows(g, ctx, dot.U, dot.idx, node.span);
+    const ones = ref(g.add('broadcast_to', [g.constant(1, 'f32', node.span)], { shape: g.typeOf(rows.idx).shape }, node.span));
+    return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, ones], { act: 'none' }, node.span))];
+  },
+};
+
 export const fuseExpertOutput: RewriteRule = {
   name: 'fuse-expert-output',
-  doc: 'einsum(h, gather(V, idx)) summing the slots: "ABC,ABCD->AD" -> expert_out(h, V, idx): each output cell reads its column of the chosen rows, no [T, .., d] gathered tensor. Does not fire if the gather has another user.',
+  doc: 'einsum(h, gather(V, idx)) summing the slots: "ABC,ABCD->AD" (or "ABCM,ABCMD->AD" for V [N, m, d]) -> expert_out(h, V, idx): each output cell reads its column of the chosen rows, no [T, .., d] gathered tensor. Does not fire if the gather has another user.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'einsum' || node.inputs.length !== 2) return undefined;
     const spec = parseEinsum(node.attrs.spec as string, 2);
@@ -186,8 +224,9 @@ export const fuseExpertOutput: RewriteRule = {
       const hs = spec.inputs[hi]!, gs = spec.inputs[gi]!;
       const gather = soleGather(ctx, node.inputs[gi]!, node);
       if (!gather || gs !== hs + gs.at(-1)! || spec.output !== hs[0]! + gs.at(-1)!) continue;
-      if (ctx.src.typeOf(node.inputs[hi]!).shape.map(String).join() !== ctx.src.typeOf(gather.inputs[1]!).shape.map(String).join()) continue;
-      return [ref(g.add('expert_out', [ctx.map(node.inputs[hi]!), ctx.map(gather.inputs[0]!), ctx.map(gather.inputs[1]!)], {}, node.span))];
+      const rows = expertRows(g, ctx, gather.inputs[0]!, gather.inputs[1]!, node.span);
+      if (g.typeOf(ctx.map(node.inputs[hi]!)).shape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
+      return [ref(g.add('expert_out', [ctx.map(node.inputs[hi]!), rows.table, rows.idx], {}, node.span))];
     }
     return undefined;
   },
@@ -227,4 +266,4 @@ export const fuseProjectionBatchnorm: RewriteRule = {
   },
 };
 
-export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertOutput, fuseResidual, fuseProjectionBatchnorm];
+export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertDot, fuseExpertOutput, fuseResidual, fuseProjectionBatchnorm];

@@ -46,7 +46,7 @@ export function unfusedPatterns(m: IRModule, options: { retrievalOnly?: boolean 
         const why = retrievalMiss(ctx, n);
         if (why) notes.push({ span: n.span, message: `product-key retrieval is not fused, so its [.., k, k] candidates are built: ${why}` });
       }
-      if (!options.retrievalOnly && n.op === 'gather' && ctx.src.node(n.inputs[0]!.node).op === 'param' && ctx.src.typeOf(n.inputs[0]!).shape.length === 2 && n.types[0]!.shape.length >= 3 && selected(ctx, n.inputs[1]!.node)) {
+      if (!options.retrievalOnly && n.op === 'gather' && ctx.src.node(n.inputs[0]!.node).op === 'param' && [2, 3].includes(ctx.src.typeOf(n.inputs[0]!).shape.length) && n.types[0]!.shape.length >= 3 && selected(ctx, n.inputs[1]!.node)) {
         const table = ctx.src.node(n.inputs[0]!.node).attrs.name as string;
         const users = ctx.users(n.id).map((u) => `${u.op} %${u.id}`).join(', ');
         notes.push({
