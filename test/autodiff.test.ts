@@ -31,9 +31,10 @@ function denseGradients(m: IRModule, prog: TrainingProgram, outs: Tensor[]): Map
   for (const d of prog.layout.dense) analytic.set(d.param, Float64Array.from(outs[d.output]!.data));
   for (const s of prog.layout.sparse) {
     const p = m.params.find((q) => q.name === s.param)!;
-    const rowSize = p.shape.slice(1).reduce((a, b) => a * b, 1);
-    const dense = analytic.get(s.param) ?? new Float64Array(p.shape.reduce((a, b) => a * b, 1));
     const ids = outs[s.indices]!.data, rows = outs[s.rows]!.data;
+    // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows of d).
+    const rowSize = rows.length / ids.length;
+    const dense = analytic.get(s.param) ?? new Float64Array(p.shape.reduce((a, b) => a * b, 1));
     ids.forEach((r, i) => { for (let j = 0; j < rowSize; j++) dense[r * rowSize + j] = dense[r * rowSize + j]! + rows[i * rowSize + j]!; });
     analytic.set(s.param, dense);
   }
@@ -180,6 +181,33 @@ model f(x: [T, d]) -> [T, 5] {
     const gb = denseGradients(m, plain, interpret(plain.module, inputs, w, { training: true }).outputs);
     expect([...ga.keys()].sort()).toEqual([...gb.keys()].sort());
     for (const [name, x] of ga) x.forEach((v, j) => expect(Math.abs(v - gb.get(name)![j]!), name).toBeLessThan(1e-12));
+  });
+  const stacked = `
+const d = 6
+const n = 4
+param Wq: [2, 2, 4, d] = normal(0, 1/sqrt(d))
+param C1: [2, n, 2] = normal(0, 1)
+param C2: [2, n, 2] = normal(0, 1)
+param bn_g: [2, 8] = ones()
+param bn_b: [2, 8] = zeros()
+buffer bn_mean: [2, 8] = zeros()
+buffer bn_var: [2, 8] = ones()
+param U: [2, n*n, d] = normal(0, 1/sqrt(d)) @sparse
+param V: [2, n*n, d] = normal(0, 1) @sparse
+param Wout: [d, 5] = normal(0, 1)
+layer block(x: [T, d], i: int) -> [T, d] {
+  return x + peer(x, Wq[i], bn_g[i], bn_b[i], bn_mean[i], bn_var[i], C1[i], C2[i], U[i], V[i], 3)
+}
+model f(x: [T, d]) -> [T, 5] {
+  return matmul(block(block(x, 0), 1), Wout)
+}
+`;
+  it('stacked tables U: [L, N, d] used as U[i]: sparse row gradients, finite differences', () => {
+    const prog = compileTraining(compileOk(stacked), { gradients: true });
+    expect(prog.layout.sparse.map((s) => s.param).sort()).toEqual(['U', 'U', 'V', 'V']);
+    expect(prog.layout.dense.map((s) => s.param)).not.toContain('U');
+    expect(prog.layout.buffers.map((s) => s.name).sort()).toEqual(['bn_mean', 'bn_var']);
+    checkGradients(stacked, { coords: 6 });
   });
   it('elementwise fusion of the backward fires and changes no value', () => {
     const m = compileOk(peer('@sparse'));

@@ -44,6 +44,7 @@ model f(x: [T, d]) -> [T, 5] {
   return matmul(x + einsum("thk,thkd->td", h, gather(V, idx)), Wout)
 }
 `],
+  ['stacked_lm.peer (two PEER blocks, tables stacked [L, N, d] and used as U[i])', smallExample('stacked_lm.peer').replace('const d = 64', 'const d = 16').replace('const N = 32^2', 'const N = 8^2')],
   ['byte_lm.peer (attention, rmsnorm, dense and PEER feed-forward)', smallExample('byte_lm.peer').replace('const d = 128', 'const d = 32').replace('const N = 32^2', 'const N = 16^2')],
 ];
 

@@ -160,6 +160,23 @@ describe.skipIf(!existsSync(shakespeare))('a byte-level language model on tinysh
   }, 300_000);
 });
 
+describe('stacked tables (U: [L, N, d] used as U[i])', () => {
+  it('keep sparse rows and lazy Adam, and report usage per slice in metrics and plots', () => {
+    const src = write('stacked.peer', readFileSync(join(root, 'examples', 'stacked_lm.peer'), 'utf8').replace('const d = 64', 'const d = 16').replace('const N = 64^2', 'const N = 8^2'));
+    const text = write('stacked.txt', 'the quick brown fox jumps over the lazy dog. '.repeat(200));
+    const out = join(tmp, 'stacked-run');
+    const r = peerc('train', src, '--data', text, '--steps', '4', '--batch', '4', '--seq', '16', '--eval-every', '2', '--eval-batches', '1', '--backend', 'cpu', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/experts: U\[0\] used [\d.]+% KL [\d.]+, U\[1\] used .*, Vx\[0\] used .*, Vx\[1\] used/);
+    const last = metrics(out).filter((x) => x.split === 'validation').pop()!;
+    expect((last.experts as { param: string; usage: number }[]).map((e) => e.param).sort()).toEqual(['U[0]', 'U[1]', 'Vx[0]', 'Vx[1]']);
+    for (const e of last.experts as { usage: number }[]) expect(e.usage).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'experts.svg'), 'utf8')).toContain('U[1]: used');
+    const ck = readCheckpoint(join(out, 'checkpoint.safetensors'));
+    expect(ck.tensors.get('param.U')!.shape).toEqual([2, 64, 16]);
+  });
+});
+
 describe('peerc ir --train', () => {
   it('prints the training program: loss, fused retrieval, gradients as IR', () => {
     const r = peerc('ir', 'examples/recall.peer', '--train');

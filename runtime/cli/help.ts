@@ -3,7 +3,7 @@ export const HELP: Readonly<Record<string, string>> = {
   check: `Checks names, dtypes and symbolic shapes of a .peer file and reports every error.
   --entry LAYER        check LAYER as the model (default: the file's 'model')`,
   ir: `Prints the program's IR after a pass of the pipeline.
-  --dump-after PASS    check, inline, fold-constants, cse, dce, fuse, fuse-dce (default dce)
+  --dump-after PASS    check, inline, unstack, fold-constants, cse, dce, fuse, fuse-dce (default dce)
   --train              print the training program (loss and gradients) instead
   --explain-fusion     first list the fused ops, and every retrieval or expert pattern that did not
                        fuse with the reason (default pass: fuse-dce)

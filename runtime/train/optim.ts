@@ -116,7 +116,8 @@ export class Optimizer {
       const sparse = g.sparse.get(p.name);
       if (dense) this.update(p.name, w, dense, 0, w.length, 0, plr, decay, scale, bc1, bc2);
       if (sparse) {
-        const rowSize = w.length / p.shape[0]!;
+        // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
+        const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
         sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, scale, bc1, bc2));
       }
     }

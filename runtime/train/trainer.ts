@@ -121,7 +121,7 @@ export class Trainer {
   async evaluate(batches: readonly Batch[]): Promise<EvalResult> {
     const L = this.evaluation.layout;
     let lossSum = 0, correct = 0, total = 0;
-    const stats = new Map<string, { counts: Float64Array; weights: Float64Array }>();
+    const stats = new Map<string, { counts: Float64Array; weights: Float64Array; slices: number }>();
     for (const batch of batches) {
       let outputs;
       try {
@@ -145,9 +145,8 @@ export class Trainer {
         total += t.length;
       }
       for (const r of L.router) {
-        const rows = this.params.get(r.param)!.shape[0]!;
         let s = stats.get(r.param);
-        if (!s) stats.set(r.param, (s = { counts: new Float64Array(rows), weights: new Float64Array(rows) }));
+        if (!s) stats.set(r.param, (s = { counts: new Float64Array(r.rows), weights: new Float64Array(r.rows), slices: r.slices }));
         const ids = outputs[r.indices]!.data, w = r.weights === undefined ? undefined : outputs[r.weights]!.data;
         for (let i = 0; i < ids.length; i++) {
           s.counts[ids[i]!] = s.counts[ids[i]!]! + 1;
@@ -155,7 +154,14 @@ export class Trainer {
         }
       }
     }
-    const experts = [...stats].map(([param, s]) => ({ param, counts: s.counts, usage: s.counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / s.counts.length, unevenness: klFromUniform(s.weights) }));
+    // A stacked table reports each slice (each layer's pool) on its own, as U[0], U[1], ...
+    const experts = [...stats].flatMap(([param, s]) => {
+      const per = s.counts.length / s.slices;
+      return Array.from({ length: s.slices }, (_, i) => {
+        const counts = s.counts.subarray(i * per, (i + 1) * per), weights = s.weights.subarray(i * per, (i + 1) * per);
+        return { param: s.slices > 1 ? `${param}[${i}]` : param, counts, usage: counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / counts.length, unevenness: klFromUniform(weights) };
+      });
+    });
     return { loss: lossSum / batches.length, accuracy: total ? correct / total : NaN, experts };
   }
 

@@ -25,8 +25,11 @@ export interface TrainLayout {
   sparse: { param: string; indices: number; rows: number }[];
   /** New running statistics of buffers (BatchNorm), training mode only. */
   buffers: { name: string; output: number }[];
-  /** Expert choices per sparse table: flat ids [M] and router weights [M] (or none: counts). */
-  router: { param: string; indices: number; weights?: number }[];
+  /**
+   * Expert choices per sparse table: flat ids [M] into its `rows` rows and router weights [M]
+   * (or none: counts); a stacked table [L, N, ...] read as L*N rows has `slices` = L.
+   */
+  router: { param: string; indices: number; weights?: number; rows: number; slices: number }[];
 }
 
 export interface TrainingProgram {
@@ -92,11 +95,27 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   // Tables read only as gather tables get sparse gradients: (row id, row) pairs, never [N, d].
   const users = new Map<number, Node[]>();
   for (const n of forward) for (const r of n.inputs) users.set(r.node, [...(users.get(r.node) ?? []), n]);
+  // A stacked table [L, N, ...] is read as L*N rows through one reshape (see src/passes/stacked.ts).
   const sparseTables = new Set<number>();
+  const tableOf = new Map<number, Node>();
+  const readOnlyByGathers = (id: number) => (users.get(id) ?? []).every((u) => u.op === 'gather' && u.inputs[0]!.node === id && u.inputs[1]!.node !== id);
   for (const n of forward) {
     if (n.op !== 'param' || !params.get(n.attrs.name as string)?.sparse) continue;
-    if ((users.get(n.id) ?? []).every((u) => u.op === 'gather' && u.inputs[0]!.node === n.id && u.inputs[1]!.node !== n.id)) sparseTables.add(n.id);
+    const ps = n.types[0]!.shape;
+    const rowView = (u: Node) => u.op === 'reshape' && u.types[0]!.shape.length === ps.length - 1 && u.types[0]!.shape.slice(1).every((d, j) => d.equals(ps[j + 2]!)) && readOnlyByGathers(u.id);
+    const us = users.get(n.id) ?? [];
+    if (readOnlyByGathers(n.id)) sparseTables.add(n.id);
+    else if (ps.length >= 3 && us.every(rowView)) {
+      sparseTables.add(n.id);
+      for (const u of us) tableOf.set(u.id, n);
+    }
   }
+  /** The sparse parameter a gather reads (directly or as stacked rows), if any. */
+  const sparseParamOf = (gather: Node): Node | undefined => {
+    if (gather.op !== 'gather') return undefined;
+    const t = gather.inputs[0]!.node;
+    return sparseTables.has(t) ? g.node(t) : tableOf.get(t);
+  };
 
   // Router statistics: for each gather from a sparse table, its ids and the softmax of the same shape before it.
   const flatOf = (v: ValueRef) => {
@@ -104,12 +123,17 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     const count = t.shape.reduce((acc, d) => acc.mul(d), Dim.of(1));
     return b.op('reshape', [v], { shape: [count] });
   };
-  const sparseUses = forward.filter((n) => n.op === 'gather' && sparseTables.has(n.inputs[0]!.node));
+  const sparseUses = forward.filter((n) => sparseParamOf(n));
   for (const n of sparseUses) {
     const idx = n.inputs[1]!;
     const shape = shapeToString(g.typeOf(idx).shape);
     const gate = [...forward].reverse().find((s) => s.id < n.id && s.op === 'softmax' && shapeToString(s.types[0]!.shape) === shape);
-    layout.router.push({ param: g.node(n.inputs[0]!.node).attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(ref(gate.id))) : undefined });
+    const table = sparseParamOf(n)!;
+    const stacked = table.id !== n.inputs[0]!.node;
+    layout.router.push({
+      param: table.attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(ref(gate.id))) : undefined,
+      rows: g.typeOf(n.inputs[0]!).shape[0]!.value!, slices: stacked ? table.types[0]!.shape[0]!.value! : 1,
+    });
   }
 
   if (options.gradients) {
@@ -130,12 +154,12 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
       if (!needs.has(n.id) || n.op === 'param') continue;
       const dys = n.types.map((_, r) => grads.get(key(ref(n.id, r))));
       if (dys.every((d) => d === undefined)) continue;
-      if (n.op === 'gather' && sparseTables.has(n.inputs[0]!.node)) {
+      if (sparseParamOf(n)) {
         const rowShape = g.typeOf(ref(n.id)).shape.slice(g.typeOf(n.inputs[1]!).shape.length);
         const idxFlat = flatOf(n.inputs[1]!);
         const m = g.typeOf(idxFlat).shape[0]!;
         const rows = b.op('reshape', [dys[0]!], { shape: [m, rowShape.reduce((acc, d) => acc.mul(d), Dim.of(1))] });
-        layout.sparse.push({ param: g.node(n.inputs[0]!.node).attrs.name as string, indices: output(idxFlat), rows: output(rows) });
+        layout.sparse.push({ param: sparseParamOf(n)!.attrs.name as string, indices: output(idxFlat), rows: output(rows) });
         continue;
       }
       const rule = opDef(n.op).grad;
@@ -163,7 +187,7 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
       } else layout.dense.push({ param: n.attrs.name as string, output: output(d) });
     }
     if (layout.dense.length + layout.sparse.length === 0) fail('PEER0702', null, { detail: 'no parameter reaches the loss' });
-    for (const n of forward) if (n.op === 'batchnorm') runningStats(b, n, params, (name, v) => layout.buffers.push({ name, output: output(v) }));
+    runningStatistics(b, forward.filter((n) => n.op === 'batchnorm'), params, (name, v) => layout.buffers.push({ name, output: output(v) }));
   }
 
   const trainFn: IRFunction = { name: fn.name, graph: g.freeze(), inputs, outputs, symbols: fn.symbols };
@@ -181,20 +205,54 @@ function scatterTerms(g: Graph, d: ValueRef): Node[] | undefined {
 }
 
 /** New running mean and (unbiased) variance of a training-mode BatchNorm, as nodes. */
-function runningStats(b: GradBuilder & { g: Graph }, n: Node, params: Map<string, { role: string }>, emit: (name: string, v: ValueRef) => void): void {
-  const [x, , , rmean, rvar] = n.inputs as ValueRef[];
-  const mom = n.attrs.momentum as number;
-  const shape = b.type(x!).shape;
-  const rows = shape.slice(0, -1).reduce((acc, d) => acc.mul(d), Dim.of(1));
-  const flat = b.op('reshape', [x!], { shape: [rows, shape[shape.length - 1]!] });
-  const mean = b.op('reduce_mean', [flat], { axis: 0 });
-  const centred = b.op('sub', [flat, mean]);
-  const count = b.op('dim_size', [], { n: [rows] });
-  const variance = b.op('div', [b.op('reduce_sum', [b.op('mul', [centred, centred])], { axis: 0 }), b.op('sub', [count, b.scalar(1)])]);
-  const blend = (old: ValueRef, v: ValueRef) => b.op('add', [b.op('mul', [old, b.scalar(1 - mom)]), b.op('mul', [v, b.scalar(mom)])]);
-  for (const [src, stat] of [[rmean!, mean], [rvar!, variance]] as const) {
-    const p = b.g.node(src.node);
-    if (p.op === 'param' && params.get(p.attrs.name as string)?.role === 'buffer') emit(p.attrs.name as string, blend(src, stat as ValueRef));
+/** The buffer behind a batchnorm statistic: the buffer itself, or slice i of a stacked one (buf[i]). */
+function bufferOf(g: Graph, v: ValueRef, params: Map<string, { role: string }>): { node: Node; slice?: number } | undefined {
+  const n = g.node(v.node);
+  const isBuffer = (p: Node) => p.op === 'param' && params.get(p.attrs.name as string)?.role === 'buffer';
+  if (isBuffer(n)) return { node: n };
+  const sl = n.op === 'reshape' ? g.node(n.inputs[0]!.node) : undefined;
+  if (sl?.op === 'slice' && (sl.attrs.axis as number) === 0 && (sl.attrs.end as number) - (sl.attrs.start as number) === 1 && isBuffer(g.node(sl.inputs[0]!.node)))
+    return { node: g.node(sl.inputs[0]!.node), slice: sl.attrs.start as number };
+  return undefined;
+}
+
+/**
+ * New running statistics of every batchnorm, per buffer: a whole buffer's new value, or for a
+ * stacked buffer (bn_mean[i] in layer i) the whole buffer rebuilt from its updated slices.
+ */
+function runningStatistics(b: GradBuilder & { g: Graph }, norms: Node[], params: Map<string, { role: string }>, emit: (name: string, v: ValueRef) => void): void {
+  const slices = new Map<string, { buffer: Node; updated: Map<number, ValueRef> }>();
+  for (const n of norms) {
+    const [x, , , rmean, rvar] = n.inputs as ValueRef[];
+    const mom = n.attrs.momentum as number;
+    const shape = b.type(x!).shape;
+    const rows = shape.slice(0, -1).reduce((acc, d) => acc.mul(d), Dim.of(1));
+    const flat = b.op('reshape', [x!], { shape: [rows, shape[shape.length - 1]!] });
+    const mean = b.op('reduce_mean', [flat], { axis: 0 });
+    const centred = b.op('sub', [flat, mean]);
+    const count = b.op('dim_size', [], { n: [rows] });
+    const variance = b.op('div', [b.op('reduce_sum', [b.op('mul', [centred, centred])], { axis: 0 }), b.op('sub', [count, b.scalar(1)])]);
+    const blend = (old: ValueRef, v: ValueRef) => b.op('add', [b.op('mul', [old, b.scalar(1 - mom)]), b.op('mul', [v, b.scalar(mom)])]);
+    for (const [src, stat] of [[rmean!, mean], [rvar!, variance]] as const) {
+      const buf = bufferOf(b.g, src, params);
+      if (!buf) continue;
+      const name = buf.node.attrs.name as string;
+      if (buf.slice === undefined) {
+        emit(name, blend(src, stat as ValueRef));
+        continue;
+      }
+      const entry = slices.get(name) ?? { buffer: buf.node, updated: new Map() };
+      entry.updated.set(buf.slice, blend(src, stat as ValueRef));
+      slices.set(name, entry);
+    }
+  }
+  for (const [name, { buffer, updated }] of slices) {
+    const shape = buffer.types[0]!.shape;
+    const rowShape = shape.slice(1);
+    const whole = ref(buffer.id);
+    const parts = Array.from({ length: shape[0]!.value! }, (_, i) =>
+      b.op('expand_dims', [updated.get(i) ?? b.op('reshape', [b.op('slice', [whole], { axis: 0, start: i, end: i + 1 })], { shape: rowShape })], { axis: 0 }));
+    emit(name, parts.slice(1).reduce((acc, p) => b.op('concat', [acc, p], { axis: 0 }), parts[0]!));
   }
 }
 

@@ -91,10 +91,16 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
   // argParams: for each argument of f, the parameter it is (through any calls), so batchnorm
   // knows which buffers to update even inside a called layer.
   const run = (f: IRFunction, args: Tensor[], argParams: (string | undefined)[]): Tensor[] => {
+    // The parameter behind a value: itself, a layer argument, or one slice `name[i]` of a stacked one.
     const paramOf = (r: { node: number }): string | undefined => {
       const src = f.graph.node(r.node);
       if (src.op === 'param') return src.attrs.name as string;
       if (src.op === 'input') return argParams[f.inputs.indexOf(src.id)];
+      const sl = src.op === 'reshape' ? f.graph.node(src.inputs[0]!.node) : undefined;
+      if (sl?.op === 'slice' && (sl.attrs.axis as number) === 0 && (sl.attrs.end as number) - (sl.attrs.start as number) === 1) {
+        const base = paramOf(sl.inputs[0]!);
+        if (base && !base.endsWith(']')) return `${base}[${sl.attrs.start as number}]`;
+      }
       return undefined;
     };
     const values = new Map<number, Tensor[]>();
@@ -115,7 +121,15 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
       const ctx: EvalContext = {
         training: options.training ?? false,
         dimValue,
-        updateBuffer: (name, value) => bufferUpdates.set(name, value),
+        updateBuffer: (name, value) => {
+          // A slice of a stacked buffer (bn_mean[i]) updates that slice of the whole buffer.
+          const at = /^(.*)\[(\d+)\]$/.exec(name);
+          if (!at) return void bufferUpdates.set(name, value);
+          const whole = bufferUpdates.get(at[1]!) ?? weights.get(at[1]!)!;
+          const data = Float64Array.from({ length: whole.size }, (_, j) => whole.element(j));
+          data.set(value.data, Number(at[2]) * value.size);
+          bufferUpdates.set(at[1]!, new Tensor('f32', whole.shape, data));
+        },
         inputParamNames: node.inputs.map(paramOf),
       };
       try {

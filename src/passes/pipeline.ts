@@ -5,6 +5,7 @@ import { FOLD_RULES } from './fold.js';
 import { FUSION_RULES } from './fuse.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
+import { unstackGather } from './stacked.js';
 
 export interface Pass {
   name: string;
@@ -15,6 +16,7 @@ export interface Pass {
 
 export const PIPELINE: readonly Pass[] = [
   { name: 'inline', assumes: 'a verified module with an entry', guarantees: 'one function, the entry, with no calls', run: inlineModule },
+  { name: 'unstack', assumes: 'an inlined module', guarantees: 'no gather reads a slice U[i] of a stacked parameter; it reads U as L*N rows at idx + i*N', run: (m) => rebuildModule(m, [unstackGather]) },
   { name: 'fold-constants', assumes: 'any verified module', guarantees: 'no elementwise op on scalar constants; x+0, x*1, x/1, -(-x) removed', run: (m) => rebuildModule(m, FOLD_RULES) },
   { name: 'cse', assumes: 'any verified module', guarantees: 'no two nodes with the same op, inputs and attributes (the graph is rebuilt through hash-consing)', run: (m) => rebuildModule(m, []) },
   { name: 'dce', assumes: 'any verified module', guarantees: 'every node is used by an output (inputs stay)', run: (m) => rebuildModule(m, []) },
