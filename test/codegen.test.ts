@@ -141,6 +141,12 @@ describe('retrieval fuses for any gate, any sub-key top-k and a final top-1', ()
       }
     });
 
+  it('arity-3 product keys: the first pair fuses, the third factor\'s candidates are reported', () => {
+    const fused = optimize(compileOk(smallExample('pk_arity3.peer')), { lowering: 'fused' });
+    expect([...fused.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'product_retrieve')).toHaveLength(1);
+    expect(unfusedPatterns(fused).map((x) => x.message)).toEqual([expect.stringMatching(/its candidate sums combine product_retrieve and topk results, not two sub-key top-k selections/)]);
+  });
+
   it('does not fire, and says why, when the candidates have another use', () => {
     const src = variant(12, 4, 4, 'softmax(s)').replace('return softmax(s),', 'return softmax(s) + sum(v1, 2)[..., None],');
     const fused = optimize(compileOk(src), { lowering: 'fused' });

@@ -102,6 +102,16 @@ function matchRetrieval(ctx: RewriteContext, top: Node, why?: string[]): { c: Ca
 
 /** Why the retrieval pattern ending at this final top-k did not fuse, or undefined if it is not one. */
 export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefined {
+  if (top.op !== 'topk') return undefined;
+  if (!matchCandidates(ctx, top.inputs[0]!)) {
+    // Candidate sums of some other pair of score lists (a third product-key factor, say).
+    const reshape = nodeOf(ctx, top.inputs[0]!);
+    const add = reshape.op === 'reshape' ? nodeOf(ctx, reshape.inputs[0]!) : undefined;
+    const v1 = add?.op === 'add' ? expandOf(ctx, add.inputs[0]!, 1) : undefined, v2 = add?.op === 'add' ? expandOf(ctx, add.inputs[1]!, 2) : undefined;
+    if (!v1 || !v2) return undefined;
+    const ops = [nodeOf(ctx, v1).op, nodeOf(ctx, v2).op];
+    return `its candidate sums combine ${ops.join(' and ')} results, not two sub-key top-k selections of one k (product_retrieve fuses two factors; a third factor's candidates are built, k*k per lane)`;
+  }
   const why: string[] = [];
   return matchRetrieval(ctx, top, why) ? undefined : why[0];
 }
