@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runPeerc } from './helpers.js';
+import { compileOk, diagnose, runPeerc } from './helpers.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
-import { learningRate, Optimizer, DEFAULT_OPTIMIZER } from '../runtime/train/optim.js';
+import { learningRate, lrMultiplierAt, Optimizer, DEFAULT_OPTIMIZER } from '../runtime/train/optim.js';
 import { pick } from '../runtime/cli/sample.js';
 import type { ParamInfo } from '../src/ir/graph.js';
 
@@ -204,6 +204,21 @@ describe('optimizers and schedules', () => {
     expect(w[0]).toBeCloseTo(1 - 0.1 * (1 + 0.5 * 1), 5);
     expect(w[1]).toBeCloseTo(2 - 0.1 * (-1 + 0.5 * 2), 5);
   });
+  it('@lr(m, to=t, over=S): the multiplier decays linearly from m to t over S steps, then stays', () => {
+    const m = compileOk('param V: [4, 2] = zeros() @sparse @lr(10, to=1, over=100)\nparam W: [2] = zeros() @lr(3)\n');
+    const [v, w] = m.params;
+    expect(v!.lrDecay).toEqual({ to: 1, over: 100 });
+    expect([0, 50, 100, 500].map((t) => lrMultiplierAt(v!, t))).toEqual([10, 5.5, 1, 1]);
+    expect(lrMultiplierAt(w!, 1000)).toBe(3);
+    // The first Adam step moves a weight by lr * multiplier (the update is the sign of the gradient).
+    const o = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam', lr: 0.01, schedule: 'constant', clip: 0 }, [v!]);
+    const t = new Float32Array(8);
+    o.step(new Map([['V', t]]), { dense: new Map(), sparse: new Map([['V', { rows: Int32Array.of(0), values: Float32Array.of(1, 1) }]]) });
+    expect(t[0]).toBeCloseTo(-0.1, 5);
+    expect(diagnose('param V: [4] = zeros() @lr(10, to=1)\n')).toMatch(/error PEER0202: '@lr' takes both to= and over= for a decaying multiplier/);
+    expect(diagnose('param V: [4] = zeros() @lr(10, until=1, over=5)\n')).toMatch(/error PEER0203: '@lr' has no argument named 'until'/);
+  });
+
   it('lazy Adam touches only the rows a step used; @lr multiplies the rate; clipping scales gradients', () => {
     const o = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam', lr: 0.1, schedule: 'constant', clip: 1 }, [info('T', [4, 2], { sparse: true, lrMultiplier: 10 })]);
     const t = new Float32Array(8);

@@ -17,7 +17,7 @@ export interface ModuleInfo {
 export function moduleInfo(m: IRModule): ModuleInfo {
   const parameters = m.params.map((p) => ({
     name: p.name, role: p.role, dtype: p.dtype, shape: [...p.shape], count: p.shape.reduce((a, b) => a * b, 1),
-    init: p.init, lr_multiplier: p.lrMultiplier, sparse: p.sparse, weight_decay: p.weightDecay,
+    init: p.init, lr_multiplier: p.lrMultiplier, ...(p.lrDecay ? { lr_multiplier_decay: p.lrDecay } : {}), sparse: p.sparse, weight_decay: p.weightDecay,
   }));
   const total = parameters.filter((p) => p.role === 'param').reduce((a, p) => a + p.count, 0);
   let entry: ModuleInfo['entry'] = null;

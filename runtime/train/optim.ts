@@ -53,6 +53,13 @@ export function checkOptimizerConfig(c: Partial<OptimizerConfig>): void {
   for (const k of Object.keys(c)) if (!known.includes(k)) bad(k, `is not an optimizer setting; known settings are ${known.join(', ')}`);
 }
 
+/** A parameter's learning-rate multiplier at step t (0-based): constant, or linear from m to `to` over `over` steps. */
+export function lrMultiplierAt(p: Pick<ParamInfo, 'lrMultiplier' | 'lrDecay'>, t: number): number {
+  if (!p.lrDecay) return p.lrMultiplier;
+  const f = Math.min(1, t / p.lrDecay.over);
+  return p.lrMultiplier + (p.lrDecay.to - p.lrMultiplier) * f;
+}
+
 /** Learning rate at step t (0-based): linear warmup, then cosine decay (or constant). */
 export function learningRate(c: OptimizerConfig, t: number): number {
   if (c.warmup > 0 && t < c.warmup) return (c.lr * (t + 1)) / c.warmup;
@@ -110,7 +117,7 @@ export class Optimizer {
     for (const p of this.infos) {
       if (p.role !== 'param') continue;
       const w = params.get(p.name)!;
-      const plr = lr * p.lrMultiplier;
+      const plr = lr * lrMultiplierAt(p, this.t - 1);
       const decay = p.weightDecay && c.kind !== 'adam' ? c.weightDecay : 0;
       const dense = g.dense.get(p.name);
       const sparse = g.sparse.get(p.name);

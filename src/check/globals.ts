@@ -28,20 +28,36 @@ export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
   });
   const init = d.init ? initSpec(d.init, ev) : d.role === 'buffer' ? { kind: 'constant' as const, value: 0 } : { kind: 'normal' as const, mean: 0, std: 0.02 };
   let lrMultiplier = 1, sparse = false, weightDecay = d.role === 'param' && shape.length >= 2;
+  let lrDecay: { to: number; over: number } | undefined;
   for (const a of d.attributes) {
-    if (a.name === 'lr') lrMultiplier = attrNumber(a, ev);
+    if (a.name === 'lr') ({ lrMultiplier, lrDecay } = lrAttribute(a, ev));
     else if (a.name === 'sparse') sparse = true;
     else if (a.name === 'no_decay') weightDecay = false;
-    else fail('PEER0208', a.span, { name: `attribute '@${a.name}'`, allowed: '@lr(multiplier), @sparse, @no_decay' });
+    else fail('PEER0208', a.span, { name: `attribute '@${a.name}'`, allowed: '@lr(multiplier), @lr(multiplier, to=m, over=steps), @sparse, @no_decay' });
   }
-  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, sparse, weightDecay, span: d.nameSpan };
+  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, ...(lrDecay ? { lrDecay } : {}), sparse, weightDecay, span: d.nameSpan };
 }
 
-function attrNumber(a: Attribute, ev: ExprEvaluator): number {
-  if (a.args.length !== 1 || a.args[0]!.name) fail('PEER0202', a.span, { callee: `@${a.name}`, expected: 'one number', found: a.args.length });
-  const v = asNumber(ev.evalConst(a.args[0]!.value), `@${a.name}`, a.args[0]!.span);
-  if (!(v > 0)) fail('PEER0407', a.args[0]!.span, { detail: `@${a.name} must be positive, not ${v}` });
-  return v;
+/** @lr(m) or @lr(m, to=t, over=S): a learning-rate multiplier, constant or decaying linearly to t over S steps. */
+function lrAttribute(a: Attribute, ev: ExprEvaluator): { lrMultiplier: number; lrDecay?: { to: number; over: number } } {
+  const positive = (e: Expr, what: string) => {
+    const v = asNumber(ev.evalConst(e), what, e.span);
+    if (!(v > 0)) fail('PEER0407', e.span, { detail: `${what} must be positive, not ${v}` });
+    return v;
+  };
+  const [first, ...named] = a.args;
+  if (!first || first.name) fail('PEER0202', a.span, { callee: '@lr', expected: 'a multiplier, then optionally to= and over=', found: a.args.length });
+  const lrMultiplier = positive(first.value, '@lr');
+  const opts = new Map<string, Expr>();
+  for (const arg of named) {
+    if (!arg.name || !['to', 'over'].includes(arg.name)) fail('PEER0203', arg.span, { callee: '@lr', name: arg.name ?? '(positional)', allowed: '; after the multiplier it takes to= (the final multiplier) and over= (steps)' });
+    opts.set(arg.name, arg.value);
+  }
+  if (opts.size === 0) return { lrMultiplier };
+  if (opts.size !== 2) fail('PEER0202', a.span, { callee: '@lr', expected: 'both to= and over= for a decaying multiplier', found: a.args.length });
+  const over = positive(opts.get('over')!, '@lr over=');
+  if (!Number.isInteger(over)) fail('PEER0407', opts.get('over')!.span, { detail: `@lr over= is a number of steps, not ${over}` });
+  return { lrMultiplier, lrDecay: { to: positive(opts.get('to')!, '@lr to='), over } };
 }
 
 function initSpec(e: Expr, ev: ExprEvaluator): InitSpec {

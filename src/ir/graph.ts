@@ -96,6 +96,8 @@ export interface ParamInfo {
   readonly shape: readonly number[];
   readonly init: InitSpec;
   readonly lrMultiplier: number;
+  /** `@lr(m, to=t, over=S)`: the multiplier goes linearly from m to t over the first S steps, then stays t. */
+  readonly lrDecay?: { readonly to: number; readonly over: number };
   readonly sparse: boolean;
   readonly weightDecay: boolean;
   readonly span?: Span;

@@ -26,7 +26,7 @@ export function printFunction(f: IRFunction): string {
 
 export function printModule(m: IRModule): string {
   const params = m.params.map(
-    (p) => `${p.role} ${p.name}: ${p.dtype}[${p.shape.join(', ')}]${p.sparse ? ' @sparse' : ''}${p.lrMultiplier !== 1 ? ` @lr(${p.lrMultiplier})` : ''}`,
+    (p) => `${p.role} ${p.name}: ${p.dtype}[${p.shape.join(', ')}]${p.sparse ? ' @sparse' : ''}${p.lrMultiplier !== 1 || p.lrDecay ? ` @lr(${p.lrMultiplier}${p.lrDecay ? `, to=${p.lrDecay.to}, over=${p.lrDecay.over}` : ''})` : ''}`,
   );
   const fns = [...m.functions.values()].map(printFunction);
   return [...params, '', `entry @${m.entry}`, '', fns.join('\n\n'), ''].join('\n');
