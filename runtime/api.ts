@@ -119,6 +119,8 @@ export class CompiledModel {
 export interface TrainOptions extends ModelOptions {
   /** Optimizer, learning rate, schedule, clipping; defaults: AdamW, lr 1e-3, cosine over `steps`. */
   optimizer?: Partial<OptimizerConfig>;
+  /** Seed of training-time noise (dropout, Gumbel noise); default 0. */
+  seed?: number;
 }
 
 export interface TrainStep {
@@ -141,7 +143,7 @@ export class CompiledTrainer {
     checkOptimizerConfig(options.optimizer ?? {});
     const m = moduleFromJSON(ir);
     this.inputDtypes = inputDtypesOf(m);
-    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer } });
+    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer }, seed: options.seed });
   }
 
   get backend(): BackendName {

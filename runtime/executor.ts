@@ -9,6 +9,7 @@ import type { IRFunction, IRModule, ValueRef } from '../src/ir/graph.js';
 import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
+import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
@@ -242,12 +243,19 @@ export class Executor {
     }
   }
 
+  /** Seed and step of training-time noise (dropout, Gumbel): set by the trainer before each step. */
+  noise = { seed: 0, step: 0 };
+
   private build(shapeOf: (r: ValueRef) => number[], dimValue: (d: Dim) => number): Step[] {
     const fn = this.fn;
     const live = liveNodes(fn);
     const steps: Step[] = [];
     for (const node of fn.graph.nodes) {
       if (!live.has(node.id) || node.op === 'input' || node.op === 'param' || VIEW_OPS.has(node.op)) continue;
+      if (node.op === 'dropout' || node.op === 'gumbel') {
+        steps.push(this.hostNoise(node.id));
+        continue;
+      }
       if (this.paramsAsArguments && node.op === 'gather' && this.source(node.inputs[0]!).kind === 'param') {
         steps.push(this.hostGather(node.id, node.inputs[0]!, node.inputs[1]!, shapeOf(node.inputs[0]!)));
         continue;
@@ -266,6 +274,25 @@ export class Executor {
       });
     }
     return steps;
+  }
+
+  /**
+   * Dropout and Gumbel noise on the host: the same counter-based draws as the reference
+   * interpreter (a function of seed, salt, element and step), so every backend agrees exactly.
+   */
+  private hostNoise(id: number): Step {
+    const node = this.fn.graph.node(id);
+    const host = (read: (r: ValueRef) => Float32Array) => {
+      const x = read(node.inputs[0]!);
+      if (!this.training) return x;
+      const out = new Float32Array(x.length);
+      const key = noiseKey(this.noise.seed, node.attrs.salt as number);
+      if (node.op === 'dropout') dropoutValues(x, out, node.attrs.p as number, key, this.noise.step);
+      else gumbelValues(x, out, node.attrs.scale as number, key, this.noise.step);
+      return out;
+    };
+    const plan: KernelPlan = { label: `${node.op} (host)`, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
+    return { node: id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
   }
 
   /** Copies the selected rows of a parameter table on the host: the table never enters kernel memory. */

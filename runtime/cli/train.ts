@@ -198,7 +198,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const stopAt = Math.min(settings.steps, (flags.get('stop-at') as number | undefined) ?? settings.steps);
   let trainer: Trainer;
   try {
-    trainer = new Trainer(m, weights, { backend: backend.name, optimizer: settings.optimizer });
+    trainer = new Trainer(m, weights, { backend: backend.name, optimizer: settings.optimizer, seed: settings.seed });
   } catch (e) {
     if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], t.sources);
     throw e;

@@ -35,6 +35,8 @@ export class Diverged extends Error {
 export interface TrainerOptions {
   backend: BackendName | 'auto';
   optimizer: OptimizerConfig;
+  /** Seed of training-time noise (dropout, Gumbel); the step is the optimizer's step count. */
+  seed?: number;
 }
 
 export class Trainer {
@@ -57,7 +59,10 @@ export class Trainer {
     this.summer = new RowSummer(this.backend);
     this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params);
+    this.seed = options.seed ?? 0;
   }
+
+  private readonly seed: number;
 
   private inputsOf(p: TrainingProgram, batch: Batch): Map<string, F32Tensor> {
     const inputs = new Map(batch.inputs);
@@ -69,6 +74,8 @@ export class Trainer {
   async gradients(batch: Batch): Promise<{ loss: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
     const L = this.train.layout;
     let result;
+    // Noise is a function of (seed, step): a resumed run draws what an uninterrupted one would.
+    this.trainExec.noise = { seed: this.seed, step: this.optimizer.t };
     try {
       result = await this.trainExec.forward(this.inputsOf(this.train, batch));
     } catch (e) {

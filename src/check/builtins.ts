@@ -14,6 +14,8 @@ export interface Lowering {
   op(name: string, inputs: TensorValue[], attrs: Attrs, span: Span): TensorValue[];
   /** A tensor, or a constant number made a scalar tensor of `dtype` (as in `x * 2.0`). */
   operand(v: Value, dtype: 'f32' | 'index', span: Span): TensorValue;
+  /** A number unique to this call site and layer instance (noise ops draw independently). */
+  salt(): number;
 }
 
 export class Args {
@@ -183,6 +185,20 @@ export const BUILTINS: Record<string, Builtin> = {
     params: ['a', 'b', 'axis'], defaults: { axis: integer(-1) },
     doc: 'concat(a, b, axis=-1): a then b along an axis of known length',
     lower: (a, l) => l.op('concat', [a.tensor(0), a.tensor(1)], { axis: axisOf(a, 2, a.tensor(0).type.shape.length) }, a.span),
+  },
+  dropout: {
+    params: ['x', 'p'],
+    doc: 'dropout(x, p): while training, zeroes each element with probability p and scales the rest by 1/(1-p); the identity in evaluation. Seeded: a function of the run seed, the step and the element, so --resume is bit-identical',
+    lower(a, l) {
+      const p = a.num(1);
+      if (!(p >= 0 && p < 1)) fail('PEER0407', a.spans[1]!, { detail: `dropout probability must be in [0, 1), not ${p}` });
+      return l.op('dropout', [a.tensor(0)], { p, salt: l.salt() }, a.span);
+    },
+  },
+  gumbel: {
+    params: ['x', 'scale'], defaults: { scale: num(1) },
+    doc: 'gumbel(x, scale=1): while training, adds scale * Gumbel(0, 1) noise (exploration on router scores); the identity in evaluation. Seeded like dropout',
+    lower: (a, l) => l.op('gumbel', [a.tensor(0)], { scale: a.num(1), salt: l.salt() }, a.span),
   },
   sort: {
     params: ['x'],

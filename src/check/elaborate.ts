@@ -61,6 +61,8 @@ class Checker {
   private readonly preludeScope = new Scope();
   private readonly preludeNames = new Set<string>();
   private generic = 0;
+  /** Counts noise call sites (per layer instance), so each draws its own noise. */
+  private salts = 0;
   private callNotes: string[] = [];
 
   constructor(private readonly units: SourceUnit[]) {
@@ -575,6 +577,7 @@ class Checker {
       const lowering: Lowering = {
         op: (name, inputs, attrs, span) => this.emit(frame, name, inputs, attrs, span),
         operand: (v, dtype, span) => this.asOperand(v, dtype, span, frame),
+        salt: () => ++this.salts,
       };
       return builtin.lower(new Args(e.callee, values, spans, texts, e.span, names.map((n) => n.replace('...', ''))), lowering);
     }

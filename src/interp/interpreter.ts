@@ -10,6 +10,8 @@ import { checkFiniteOutputs, firstNonFinite } from './input-checks.js';
 
 export interface RunOptions {
   training?: boolean;
+  /** Seed and step of training-time noise (dropout, Gumbel); default seed 0, step 0. */
+  noise?: { seed: number; step: number };
   /** Sees every node's values as they are computed (for tools and tests). */
   trace?: (node: Node, fn: IRFunction, values: Tensor[]) => void;
 }
@@ -120,6 +122,7 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
       if (node.op === 'call') return run(byName.get(node.attrs.callee as string)!, ins, node.inputs.map(paramOf));
       const ctx: EvalContext = {
         training: options.training ?? false,
+        noise: options.noise,
         dimValue,
         updateBuffer: (name, value) => {
           // A slice of a stacked buffer (bn_mean[i]) updates that slice of the whole buffer.

@@ -7,6 +7,7 @@ import * as leaves from './leaves.js';
 import * as reductions from './reductions.js';
 import * as scatter from './scatter.js';
 import * as select from './select.js';
+import * as noise from './noise.js';
 import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js';
 import type { OpDef } from './types.js';
 
@@ -19,6 +20,7 @@ const all: OpDef[] = [
   ...Object.values(fused).filter(isOp),
   ...Object.values(scatter).filter(isOp),
   ...Object.values(select).filter(isOp),
+  ...Object.values(noise).filter(isOp),
   elementwise_fused,
 ];
 

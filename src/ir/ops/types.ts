@@ -24,6 +24,8 @@ export interface EvalContext {
   updateBuffer(name: string, value: Tensor): void;
   /** Names of the parameter behind each input of the current node, when it is one. */
   inputParamNames: (string | undefined)[];
+  /** The run's seed and the training step: what dropout and Gumbel noise draw from. */
+  noise?: { seed: number; step: number };
 }
 
 export interface OpDef {
