@@ -1,0 +1,68 @@
+// The contraction micro-kernel as WebAssembly SIMD128: C[M, N] = A[M, K] B[K, N] (row-major
+// f32), register-blocked 4 rows x 8 columns: eight f32x4 accumulators stay in registers for
+// the whole K loop, each step loading two vectors of B's row and splatting one A value per
+// row. Full tiles run in wasm; the ragged edge (M mod 4 rows, N mod 8 columns) is left to the
+// caller. With relaxed SIMD the multiply-add is one instruction.
+import { buildModule, I, type FunctionDef } from './module.js';
+
+export const MR = 4;
+export const NR = 8;
+
+/** Locals of `gemm(a, b, c, M, N, K)`: pointers in bytes, sizes in elements. */
+const P = { a: 0, b: 1, c: 2, M: 3, N: 4, K: 5 };
+const L = { i: 6, j: 7, k: 8, pa: 9, pb: 10, rowBytes: 11, nBytes: 12, pc: 13, acc: 14 /* 8 v128 */, b0: 22, b1: 23, av: 24 };
+
+export function gemmFunction(relaxed: boolean): FunctionDef {
+  const get = I.localGet, set = I.localSet;
+  const madd = (acc: number, b: number) =>
+    relaxed
+      ? [get(L.av), get(b), get(acc), I.f32x4RelaxedMadd, set(acc)]
+      : [get(acc), get(L.av), get(b), I.f32x4Mul, I.f32x4Add, set(acc)];
+  const accs = Array.from({ length: 8 }, (_, x) => L.acc + x);
+  const body: number[][] = [
+    // rowBytes = K * 4 (one row of A), nBytes = N * 4 (one row of B and C)
+    get(P.K), I.i32(2), I.i32Shl, set(L.rowBytes),
+    get(P.N), I.i32(2), I.i32Shl, set(L.nBytes),
+    I.i32(0), set(L.i),
+    I.block, I.loop,
+    // while (i + 4 <= M)
+    get(L.i), I.i32(MR), I.i32Add, get(P.M), [0x4a] /* i32.gt_s */, I.brIf(1),
+    I.i32(0), set(L.j),
+    I.block, I.loop,
+    get(L.j), I.i32(NR), I.i32Add, get(P.N), [0x4a], I.brIf(1),
+    ...accs.map((x) => [...I.v128Const0, ...I.localSet(x)]),
+    // pa = a + i * rowBytes; pb = b + j * 4
+    get(P.a), get(L.i), get(L.rowBytes), I.i32Mul, I.i32Add, set(L.pa),
+    get(P.b), get(L.j), I.i32(2), I.i32Shl, I.i32Add, set(L.pb),
+    get(P.K), set(L.k),
+    I.block, I.loop,
+    get(L.k), I.i32Eqz, I.brIf(1),
+    get(L.pb), I.v128Load(0), set(L.b0),
+    get(L.pb), I.v128Load(16), set(L.b1),
+    ...Array.from({ length: MR }, (_, r) => [
+      // av = splat(A[i + r, k]): the row r pointer is pa + r * rowBytes
+      get(L.pa), ...(r === 0 ? [] : [get(L.rowBytes), I.i32(r), I.i32Mul, I.i32Add]), I.f32Load(0), I.f32x4Splat, set(L.av),
+      ...madd(L.acc + 2 * r, L.b0), ...madd(L.acc + 2 * r + 1, L.b1),
+    ].flat()),
+    get(L.pa), I.i32(4), I.i32Add, set(L.pa),
+    get(L.pb), get(L.nBytes), I.i32Add, set(L.pb),
+    get(L.k), I.i32(1), I.i32Sub, set(L.k),
+    I.br(0), I.end, I.end,
+    // store: pc = c + (i * N + j) * 4, row r at pc + r * nBytes
+    get(P.c), get(L.i), get(L.nBytes), I.i32Mul, I.i32Add, get(L.j), I.i32(2), I.i32Shl, I.i32Add, set(L.pc),
+    ...Array.from({ length: MR }, (_, r) => [
+      get(L.pc), ...(r === 0 ? [] : [get(L.nBytes), I.i32(r), I.i32Mul, I.i32Add]), get(L.acc + 2 * r), I.v128Store(0),
+      get(L.pc), ...(r === 0 ? [] : [get(L.nBytes), I.i32(r), I.i32Mul, I.i32Add]), get(L.acc + 2 * r + 1), I.v128Store(16),
+    ].flat()),
+    get(L.j), I.i32(NR), I.i32Add, set(L.j),
+    I.br(0), I.end, I.end,
+    get(L.i), I.i32(MR), I.i32Add, set(L.i),
+    I.br(0), I.end, I.end,
+  ];
+  const locals: FunctionDef['locals'] = [...Array<'i32'>(8).fill('i32'), ...Array<'v128'>(8).fill('v128'), 'v128', 'v128', 'v128'];
+  return { name: 'gemm', params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], locals, body };
+}
+
+export function gemmModule(relaxed: boolean, memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
+  return buildModule([gemmFunction(relaxed)], memory);
+}

@@ -1,0 +1,113 @@
+// A small WebAssembly binary builder: just what peerc's generated kernels need (one imported
+// memory, functions over i32/f32/v128 locals, structured control flow, loads and stores,
+// SIMD128 arithmetic). Written here rather than taken from an assembler package: the kernels
+// are generated as instruction lists, not text, so a text assembler (wabt: 1.5 MB of wasm)
+// would add a parse step and a large dependency for about 200 lines of encoding.
+
+export type ValType = 'i32' | 'f32' | 'v128';
+const VALTYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
+
+/** Unsigned LEB128. */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 (i32 constants). */
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+const f32Bytes = (v: number) => [...new Uint8Array(Float32Array.of(v).buffer)];
+const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+const simd = (op: number) => [0xfd, ...uleb(op)];
+
+/** Instructions, as byte sequences; a kernel is a flat list of these. */
+export const I = {
+  localGet: (i: number) => [0x20, ...uleb(i)],
+  localSet: (i: number) => [0x21, ...uleb(i)],
+  localTee: (i: number) => [0x22, ...uleb(i)],
+  i32: (v: number) => [0x41, ...sleb(v)],
+  f32: (v: number) => [0x43, ...f32Bytes(v)],
+  i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32Shl: [0x74],
+  i32LtS: [0x48], i32GeS: [0x4e], i32Eq: [0x46], i32Eqz: [0x45],
+  f32Add: [0x92], f32Mul: [0x94],
+  /** Memory access with a constant byte offset (alignment hints are 2^align). */
+  f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
+  f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
+  v128Load: (offset = 0) => [...simd(0x00), 4, ...uleb(offset)],
+  v128Store: (offset = 0) => [...simd(0x0b), 4, ...uleb(offset)],
+  f32x4Splat: simd(0x13),
+  f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
+  f32x4Add: simd(0xe4), f32x4Mul: simd(0xe6),
+  /** a * b + c in one rounding where the engine fuses it (relaxed SIMD). */
+  f32x4RelaxedMadd: simd(0x105),
+  v128Const0: [...simd(0x0c), ...new Array(16).fill(0)],
+  block: [0x02, 0x40], loop: [0x03, 0x40], end: [0x0b],
+  br: (depth: number) => [0x0c, ...uleb(depth)],
+  brIf: (depth: number) => [0x0d, ...uleb(depth)],
+  ifThen: [0x04, 0x40], else: [0x05],
+  drop: [0x1a],
+};
+
+export interface FunctionDef {
+  name: string;
+  params: ValType[];
+  /** Locals after the params, in order (indices continue from the params). */
+  locals: ValType[];
+  body: number[][];
+}
+
+/**
+ * A module importing `env.memory` (shared when `shared`, for worker threads) and exporting the
+ * given functions; none returns a value (kernels write to memory).
+ */
+export function buildModule(functions: readonly FunctionDef[], memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
+  const types = functions.map((f) => [0x60, ...vec(f.params.map((p) => [VALTYPE[p]])), 0]);
+  const limits = memory.shared ? [0x03, ...uleb(memory.minPages), ...uleb(memory.maxPages)] : [0x01, ...uleb(memory.minPages), ...uleb(memory.maxPages)];
+  const imports = vec([[...str('env'), ...str('memory'), 0x02, ...limits]]);
+  const funcs = vec(functions.map((_, i) => uleb(i)));
+  const exports = vec(functions.map((f, i) => [...str(f.name), 0x00, ...uleb(i)]));
+  const code = vec(functions.map((f) => {
+    // Locals compressed into runs of one type.
+    const runs: number[][] = [];
+    for (let i = 0; i < f.locals.length; ) {
+      let j = i;
+      while (j < f.locals.length && f.locals[j] === f.locals[i]) j++;
+      runs.push([...uleb(j - i), VALTYPE[f.locals[i]!]]);
+      i = j;
+    }
+    const body = [...vec(runs), ...f.body.flat(), 0x0b];
+    return [...uleb(body.length), ...body];
+  }));
+  return Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...section(1, vec(types)), ...section(2, imports), ...section(3, funcs), ...section(7, exports), ...section(10, code)]);
+}
+
+/** What this engine runs: SIMD128 (required by the backend) and relaxed SIMD (used when present). */
+export function wasmFeatures(): { simd: boolean; relaxedSimd: boolean } {
+  const probe = (extra: number[][]) => {
+    try {
+      return WebAssembly.validate(buildModule([{ name: 'f', params: [], locals: ['v128'], body: [I.v128Const0, I.v128Const0, ...extra, I.drop] }], { minPages: 1, maxPages: 1 }));
+    } catch {
+      return false;
+    }
+  };
+  return { simd: probe([I.f32x4Add]), relaxedSimd: probe([I.v128Const0, I.f32x4RelaxedMadd]) };
+}
