@@ -363,6 +363,40 @@ const MORE_RENDERERS: Record<string, Renderer> = {
  */
 function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }): Rendered | undefined {
   if (spec.inputs.length !== 2 || r.acc.isRowView(0) || r.acc.isRowView(1)) return undefined;
+  const m = matmulLayout(spec, r.inShapes);
+  if (!m) return undefined;
+  const { x, y, rows, cols, inner } = m;
+  const layouts = new Map<number, number[]>();
+  if (!m.permX.every((p, i) => p === i)) layouts.set(x, m.permX);
+  if (!m.permY.every((p, i) => p === i)) layouts.set(y, m.permY);
+  return {
+    body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(x)}[this.thread.y][s] * ${r.acc.name(y)}[s][this.thread.x];\n}\nreturn acc;`,
+    loopMax: inner,
+    grid: [cols, rows],
+    views: new Map([[x, [inner, rows]], [y, [cols, inner]]]),
+    layouts: layouts.size ? layouts : undefined,
+  };
+}
+
+export interface MatmulLayout {
+  /** The operand giving the rows (X) and the one giving the columns (Y). */
+  x: number;
+  y: number;
+  /** Axis permutations that lay X out as [rows, inner] and Y as [inner, cols]. */
+  permX: number[];
+  permY: number[];
+  rows: number;
+  cols: number;
+  inner: number;
+}
+
+/**
+ * A two-operand einsum as a matrix product out[rows..., cols...] = X[rows..., K...] Y[K..., cols...]
+ * (up to the order of letters within each operand), or undefined when it is not one (batch
+ * letters, or a letter summed within one operand).
+ */
+export function matmulLayout(spec: { inputs: readonly string[]; output: string }, inShapes: readonly (readonly number[])[]): MatmulLayout | undefined {
+  if (spec.inputs.length !== 2) return undefined;
   const out = spec.output;
   const [s0, s1] = spec.inputs as [string, string];
   const both = [...s0].filter((c) => s1.includes(c));
@@ -378,20 +412,13 @@ function matmulForm(r: RenderInput, spec: { inputs: string[]; output: string }):
   const lead = out.slice(0, split), tail = out.slice(split);
   if (tail.length === 0 || [...tail].some((c) => !sy.includes(c))) return undefined;
   const contracted = [...sx].filter((c) => both.includes(c)).join('');
-  const sizeOfLetter = (c: string) => (sx.includes(c) ? r.inShapes[x]![sx.indexOf(c)]! : r.inShapes[y]![sy.indexOf(c)]!);
+  const sizeOfLetter = (c: string) => (sx.includes(c) ? inShapes[x]![sx.indexOf(c)]! : inShapes[y]![sy.indexOf(c)]!);
   const prod = (letters: string) => [...letters].reduce((acc, c) => acc * sizeOfLetter(c), 1);
-  const rows = prod(lead), cols = prod(tail), inner = prod(contracted);
-  const permX = [...lead, ...contracted].map((c) => sx.indexOf(c));
-  const permY = [...contracted, ...tail].map((c) => sy.indexOf(c));
-  const layouts = new Map<number, number[]>();
-  if (!permX.every((p, i) => p === i)) layouts.set(x, permX);
-  if (!permY.every((p, i) => p === i)) layouts.set(y, permY);
   return {
-    body: `let acc = 0.0;\nfor (let s = 0; s < ${inner}; s++) {\n  acc += ${r.acc.name(x)}[this.thread.y][s] * ${r.acc.name(y)}[s][this.thread.x];\n}\nreturn acc;`,
-    loopMax: inner,
-    grid: [cols, rows],
-    views: new Map([[x, [inner, rows]], [y, [cols, inner]]]),
-    layouts: layouts.size ? layouts : undefined,
+    x, y,
+    permX: [...lead, ...contracted].map((c) => sx.indexOf(c)),
+    permY: [...contracted, ...tail].map((c) => sy.indexOf(c)),
+    rows: prod(lead), cols: prod(tail), inner: prod(contracted),
   };
 }
 

@@ -1,11 +1,13 @@
-// The gpu.js backends as data: what each can do, how to ask for it, and whether it is here.
-// Measured with gpu.js 2.24.1 on a 2-core machine: webasm with threads is the fastest
-// backend there, and gpu.js's own automatic choice picks slower ones, so `auto` is ours.
+// The backends as data: what each can do, how to ask for it, and whether it is here.
+// Measured on a 2-core machine (BENCHMARKS.md): wasm-simd (peerc's own SIMD128 contraction
+// kernels, gpu.js webasm threads for the other ops) is the fastest there, then gpu.js webasm
+// with threads; gpu.js's own automatic choice picks slower ones, so `auto` is ours.
 import gpujs from 'gpu.js';
+import { wasmFeatures } from '../codegen/wasm/module.js';
 
 const { GPU } = gpujs;
 
-export type BackendName = 'cpu' | 'webasm' | 'webasm-threads' | 'headlessgl' | 'webgl2' | 'webgpu';
+export type BackendName = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'headlessgl' | 'webgl2' | 'webgpu';
 
 export interface BackendInfo {
   name: BackendName;
@@ -24,12 +26,18 @@ export interface BackendInfo {
   arrayReturns: number;
   precision: 'single';
   runsIn: 'node' | 'node with headless-gl' | 'browser';
+  /**
+   * Contractions in matrix-product form run as peerc's own WebAssembly SIMD128 kernels
+   * (codegen/wasm) on the host; every other op as gpu.js kernels of `mode`.
+   */
+  simdContractions?: boolean;
 }
 
 export const BACKENDS: Record<BackendName, BackendInfo> = {
   cpu: { name: 'cpu', mode: 'cpu', asyncMode: false, kernelClass: 'CPUKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'node' },
   webasm: { name: 'webasm', mode: 'webasm', asyncMode: false, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node' },
   'webasm-threads': { name: 'webasm-threads', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node' },
+  'wasm-simd': { name: 'wasm-simd', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node', simdContractions: true },
   headlessgl: { name: 'headlessgl', mode: 'headlessgl', asyncMode: false, kernelClass: 'HeadlessGLKernel', loopLimit: 1000, maxTextureSize: 16384, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'node with headless-gl' },
   webgl2: { name: 'webgl2', mode: 'webgl2', asyncMode: false, kernelClass: 'WebGL2Kernel', loopLimit: 1000, maxTextureSize: 8192, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'browser' },
   webgpu: { name: 'webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', loopLimit: 1000, maxTextureSize: null, kernelMaps: 'throw', arrayReturns: 4, precision: 'single', runsIn: 'browser' },
@@ -47,6 +55,10 @@ export function unavailableReason(name: BackendName): string | null {
     case 'webasm-threads':
       if (!GPU.isWebAssemblySupported) return 'this JavaScript engine has no WebAssembly';
       return typeof SharedArrayBuffer === 'undefined' ? 'SharedArrayBuffer is unavailable (a browser page needs COOP/COEP headers)' : null;
+    case 'wasm-simd':
+      if (!GPU.isWebAssemblySupported) return 'this JavaScript engine has no WebAssembly';
+      if (!wasmFeatures().simd) return 'this WebAssembly engine has no SIMD128';
+      return typeof SharedArrayBuffer === 'undefined' ? 'SharedArrayBuffer is unavailable (a browser page needs COOP/COEP headers)' : null;
     case 'headlessgl':
       // gpu.js loads the optional native 'gl' package itself and reports whether a context opens.
       return GPU.isHeadlessGLSupported
@@ -61,7 +73,7 @@ export function unavailableReason(name: BackendName): string | null {
 /** `auto`: the fastest backend measured on CPU-only machines that is available here. */
 export function resolveBackend(name: BackendName | 'auto'): BackendInfo {
   if (name === 'auto') {
-    for (const b of ['webasm-threads', 'webasm', 'cpu'] as const) if (!unavailableReason(b)) return BACKENDS[b];
+    for (const b of ['wasm-simd', 'webasm-threads', 'webasm', 'cpu'] as const) if (!unavailableReason(b)) return BACKENDS[b];
   }
   const info = BACKENDS[name as BackendName];
   if (!info) throw new BackendUnavailable(`unknown backend '${name}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);

@@ -10,6 +10,9 @@ import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
+import { parseEinsum } from '../src/ir/ops/einsum.js';
+import { matmulLayout } from '../codegen/naive.js';
+import { WasmGemm } from './wasm-gemm.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
@@ -256,6 +259,11 @@ export class Executor {
         steps.push(this.hostNoise(node.id));
         continue;
       }
+      const simd = this.backend.simdContractions && (node.op === 'einsum' || node.op === 'einsum_bn') ? this.simdContraction(node.id, shapeOf) : undefined;
+      if (simd) {
+        steps.push(simd);
+        continue;
+      }
       if (this.paramsAsArguments && node.op === 'gather' && this.source(node.inputs[0]!).kind === 'param') {
         steps.push(this.hostGather(node.id, node.inputs[0]!, node.inputs[1]!, shapeOf(node.inputs[0]!)));
         continue;
@@ -274,6 +282,47 @@ export class Executor {
       });
     }
     return steps;
+  }
+
+  private gemm: WasmGemm | undefined;
+
+  /**
+   * A two-operand contraction in matrix-product form as peerc's WebAssembly SIMD kernel: the
+   * operands laid out [rows, inner] and [inner, cols] (parameters once, values per call).
+   */
+  private simdContraction(id: number, shapeOf: (r: ValueRef) => number[]): Step | undefined {
+    const node = this.fn.graph.node(id);
+    const spec = parseEinsum(node.attrs.spec as string, 2);
+    const shapes = node.inputs.slice(0, 2).map(shapeOf);
+    const m = matmulLayout(spec, shapes);
+    if (!m) return undefined;
+    this.gemm ??= new WasmGemm();
+    const gemm = this.gemm;
+    const operand = (i: number, perm: number[]) => {
+      const r = node.inputs[i]!;
+      const src = this.source(r);
+      const identity = perm.every((p, j) => p === j);
+      if (src.kind === 'param' && !this.paramsAsArguments) return () => (identity ? this.params.get(src.name)! : this.permuted(src.name, perm));
+      return (read: (v: ValueRef) => Float32Array) => (identity ? read(r) : permuteAxes(read(r), shapes[i]!, perm));
+    };
+    const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
+    // einsum_bn: evaluation-mode BatchNorm of each output cell's channel (flat index mod C) as the epilogue.
+    const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
+    const eps = node.attrs.eps as number;
+    const host = (read: (r: ValueRef) => Float32Array) => {
+      const out = gemm.matmul(ax(read), ay(read), m.rows, m.cols, m.inner);
+      if (!bn) return out;
+      const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const c = g.length;
+      const scale = Float32Array.from(g, (gv, j) => gv / Math.sqrt(variance[j]! + eps));
+      for (let i = 0; i < out.length; i++) {
+        const j = i % c;
+        out[i] = (out[i]! - mean[j]!) * scale[j]! + b[j]!;
+      }
+      return out;
+    };
+    const plan: KernelPlan = { label: `einsum ${node.attrs.spec as string} (wasm-simd)`, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
+    return { node: id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
   }
 
   /**

@@ -101,7 +101,7 @@ describe('info, ir, init and run', () => {
     expect([...a.data]).toEqual([...b.data]);
     expect(a.data.some((v) => v !== 0)).toBe(true);
   });
-  it('run on gpu.js backends, fused and naive, agrees with the reference', () => {
+  it('run on the kernel backends, fused and naive, agrees with the reference', () => {
     const inputs = write('in4.safetensors', encodeSafetensors([f32('x', [3, 256], Array.from({ length: 768 }, (_, i) => Math.cos(i * 0.3)))]));
     const ref = join(tmp, 'ref.safetensors');
     expect(peerc('run', 'test/golden/../../examples/pkm.peer', '--seed', '2', '--inputs', inputs, '--out', ref).status).toBe(0);
@@ -109,7 +109,7 @@ describe('info, ir, init and run', () => {
     for (const [backend, lowering] of [['cpu', 'fused'], ['webasm', 'naive'], ['auto', 'fused']]) {
       const out = join(tmp, `${backend}-${lowering}.safetensors`);
       const r = peerc('run', 'examples/pkm.peer', '--seed', '2', '--inputs', inputs, '--out', out, '--backend', backend!, '--lowering', lowering!);
-      expect(r.stdout).toMatch(new RegExp(`backend ${backend === 'auto' ? 'webasm' : backend}.*, ${lowering} lowering`));
+      expect(r.stdout).toMatch(new RegExp(`backend ${backend === 'auto' ? 'wasm-simd' : backend}.*, ${lowering} lowering`));
       const got = readSafetensors(readFileSync(out), 'o').tensors.get('output')!;
       expect(got.dtype).toBe('F32');
       got.data.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5));

@@ -12,7 +12,7 @@ import { bucketByRow, RowSummer, sumRowsOnHost } from '../runtime/train/sparse.j
 import { BACKENDS } from '../runtime/backends.js';
 import { compileOk, sampleInputs, smallExample } from './helpers.js';
 
-const BACKENDS_UNDER_TEST: BackendName[] = ['cpu', 'webasm', 'webasm-threads', 'headlessgl'];
+const BACKENDS_UNDER_TEST: BackendName[] = ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'headlessgl'];
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0, den = 0;

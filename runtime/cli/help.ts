@@ -15,7 +15,7 @@ export const HELP: Readonly<Record<string, string>> = {
   --seed S | --weights W.safetensors   seeded initial weights, or weights from a file
   --inputs I.safetensors               the model's inputs by name (make one with: peerc init FILE --inputs ...)
   --out O.safetensors                  where to write the outputs (missing folders are created)
-  --backend B          reference (float64 interpreter, default), auto, cpu, webasm, webasm-threads, headlessgl
+  --backend B          reference (float64 interpreter, default), auto, wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --lowering L         fused (default) or naive kernels
   --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
   --entry LAYER        use LAYER as the model`,
@@ -25,7 +25,7 @@ export const HELP: Readonly<Record<string, string>> = {
   --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
   --tokens B           tokens per call (default 256)
-  --backend B          auto (default), cpu, webasm, webasm-threads, headlessgl
+  --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --runs R             timed runs (median reported; default 5)
   --train              time the training step instead
   --json               machine-readable output
@@ -44,7 +44,7 @@ export const HELP: Readonly<Record<string, string>> = {
   --steps N  --batch B  --seq S  --seed S  --lr LR
   --optimizer sgd|adam|adamw  --schedule cosine|constant  --warmup N  --clip C  --weight-decay W  --beta1  --beta2
   --eval-every N  --eval-batches N  --checkpoint-every N  --stop-at N
-  --backend B          auto (default), cpu, webasm, webasm-threads, headlessgl
+  --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --out DIR            the run folder (default runs/MODEL); an existing run is never replaced silently
   --resume             continue the run in --out; --steps, --lr and the other optimizer settings, the
                        evaluation cadence and the backend may change (recorded); task, data, batch,
