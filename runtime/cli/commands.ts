@@ -114,7 +114,7 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   run: {
-    summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--train-mode]',
+    summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--backend B] [--train-mode: reference backend only]',
     run(args) {
       const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'integer', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string' }, 'run');
       const file = oneFile(p.positional, 'run');
