@@ -174,7 +174,7 @@ model f(x: [T, d]) -> [T, 5] {
     const m = compileOk(pytorchStyle);
     const fused = compileTraining(m, { gradients: true });
     const plain = compileTraining(m, { gradients: true, fuseRetrieval: false });
-    expect([...fused.module.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'product_retrieve').map((x) => [x.attrs.k, x.attrs.subk, x.attrs.gate])).toEqual([[3, 4, 'none']]);
+    expect([...fused.module.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'product_retrieve').map((x) => [x.attrs.k, x.attrs.subk, x.attrs.gate])).toEqual([[3, 4, 'sigmoid']]);
     const w = weights(m, 6);
     const inputs = batch(m, fused, 6);
     const ga = denseGradients(m, fused, interpret(fused.module, inputs, w, { training: true }).outputs);

@@ -10,10 +10,11 @@ import { requireDtype } from './shape-rules.js';
 import { defineOp, type GradValue } from './types.js';
 import { einsum } from './einsum.js';
 
-export type Gate = 'none' | 'softmax' | 'relu';
+export type Gate = 'none' | 'softmax' | 'relu' | 'sigmoid';
 
 function gateValues(scores: number[], gate: Gate): number[] {
   if (gate === 'relu') return scores.map((s) => (s > 0 ? s : 0));
+  if (gate === 'sigmoid') return scores.map((s) => UNARY_FUNCTIONS.get('sigmoid')!(s));
   if (gate === 'none') return scores;
   const m = Math.max(...scores);
   const e = scores.map((s) => Math.exp(s - m));
@@ -70,6 +71,7 @@ export const product_retrieve = defineOp({
     const axis = shape.length - 1;
     const dscore = gate === 'none' ? dw
       : gate === 'relu' ? b.op('mul', [dw, b.op('step', [w!])])
+      : gate === 'sigmoid' ? b.op('mul', [dw, b.op('mul', [w!, b.op('sub', [b.scalar(1), w!])])])
       : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
     const [rowOf, colOf] = b.ops('unravel', [idx!], { n: [n] }) as [GradValue, GradValue];
     return [b.op('scatter_along', [dscore, rowOf], { n: [n] }), b.op('scatter_along', [dscore, colOf], { n: [n] })];
