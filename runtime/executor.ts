@@ -11,7 +11,8 @@ import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interp
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
 import { parseEinsum } from '../src/ir/ops/einsum.js';
-import { matmulLayout } from '../codegen/naive.js';
+import { batchedLayout } from '../codegen/wasm/contraction.js';
+import { MR, NR } from '../codegen/wasm/gemm.js';
 import { WasmGemm } from './wasm-gemm.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
@@ -293,9 +294,11 @@ export class Executor {
   private simdContraction(id: number, shapeOf: (r: ValueRef) => number[]): Step | undefined {
     const node = this.fn.graph.node(id);
     const spec = parseEinsum(node.attrs.spec as string, 2);
+    if (spec.inputs.length !== 2 || node.inputs.length < 2) return undefined;
     const shapes = node.inputs.slice(0, 2).map(shapeOf);
-    const m = matmulLayout(spec, shapes);
-    if (!m) return undefined;
+    const m = batchedLayout(spec, shapes);
+    // Products narrower than one register tile are left to the gpu.js kernels (the edge would be all of it).
+    if (!m || m.rows < MR || m.cols < NR) return undefined;
     this.gemm ??= new WasmGemm();
     const gemm = this.gemm;
     const operand = (i: number, perm: number[]) => {
@@ -310,7 +313,8 @@ export class Executor {
     const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
     const eps = node.attrs.eps as number;
     const host = (read: (r: ValueRef) => Float32Array) => {
-      const out = gemm.matmul(ax(read), ay(read), m.rows, m.cols, m.inner);
+      let out = gemm.batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner);
+      if (m.permOut) out = permuteAxes(out, m.resultShape, m.permOut);
       if (!bn) return out;
       const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
       const c = g.length;

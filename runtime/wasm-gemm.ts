@@ -27,26 +27,35 @@ export class WasmGemm {
 
   /** C[M, N] = A[M, K] B[K, N], row-major float32. */
   matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
-    if (a.length !== m * k || b.length !== k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for [${m}, ${k}] x [${k}, ${n}]`);
-    const bytes = 4 * (m * k + k * n + m * n);
+    return this.batched(a, b, 1, m, n, k);
+  }
+
+  /** C[batch, M, N] = A[batch, M, K] B[batch, K, N], one product per batch entry. */
+  batched(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number): Float32Array {
+    if (a.length !== batch * m * k || b.length !== batch * k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for ${batch} x [${m}, ${k}] x [${k}, ${n}]`);
+    const bytes = 4 * batch * (m * k + k * n + m * n);
     if (bytes > MAX_PAGES * PAGE - 16) throw new RangeError(`matmul: ${bytes} bytes of operands exceed wasm32's 4 GiB memory`);
     const need = Math.ceil(bytes / PAGE);
     const have = this.memory.buffer.byteLength / PAGE;
     if (need > have) this.memory.grow(need - have);
     const heap = new Float32Array(this.memory.buffer);
-    const pa = 0, pb = m * k, pc = pb + k * n;
+    const pa = 0, pb = batch * m * k, pc = pb + batch * k * n;
     heap.set(a, pa);
     heap.set(b, pb);
-    this.gemm(pa * 4, pb * 4, pc * 4, m, n, k);
-    const c = heap.slice(pc, pc + m * n);
+    for (let t = 0; t < batch; t++) this.gemm((pa + t * m * k) * 4, (pb + t * k * n) * 4, (pc + t * m * n) * 4, m, n, k);
+    const c = heap.slice(pc, pc + batch * m * n);
     // The ragged edge: rows past the last full tile of 4, columns past the last full tile of 8.
     const mFull = m - (m % MR), nFull = n - (n % NR);
-    for (let i = 0; i < m; i++)
-      for (let j = i < mFull ? nFull : 0; j < n; j++) {
-        let acc = 0;
-        for (let q = 0; q < k; q++) acc += a[i * k + q]! * b[q * n + j]!;
-        c[i * n + j] = acc;
-      }
+    if (mFull === m && nFull === n) return c;
+    for (let t = 0; t < batch; t++) {
+      const ao = t * m * k, bo = t * k * n, co = t * m * n;
+      for (let i = 0; i < m; i++)
+        for (let j = i < mFull ? nFull : 0; j < n; j++) {
+          let acc = 0;
+          for (let q = 0; q < k; q++) acc += a[ao + i * k + q]! * b[bo + q * n + j]!;
+          c[co + i * n + j] = acc;
+        }
+    }
     return c;
   }
 }

@@ -3,6 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { buildModule, I, sleb, uleb, wasmFeatures } from '../codegen/wasm/module.js';
 import { WasmGemm } from '../runtime/wasm-gemm.js';
+import { batchedLayout } from '../codegen/wasm/contraction.js';
+import { parseEinsum } from '../src/ir/ops/einsum.js';
+import { opDef } from '../src/ir/ops/registry.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { permuteAxes } from '../runtime/executor.js';
 
 function reference(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float64Array {
   const c = new Float64Array(m * n);
@@ -50,5 +55,30 @@ describe('SIMD128 contraction kernel', () => {
     const c = g.matmul(random(m * k, 1), random(k * n, 2), m, n, k);
     expect(c.length).toBe(m * n);
     expect(() => g.matmul(new Float32Array(0), new Float32Array(0), 40000, 40000, 0)).toThrow(/exceed wasm32's 4 GiB/);
+  });
+});
+
+describe('einsums as batched products on the SIMD kernel', () => {
+  const specs: [string, number[][]][] = [
+    ['bhqd,bhkd->bhqk', [[2, 3, 9, 8], [2, 3, 10, 8]]],   // attention scores: batch letters b, h
+    ['bhqk,bhkd->bqhd', [[2, 3, 9, 10], [2, 3, 10, 16]]], // attention output, result permuted
+    ['thc,nc->thn', [[5, 4, 6], [12, 6]]],                // scoring
+    ['thc,td->hcd', [[7, 3, 4], [7, 9]]],                 // a training-program contraction
+  ];
+  for (const [spec, shapes] of specs)
+    it(spec, () => {
+      const parsed = parseEinsum(spec, 2);
+      const m = batchedLayout(parsed, shapes)!;
+      expect(m).toBeDefined();
+      const [a, b] = shapes.map((s, i) => random(s.reduce((x, y) => x * y, 1), i + 3));
+      const xs = m.x === 0 ? a! : b!, ys = m.x === 0 ? b! : a!;
+      let out = new WasmGemm().batched(permuteAxes(xs, shapes[m.x]!, m.permX), permuteAxes(ys, shapes[m.y]!, m.permY), m.batch, m.rows, m.cols, m.inner);
+      if (m.permOut) out = permuteAxes(out, m.resultShape, m.permOut);
+      const ref = opDef('einsum').evaluate!([new Tensor('f32', shapes[0]!, Float64Array.from(a!)), new Tensor('f32', shapes[1]!, Float64Array.from(b!))], { spec }, { training: false, dimValue: () => 0, updateBuffer: () => undefined, inputParamNames: [] })[0]!;
+      expect(out.length).toBe(ref.size);
+      ref.data.forEach((v, i) => expect(Math.abs(v - out[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(v))));
+    });
+  it('a letter summed inside one operand is not a product', () => {
+    expect(batchedLayout(parseEinsum('ab,bc->c', 2), [[2, 3], [3, 4]])).toBeUndefined();
   });
 });
