@@ -58,7 +58,7 @@ const lines = [
   '| --- | --- | --- | --- | --- |',
   ...dense.map(({ n, tokens, r }) => `| ${n}^2 | ${tokens} | ${fmt(r.fused.medianMs)} | ${r.tokens_per_s.fused.toFixed(1)} | ${rows.find((x) => x.n === n && x.h === 4).r.tokens_per_s.fused.toFixed(0)} |`),
   '',
-  'Contraction kernels against gpu.js\'s own 512^3 matmul on the same backend, same run (N = 1024^2, h = 4):',
+  'Contraction kernels against the backend\'s best 512^3 matmul (peerc\'s SIMD kernel on wasm-simd, gpu.js\'s own on gpu.js backends), same run (N = 1024^2, h = 4):',
   '',
   `- matmul yardstick: ${rows[2].r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`,
   ...Object.entries(rows[2].r.einsum_gflops_per_s).map(([k, g]) => `- ${k}: ${g.toFixed(2)} GFLOP/s (${((100 * g) / rows[2].r.matmul_reference_gflops_per_s).toFixed(0)}%)`),
