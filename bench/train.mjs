@@ -33,7 +33,7 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
 const fmt = (x) => x.toFixed(1);
 const h4 = rows.filter((x) => x.h === 4);
 const flops = (n) => 256 * 4 * 2 * n * 128;
-const scoring = h4[2].r.kernels.find((k) => k.label === 'einsum thc,nc->thn');
+const scoring = h4[2].r.kernels.find((k) => k.label.replace(' (wasm-simd)', '') === 'einsum thc,nc->thn');
 const rate = flops(1024) / scoring.median_ms / 1e6; // GFLOP/s of the scoring kernel at N = 1024^2
 const predicted = (n) => h4[0].r.median_ms + (flops(n) - flops(64)) / rate / 1e6;
 const lines = [
@@ -57,7 +57,7 @@ const lines = [
   '| N | step | scoring einsum | sub-key top-k (O(k sqrt(N)) selection) | host: lazy Adam + row sums + gathers | everything else |',
   '| --- | --- | --- | --- | --- | --- |',
   ...h4.map(({ n, r }) => {
-    const t = (labels) => r.kernels.filter((k) => labels.includes(k.label)).reduce((a, k) => a + k.median_ms, 0);
+    const t = (labels) => r.kernels.filter((k) => labels.includes(k.label.replace(' (wasm-simd)', ''))).reduce((a, k) => a + k.median_ms, 0);
     const sc = t(['einsum thc,nc->thn']), top = t(['product_retrieve:subkey_topk']), host = t(['optimizer', 'row sums (sparse gradients)', 'gather (host)']);
     return `| ${n}^2 | ${fmt(r.median_ms)} | ${fmt(sc)} | ${fmt(top)} | ${fmt(host)} | ${fmt(r.median_ms - sc - top - host)} |`;
   }),
