@@ -37,13 +37,13 @@ function serve(): Promise<number> {
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
-  it('runs and trains on cpu, webasm, webasm-threads, webgl2 (and webgpu where it has an adapter), agreeing with the reference', async () => {
+  it('runs and trains on cpu, webasm, webasm-threads, wasm-simd, webgl2 (and webgpu where it has an adapter), agreeing with the reference', async () => {
     const m = compileOk(smallExample('pkm.peer'), 'pkm.peer');
     const browserBundle = (await compileToDir(m, 'examples/pkm.peer', dir, 'fused')).find((f) => f.endsWith('.browser.mjs'))!;
     const inputs = sampleInputs(m, 6);
     const ref = interpret(m, inputs, seededWeights(m, 3)).outputs[0]!;
     const x = inputs.get('x')!;
-    const backends = ['cpu', 'webasm', 'webasm-threads', 'webgl2', 'webgpu'];
+    const backends = ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2', 'webgpu'];
     writeFileSync(join(dir, 'index.html'), `<!doctype html><script type="module">
       import { Memory, MemoryTraining } from './${browserBundle!.split('/').pop()}';
       const results = {};
@@ -80,7 +80,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       await page.goto(`http://127.0.0.1:${port}/index.html`);
       await page.waitForFunction(() => (window as unknown as { __results?: unknown }).__results !== undefined, undefined, { timeout: 120_000 });
       const results = (await page.evaluate(() => (window as unknown as { __results: unknown }).__results)) as Record<string, { ran?: string; data?: number[]; error?: string }>;
-      for (const backend of ['cpu', 'webasm', 'webasm-threads', 'webgl2']) {
+      for (const backend of ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2']) {
         const r = results[backend]!;
         expect(r.error, backend).toBeUndefined();
         expect(r.ran).toBe(backend);
@@ -94,7 +94,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       // Training in the page: every backend's first loss agrees with cpu's, and six steps lower it.
       const training = (await page.evaluate(() => (window as unknown as { __training: unknown }).__training)) as Record<string, { losses?: number[]; error?: string }>;
       const base = training.cpu!.losses!;
-      for (const backend of [...['cpu', 'webasm', 'webasm-threads', 'webgl2'], ...(gpu.error ? [] : ['webgpu'])]) {
+      for (const backend of [...['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2'], ...(gpu.error ? [] : ['webgpu'])]) {
         const t = training[backend]!;
         expect(t.error, `training on ${backend}`).toBeUndefined();
         expect(Math.abs(t.losses![0]! - base[0]!)).toBeLessThan(1e-4 * Math.abs(base[0]!));
