@@ -416,26 +416,21 @@ export class Executor {
    */
   async matmulReference(runs = 3): Promise<number> {
     const n = 512;
+    const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
+    let run: () => unknown;
     if (this.backend.simdContractions) {
       // The backend's own contraction kernel is the yardstick there.
-      this.gemm ??= new WasmGemm();
-      const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
-      const times: number[] = [];
-      for (let i = 0; i <= runs; i++) {
-        const t0 = performance.now();
-        this.gemm.matmul(m, m, n, n, n);
-        if (i > 0) times.push(performance.now() - t0);
-      }
-      times.sort((a, b) => a - b);
-      return (2 * n ** 3) / times[Math.floor(times.length / 2)]! / 1e6;
+      const gemm = (this.gemm ??= new WasmGemm());
+      run = () => gemm.matmul(m, m, n, n, n);
+    } else {
+      const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
+      const k = create.call(this.gpu, `function(a, b) { let acc = 0.0; for (let s = 0; s < ${n}; s++) { acc += a[this.thread.y][s] * b[s][this.thread.x]; } return acc; }`, { output: [n, n], asyncMode: this.backend.asyncMode, tactic: 'precision' });
+      run = () => k(input(m, [n, n]), input(m, [n, n]));
     }
-    const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
-    const k = create.call(this.gpu, `function(a, b) { let acc = 0.0; for (let s = 0; s < ${n}; s++) { acc += a[this.thread.y][s] * b[s][this.thread.x]; } return acc; }`, { output: [n, n], asyncMode: this.backend.asyncMode, tactic: 'precision' });
-    const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
     const times: number[] = [];
     for (let i = 0; i <= runs; i++) {
       const t0 = performance.now();
-      await k(input(m, [n, n]), input(m, [n, n]));
+      await run();
       if (i > 0) times.push(performance.now() - t0);
     }
     times.sort((a, b) => a - b);

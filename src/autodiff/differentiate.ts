@@ -3,7 +3,7 @@
 // parameter, new running statistics for buffers, and router statistics. Gradients come from
 // the rules declared beside each op (src/ir/ops/*: `grad`); this file only walks the graph.
 import { CompileError, diagnostic, fail } from '../diagnostics/diagnostic.js';
-import { Graph, liveNodes, ref, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
+import { Graph, liveNodes, ref, stackSlice, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
 import { opDef } from '../ir/ops/registry.js';
 import type { Attrs, GradBuilder, TensorType } from '../ir/ops/types.js';
 import { Dim, shapeToString, type Shape } from '../shapes/dim.js';
@@ -210,9 +210,8 @@ function bufferOf(g: Graph, v: ValueRef, params: Map<string, { role: string }>):
   const n = g.node(v.node);
   const isBuffer = (p: Node) => p.op === 'param' && params.get(p.attrs.name as string)?.role === 'buffer';
   if (isBuffer(n)) return { node: n };
-  const sl = n.op === 'reshape' ? g.node(n.inputs[0]!.node) : undefined;
-  if (sl?.op === 'slice' && (sl.attrs.axis as number) === 0 && (sl.attrs.end as number) - (sl.attrs.start as number) === 1 && isBuffer(g.node(sl.inputs[0]!.node)))
-    return { node: g.node(sl.inputs[0]!.node), slice: sl.attrs.start as number };
+  const at = stackSlice(g, v);
+  if (at && isBuffer(g.node(at.stack.node))) return { node: g.node(at.stack.node), slice: at.index };
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 // The float64 reference interpreter: the definition of what a program means. It evaluates
 // an IR module (before or after any pass) on weights and inputs.
 import { CompileError, diagnostic, fail } from '../diagnostics/diagnostic.js';
-import { liveNodes, typeKey, type IRFunction, type IRModule, type Node } from '../ir/graph.js';
+import { liveNodes, stackSlice, typeKey, type IRFunction, type IRModule, type Node, type ValueRef } from '../ir/graph.js';
 import { opDef } from '../ir/ops/registry.js';
 import type { EvalContext } from '../ir/ops/types.js';
 import { Dim, shapeToString } from '../shapes/dim.js';
@@ -94,15 +94,13 @@ export function interpret(m: IRModule, inputs: ReadonlyMap<string, Tensor>, weig
   // knows which buffers to update even inside a called layer.
   const run = (f: IRFunction, args: Tensor[], argParams: (string | undefined)[]): Tensor[] => {
     // The parameter behind a value: itself, a layer argument, or one slice `name[i]` of a stacked one.
-    const paramOf = (r: { node: number }): string | undefined => {
+    const paramOf = (r: ValueRef): string | undefined => {
       const src = f.graph.node(r.node);
       if (src.op === 'param') return src.attrs.name as string;
       if (src.op === 'input') return argParams[f.inputs.indexOf(src.id)];
-      const sl = src.op === 'reshape' ? f.graph.node(src.inputs[0]!.node) : undefined;
-      if (sl?.op === 'slice' && (sl.attrs.axis as number) === 0 && (sl.attrs.end as number) - (sl.attrs.start as number) === 1) {
-        const base = paramOf(sl.inputs[0]!);
-        if (base && !base.endsWith(']')) return `${base}[${sl.attrs.start as number}]`;
-      }
+      const at = stackSlice(f.graph, r);
+      const base = at && paramOf(at.stack);
+      if (at && base && !base.endsWith(']')) return `${base}[${at.index}]`;
       return undefined;
     };
     const values = new Map<number, Tensor[]>();

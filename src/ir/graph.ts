@@ -131,3 +131,17 @@ export function liveNodes(f: IRFunction): Set<number> {
   }
   return live;
 }
+
+/**
+ * `x[i]` on a stacked tensor: reshape(slice(x, axis 0, i, i+1)) to x's shape without its
+ * leading axis. Returns x and i, or undefined for any other value.
+ */
+export function stackSlice(g: Graph, r: ValueRef): { stack: ValueRef; index: number } | undefined {
+  const view = g.node(r.node);
+  if (view.op !== 'reshape') return undefined;
+  const sl = g.node(view.inputs[0]!.node);
+  if (sl.op !== 'slice' || (sl.attrs.axis as number) !== 0 || (sl.attrs.end as number) - (sl.attrs.start as number) !== 1) return undefined;
+  const whole = g.typeOf(sl.inputs[0]!).shape, part = view.types[0]!.shape;
+  if (whole.length !== part.length + 1 || !part.every((d, j) => d.equals(whole[j + 1]!))) return undefined;
+  return { stack: sl.inputs[0]!, index: sl.attrs.start as number };
+}

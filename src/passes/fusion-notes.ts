@@ -3,7 +3,7 @@
 // [T, .., d] gathered experts get built), so it is reported with the reason, in `check`,
 // `ir --explain-fusion`, `bench` and `train`.
 import { liveNodes, type IRFunction, type IRModule, type Node } from '../ir/graph.js';
-import type { RewriteContext } from './rebuild.js';
+import { rewriteContext, type RewriteContext } from './rebuild.js';
 import { retrievalMiss } from './fuse.js';
 import type { Span } from '../../grammar/ast.js';
 
@@ -20,13 +20,6 @@ const FUSED_OPS: Readonly<Record<string, string>> = {
   elementwise_fused: 'elementwise trees (fuse-elementwise)',
 };
 
-function contextOf(m: IRModule, f: IRFunction): RewriteContext {
-  const live = liveNodes(f);
-  const users = new Map<number, Node[]>();
-  for (const n of f.graph.nodes) if (live.has(n.id)) for (const r of n.inputs) users.set(r.node, [...(users.get(r.node) ?? []), n]);
-  return { module: m, src: f.graph, map: (r) => r, users: (id) => users.get(id) ?? [] };
-}
-
 /** Indices that come out of a selection (retrieval), not from the model's inputs (an embedding lookup). */
 function selected(ctx: RewriteContext, id: number): boolean {
   const n = ctx.src.node(id);
@@ -38,8 +31,8 @@ function selected(ctx: RewriteContext, id: number): boolean {
 export function unfusedPatterns(m: IRModule, options: { retrievalOnly?: boolean } = {}): FusionNote[] {
   const notes: FusionNote[] = [];
   for (const f of m.functions.values()) {
-    const ctx = contextOf(m, f);
     const live = liveNodes(f);
+    const ctx = rewriteContext(m, f, (r) => r, live);
     for (const n of f.graph.nodes) {
       if (!live.has(n.id)) continue;
       if (n.op === 'topk') {

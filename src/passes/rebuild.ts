@@ -28,15 +28,13 @@ export function copyNode(node: Node, inputs: readonly ValueRef[], g: Graph): Val
 }
 
 /** Builds the nodes of f into g, with the given values for f's inputs; returns f's outputs. */
-export function emitInto(f: IRFunction, g: Graph, args: readonly ValueRef[] | null, rules: readonly RewriteRule[], module: IRModule): ValueRef[] {
-  const map = new Map<number, ValueRef[]>();
-  if (args) f.inputs.forEach((id, i) => map.set(id, [args[i]!]));
-  const live = liveNodes(f);
+/** The context rules match in: f's graph, its live users (built on first use), and `map`. */
+export function rewriteContext(module: IRModule, f: IRFunction, map: (r: ValueRef) => ValueRef, live = liveNodes(f)): RewriteContext {
   let usersOf: Map<number, Node[]> | undefined;
-  const ctx: RewriteContext = {
+  return {
     module,
     src: f.graph,
-    map: (r) => map.get(r.node)![r.result]!,
+    map,
     users(id) {
       if (!usersOf) {
         usersOf = new Map();
@@ -45,6 +43,13 @@ export function emitInto(f: IRFunction, g: Graph, args: readonly ValueRef[] | nu
       return usersOf.get(id) ?? [];
     },
   };
+}
+
+export function emitInto(f: IRFunction, g: Graph, args: readonly ValueRef[] | null, rules: readonly RewriteRule[], module: IRModule): ValueRef[] {
+  const map = new Map<number, ValueRef[]>();
+  if (args) f.inputs.forEach((id, i) => map.set(id, [args[i]!]));
+  const live = liveNodes(f);
+  const ctx = rewriteContext(module, f, (r) => map.get(r.node)![r.result]!, live);
   for (const node of f.graph.nodes) {
     if (map.has(node.id) || (!live.has(node.id) && node.op !== 'input')) continue;
     const inputs = node.inputs.map((r) => map.get(r.node)![r.result]!);
