@@ -5,15 +5,14 @@ import gpujs from 'gpu.js';
 import { renderKernels } from '../codegen/render.js';
 import type { KernelArg, KernelPlan } from '../codegen/kernel.js';
 import { FLAT_INDEX_LIMIT } from '../codegen/kernel.js';
-import type { IRFunction, IRModule, ValueRef } from '../src/ir/graph.js';
+import type { IRFunction, IRModule, Node, ValueRef } from '../src/ir/graph.js';
 import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
-import { parseEinsum } from '../src/ir/ops/einsum.js';
-import { batchedLayout } from '../codegen/wasm/contraction.js';
-import { MR, NR } from '../codegen/wasm/gemm.js';
 import { WasmGemm } from './wasm-gemm.js';
+import { hostStep, type HostContext } from './host-steps.js';
+import { defaultThreads, sharedFloat32, toShared, workerPool, type WorkerPool } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
@@ -48,12 +47,16 @@ export interface ExecutorOptions {
    * host, so a big expert table is never copied into kernel memory, only its selected rows.
    */
   paramsAsArguments?: boolean;
+  /** wasm-simd: threads of the worker pool, the caller included (default: PEERC_THREADS or the cores available). */
+  threads?: number;
+  /** wasm-simd: use relaxed-SIMD multiply-add where the engine has it (default); false forces the plain SIMD128 path. */
+  relaxedSimd?: boolean;
 }
 
 interface Step {
   node: number;
-  /** A host step (gather from a parameter table) instead of a kernel. */
-  host?: (read: (r: ValueRef) => Float32Array) => Float32Array;
+  /** A host step (gather from a parameter table, the wasm-simd backend's own steps) instead of a kernel: the node's results. */
+  host?: (read: (r: ValueRef) => Float32Array) => Float32Array[] | Promise<Float32Array[]>;
   /** Index among the stages of its node; only the last stage's output is the node's value. */
   stage: number;
   last: boolean;
@@ -93,8 +96,12 @@ export function permuteAxes(src: Float32Array, shape: readonly number[], perm: r
 
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
 export function toFloat32(t: Tensor): Float32Array {
-  if (!t.isLazy) return Float32Array.from(t.data);
-  const out = new Float32Array(t.size);
+  // Shared memory, so the wasm-simd backend's worker threads read the weights without a copy.
+  const out = sharedFloat32(t.size);
+  if (!t.isLazy) {
+    out.set(t.data);
+    return out;
+  }
   for (let i = 0; i < t.size; i++) out[i] = t.element(i);
   return out;
 }
@@ -114,6 +121,8 @@ export class Executor {
   constructor(readonly module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, backend: BackendName | 'auto', options: ExecutorOptions = {}) {
     this.training = options.training ?? false;
     this.paramsAsArguments = options.paramsAsArguments ?? false;
+    this.threads = options.threads ?? defaultThreads();
+    this.relaxedSimd = options.relaxedSimd ?? true;
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);
@@ -128,7 +137,15 @@ export class Executor {
     }
     checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...this.params.keys()]);
     for (const p of module.params) if (!this.params.has(p.name)) this.params.set(p.name, toFloat32(weights.get(p.name) as Tensor));
+    // Constants are read-only here: one shared copy, so the pool's threads read them in place.
+    // Weights passed per call (training) are the caller's to share (the Trainer does).
+    if (this.backend.simdContractions && this.threads > 1 && !this.paramsAsArguments)
+      for (const [name, w] of this.params) this.params.set(name, toShared(w));
   }
+
+  /** wasm-simd: threads of the worker pool (the calling thread included). */
+  readonly threads: number;
+  private readonly relaxedSimd: boolean;
 
   /** The generated kernels for the shapes run so far, as gpu.js sources (for review and goldens). */
   kernelSources(): string[] {
@@ -175,7 +192,14 @@ export class Executor {
     for (const step of steps) {
       if (step.host) {
         const t0 = performance.now();
-        values.set(step.node, [step.host(read)]);
+        try {
+          values.set(step.node, await step.host(read));
+        } catch (e) {
+          // Generated host tasks report an out-of-range row (only NaN upstream causes one) by this prefix.
+          const m = /NonFiniteIndex: ([^\n]*)/.exec(String((e as Error).message));
+          if (m) throw new NonFiniteIndex(m[1]!);
+          throw e;
+        }
         timings.set(step.plan.label, (timings.get(step.plan.label) ?? 0) + performance.now() - t0);
         continue;
       }
@@ -260,9 +284,9 @@ export class Executor {
         steps.push(this.hostNoise(node.id));
         continue;
       }
-      const simd = this.backend.simdContractions && (node.op === 'einsum' || node.op === 'einsum_bn') ? this.simdContraction(node.id, shapeOf) : undefined;
-      if (simd) {
-        steps.push(simd);
+      const own = this.backend.simdContractions ? this.ownStep(node, shapeOf) : undefined;
+      if (own) {
+        steps.push(own);
         continue;
       }
       if (this.paramsAsArguments && node.op === 'gather' && this.source(node.inputs[0]!).kind === 'param') {
@@ -285,49 +309,34 @@ export class Executor {
     return steps;
   }
 
-  private gemm: WasmGemm | undefined;
+  private gemmKernel: WasmGemm | undefined;
+  private poolInstance: WorkerPool | undefined;
 
-  /**
-   * A two-operand contraction in matrix-product form as peerc's WebAssembly SIMD kernel: the
-   * operands laid out [rows, inner] and [inner, cols] (parameters once, values per call).
-   */
-  private simdContraction(id: number, shapeOf: (r: ValueRef) => number[]): Step | undefined {
-    const node = this.fn.graph.node(id);
-    const spec = parseEinsum(node.attrs.spec as string, 2);
-    if (spec.inputs.length !== 2 || node.inputs.length < 2) return undefined;
-    const shapes = node.inputs.slice(0, 2).map(shapeOf);
-    const m = batchedLayout(spec, shapes);
-    // Products narrower than one register tile are left to the gpu.js kernels (the edge would be all of it).
-    if (!m || m.rows < MR || m.cols < NR) return undefined;
-    this.gemm ??= new WasmGemm();
-    const gemm = this.gemm;
-    const operand = (i: number, perm: number[]) => {
-      const r = node.inputs[i]!;
-      const src = this.source(r);
-      const identity = perm.every((p, j) => p === j);
-      if (src.kind === 'param' && !this.paramsAsArguments) return () => (identity ? this.params.get(src.name)! : this.permuted(src.name, perm));
-      return (read: (v: ValueRef) => Float32Array) => (identity ? read(r) : permuteAxes(read(r), shapes[i]!, perm));
+  /** The wasm-simd backend's threads (shared by every executor of this thread count). */
+  get pool(): WorkerPool {
+    return (this.poolInstance ??= workerPool(this.threads));
+  }
+
+  private gemm(): WasmGemm {
+    return (this.gemmKernel ??= new WasmGemm({ pool: this.pool, relaxed: this.relaxedSimd }));
+  }
+
+  /** An op as one of the wasm-simd backend's own steps (runtime/host-steps.ts), when it has one. */
+  private ownStep(node: Node, shapeOf: (r: ValueRef) => number[]): Step | undefined {
+    const ctx: HostContext = {
+      fn: this.fn,
+      pool: this.pool,
+      gemm: () => this.gemm(),
+      source: (r) => this.source(r),
+      permuted: (name, perm) => this.permuted(name, perm),
+      param: (name) => this.params.get(name)!,
+      paramsAsArguments: this.paramsAsArguments,
+      permuteAxes,
     };
-    const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
-    // einsum_bn: evaluation-mode BatchNorm of each output cell's channel (flat index mod C) as the epilogue.
-    const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
-    const eps = node.attrs.eps as number;
-    const host = (read: (r: ValueRef) => Float32Array) => {
-      let out = gemm.batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner);
-      if (m.permOut) out = permuteAxes(out, m.resultShape, m.permOut);
-      if (!bn) return out;
-      const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
-      const c = g.length;
-      const scale = Float32Array.from(g, (gv, j) => gv / Math.sqrt(variance[j]! + eps));
-      for (let i = 0; i < out.length; i++) {
-        const j = i % c;
-        out[i] = (out[i]! - mean[j]!) * scale[j]! + b[j]!;
-      }
-      return out;
-    };
-    const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${node.attrs.spec as string}`} (wasm-simd)`;
-    const plan: KernelPlan = { label, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
-    return { node: id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
+    const own = hostStep(ctx, node, shapeOf);
+    if (!own) return undefined;
+    const plan: KernelPlan = { label: own.label, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
+    return { node: node.id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host: own.host };
   }
 
   /**
@@ -338,12 +347,12 @@ export class Executor {
     const node = this.fn.graph.node(id);
     const host = (read: (r: ValueRef) => Float32Array) => {
       const x = read(node.inputs[0]!);
-      if (!this.training) return x;
+      if (!this.training) return [x];
       const out = new Float32Array(x.length);
       const key = noiseKey(this.noise.seed, node.attrs.salt as number);
       if (node.op === 'dropout') dropoutValues(x, out, node.attrs.p as number, key, this.noise.step);
       else gumbelValues(x, out, node.attrs.scale as number, key, this.noise.step);
-      return out;
+      return [out];
     };
     const plan: KernelPlan = { label: `${node.op} (host)`, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
     return { node: id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
@@ -361,7 +370,7 @@ export class Executor {
         if (!(r >= 0 && r < rows)) throw new NonFiniteIndex(`gather: index ${r} is out of range for ${rows} rows (the values it was selected from are not finite)`);
         out.set(t.subarray(r * rowSize, r * rowSize + rowSize), i * rowSize);
       }
-      return out;
+      return [out];
     };
     const plan: KernelPlan = { label: 'gather (host)', args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
     return { node, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
@@ -420,8 +429,8 @@ export class Executor {
     let run: () => unknown;
     if (this.backend.simdContractions) {
       // The backend's own contraction kernel is the yardstick there.
-      const gemm = (this.gemm ??= new WasmGemm());
-      run = () => gemm.matmul(m, m, n, n, n);
+      const gemm = this.gemm();
+      run = () => gemm.batched(m, m, 1, n, n, n);
     } else {
       const create = this.gpu.createKernel as unknown as (src: string, settings: object) => (...args: unknown[]) => unknown;
       const k = create.call(this.gpu, `function(a, b) { let acc = 0.0; for (let s = 0; s < ${n}; s++) { acc += a[this.thread.y][s] * b[s][this.thread.x]; } return acc; }`, { output: [n, n], asyncMode: this.backend.asyncMode, tactic: 'precision' });

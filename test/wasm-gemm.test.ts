@@ -66,13 +66,13 @@ describe('einsums as batched products on the SIMD kernel', () => {
     ['thc,td->hcd', [[7, 3, 4], [7, 9]]],                 // a training-program contraction
   ];
   for (const [spec, shapes] of specs)
-    it(spec, () => {
+    it(spec, async () => {
       const parsed = parseEinsum(spec, 2);
       const m = batchedLayout(parsed, shapes)!;
       expect(m).toBeDefined();
       const [a, b] = shapes.map((s, i) => random(s.reduce((x, y) => x * y, 1), i + 3));
       const xs = m.x === 0 ? a! : b!, ys = m.x === 0 ? b! : a!;
-      let out = new WasmGemm().batched(permuteAxes(xs, shapes[m.x]!, m.permX), permuteAxes(ys, shapes[m.y]!, m.permY), m.batch, m.rows, m.cols, m.inner);
+      let out = await new WasmGemm().batched(permuteAxes(xs, shapes[m.x]!, m.permX), permuteAxes(ys, shapes[m.y]!, m.permY), m.batch, m.rows, m.cols, m.inner);
       if (m.permOut) out = permuteAxes(out, m.resultShape, m.permOut);
       const ref = opDef('einsum').evaluate!([new Tensor('f32', shapes[0]!, Float64Array.from(a!)), new Tensor('f32', shapes[1]!, Float64Array.from(b!))], { spec }, { training: false, dimValue: () => 0, updateBuffer: () => undefined, inputParamNames: [] })[0]!;
       expect(out.length).toBe(ref.size);

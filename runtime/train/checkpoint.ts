@@ -2,6 +2,7 @@
 // its metadata the program, step, data position, RNG state and settings. Written atomically
 // (temporary file, then rename); read in a streaming way, since the paper's layer with Adam
 // state is several GB, beyond what one Node buffer holds.
+import { sharedFloat32 } from '../pool.js';
 import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
@@ -77,7 +78,7 @@ export function readCheckpoint(path: string): Checkpoint {
       const count = t.shape.reduce((a, b) => a * b, 1);
       const [from, to] = t.data_offsets;
       if (t.dtype !== 'F32' || to - from !== count * 4 || 8 + n + to > size) bad(path, `tensor '${name}' is not a consistent F32 tensor`);
-      const data = new Float32Array(count);
+      const data = sharedFloat32(count); // shared: the wasm-simd backend's threads update it in place
       const bytes = new Uint8Array(data.buffer);
       for (let off = 0; off < bytes.length; ) {
         const got = readSync(fd, bytes, off, Math.min(1 << 30, bytes.length - off), 8 + n + from + off);

@@ -5,6 +5,8 @@
 import type { ParamInfo } from '../../src/ir/graph.js';
 import type { SparseGrad } from './sparse.js';
 import { fail } from '../../src/diagnostics/diagnostic.js';
+import { LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
+import { sharedFloat32, type WorkerPool } from '../pool.js';
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
 
@@ -102,35 +104,72 @@ export class Optimizer {
       const size = p.shape.reduce((a, b) => a * b, 1);
       // Filled now, not on first touch: a sparse table's state would otherwise fault in page by
       // page during the first epoch, making early steps slow and hiding the real memory use.
-      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, new Float32Array(size).fill(0));
-      if (config.kind !== 'sgd') this.v.set(p.name, new Float32Array(size).fill(0));
+      // Shared memory: the wasm-simd backend's threads update the touched rows in place.
+      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, sharedFloat32(size).fill(0));
+      if (config.kind !== 'sgd') this.v.set(p.name, sharedFloat32(size).fill(0));
     }
   }
 
   /** Applies one step (`gradNorm`: the caller's gradientNorm(g), when it already has it). */
   step(params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): StepReport {
+    const s = this.begin(gradNorm);
+    for (const p of this.infos) if (p.role === 'param') this.updateParam(p, s, params, g, true);
+    return this.end(s);
+  }
+
+  /**
+   * The same step with lazy Adam on the touched rows of sparse tables split across a worker
+   * pool's threads (the tables and their moments must be in shared memory); the rest as step().
+   */
+  async stepThreaded(pool: WorkerPool, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): Promise<StepReport> {
+    if (this.config.kind === 'sgd' || pool.threads < 2) return this.step(params, g, gradNorm);
+    const s = this.begin(gradNorm);
+    const flags = new Int32Array(new SharedArrayBuffer(4));
+    for (const p of this.infos) {
+      if (p.role !== 'param') continue;
+      this.updateParam(p, s, params, g, false);
+      const sparse = g.sparse.get(p.name);
+      if (!sparse || sparse.rows.length === 0) continue;
+      const rowSize = sparse.values.length / sparse.rows.length;
+      const decay = p.weightDecay && this.config.kind !== 'adam' ? this.config.weightDecay : 0;
+      const plr = s.lr * lrMultiplierAt(p, this.t - 1);
+      const { beta1, beta2, eps } = this.config;
+      const stepSize = (plr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - plr * decay;
+      const args = [params.get(p.name)!, this.m.get(p.name)!, this.v.get(p.name)!, sparse.values, sparse.rows, flags, rowSize, s.scale, beta1, beta2, stepSize, epsHat, keep];
+      await pool.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
+    }
+    if (flags[0]) this.updateSum = NaN;
+    return this.end(s);
+  }
+
+  private begin(gradNorm: number) {
     const c = this.config;
     const lr = learningRate(c, this.t);
     const scale = c.clip > 0 && gradNorm > c.clip ? c.clip / gradNorm : 1;
     this.t++;
-    const bc1 = 1 - Math.pow(c.beta1, this.t), bc2 = 1 - Math.pow(c.beta2, this.t);
-    for (const p of this.infos) {
-      if (p.role !== 'param') continue;
-      const w = params.get(p.name)!;
-      const plr = lr * lrMultiplierAt(p, this.t - 1);
-      const decay = p.weightDecay && c.kind !== 'adam' ? c.weightDecay : 0;
-      const dense = g.dense.get(p.name);
-      const sparse = g.sparse.get(p.name);
-      if (dense) this.update(p.name, w, dense, 0, w.length, 0, plr, decay, scale, bc1, bc2);
-      if (sparse) {
-        // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
-        const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
-        sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, scale, bc1, bc2));
-      }
-    }
+    return { lr, gradNorm, scale, bc1: 1 - Math.pow(c.beta1, this.t), bc2: 1 - Math.pow(c.beta2, this.t) };
+  }
+
+  private end(s: ReturnType<Optimizer['begin']>): StepReport {
     const finite = Number.isFinite(this.updateSum);
     this.updateSum = 0;
-    return { lr, gradNorm, clipped: scale < 1, finite };
+    return { lr: s.lr, gradNorm: s.gradNorm, clipped: s.scale < 1, finite };
+  }
+
+  /** The dense gradient of p, and its sparse rows when `withSparse`. */
+  private updateParam(p: ParamInfo, s: ReturnType<Optimizer['begin']>, params: Map<string, Float32Array>, g: Gradients, withSparse: boolean): void {
+    const c = this.config;
+    const w = params.get(p.name)!;
+    const plr = s.lr * lrMultiplierAt(p, this.t - 1);
+    const decay = p.weightDecay && c.kind !== 'adam' ? c.weightDecay : 0;
+    const dense = g.dense.get(p.name);
+    const sparse = withSparse ? g.sparse.get(p.name) : undefined;
+    if (dense) this.update(p.name, w, dense, 0, w.length, 0, plr, decay, s.scale, s.bc1, s.bc2);
+    if (sparse) {
+      // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
+      const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
+      sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, s.scale, s.bc1, s.bc2));
+    }
   }
 
   /** Sum of updated weights: non-finite iff some updated weight is (cheaper than testing each). */

@@ -4,6 +4,8 @@
 import gpujs from 'gpu.js';
 import { decompose } from '../../codegen/kernel.js';
 import type { BackendInfo } from '../backends.js';
+import { sumRowsTask } from '../../codegen/host/experts.js';
+import { sharedFloat32, type WorkerPool } from '../pool.js';
 
 const { GPU } = gpujs;
 
@@ -74,11 +76,21 @@ export class RowSummer {
   private readonly kernels = new Map<string, Kernel>();
   readonly useKernel: boolean;
 
-  constructor(private readonly backend: BackendInfo, options: { kernel?: boolean } = {}) {
+  /** `pool`: sum the buckets across its threads (the wasm-simd backend). */
+  constructor(private readonly backend: BackendInfo, options: { kernel?: boolean; pool?: WorkerPool } = {}) {
     this.useKernel = options.kernel ?? !['cpu', 'webasm'].includes(backend.mode);
+    this.pool = options.pool;
   }
 
+  private readonly pool: WorkerPool | undefined;
+
   async sum(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
+    if (this.pool) {
+      const b = bucketByRow(ids);
+      const values = sharedFloat32(b.rows.length * rowSize);
+      await this.pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values], b.rows.length, { minLanes: 256, outputs: [4] });
+      return { rows: b.rows, values };
+    }
     if (!this.useKernel) return sumRowsOnHost(ids, grads, rowSize);
     const m = ids.length;
     const b = bucketByRow(ids);

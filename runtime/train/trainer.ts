@@ -8,6 +8,7 @@ import { resolveBackend, type BackendInfo, type BackendName } from '../backends.
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import { RowSummer, type SparseGrad } from './sparse.js';
 import type { Batch } from './data.js';
+import { isShared, toShared, type WorkerPool } from '../pool.js';
 
 export interface StepResult extends StepReport {
   loss: number;
@@ -37,6 +38,10 @@ export interface TrainerOptions {
   optimizer: OptimizerConfig;
   /** Seed of training-time noise (dropout, Gumbel); the step is the optimizer's step count. */
   seed?: number;
+  /** wasm-simd: threads (the caller included) for kernels, gathers, row sums and lazy Adam. */
+  threads?: number;
+  /** wasm-simd: false forces the plain SIMD128 path where relaxed SIMD exists. */
+  relaxedSimd?: boolean;
 }
 
 export class Trainer {
@@ -48,15 +53,25 @@ export class Trainer {
   private readonly evalExec: Executor;
   private readonly summer: RowSummer;
   private readonly params: ReadonlyMap<string, ParamInfo>;
+  /** wasm-simd with more than one thread: the executors' worker pool. */
+  private readonly pool: WorkerPool | undefined;
 
   /** `weights` are used in place: the trainer updates these arrays. */
   constructor(readonly module: IRModule, readonly weights: Map<string, Float32Array>, options: TrainerOptions) {
     this.backend = resolveBackend(options.backend);
     this.train = compileTraining(module, { gradients: true });
     this.evaluation = compileTraining(module, { gradients: false });
-    this.trainExec = new Executor(this.train.module, weights, this.backend.name, { training: true, paramsAsArguments: true });
-    this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { training: false, paramsAsArguments: true });
-    this.summer = new RowSummer(this.backend);
+    const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd };
+    this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
+    this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { ...exec, training: false });
+    this.pool = this.backend.simdContractions && this.trainExec.threads > 1 ? this.trainExec.pool : undefined;
+    if (this.pool) {
+      // The pool's threads update the tables in place: weights not yet in shared memory are
+      // moved there once (the map's entries are replaced; seeded and loaded weights already are).
+      for (const [name, w] of weights) if (!isShared(w)) weights.set(name, toShared(w));
+      for (const e of [this.trainExec, this.evalExec]) for (const name of e.params.keys()) e.params.set(name, weights.get(name)!);
+    }
+    this.summer = new RowSummer(this.backend, { pool: this.pool });
     this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params);
     this.seed = options.seed ?? 0;
@@ -119,7 +134,7 @@ export class Trainer {
     if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     const t1 = performance.now();
-    const report = this.optimizer.step(this.weights, grads, norm);
+    const report = this.pool ? await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm) : this.optimizer.step(this.weights, grads, norm);
     timings.set('optimizer', performance.now() - t1);
     if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };

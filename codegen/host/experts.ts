@@ -1,0 +1,112 @@
+// The expert fusions and the row movements of training as generated host tasks (JavaScript
+// over shared memory, run by the worker pool, split by token or by row): each reads whole
+// 1 KiB expert rows of tables that may exceed 2^24 cells, which typed arrays index directly.
+// A row index out of range can only come from NaN upstream (inputs are checked before any
+// kernel): the task stops with a message the executor turns into NonFiniteIndex.
+import type { PoolTask } from '../../runtime/pool.js';
+import { ACTIVATIONS } from '../naive.js';
+
+const badRow = (op: string, e: string, rows: number) =>
+  `if (!(${e} >= 0 && ${e} < ${rows})) throw new Error('NonFiniteIndex: ${op}: index ' + ${e} + ' is out of range for ${rows} rows (the values it was selected from are not finite)');`;
+
+/** h[i] = w[i] * act(U[idx[i]] . x[t]) for the slots of tokens [from, to). Args: x, U, idx, w, out. */
+export function expertActTask(d: number, rows: number, perToken: number, act: string): PoolTask {
+  const value = act === 'none' ? 'dot' : ACTIVATIONS[act]!('dot');
+  const source = `function expertAct(args, from, to) {
+  const x = args[0], U = args[1], idx = args[2], w = args[3], out = args[4];
+  for (let t = from; t < to; t++) {
+    const xo = t * ${d};
+    for (let i = t * ${perToken}; i < (t + 1) * ${perToken}; i++) {
+      const e = idx[i];
+      ${badRow('expert_act', 'e', rows)}
+      const uo = e * ${d};
+      let d0 = 0, d1 = 0, d2 = 0, d3 = 0, j = 0;
+      for (; j + 4 <= ${d}; j += 4) {
+        d0 += U[uo + j] * x[xo + j]; d1 += U[uo + j + 1] * x[xo + j + 1];
+        d2 += U[uo + j + 2] * x[xo + j + 2]; d3 += U[uo + j + 3] * x[xo + j + 3];
+      }
+      for (; j < ${d}; j++) d0 += U[uo + j] * x[xo + j];
+      const dot = (d0 + d1) + (d2 + d3);
+      out[i] = w[i] * (${value});
+    }
+  }
+}`;
+  return { key: `expert_act:${d}:${rows}:${perToken}:${act}`, source };
+}
+
+/** y[t] = (residual[t]) + sum over t's slots of h[i] * V[idx[i]], tokens [from, to). Args: h, V, idx, out, residual?. */
+export function expertOutTask(d: number, rows: number, perToken: number, residual: boolean): PoolTask {
+  const source = `function expertOut(args, from, to) {
+  const h = args[0], V = args[1], idx = args[2], out = args[3]${residual ? ', res = args[4]' : ''};
+  for (let t = from; t < to; t++) {
+    const yo = t * ${d};
+    ${residual ? `for (let j = 0; j < ${d}; j++) out[yo + j] = res[yo + j];` : `for (let j = 0; j < ${d}; j++) out[yo + j] = 0;`}
+    for (let i = t * ${perToken}; i < (t + 1) * ${perToken}; i++) {
+      const e = idx[i], s = h[i];
+      ${badRow('expert_out', 'e', rows)}
+      const vo = e * ${d};
+      for (let j = 0; j < ${d}; j++) out[yo + j] += s * V[vo + j];
+    }
+  }
+}`;
+  return { key: `expert_out:${d}:${rows}:${perToken}:${residual}`, source };
+}
+
+/** out[i] = table[idx[i]] (rows of `rowSize`), slots [from, to). Args: table, idx, out. */
+export function gatherRowsTask(rowSize: number, rows: number): PoolTask {
+  const source = `function gatherRows(args, from, to) {
+  const table = args[0], idx = args[1], out = args[2];
+  for (let i = from; i < to; i++) {
+    const r = idx[i];
+    ${badRow('gather', 'r', rows)}
+    out.set(table.subarray(r * ${rowSize}, r * ${rowSize} + ${rowSize}), i * ${rowSize});
+  }
+}`;
+  return { key: `gather_rows:${rowSize}:${rows}`, source };
+}
+
+/**
+ * Sums gradient rows per touched row, buckets [from, to) of a CSR (order sorted by row id,
+ * start, length): in slot order, as the reference does. Args: grads, order, start, length, out.
+ */
+export function sumRowsTask(rowSize: number): PoolTask {
+  const source = `function sumRows(args, from, to) {
+  const g = args[0], order = args[1], start = args[2], len = args[3], out = args[4];
+  for (let r = from; r < to; r++) {
+    const s = start[r], o = r * ${rowSize};
+    const first = order[s] * ${rowSize};
+    out.set(g.subarray(first, first + ${rowSize}), o);
+    for (let q = 1; q < len[r]; q++) {
+      const src = order[s + q] * ${rowSize};
+      for (let c = 0; c < ${rowSize}; c++) out[o + c] += g[src + c];
+    }
+  }
+}`;
+  return { key: `sum_rows:${rowSize}`, source };
+}
+
+/**
+ * Lazy Adam (decoupled decay as `keep`) on touched rows [from, to): w, m, v at row ids[r],
+ * gradient row r of g. flags[0] is set to 1 when an updated weight is not finite (every
+ * thread writes the same 1, so no atomics are needed).
+ * Args: w, m, v, g, ids, flags, rowSize, scale, b1, b2, stepSize, epsHat, keep.
+ */
+export const LAZY_ADAM_TASK: PoolTask = {
+  key: 'lazy_adam',
+  source: `function lazyAdam(args, from, to) {
+  const w = args[0], m = args[1], v = args[2], g = args[3], ids = args[4], flags = args[5];
+  const rowSize = args[6], scale = args[7], b1 = args[8], b2 = args[9], stepSize = args[10], epsHat = args[11], keep = args[12];
+  let check = 0;
+  for (let r = from; r < to; r++) {
+    const base = ids[r] * rowSize, go = r * rowSize - base;
+    for (let i = base; i < base + rowSize; i++) {
+      const d = g[i + go] * scale;
+      const mi = (m[i] = b1 * m[i] + (1 - b1) * d);
+      const vi = (v[i] = b2 * v[i] + (1 - b2) * d * d);
+      const wi = (w[i] = w[i] * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
+      check += wi * 0;
+    }
+  }
+  if (check !== 0) flags[0] = 1;
+}`,
+};

@@ -1,0 +1,157 @@
+// The wasm-simd backend's own steps: ops that run as peerc-generated code on the worker pool
+// instead of gpu.js kernels. Contractions in matrix-product form as the SIMD128 micro-kernel
+// (codegen/wasm), the fused retrieval and expert ops, parameter gathers and slices as generated
+// host tasks (codegen/host) over shared memory. Each returns undefined when its op does not
+// fit (a product narrower than one register tile), and the op stays a gpu.js kernel.
+import type { IRFunction, Node, ValueRef } from '../src/ir/graph.js';
+import { parseEinsum } from '../src/ir/ops/einsum.js';
+import { batchedLayout } from '../codegen/wasm/contraction.js';
+import { MR, NR } from '../codegen/wasm/gemm.js';
+import { productRetrieveTask } from '../codegen/host/retrieve.js';
+import { expertActTask, expertOutTask, gatherRowsTask } from '../codegen/host/experts.js';
+import { sharedFloat32, type WorkerPool } from './pool.js';
+import type { WasmGemm } from './wasm-gemm.js';
+
+export type Read = (r: ValueRef) => Float32Array;
+export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
+
+export interface HostContext {
+  fn: IRFunction;
+  pool: WorkerPool;
+  gemm(): WasmGemm;
+  /** Where a value's data lives: a parameter, or a computed value (views followed). */
+  source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };
+  /** A parameter's data permuted once (cached), for operands read in another layout. */
+  permuted(name: string, perm: number[]): Float32Array;
+  param(name: string): Float32Array;
+  /** Parameters are read per call (training: they change between calls). */
+  paramsAsArguments: boolean;
+  permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array;
+}
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** A step for `node` on the pool, with its timing label, or undefined to leave it to gpu.js. */
+export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
+  switch (node.op) {
+    case 'einsum':
+    case 'einsum_bn':
+      return contraction(ctx, node, shapeOf);
+    case 'product_retrieve': {
+      const shape = shapeOf(node.inputs[0]!);
+      const n = shape[shape.length - 1]!, k = node.attrs.k as number;
+      const task = productRetrieveTask(n, k, node.attrs.subk as number, node.attrs.gate as string);
+      const lanes = size(shape) / n;
+      return {
+        label: 'product_retrieve (host)',
+        host: async (read) => {
+          const w = sharedFloat32(lanes * k), idx = sharedFloat32(lanes * k);
+          await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), w, idx], lanes, { minLanes: 16, outputs: [2, 3] });
+          return [w, idx];
+        },
+      };
+    }
+    case 'expert_act': {
+      const [T, d] = shapeOf(node.inputs[0]!) as [number, number];
+      const rows = size(shapeOf(node.inputs[1]!)) / d;
+      const slots = size(shapeOf(node.inputs[2]!));
+      const task = expertActTask(d, rows, slots / T, node.attrs.act as string);
+      return {
+        label: 'expert_act (host)',
+        host: async (read) => {
+          const out = sharedFloat32(slots);
+          await ctx.pool.run(task, [...node.inputs.map(read), out], T, { minLanes: 8, outputs: [4] });
+          return [out];
+        },
+      };
+    }
+    case 'expert_out': {
+      const [T] = shapeOf(node.inputs[0]!) as [number];
+      const [rows, d] = shapeOf(node.inputs[1]!) as [number, number];
+      const slots = size(shapeOf(node.inputs[2]!));
+      const residual = node.inputs.length > 3;
+      const task = expertOutTask(d, rows, slots / T, residual);
+      return {
+        label: 'expert_out (host)',
+        host: async (read) => {
+          const out = sharedFloat32(T * d);
+          const [h, v, idx, res] = node.inputs.map(read);
+          await ctx.pool.run(task, [h!, v!, idx!, out, ...(res ? [res] : [])], T, { minLanes: 8, outputs: [3] });
+          return [out];
+        },
+      };
+    }
+    case 'gather': {
+      if (!ctx.paramsAsArguments || ctx.source(node.inputs[0]!).kind !== 'param') return undefined;
+      const tableShape = shapeOf(node.inputs[0]!);
+      const rowSize = size(tableShape.slice(1));
+      const slots = size(shapeOf(node.inputs[1]!));
+      const task = gatherRowsTask(rowSize, tableShape[0]!);
+      return {
+        label: 'gather (host)',
+        host: async (read) => {
+          const out = sharedFloat32(slots * rowSize);
+          await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), out], slots, { minLanes: 256, outputs: [2] });
+          return [out];
+        },
+      };
+    }
+    case 'slice': {
+      const shape = shapeOf(node.inputs[0]!);
+      const axis = ((node.attrs.axis as number) + shape.length) % shape.length;
+      const start = node.attrs.start as number, end = node.attrs.end as number;
+      const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
+      const block = (end - start) * inner;
+      return {
+        label: 'slice (host)',
+        host: (read) => {
+          const x = read(node.inputs[0]!);
+          const out = sharedFloat32(outer * block);
+          for (let o = 0; o < outer; o++) out.set(x.subarray((o * n + start) * inner, (o * n + start) * inner + block), o * block);
+          return [out];
+        },
+      };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A two-operand contraction in matrix-product form as peerc's SIMD kernel: operands laid out
+ * [rows, inner] and [inner, cols] (parameters once, values per call), einsum_bn's
+ * evaluation-mode BatchNorm (flat index mod C is the channel) as the epilogue.
+ */
+function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
+  const spec = parseEinsum(node.attrs.spec as string, 2);
+  if (spec.inputs.length !== 2 || node.inputs.length < 2) return undefined;
+  const shapes = node.inputs.slice(0, 2).map(shapeOf);
+  const m = batchedLayout(spec, shapes);
+  // Products narrower than one register tile are left to the gpu.js kernels (the edge would be all of it).
+  if (!m || m.rows < MR || m.cols < NR) return undefined;
+  const operand = (i: number, perm: number[]) => {
+    const r = node.inputs[i]!;
+    const src = ctx.source(r);
+    const identity = perm.every((p, j) => p === j);
+    if (src.kind === 'param' && !ctx.paramsAsArguments) return () => (identity ? ctx.param(src.name) : ctx.permuted(src.name, perm));
+    return (read: Read) => (identity ? read(r) : ctx.permuteAxes(read(r), shapes[i]!, perm));
+  };
+  const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
+  const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
+  const eps = node.attrs.eps as number;
+  const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${node.attrs.spec as string}`} (wasm-simd)`;
+  const host: HostFn = async (read) => {
+    let out = await ctx.gemm().batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner);
+    if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
+    if (!bn) return [out];
+    const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    const c = g.length;
+    const scale = Float32Array.from(g, (gv, j) => gv / Math.sqrt(variance[j]! + eps));
+    for (let i = 0; i < out.length; i++) {
+      const j = i % c;
+      out[i] = (out[i]! - mean[j]!) * scale[j]! + b[j]!;
+    }
+    return [out];
+  };
+  return { label, host };
+}

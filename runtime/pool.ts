@@ -1,0 +1,204 @@
+// A pool of worker threads over shared memory, the wasm-simd backend's threads: Node's
+// worker_threads, or Web Workers in a cross-origin-isolated page. A task is generated source
+// (codegen/host) or an export of a wasm module instantiated on a shared WebAssembly.Memory; a
+// call splits a range of lanes into one part per thread, the calling thread taking the first,
+// so work is never waiting on an idle caller. Arrays cross threads without copies only when
+// they live in SharedArrayBuffers: `shared()` allocates such arrays, and a call copies any
+// other input once (counted in its time) before the workers read it.
+
+/** A task: `(args, from, to, ctx) => void` over lanes [from, to). */
+export interface PoolTask {
+  key: string;
+  source: string;
+}
+
+export type TaskArg = Float32Array | Int32Array | Float64Array | number;
+
+interface WorkerLike {
+  postMessage(msg: unknown): void;
+  ref?(): void;
+  unref?(): void;
+  terminate(): unknown;
+}
+
+/** What a task may use besides its arguments: the wasm instances registered on the pool. */
+export interface TaskContext {
+  wasm: Record<string, WebAssembly.Exports>;
+}
+
+const WORKER_BODY = `
+const fns = new Map();
+const ctx = { wasm: {} };
+function handle(msg, reply) {
+  try {
+    if (msg.type === 'define') { fns.set(msg.key, new Function('return (' + msg.source + ')')()); return; }
+    if (msg.type === 'wasm') { ctx.wasm[msg.key] = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } }).exports; return; }
+    const fn = fns.get(msg.key);
+    if (!fn) throw new Error('task ' + msg.key + ' was never defined on this worker');
+    fn(msg.args, msg.from, msg.to, ctx);
+    reply({ id: msg.id });
+  } catch (e) {
+    reply({ id: msg.id, error: String((e && e.stack) || e) });
+  }
+}`;
+
+type NodeWorkerModule = { Worker: new (src: string, opts: { eval: boolean }) => WorkerLike & { on(ev: string, f: (m: unknown) => void): void } };
+
+function nodeBuiltin<T>(name: string): T | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown; versions?: { node?: string } } }).process;
+  return proc?.versions?.node && proc.getBuiltinModule ? (proc.getBuiltinModule(name) as T) : undefined;
+}
+
+/** Cores this process may use: Node's availableParallelism, a browser's hardwareConcurrency. */
+export function availableThreads(): number {
+  const os = nodeBuiltin<{ availableParallelism?: () => number; cpus: () => unknown[] }>('node:os');
+  if (os) return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  return Math.max(1, nav?.hardwareConcurrency ?? 1);
+}
+
+/** Why worker threads cannot run here, or null when they can. */
+export function threadsUnavailable(): string | null {
+  if (typeof SharedArrayBuffer === 'undefined') return 'SharedArrayBuffer is unavailable (a browser page needs COOP/COEP headers)';
+  if (nodeBuiltin('node:worker_threads')) return null;
+  if (typeof (globalThis as { Worker?: unknown }).Worker === 'function' && typeof Blob !== 'undefined') return null;
+  return 'this JavaScript engine has neither worker_threads nor Web Workers';
+}
+
+export function isShared(a: TaskArg): boolean {
+  return typeof a !== 'number' && a.buffer instanceof SharedArrayBuffer;
+}
+
+/** A zero-filled float32 array that threads share (a plain one where SharedArrayBuffer is missing). */
+export function sharedFloat32(length: number): Float32Array {
+  return typeof SharedArrayBuffer === 'undefined' ? new Float32Array(length) : new Float32Array(new SharedArrayBuffer(4 * length));
+}
+
+/** `a` itself when threads can read it, else a shared copy. */
+export function toShared<T extends Float32Array | Int32Array | Float64Array>(a: T): T {
+  if (isShared(a) || typeof SharedArrayBuffer === 'undefined') return a;
+  const C = a.constructor as new (b: SharedArrayBuffer) => T;
+  const out = new C(new SharedArrayBuffer(a.byteLength));
+  out.set(a as never);
+  return out;
+}
+
+export class WorkerPool {
+  private readonly workers: WorkerLike[] = [];
+  private readonly local = new Map<string, (args: TaskArg[], from: number, to: number, ctx: TaskContext) => void>();
+  private readonly defined = new Set<string>();
+  private readonly ctx: TaskContext = { wasm: {} };
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private inFlight = 0;
+
+  /** `threads` counts the caller: a pool of 2 is the calling thread and one worker. */
+  constructor(readonly threads: number) {
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`threads must be a whole number >= 1, not ${threads}`);
+    if (threads > 1) {
+      const why = threadsUnavailable();
+      if (why) throw new Error(`cannot start ${threads} threads: ${why}`);
+    }
+    for (let i = 1; i < threads; i++) this.workers.push(this.spawn());
+  }
+
+  private spawn(): WorkerLike {
+    const onReply = (m: { id: number; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.error) p.reject(new Error(`worker task failed: ${m.error}`));
+      else p.resolve();
+    };
+    const wt = nodeBuiltin<NodeWorkerModule>('node:worker_threads');
+    if (wt) {
+      const w = new wt.Worker(`${WORKER_BODY}\nconst { parentPort } = require('node:worker_threads');\nparentPort.on('message', (m) => handle(m, (r) => parentPort.postMessage(r)));`, { eval: true });
+      w.on('message', (m) => onReply(m as { id: number; error?: string }));
+      w.on('error', (e) => {
+        for (const p of this.pending.values()) p.reject(e as Error);
+        this.pending.clear();
+      });
+      w.unref?.();
+      return w;
+    }
+    const src = `${WORKER_BODY}\nself.onmessage = (e) => handle(e.data, (r) => self.postMessage(r));`;
+    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    const W = (globalThis as unknown as { Worker: new (u: string) => WorkerLike & { onmessage: ((e: { data: unknown }) => void) | null } }).Worker;
+    const w = new W(url);
+    w.onmessage = (e) => onReply(e.data as { id: number; error?: string });
+    return w;
+  }
+
+  /** Makes `task` callable on every thread (compiled once per thread). */
+  define(task: PoolTask): void {
+    if (this.defined.has(task.key)) return;
+    this.local.set(task.key, new Function(`return (${task.source})`)() as never);
+    for (const w of this.workers) w.postMessage({ type: 'define', key: task.key, source: task.source });
+    this.defined.add(task.key);
+  }
+
+  /** Instantiates a wasm module on every thread over one shared memory, as ctx.wasm[key]. */
+  defineWasm(key: string, module: WebAssembly.Module, memory: WebAssembly.Memory): WebAssembly.Exports {
+    if (!this.ctx.wasm[key]) {
+      this.ctx.wasm[key] = new WebAssembly.Instance(module, { env: { memory } }).exports;
+      for (const w of this.workers) w.postMessage({ type: 'wasm', key, module, memory });
+    }
+    return this.ctx.wasm[key]!;
+  }
+
+  /**
+   * Runs `task` over lanes [0, lanes), split into contiguous parts (multiples of `grain`),
+   * one per thread; below `minLanes` per extra thread the caller does it all. `outputs`: the
+   * arguments the task writes (plain arrays among them are copied back; pass shared ones).
+   */
+  async run(task: PoolTask, args: TaskArg[], lanes: number, options: { grain?: number; minLanes?: number; outputs?: number[] } = {}): Promise<void> {
+    this.define(task);
+    const grain = options.grain ?? 1;
+    const parts = Math.max(1, Math.min(this.threads, Math.floor(lanes / Math.max(grain, options.minLanes ?? grain))));
+    const fn = this.local.get(task.key)!;
+    if (parts === 1) {
+      fn(args, 0, lanes, this.ctx);
+      return;
+    }
+    const shared = args.map((a) => (typeof a === 'number' ? a : toShared(a)));
+    const per = Math.ceil(lanes / parts / grain) * grain;
+    const waits: Promise<void>[] = [];
+    if (this.inFlight++ === 0) for (const w of this.workers) w.ref?.();
+    try {
+      for (let p = 1; p < parts; p++) {
+        const from = Math.min(lanes, p * per), to = Math.min(lanes, from + per);
+        if (from >= to) continue;
+        const id = this.nextId++;
+        waits.push(new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject })));
+        this.workers[p - 1]!.postMessage({ id, key: task.key, args: shared, from, to });
+      }
+      fn(shared, 0, Math.min(lanes, per), this.ctx);
+      await Promise.all(waits);
+    } finally {
+      if (--this.inFlight === 0) for (const w of this.workers) w.unref?.();
+    }
+    // Outputs the caller passed as plain arrays got shared copies: copy the results back.
+    for (const i of options.outputs ?? []) if (shared[i] !== args[i]) (args[i] as Float32Array).set(shared[i] as Float32Array);
+  }
+
+  destroy(): void {
+    for (const w of this.workers) w.terminate();
+    this.workers.length = 0;
+  }
+}
+
+const pools = new Map<number, WorkerPool>();
+
+/** One pool per thread count per process: executors share it (workers sleep, unreferenced, when idle). */
+export function workerPool(threads = defaultThreads()): WorkerPool {
+  let p = pools.get(threads);
+  if (!p) pools.set(threads, (p = new WorkerPool(threads)));
+  return p;
+}
+
+/** PEERC_THREADS when set, else the cores available (at most 16). */
+export function defaultThreads(): number {
+  const env = nodeBuiltin<{ env: Record<string, string | undefined> }>('node:process')?.env.PEERC_THREADS;
+  if (env !== undefined && /^\d+$/.test(env) && Number(env) >= 1) return Number(env);
+  return threadsUnavailable() ? 1 : Math.min(16, availableThreads());
+}
