@@ -8,6 +8,7 @@ import { Tensor } from '../src/interp/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends.js';
 import { Executor, toFloat32 } from './executor.js';
+import { sharedFloat32 } from './pool.js';
 import { Trainer } from './train/trainer.js';
 import { checkOptimizerConfig, DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
 import { fail } from '../src/diagnostics/diagnostic.js';
@@ -52,7 +53,9 @@ export function safetensorsWeights(params: readonly ParamInfo[], bytes: Uint8Arr
       if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` });
       if (t.shape.join() !== p.shape.join()) fail('PEER0602', null, { name: p.name, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
       checkFiniteWeight(p.name, t.data, t.shape, file);
-      return [p.name, Float32Array.from(t.data)];
+      const w = sharedFloat32(t.data.length); // shared: wasm-simd threads read and train it in place
+      w.set(t.data);
+      return [p.name, w];
     }),
   );
 }

@@ -49,6 +49,11 @@ export interface ExecutorOptions {
   paramsAsArguments?: boolean;
   /** wasm-simd: threads of the worker pool, the caller included (default: PEERC_THREADS or the cores available). */
   threads?: number;
+  /**
+   * Return outputs as the executor's own buffers, valid until its next forward (the trainer
+   * consumes them within the step), instead of copies: no per-step copy of the gradient rows.
+   */
+  viewOutputs?: boolean;
   /** wasm-simd: use relaxed-SIMD multiply-add where the engine has it (default); false forces the plain SIMD128 path. */
   relaxedSimd?: boolean;
 }
@@ -122,6 +127,7 @@ export class Executor {
     this.training = options.training ?? false;
     this.paramsAsArguments = options.paramsAsArguments ?? false;
     this.threads = options.threads ?? defaultThreads();
+    this.viewOutputs = options.viewOutputs ?? false;
     this.relaxedSimd = options.relaxedSimd ?? true;
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
@@ -146,6 +152,7 @@ export class Executor {
   /** wasm-simd: threads of the worker pool (the calling thread included). */
   readonly threads: number;
   private readonly relaxedSimd: boolean;
+  private readonly viewOutputs: boolean;
 
   /** The generated kernels for the shapes run so far, as gpu.js sources (for review and goldens). */
   kernelSources(): string[] {
@@ -253,7 +260,8 @@ export class Executor {
     }
     // GL backends can produce -0 for an index 0; indices leave as plain non-negative numbers.
     const outputs = fn.outputs.map((o) => {
-      const data = Float32Array.from(read(o));
+      // Views of parameters are always copied: a caller must not write into the weights.
+      const data = this.viewOutputs && this.source(o).kind === 'value' ? read(o) : Float32Array.from(read(o));
       if (fn.graph.typeOf(o).dtype === 'index') for (let i = 0; i < data.length; i++) data[i] = data[i]! + 0;
       return { shape: shapeOf(o), data };
     });

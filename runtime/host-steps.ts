@@ -31,6 +31,16 @@ export interface HostContext {
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
+/**
+ * An output buffer kept across calls: a step's shapes are fixed, and a fresh multi-megabyte
+ * array per call costs more in page faults than the kernel itself. Values live until the
+ * executor's next forward (its outputs are copies).
+ */
+function reused(length: number): () => Float32Array {
+  let buf: Float32Array | undefined;
+  return () => (buf ??= sharedFloat32(length));
+}
+
 /** A step for `node` on the pool, with its timing label, or undefined to leave it to gpu.js. */
 export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
   switch (node.op) {
@@ -42,10 +52,11 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const n = shape[shape.length - 1]!, k = node.attrs.k as number;
       const task = productRetrieveTask(n, k, node.attrs.subk as number, node.attrs.gate as string);
       const lanes = size(shape) / n;
+      const wBuf = reused(lanes * k), idxBuf = reused(lanes * k);
       return {
         label: 'product_retrieve (host)',
         host: async (read) => {
-          const w = sharedFloat32(lanes * k), idx = sharedFloat32(lanes * k);
+          const w = wBuf(), idx = idxBuf();
           await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), w, idx], lanes, { minLanes: 16, outputs: [2, 3] });
           return [w, idx];
         },
@@ -56,10 +67,11 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const rows = size(shapeOf(node.inputs[1]!)) / d;
       const slots = size(shapeOf(node.inputs[2]!));
       const task = expertActTask(d, rows, slots / T, node.attrs.act as string);
+      const outBuf = reused(slots);
       return {
         label: 'expert_act (host)',
         host: async (read) => {
-          const out = sharedFloat32(slots);
+          const out = outBuf();
           await ctx.pool.run(task, [...node.inputs.map(read), out], T, { minLanes: 8, outputs: [4] });
           return [out];
         },
@@ -71,10 +83,11 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const slots = size(shapeOf(node.inputs[2]!));
       const residual = node.inputs.length > 3;
       const task = expertOutTask(d, rows, slots / T, residual);
+      const outBuf = reused(T * d);
       return {
         label: 'expert_out (host)',
         host: async (read) => {
-          const out = sharedFloat32(T * d);
+          const out = outBuf();
           const [h, v, idx, res] = node.inputs.map(read);
           await ctx.pool.run(task, [h!, v!, idx!, out, ...(res ? [res] : [])], T, { minLanes: 8, outputs: [3] });
           return [out];
@@ -87,10 +100,11 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const rowSize = size(tableShape.slice(1));
       const slots = size(shapeOf(node.inputs[1]!));
       const task = gatherRowsTask(rowSize, tableShape[0]!);
+      const outBuf = reused(slots * rowSize);
       return {
         label: 'gather (host)',
         host: async (read) => {
-          const out = sharedFloat32(slots * rowSize);
+          const out = outBuf();
           await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), out], slots, { minLanes: 256, outputs: [2] });
           return [out];
         },
@@ -102,11 +116,12 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const start = node.attrs.start as number, end = node.attrs.end as number;
       const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
       const block = (end - start) * inner;
+      const outBuf = reused(outer * block);
       return {
         label: 'slice (host)',
         host: (read) => {
           const x = read(node.inputs[0]!);
-          const out = sharedFloat32(outer * block);
+          const out = outBuf();
           for (let o = 0; o < outer; o++) out.set(x.subarray((o * n + start) * inner, (o * n + start) * inner + block), o * block);
           return [out];
         },
@@ -140,8 +155,9 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
   const eps = node.attrs.eps as number;
   const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${node.attrs.spec as string}`} (wasm-simd)`;
+  const outBuf = reused(m.batch * m.rows * m.cols);
   const host: HostFn = async (read) => {
-    let out = await ctx.gemm().batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner);
+    let out = await ctx.gemm().batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner, outBuf());
     if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
     if (!bn) return [out];
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];

@@ -160,7 +160,7 @@ export class WorkerPool {
       fn(args, 0, lanes, this.ctx);
       return;
     }
-    const shared = args.map((a) => (typeof a === 'number' ? a : toShared(a)));
+    const shared = args.map((a, i) => (typeof a === 'number' || isShared(a) ? a : this.staged(`${task.key}:${i}`, a)));
     const per = Math.ceil(lanes / parts / grain) * grain;
     const waits: Promise<void>[] = [];
     if (this.inFlight++ === 0) for (const w of this.workers) w.ref?.();
@@ -179,6 +179,20 @@ export class WorkerPool {
     }
     // Outputs the caller passed as plain arrays got shared copies: copy the results back.
     for (const i of options.outputs ?? []) if (shared[i] !== args[i]) (args[i] as Float32Array).set(shared[i] as Float32Array);
+  }
+
+  private readonly staging = new Map<string, Float32Array | Int32Array | Float64Array>();
+
+  /** A shared copy of a plain input, in a buffer kept per task argument (fresh pages per call cost more than the copy). */
+  private staged<T extends Float32Array | Int32Array | Float64Array>(key: string, a: T): T {
+    let buf = this.staging.get(key) as T | undefined;
+    if (!buf || buf.length !== a.length || buf.constructor !== a.constructor) {
+      buf = toShared(a);
+      this.staging.set(key, buf);
+      return buf;
+    }
+    buf.set(a as never);
+    return buf;
   }
 
   destroy(): void {

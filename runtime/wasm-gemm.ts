@@ -66,7 +66,7 @@ export class WasmGemm {
   }
 
   /** C[batch, M, N] = A[batch, M, K] B[batch, K, N], one product per batch entry, split across the pool's threads. */
-  async batched(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number): Promise<Float32Array> {
+  async batched(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, out?: Float32Array): Promise<Float32Array> {
     const layout = this.load(a, b, batch, m, n, k);
     const blocks = Math.floor(m / MR);
     const { pa, pb, pc } = layout;
@@ -77,7 +77,7 @@ export class WasmGemm {
     } else {
       for (let t = 0; t < batch; t++) this.gemm((pa + t * m * k) * 4, (pb + t * k * n) * 4, (pc + t * m * n) * 4, blocks * MR, n, k);
     }
-    return this.finish(layout, a, b, batch, m, n, k);
+    return this.finish(layout, a, b, batch, m, n, k, out);
   }
 
   /** Copies the operands in (growing the memory); offsets in floats. */
@@ -95,9 +95,9 @@ export class WasmGemm {
     return { pa, pb, pc };
   }
 
-  /** The result (shared, for the pool's other tasks), with the ragged edge computed here. */
-  private finish(layout: { pc: number }, a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number): Float32Array {
-    const c = sharedFloat32(batch * m * n);
+  /** The result (in `out`, or a new shared array for the pool's other tasks), with the ragged edge computed here. */
+  private finish(layout: { pc: number }, a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, out?: Float32Array): Float32Array {
+    const c = out ?? sharedFloat32(batch * m * n);
     c.set(new Float32Array(this.memory.buffer, layout.pc * 4, batch * m * n));
     // Rows past the last full tile of 4, columns past the last full tile of 8.
     const mFull = m - (m % MR), nFull = n - (n % NR);

@@ -27,7 +27,7 @@ export function batchedLayout(spec: { inputs: readonly string[]; output: string 
   const contracted = [...s0].filter((c) => s1.includes(c) && !out.includes(c));
   // A letter summed within one operand is a reduction, not a product.
   if ([...s0, ...s1].some((c) => !out.includes(c) && !contracted.includes(c))) return undefined;
-  if (contracted.length === 0) return undefined;
+  // No summed letter is an outer product: a product with an inner size of 1.
   // X owns the first output letter that is not a batch letter (or operand 0 when there is none).
   const firstOwn = [...out].find((c) => !batchL.includes(c));
   const x = firstOwn !== undefined && s1.includes(firstOwn) ? 1 : 0;

@@ -9,6 +9,7 @@ import { Tensor } from '../../src/interp/tensor.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import type { BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
+import { sharedFloat32 } from '../pool.js';
 
 export interface BenchOptions {
   tokens: number;
@@ -32,7 +33,7 @@ export function benchWeights(m: IRModule): Map<string, Float32Array> {
   };
   return new Map(
     m.params.map((p) => {
-      const a = new Float32Array(p.shape.reduce((x, y) => x * y, 1));
+      const a = sharedFloat32(p.shape.reduce((x, y) => x * y, 1)); // shared: wasm-simd threads read it in place
       const init = p.init;
       if (init.kind === 'constant') a.fill(init.value);
       else {

@@ -84,25 +84,31 @@ export class RowSummer {
 
   private readonly pool: WorkerPool | undefined;
 
-  async sum(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
+  /** Sums per table (`key`), reused across steps: a step's sums are consumed by its optimizer update. */
+  private readonly sums = new Map<string, Float32Array>();
+
+  /** `key` names the table: with a pool, its sums live in a buffer reused by the next call with that key. */
+  async sum(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key = ''): Promise<SparseGrad> {
     if (this.pool) {
       const b = bucketByRow(ids);
-      const values = sharedFloat32(b.rows.length * rowSize);
+      let buf = this.sums.get(key);
+      if (!buf || buf.length < ids.length * rowSize) this.sums.set(key, (buf = sharedFloat32(ids.length * rowSize)));
+      const values = buf.subarray(0, b.rows.length * rowSize);
       await this.pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values], b.rows.length, { minLanes: 256, outputs: [4] });
       return { rows: b.rows, values };
     }
     if (!this.useKernel) return sumRowsOnHost(ids, grads, rowSize);
     const m = ids.length;
     const b = bucketByRow(ids);
-    const key = `${m}x${rowSize}`;
-    let k = this.kernels.get(key);
+    const shapeKey = `${m}x${rowSize}`;
+    let k = this.kernels.get(shapeKey);
     if (!k) {
       // Threads past the touched rows read a length of 0 and return 0; the loop stops at the bucket's end.
       const source = `function(grads, order, start, len) {\n${decompose('this.thread.x', [m, rowSize], 'o')}\nlet acc = 0.0;\nlet s = start[o0];\nlet n = len[o0];\nfor (let j = 0; j < ${m}; j++) {\n  if (j >= n) { break; }\n  acc += grads[order[s + j] * ${rowSize} + o1];\n}\nreturn acc;\n}`;
       this.gpu ??= new GPU({ mode: this.backend.mode as 'cpu' });
       const create = this.gpu.createKernel as unknown as (src: string, settings: object) => Kernel;
       k = create.call(this.gpu, source, { output: [m * rowSize], loopMaxIterations: m + 1, tactic: 'precision', precision: 'single', asyncMode: this.backend.asyncMode });
-      this.kernels.set(key, k);
+      this.kernels.set(shapeKey, k);
     }
     let out = k(grads, b.order, b.start, b.length) as Float32Array | Promise<Float32Array>;
     if (this.backend.asyncMode) out = await out;

@@ -61,7 +61,7 @@ export class Trainer {
     this.backend = resolveBackend(options.backend);
     this.train = compileTraining(module, { gradients: true });
     this.evaluation = compileTraining(module, { gradients: false });
-    const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd };
+    const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, viewOutputs: true };
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
     this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { ...exec, training: false });
     this.pool = this.backend.simdContractions && this.trainExec.threads > 1 ? this.trainExec.pool : undefined;
@@ -85,7 +85,7 @@ export class Trainer {
     return inputs;
   }
 
-  /** Loss and gradients of one batch, without updating anything. */
+  /** Loss and gradients of one batch, without updating anything (the arrays are valid until the next call). */
   async gradients(batch: Batch): Promise<{ loss: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
     const L = this.train.layout;
     let result;
@@ -109,7 +109,7 @@ export class Trainer {
       const rowSize = rows.length / ids.length;
       const t0 = performance.now();
       if (info.sparse) {
-        sparse.set(name, await this.summer.sum(ids, rows, rowSize));
+        sparse.set(name, await this.summer.sum(ids, rows, rowSize, name));
       } else {
         // A dense-optimised table whose gradient came as rows (a small key table, an embedding):
         // added straight into a dense gradient, no bucketing needed.
