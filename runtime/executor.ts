@@ -10,9 +10,10 @@ import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
-import { WasmGemm } from './wasm-gemm.js';
+import { GemmMemoryExceeded, WasmGemm } from './wasm-gemm.js';
+import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
 import { hostStep, type HostContext } from './host-steps.js';
-import { defaultThreads, sharedFloat32, toShared, workerPool, type WorkerPool } from './pool.js';
+import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
@@ -72,8 +73,13 @@ interface Step {
 
 export class KernelFallback extends Error {}
 
-/** A program needs a kernel beyond what gpu.js computes correctly (e.g. a flat index over 2^24). */
-export class KernelLimit extends Error {}
+/**
+ * A program needs a kernel beyond what the backend computes correctly (a flat index over 2^24
+ * on gpu.js, products past wasm32's 4 GiB on wasm-simd): PEER0606 at the op, before any kernel runs.
+ */
+function kernelLimit(node: Node, backend: string, detail: string): CompileError {
+  return new CompileError(diagnostic('PEER0606', node.span ?? null, { backend, detail }));
+}
 
 /** A computed row index was out of range: only NaN or infinite values upstream can cause it (indices are checked at compile time). */
 export class NonFiniteIndex extends Error {}
@@ -128,7 +134,7 @@ export class Executor {
     this.paramsAsArguments = options.paramsAsArguments ?? false;
     this.threads = options.threads ?? defaultThreads();
     this.viewOutputs = options.viewOutputs ?? false;
-    this.relaxedSimd = options.relaxedSimd ?? true;
+    this.relaxedSimd = options.relaxedSimd ?? simdSettings.relaxed ?? true;
     this.backend = resolveBackend(backend);
     this.gpu = new GPU({ mode: this.backend.mode as 'cpu' });
     this.fn = entryFunction(module);
@@ -151,6 +157,12 @@ export class Executor {
 
   /** wasm-simd: threads of the worker pool (the calling thread included). */
   readonly threads: number;
+
+  /** How the backend runs here, for reports: e.g. 'wasm-simd, 2 threads, relaxed SIMD'. */
+  describe(): string {
+    if (!this.backend.simdContractions) return this.backend.name;
+    return `${this.backend.name}, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${this.gemm().relaxed ? 'relaxed SIMD' : 'plain SIMD128'}`;
+  }
   private readonly relaxedSimd: boolean;
   private readonly viewOutputs: boolean;
 
@@ -308,9 +320,9 @@ export class Executor {
       const plans = renderKernels(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
       for (const a of args)
         if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
-          throw new KernelLimit(`${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
+          throw kernelLimit(node, this.backend.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
       plans.forEach((plan, stage) => {
-        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw new KernelLimit(`${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
+        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw kernelLimit(node, this.backend.name, `${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
         steps.push({ node: node.id, stage, last: stage === plans.length - 1, plan, kernel: this.createKernel(plan), checked: false });
       });
     }
@@ -341,7 +353,13 @@ export class Executor {
       paramsAsArguments: this.paramsAsArguments,
       permuteAxes,
     };
-    const own = hostStep(ctx, node, shapeOf);
+    let own;
+    try {
+      own = hostStep(ctx, node, shapeOf);
+    } catch (e) {
+      if (e instanceof GemmMemoryExceeded) throw kernelLimit(node, this.backend.name, `${e.message}; use fewer tokens per call`);
+      throw e;
+    }
     if (!own) return undefined;
     const plan: KernelPlan = { label: own.label, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
     return { node: node.id, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host: own.host };

@@ -144,6 +144,7 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   const m = batchedLayout(spec, shapes);
   // Products narrower than one register tile are left to the gpu.js kernels (the edge would be all of it).
   if (!m || m.rows < MR || m.cols < NR) return undefined;
+  const constant = (i: number) => ctx.source(node.inputs[i]!).kind === 'param' && !ctx.paramsAsArguments;
   const operand = (i: number, perm: number[]) => {
     const r = node.inputs[i]!;
     const src = ctx.source(r);
@@ -152,12 +153,16 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     return (read: Read) => (identity ? read(r) : ctx.permuteAxes(read(r), shapes[i]!, perm));
   };
   const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
+  const bConstant = constant(m.y);
   const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
   const eps = node.attrs.eps as number;
   const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${node.attrs.spec as string}`} (wasm-simd)`;
-  const outBuf = reused(m.batch * m.rows * m.cols);
+  // The step's place in the kernel memory, fixed now: a program whose products pass wasm32's
+  // 4 GiB fails here, before any kernel runs.
+  const gemm = ctx.gemm();
+  const region = gemm.region(m.batch, m.rows, m.cols, m.inner);
   const host: HostFn = async (read) => {
-    let out = await ctx.gemm().batched(ax(read), ay(read), m.batch, m.rows, m.cols, m.inner, outBuf());
+    let out = await gemm.run(region, ax(read), ay(read), bConstant);
     if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
     if (!bn) return [out];
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];

@@ -210,8 +210,12 @@ export function workerPool(threads = defaultThreads()): WorkerPool {
   return p;
 }
 
-/** PEERC_THREADS when set, else the cores available (at most 16). */
+/** Process-wide wasm-simd settings from the command line (--threads, --plain-simd); undefined: the defaults. */
+export const simdSettings: { threads?: number; relaxed?: boolean } = {};
+
+/** --threads when given, PEERC_THREADS when set, else the cores available (at most 16). */
 export function defaultThreads(): number {
+  if (simdSettings.threads !== undefined) return simdSettings.threads;
   const env = nodeBuiltin<{ env: Record<string, string | undefined> }>('node:process')?.env.PEERC_THREADS;
   if (env !== undefined && /^\d+$/.test(env) && Number(env) >= 1) return Number(env);
   return threadsUnavailable() ? 1 : Math.min(16, availableThreads());

@@ -1,17 +1,35 @@
-// Runs the generated SIMD128 contraction kernel (codegen/wasm/gemm.ts): operands are copied
-// into the module's memory, full 4 x 8 tiles run in wasm, the ragged edge in JavaScript.
-// With a worker pool the memory is shared and the row blocks are split across the threads,
-// each running the same module instantiated on that memory. Measured by bench/wasm-gemm.mjs.
+// Runs the generated SIMD128 contraction kernel (codegen/wasm/gemm.ts): full 4 x 8 tiles in
+// wasm, the ragged edge in JavaScript. With a worker pool the memory is shared and row blocks
+// are split across the threads, each running the same module instantiated on that memory.
+// A contraction step owns a region of the memory (operands and result, laid out once when its
+// plan is built), so parameters are copied in once and results are read in place (views into
+// the shared memory, valid until that step runs again). Measured by bench/wasm-gemm.mjs.
 import { gemmModule, MR, NR } from '../codegen/wasm/gemm.js';
 import { wasmFeatures } from '../codegen/wasm/module.js';
-import { sharedFloat32, type PoolTask, type WorkerPool } from './pool.js';
+import type { PoolTask, WorkerPool } from './pool.js';
 
 const PAGE = 65536;
-const MAX_PAGES = 65536; // 4 GiB: wasm32's limit
+/** wasm32's limit: 4 GiB less one page (a memory of exactly 4 GiB is not allocatable everywhere). */
+export const WASM_MEMORY_LIMIT = (65536 - 1) * PAGE;
 
 export { wasmFeatures };
 
 let instances = 0;
+
+/** A product's place in the memory: float offsets of A [batch, m, k], B [batch, k, n], C [batch, m, n]. */
+export interface GemmRegion {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  pa: number;
+  pb: number;
+  pc: number;
+  /** B was copied in and is constant (a parameter read as it is): not copied again. */
+  bLoaded: boolean;
+}
+
+export class GemmMemoryExceeded extends RangeError {}
 
 export class WasmGemm {
   readonly relaxed: boolean;
@@ -20,6 +38,9 @@ export class WasmGemm {
   private readonly memory: WebAssembly.Memory;
   private readonly gemm: (a: number, b: number, c: number, m: number, n: number, k: number) => void;
   private readonly task: PoolTask | undefined;
+  private readonly pool: WorkerPool | undefined;
+  /** Bytes handed out to regions (the next region starts here). */
+  private top = 0;
 
   /**
    * `relaxed`: use relaxed-SIMD multiply-add when the engine has it (detected, never assumed).
@@ -31,8 +52,12 @@ export class WasmGemm {
     this.relaxed = (options.relaxed ?? true) && features.relaxedSimd;
     const pool = options.pool && options.pool.threads > 1 ? options.pool : undefined;
     this.threads = pool?.threads ?? 1;
-    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, ...(pool ? { shared: true } : {}) });
-    const module = new WebAssembly.Module(gemmModule(this.relaxed, { minPages: 16, maxPages: MAX_PAGES, shared: !!pool }));
+    const maxPages = WASM_MEMORY_LIMIT / PAGE;
+    // Shared wherever the engine allows, pool or not: a shared memory's views survive its growth
+    // (a plain one detaches them), so results stay readable in place.
+    const shared = typeof SharedArrayBuffer !== 'undefined';
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: maxPages, shared });
+    const module = new WebAssembly.Module(gemmModule(this.relaxed, { minPages: 16, maxPages, shared }));
     if (pool) {
       const key = `gemm${instances++}`;
       this.pool = pool;
@@ -56,20 +81,41 @@ export class WasmGemm {
     }
   }
 
-  private readonly pool: WorkerPool | undefined;
-
-  /** C[M, N] = A[M, K] B[K, N], row-major float32, on this thread. */
-  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
-    const layout = this.load(a, b, 1, m, n, k);
-    this.gemm(layout.pa * 4, layout.pb * 4, layout.pc * 4, m - (m % MR), n, k);
-    return this.finish(layout, a, b, 1, m, n, k);
+  /** Bytes a product of these sizes needs in the memory. */
+  static bytes(batch: number, m: number, n: number, k: number): number {
+    return 4 * batch * (m * k + k * n + m * n);
   }
 
-  /** C[batch, M, N] = A[batch, M, K] B[batch, K, N], one product per batch entry, split across the pool's threads. */
-  async batched(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, out?: Float32Array): Promise<Float32Array> {
-    const layout = this.load(a, b, batch, m, n, k);
+  /** Bytes of the memory given to regions so far. */
+  get used(): number {
+    return this.top;
+  }
+
+  /** Places a product in the memory for good (a step's operands and result); refuses what passes 4 GiB. */
+  region(batch: number, m: number, n: number, k: number): GemmRegion {
+    const bytes = WasmGemm.bytes(batch, m, n, k);
+    const start = Math.ceil(this.top / 16) * 16;
+    if (start + bytes > WASM_MEMORY_LIMIT)
+      throw new GemmMemoryExceeded(`${batch} x [${m}, ${k}] x [${k}, ${n}] needs ${bytes} bytes, and with the ${start} bytes the other products hold that passes wasm32's limit of ${WASM_MEMORY_LIMIT} bytes`);
+    this.top = start + bytes;
+    const need = Math.ceil(this.top / PAGE), have = this.memory.buffer.byteLength / PAGE;
+    if (need > have) this.memory.grow(need - have);
+    const pa = start / 4, pb = pa + batch * m * k, pc = pb + batch * k * n;
+    return { batch, m, n, k, pa, pb, pc, bLoaded: false };
+  }
+
+  /**
+   * Runs the product of a region: copies A in, B too unless `bConstant` and already there, and
+   * returns C as a view into the memory (shared; overwritten when the region runs again).
+   */
+  async run(r: GemmRegion, a: Float32Array, b: Float32Array, bConstant = false): Promise<Float32Array> {
+    const { batch, m, n, k, pa, pb, pc } = r;
+    if (a.length !== batch * m * k || b.length !== batch * k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for ${batch} x [${m}, ${k}] x [${k}, ${n}]`);
+    const buffer = this.memory.buffer;
+    new Float32Array(buffer, pa * 4, a.length).set(a);
+    if (!(bConstant && r.bLoaded)) new Float32Array(buffer, pb * 4, b.length).set(b);
+    r.bLoaded = bConstant;
     const blocks = Math.floor(m / MR);
-    const { pa, pb, pc } = layout;
     if (this.pool && this.task) {
       // A part should be worth a message round trip (~0.1 ms): at least ~1 MFLOP.
       const minLanes = Math.max(1, Math.ceil(2 ** 20 / (2 * MR * n * k)));
@@ -77,28 +123,7 @@ export class WasmGemm {
     } else {
       for (let t = 0; t < batch; t++) this.gemm((pa + t * m * k) * 4, (pb + t * k * n) * 4, (pc + t * m * n) * 4, blocks * MR, n, k);
     }
-    return this.finish(layout, a, b, batch, m, n, k, out);
-  }
-
-  /** Copies the operands in (growing the memory); offsets in floats. */
-  private load(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number) {
-    if (a.length !== batch * m * k || b.length !== batch * k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for ${batch} x [${m}, ${k}] x [${k}, ${n}]`);
-    const bytes = 4 * batch * (m * k + k * n + m * n);
-    if (bytes > MAX_PAGES * PAGE - 16) throw new RangeError(`matmul: ${bytes} bytes of operands exceed wasm32's 4 GiB memory`);
-    const need = Math.ceil(bytes / PAGE);
-    const have = this.memory.buffer.byteLength / PAGE;
-    if (need > have) this.memory.grow(need - have);
-    const heap = new Float32Array(this.memory.buffer);
-    const pa = 0, pb = batch * m * k, pc = pb + batch * k * n;
-    heap.set(a, pa);
-    heap.set(b, pb);
-    return { pa, pb, pc };
-  }
-
-  /** The result (in `out`, or a new shared array for the pool's other tasks), with the ragged edge computed here. */
-  private finish(layout: { pc: number }, a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, out?: Float32Array): Float32Array {
-    const c = out ?? sharedFloat32(batch * m * n);
-    c.set(new Float32Array(this.memory.buffer, layout.pc * 4, batch * m * n));
+    const c = new Float32Array(buffer, pc * 4, batch * m * n);
     // Rows past the last full tile of 4, columns past the last full tile of 8.
     const mFull = m - (m % MR), nFull = n - (n % NR);
     if (mFull === m && nFull === n) return c;
@@ -111,6 +136,37 @@ export class WasmGemm {
           c[co + i * n + j] = acc;
         }
     }
+    return c;
+  }
+
+  private readonly scratch = new Map<string, GemmRegion>();
+
+  /** C[batch, M, N] = A[batch, M, K] B[batch, K, N] as a new array (a region per shape, reused). */
+  async batched(a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number): Promise<Float32Array> {
+    const key = `${batch}x${m}x${n}x${k}`;
+    let r = this.scratch.get(key);
+    if (!r) this.scratch.set(key, (r = this.region(batch, m, n, k)));
+    return (await this.run(r, a, b)).slice();
+  }
+
+  /** C[M, N] = A[M, K] B[K, N], row-major float32, on this thread. */
+  matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+    if (a.length !== m * k || b.length !== k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for [${m}, ${k}] x [${k}, ${n}]`);
+    const key = `1x${m}x${n}x${k}`;
+    let r = this.scratch.get(key);
+    if (!r) this.scratch.set(key, (r = this.region(1, m, n, k)));
+    const buffer = this.memory.buffer;
+    new Float32Array(buffer, r.pa * 4, a.length).set(a);
+    new Float32Array(buffer, r.pb * 4, b.length).set(b);
+    this.gemm(r.pa * 4, r.pb * 4, r.pc * 4, m - (m % MR), n, k);
+    const c = new Float32Array(buffer, r.pc * 4, m * n).slice();
+    const mFull = m - (m % MR), nFull = n - (n % NR);
+    for (let i = 0; i < m; i++)
+      for (let j = i < mFull ? nFull : 0; j < n; j++) {
+        let acc = 0;
+        for (let q = 0; q < k; q++) acc += a[i * k + q]! * b[q * n + j]!;
+        c[i * n + j] = acc;
+      }
     return c;
   }
 }

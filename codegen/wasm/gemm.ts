@@ -10,7 +10,7 @@ export const NR = 8;
 
 /** Locals of `gemm(a, b, c, M, N, K)`: pointers in bytes, sizes in elements. */
 const P = { a: 0, b: 1, c: 2, M: 3, N: 4, K: 5 };
-const L = { i: 6, j: 7, k: 8, pa: 9, pb: 10, rowBytes: 11, nBytes: 12, pc: 13, acc: 14 /* 8 v128 */, b0: 22, b1: 23, av: 24 };
+const L = { i: 6, j: 7, k: 8, pa: 9, pb: 10, rowBytes: 11, nBytes: 12, pc: 13, acc: 14 /* 8 v128 */, b0: 22, b1: 23, av: 24, rb2: 25, rb3: 26 };
 
 export function gemmFunction(relaxed: boolean): FunctionDef {
   const get = I.localGet, set = I.localSet;
@@ -23,6 +23,8 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
     // rowBytes = K * 4 (one row of A), nBytes = N * 4 (one row of B and C)
     get(P.K), I.i32(2), I.i32Shl, set(L.rowBytes),
     get(P.N), I.i32(2), I.i32Shl, set(L.nBytes),
+    get(L.rowBytes), I.i32(1), I.i32Shl, set(L.rb2),
+    get(L.rb2), get(L.rowBytes), I.i32Add, set(L.rb3),
     I.i32(0), set(L.i),
     I.block, I.loop,
     // while (i + 4 <= M)
@@ -41,7 +43,7 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
     get(L.pb), I.v128Load(16), set(L.b1),
     ...Array.from({ length: MR }, (_, r) => [
       // av = splat(A[i + r, k]): the row r pointer is pa + r * rowBytes
-      get(L.pa), ...(r === 0 ? [] : [get(L.rowBytes), I.i32(r), I.i32Mul, I.i32Add]), I.f32Load(0), I.f32x4Splat, set(L.av),
+      get(L.pa), ...(r === 0 ? [] : [get(r === 1 ? L.rowBytes : r === 2 ? L.rb2 : L.rb3), I.i32Add]), I.v128Load32Splat(0), set(L.av),
       ...madd(L.acc + 2 * r, L.b0), ...madd(L.acc + 2 * r + 1, L.b1),
     ].flat()),
     get(L.pa), I.i32(4), I.i32Add, set(L.pa),
@@ -59,7 +61,7 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
     get(L.i), I.i32(MR), I.i32Add, set(L.i),
     I.br(0), I.end, I.end,
   ];
-  const locals: FunctionDef['locals'] = [...Array<'i32'>(8).fill('i32'), ...Array<'v128'>(8).fill('v128'), 'v128', 'v128', 'v128'];
+  const locals: FunctionDef['locals'] = [...Array<'i32'>(8).fill('i32'), ...Array<'v128'>(8).fill('v128'), 'v128', 'v128', 'v128', 'i32', 'i32'];
   return { name: 'gemm', params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], locals, body };
 }
 

@@ -54,6 +54,8 @@ export const I = {
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   v128Load: (offset = 0) => [...simd(0x00), 4, ...uleb(offset)],
   v128Store: (offset = 0) => [...simd(0x0b), 4, ...uleb(offset)],
+  /** Loads one f32 and splats it to all four lanes. */
+  v128Load32Splat: (offset = 0) => [...simd(0x09), 2, ...uleb(offset)],
   f32x4Splat: simd(0x13),
   f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
   f32x4Add: simd(0xe4), f32x4Mul: simd(0xe6),

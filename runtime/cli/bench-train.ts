@@ -54,14 +54,14 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 3 : 1), 0);
   const medianMs = median(runs);
   const result = {
-    model: m.entry, backend: trainer.backend.name, tokens: o.tokens, runs: o.runs,
+    model: m.entry, backend: trainer.backend.name, backend_detail: trainer.describe(), tokens: o.tokens, runs: o.runs,
     setup_ms: setupMs, warmup_ms: warmupMs, median_ms: medianMs, runs_ms: runs, tokens_per_s: (o.tokens / medianMs) * 1000,
     kernels: [...kernels].map(([label, v]) => ({ label, median_ms: median(v) })).sort((a, b) => b.median_ms - a.median_ms),
     state_bytes: stateBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
   };
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
-    process.stdout.write(`train step of @${m.entry} on ${result.backend}, ${o.tokens} tokens: median ${medianMs.toFixed(1)} ms over ${o.runs} steps (${result.tokens_per_s.toFixed(0)} tokens/s); first step ${warmupMs.toFixed(0)} ms (kernel compilation)\n`);
+    process.stdout.write(`train step of @${m.entry} on ${result.backend_detail}, ${o.tokens} tokens: median ${medianMs.toFixed(1)} ms over ${o.runs} steps (${result.tokens_per_s.toFixed(0)} tokens/s); first step ${warmupMs.toFixed(0)} ms (kernel compilation)\n`);
     for (const k of result.kernels.slice(0, 12)) process.stdout.write(`  ${k.median_ms.toFixed(1).padStart(8)} ms  ${k.label}\n`);
     process.stdout.write(`parameters + Adam state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB; peak RSS ${(result.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB (${(result.peak_rss_bytes / stateBytes).toFixed(2)}x)\n`);
   }

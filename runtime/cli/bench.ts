@@ -116,6 +116,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     );
     const report = {
       backend: executors[0]!.backend.name,
+      backend_detail: executors[0]!.describe(),
       tokens: o.tokens,
       runs: o.runs,
       fused: measured.fused,
@@ -155,8 +156,8 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { fusion_notes: string[]; backend: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
-  const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
+function renderReport(r: { fusion_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+  const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend_detail} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
   for (const n of r.fusion_notes) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name.padEnd(6)} ${m.medianMs.toFixed(1).padStart(9)} ms  ${r.tokens_per_s[name]!.toFixed(0).padStart(8)} tokens/s  (${m.kernelCount} kernels)`);

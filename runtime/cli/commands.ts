@@ -22,6 +22,7 @@ import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
+import { simdSettings, threadsUnavailable } from '../pool.js';
 
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
@@ -116,7 +117,8 @@ export const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--backend B] [--train-mode: reference backend only]',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'integer', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string' }, 'run');
+      const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'integer', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string', threads: 'integer', 'plain-simd': 'boolean' }, 'run');
+      simdFlags(p.flags);
       const file = oneFile(p.positional, 'run');
       const backend = (p.flags.get('backend') as string | undefined) ?? 'reference';
       const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
@@ -151,7 +153,7 @@ export const COMMANDS: Record<string, Command> = {
           checkFiniteOutputs(r.outputs);
           const tensors = r.outputs.map((t, i) => ({ name: name(i, r.outputs.length), dtype: 'F32' as const, shape: t.shape, element: (j: number) => t.data[j]! }));
           writeSafetensorsFile(outPath, tensors, { producer: `peerc run (${ex.backend.name}, ${lowering})`, entry: m.entry });
-          process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')} (backend ${ex.backend.name}, ${lowering} lowering, ${ex.kernelCount()} kernels)\n`);
+          process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')} (backend ${ex.describe()}, ${lowering} lowering, ${ex.kernelCount()} kernels)\n`);
           return 0;
         } finally {
           ex.destroy();
@@ -178,7 +180,8 @@ export const COMMANDS: Record<string, Command> = {
   bench: {
     summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json] [--train]  fused vs naive kernels vs the reference interpreter; --train: the training step',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean' }, 'bench');
+      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean' }, 'bench');
+      simdFlags(p.flags);
       const r = compileFile(oneFile(p.positional, 'bench'), p.flags.get('entry') as string | undefined);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
@@ -231,8 +234,9 @@ export const COMMANDS: Record<string, Command> = {
       const p = parseArgs(args, {
         ...entryFlag, data: 'string', task: 'string', steps: 'integer', batch: 'integer', seq: 'integer', lr: 'number', backend: 'string', seed: 'integer', out: 'string', resume: 'boolean', force: 'boolean',
         optimizer: 'string', schedule: 'string', warmup: 'integer', clip: 'number', 'weight-decay': 'number', beta1: 'number', beta2: 'number',
-        'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer',
+        'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer', threads: 'integer', 'plain-simd': 'boolean',
       }, 'train');
+      simdFlags(p.flags);
       const file = oneFile(p.positional, 'train');
       const decoded = decodeSource(readFileChecked(file), file);
       if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
@@ -244,7 +248,8 @@ export const COMMANDS: Record<string, Command> = {
   sample: {
     summary: 'sample CHECKPOINT --prompt TEXT [--tokens N] [--temperature T] [--seed S] [--backend B]   generate text from a trained byte-level model',
     run(args) {
-      const p = parseArgs(args, { prompt: 'string', tokens: 'integer', temperature: 'number', seed: 'integer', backend: 'string' }, 'sample');
+      const p = parseArgs(args, { prompt: 'string', tokens: 'integer', temperature: 'number', seed: 'integer', backend: 'string', threads: 'integer', 'plain-simd': 'boolean' }, 'sample');
+      simdFlags(p.flags);
       if (p.positional.length !== 1) throw new UsageError("'peerc sample' takes one checkpoint (RUN_DIR/checkpoint.safetensors)");
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
@@ -267,6 +272,18 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** --threads N and --plain-simd: how the wasm-simd backend runs, for this command. */
+function simdFlags(flags: Map<string, unknown>): void {
+  if (flags.has('threads')) {
+    const n = flags.get('threads') as number;
+    if (n < 1) throw new UsageError(`--threads must be at least 1, not ${n}`);
+    const why = n > 1 ? threadsUnavailable() : null;
+    if (why) throw new UsageError(`--threads ${n}: ${why}`);
+    simdSettings.threads = n;
+  }
+  if (flags.get('plain-simd') === true) simdSettings.relaxed = false;
+}
 
 export function usage(): string {
   return [

@@ -5,7 +5,7 @@ import { PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
 import { BackendUnavailable } from '../backends.js';
-import { KernelFallback, KernelLimit } from '../executor.js';
+import { KernelFallback } from '../executor.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
       out(2, `peerc: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof KernelFallback || e instanceof KernelLimit) {
+    if (e instanceof KernelFallback) {
       out(2, `peerc: error: ${e.message}\n`);
       return 1;
     }

@@ -229,7 +229,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const tty = process.stdout.isTTY === true;
   const say = (s: string) => process.stdout.write((tty ? '\r\x1b[K' : '') + s + '\n');
   const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
-  say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${backend.name}`);
+  say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${trainer.describe()}`);
   say(`data: ${dataset.describe()}`);
   for (const n of unfusedPatterns(trainer.train.module, { retrievalOnly: true })) say(`note: ${n.message}`);
   const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');

@@ -187,6 +187,11 @@ export class Trainer {
     return { loss: lossSum / batches.length, accuracy: total ? correct / total : NaN, experts };
   }
 
+  /** The backend as it runs here (threads, SIMD path), for reports. */
+  describe(): string {
+    return this.trainExec.describe();
+  }
+
   destroy(): void {
     this.summer.destroy();
     this.trainExec.destroy();

@@ -81,6 +81,7 @@ export const MESSAGES = {
   PEER0604: m('inconsistent input dimension', (a: { dim: string; first: number; second: number; where: string }) =>
     `dimension ${a.dim} is ${a.first} in one input but ${a.second} in ${a.where}`),
   PEER0605: m('non-finite value', (a: { what: string; detail: string }) => `${a.what} contains NaN or infinity (${a.detail})`),
+  PEER0606: m('does not fit the backend', (a: { backend: string; detail: string }) => `this program does not fit backend ${a.backend}: ${a.detail}`),
   // Training
   PEER0700: m('no gradient', (a: { op: string }) =>
     `the loss depends on '${a.op}', which has no gradient; training needs every op between the parameters and the loss to be differentiable`),
