@@ -105,7 +105,7 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     });
 });
 
-describe('finite differences of the float32 training program (gpu.js cpu backend, looser)', () => {
+describe.each(['cpu', 'wasm-simd'] as BackendName[])('finite differences of the float32 training program on %s (looser)', (backend) => {
   // A model without top-k, so a perturbation cannot change a selection (the retrieval is covered
   // by float64 finite differences and by float32-vs-float64 gradients above).
   const SMOOTH = `
@@ -126,7 +126,7 @@ model smooth(tokens: index[T]) -> [T, V] {
   return einsum("td,vd->tv", y, E)
 }
 `;
-  it('the largest gradient of every parameter', async () => {
+  it.skipIf(!!unavailableReason(backend))('the largest gradient of every parameter', async () => {
     const m = compileOk(SMOOTH);
     const prog = compileTraining(m, { gradients: true });
     const inputs = sampleInputs(m, 5);
@@ -136,7 +136,7 @@ model smooth(tokens: index[T]) -> [T, V] {
     const w = new Map([...seededWeights(m, 6)].map(([k, t]) => [k, Float32Array.from(t.data)]));
     const grads = prog.layout.dense.length + prog.layout.sparse.length;
     expect(grads).toBe(7);
-    const ex = new Executor(prog.module, w, 'cpu', { training: true, paramsAsArguments: true });
+    const ex = new Executor(prog.module, w, backend, { training: true, paramsAsArguments: true });
     try {
       const outs = (await ex.forward(inputs)).outputs;
       const loss = async () => (await ex.forward(inputs)).outputs[0]!.data[0]!;

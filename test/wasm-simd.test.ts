@@ -1,0 +1,192 @@
+// peerc's own CPU backend (wasm-simd) beyond what every backend gets in codegen.test.ts and
+// train-kernels.test.ts: the worker pool, 1 and 2 threads, the relaxed and the plain SIMD path,
+// a table beyond 2^24 cells, a program that does not fit (PEER0606 before any work), and
+// training resumed on it and across backends.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
+import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
+import { uniformAt } from '../src/interp/init.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { optimize, type Lowering } from '../src/passes/pipeline.js';
+import { unavailableReason } from '../runtime/backends.js';
+import { Executor } from '../runtime/executor.js';
+import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
+import { wasmFeatures } from '../runtime/wasm-gemm.js';
+import { readCheckpoint } from '../runtime/train/checkpoint.js';
+import { compileOk, sampleInputs, smallExample } from './helpers.js';
+
+const skip = !!unavailableReason('wasm-simd');
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'dist', 'peerc.js');
+const tmp = mkdtempSync(join(tmpdir(), 'peerc-simd-'));
+const peerc = (flags: string[], ...args: string[]) => spawnSync(process.execPath, [...flags, cli, ...args], { cwd: root, encoding: 'utf8', timeout: 600_000 });
+
+function relErr(ref: Tensor, out: Float32Array): number {
+  let err = 0, scale = 1;
+  for (let i = 0; i < ref.size; i++) {
+    err = Math.max(err, Math.abs(ref.data[i]! - out[i]!));
+    scale = Math.max(scale, Math.abs(ref.data[i]!));
+  }
+  return err / scale;
+}
+
+describe.skipIf(skip)('the worker pool', () => {
+  for (const threads of [1, 2])
+    it(`${threads} thread${threads > 1 ? 's' : ''}: every lane is computed once, by some thread`, async () => {
+      const pool = new WorkerPool(threads);
+      try {
+        const out = sharedFloat32(1000);
+        const task = { key: 'test:square-plus-one', source: 'function (args, from, to) { const o = args[0]; for (let i = from; i < to; i++) o[i] += i * i + 1; }' };
+        await pool.run(task, [out], 1000, { minLanes: 10 });
+        expect(Array.from(out)).toEqual(Array.from({ length: 1000 }, (_, i) => i * i + 1));
+        const plain = new Float32Array(1000);
+        await pool.run(task, [plain], 1000, { minLanes: 10, outputs: [0] });
+        expect(plain[999]).toBe(999 * 999 + 1);
+      } finally {
+        pool.destroy();
+      }
+    });
+  it('a task that throws on a worker rejects the call with its message', async () => {
+    const pool = new WorkerPool(2);
+    try {
+      const task = { key: 'test:throws', source: "function (args, from, to) { if (from > 0) throw new Error('lane ' + from + ' failed'); }" };
+      await expect(pool.run(task, [sharedFloat32(4)], 100, { minLanes: 10 })).rejects.toThrow(/worker task failed: .*lane 50 failed/);
+    } finally {
+      pool.destroy();
+    }
+  });
+});
+
+const PATHS = [{ relaxedSimd: false }, ...(wasmFeatures().relaxedSimd ? [{ relaxedSimd: true }] : [])];
+const CONFIGS = [1, 2].flatMap((threads) => PATHS.map((p) => ({ threads, ...p })));
+
+describe.skipIf(skip).each(CONFIGS)('wasm-simd with $threads thread(s), relaxed SIMD $relaxedSimd', (config) => {
+  const m = compileOk(smallExample('peer_paper.peer'));
+  const weights = seededWeights(m, 4);
+  const inputs = sampleInputs(m, 2);
+  for (const lowering of ['fused', 'naive'] as Lowering[])
+    it(`${lowering} forward == reference`, async () => {
+      const ref = interpret(m, inputs, weights).outputs[0]!;
+      const ex = new Executor(optimize(m, { lowering }), weights, 'wasm-simd', config);
+      try {
+        expect(ex.describe()).toBe(`wasm-simd, ${config.threads} thread${config.threads > 1 ? 's' : ''}, ${config.relaxedSimd ? 'relaxed SIMD' : 'plain SIMD128'}`);
+        expect(relErr(ref, (await ex.forward(inputs)).outputs[0]!.data)).toBeLessThan(2e-5);
+      } finally {
+        ex.destroy();
+      }
+    });
+  it('training program == reference (loss, gradients, expert rows)', async () => {
+    const prog = compileTraining(m, { gradients: true });
+    const tin = new Map(inputs);
+    const { shape, classes } = targetsShape(prog.targets!, bindInputDims(entryFunction(m), inputs));
+    tin.set(prog.targets!.name, new Tensor('index', shape, Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.floor(uniformAt(4, i, 0) * classes))));
+    const ref = interpret(prog.module, tin, weights, { training: true }).outputs;
+    const ex = new Executor(prog.module, weights, 'wasm-simd', { ...config, training: true, paramsAsArguments: true });
+    try {
+      const got = (await ex.forward(tin)).outputs;
+      expect(Math.abs(got[0]!.data[0]! - ref[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref[0]!.data[0]!)));
+      for (const d of prog.layout.dense) expect(relErr(ref[d.output]!, got[d.output]!.data), d.param).toBeLessThan(2e-3);
+      for (const s of prog.layout.sparse) {
+        expect(Array.from(got[s.indices]!.data)).toEqual(Array.from(ref[s.indices]!.data));
+        expect(relErr(ref[s.rows]!, got[s.rows]!.data), s.param).toBeLessThan(2e-3);
+      }
+    } finally {
+      ex.destroy();
+    }
+  });
+});
+
+describe.skipIf(skip)('wasm-simd limits', () => {
+  it('an expert table beyond 2^24 cells (2^17 x 256) is read whole', async () => {
+    const src = smallExample('peer_paper.peer').replace('const N = 32^2', 'const N = 362^2').replace(/const k = \d+/, 'const k = 4');
+    const m = compileOk(src);
+    const u = m.params.find((p) => p.name === 'U')!;
+    expect(u.shape[0]! * u.shape[1]!).toBeGreaterThan(2 ** 24);
+    const weights = seededWeights(m, 1);
+    const inputs = sampleInputs(m, 3);
+    const ref = interpret(m, inputs, weights).outputs[0]!;
+    const ex = new Executor(optimize(m), weights, 'wasm-simd');
+    try {
+      expect(relErr(ref, (await ex.forward(inputs)).outputs[0]!.data)).toBeLessThan(2e-5);
+    } finally {
+      ex.destroy();
+    }
+  }, 600_000);
+  it('products past wasm32\'s 4 GiB are PEER0606 at the op, before any kernel runs', () => {
+    const file = join(tmp, 'outer.peer');
+    writeFileSync(file, 'const n = 32768\nmodel outer(a: [T, n], b: [T, n]) -> [T, n, n] {\n  return einsum("ti,tj->tij", a, b)\n}\n');
+    const inputs = join(tmp, 'outer-in.safetensors');
+    expect(peerc([], 'init', file, '--inputs', '--tokens', '1', '--seed', '1', '--out', inputs).status).toBe(0);
+    const r = peerc([], 'run', file, '--seed', '1', '--inputs', inputs, '--out', join(tmp, 'o.safetensors'), '--backend', 'wasm-simd');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/outer\.peer:3:\d+: error PEER0606: this program does not fit backend wasm-simd: 1 x \[32768, 1\] x \[1, 32768\] needs \d+ bytes.*passes wasm32's limit/);
+  });
+});
+
+describe.skipIf(skip)('peerc run with relaxed SIMD switched on in the engine', () => {
+  it('agrees with the reference interpreter and says which path ran', () => {
+    const file = join(tmp, 'paper.peer');
+    writeFileSync(file, smallExample('peer_paper.peer'));
+    const inputs = join(tmp, 'paper-in.safetensors');
+    expect(peerc([], 'init', file, '--inputs', '--tokens', '6', '--seed', '2', '--out', inputs).status).toBe(0);
+    const ref = peerc([], 'run', file, '--seed', '3', '--inputs', inputs, '--out', join(tmp, 'ref.safetensors'));
+    expect(ref.status, ref.stderr).toBe(0);
+    for (const [flags, path] of [[['--experimental-wasm-relaxed-simd'], 'relaxed SIMD'], [[], 'plain SIMD128']] as const) {
+      const r = peerc([...flags], 'run', file, '--seed', '3', '--inputs', inputs, '--out', join(tmp, 'simd.safetensors'), '--backend', 'wasm-simd', '--threads', '2');
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`backend wasm-simd, 2 threads, ${path}`);
+      const a = readCheckpointLike(join(tmp, 'ref.safetensors')), b = readCheckpointLike(join(tmp, 'simd.safetensors'));
+      let err = 0, scale = 1;
+      Array.from(a).forEach((v, i) => {
+        err = Math.max(err, Math.abs(v - b[i]!));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      expect(err / scale, path).toBeLessThan(2e-5);
+    }
+  });
+});
+
+/** The first tensor of a safetensors file as numbers. */
+function readCheckpointLike(path: string): ArrayLike<number> {
+  const { tensors } = readSafetensors(readFileSync(path), path);
+  return [...tensors.values()][0]!.data;
+}
+
+describe.skipIf(skip)('training resumed on wasm-simd', () => {
+  const recall = join(tmp, 'recall.peer');
+  writeFileSync(recall, smallExample('recall.peer').replace('const K = 4096', 'const K = 256'));
+  const common = ['--steps', '10', '--seed', '3', '--eval-every', '5'];
+  it('stays bit-identical to an uninterrupted run', () => {
+    const whole = join(tmp, 'whole'), parts = join(tmp, 'parts');
+    expect(peerc([], 'train', recall, ...common, '--backend', 'wasm-simd', '--out', whole).status).toBe(0);
+    expect(peerc([], 'train', recall, ...common, '--backend', 'wasm-simd', '--out', parts, '--stop-at', '4').status).toBe(0);
+    const r = peerc([], 'train', recall, '--resume', '--out', parts, '--backend', 'wasm-simd');
+    expect(r.status, r.stderr).toBe(0);
+    const a = readCheckpoint(join(whole, 'checkpoint.safetensors')), b = readCheckpoint(join(parts, 'checkpoint.safetensors'));
+    for (const [name, t] of a.tensors) expect(Buffer.from(b.tensors.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+  }, 600_000);
+  it('a run started on cpu resumes on wasm-simd within float32 tolerance of one that stayed on cpu', () => {
+    const cpu = join(tmp, 'cpu-whole'), moved = join(tmp, 'moved');
+    expect(peerc([], 'train', recall, ...common, '--backend', 'cpu', '--out', cpu).status).toBe(0);
+    expect(peerc([], 'train', recall, ...common, '--backend', 'cpu', '--out', moved, '--stop-at', '4').status).toBe(0);
+    const r = peerc([], 'train', recall, '--resume', '--out', moved, '--backend', 'wasm-simd');
+    expect(r.status, r.stderr).toBe(0);
+    const a = readCheckpoint(join(cpu, 'checkpoint.safetensors')), b = readCheckpoint(join(moved, 'checkpoint.safetensors'));
+    for (const [name, t] of a.tensors) {
+      if (!name.startsWith('param.')) continue;
+      const other = b.tensors.get(name)!.data;
+      let err = 0, scale = 1e-3;
+      t.data.forEach((v, i) => {
+        err = Math.max(err, Math.abs(v - other[i]!));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      expect(err / scale, name).toBeLessThan(1e-3);
+    }
+  }, 600_000);
+});
