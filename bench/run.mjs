@@ -16,6 +16,8 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
   writeFileSync(file, base.replace(/^const N = .*$/m, `const N = ${n}^2`).replace(/^const h = .*$/m, `const h = ${h}`));
   const out = execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', file, '--tokens', '256', '--runs', '5', '--skip-reference', '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const r = JSON.parse(out);
+  // gpu.js's own fastest CPU backend (webasm with threads), fused kernels, in the same run.
+  const gpujs = JSON.parse(execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', file, '--tokens', '256', '--runs', '5', '--skip-reference', '--skip-naive', '--backend', 'webasm-threads', '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 }));
   // The same layer in TensorFlow.js, right after, on the same machine (a separate process, so a
   // crash or an out-of-memory there cannot take the peerc numbers with it).
   let tfjs;
@@ -26,7 +28,7 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
     tfjs = { failed: why.trim().slice(0, 120) };
   }
   const plain = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'plain-peer.mjs'), String(n), '256', '5', String(h)], { encoding: 'utf8' }).trim());
-  rows.push({ n, h, r, tfjs, plain });
+  rows.push({ n, h, r, tfjs, plain, gpujs });
   console.log(`N = ${n}^2, h = ${h}: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 // The dense router scores all N keys: a [T, h, N] score tensor must stay below 2^24 cells.
@@ -48,9 +50,9 @@ const lines = [
   'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, k = 16, h = 4 (and the paper\'s h = 8), backend as reported',
   '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured side by side in one process.',
   '',
-  '| N | h | backend | fused ms | naive ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, h, r, tfjs, plain }) => `| ${n}^2 | ${h} | ${r.backend} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '| N | h | backend | fused ms | naive ms | gpu.js webasm-threads fused ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / gpu.js | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, h, r, tfjs, plain, gpujs }) => `| ${n}^2 | ${h} | ${r.backend_detail} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${fmt(gpujs.fused.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${(gpujs.fused.medianMs / r.fused.medianMs).toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   'Dense-router baseline (bench/dense_router.peer: every token scores all N keys; fused lowering, fewer tokens where the [T, h, N] scores would pass 2^24 cells):',
   '',
@@ -58,9 +60,9 @@ const lines = [
   '| --- | --- | --- | --- | --- |',
   ...dense.map(({ n, tokens, r }) => `| ${n}^2 | ${tokens} | ${fmt(r.fused.medianMs)} | ${r.tokens_per_s.fused.toFixed(1)} | ${rows.find((x) => x.n === n && x.h === 4).r.tokens_per_s.fused.toFixed(0)} |`),
   '',
-  'Contraction kernels against the backend\'s best 512^3 matmul (peerc\'s SIMD kernel on wasm-simd, gpu.js\'s own on gpu.js backends), same run (N = 1024^2, h = 4):',
+  'Contraction kernels against the machine estimate: the backend\'s best 512^3 matmul measured in the same run, on all its threads (peerc\'s SIMD kernel on wasm-simd, gpu.js\'s own on gpu.js backends), N = 1024^2, h = 4:',
   '',
-  `- matmul yardstick: ${rows[2].r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`,
+  `- matmul yardstick: ${rows[2].r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s${rows[2].r.threads ? ` on ${rows[2].r.threads} threads (${(rows[2].r.matmul_reference_gflops_per_s / rows[2].r.threads).toFixed(2)} per thread)` : ''}`,
   ...Object.entries(rows[2].r.einsum_gflops_per_s).map(([k, g]) => `- ${k}: ${g.toFixed(2)} GFLOP/s (${((100 * g) / rows[2].r.matmul_reference_gflops_per_s).toFixed(0)}%)`),
   '',
   'Fused kernels at N = 1024^2, h = 4 (median ms per forward):',

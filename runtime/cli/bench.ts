@@ -117,6 +117,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     const report = {
       backend: executors[0]!.backend.name,
       backend_detail: executors[0]!.describe(),
+      threads: executors[0]!.backend.simdContractions ? executors[0]!.threads : undefined,
       tokens: o.tokens,
       runs: o.runs,
       fused: measured.fused,
