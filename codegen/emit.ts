@@ -115,7 +115,10 @@ export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; cla
       },
       { name: 'destroy', returnType: 'void', statements: 'this.model.destroy();' },
     ],
-    getAccessors: [{ name: 'backend', returnType: 'BackendName', docs: ['The backend every kernel was verified to run on.'], statements: 'return this.model.backend;' }],
+    getAccessors: [
+      { name: 'backend', returnType: 'BackendName', docs: ['The backend every kernel was verified to run on.'], statements: 'return this.model.backend;' },
+      { name: 'backendDetail', returnType: 'string', docs: ["The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'."], statements: 'return this.model.backendDetail;' },
+    ],
   });
   emitTraining(file, className, inputs.map((n) => n.attrs.name as string), fn.graph.typeOf(fn.outputs[0]!));
   file.formatText({ indentSize: 2 });
@@ -163,6 +166,7 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
       { name: 'weights', returnType: 'ReadonlyMap<string, Float32Array>', statements: 'return this.trainer.weights;' },
       { name: 'destroy', returnType: 'void', statements: 'this.trainer.destroy();' },
     ],
+    getAccessors: [{ name: 'backendDetail', returnType: 'string', docs: ["The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'."], statements: 'return this.trainer.backendDetail;' }],
   });
 }
 

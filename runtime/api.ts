@@ -37,6 +37,8 @@ export interface ModelOptions {
   backend?: BackendName | 'auto';
   /** Kernels: 'fused' (default) or 'naive' (one per op). */
   lowering?: Lowering;
+  /** wasm-simd: worker threads, the caller included (default: the cores available; 1 where the page is not cross-origin isolated). */
+  threads?: number;
 }
 
 /** The seeded initial weights, bit-identical to `peerc run --seed` and `peerc init`. */
@@ -99,12 +101,17 @@ export class CompiledModel {
   constructor(ir: ModuleJSON, weights: ReadonlyMap<string, Float32Array>, options: ModelOptions = {}) {
     const m = moduleFromJSON(ir);
     this.inputDtypes = inputDtypesOf(m);
-    this.executor = new Executor(optimize(m, { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto');
+    this.executor = new Executor(optimize(m, { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto', { threads: options.threads });
   }
 
   /** The backend every kernel was verified to run on. */
   get backend(): BackendName {
     return this.executor.backend.name;
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.executor.describe();
   }
 
   /** Runs the model; inputs, index ranges and outputs are checked (coded errors, never a silent NaN). */
@@ -146,11 +153,16 @@ export class CompiledTrainer {
     checkOptimizerConfig(options.optimizer ?? {});
     const m = moduleFromJSON(ir);
     this.inputDtypes = inputDtypesOf(m);
-    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer }, seed: options.seed });
+    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer }, seed: options.seed, threads: options.threads });
   }
 
   get backend(): BackendName {
     return this.trainer.backend.name;
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.describe();
   }
 
   private batch(inputs: Record<string, TensorIn>, targets?: TensorIn): Batch {

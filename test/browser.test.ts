@@ -50,13 +50,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       const training = {};
       for (const backend of ${JSON.stringify(backends)}) {
         try {
-          const model = Memory.fromSeed(3, { backend });
+          const model = Memory.fromSeed(3, { backend, ...(backend === 'wasm-simd' ? { threads: 2 } : {}) });
           const r = await model.forward({ x: { shape: ${JSON.stringify(x.shape)}, data: ${JSON.stringify([...x.data])} } });
-          results[backend] = { ran: model.backend, data: Array.from(r.output.data) };
+          results[backend] = { ran: model.backend, detail: model.backendDetail, data: Array.from(r.output.data) };
           model.destroy();
         } catch (e) { results[backend] = { error: String(e && e.message || e) }; }
         try {
-          const t = MemoryTraining.fromSeed(3, { backend, optimizer: { kind: 'adam', lr: 0.01, schedule: 'constant' } });
+          const t = MemoryTraining.fromSeed(3, { backend, ...(backend === 'wasm-simd' ? { threads: 2 } : {}), optimizer: { kind: 'adam', lr: 0.01, schedule: 'constant' } });
           const batch = { x: { shape: ${JSON.stringify(x.shape)}, data: ${JSON.stringify([...x.data])} } };
           const targets = { shape: [${x.shape[0]}], data: Array.from({ length: ${x.shape[0]} }, (_, i) => (i * 5) % ${x.shape[1]}) };
           const losses = [];
@@ -79,13 +79,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       const page = await context.newPage();
       await page.goto(`http://127.0.0.1:${port}/index.html`);
       await page.waitForFunction(() => (window as unknown as { __results?: unknown }).__results !== undefined, undefined, { timeout: 120_000 });
-      const results = (await page.evaluate(() => (window as unknown as { __results: unknown }).__results)) as Record<string, { ran?: string; data?: number[]; error?: string }>;
+      const results = (await page.evaluate(() => (window as unknown as { __results: unknown }).__results)) as Record<string, { ran?: string; detail?: string; data?: number[]; error?: string }>;
       for (const backend of ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2']) {
         const r = results[backend]!;
         expect(r.error, backend).toBeUndefined();
         expect(r.ran).toBe(backend);
         r.data!.forEach((v, i) => expect(Math.abs(v - ref.data[i]!), `${backend} [${i}]`).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));
       }
+      // The page is cross-origin isolated: wasm-simd runs on a pool of Web Workers.
+      expect(results['wasm-simd']!.detail).toMatch(/^wasm-simd, 2 threads, (plain SIMD128|relaxed SIMD)$/);
+      console.log(`browser wasm-simd: ${results['wasm-simd']!.detail}`);
       // WebGPU needs an adapter; SwiftShader-only Chromium may have none. When it runs, it must agree.
       const gpu = results.webgpu!;
       if (!gpu.error) gpu.data!.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));

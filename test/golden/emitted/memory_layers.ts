@@ -3097,6 +3097,11 @@ export class MemoryLayers {
     return this.model.backend;
   }
 
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.model.backendDetail;
+  }
+
   /** Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`. */
   static fromSeed(seed: number, options: ModelOptions = {}): MemoryLayers {
     return new MemoryLayers(new CompiledModel(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
@@ -3120,6 +3125,11 @@ export class MemoryLayers {
 /** Trains MemoryLayers with cross-entropy of its logits against targets (class indices). */
 export class MemoryLayersTraining {
   private constructor(private readonly trainer: CompiledTrainer) {
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.backendDetail;
   }
 
   static fromSeed(seed: number, options: TrainOptions = {}): MemoryLayersTraining {

@@ -1254,6 +1254,11 @@ export class PeerLayer {
     return this.model.backend;
   }
 
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.model.backendDetail;
+  }
+
   /** Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`. */
   static fromSeed(seed: number, options: ModelOptions = {}): PeerLayer {
     return new PeerLayer(new CompiledModel(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
@@ -1277,6 +1282,11 @@ export class PeerLayer {
 /** Trains PeerLayer with cross-entropy of its logits against targets (class indices). */
 export class PeerLayerTraining {
   private constructor(private readonly trainer: CompiledTrainer) {
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.backendDetail;
   }
 
   static fromSeed(seed: number, options: TrainOptions = {}): PeerLayerTraining {

@@ -1275,6 +1275,11 @@ export class PeerPytorch {
     return this.model.backend;
   }
 
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.model.backendDetail;
+  }
+
   /** Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`. */
   static fromSeed(seed: number, options: ModelOptions = {}): PeerPytorch {
     return new PeerPytorch(new CompiledModel(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
@@ -1298,6 +1303,11 @@ export class PeerPytorch {
 /** Trains PeerPytorch with cross-entropy of its logits against targets (class indices). */
 export class PeerPytorchTraining {
   private constructor(private readonly trainer: CompiledTrainer) {
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.backendDetail;
   }
 
   static fromSeed(seed: number, options: TrainOptions = {}): PeerPytorchTraining {

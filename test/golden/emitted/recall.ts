@@ -1037,6 +1037,11 @@ export class Recall {
     return this.model.backend;
   }
 
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.model.backendDetail;
+  }
+
   /** Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`. */
   static fromSeed(seed: number, options: ModelOptions = {}): Recall {
     return new Recall(new CompiledModel(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
@@ -1060,6 +1065,11 @@ export class Recall {
 /** Trains Recall with cross-entropy of its logits against targets (class indices). */
 export class RecallTraining {
   private constructor(private readonly trainer: CompiledTrainer) {
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.backendDetail;
   }
 
   static fromSeed(seed: number, options: TrainOptions = {}): RecallTraining {

@@ -4857,6 +4857,11 @@ export class StackedLm {
     return this.model.backend;
   }
 
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.model.backendDetail;
+  }
+
   /** Seeded initial weights, identical to `peerc init --seed` and `peerc run --seed`. */
   static fromSeed(seed: number, options: ModelOptions = {}): StackedLm {
     return new StackedLm(new CompiledModel(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
@@ -4880,6 +4885,11 @@ export class StackedLm {
 /** Trains StackedLm with cross-entropy of its logits against targets (class indices). */
 export class StackedLmTraining {
   private constructor(private readonly trainer: CompiledTrainer) {
+  }
+
+  /** The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'. */
+  get backendDetail(): string {
+    return this.trainer.backendDetail;
   }
 
   static fromSeed(seed: number, options: TrainOptions = {}): StackedLmTraining {
