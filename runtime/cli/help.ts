@@ -18,6 +18,8 @@ export const HELP: Readonly<Record<string, string>> = {
   --backend B          reference (float64 interpreter, default), auto, wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --lowering L         fused (default) or naive kernels
   --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
+  --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
+  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
   --entry LAYER        use LAYER as the model`,
   compile: `Emits a typed TypeScript module of the model and ESM bundles for Node and browsers.
   -o DIR               output folder (created if missing)
@@ -29,7 +31,9 @@ export const HELP: Readonly<Record<string, string>> = {
   --runs R             timed runs (median reported; default 5)
   --train              time the training step instead
   --json               machine-readable output
-  --skip-naive, --skip-reference      leave those out`,
+  --skip-naive, --skip-reference      leave those out
+  --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
+  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD`,
   init: `Writes seeded initial weights, or seeded inputs for peerc run.
   --seed S             the seed (a whole number)
   --out FILE           the safetensors file to write
@@ -50,12 +54,16 @@ export const HELP: Readonly<Record<string, string>> = {
                        evaluation cadence and the backend may change (recorded); task, data, batch,
                        seq, seed and optimizer may not
   --force              start over in an --out that already holds a run, replacing it
+  --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
+  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
   --entry LAYER        use LAYER as the model`,
   sample: `Generates text from the checkpoint of a trained byte-level model.
   --prompt TEXT        the text to continue
   --tokens N           bytes to generate (default 200)
   --temperature T      0 picks the most likely byte (default 0.8)
-  --seed S  --backend B`,
+  --seed S  --backend B
+  --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
+  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD`,
   demo: `Checks and evaluates the paper's PEER layer (N = 1024^2 experts) on seeded weights and verifies
 its product-key retrieval against brute force.
   --tokens T  --seed S`,
