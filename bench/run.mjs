@@ -48,7 +48,7 @@ const lines = [
   '',
   `Measured by \`node bench/run.mjs\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, gpu.js 2.24.1.`,
   'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, k = 16, h = 4 (and the paper\'s h = 8), backend as reported',
-  '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured side by side in one process.',
+  '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured one after the other in one process (each warmed up right before its runs).',
   '',
   '| N | h | backend | fused ms | naive ms | gpu.js webasm-threads fused ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / gpu.js | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',

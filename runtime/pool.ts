@@ -29,13 +29,17 @@ export interface TaskContext {
 const WORKER_BODY = `
 const fns = new Map();
 const ctx = { wasm: {} };
+const arrays = new Map();
 function handle(msg, reply) {
   try {
+    if (msg.type === 'array') { arrays.set(msg.id, msg.array); return; }
+    if (msg.type === 'forget') { arrays.delete(msg.id); return; }
     if (msg.type === 'define') { fns.set(msg.key, new Function('return (' + msg.source + ')')()); return; }
     if (msg.type === 'wasm') { ctx.wasm[msg.key] = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } }).exports; return; }
     const fn = fns.get(msg.key);
     if (!fn) throw new Error('task ' + msg.key + ' was never defined on this worker');
-    fn(msg.args, msg.from, msg.to, ctx);
+    const args = msg.args.map((a) => (typeof a === 'number' ? a : arrays.get(a.ref)));
+    fn(args, msg.from, msg.to, ctx);
     reply({ id: msg.id });
   } catch (e) {
     reply({ id: msg.id, error: String((e && e.stack) || e) });
@@ -91,6 +95,25 @@ export class WorkerPool {
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private inFlight = 0;
+  /**
+   * Shared arrays are sent to the workers once and named by number afterwards: a SharedArrayBuffer
+   * sent per call arrives as a new object, and the worker's heap counts its whole size (1 GiB per
+   * expert table) as new external memory each time, which kept V8's collector busy on both cores.
+   */
+  private readonly arrayIds = new WeakMap<object, number>();
+  private nextArray = 0;
+  private readonly forget = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<number>((id) => this.workers.forEach((w) => w.postMessage({ type: 'forget', id }))) : undefined;
+
+  private arrayRef(a: Float32Array | Int32Array | Float64Array): { ref: number } {
+    let id = this.arrayIds.get(a);
+    if (id === undefined) {
+      id = this.nextArray++;
+      this.arrayIds.set(a, id);
+      for (const w of this.workers) w.postMessage({ type: 'array', id, array: a });
+      this.forget?.register(a, id);
+    }
+    return { ref: id };
+  }
 
   /** `threads` counts the caller: a pool of 2 is the calling thread and one worker. */
   constructor(readonly threads: number) {
@@ -161,6 +184,7 @@ export class WorkerPool {
       return;
     }
     const shared = args.map((a, i) => (typeof a === 'number' || isShared(a) ? a : this.staged(`${task.key}:${i}`, a)));
+    const refs = shared.map((a) => (typeof a === 'number' ? a : this.arrayRef(a)));
     const per = Math.ceil(lanes / parts / grain) * grain;
     const waits: Promise<void>[] = [];
     if (this.inFlight++ === 0) for (const w of this.workers) w.ref?.();
@@ -170,7 +194,7 @@ export class WorkerPool {
         if (from >= to) continue;
         const id = this.nextId++;
         waits.push(new Promise<void>((resolve, reject) => this.pending.set(id, { resolve, reject })));
-        this.workers[p - 1]!.postMessage({ id, key: task.key, args: shared, from, to });
+        this.workers[p - 1]!.postMessage({ id, key: task.key, args: refs, from, to });
       }
       fn(shared, 0, Math.min(lanes, per), this.ctx);
       await Promise.all(waits);
