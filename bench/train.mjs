@@ -48,22 +48,23 @@ const lines = [
   '',
   '| N | h | backend | peerc ms | peerc tokens/s | TF.js wasm ms | TF.js tokens/s | peerc / TF.js | params + Adam GiB | peerc peak RSS GiB | RSS / state | TF.js peak RSS MB |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, h, r, tfjs }) => `| ${n}^2 | ${h} | ${r.backend} | ${fmt(r.median_ms)} | ${r.tokens_per_s.toFixed(0)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${tfjs.median_ms ? `${(tfjs.median_ms / r.median_ms).toFixed(2)}x` : '-'} | ${(r.state_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / r.state_bytes).toFixed(2)}x | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  ...rows.map(({ n, h, r, tfjs }) => `| ${n}^2 | ${h} | ${r.backend_detail ?? r.backend} | ${fmt(r.median_ms)} | ${r.tokens_per_s.toFixed(0)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${tfjs.median_ms ? `${(tfjs.median_ms / r.median_ms).toFixed(2)}x` : '-'} | ${(r.state_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / r.state_bytes).toFixed(2)}x | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   `Scaling with N (h = 4). The FLOPs that grow with N are the scoring's, 2 sqrt(N) dk per query. At the scoring kernel's measured rate at N = 1024^2`,
   `(${rate.toFixed(2)} GFLOP/s), the step at N = 64^2 plus that term predicts ${fmt(predicted(256))} ms at N = 256^2 (measured ${fmt(h4[1].r.median_ms)}) and ${fmt(predicted(1024))} ms at`,
   `N = 1024^2 (measured ${fmt(h4[2].r.median_ms)}). Where the rest goes, per step (ms):`,
   '',
-  '| N | step | scoring einsum | sub-key top-k (O(k sqrt(N)) selection) | host: lazy Adam + row sums + gathers | everything else |',
+  '| N | step | scoring einsum | retrieval (sub-key top-k, O(k sqrt(N))) | lazy Adam + row sums + gathers (pool) | everything else |',
   '| --- | --- | --- | --- | --- | --- |',
   ...h4.map(({ n, r }) => {
     const t = (labels) => r.kernels.filter((k) => labels.includes(k.label.replace(' (wasm-simd)', ''))).reduce((a, k) => a + k.median_ms, 0);
-    const sc = t(['einsum thc,nc->thn']), top = t(['product_retrieve:subkey_topk']), host = t(['optimizer', 'row sums (sparse gradients)', 'gather (host)']);
+    const sc = t(['einsum thc,nc->thn']), top = t(['product_retrieve:subkey_topk', 'product_retrieve:combine', 'product_retrieve (host)']), host = t(['optimizer', 'row sums (sparse gradients)', 'gather (host)']);
     return `| ${n}^2 | ${fmt(r.median_ms)} | ${fmt(sc)} | ${fmt(top)} | ${fmt(host)} | ${fmt(r.median_ms - sc - top - host)} |`;
   }),
   '',
   'The lazy Adam update grows with the number of distinct experts a step touches (at most 4,096 at N = 64^2, about 16k at N = 1024^2) and',
-  'with cache and TLB misses on random rows of 1 GiB tables; it runs single-threaded on the host.',
+  'with cache and TLB misses on random rows of 1 GiB tables; on wasm-simd it runs on the worker pool, split by touched rows, in place in',
+  'shared memory (as do the row sums and the gathers).',
   '',
   'Kernels of the step at N = 1024^2, h = 4 (median ms):',
   '',
