@@ -12,7 +12,8 @@ import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/i
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
 import { GemmMemoryExceeded, WasmGemm } from './wasm-gemm.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
-import { hostStep, type HostContext } from './host-steps.js';
+import { hostStep, reused, type HostContext } from './host-steps.js';
+import { kernelTask, taskable } from '../codegen/host/kernel-task.js';
 import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
@@ -103,6 +104,13 @@ export function permuteAxes(src: Float32Array, shape: readonly number[], perm: r
     }
   }
   return out;
+}
+
+/** FNV-1a of a kernel source: tasks with the same source share their compiled function. */
+function sourceHash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36) + s.length.toString(36);
 }
 
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
@@ -318,6 +326,10 @@ export class Executor {
         return src.kind === 'param' && !this.paramsAsArguments ? { kind: 'param', name: src.name, shape: shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: shapeOf(r) };
       });
       const plans = renderKernels(node, args, node.types.map((_, i) => shapeOf({ node: node.id, result: i })), dimValue, this.training);
+      if (this.backend.simdContractions && plans.every(taskable)) {
+        steps.push(this.kernelTaskStep(node.id, plans));
+        continue;
+      }
       for (const a of args)
         if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
           throw kernelLimit(node, this.backend.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
@@ -327,6 +339,32 @@ export class Executor {
       });
     }
     return steps;
+  }
+
+  /**
+   * wasm-simd: the gpu.js kernels of a node run as generated tasks on the worker pool (same
+   * source, cells looped), stage after stage; outputs in buffers kept across calls.
+   */
+  private kernelTaskStep(node: number, plans: KernelPlan[]): Step {
+    const tasks = plans.map((p) => kernelTask(p, `kernel:${sourceHash(p.source)}:${p.args.map((a) => a.kind[0]).join('')}:${p.earlierStages}`));
+    const outs = plans.map((p) => reused(p.outputLength));
+    const host = async (read: (r: ValueRef) => Float32Array) => {
+      const stages: Float32Array[] = [];
+      for (const [s, plan] of plans.entries()) {
+        const args = plan.args.map((a) => {
+          if (a.kind === 'param') return a.perm ? this.permuted(a.name, a.perm) : this.params.get(a.name)!;
+          return a.perm ? permuteAxes(read(a.ref), a.perm.map((_, j) => a.shape[a.perm!.indexOf(j)]!), a.perm) : read(a.ref);
+        });
+        const out = outs[s]!();
+        await this.pool.run(tasks[s]!, [out, ...args, ...stages.slice(0, plan.earlierStages)], plan.outputLength, { minLanes: 4096, outputs: [0] });
+        stages.push(out);
+      }
+      let offset = 0;
+      return plans[plans.length - 1]!.results.map((len) => stages[stages.length - 1]!.subarray(offset, (offset += len)));
+    };
+    const label = plans.length === 1 ? `${plans[0]!.label} (host)` : `${plans[0]!.label.split(':')[0]} (host)`;
+    const plan: KernelPlan = { label, args: [], source: '', outputLength: 0, results: [], loopMax: 1, earlierStages: 0 };
+    return { node, stage: 0, last: true, plan, kernel: () => undefined, checked: true, host };
   }
 
   private gemmKernel: WasmGemm | undefined;

@@ -36,7 +36,7 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
  * array per call costs more in page faults than the kernel itself. Values live until the
  * executor's next forward (its outputs are copies).
  */
-function reused(length: number): () => Float32Array {
+export function reused(length: number): () => Float32Array {
   let buf: Float32Array | undefined;
   return () => (buf ??= sharedFloat32(length));
 }
