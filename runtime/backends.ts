@@ -1,6 +1,6 @@
 // The backends as data: what each can do, how to ask for it, and whether it is here.
 // Measured on a 2-core machine (BENCHMARKS.md): wasm-simd (peerc's own SIMD128 contraction
-// kernels, gpu.js webasm threads for the other ops) is the fastest there, then gpu.js webasm
+// kernels and generated tasks on a worker pool) is the fastest there, then gpu.js webasm
 // with threads; gpu.js's own automatic choice picks slower ones, so `auto` is ours.
 import gpujs from 'gpu.js';
 import { wasmFeatures } from '../codegen/wasm/module.js';
@@ -27,8 +27,9 @@ export interface BackendInfo {
   precision: 'single';
   runsIn: 'node' | 'node with headless-gl' | 'browser';
   /**
-   * Contractions in matrix-product form run as peerc's own WebAssembly SIMD128 kernels
-   * (codegen/wasm) on the host; every other op as gpu.js kernels of `mode`.
+   * peerc's own backend: contractions in matrix-product form as its WebAssembly SIMD128
+   * kernels (codegen/wasm), other ops as generated tasks (codegen/host), on a worker pool;
+   * only kernels a task cannot take (2-D grids and views, vector returns) as gpu.js `mode`.
    */
   simdContractions?: boolean;
 }
