@@ -23,6 +23,11 @@ import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { simdSettings, threadsUnavailable } from '../pool.js';
+import { emitTorch, torchClassName } from '../../codegen/torch.js';
+import { ensureDir, onFile } from '../../src/io/files.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PEERC_VERSION } from './version.js';
 
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
@@ -174,6 +179,24 @@ export const COMMANDS: Record<string, Command> = {
       if (!r.module.entry) throw new UsageError(`${file} has no model to compile; pass --entry LAYER`);
       const written = await compileToDir(r.module, file, outDir, lowering);
       process.stdout.write(written.map((w) => `wrote ${w}\n`).join(''));
+      return 0;
+    },
+  },
+  export: {
+    summary: 'export FILE --torch -o DIR           the forward as a PyTorch module (nn.Module + load_peerc) with peerc\'s parameter names',
+    run(args) {
+      const p = parseArgs(args, { ...entryFlag, torch: 'boolean', o: 'string', out: 'string' }, 'export');
+      const file = oneFile(p.positional, 'export');
+      const outDir = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
+      if (!p.flags.get('torch')) throw new UsageError("'peerc export' needs a target: --torch");
+      if (!outDir) throw new UsageError("'peerc export' needs -o DIR");
+      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
+      const out = emitTorch(optimize(r.module, { lowering: 'fused' }), file, PEERC_VERSION);
+      ensureDir(outDir);
+      const path = join(outDir, out.fileName);
+      onFile('write', path, () => writeFileSync(path, out.text));
+      process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry!)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
       return 0;
     },
   },

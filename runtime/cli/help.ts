@@ -25,6 +25,12 @@ export const HELP: Readonly<Record<string, string>> = {
   -o DIR               output folder (created if missing)
   --lowering L         fused (default) or naive kernels
   --entry LAYER        use LAYER as the model`,
+  export: `Exports the model's forward (evaluation mode) to another framework.
+  --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
+                       and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
+                       (the dtype of the file: float64 weights give a float64 model); docs/export.md
+  -o DIR               output folder (created if missing)
+  --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
   --tokens B           tokens per call (default 256)
   --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl

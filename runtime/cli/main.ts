@@ -6,6 +6,7 @@ import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
 import { BackendUnavailable } from '../backends.js';
 import { KernelFallback } from '../executor.js';
+import { PEERC_VERSION } from './version.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
@@ -45,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
       return command ? 0 : 2;
     }
     if (command === '--version') {
-      out(1, 'peerc 0.1.0\n');
+      out(1, `peerc ${PEERC_VERSION}\n`);
       return 0;
     }
     const cmd = COMMANDS[command];

@@ -101,6 +101,8 @@ export const MESSAGES = {
     `${a.file} is a safetensors file but not a peerc training checkpoint (${a.format}); pass the checkpoint.safetensors in a run folder written by peerc train`),
   // Files
   PEER0800: m('cannot use path', (a: { action: string; path: string; reason: string }) => `cannot ${a.action} ${a.path}: ${a.reason}`),
+  // Export
+  PEER0900: m('no export form', (a: { op: string; target: string }) => `op '${a.op}' has no ${a.target} form (it appears only in training programs)`),
 } as const;
 
 export type Code = keyof typeof MESSAGES;
