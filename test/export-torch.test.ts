@@ -59,3 +59,27 @@ describe('export errors', () => {
     expect(() => emitTorch(training, 'x.peer', 'test')).toThrow(/PEER0900: op '\w+' has no PyTorch form/);
   });
 });
+
+describe.skipIf(!torchVersion)('peerc export --torch as a user runs it', () => {
+  it('exports, and the module loads a peerc train checkpoint and runs', () => {
+    const cli = join(root, 'dist', 'peerc.js');
+    const peerc = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+    const src = join(tmp, 'recall.peer');
+    writeFileSync(src, smallExample('recall.peer').replace('const K = 4096', 'const K = 64'));
+    const run = join(tmp, 'recall-run');
+    expect(peerc('train', src, '--steps', '2', '--backend', 'cpu', '--out', run, '--eval-every', '2').status).toBe(0);
+    const out = join(tmp, 'exported');
+    const r = peerc('export', src, '--torch', '-o', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote .*recall\.py: class Recall and load_peerc/);
+    const py = `import sys, torch; sys.path.insert(0, ${JSON.stringify(out)}); from recall import load_peerc, INPUTS, PARAMS
+m = load_peerc(${JSON.stringify(join(run, 'checkpoint.safetensors'))})
+assert sorted(n for n, _ in m.named_parameters()) == sorted(n for n, r, _ in PARAMS if r == "param")
+args = {name: torch.randint(0, 64, [5] + [int(s) for s in shape[1:]]) if dtype == "index" else torch.randn([5] + [int(s) for s in shape[1:]]) for name, dtype, shape in INPUTS}
+y = m(**args)
+print(m.training, y.dtype, list(y.shape), bool(torch.isfinite(y).all()))`;
+    const p = spawnSync('python3', ['-c', py], { encoding: 'utf8' });
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stdout.trim()).toMatch(/^False torch\.float32 \[5, \d+\] True$/);
+  }, 300_000);
+});
