@@ -10,6 +10,20 @@ import { liveNodes } from '../src/ir/graph.js';
 import { entryFunction } from '../src/interp/interpreter.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
+import { rebuildModule } from '../src/passes/rebuild.js';
+import { PIPELINE } from '../src/passes/pipeline.js';
+import { FUSION_RULES } from '../src/passes/fuse.js';
+
+/**
+ * The IR the export is generated from: the pipeline and the fusions, except the projection's
+ * BatchNorm epilogue (evaluation-only), so the module also trains with batch statistics.
+ */
+export function torchModule(m: IRModule): IRModule {
+  let cur = m;
+  for (const pass of PIPELINE) cur = pass.run(cur);
+  cur = rebuildModule(cur, FUSION_RULES.filter((r) => r.name !== 'fuse-projection-batchnorm'));
+  return rebuildModule(cur, []);
+}
 
 /** A Python expression for one op, from its inputs' expressions (`x[i]`) and the node. */
 type TorchOp = (x: string[], n: Node, c: EmitContext) => string;
@@ -59,7 +73,7 @@ export const TORCH_OPS: Record<string, TorchOp> = {
   log_softmax: ([a], n) => `torch.log_softmax(${a}, dim=${n.attrs.axis})`,
   layernorm: ([a, g, b], n) => `F.layer_norm(${a}, (${a}.shape[-1],), ${g}, ${b}, ${n.attrs.eps})`,
   rmsnorm: ([a, g], n) => `(${a} * torch.rsqrt(${a}.pow(2).mean(-1, keepdim=True) + ${n.attrs.eps}) * ${g})`,
-  batchnorm: ([a, g, b, m, v], n) => `((${a} - ${m}) / torch.sqrt(${v} + ${n.attrs.eps}) * ${g} + ${b})`,
+  batchnorm: ([a, g, b, m, v], n) => `_batchnorm(${a}, ${g}, ${b}, ${m}, ${v}, ${n.attrs.eps}, ${n.attrs.momentum}, self.training)`,
   gather: ([t, i]) => `_gather(${t}, ${i})`,
   take_along: ([a, i]) => `torch.gather(${a}, -1, ${i})`,
   topk: ([a], n) => `torch.topk(${a}, ${n.attrs.k}, dim=-1)`,
@@ -73,9 +87,9 @@ export const TORCH_OPS: Record<string, TorchOp> = {
   iota: (_x, n, c) => `torch.arange(${c.dim((n.attrs.n as Dim[])[0]!)}, device=dev)`,
   causal_mask: (_x, n, c) => `_causal_mask(${c.dim((n.attrs.n as Dim[])[0]!)}, dt, dev)`,
   dim_size: (_x, n, c) => `torch.tensor(${c.dim((n.attrs.n as Dim[])[0]!)}, dtype=dt, device=dev)`,
-  // Evaluation mode: no noise.
-  dropout: ([a]) => a!,
-  gumbel: ([a]) => a!,
+  // Noise only in training mode, drawn from torch's generator (not peerc's counter-based draws).
+  dropout: ([a], n) => `F.dropout(${a}, ${n.attrs.p}, self.training)`,
+  gumbel: ([a], n) => `_gumbel(${a}, ${n.attrs.scale}, self.training)`,
   product_retrieve: ([s1, s2], n) => `_product_retrieve(${s1}, ${s2}, ${n.attrs.k}, ${n.attrs.subk}, ${JSON.stringify(n.attrs.gate)})`,
   expert_act: ([x, u, i, w], n) => `_expert_act(${x}, ${u}, ${i}, ${w}, ${JSON.stringify(n.attrs.act)})`,
   expert_out: ([h, v, i, r]) => `_expert_out(${h}, ${v}, ${i}${r ? `, ${r}` : ''})`,
@@ -89,6 +103,20 @@ def _pad(x, axis, start, size):
     out = x.new_zeros(shape)
     out.narrow(axis, start, x.shape[axis]).copy_(x)
     return out
+
+
+def _batchnorm(x, gamma, beta, running_mean, running_var, eps, momentum, training):
+    """BatchNorm over every axis but the last; in training mode batch statistics (biased variance)
+    and running statistics updated with the unbiased one, as peerc does."""
+    c = x.shape[-1]
+    return F.batch_norm(x.reshape(-1, c), running_mean, running_var, gamma, beta, training, momentum, eps).reshape(x.shape)
+
+
+def _gumbel(x, scale, training):
+    if not training:
+        return x
+    u = torch.rand_like(x).clamp_(1e-20, 1.0)
+    return x - scale * torch.log(-torch.log(u))
 
 
 def _gather(table, idx):

@@ -23,7 +23,7 @@ import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { simdSettings, threadsUnavailable } from '../pool.js';
-import { emitTorch, torchClassName } from '../../codegen/torch.js';
+import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -192,7 +192,7 @@ export const COMMANDS: Record<string, Command> = {
       if (!outDir) throw new UsageError("'peerc export' needs -o DIR");
       const r = compileFile(file, p.flags.get('entry') as string | undefined);
       if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
-      const out = emitTorch(optimize(r.module, { lowering: 'fused' }), file, PEERC_VERSION);
+      const out = emitTorch(torchModule(r.module), file, PEERC_VERSION);
       ensureDir(outDir);
       const path = join(outDir, out.fileName);
       onFile('write', path, () => writeFileSync(path, out.text));
