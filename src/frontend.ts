@@ -1,5 +1,5 @@
 // The front door of the compiler: source text -> checked IR module, or diagnostics.
-import type { Span } from '../grammar/ast.js';
+import type { Program, Span } from '../grammar/ast.js';
 import { parseSource, type SyntaxProblem } from '../grammar/parse.js';
 import { checkProgram, type SourceUnit } from './check/elaborate.js';
 import { diagnostic, type Diagnostic } from './diagnostics/diagnostic.js';
@@ -64,6 +64,39 @@ export interface CompileOptions {
   entry?: string;
   /** Leave the prelude out (for tests of the bare language). */
   noPrelude?: boolean;
+  /** `--set NAME=VALUE`: the value (a constant expression) replaces the program's `const NAME`. */
+  set?: readonly (readonly [string, string])[];
+}
+
+/** The name of the virtual source an override is checked in: errors point at the flag. */
+export const setFlagFile = (name: string, value: string) => `--set ${name}=${value}`;
+
+/**
+ * Replaces the values of overridden consts in a parsed program. Each override is parsed as
+ * `const NAME = VALUE` in a source of its own, so its errors (and errors its value causes, like
+ * an inexact sqrt) are reported as they would be in the file, against the flag.
+ */
+function applyOverrides(program: Program, set: readonly (readonly [string, string])[], sources: Map<string, string>, diagnostics: Diagnostic[]): Program {
+  const decls = [...program.decls];
+  for (const [name, value] of set) {
+    const file = setFlagFile(name, value);
+    const text = `const ${name} = ${value}`;
+    sources.set(file, text);
+    const parsed = parseSource(text, file);
+    const decl = parsed.program?.decls[0];
+    if (!parsed.program || parsed.program.decls.length !== 1 || decl?.kind !== 'const') {
+      diagnostics.push(...(parsed.problems.length ? parsed.problems.map(syntaxDiagnostic) : [diagnostic('PEER0101', { file, offset: 0, line: 1, col: 1, length: text.length }, { expected: 'NAME=VALUE with VALUE a constant expression', found: text })]));
+      continue;
+    }
+    const i = decls.findIndex((d) => d.kind === 'const' && d.name === name);
+    if (i < 0) {
+      const consts = decls.flatMap((d) => (d.kind === 'const' ? [d.name] : []));
+      diagnostics.push(diagnostic('PEER0200', decl.nameSpan, { name, hint: ` (--set names a const of the program${consts.length ? `: ${consts.join(', ')}` : '; it has none'})` }));
+      continue;
+    }
+    decls[i] = { ...(decls[i] as Extract<typeof decls[number], { kind: 'const' }>), value: decl.value };
+  }
+  return { ...program, decls };
 }
 
 export function compileSource(text: string, file: string, options: CompileOptions = {}): CompileResult {
@@ -80,7 +113,12 @@ export function compileSource(text: string, file: string, options: CompileOption
   diagnostics.push(...parsed.problems.slice(0, 100).map(syntaxDiagnostic));
   if (parsed.problems.length > 100) diagnostics.push(diagnostic('PEER0003', null, { shown: 100 }));
   if (!parsed.program) return { module: null, diagnostics, sources };
-  units.push({ program: parsed.program, text, isPrelude: false });
+  const program = options.set?.length ? applyOverrides(parsed.program, options.set, sources, diagnostics) : parsed.program;
+  if (diagnostics.length) return { module: null, diagnostics, sources };
+  units.push({ program, text, isPrelude: false });
   const checked = checkProgram(units, { entry: options.entry });
-  return { module: checked.module, diagnostics: [...diagnostics, ...checked.diagnostics], sources };
+  // With overrides, every error says which values the program was checked with.
+  const note = options.set?.length ? `checked with ${options.set.map(([n, v]) => `--set ${n}=${v}`).join(' ')}` : undefined;
+  const found = note ? checked.diagnostics.map((d) => (d.severity === 'error' ? { ...d, notes: [...(d.notes ?? []), note] } : d)) : checked.diagnostics;
+  return { module: checked.module, diagnostics: [...diagnostics, ...found], sources };
 }

@@ -2,7 +2,8 @@
 import { UsageError } from '../../src/io/tensors.js';
 
 export interface FlagSpec {
-  [flag: string]: 'string' | 'number' | 'integer' | 'boolean';
+  /** 'repeated': a string flag that may be given several times (values joined by newlines). */
+  [flag: string]: 'string' | 'number' | 'integer' | 'boolean' | 'repeated';
 }
 
 /** `--help` or `-h` among a command's arguments: print that command's help. */
@@ -43,7 +44,20 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
       if (!Number.isFinite(n) || value.trim() === '') throw new UsageError(`--${name} needs a number, not '${value}'`);
       if (kind === 'integer' && !Number.isSafeInteger(n)) throw new UsageError(`--${name} needs a whole number, not '${value}'`);
       flags.set(name, n);
-    } else flags.set(name, value);
+    } else if (kind === 'repeated' && flags.has(name)) flags.set(name, `${flags.get(name) as string}\n${value}`);
+    else flags.set(name, value);
   }
   return { positional, flags };
 }
+
+/** `--set NAME=VALUE` flags (repeatable) as pairs. */
+export function setOverrides(flags: ReadonlyMap<string, unknown>): [string, string][] {
+  const raw = flags.get('set') as string | undefined;
+  if (raw === undefined) return [];
+  return raw.split('\n').map((item) => {
+    const m = /^\s*([A-Za-z_]\w*)\s*=\s*(\S.*?)\s*$/.exec(item);
+    if (!m) throw new UsageError(`--set takes NAME=VALUE (a const of the program and a constant expression), not '${item}'`);
+    return [m[1]!, m[2]!];
+  });
+}
+

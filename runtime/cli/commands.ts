@@ -7,7 +7,7 @@ import { loadInputs, loadWeights, readFileChecked, seededInputs, seededWeights, 
 import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
 import { optimize, passNames } from '../../src/passes/pipeline.js';
 import { verifyModule } from '../../src/ir/verify.js';
-import { parseArgs, type FlagSpec } from './args.js';
+import { parseArgs, setOverrides, type FlagSpec } from './args.js';
 import { ProgramErrors } from './errors.js';
 import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
@@ -44,11 +44,11 @@ function oneFile(positional: string[], command: string): string {
   return positional[0]!;
 }
 
-/** Reads and compiles a file; program errors end the command with exit status 1. */
-export function compileFile(path: string, entry?: string): CompileResult & { module: IRModule } {
+/** Reads and compiles a file (with --entry and --set from `flags`); program errors end the command with exit status 1. */
+export function compileFile(path: string, flags: ReadonlyMap<string, unknown> = new Map()): CompileResult & { module: IRModule } {
   const decoded = decodeSource(readFileChecked(path), path);
   if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
-  const r = compileSource(decoded.text, path, { entry });
+  const r = compileSource(decoded.text, path, { entry: flags.get('entry') as string | undefined, set: setOverrides(flags) });
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   return r as CompileResult & { module: IRModule };
 }
@@ -60,7 +60,7 @@ function atLeastOne(flags: Map<string, string | number | boolean>, name: string,
   return v;
 }
 
-const entryFlag: FlagSpec = { entry: 'string' };
+const entryFlag: FlagSpec = { entry: 'string', set: 'repeated' };
 
 export const COMMANDS: Record<string, Command> = {
   check: {
@@ -68,7 +68,7 @@ export const COMMANDS: Record<string, Command> = {
     run(args) {
       const p = parseArgs(args, entryFlag, 'check');
       const file = oneFile(p.positional, 'check');
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       const fns = r.module.functions.size;
       process.stdout.write(`${file}: ok (${r.module.params.length} parameters, ${fns} function${fns === 1 ? '' : 's'}${r.module.entry ? `, entry @${r.module.entry}` : ', no model'})\n`);
       if (r.module.entry) process.stdout.write(fusionNoteLines(optimize(r.module, { lowering: 'fused' })));
@@ -83,7 +83,7 @@ export const COMMANDS: Record<string, Command> = {
       const explain = p.flags.get('explain-fusion') === true;
       const after = (p.flags.get('dump-after') as string | undefined) ?? (explain ? 'fuse-dce' : 'dce');
       if (after !== 'check' && !passNames().includes(after)) throw new UsageError(`unknown pass '${after}'; passes are: check, ${passNames().join(', ')}`);
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       let m = r.module;
       if (p.flags.get('train')) {
         if (!m.entry) throw new UsageError(`${file} has no model to train; pass --entry LAYER`);
@@ -113,7 +113,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'info FILE [--json] [--entry L]          parameters (names, shapes, dtypes), inputs, outputs, training settings',
     run(args) {
       const p = parseArgs(args, { ...entryFlag, json: 'boolean' }, 'info');
-      const r = compileFile(oneFile(p.positional, 'info'), p.flags.get('entry') as string | undefined);
+      const r = compileFile(oneFile(p.positional, 'info'), p.flags);
       const info = moduleInfo(r.module);
       process.stdout.write(p.flags.get('json') ? JSON.stringify(info, null, 2) + '\n' : info.text);
       return 0;
@@ -134,7 +134,7 @@ export const COMMANDS: Record<string, Command> = {
       const outPath = p.flags.get('out') as string | undefined;
       if (!inputsPath || !outPath) throw new UsageError("'peerc run' needs --inputs I.safetensors and --out O.safetensors");
       if (p.flags.has('weights') === p.flags.has('seed')) throw new UsageError("'peerc run' needs exactly one of --weights W.safetensors or --seed S");
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       const m = r.module;
       const fn = entryFunction(m);
       const weights = p.flags.has('seed') ? seededWeights(m, p.flags.get('seed') as number) : loadWeights(m, p.flags.get('weights') as string);
@@ -175,7 +175,7 @@ export const COMMANDS: Record<string, Command> = {
       if (!outDir) throw new UsageError("'peerc compile' needs -o DIR");
       const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
       if (lowering !== 'naive' && lowering !== 'fused') throw new UsageError(`--lowering is naive or fused, not '${lowering}'`);
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to compile; pass --entry LAYER`);
       const written = await compileToDir(r.module, file, outDir, lowering);
       process.stdout.write(written.map((w) => `wrote ${w}\n`).join(''));
@@ -190,7 +190,7 @@ export const COMMANDS: Record<string, Command> = {
       const outDir = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
       if (!p.flags.get('torch')) throw new UsageError("'peerc export' needs a target: --torch");
       if (!outDir) throw new UsageError("'peerc export' needs -o DIR");
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
       const out = emitTorch(torchModule(r.module), file, PEERC_VERSION);
       ensureDir(outDir);
@@ -205,7 +205,7 @@ export const COMMANDS: Record<string, Command> = {
     run(args) {
       const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean' }, 'bench');
       simdFlags(p.flags);
-      const r = compileFile(oneFile(p.positional, 'bench'), p.flags.get('entry') as string | undefined);
+      const r = compileFile(oneFile(p.positional, 'bench'), p.flags);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
       const tokens = atLeastOne(p.flags, 'tokens', 256), runs = atLeastOne(p.flags, 'runs', 5);
@@ -228,7 +228,7 @@ export const COMMANDS: Record<string, Command> = {
       const outPath = p.flags.get('out') as string | undefined;
       if (!outPath || !p.flags.has('seed')) throw new UsageError(`'peerc init' needs --seed S and --out ${p.flags.get('inputs') ? 'I' : 'W'}.safetensors`);
       const seed = p.flags.get('seed') as number;
-      const r = compileFile(oneFile(p.positional, 'init'), p.flags.get('entry') as string | undefined);
+      const r = compileFile(oneFile(p.positional, 'init'), p.flags);
       if (p.flags.get('inputs')) {
         if (!r.module.entry) throw new UsageError('the program has no model to make inputs for; pass --entry LAYER');
         const tokens = atLeastOne(p.flags, 'tokens', 8);
@@ -263,7 +263,7 @@ export const COMMANDS: Record<string, Command> = {
       const file = oneFile(p.positional, 'train');
       const decoded = decodeSource(readFileChecked(file), file);
       if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
-      const r = compileFile(file, p.flags.get('entry') as string | undefined);
+      const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to train; declare one with 'model' or pass --entry LAYER`);
       return runTrain({ file, source: decoded.text, module: r.module, sources: r.sources, flags: p.flags });
     },

@@ -1,14 +1,17 @@
 // `peerc help COMMAND` and `peerc COMMAND --help`: what each command does and its options.
 export const HELP: Readonly<Record<string, string>> = {
   check: `Checks names, dtypes and symbolic shapes of a .peer file and reports every error.
-  --entry LAYER        check LAYER as the model (default: the file's 'model')`,
+  --entry LAYER        check LAYER as the model (default: the file's 'model')
+  --set NAME=VALUE     replace the program's const NAME by VALUE (a constant expression; repeatable;
+                       every command that reads a program takes it)`,
   ir: `Prints the program's IR after a pass of the pipeline.
   --dump-after PASS    check, inline, unstack, fold-constants, cse, dce, fuse, fuse-dce (default dce)
   --train              print the training program (loss and gradients) instead
   --explain-fusion     first list the fused ops, and every retrieval or expert pattern that did not
                        fuse with the reason (default pass: fuse-dce)
   --entry LAYER        use LAYER as the model`,
-  info: `Lists parameters (names, shapes, dtypes), the model's inputs and outputs, and training settings.
+  info: `Lists parameters (names, shapes, dtypes), the model's inputs and outputs, training settings, and
+per token the parameters read and the forward's einsum FLOPs (open dimensions at 64).
   --json               as JSON (the names peerc run and safetensors files use)
   --entry LAYER        use LAYER as the model`,
   run: `Runs the model once and writes its outputs as safetensors.

@@ -2,6 +2,7 @@
 import type { IRModule } from '../../src/ir/graph.js';
 import { typeKey } from '../../src/ir/graph.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
+import { tokenCost } from '../../src/passes/cost.js';
 
 export interface ModuleInfo {
   entry: { name: string; inputs: { name: string; dtype: string; shape: string[] }[]; outputs: { dtype: string; shape: string[] }[] } | null;
@@ -10,6 +11,8 @@ export interface ModuleInfo {
     init: unknown; lr_multiplier: number; sparse: boolean; weight_decay: boolean;
   }[];
   total_parameters: number;
+  /** Per token of the entry (open dimensions at cost.openDim): trainable values read and einsum FLOPs. */
+  cost: { active_parameters: number; forward_flops: number; open_dim: number } | null;
   train: Record<string, number | string>;
   text: string;
 }
@@ -44,6 +47,9 @@ export function moduleInfo(m: IRModule): ModuleInfo {
     lines.push(`  ${p.name.padEnd(w)}  f32[${p.shape.join(', ')}]`.padEnd(w + 26) + `${p.count.toLocaleString('en-US').padStart(13)}${extras.length ? `  (${extras.join(', ')})` : ''}`);
   }
   lines.push(`  ${'total'.padEnd(w)}  ${''.padEnd(24)}${total.toLocaleString('en-US').padStart(13)} trainable values`);
+  const c = m.entry ? tokenCost(m) : undefined;
+  const cost = c ? { active_parameters: c.activeParams, forward_flops: c.flops, open_dim: c.openDim } : null;
+  if (c) lines.push('', `per token: ${c.activeParams.toLocaleString('en-US')} active parameters (of ${c.params.toLocaleString('en-US')}), ${Math.round(c.flops).toLocaleString('en-US')} forward einsum FLOPs (open dimensions at ${c.openDim})`);
   if (m.train.size) lines.push('', `training defaults: ${[...m.train].map(([k, v]) => `${k} = ${v}`).join(', ')}`);
-  return { entry, parameters, total_parameters: total, train: Object.fromEntries(m.train), text: lines.join('\n') + '\n' };
+  return { entry, parameters, total_parameters: total, cost, train: Object.fromEntries(m.train), text: lines.join('\n') + '\n' };
 }

@@ -22,7 +22,9 @@ export interface SampleOptions {
 export async function runSample(path: string, o: SampleOptions, write: (bytes: Uint8Array) => void): Promise<number> {
   const ck = readCheckpoint(path);
   const data = JSON.parse(ck.meta.data) as { task: string; seq: number };
-  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry });
+  // The run's --set overrides (recorded in its settings) shape the program as it was trained.
+  const recorded = ((JSON.parse(ck.meta.run || '{}') as { set?: string }).set ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]);
+  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry, set: recorded });
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   const m = r.module;
   if (data.task !== 'text') throw new UsageError(`${path} is a checkpoint of the ${data.task} task; peerc sample generates text from byte-level language models (trained with --data)`);

@@ -1,6 +1,7 @@
 // peerc train: trains a model on a text file or the built-in recall task, with progress,
 // periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
+import { setOverrides } from './args.js';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ensureDir, onFile } from '../../src/io/files.js';
@@ -37,7 +38,12 @@ export interface RunSettings {
   evalBatches: number;
   checkpointEvery: number;
   optimizer: OptimizerConfig;
+  /** The program's `--set` overrides, as `NAME=VALUE` separated by spaces ('' for none). */
+  set?: string;
 }
+
+/** The overrides of the command line as recorded in a run. */
+const setOf = (flags: Map<string, string | number | boolean>) => setOverrides(flags).map(([n, v]) => `${n}=${v}`).join(' ');
 
 function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>): RunSettings {
   const t = m.train;
@@ -54,7 +60,7 @@ function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>):
   if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule is cosine or constant, not '${schedule}'`);
   const evalEvery = pick('eval-every', 'eval_every', Math.max(1, Math.round(steps / 10)));
   return {
-    task, data, steps,
+    task, data, steps, set: setOf(flags),
     batch: pick('batch', 'batch', task === 'text' ? 16 : 64),
     seq: pick('seq', 'seq', 64),
     seed: pick('seed', 'seed', 0),
@@ -122,6 +128,8 @@ function resumedSettings(saved: RunSettings, flags: Map<string, string | number 
     const was = get(saved);
     if (now !== was) throw new CompileError(diagnostic('PEER0706', null, { flag, was: was === undefined ? 'none' : String(was), now: String(now) }));
   }
+  // The program's constants shape every tensor: a resumed run is checked with the same --set.
+  if (setOf(flags) !== (saved.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: saved.set || 'none', now: setOf(flags) || 'none' }));
   let settings = saved;
   const changes: Record<string, [unknown, unknown]> = {};
   for (const [flag, apply] of Object.entries(CHANGEABLE_ON_RESUME)) {
@@ -229,7 +237,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const tty = process.stdout.isTTY === true;
   const say = (s: string) => process.stdout.write((tty ? '\r\x1b[K' : '') + s + '\n');
   const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
-  say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${trainer.describe()}`);
+  say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${trainer.describe()}${settings.set ? `, --set ${settings.set}` : ''}`);
   say(`data: ${dataset.describe()}`);
   for (const n of unfusedPatterns(trainer.train.module, { retrievalOnly: true })) say(`note: ${n.message}`);
   const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');

@@ -1,0 +1,77 @@
+// The tools for experiments: `--set NAME=VALUE` on every command (checked like the source, the
+// flag named in errors, recorded by runs) and the per-token cost computed from the IR.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tokenCost } from '../src/passes/cost.js';
+import { readCheckpoint } from '../runtime/train/checkpoint.js';
+import { compileOk, smallExample } from './helpers.js';
+import { readFileSync } from 'node:fs';
+
+const root = join(import.meta.dirname, '..');
+const cli = join(root, 'dist', 'peerc.js');
+const peerc = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+const tmp = mkdtempSync(join(tmpdir(), 'peerc-tools-'));
+const file = join(tmp, 'layer.peer');
+writeFileSync(file, 'const d = 16\nconst N = 8^2\nparam C: [sqrt(N), d] = normal(0, 1)\nmodel m(x: [T, d]) -> [T, sqrt(N)] {\n  return einsum("td,nd->tn", x, C)\n}\n');
+
+describe('--set NAME=VALUE', () => {
+  it('changes a const for check, info and ir alike', () => {
+    expect(peerc('info', file, '--set', 'N=10^2', '--set', 'd=4').stdout).toMatch(/C\s+f32\[10, 4\]/);
+    expect(peerc('check', file, '--set', 'N=16').stdout).toMatch(/ok/);
+    expect(peerc('ir', file, '--set', 'N=3^2').stdout).toMatch(/f32\[T, 3\]/);
+  });
+  it('is checked like the source: an inexact sqrt is the same error, with the flag named', () => {
+    const r = peerc('check', file, '--set', 'N=10');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/layer\.peer:3:11: error PEER0401: sqrt\(N\) needs a perfect square, but N = 10/);
+    expect(r.stderr).toMatch(/note: checked with --set N=10/);
+  });
+  it('refuses a name the program does not declare, and a value that does not parse', () => {
+    const unknown = peerc('check', file, '--set', 'Q=3');
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/--set Q=3:1:7: error PEER0200: unknown name 'Q' \(--set names a const of the program: d, N\)/);
+    expect(peerc('check', file, '--set', 'N=(3').stderr).toMatch(/--set N=\(3:1:\d+: error PEER0101/);
+    const form = peerc('check', file, '--set', 'N');
+    expect(form.status).toBe(2);
+    expect(form.stderr).toMatch(/--set takes NAME=VALUE/);
+  });
+  it('is recorded by peerc train, and a resume with other values is refused (PEER0706)', () => {
+    const recall = join(tmp, 'recall.peer');
+    writeFileSync(recall, smallExample('recall.peer').replace('const K = 4096', 'const K = 64'));
+    const out = join(tmp, 'run');
+    const r = peerc('train', recall, '--set', 'N=16^2', '--steps', '4', '--backend', 'cpu', '--out', out, '--eval-every', '2', '--stop-at', '2');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/--set N=16\^2/);
+    const ck = readCheckpoint(join(out, 'checkpoint.safetensors'));
+    expect(JSON.parse(ck.meta.run)).toMatchObject({ set: 'N=16^2' });
+    expect(ck.tensors.get('param.Vals')!.shape[0]).toBe(256);
+    const other = peerc('train', recall, '--resume', '--out', out, '--backend', 'cpu');
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/PEER0706.*set/);
+    const same = peerc('train', recall, '--resume', '--set', 'N=16^2', '--out', out, '--backend', 'cpu');
+    expect(same.status, same.stderr).toBe(0);
+  }, 300_000);
+});
+
+describe('per-token cost from the IR', () => {
+  it("the paper's layer: dense weights, keys and the gathered expert rows; einsum FLOPs", () => {
+    const m = compileOk(readFileSync(join(root, 'examples', 'peer_paper.peer'), 'utf8'));
+    const c = tokenCost(m);
+    // Wq 8*128*256, BatchNorm gamma and beta 2*1024, keys 2*1024*64, h*k = 128 rows of U and of V.
+    expect(c.activeParams).toBe(262144 + 2048 + 131072 + 2 * 128 * 256);
+    // query 2*256*1024, scoring 2 sides * 2*8*1024*64, experts 2 * 2*128*256.
+    expect(c.flops).toBe(524288 + 2 * 1048576 + 2 * 65536);
+    expect(c.params).toBe(537266176);
+  });
+  it('a dense layer reads all its weights', () => {
+    const c = tokenCost(compileOk(readFileSync(join(root, 'examples', 'dense_ffw.peer'), 'utf8')));
+    expect(c.activeParams).toBe(c.params);
+  });
+  it('peerc info reports it, in text and JSON', () => {
+    expect(peerc('info', join(root, 'examples', 'peer_paper.peer')).stdout).toMatch(/per token: 460,800 active parameters \(of 537,266,176\), 2,752,512 forward einsum FLOPs/);
+    expect(JSON.parse(peerc('info', join(root, 'examples', 'peer_paper.peer'), '--json').stdout).cost).toEqual({ active_parameters: 460800, forward_flops: 2752512, open_dim: 64 });
+  });
+});
