@@ -75,3 +75,36 @@ describe('per-token cost from the IR', () => {
     expect(JSON.parse(peerc('info', join(root, 'examples', 'peer_paper.peer'), '--json').stdout).cost).toEqual({ active_parameters: 460800, forward_flops: 2752512, open_dim: 64 });
   });
 });
+
+describe('peerc compare', () => {
+  it('one row per configuration, seeds as mean ± std, cost per token, and overlaid plots', () => {
+    const recall = join(tmp, 'recall-compare.peer');
+    writeFileSync(recall, smallExample('recall.peer').replace('const K = 4096', 'const K = 64').replace('const N = 32^2', 'const N = 16^2'));
+    const runs = [['s1', '1', []], ['s2', '2', []], ['small', '1', ['--set', 'N=8^2']]] as const;
+    for (const [name, seed, extra] of runs) {
+      const r = peerc('train', recall, ...extra, '--steps', '4', '--eval-every', '2', '--backend', 'cpu', '--seed', seed, '--out', join(tmp, 'cmp', name));
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const plots = join(tmp, 'cmp-plots');
+    const c = peerc('compare', ...runs.map(([n]) => join(tmp, 'cmp', n)), '--plots', plots);
+    expect(c.status, c.stderr).toBe(0);
+    const rows = c.stdout.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| ---'));
+    expect(rows[0]).toMatch(/^\| runs \| seeds \| steps \| final val loss \| best val loss \| bits\/byte \| tokens\/s \| Vals used \| Vals KL \| train s \| params \| active params\/token \| FLOPs\/token \|$/);
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toMatch(/^\| s1, s2 \| 1, 2 \| 4 ± 0 \| [\d.]+ ± [\d.e-]+ \|/);
+    expect(rows[2]).toMatch(/^\| small \| 1 \| 4 \| [\d.]+ \|/);
+    // The --set N=8^2 run has the smaller table: fewer parameters.
+    const params = (row: string) => Number(row.split('|').at(-4)!.trim().replace(/,/g, ''));
+    expect(params(rows[2]!)).toBeLessThan(params(rows[1]!));
+    for (const f of ['compare-loss-step.svg', 'compare-loss-time.svg']) {
+      const svg = readFileSync(join(plots, f), 'utf8');
+      expect(svg.match(/<polyline/g)).toHaveLength(2);
+      expect(svg).toContain('s1 (2 seeds)');
+    }
+  }, 300_000);
+  it('a folder that is not a run is a usage error', () => {
+    const r = peerc('compare', tmp);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/is not a peerc train run folder/);
+  });
+});

@@ -28,6 +28,7 @@ import { ensureDir, onFile } from '../../src/io/files.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PEERC_VERSION } from './version.js';
+import { compareRuns } from './compare.js';
 
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
@@ -179,6 +180,16 @@ export const COMMANDS: Record<string, Command> = {
       if (!r.module.entry) throw new UsageError(`${file} has no model to compile; pass --entry LAYER`);
       const written = await compileToDir(r.module, file, outDir, lowering);
       process.stdout.write(written.map((w) => `wrote ${w}\n`).join(''));
+      return 0;
+    },
+  },
+  compare: {
+    summary: 'compare RUN_DIR... [--plots DIR]     runs side by side: losses, bits/byte, tokens/s, expert usage, cost per token; seeds as mean ± std',
+    run(args) {
+      const p = parseArgs(args, { plots: 'string' }, 'compare');
+      process.stdout.write(compareRuns(p.positional, p.flags.get('plots') as string | undefined));
+      const plots = p.flags.get('plots') as string | undefined;
+      if (plots) process.stdout.write(`wrote ${join(plots, 'compare-loss-step.svg')}, ${join(plots, 'compare-loss-time.svg')}\n`);
       return 0;
     },
   },

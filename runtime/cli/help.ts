@@ -28,6 +28,11 @@ per token the parameters read and the forward's einsum FLOPs (open dimensions at
   -o DIR               output folder (created if missing)
   --lowering L         fused (default) or naive kernels
   --entry LAYER        use LAYER as the model`,
+  compare: `Compares training runs (folders written by peerc train): final and best validation loss, bits per
+byte (text), median tokens/s, expert usage and unevenness per table, training seconds, parameters, and
+active parameters and einsum FLOPs per token of the program; runs that differ only by seed are one row
+(mean ± standard deviation).
+  --plots DIR          also write compare-loss-step.svg and compare-loss-time.svg (validation loss)`,
   export: `Exports the model's forward (evaluation mode) to another framework.
   --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints

@@ -47,7 +47,7 @@ function bad(file: string, detail: string): never {
   throw new CompileError(diagnostic('PEER0600', null, { file, detail }));
 }
 
-export function readCheckpoint(path: string): Checkpoint {
+export function readCheckpoint(path: string, options: { tensors?: boolean } = {}): Checkpoint {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -73,7 +73,8 @@ export function readCheckpoint(path: string): Checkpoint {
       throw new CompileError(diagnostic('PEER0708', null, { file: path, format: meta.format ? `its format is '${meta.format}', not '${CHECKPOINT_FORMAT}'` : meta.producer ? `it was written by ${meta.producer}` : 'it has no peerc metadata' }));
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, e] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
+      // Metadata only (peerc compare): the tensors of a 1M-expert run are 6 GB.
+      if (name === '__metadata__' || options.tensors === false) continue;
       const t = e as { dtype: string; shape: number[]; data_offsets: [number, number] };
       const count = t.shape.reduce((a, b) => a * b, 1);
       const [from, to] = t.data_offsets;
