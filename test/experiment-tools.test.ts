@@ -1,7 +1,7 @@
 // The tools for experiments: `--set NAME=VALUE` on every command (checked like the source, the
 // flag named in errors, recorded by runs) and the per-token cost computed from the IR.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -106,5 +106,37 @@ describe('peerc compare', () => {
     const r = peerc('compare', tmp);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/is not a peerc train run folder/);
+  });
+});
+
+describe('peerc sweep', () => {
+  it('runs the grid, resumes a stopped run, skips finished ones on a second start, and compares', () => {
+    const dir = join(tmp, 'sweep');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'recall.peer'), smallExample('recall.peer').replace('const K = 4096', 'const K = 64'));
+    const spec = { out: 'runs', programs: ['recall.peer'], set: { N: ['8^2', '16^2'] }, seeds: [1, 2], train: ['--steps', '4', '--eval-every', '2', '--backend', 'cpu'] };
+    writeFileSync(join(dir, 'grid.json'), JSON.stringify(spec));
+    // One point stopped half-way, as a crash or Ctrl-C would leave it.
+    const stopped = join(dir, 'runs', 'recall-N=8_2-seed2');
+    expect(peerc('train', join(dir, 'recall.peer'), '--set', 'N=8^2', '--seed', '2', '--steps', '4', '--eval-every', '2', '--backend', 'cpu', '--out', stopped, '--stop-at', '2').status).toBe(0);
+    const first = peerc('sweep', join(dir, 'grid.json'));
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/\[1\/4\] recall-N=8_2-seed1: training/);
+    expect(first.stdout).toMatch(/\[2\/4\] recall-N=8_2-seed2: resuming/);
+    expect(first.stdout).toMatch(/\[4\/4\] recall-N=16_2-seed2: training/);
+    expect(readCheckpoint(join(stopped, 'checkpoint.safetensors'), { tensors: false }).meta.step).toBe(4);
+    const second = peerc('sweep', join(dir, 'grid.json'));
+    expect(second.status).toBe(0);
+    expect(second.stdout.match(/done, skipped/g)).toHaveLength(4);
+    const table = readFileSync(join(dir, 'runs', 'compare.md'), 'utf8').split('\n').filter((l) => l.startsWith('| recall'));
+    expect(table).toHaveLength(2);
+    expect(table[0]).toMatch(/^\| recall-N=8_2-seed1, recall-N=8_2-seed2 \| 1, 2 \|/);
+  }, 600_000);
+  it('refuses flags the sweep sets per run', () => {
+    const f = join(tmp, 'bad.json');
+    writeFileSync(f, JSON.stringify({ out: 'x', programs: ['a.peer'], train: ['--seed', '3'] }));
+    const r = peerc('sweep', f);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/"train" may not contain --seed/);
   });
 });

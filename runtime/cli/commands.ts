@@ -29,6 +29,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PEERC_VERSION } from './version.js';
 import { compareRuns } from './compare.js';
+import { runSweep } from './sweep.js';
 
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
@@ -191,6 +192,14 @@ export const COMMANDS: Record<string, Command> = {
       const plots = p.flags.get('plots') as string | undefined;
       if (plots) process.stdout.write(`wrote ${join(plots, 'compare-loss-step.svg')}, ${join(plots, 'compare-loss-time.svg')}\n`);
       return 0;
+    },
+  },
+  sweep: {
+    summary: 'sweep FILE.json                      a grid of programs x --set values x seeds, one run each (skips finished, resumes stopped), then compare',
+    run(args) {
+      const p = parseArgs(args, {}, 'sweep');
+      if (p.positional.length !== 1) throw new UsageError("'peerc sweep' takes one sweep file (experiments/NAME.json)");
+      return runSweep(p.positional[0]!, process.argv[1]!, (line) => process.stdout.write(line + '\n'));
     },
   },
   export: {

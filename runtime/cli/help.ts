@@ -33,6 +33,14 @@ byte (text), median tokens/s, expert usage and unevenness per table, training se
 active parameters and einsum FLOPs per token of the program; runs that differ only by seed are one row
 (mean ± standard deviation).
   --plots DIR          also write compare-loss-step.svg and compare-loss-time.svg (validation loss)`,
+  sweep: `Runs a grid of training runs described by a JSON file, then compares them (compare.md and plots
+in its out folder). Finished runs are skipped and stopped ones resumed, so after a crash or Ctrl-C the
+same command continues the sweep.
+  { "out": "runs/NAME",                       run folders, relative to the file
+    "programs": ["../examples/x.peer"],       .peer files, relative to the file
+    "set": { "N": ["16^2", "32^2"] },         every combination is a grid point (--set NAME=VALUE)
+    "seeds": [0, 1, 2],
+    "train": ["--task", "recall", "--steps", "200"] }   flags for every peerc train`,
   export: `Exports the model's forward (evaluation mode) to another framework.
   --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
