@@ -10,7 +10,7 @@ import { seededWeights } from '../src/io/tensors.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
 import { unavailableReason, type BackendName } from '../runtime/backends.js';
 import { Executor } from '../runtime/executor.js';
-import { compileOk, sampleInputs, smallExample } from './helpers.js';
+import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 import { EXPERT_ACTIVATIONS } from '../src/ir/ops/fused.js';
 import { ACTIVATIONS } from '../codegen/naive.js';
@@ -20,15 +20,7 @@ const LOWERINGS: Lowering[] = ['naive', 'fused'];
 const executors: Executor[] = [];
 afterAll(() => executors.forEach((e) => e.destroy()));
 
-/** float32 kernels vs float64 reference: relative to the output's scale. */
-function maxError(ref: Tensor, out: Float32Array): number {
-  let err = 0, scale = 1;
-  for (let i = 0; i < ref.size; i++) {
-    err = Math.max(err, Math.abs(ref.data[i]! - out[i]!));
-    scale = Math.max(scale, Math.abs(ref.data[i]!));
-  }
-  return err / scale;
-}
+const maxError = (ref: Tensor, out: Float32Array) => scaledError(ref.data, out);
 
 async function runAll(m: IRModule, weights: Map<string, Tensor | Float32Array>, inputs: Map<string, Tensor>, refModule = m) {
   const ref = interpret(refModule, inputs, weights as Map<string, Tensor>).outputs;

@@ -68,3 +68,13 @@ export function runPeerc(args: string[], timeout = 600_000): { status: number; s
   expect(all).not.toMatch(/internal error/);
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** The largest difference of `got` from `want`, relative to want's scale (at least 1): float32 results vs float64 references. */
+export function scaledError(want: ArrayLike<number>, got: ArrayLike<number>): number {
+  let err = 0, scale = 1;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(want[i]! - got[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  return err / scale;
+}

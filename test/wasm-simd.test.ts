@@ -19,7 +19,7 @@ import { Executor } from '../runtime/executor.js';
 import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
 import { wasmFeatures } from '../runtime/wasm-gemm.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
-import { compileOk, sampleInputs, smallExample } from './helpers.js';
+import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const skip = !!unavailableReason('wasm-simd');
 const root = join(import.meta.dirname, '..');
@@ -27,14 +27,7 @@ const cli = join(root, 'dist', 'peerc.js');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-simd-'));
 const peerc = (flags: string[], ...args: string[]) => spawnSync(process.execPath, [...flags, cli, ...args], { cwd: root, encoding: 'utf8', timeout: 600_000 });
 
-function relErr(ref: Tensor, out: Float32Array): number {
-  let err = 0, scale = 1;
-  for (let i = 0; i < ref.size; i++) {
-    err = Math.max(err, Math.abs(ref.data[i]! - out[i]!));
-    scale = Math.max(scale, Math.abs(ref.data[i]!));
-  }
-  return err / scale;
-}
+const relErr = (ref: Tensor, out: Float32Array) => scaledError(ref.data, out);
 
 describe.skipIf(skip)('the worker pool', () => {
   for (const threads of [1, 2])
