@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tokenCost } from '../src/passes/cost.js';
+import { sweepPoints } from '../runtime/cli/sweep.js';
+import { basename } from 'node:path';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { compileOk, smallExample } from './helpers.js';
 import { readFileSync } from 'node:fs';
@@ -132,6 +134,11 @@ describe('peerc sweep', () => {
     expect(table).toHaveLength(2);
     expect(table[0]).toMatch(/^\| recall-N=8_2-seed1, recall-N=8_2-seed2 \| 1, 2 \|/);
   }, 600_000);
+  it('takes explicit points instead of a grid', () => {
+    const pts = sweepPoints({ out: 'o', programs: ['x.peer'], points: [{ h: 1, k: 32 }, { h: 2, k: 16 }], seeds: [0, 1] }, '/base');
+    expect(pts.map((p) => basename(p.dir))).toEqual(['x-h=1-k=32-seed0', 'x-h=1-k=32-seed1', 'x-h=2-k=16-seed0', 'x-h=2-k=16-seed1']);
+    expect(pts[2]!.set).toEqual([['h', '2'], ['k', '16']]);
+  });
   it('refuses flags the sweep sets per run', () => {
     const f = join(tmp, 'bad.json');
     writeFileSync(f, JSON.stringify({ out: 'x', programs: ['a.peer'], train: ['--seed', '3'] }));

@@ -39,6 +39,7 @@ same command continues the sweep.
   { "out": "runs/NAME",                       run folders, relative to the file
     "programs": ["../examples/x.peer"],       .peer files, relative to the file
     "set": { "N": ["16^2", "32^2"] },         every combination is a grid point (--set NAME=VALUE)
+    (or "points": [{ "h": 1, "k": 32 }, { "h": 2, "k": 16 }]: the points themselves)
     "seeds": [0, 1, 2],
     "train": ["--task", "recall", "--steps", "200"] }   flags for every peerc train`,
   export: `Exports the model's forward (evaluation mode) to another framework.

@@ -18,6 +18,8 @@ export interface SweepSpec {
   programs: string[];
   /** Every combination of these values is one grid point: { "N": ["16^2", "32^2"] }. */
   set?: Record<string, (string | number)[]>;
+  /** Or the points themselves, each a set of overrides: [{ "h": 1, "k": 32 }, { "h": 2, "k": 16 }]. */
+  points?: Record<string, string | number>[];
   seeds?: number[];
   /** Further `peerc train` flags, the same for every run (e.g. --data, --steps, --backend). */
   train?: string[];
@@ -33,11 +35,13 @@ export function readSweep(path: string): SweepSpec {
     throw new UsageError(`${path}: not a sweep file (${(e as Error).message})`);
   }
   const bad = (what: string) => {
-    throw new UsageError(`${path}: ${what} (a sweep is { "out": DIR, "programs": [FILE.peer, ...], "set": { NAME: [VALUE, ...] }, "seeds": [0, 1, 2], "train": [FLAGS] })`);
+    throw new UsageError(`${path}: ${what} (a sweep is { "out": DIR, "programs": [FILE.peer, ...], "set": { NAME: [VALUE, ...] } or "points": [{ NAME: VALUE, ... }, ...], "seeds": [0, 1, 2], "train": [FLAGS] })`);
   };
   if (typeof spec.out !== 'string' || !spec.out) bad('"out" must name a folder');
   if (!Array.isArray(spec.programs) || !spec.programs.length || !spec.programs.every((p) => typeof p === 'string')) bad('"programs" must list .peer files');
   if (spec.set !== undefined && (typeof spec.set !== 'object' || !Object.values(spec.set).every((v) => Array.isArray(v) && v.length))) bad('"set" maps const names to non-empty lists of values');
+  if (spec.points !== undefined && !(Array.isArray(spec.points) && spec.points.length && spec.points.every((p) => typeof p === 'object' && p !== null && !Array.isArray(p)))) bad('"points" must list objects of const values');
+  if (spec.points !== undefined && spec.set !== undefined) bad('give "set" (a grid) or "points", not both');
   if (spec.seeds !== undefined && !(Array.isArray(spec.seeds) && spec.seeds.every((s) => Number.isInteger(s) && s >= 0))) bad('"seeds" must be whole numbers >= 0');
   if (spec.train !== undefined && !(Array.isArray(spec.train) && spec.train.every((s) => typeof s === 'string'))) bad('"train" must be a list of flags (strings)');
   const forbidden = (spec.train ?? []).find((f) => FORBIDDEN.includes(f.split('=')[0]!));
@@ -55,6 +59,7 @@ interface Point {
 export function sweepPoints(spec: SweepSpec, base: string): Point[] {
   let combos: [string, string][][] = [[]];
   for (const [name, values] of Object.entries(spec.set ?? {})) combos = combos.flatMap((c) => values.map((v) => [...c, [name, String(v)] as [string, string]]));
+  if (spec.points) combos = spec.points.map((p) => Object.entries(p).map(([n, v]) => [n, String(v)] as [string, string]));
   const out = resolve(base, spec.out);
   return spec.programs.flatMap((program) =>
     combos.flatMap((set) =>
