@@ -19,6 +19,7 @@ import { Executor } from '../runtime/executor.js';
 import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
 import { wasmFeatures } from '../runtime/wasm-gemm.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
+import { expertActTask, expertOutTask } from '../codegen/host/experts.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const skip = !!unavailableReason('wasm-simd');
@@ -182,4 +183,36 @@ describe.skipIf(skip)('training resumed on wasm-simd', () => {
       expect(err / scale, name).toBeLessThan(1e-3);
     }
   }, 600_000);
+});
+
+describe('generated expert tasks', () => {
+  const d = 5, rows = 9, perToken = 6, T = 3; // 6 slots: one group of four and a tail of two per token
+  const U = Float32Array.from({ length: rows * d }, (_, i) => Math.sin(i)), x = Float32Array.from({ length: T * d }, (_, i) => Math.cos(i));
+  const idx = Float32Array.from({ length: T * perToken }, (_, i) => (i * 5) % rows), w = Float32Array.from({ length: T * perToken }, (_, i) => 0.1 * i);
+  const run = (task: { source: string }, args: (Float32Array | number)[]) => (new Function(`return (${task.source})`)() as (a: unknown[], f: number, t: number) => void)(args, 0, T);
+  it('expert_act and expert_out agree with plain loops, groups of four and tails alike', () => {
+    const act = new Float32Array(T * perToken), out = new Float32Array(T * d);
+    run(expertActTask(d, rows, perToken, 'relu'), [x, U, idx, w, act]);
+    run(expertOutTask(d, rows, perToken, false), [w, U, idx, out]);
+    for (let i = 0; i < T * perToken; i++) {
+      const t = Math.floor(i / perToken);
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += U[idx[i]! * d + j]! * x[t * d + j]!;
+      expect(act[i]).toBeCloseTo(w[i]! * Math.max(dot, 0), 5);
+    }
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < d; j++) {
+        let y = 0;
+        for (let s = 0; s < perToken; s++) y += w[t * perToken + s]! * U[idx[t * perToken + s]! * d + j]!;
+        expect(out[t * d + j]).toBeCloseTo(y, 5);
+      }
+  });
+  it('a row index made NaN upstream stops with NonFiniteIndex, in a group or a tail', () => {
+    for (const at of [1, 5]) {
+      const bad = Float32Array.from(idx);
+      bad[at] = NaN;
+      expect(() => run(expertOutTask(d, rows, perToken, false), [w, U, bad, new Float32Array(T * d)])).toThrow(/NonFiniteIndex: expert_out: index NaN/);
+      expect(() => run(expertActTask(d, rows, perToken, 'none'), [x, U, bad, w, new Float32Array(T * perToken)])).toThrow(/NonFiniteIndex: expert_act: index NaN/);
+    }
+  });
 });

@@ -9,25 +9,37 @@ import { ACTIVATIONS } from '../naive.js';
 const badRow = (op: string, e: string, rows: number) =>
   `if (!(${e} >= 0 && ${e} < ${rows})) throw new Error('NonFiniteIndex: ${op}: index ' + ${e} + ' is out of range for ${rows} rows (the values it was selected from are not finite)');`;
 
+// Four slots at a time: four independent row streams keep more memory reads in flight than
+// one (the rows are random 1 KiB reads from a table of up to 1 GiB), and x or out is read or
+// written once per four rows. Measured ~2x over one row at a time for both ops.
+
 /** h[i] = w[i] * act(U[idx[i]] . x[t]) for the slots of tokens [from, to). Args: x, U, idx, w, out. */
 export function expertActTask(d: number, rows: number, perToken: number, act: string): PoolTask {
-  const value = act === 'none' ? 'dot' : ACTIVATIONS[act]!('dot');
+  const value = (v: string) => (act === 'none' ? v : ACTIVATIONS[act]!(v));
   const source = `function expertAct(args, from, to) {
   const x = args[0], U = args[1], idx = args[2], w = args[3], out = args[4];
   for (let t = from; t < to; t++) {
-    const xo = t * ${d};
-    for (let i = t * ${perToken}; i < (t + 1) * ${perToken}; i++) {
+    const xo = t * ${d}, end = (t + 1) * ${perToken};
+    let i = t * ${perToken};
+    for (; i + 4 <= end; i += 4) {
+      const e0 = idx[i], e1 = idx[i + 1], e2 = idx[i + 2], e3 = idx[i + 3];
+      ${['e0', 'e1', 'e2', 'e3'].map((e) => badRow('expert_act', e, rows)).join('\n      ')}
+      const a0 = e0 * ${d}, a1 = e1 * ${d}, a2 = e2 * ${d}, a3 = e3 * ${d};
+      let d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+      for (let j = 0; j < ${d}; j++) {
+        const xv = x[xo + j];
+        d0 += U[a0 + j] * xv; d1 += U[a1 + j] * xv; d2 += U[a2 + j] * xv; d3 += U[a3 + j] * xv;
+      }
+      out[i] = w[i] * (${value('d0')}); out[i + 1] = w[i + 1] * (${value('d1')});
+      out[i + 2] = w[i + 2] * (${value('d2')}); out[i + 3] = w[i + 3] * (${value('d3')});
+    }
+    for (; i < end; i++) {
       const e = idx[i];
       ${badRow('expert_act', 'e', rows)}
-      const uo = e * ${d};
-      let d0 = 0, d1 = 0, d2 = 0, d3 = 0, j = 0;
-      for (; j + 4 <= ${d}; j += 4) {
-        d0 += U[uo + j] * x[xo + j]; d1 += U[uo + j + 1] * x[xo + j + 1];
-        d2 += U[uo + j + 2] * x[xo + j + 2]; d3 += U[uo + j + 3] * x[xo + j + 3];
-      }
-      for (; j < ${d}; j++) d0 += U[uo + j] * x[xo + j];
-      const dot = (d0 + d1) + (d2 + d3);
-      out[i] = w[i] * (${value});
+      const a = e * ${d};
+      let dot = 0;
+      for (let j = 0; j < ${d}; j++) dot += U[a + j] * x[xo + j];
+      out[i] = w[i] * (${value('dot')});
     }
   }
 }`;
@@ -39,13 +51,21 @@ export function expertOutTask(d: number, rows: number, perToken: number, residua
   const source = `function expertOut(args, from, to) {
   const h = args[0], V = args[1], idx = args[2], out = args[3]${residual ? ', res = args[4]' : ''};
   for (let t = from; t < to; t++) {
-    const yo = t * ${d};
+    const yo = t * ${d}, end = (t + 1) * ${perToken};
     ${residual ? `for (let j = 0; j < ${d}; j++) out[yo + j] = res[yo + j];` : `for (let j = 0; j < ${d}; j++) out[yo + j] = 0;`}
-    for (let i = t * ${perToken}; i < (t + 1) * ${perToken}; i++) {
+    let i = t * ${perToken};
+    for (; i + 4 <= end; i += 4) {
+      const e0 = idx[i], e1 = idx[i + 1], e2 = idx[i + 2], e3 = idx[i + 3];
+      ${['e0', 'e1', 'e2', 'e3'].map((e) => badRow('expert_out', e, rows)).join('\n      ')}
+      const a0 = e0 * ${d}, a1 = e1 * ${d}, a2 = e2 * ${d}, a3 = e3 * ${d};
+      const s0 = h[i], s1 = h[i + 1], s2 = h[i + 2], s3 = h[i + 3];
+      for (let j = 0; j < ${d}; j++) out[yo + j] += s0 * V[a0 + j] + s1 * V[a1 + j] + s2 * V[a2 + j] + s3 * V[a3 + j];
+    }
+    for (; i < end; i++) {
       const e = idx[i], s = h[i];
       ${badRow('expert_out', 'e', rows)}
-      const vo = e * ${d};
-      for (let j = 0; j < ${d}; j++) out[yo + j] += s * V[vo + j];
+      const a = e * ${d};
+      for (let j = 0; j < ${d}; j++) out[yo + j] += s * V[a + j];
     }
   }
 }`;
