@@ -15,7 +15,7 @@ import { runBench } from './bench.js';
 import { runTrainBench } from './bench-train.js';
 import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
-import { Executor } from '../executor.js';
+import { Executor, toFloat32 } from '../executor.js';
 import { runTrain } from './train.js';
 import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
@@ -24,9 +24,10 @@ import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { simdSettings, threadsUnavailable } from '../pool.js';
 import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
+import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { PEERC_VERSION } from './version.js';
 import { compareRuns } from './compare.js';
 import { runSweep } from './sweep.js';
@@ -203,20 +204,40 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   export: {
-    summary: 'export FILE --torch -o DIR           the forward as a PyTorch module (nn.Module + load_peerc) with peerc\'s parameter names',
+    summary: 'export FILE --torch -o DIR | --onnx -o M.onnx (--seed S | --weights W)   the model for PyTorch (nn.Module, load_peerc) or ONNX Runtime',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, torch: 'boolean', o: 'string', out: 'string' }, 'export');
+      const p = parseArgs(args, { ...entryFlag, torch: 'boolean', onnx: 'boolean', o: 'string', out: 'string', seed: 'integer', weights: 'string' }, 'export');
       const file = oneFile(p.positional, 'export');
-      const outDir = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
-      if (!p.flags.get('torch')) throw new UsageError("'peerc export' needs a target: --torch");
-      if (!outDir) throw new UsageError("'peerc export' needs -o DIR");
+      const out = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
+      if (p.flags.get('torch') === p.flags.get('onnx')) throw new UsageError("'peerc export' needs one target: --torch or --onnx");
+      if (!out) throw new UsageError(`'peerc export' needs -o ${p.flags.get('torch') ? 'DIR' : 'MODEL.onnx'}`);
       const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
-      const out = emitTorch(torchModule(r.module), file, PEERC_VERSION);
-      ensureDir(outDir);
-      const path = join(outDir, out.fileName);
-      onFile('write', path, () => writeFileSync(path, out.text));
-      process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry!)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
+      if (p.flags.get('torch')) {
+        const py = emitTorch(torchModule(r.module), file, PEERC_VERSION);
+        ensureDir(out);
+        const path = join(out, py.fileName);
+        onFile('write', path, () => writeFileSync(path, py.text));
+        process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
+        return 0;
+      }
+      // ONNX carries the weights: seeded ones or a weights file, converted one tensor at a time.
+      if (p.flags.has('weights') === p.flags.has('seed')) throw new UsageError("'peerc export --onnx' needs the weights: exactly one of --weights W.safetensors or --seed S");
+      const tensors = p.flags.has('seed') ? seededWeights(r.module, p.flags.get('seed') as number) : loadWeights(r.module, p.flags.get('weights') as string);
+      const m = optimize(r.module, { lowering: 'fused' });
+      const exported = emitOnnx(m, { get: (n) => toFloat32(tensors.get(n)!) }, out, `peerc ${PEERC_VERSION}`);
+      ensureDir(dirname(resolve(out)));
+      onFile('write', out, () => writeFileSync(out, exported.model));
+      const written = [out];
+      if (exported.external) {
+        const ext = join(dirname(resolve(out)), exported.external.name.split('/').pop()!);
+        onFile('write', ext, () => {
+          writeFileSync(ext, new Uint8Array(0));
+          for (const c of exported.external!.chunks) appendFileSync(ext, c);
+        });
+        written.push(ext);
+      }
+      process.stdout.write(`wrote ${written.join(' and ')}: ONNX opset ${exported.opset}, @${r.module.entry}, ${r.module.params.length} weights${exported.external ? ' (large ones as external data)' : ''}\n`);
       return 0;
     },
   },

@@ -42,11 +42,13 @@ same command continues the sweep.
     (or "points": [{ "h": 1, "k": 32 }, { "h": 2, "k": 16 }]: the points themselves)
     "seeds": [0, 1, 2],
     "train": ["--task", "recall", "--steps", "200"] }   flags for every peerc train`,
-  export: `Exports the model's forward (evaluation mode) to another framework.
+  export: `Exports the model to another framework, with peerc's parameter names.
   --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
                        (the dtype of the file: float64 weights give a float64 model); docs/export.md
-  -o DIR               output folder (created if missing)
+  --onnx               the forward (evaluation mode) as an ONNX model, opset 17, with its weights
+                       (large ones in MODEL.onnx.data beside it); needs --seed S or --weights W
+  -o DIR | -o M.onnx   output folder (--torch) or model file (--onnx); folders are created
   --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
   --tokens B           tokens per call (default 256)
