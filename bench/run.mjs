@@ -28,7 +28,16 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
     tfjs = { failed: why.trim().slice(0, 120) };
   }
   const plain = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'plain-peer.mjs'), String(n), '256', '5', String(h)], { encoding: 'utf8' }).trim());
-  rows.push({ n, h, r, tfjs, plain, gpujs });
+  // ONNX Runtime (CPU) on the same layer exported by peerc, seeded weights: what a user deploying it would run.
+  let ort;
+  try {
+    const model = join(dir, `peer_h${h}_N${n}.onnx`);
+    execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'export', file, '--onnx', '--seed', '0', '-o', model], { stdio: 'ignore' });
+    ort = JSON.parse(execFileSync('python3', [join(root, 'bench', 'ort-peer.py'), model, '256', '5'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
+  } catch (e) {
+    ort = { failed: String(e.stderr ?? e.message).split('\n').find((l) => /Error|No module/i.test(l))?.trim().slice(0, 120) ?? 'failed' };
+  }
+  rows.push({ n, h, r, tfjs, plain, gpujs, ort });
   console.log(`N = ${n}^2, h = ${h}: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 // The dense router scores all N keys: a [T, h, N] score tensor must stay below 2^24 cells.
@@ -50,9 +59,9 @@ const lines = [
   'Forward pass of the PEER layer, B = 256 tokens, d = 256, dk = 128, k = 16, h = 4 (and the paper\'s h = 8), backend as reported',
   '(every kernel checked to run on it), median of 5 runs after a warm-up, fused and naive measured one after the other in one process (each warmed up right before its runs).',
   '',
-  '| N | h | backend | fused ms | naive ms | gpu.js webasm-threads fused ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / gpu.js | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map(({ n, h, r, tfjs, plain, gpujs }) => `| ${n}^2 | ${h} | ${r.backend_detail} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${fmt(gpujs.fused.medianMs)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${(gpujs.fused.medianMs / r.fused.medianMs).toFixed(2)}x | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '| N | h | backend | fused ms | naive ms | gpu.js webasm-threads fused ms | ONNX Runtime CPU ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / gpu.js | fused / ONNX Runtime | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, h, r, tfjs, plain, gpujs, ort }) => `| ${n}^2 | ${h} | ${r.backend_detail} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${fmt(gpujs.fused.medianMs)} | ${ort.median_ms ? fmt(ort.median_ms) : ort.failed} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${(gpujs.fused.medianMs / r.fused.medianMs).toFixed(2)}x | ${ort.median_ms ? `${(ort.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   'Dense-router baseline (bench/dense_router.peer: every token scores all N keys; fused lowering, fewer tokens where the [T, h, N] scores would pass 2^24 cells):',
   '',
@@ -72,6 +81,7 @@ const lines = [
   ...rows[2].r.fused.kernels.map((k) => `| ${k.label} | ${k.medianMs.toFixed(2)} |`),
   '',
   'TF.js: bench/tfjs-peer.mjs, the layer written the ordinary way (matMul, topk, gather) on @tensorflow/tfjs-backend-wasm 4.22, uniform random expert tables.',
+  `ONNX Runtime: the same layer exported with \`peerc export --onnx --seed 0\` (opset 17), timed by bench/ort-peer.py on onnxruntime ${rows.find((x) => x.ort.onnxruntime)?.ort.onnxruntime ?? '(not installed)'} CPU with its default threads.`,
   'Plain JS: bench/plain-peer.mjs, the same layer as straightforward single-threaded loops over Float32Arrays (JIT-compiled by V8).',
   'Training steps: see the section below (bench/train.mjs).',
   '',
