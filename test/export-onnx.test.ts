@@ -83,6 +83,16 @@ describe.skipIf(!ortVersion)('ONNX export with external data, from the CLI', () 
   }, 300_000);
 });
 
+describe('ONNX export of large weights', () => {
+  it('beyond 32 MiB of weights, tensors of 1 MiB or more go to external data (the model stays small)', () => {
+    const m = compileOk('param E: [40000, 256] = normal(0, 1)\nparam b: [256] = zeros()\nmodel f(t: index[T]) -> [T, 256] {\n  return embedding(E, t) + b\n}\n');
+    const out = emitOnnx(optimize(m, { lowering: 'fused' }), { get: (n) => new Float32Array(m.params.find((p) => p.name === n)!.shape.reduce((a, b) => a * b, 1)) }, 'big.onnx', 'test');
+    expect(out.external?.name).toBe('big.onnx.data');
+    expect(out.external!.chunks.map((c) => c.length)).toEqual([40000 * 256 * 4]);
+    expect(out.model.length).toBeLessThan(1 << 16);
+  });
+});
+
 describe('ONNX export errors', () => {
   it('an op without an ONNX form is PEER0900', () => {
     const m = compileOk(smallExample('peer_paper.peer'));

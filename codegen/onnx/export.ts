@@ -204,7 +204,8 @@ export interface OnnxExport {
 
 /** Tensors of at least this many bytes go to the external data file when the model would pass INLINE_LIMIT. */
 const EXTERNAL_MIN = 1 << 20;
-const INLINE_LIMIT = 256 * (1 << 20);
+// The model itself is built as a JS array of bytes, which V8 caps near 2^27 elements: keep it small.
+const INLINE_LIMIT = 32 * (1 << 20);
 
 /** `inlineLimit`: above this many bytes of weights, tensors of 1 MiB or more go to the external data file. */
 export function emitOnnx(m: IRModule, weights: OnnxWeights, fileName: string, producer: string, options: { inlineLimit?: number } = {}): OnnxExport {

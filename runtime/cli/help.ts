@@ -47,7 +47,7 @@ same command continues the sweep.
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
                        (the dtype of the file: float64 weights give a float64 model); docs/export.md
   --onnx               the forward (evaluation mode) as an ONNX model, opset 17, with its weights
-                       (large ones in MODEL.onnx.data beside it); needs --seed S or --weights W
+                       (beyond 32 MiB of weights, tensors of 1 MiB or more in MODEL.onnx.data beside it); needs --seed S or --weights W
   -o DIR | -o M.onnx   output folder (--torch) or model file (--onnx); folders are created
   --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
