@@ -33,8 +33,9 @@ describe.skipIf(!ortVersion)(`ONNX export (onnxruntime ${ortVersion}) agrees wit
       const base = join(tmp, file.replace('.peer', ''));
       const f32 = new Map([...weights].map(([n, t]) => [n, toFloat32(t)]));
       const out = emitOnnx(optimize(m, { lowering: 'fused' }), { get: (n) => f32.get(n)! }, `${base}.onnx`, 'peerc test');
-      expect(out.external).toBeUndefined();
       writeFileSync(`${base}.onnx`, out.model);
+      // Examples with more than 32 MiB of weights (pk_arity3) carry them as external data.
+      if (out.external) writeFileSync(`${base}.onnx.data`, Buffer.concat(out.external.chunks));
       writeSafetensorsFile(`${base}-in.safetensors`, [...inputs].map(([n, t]) => toWrite(n, t, 'F64')), {});
       const r = spawnSync('python3', [join(root, 'test', 'python', 'run_onnx.py'), `${base}.onnx`, `${base}-in.safetensors`, `${base}-out.safetensors`], { encoding: 'utf8', timeout: 300_000 });
       expect(r.status, r.stderr).toBe(0);
