@@ -29,36 +29,25 @@ class GraphBuilder {
     return this.op(op, inputs, attrs)[0]!;
   }
   private readonly consts = new Map<string, string>();
-  int64s(values: number[]): string {
-    const k = `i:${values.join(',')}`;
+  /** A constant initializer, made once per value and shape. */
+  private constant(dims: number[], dataType: number, raw: Uint8Array, hint: string): string {
+    const k = `${dataType}:${dims.join('x')}:${Array.from(raw).join(',')}`;
     let name = this.consts.get(k);
     if (!name) {
-      name = this.fresh('const_i64');
-      const raw = new Uint8Array(new BigInt64Array(values.map((v) => BigInt(v))).buffer);
-      this.initializers.push({ name, dims: [values.length], dataType: DTYPE.int64, raw });
+      name = this.fresh(hint);
+      this.initializers.push({ name, dims, dataType, raw });
       this.consts.set(k, name);
     }
     return name;
+  }
+  int64s(values: number[]): string {
+    return this.constant([values.length], DTYPE.int64, new Uint8Array(new BigInt64Array(values.map((v) => BigInt(v))).buffer), 'const_i64');
   }
   scalarF32(v: number): string {
-    const k = `f:${v}`;
-    let name = this.consts.get(k);
-    if (!name) {
-      name = this.fresh('const_f32');
-      this.initializers.push({ name, dims: [], dataType: DTYPE.float, raw: new Uint8Array(Float32Array.of(v).buffer) });
-      this.consts.set(k, name);
-    }
-    return name;
+    return this.constant([], DTYPE.float, new Uint8Array(Float32Array.of(v).buffer), 'const_f32');
   }
   scalarI64(v: number): string {
-    const k = `is:${v}`;
-    let name = this.consts.get(k);
-    if (!name) {
-      name = this.fresh('const_i64s');
-      this.initializers.push({ name, dims: [], dataType: DTYPE.int64, raw: new Uint8Array(BigInt64Array.of(BigInt(v)).buffer) });
-      this.consts.set(k, name);
-    }
-    return name;
+    return this.constant([], DTYPE.int64, new Uint8Array(BigInt64Array.of(BigInt(v)).buffer), 'const_i64s');
   }
 }
 
