@@ -11,7 +11,7 @@ import { entryFunction } from '../src/interp/interpreter.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
 import { rebuildModule } from '../src/passes/rebuild.js';
-import { PIPELINE } from '../src/passes/pipeline.js';
+import { optimize } from '../src/passes/pipeline.js';
 import { FUSION_RULES } from '../src/passes/fuse.js';
 
 /**
@@ -19,10 +19,7 @@ import { FUSION_RULES } from '../src/passes/fuse.js';
  * BatchNorm epilogue (evaluation-only), so the module also trains with batch statistics.
  */
 export function torchModule(m: IRModule): IRModule {
-  let cur = m;
-  for (const pass of PIPELINE) cur = pass.run(cur);
-  cur = rebuildModule(cur, FUSION_RULES.filter((r) => r.name !== 'fuse-projection-batchnorm'));
-  return rebuildModule(cur, []);
+  return rebuildModule(rebuildModule(optimize(m), FUSION_RULES.filter((r) => r.name !== 'fuse-projection-batchnorm')), []);
 }
 
 /** A Python expression for one op, from its inputs' expressions (`x[i]`) and the node. */

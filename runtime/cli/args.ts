@@ -61,3 +61,8 @@ export function setOverrides(flags: ReadonlyMap<string, unknown>): [string, stri
   });
 }
 
+
+/** The overrides a run recorded (`NAME=VALUE` separated by spaces, as train writes them) as pairs. */
+export function recordedOverrides(recorded: string | undefined): [string, string][] {
+  return (recorded ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]);
+}

@@ -126,7 +126,7 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'run FILE (--weights W.safetensors | --seed S) --inputs I.safetensors --out O.safetensors [--backend B] [--train-mode: reference backend only]',
     run(args) {
       const p = parseArgs(args, { ...entryFlag, weights: 'string', seed: 'integer', inputs: 'string', out: 'string', 'train-mode': 'boolean', backend: 'string', lowering: 'string', threads: 'integer', 'plain-simd': 'boolean' }, 'run');
-      simdFlags(p.flags);
+      simdFlags(p.flags, 'reference');
       const file = oneFile(p.positional, 'run');
       const backend = (p.flags.get('backend') as string | undefined) ?? 'reference';
       const lowering = (p.flags.get('lowering') as string | undefined) ?? 'fused';
@@ -338,7 +338,11 @@ export const COMMANDS: Record<string, Command> = {
 };
 
 /** --threads N and --plain-simd: how the wasm-simd backend runs, for this command. */
-function simdFlags(flags: Map<string, unknown>): void {
+function simdFlags(flags: Map<string, unknown>, fallback = 'auto'): void {
+  // Only wasm-simd has threads of its own and a SIMD path: on any other backend the flags would be ignored.
+  const backend = (flags.get('backend') as string | undefined) ?? fallback;
+  if ((flags.has('threads') || flags.has('plain-simd')) && !(isBackendName(backend) && resolveBackend(backend).simdContractions))
+    throw new UsageError(`--threads and --plain-simd apply to the wasm-simd backend, not '${backend}'`);
   if (flags.has('threads')) {
     const n = flags.get('threads') as number;
     if (n < 1) throw new UsageError(`--threads must be at least 1, not ${n}`);

@@ -11,6 +11,7 @@ import { UsageError } from '../../src/io/tensors.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { lineChart } from '../train/plots.js';
+import { recordedOverrides } from './args.js';
 
 interface Row {
   step: number;
@@ -58,7 +59,7 @@ export function summarizeRun(dir: string): RunSummary {
   let t = 0;
   for (const r of [...train].sort((a, b) => a.step - b.step)) elapsed.set(r.step, (t += (r.ms ?? 0) / 1000));
   const secondsAt = (step: number) => [...elapsed].filter(([s]) => s <= step).reduce((a, [, v]) => Math.max(a, v), 0);
-  const set = (run.set ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]);
+  const set = recordedOverrides(run.set);
   const compiled = compileSource(meta.source, meta.file, { entry: meta.entry, set });
   if (!compiled.module) throw new UsageError(`${dir}: the program in its checkpoint does not compile any more`);
   const cost = tokenCost(compiled.module);

@@ -2,6 +2,7 @@
 // window of the training sequence length; positions after the prompt are padding, which a
 // causal model never looks at, so one kernel shape serves the whole generation.
 import { compileSource } from '../../src/frontend.js';
+import { recordedOverrides } from './args.js';
 import { uniformAt } from '../../src/interp/init.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import { UsageError } from '../../src/io/tensors.js';
@@ -23,8 +24,8 @@ export async function runSample(path: string, o: SampleOptions, write: (bytes: U
   const ck = readCheckpoint(path);
   const data = JSON.parse(ck.meta.data) as { task: string; seq: number };
   // The run's --set overrides (recorded in its settings) shape the program as it was trained.
-  const recorded = ((JSON.parse(ck.meta.run || '{}') as { set?: string }).set ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]);
-  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry, set: recorded });
+  const set = recordedOverrides((JSON.parse(ck.meta.run || '{}') as { set?: string }).set);
+  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry, set });
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   const m = r.module;
   if (data.task !== 'text') throw new UsageError(`${path} is a checkpoint of the ${data.task} task; peerc sample generates text from byte-level language models (trained with --data)`);
