@@ -67,7 +67,8 @@ export function unavailableReason(name: BackendName): string | null {
         : "headless-gl cannot create a context: install the optional native package 'gl' (apt-get install libxi-dev libx11-dev libxext-dev libgl1-mesa-dev xvfb pkg-config; npm install gl) and run under xvfb-run -a";
     case 'webgl2':
     case 'webgpu':
-      return typeof window === 'undefined' ? `${name} runs only in a browser (load the esbuild bundle in a page)` : null;
+      // A page or a Web Worker of one (OffscreenCanvas for WebGL2, navigator.gpu for WebGPU).
+      return typeof window === 'undefined' && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === 'undefined' ? `${name} runs only in a browser (load the esbuild bundle in a page)` : null;
   }
 }
 

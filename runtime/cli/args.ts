@@ -1,5 +1,5 @@
 // A small, strict argument parser: unknown flags and missing values are usage errors.
-import { UsageError } from '../../src/io/tensors.js';
+import { UsageError } from '../../src/io/usage-error.js';
 
 export interface FlagSpec {
   /** 'repeated': a string flag that may be given several times (values joined by newlines). */

@@ -31,6 +31,7 @@ import { dirname, join, resolve } from 'node:path';
 import { PEERC_VERSION } from './version.js';
 import { compareRuns } from './compare.js';
 import { runSweep } from './sweep.js';
+import { buildPlayground, playgroundDir, servePlayground } from './playground.js';
 
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
@@ -326,6 +327,34 @@ export const COMMANDS: Record<string, Command> = {
         seed: (p.flags.get('seed') as number | undefined) ?? 0,
         backend: backend as BackendName | 'auto',
       }, (b) => process.stdout.write(b));
+    },
+  },
+  playground: {
+    summary: 'playground [--port P] [--host H] | --build DIR   the editor, IR, kernels, bench and training in a browser page',
+    async run(args) {
+      const p = parseArgs(args, { port: 'integer', host: 'string', build: 'string' }, 'playground');
+      if (p.positional.length) throw new UsageError(`'peerc playground' takes no files (got ${p.positional.join(' ')}); the page has an editor and the examples`);
+      const build = p.flags.get('build') as string | undefined;
+      if (build !== undefined) {
+        if (p.flags.has('port') || p.flags.has('host')) throw new UsageError('--build writes static files; --port and --host are for serving');
+        const [dir, headers, note] = buildPlayground(build);
+        process.stdout.write(`wrote the playground to ${dir}\nserve it with the headers in ${headers} (see ${note}): the page needs cross-origin isolation for wasm threads\n`);
+        return 0;
+      }
+      const port = (p.flags.get('port') as number | undefined) ?? 8080;
+      if (port < 0 || port > 65535) throw new UsageError(`--port is 0..65535 (0 picks a free port), not ${port}`);
+      const host = (p.flags.get('host') as string | undefined) ?? '127.0.0.1';
+      const server = await servePlayground(playgroundDir(), port, host);
+      const addr = server.address() as { port: number };
+      const shown = host.includes(':') ? `[${host}]` : host;
+      process.stdout.write(`peerc playground: http://${shown}:${addr.port}/  (cross-origin isolated; Ctrl+C stops it)\n`);
+      if (host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') process.stdout.write(`note: --host ${host} makes the page reachable from other machines\n`);
+      await new Promise<void>((done) => {
+        const stop = () => server.close(() => done());
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      return 0;
     },
   },
   demo: {

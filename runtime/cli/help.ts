@@ -1,5 +1,14 @@
 // `peerc help COMMAND` and `peerc COMMAND --help`: what each command does and its options.
 export const HELP: Readonly<Record<string, string>> = {
+  playground: `Serves the playground: a browser page with an editor for .peer programs (errors as you type),
+the examples, parameters and shapes, the IR after each pass, the generated kernels, a seeded run, fused vs
+naive benchmarks on every backend the browser has (WebGPU, WebGL2, wasm-simd and WebAssembly with and
+without threads, cpu), and training with live loss and expert-usage plots. Responses carry COOP/COEP
+headers, so the page is cross-origin isolated (wasm threads).
+  --port P             port (default 8080; 0 picks a free one)
+  --host H             address to listen on (default 127.0.0.1: this machine only)
+  --build DIR          write the page as static files instead, with _headers and HEADERS.txt saying
+                       which headers a static host must send`,
   check: `Checks names, dtypes and symbolic shapes of a .peer file and reports every error.
   --entry LAYER        check LAYER as the model (default: the file's 'model')
   --set NAME=VALUE     replace the program's const NAME by VALUE (a constant expression; repeatable;

@@ -1,7 +1,6 @@
 // peerc train: trains a model on a text file or the built-in recall task, with progress,
 // periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
-import { setOverrides } from './args.js';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { ensureDir, onFile } from '../../src/io/files.js';
@@ -11,9 +10,11 @@ import type { IRModule } from '../../src/ir/graph.js';
 import { readFileChecked, UsageError } from '../../src/io/tensors.js';
 import { seededWeights } from '../api.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
-import { CHECKPOINT_FORMAT, readCheckpoint, writeCheckpoint, type CheckpointMeta } from '../train/checkpoint.js';
+import { readCheckpoint, writeCheckpoint } from '../train/checkpoint.js';
+import { checkpointTensors, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
-import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from '../train/optim.js';
+import { settingsOf, setOf, type RunSettings } from '../train/settings.js';
+export type { RunSettings } from '../train/settings.js';
 import { expertsChart, lineChart, type UsagePoint } from '../train/plots.js';
 import { Diverged, Trainer, type EvalResult } from '../train/trainer.js';
 import { ProgramErrors } from './errors.js';
@@ -27,61 +28,6 @@ export interface TrainFlags {
 }
 
 /** Settings of a run: defaults < the program's `train { }` block < command-line flags. */
-export interface RunSettings {
-  task: 'text' | 'recall';
-  data?: string;
-  steps: number;
-  batch: number;
-  seq: number;
-  seed: number;
-  evalEvery: number;
-  evalBatches: number;
-  checkpointEvery: number;
-  optimizer: OptimizerConfig;
-  /** The program's `--set` overrides, as `NAME=VALUE` separated by spaces ('' for none). */
-  set?: string;
-}
-
-/** The overrides of the command line as recorded in a run. */
-const setOf = (flags: Map<string, string | number | boolean>) => setOverrides(flags).map(([n, v]) => `${n}=${v}`).join(' ');
-
-function settingsOf(m: IRModule, flags: Map<string, string | number | boolean>): RunSettings {
-  const t = m.train;
-  const pick = <T extends string | number>(flag: string, setting: string, fallback: T): T => (flags.get(flag) as T | undefined) ?? (t.get(setting) as T | undefined) ?? fallback;
-  const data = flags.get('data') as string | undefined;
-  const task = (flags.get('task') as string | undefined) ?? (data ? 'text' : (t.get('task') as string | undefined) ?? 'recall');
-  if (task !== 'text' && task !== 'recall') throw new UsageError(`--task is text or recall, not '${task}'`);
-  if (task === 'recall' && data) throw new UsageError('--data is for the text task; the recall task needs no file');
-  if (task === 'text' && !data) throw new UsageError(`the text task needs --data TEXT_FILE (any file; e.g. ../shared/data/tinyshakespeare.txt), or train the built-in task with --task recall`);
-  const steps = pick('steps', 'steps', 200);
-  const kind = pick<string>('optimizer', 'optimizer', 'adamw');
-  if (!['sgd', 'adam', 'adamw'].includes(kind)) throw new UsageError(`--optimizer is sgd, adam or adamw, not '${kind}'`);
-  const schedule = pick<string>('schedule', 'schedule', 'cosine');
-  if (schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule is cosine or constant, not '${schedule}'`);
-  const evalEvery = pick('eval-every', 'eval_every', Math.max(1, Math.round(steps / 10)));
-  return {
-    task, data, steps, set: setOf(flags),
-    batch: pick('batch', 'batch', task === 'text' ? 16 : 64),
-    seq: pick('seq', 'seq', 64),
-    seed: pick('seed', 'seed', 0),
-    evalEvery,
-    evalBatches: pick('eval-batches', 'eval_batches', 4),
-    checkpointEvery: pick('checkpoint-every', 'checkpoint_every', evalEvery),
-    optimizer: {
-      ...DEFAULT_OPTIMIZER,
-      kind: kind as OptimizerKind,
-      lr: pick('lr', 'lr', 1e-3),
-      warmup: pick('warmup', 'warmup', 0),
-      weightDecay: pick('weight-decay', 'weight_decay', kind === 'adamw' ? 0.01 : 0),
-      clip: pick('clip', 'clip', 1),
-      beta1: pick('beta1', 'beta1', 0.9),
-      beta2: pick('beta2', 'beta2', 0.999),
-      schedule,
-      steps,
-    },
-  };
-}
-
 /** Range checks of the numeric flags, the same whether a run starts or resumes. */
 function checkFlagValues(flags: Map<string, string | number | boolean>): void {
   const n = (f: string) => flags.get(f) as number;
@@ -243,21 +189,10 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');
   say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}${changed ? ` with ${changed}` : ''}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
 
-  const meta = (step: number): CheckpointMeta => ({
-    format: CHECKPOINT_FORMAT, source: t.source, file: t.file, entry: m.entry, step,
-    optimizer: JSON.stringify(settings.optimizer), optimizerStep: trainer.optimizer.t,
-    data: JSON.stringify({ task: settings.task, file: settings.data, batch: settings.batch, seq: settings.seq, seed: settings.seed }),
-    rng: JSON.stringify({ kind: 'counter-based (seed, step)', seed: settings.seed, position: step }),
-    backend: backend.name, run: JSON.stringify(settings), resumes: JSON.stringify(resumes),
-  });
+  const meta = (step: number): CheckpointMeta => runMeta({ source: t.source, file: t.file, entry: m.entry!, step, settings, optimizerStep: trainer.optimizer.t, backend: backend.name, resumes });
   let lastSaved = resume ? start : -1;
   const save = (step: number) => {
-    const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-    for (const p of m.params) tensors.set(`param.${p.name}`, { shape: p.shape, data: weights.get(p.name)! });
-    const shapeOf = (n: string) => m.params.find((p) => p.name === n)!.shape;
-    for (const [n, a] of trainer.optimizer.m) tensors.set(`opt.m.${n}`, { shape: shapeOf(n), data: a });
-    for (const [n, a] of trainer.optimizer.v) tensors.set(`opt.v.${n}`, { shape: shapeOf(n), data: a });
-    writeCheckpoint(ckptPath, meta(step), tensors);
+    writeCheckpoint(ckptPath, meta(step), checkpointTensors(m, weights, trainer.optimizer));
     lastSaved = step;
   };
   const diverged = (e: Diverged, step: number) => {

@@ -9,29 +9,8 @@ import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
 import type { TensorToWrite } from '../../src/io/safetensors.js';
 import { UsageError } from '../../src/io/tensors.js';
 
-export const CHECKPOINT_FORMAT = 'peerc-checkpoint/1';
-
-export interface CheckpointMeta {
-  format: string;
-  /** The program's source text and file name, so a checkpoint is self-contained. */
-  source: string;
-  file: string;
-  entry: string;
-  /** Steps completed. */
-  step: number;
-  /** Optimizer settings and its step counter. */
-  optimizer: string;
-  optimizerStep: number;
-  /** Dataset settings; batches are a pure function of (seed, step), so the position is `step`. */
-  data: string;
-  /** The data sampler's RNG: counter-based, its state is (seed, position). */
-  rng: string;
-  backend: string;
-  /** Training settings of the run (steps, batch, seq, eval cadence). */
-  run: string;
-  /** Settings changed by each --resume: JSON [{ step, changes: { flag: [was, now] } }]. */
-  resumes?: string;
-}
+export { CHECKPOINT_FORMAT, type CheckpointMeta } from './checkpoint-format.js';
+import { CHECKPOINT_FORMAT, checkpointMetadata, type CheckpointMeta } from './checkpoint-format.js';
 
 export interface Checkpoint {
   meta: CheckpointMeta;
@@ -40,7 +19,7 @@ export interface Checkpoint {
 
 export function writeCheckpoint(path: string, meta: CheckpointMeta, tensors: Map<string, { shape: readonly number[]; data: Float32Array }>): void {
   const list: TensorToWrite[] = [...tensors].map(([name, t]) => ({ name, dtype: 'F32', shape: t.shape, element: (i) => t.data[i]!, f32: t.data }));
-  writeSafetensorsFile(path, list, { ...Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, String(v)])) });
+  writeSafetensorsFile(path, list, checkpointMetadata(meta));
 }
 
 function bad(file: string, detail: string): never {
