@@ -1,7 +1,7 @@
 // .peer syntax highlighting for CodeMirror, derived from the grammar's own token list
 // (grammar/tokens.ts): the same patterns in the same order as the lexer, so the editor never
 // disagrees with the parser about what a token is. Every token fits on one line.
-import { StreamLanguage, type StringStream } from '@codemirror/language';
+import { StreamLanguage, type StreamParser, type StringStream } from '@codemirror/language';
 import { allTokens } from '../../grammar/tokens.js';
 
 /** A token's highlighting class (CodeMirror's legacy token names) from its name in the grammar. */
@@ -23,12 +23,12 @@ const RULES = allTokens
   .filter((t) => t.name !== 'WhiteSpace')
   .map((t) => ({ name: t.name, re: new RegExp((t.PATTERN as RegExp).source, 'y'), style: styleOf(t.name) }));
 
-interface State {
+export interface State {
   /** After '@': the next name is an attribute (@sparse, @lr). */
   attribute: boolean;
 }
 
-export const peerLanguage = StreamLanguage.define<State>({
+export const peerStreamParser: StreamParser<State> = {
   name: 'peer',
   startState: () => ({ attribute: false }),
   token(stream: StringStream, state: State): string | null {
@@ -56,4 +56,6 @@ export const peerLanguage = StreamLanguage.define<State>({
     return best.style;
   },
   languageData: { commentTokens: { line: '#' } },
-});
+};
+
+export const peerLanguage = StreamLanguage.define<State>(peerStreamParser);
