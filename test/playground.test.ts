@@ -3,7 +3,7 @@
 // pastes hostile text. Screenshots of the main views go to test-results/playground/. Skipped
 // where /usr/bin/chromium is not installed (apt-get install chromium).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -204,10 +204,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(ck.meta.step).toBe(40);
     expect(ck.meta.entry).toBe('recall');
     expect([...ck.tensors.keys()]).toEqual(expect.arrayContaining(['param.Vals', 'opt.m.Vals', 'opt.v.Vals']));
-    // The CLI reads it: the checkpoint's weights run as a peerc run --weights file would.
-    const info = spawnSync(process.execPath, [cli, 'sample', path], { encoding: 'utf8' });
-    expect(info.status).toBe(2); // a recall checkpoint: sample explains it needs a text model
-    expect(info.stderr).toMatch(/recall task/);
+    // peerc train --resume continues the page's run from it (same program text, same settings).
+    const runDir = join(profile, 'run');
+    mkdirSync(runDir);
+    copyFileSync(path, join(runDir, 'checkpoint.safetensors'));
+    const resumed = spawnSync(process.execPath, [cli, 'train', join(root, 'examples', 'recall.peer'), '--resume', '--out', runDir, '--steps', '44'], { encoding: 'utf8', timeout: 300_000 });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/resuming at step 40 of 44/);
   });
 
   it('trains a byte-level model on a dropped text file and samples from it', async () => {
