@@ -24,6 +24,8 @@ import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { simdSettings, threadsUnavailable } from '../pool.js';
 import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
+import { emitTorchTrain, rowShardedTables } from '../../codegen/torch-train.js';
+import { torchTrainSpec } from './export-train.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -215,11 +217,21 @@ export const COMMANDS: Record<string, Command> = {
       const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
       if (p.flags.get('torch')) {
-        const py = emitTorch(torchModule(r.module), file, PEERC_VERSION);
+        const fused = torchModule(r.module);
+        const py = emitTorch(fused, file, PEERC_VERSION);
         ensureDir(out);
         const path = join(out, py.fileName);
         onFile('write', path, () => writeFileSync(path, py.text));
         process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
+        const spec = torchTrainSpec(r.module, file, r.sources.get(file)!, p.flags);
+        if ('skipped' in spec) {
+          process.stdout.write(`note: train.py not written: ${spec.skipped}\n`);
+          return 0;
+        }
+        const trainPath = join(out, 'train.py');
+        onFile('write', trainPath, () => writeFileSync(trainPath, emitTorchTrain(fused, spec)));
+        const sharded = rowShardedTables(fused);
+        process.stdout.write(`wrote ${trainPath}: torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
         return 0;
       }
       // ONNX carries the weights: seeded ones or a weights file, converted one tensor at a time.

@@ -38,7 +38,8 @@ export function loadWeights(m: IRModule, path: string): Map<string, Tensor> {
   const { tensors } = readSafetensors(readFileChecked(path), path);
   const out = new Map<string, Tensor>();
   for (const p of m.params) {
-    const t = tensors.get(p.name);
+    // A peerc train checkpoint holds the weights as param.NAME (beside the optimizer's state).
+    const t = tensors.get(p.name) ?? tensors.get(`param.${p.name}`);
     if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` }));
     if (!FLOAT_DTYPES.has(t.dtype) || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
       throw new CompileError(diagnostic('PEER0602', null, { name: p.name, expected: `a float tensor [${p.shape.join(', ')}]`, found: `${t.dtype}[${t.shape.join(', ')}]` }));
