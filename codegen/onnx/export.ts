@@ -9,6 +9,7 @@ import { entryFunction } from '../../src/interp/interpreter.js';
 import type { Dim } from '../../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { DTYPE, model, node, tensor, valueInfo, type AttrValue, type TensorData } from './proto.js';
+import { einsumAsMatMul } from './matmul.js';
 
 export const ONNX_OPSET = 17;
 
@@ -94,8 +95,13 @@ function bnEval(g: GraphBuilder, x: string, gamma: string, beta: string, mean: s
 /** Einsum letters for the slot axes of an expert gather after the token axis t (t and d are taken). */
 const slotLetters = (indexRank: number) => 'abcefgijlmnopqrsuvwxyz'.slice(0, indexRank - 1);
 
+/** An einsum as MatMul where it can be (every provider runs that well), else as Einsum. */
+function contraction(g: GraphBuilder, spec: string, x: string[]): string {
+  return (x.length === 2 ? einsumAsMatMul(g, spec, x[0]!, x[1]!) : undefined) ?? g.one('Einsum', x, { equation: { s: spec } });
+}
+
 export const ONNX_OPS: Record<string, OnnxOp> = {
-  einsum: (x, n, { g }) => [g.one('Einsum', x, { equation: { s: n.attrs.spec as string } })],
+  einsum: (x, n, { g }) => [contraction(g, n.attrs.spec as string, x)],
   add: ([a, b], _n, { g }) => [g.one('Add', [a!, b!])],
   sub: ([a, b], _n, { g }) => [g.one('Sub', [a!, b!])],
   mul: ([a, b], _n, { g }) => [g.one('Mul', [a!, b!])],
@@ -164,18 +170,18 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
     const rank = c.rank(n.inputs[2]!);
     const rows = g.one('Gather', [g.one('Reshape', [u!, g.int64s([-1, c.width(n.inputs[0]!)])]), i!], { axis: { i: 0 } });
     const l = slotLetters(rank);
-    const dots = g.one('Einsum', [rows, x!], { equation: { s: `t${l}d,td->t${l}` } });
+    const dots = contraction(g, `t${l}d,td->t${l}`, [rows, x!]);
     return [g.one('Mul', [w!, unaryOps[n.attrs.act as string]!(g, dots)])];
   },
   expert_out: ([h, v, i, r], n, c) => {
     const { g } = c;
     const rank = c.rank(n.inputs[2]!);
     const l = slotLetters(rank);
-    const y = g.one('Einsum', [h!, g.one('Gather', [v!, i!], { axis: { i: 0 } })], { equation: { s: `t${l},t${l}d->td` } });
+    const y = contraction(g, `t${l},t${l}d->td`, [h!, g.one('Gather', [v!, i!], { axis: { i: 0 } })]);
     return [r ? g.one('Add', [y, r]) : y];
   },
   einsum_bn: ([a, b, gm, beta, m, v], n, c) => {
-    const e = c.g.one('Einsum', [a!, b!], { equation: { s: n.attrs.spec as string } });
+    const e = contraction(c.g, n.attrs.spec as string, [a!, b!]);
     return [bnEval(c.g, c.g.one('Reshape', [e, c.shape(n.attrs.shape as Dim[])]), gm!, beta!, m!, v!, n.attrs.eps as number)];
   },
 };

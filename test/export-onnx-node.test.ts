@@ -1,0 +1,57 @@
+// `peerc export --onnx` in onnxruntime-node (the native CPU build that ships in the npm package;
+// install it with ONNXRUNTIME_NODE_INSTALL=skip, or the .npmrc setting of this repository, so
+// its install script does not try to fetch CUDA files): every example agrees with the float64
+// interpreter within float32 tolerance, with identical expert indices. Skipped where the
+// package cannot load.
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { entryFunction, interpret } from '../src/interp/interpreter.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { optimize } from '../src/passes/pipeline.js';
+import { toFloat32 } from '../runtime/executor.js';
+import { emitOnnx } from '../codegen/onnx/export.js';
+import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
+
+type Ort = typeof import('onnxruntime-node');
+const ort: Ort | undefined = await import('onnxruntime-node').catch((e: Error) => {
+  console.log(`onnxruntime-node tests skipped: the package does not load here (${e.message}); npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip`);
+  return undefined;
+});
+const root = join(import.meta.dirname, '..');
+const tmp = mkdtempSync(join(tmpdir(), 'peerc-ort-node-'));
+const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer'));
+
+describe.skipIf(!ort)(`ONNX export in onnxruntime-node ${ort?.env.versions.node ?? ''} (CPU)`, () => {
+  for (const file of examples)
+    it(`${file} agrees with the float64 interpreter`, async () => {
+      const m = compileOk(smallExample(file), file);
+      const weights = seededWeights(m, 2);
+      const inputs = sampleInputs(m, 1);
+      const ref = interpret(m, inputs, weights).outputs;
+      const path = join(tmp, file.replace('.peer', '.onnx'));
+      const f32 = new Map([...weights].map(([n, t]) => [n, toFloat32(t)]));
+      const out = emitOnnx(optimize(m, { lowering: 'fused' }), { get: (n) => f32.get(n)! }, path, 'peerc test');
+      writeFileSync(path, out.model);
+      if (out.external) writeFileSync(`${path}.data`, Buffer.concat(out.external.chunks));
+      // From a path, so ONNX Runtime finds external data beside the model.
+      const session = await ort!.InferenceSession.create(path, { executionProviders: ['cpu'] });
+      const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
+      const fn = entryFunction(m);
+      for (const id of fn.inputs) {
+        const name = fn.graph.node(id).attrs.name as string;
+        const t = inputs.get(name)!;
+        feeds[name] = t.dtype === 'index' ? new ort!.Tensor('int64', BigInt64Array.from(Array.from(t.data, (v) => BigInt(v))), t.shape) : new ort!.Tensor('float32', Float32Array.from(t.data), t.shape);
+      }
+      const results = await session.run(feeds);
+      ref.forEach((want, i) => {
+        const got = results[session.outputNames[i]!]!;
+        expect([...got.dims]).toEqual(want.shape);
+        const data = Array.from(got.data as ArrayLike<number | bigint>, Number);
+        if (want.dtype === 'index') expect(data).toEqual(Array.from(want.data));
+        else expect(scaledError(want.data, data), `output ${i}`).toBeLessThan(2e-5);
+      });
+      await session.release();
+    }, 300_000);
+});
