@@ -14,7 +14,7 @@ await build({
   entryPoints: ['runtime/cli/main.ts'],
   outfile: 'dist/peerc.js',
   banner: { js: '#!/usr/bin/env node\n' + banner.js },
-  external: ['gpu.js', 'esbuild', 'ts-morph'],
+  external: ['gpu.js', 'esbuild', 'ts-morph', 'onnxruntime-node'],
 });
 await build({ ...common, entryPoints: ['runtime/api.ts'], outfile: 'dist/runtime.js', banner, external: ['gpu.js'] });
 

@@ -55,3 +55,18 @@ describe.skipIf(!ort)(`ONNX export in onnxruntime-node ${ort?.env.versions.node 
       await session.release();
     }, 300_000);
 });
+
+describe.skipIf(!ort)('peerc bench with the ONNX Runtime baseline', () => {
+  it('runs the exported model beside the fused kernels, and they agree', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', 'examples/pkm.peer', '--tokens', '16', '--runs', '2', '--json', '--skip-naive', '--skip-reference'], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { onnxruntime: { available: boolean; medianMs: number; maxDiffVsFused: number; version: string } };
+    expect(report.onnxruntime.available).toBe(true);
+    expect(report.onnxruntime.medianMs).toBeGreaterThan(0);
+    expect(report.onnxruntime.maxDiffVsFused).toBeLessThan(1e-4);
+    const skipped = spawnSync(process.execPath, [join(root, 'dist', 'peerc.js'), 'bench', 'examples/pkm.peer', '--tokens', '8', '--runs', '1', '--skip-naive', '--skip-reference', '--skip-ort'], { encoding: 'utf8', timeout: 300_000 });
+    expect(skipped.status, skipped.stderr).toBe(0);
+    expect(skipped.stdout).not.toMatch(/onnxruntime|ONNX Runtime/);
+  }, 300_000);
+});

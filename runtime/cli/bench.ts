@@ -10,6 +10,7 @@ import { optimize } from '../../src/passes/pipeline.js';
 import type { BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { sharedFloat32 } from '../pool.js';
+import { ortBaseline, type OrtBaseline } from './bench-ort.js';
 
 export interface BenchOptions {
   tokens: number;
@@ -18,6 +19,8 @@ export interface BenchOptions {
   json: boolean;
   naive: boolean;
   reference: boolean;
+  /** The ONNX Runtime (CPU) baseline, where onnxruntime-node is installed. */
+  ort: boolean;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -81,6 +84,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
   const executors: Executor[] = [];
   let matmulGflops = 0;
   const samples = lowerings.map(() => ({ runs: [] as number[], kernels: new Map<string, number[]>() }));
+  let fusedOutput = new Float32Array(0);
   try {
     // One lowering after the other, each warmed up (kernels compiled) right before its runs: the
     // naive kernels' garbage (hundreds of MB per call) kept V8's collector busy on the cores the
@@ -93,6 +97,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
         const t0 = performance.now();
         const r = await ex.forward(inputs);
         samples[i]!.runs.push(performance.now() - t0);
+        if (i === 0 && run === o.runs - 1) fusedOutput = Float32Array.from(r.outputs[0]!.data);
         for (const [k, ms] of r.timings) samples[i]!.kernels.set(k, [...(samples[i]!.kernels.get(k) ?? []), ms]);
       }
       // The yardstick in the same conditions as the fused kernels it is compared with.
@@ -115,6 +120,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       referenceMs = performance.now() - t0;
     }
     const fusedModule = optimize(m, { lowering: 'fused' });
+    const ort: OrtBaseline | undefined = o.ort ? await ortBaseline(fusedModule, weights, inputs, o.runs, fusedOutput) : undefined;
     const flops = einsumFlops(fusedModule, o.tokens);
     const kernelGflops = Object.fromEntries(
       [...flops.perKernel].map(([label, gflop]) => {
@@ -133,6 +139,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       reference_ms: referenceMs,
       tokens_per_s: Object.fromEntries(Object.entries(measured).map(([k, v]) => [k, (o.tokens / v.medianMs) * 1000])),
       speedup_fused_vs_naive: measured.naive ? measured.naive.medianMs / measured.fused!.medianMs : undefined,
+      onnxruntime: ort,
       einsum_gflop: flops.total,
       einsum_gflops_per_s: kernelGflops,
       matmul_reference_gflops_per_s: matmulGflops,
@@ -165,7 +172,7 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { fusion_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend_detail} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
   for (const n of r.fusion_notes) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
@@ -173,6 +180,11 @@ function renderReport(r: { fusion_notes: string[]; backend: string; backend_deta
   }
   if (r.reference_ms !== undefined) lines.push(`  reference (float64 interpreter, 1 run) ${r.reference_ms.toFixed(1)} ms  ${((r.tokens / r.reference_ms) * 1000).toFixed(0)} tokens/s`);
   if (r.speedup_fused_vs_naive) lines.push(`  fused is ${r.speedup_fused_vs_naive.toFixed(2)}x the naive lowering`);
+  const ort = r.onnxruntime;
+  if (ort?.available) {
+    lines.push(`  onnxruntime ${ort.medianMs.toFixed(1).padStart(9)} ms  ${((r.tokens / ort.medianMs) * 1000).toFixed(0).padStart(8)} tokens/s  (ONNX Runtime ${ort.version} CPU, ${ort.threads} threads, the model from peerc export --onnx; max |ORT - fused| ${ort.maxDiffVsFused.toExponential(1)})`);
+    lines.push(`  fused takes ${(measured.fused!.medianMs / ort.medianMs).toFixed(2)}x ONNX Runtime's time`);
+  } else if (ort) lines.push(`  note: no ONNX Runtime baseline: ${ort.reason}`);
   lines.push(`  einsum work: ${r.einsum_gflop.toFixed(3)} GFLOP per forward; best 512^3 matmul on this backend: ${r.matmul_reference_gflops_per_s.toFixed(2)} GFLOP/s`);
   for (const [label, g] of Object.entries(r.einsum_gflops_per_s))
     lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GFLOP/s (${((100 * g) / r.matmul_reference_gflops_per_s).toFixed(0)}% of the matmul)`);

@@ -257,7 +257,7 @@ export const COMMANDS: Record<string, Command> = {
   bench: {
     summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json] [--train]  fused vs naive kernels vs the reference interpreter; --train: the training step',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean' }, 'bench');
+      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', 'skip-ort': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean' }, 'bench');
       simdFlags(p.flags);
       const r = compileFile(oneFile(p.positional, 'bench'), p.flags);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
@@ -271,6 +271,7 @@ export const COMMANDS: Record<string, Command> = {
         json: p.flags.get('json') === true,
         naive: !p.flags.get('skip-naive'),
         reference: !p.flags.get('skip-reference'),
+        ort: !p.flags.get('skip-ort'),
       });
     },
   },

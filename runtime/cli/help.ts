@@ -66,6 +66,8 @@ same command continues the sweep.
   --train              time the training step instead
   --json               machine-readable output
   --skip-naive, --skip-reference      leave those out
+  --skip-ort           leave out the ONNX Runtime (CPU) baseline: the model exported by peerc export
+                       --onnx, run by onnxruntime-node where it is installed
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD`,
   init: `Writes seeded initial weights, or seeded inputs for peerc run.

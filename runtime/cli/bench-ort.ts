@@ -1,0 +1,59 @@
+// The ONNX Runtime baseline of `peerc bench`: the same model, weights and inputs exported with
+// peerc's ONNX exporter and run by onnxruntime-node on the CPU, what a user deploying the model
+// would otherwise use. onnxruntime-node is optional (a dev dependency here): without it the
+// report says how to add it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IRModule } from '../../src/ir/graph.js';
+import type { Tensor } from '../../src/interp/tensor.js';
+import { entryFunction } from '../../src/interp/interpreter.js';
+import { emitOnnx } from '../../codegen/onnx/export.js';
+
+export type OrtBaseline =
+  | { available: true; version: string; threads: number; medianMs: number; runsMs: number[]; maxDiffVsFused: number }
+  | { available: false; reason: string };
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function ortBaseline(fused: IRModule, weights: ReadonlyMap<string, Float32Array>, inputs: ReadonlyMap<string, Tensor>, runs: number, fusedOutput: Float32Array): Promise<OrtBaseline> {
+  type Ort = typeof import('onnxruntime-node');
+  let ort: Ort;
+  try {
+    ort = (await import('onnxruntime-node')) as Ort;
+  } catch {
+    return { available: false, reason: 'onnxruntime-node is not installed (ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node adds the ONNX Runtime CPU baseline)' };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'peerc-bench-ort-'));
+  try {
+    const path = join(dir, 'model.onnx');
+    const out = emitOnnx(fused, { get: (n) => weights.get(n)! }, path, 'peerc bench');
+    writeFileSync(path, out.model);
+    if (out.external) writeFileSync(`${path}.data`, Buffer.concat(out.external.chunks));
+    const threads = (await import('node:os')).availableParallelism();
+    const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: threads, graphOptimizationLevel: 'all' });
+    const fn = entryFunction(fused);
+    const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
+    for (const id of fn.inputs) {
+      const name = fn.graph.node(id).attrs.name as string;
+      const t = inputs.get(name)!;
+      feeds[name] = t.dtype === 'index' ? new ort.Tensor('int64', BigInt64Array.from(Array.from(t.data, (v) => BigInt(v))), t.shape) : new ort.Tensor('float32', Float32Array.from(t.data), t.shape);
+    }
+    let result = await session.run(feeds);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      result = await session.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    const got = result[session.outputNames[0]!]!.data as Float32Array;
+    let diff = 0;
+    for (let i = 0; i < fusedOutput.length; i++) diff = Math.max(diff, Math.abs(got[i]! - fusedOutput[i]!));
+    await session.release();
+    return { available: true, version: ort.env.versions.node ?? ort.env.versions.common, threads, medianMs: median(times), runsMs: times, maxDiffVsFused: diff };
+  } catch (e) {
+    return { available: false, reason: `ONNX Runtime could not run the exported model: ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
