@@ -195,6 +195,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(val.at(-1)!.loss).toBeLessThan(val[0]!.loss - 0.3);
     expect(await page.locator('#loss-chart svg polyline, #loss-chart svg path').count()).toBeGreaterThan(0);
     expect(await page.locator('#experts-chart svg').count()).toBe(1);
+    expect(await page.locator('#accuracy-chart svg').count()).toBe(1);
     await page.screenshot({ path: join(shots, 'train.png') });
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#train-checkpoint')]);

@@ -2,7 +2,7 @@
 // peerc's ONNX exporter and run by onnxruntime-node on the CPU, what a user deploying the model
 // would otherwise use. onnxruntime-node is optional (a dev dependency here): without it the
 // report says how to add it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IRModule } from '../../src/ir/graph.js';
@@ -29,7 +29,11 @@ export async function ortBaseline(fused: IRModule, weights: ReadonlyMap<string, 
     const path = join(dir, 'model.onnx');
     const out = emitOnnx(fused, { get: (n) => weights.get(n)! }, path, 'peerc bench');
     writeFileSync(path, out.model);
-    if (out.external) writeFileSync(`${path}.data`, Buffer.concat(out.external.chunks));
+    if (out.external) {
+      // Chunk by chunk: the 1M-expert layer's tables are past what one Buffer holds (2 GiB).
+      writeFileSync(`${path}.data`, new Uint8Array(0));
+      for (const c of out.external.chunks) appendFileSync(`${path}.data`, c);
+    }
     const threads = (await import('node:os')).availableParallelism();
     const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: threads, graphOptimizationLevel: 'all' });
     const fn = entryFunction(fused);

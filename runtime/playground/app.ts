@@ -420,6 +420,8 @@ function drawTraining() {
       { name: 'train', color: '#1f77b4', points: train },
       { name: 'validation', color: '#d62728', points: val, dots: true },
     ]);
+    const acc = pts.filter((p) => p.split === 'validation' && p.accuracy !== undefined).map((p) => [p.step, 100 * p.accuracy!] as [number, number]);
+    $('accuracy-chart').innerHTML = acc.length ? lineChart('Validation accuracy (%)', 'step', 'accuracy', [{ name: 'validation', color: '#2ca02c', points: acc, dots: true }], { y0: 0 }) : '';
     if (usage.length) $('experts-chart').innerHTML = expertsChart(usage, lastCounts);
   });
 }
@@ -465,6 +467,7 @@ $('train-go').onclick = () => {
   usage = [];
   lastCounts = new Map();
   $('experts-chart').replaceChildren();
+  $('accuracy-chart').replaceChildren();
   status.textContent = 'compiling the training program…';
   trainButtons(true, false);
   trainId = ask({ kind: 'train', source: src, file: FILE, backend: chosenBackend(), settings: { task, text: droppedText?.bytes, textName: droppedText?.name, steps: given('train-steps'), batch: given('train-batch'), seq: given('train-seq'), lr: given('train-lr'), evalEvery: given('train-eval') } }, onTrain);
