@@ -112,6 +112,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(h.lastChecked!.diagnostics).toEqual([]);
     await expect.poll(async () => (await hooks(page)).backends.length, { timeout: 60_000 }).toBe(6);
     expect(await page.locator('#info').textContent()).toMatch(/parameters:/);
+    // The gallery: a card per example, with its leading comment.
+    await page.click('[data-tab=examples]');
+    expect(await page.locator('#gallery .card').count()).toBe(readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer')).length);
+    expect(await page.locator('#gallery .card[data-example=peer_paper] p').textContent()).toMatch(/He 2024/);
     // The IR after each pass, with the fused ops visible after `fuse`.
     await page.click('[data-tab=ir]');
     const passes = await page.locator('#ir-pass option').allTextContents();
@@ -170,6 +174,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(rows.find((r) => r.backend === 'wasm-simd')!.detail).toMatch(/wasm-simd, \d+ threads?/);
     console.log(`playground bench (16 tokens): ${rows.map((r) => (r.fusedMs ? `${r.backend} fused ${r.fusedMs.toFixed(1)} ms / naive ${r.naiveMs!.toFixed(1)} ms` : `${r.backend} ${r.unavailable ?? r.error}`)).join('; ')}`);
     expect(await page.locator('#bench-chart svg rect').count()).toBeGreaterThan(4);
+    expect(await page.locator('#bench-kernels details').count()).toBe(rows.filter((r) => r.fusedMs).length);
     await page.screenshot({ path: join(shots, 'bench.png') });
   });
 

@@ -220,9 +220,36 @@ $<HTMLSelectElement>('ir-pass').onchange = showIR;
 const examples = $<HTMLSelectElement>('examples');
 examples.append(new Option('(choose an example)', ''), ...Object.keys(EXAMPLES).sort().map((n) => new Option(`${n}.peer`, n)));
 examples.onchange = () => {
-  const text = EXAMPLES[examples.value];
-  if (text !== undefined) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+  if (EXAMPLES[examples.value] !== undefined) openExample(examples.value);
 };
+/** The leading comment of an example, as its description. */
+function description(text: string): string {
+  const lines: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('#')) break;
+    lines.push(line.replace(/^#\s?/, ''));
+  }
+  return lines.join(' ');
+}
+function openExample(name: string) {
+  view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: EXAMPLES[name]! } });
+  examples.value = name;
+}
+$('gallery').replaceChildren(...Object.keys(EXAMPLES).sort().map((name) => {
+  const card = document.createElement('div');
+  card.className = 'card';
+  card.dataset.example = name;
+  const h = document.createElement('h4');
+  h.textContent = `${name}.peer`;
+  const p = document.createElement('p');
+  p.textContent = description(EXAMPLES[name]!);
+  card.append(h, p);
+  card.onclick = () => {
+    openExample(name);
+    showTab('info');
+  };
+  return card;
+}));
 $('share').onclick = async () => {
   const url = `${location.origin}${location.pathname}#code=${b64url.encode(source())}`;
   history.replaceState(null, '', url);
@@ -353,6 +380,7 @@ $('bench-go').onclick = () => {
   hooks.benchDone = false;
   chart.textContent = `benchmarking ${backends.join(', ')}…`;
   table.replaceChildren();
+  $('bench-kernels').replaceChildren();
   const head = table.insertRow();
   for (const h of ['backend', 'ran on', 'device', 'fused ms', 'naive ms', 'naive / fused', 'kernels fused / naive', 'max |fused − naive|', 'slowest fused kernels']) head.append(Object.assign(document.createElement('th'), { textContent: h }));
   ask({ kind: 'bench', source: src, file: FILE, backends, tokens, runs: num('bench-runs') }, (r) => {
@@ -369,6 +397,20 @@ $('bench-go').onclick = () => {
       for (const c of cells) row.insertCell().textContent = c;
       if (b.unavailable || b.error) (row.cells[1]!).colSpan = 8;
       chart.innerHTML = benchChart(hooks.benchRows, tokens);
+      if (b.perKernel?.length) {
+        const details = document.createElement('details');
+        const summary = document.createElement('summary');
+        summary.textContent = `${b.backend}: every kernel (ms of the last run)`;
+        const t = document.createElement('table');
+        const hr = t.insertRow();
+        for (const h of ['lowering', 'kernel', 'ms']) hr.append(Object.assign(document.createElement('th'), { textContent: h }));
+        for (const k of b.perKernel) {
+          const r = t.insertRow();
+          for (const c of [k.lowering, k.label, k.ms.toFixed(3)]) r.insertCell().textContent = c;
+        }
+        details.append(summary, t);
+        $('bench-kernels').append(details);
+      }
     }
     if (r.kind === 'bench-done') hooks.benchDone = true;
   });
