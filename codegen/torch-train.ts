@@ -60,6 +60,7 @@ export function emitTorchTrain(m: IRModule, spec: TorchTrainSpec): string {
 """Trains @${m.entry} as \`peerc train\` does, on one process or many:
 
     torchrun --nproc-per-node 2 train.py --out runs/x [--steps N] [--lr LR] [--data FILE] ...
+    torchrun --nproc-per-node 8 train.py --resume runs/laptop/checkpoint.safetensors --steps 10000
 
 Replicated parameters are sharded by FSDP2 (fully_shard); the @sparse expert tables
 ${JSON.stringify(rowShardedTables(m))} are sharded by rows across ranks, outside FSDP, with sparse
@@ -362,6 +363,31 @@ class PeercOptimizer:
             self._put(lw, rows, new)
         return lr, norm, scale < 1
 
+    @torch.no_grad()
+    def load(self, ckpt, step):
+        """Adam's moments (or SGD's velocity) and step count from a checkpoint, this rank's part of each."""
+        self.t = step
+        for info, w in self.params:
+            for kind, state in (("m", self.m), ("v", self.v)):
+                name = info["name"]
+                if name not in state:
+                    continue
+                key = f"opt.{kind}.{name}"
+                if key not in ckpt.keys():
+                    raise SystemExit(f"--resume: the checkpoint has no optimizer state '{key}' for {self.c['kind']}")
+                if hasattr(w, "peerc_rows"):
+                    start = w.peerc_rows[0]
+                    part = ckpt.get_slice(key)[start:start + w.shape[0]]
+                elif hasattr(w, "device_mesh"):
+                    from torch.distributed.tensor import distribute_tensor
+
+                    part = distribute_tensor(ckpt.get_tensor(key).to(local(w).device), w.device_mesh, w.placements).to_local()
+                else:
+                    part = ckpt.get_tensor(key)
+                if tuple(part.shape) != tuple(state[name].shape):
+                    raise SystemExit(f"--resume: {key} has shape {list(part.shape)} here, expected {list(state[name].shape)}")
+                state[name].copy_(part)
+
     @staticmethod
     def _put(t, rows, value):
         if rows is None:
@@ -371,8 +397,17 @@ class PeercOptimizer:
 
 
 # ---- the model: seeded weights, FSDP2 for replicated parameters, row shards for the tables ----
-def build(seed, device, mesh):
+def build(seed, device, mesh, resume=None):
+    """The model on this rank: seeded weights, or a checkpoint's (read row block by row block)."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+    def initial(p, start, stop):
+        if resume is None:
+            return seeded(p, seed, start, stop)
+        rows = resume.get_slice("param." + p["name"])
+        width = int(np.prod(p["shape"][1:])) if len(p["shape"]) > 1 else 1
+        return (rows[start // width:stop // width] if p["shape"] else rows[:]).reshape(-1).float()
+
     model = ${spec.className}(dtype=torch.float32, device="meta")
     ignored, owned = set(), {}
     for p in PARAM_INFO:
@@ -381,14 +416,14 @@ def build(seed, device, mesh):
             n, width = p["shape"]
             per = -(-n // world)
             start, stop = min(n, rank * per), min(n, (rank + 1) * per)
-            t = seeded(p, seed, start * width, stop * width).reshape(stop - start, width).to(device)
+            t = initial(p, start * width, stop * width).reshape(stop - start, width).to(device)
             param = nn.Parameter(t)
             param.peerc_rows = (start, n)
             model._parameters[p["name"]] = param
             ignored.add(param)
             owned[p["name"]] = (start, stop)
             continue
-        t = seeded(p, seed, 0, size).reshape(p["shape"]).to(device)
+        t = initial(p, 0, size).reshape(p["shape"]).to(device)
         if p["role"] == "param":
             model._parameters[p["name"]] = nn.Parameter(t)
         else:
@@ -476,21 +511,41 @@ def main():
     s = dict(SETTINGS)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join("runs", ENTRY + "-torch"))
-    ap.add_argument("--steps", type=int, default=s["steps"])
-    ap.add_argument("--lr", type=float, default=s["optimizer"]["lr"])
-    ap.add_argument("--batch", type=int, default=s["batch"], help="global batch (split evenly across ranks)")
-    ap.add_argument("--seq", type=int, default=s["seq"])
-    ap.add_argument("--seed", type=int, default=s["seed"])
-    ap.add_argument("--data", default=s.get("data"), help="a text file (the text task)")
-    ap.add_argument("--eval-every", type=int, default=s["evalEvery"])
-    ap.add_argument("--checkpoint-every", type=int, default=s["checkpointEvery"])
+    ap.add_argument("--resume", metavar="CHECKPOINT", help="continue a peerc train (or train.py) run from its checkpoint: weights, optimizer state, step, settings")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--batch", type=int, help="global batch (split evenly across ranks)")
+    ap.add_argument("--seq", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--data", help="a text file (the text task)")
+    ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--checkpoint-every", type=int)
     a = ap.parse_args()
-    s.update(steps=a.steps, batch=a.batch, seq=a.seq, seed=a.seed, evalEvery=a.eval_every, checkpointEvery=a.checkpoint_every)
-    s["optimizer"] = dict(s["optimizer"], lr=a.lr, steps=a.steps)
+    ckpt, start = None, 0
+    if a.resume:
+        from safetensors import safe_open
+
+        ckpt = safe_open(a.resume, framework="pt", device="cpu")
+        meta = ckpt.metadata() or {}
+        if meta.get("format") != "peerc-checkpoint/1":
+            raise SystemExit(f"--resume: {a.resume} is not a peerc checkpoint")
+        if meta.get("source") != SOURCE:
+            raise SystemExit(f"--resume: {a.resume} was trained from another program ({meta.get('file')}); export that program's train.py")
+        s = json.loads(meta["run"])
+        start = int(meta["step"])
+        # As peerc train --resume: the data stream and the optimizer's kind stay; length, learning rate and cadence may change.
+        for fixed in ("batch", "seq", "seed"):
+            if getattr(a, fixed) is not None and getattr(a, fixed) != s[fixed]:
+                raise SystemExit(f"--resume: --{fixed} is {s[fixed]} in this run and cannot change")
+    given = {"steps": a.steps, "batch": a.batch, "seq": a.seq, "seed": a.seed, "evalEvery": a.eval_every, "checkpointEvery": a.checkpoint_every}
+    s.update({k: v for k, v in given.items() if v is not None})
+    s["optimizer"] = dict(s["optimizer"], steps=s["steps"], **({"lr": a.lr} if a.lr is not None else {}))
     if s["task"] == "text":
-        if not a.data:
+        s["data"] = a.data or s.get("data")
+        if not s["data"]:
             raise SystemExit("the text task needs --data TEXT_FILE")
-        s["data"] = a.data
+    if start >= s["steps"]:
+        raise SystemExit(f"--resume: the run is at step {start} of {s['steps']}; pass --steps N with N > {start} to continue it")
 
     distributed = "WORLD_SIZE" in os.environ
     mesh, device = None, torch.device("cpu")
@@ -507,14 +562,18 @@ def main():
     if s["batch"] % world:
         raise SystemExit(f"--batch {s['batch']} must split evenly across {world} ranks")
     say = (lambda m: print(m, flush=True)) if rank == 0 else (lambda m: None)
-    model, owned = build(s["seed"], device, mesh)
-    for name, (start, stop) in owned.items():
-        print(f"rank {rank}: {name} rows {start}..{stop - 1} of {dict((p['name'], p['shape'][0]) for p in PARAM_INFO)[name]} (row-sharded, sparse gradients)", flush=True)
+    model, owned = build(s["seed"], device, mesh, ckpt)
+    for name, (first, stop) in owned.items():
+        print(f"rank {rank}: {name} rows {first}..{stop - 1} of {dict((p['name'], p['shape'][0]) for p in PARAM_INFO)[name]} (row-sharded, sparse gradients)", flush=True)
     opt = PeercOptimizer(model, s["optimizer"])
+    if ckpt is not None:
+        opt.load(ckpt, int(ckpt.metadata()["optimizerStep"]))
     data = Data(s)
     per = s["batch"] // world
     os.makedirs(a.out, exist_ok=True)
-    metrics = open(os.path.join(a.out, "metrics.jsonl"), "w") if rank == 0 else None
+    metrics = open(os.path.join(a.out, "metrics.jsonl"), "a" if start else "w") if rank == 0 else None
+    if start:
+        say(f"resuming at step {start} of {s['steps']} from {a.resume}")
     say(f"train.py @{ENTRY}: {world} rank{'s' if world > 1 else ''} ({'FSDP2' if distributed else 'one process'}), {s['optimizer']['kind']}, lr {s['optimizer']['lr']}, global batch {s['batch']}, {s['steps']} steps")
 
     def shard(x):
@@ -545,9 +604,10 @@ def main():
         model.train()
 
     model.train()
-    evaluate(0)
+    if start == 0:
+        evaluate(0)
     path = os.path.join(a.out, "checkpoint.safetensors")
-    for step in range(s["steps"]):
+    for step in range(start, s["steps"]):
         t0 = time.perf_counter()
         x, y = data.batch("train", step)
         loss, _ = loss_of(model(**{INPUT: shard(x)}), shard(y))
@@ -576,6 +636,9 @@ def main():
             save_checkpoint(path, model, opt, done, s, world)
     say(f"checkpoint: {path}")
     if distributed:
+        # Every rank waits for rank 0's checkpoint write: gloo aborts a rank that tears its
+        # connections down while a peer still holds them ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -64,6 +64,27 @@ describe.skipIf(!torchVersion)(`train.py under torchrun (torch ${torchVersion}, 
     expect(ran.status, ran.stderr).toBe(0);
   });
 
+  it('continues a peerc train run from its checkpoint on 2 ranks, step for step as peerc train --resume', () => {
+    const dir = join(tmp, 'recall');
+    const laptop = join(tmp, 'laptop');
+    expect(peerc('train', 'examples/recall.peer', ...small, '--steps', '10', '--eval-every', '5', '--out', laptop).status).toBe(0);
+    const ckpt = join(tmp, 'laptop-step10.safetensors');
+    writeFileSync(ckpt, readFileSync(join(laptop, 'checkpoint.safetensors')));
+    const run = torchrun(dir, 2, '--resume', ckpt, '--steps', '20', '--out', join(dir, 'resumed'));
+    expect(run.status, run.stderr.slice(-3000)).toBe(0);
+    expect(run.stdout).toMatch(/resuming at step 10 of 20/);
+    expect(torchrun(dir, 2, '--resume', ckpt, '--batch', '32', '--steps', '20', '--out', join(dir, 'bad')).stderr).toMatch(/--batch is 64 in this run and cannot change/);
+    const cont = peerc('train', 'examples/recall.peer', ...small, '--resume', '--out', laptop, '--steps', '20');
+    expect(cont.status, cont.stderr).toBe(0);
+    const want = metrics(join(laptop, 'metrics.jsonl')).filter((r) => r.split === 'train' && r.step > 10);
+    const got = metrics(join(dir, 'resumed', 'metrics.jsonl')).filter((r) => r.split === 'train');
+    expect(got.map((r) => r.step)).toEqual(want.map((r) => r.step));
+    const diff = Math.max(...got.map((r, i) => Math.abs(r.loss - want[i]!.loss)));
+    console.log(`train.py --resume (2 ranks) vs peerc train --resume, steps 11-20: largest loss difference ${diff.toExponential(2)}`);
+    expect(Math.abs(got[0]!.loss - want[0]!.loss)).toBeLessThan(1e-4);
+    expect(diff).toBeLessThan(1e-2);
+  });
+
   it('trains a byte-level model on text across 2 ranks, and peerc sample reads its checkpoint', () => {
     const dir = join(tmp, 'byte');
     expect(peerc('export', 'examples/byte_lm.peer', '--torch', '-o', dir, '--set', 'N=16^2').status).toBe(0);
