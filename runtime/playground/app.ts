@@ -207,7 +207,7 @@ function showCompiled(r: Extract<CompilerReply, { kind: 'checked' }>) {
   const sel = $<HTMLSelectElement>('ir-pass');
   const chosen = sel.value || 'fuse-dce';
   sel.replaceChildren(...(r.ir ?? []).map((d) => new Option(d.pass, d.pass)));
-  sel.value = (r.ir ?? []).some((d) => d.pass === chosen) ? chosen : (r.ir?.at(-1)?.pass ?? '');
+  sel.value = (r.ir ?? []).some((d) => d.pass === chosen) ? chosen : 'fuse-dce';
   showIR();
 }
 function showIR() {

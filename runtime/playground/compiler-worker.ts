@@ -6,6 +6,7 @@ import { printModule } from '../../src/ir/print.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { moduleInfo } from '../cli/info.js';
+import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { pageDiagnostic } from './diagnostics.js';
 import { settingsOf } from '../train/settings.js';
 import type { IRModule } from '../../src/ir/graph.js';
@@ -39,6 +40,13 @@ function check(req: Extract<CompilerRequest, { kind: 'check' }>): CompilerReply 
     // A pass that rejects a checked program is reported where it happened, not as a crash.
     if (!(e instanceof CompileError)) throw e;
     return { kind: 'checked', version: req.version, ms: performance.now() - t0, diagnostics: [pageDiagnostic(e.diagnostic, req.file, r.sources)] };
+  }
+  // The training program (as `peerc ir --train`): the loss, the fused retrieval and every gradient.
+  try {
+    ir.push({ pass: 'training program', text: printModule(compileTraining(m, { gradients: true }).module) });
+  } catch (e) {
+    if (!(e instanceof CompileError)) throw e;
+    ir.push({ pass: 'training program', text: `no training program: ${e.diagnostic.code}: ${e.diagnostic.message}` });
   }
   const fusion = [...fusedSummary(fused), ...unfusedPatterns(fused).map((n) => `not fused${n.span ? ` (line ${n.span.line}:${n.span.col})` : ''}: ${n.message}`)];
   return { kind: 'checked', version: req.version, ms: performance.now() - t0, diagnostics, info: summary, ir, fusion };
