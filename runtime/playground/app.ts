@@ -354,7 +354,8 @@ $('run-go').onclick = () => {
   const out = $('run-out');
   const src = runnable(out);
   if (src === null) return;
-  out.textContent = 'running…';
+  const params = lastGood?.reply.info?.parameters ?? 0;
+  out.textContent = `running… ${params > 5e7 ? `(seeding ${params.toLocaleString('en-US')} weights first: the paper's 1M-expert layer takes about 40 s here)` : ''}`;
   ask({ kind: 'run', source: src, file: FILE, backend: chosenBackend(), lowering: $<HTMLSelectElement>('run-lowering').value as 'fused' | 'naive', seed: num('run-seed'), tokens: num('run-tokens') }, (r) => {
     if (r.kind === 'error') return errorText(out, r.message);
     if (r.kind !== 'ran') return;
