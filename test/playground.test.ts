@@ -274,6 +274,24 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     await expect.poll(async () => page.locator('#status').textContent(), { timeout: 60_000 }).toMatch(/ok/);
     expect((await hooks(page)).errors.filter((e) => /worker failed/.test(e))).toEqual([]);
   });
+
+  it('keeps the program in a link (over local storage) and across a reload', async () => {
+    const text = () => page.evaluate(() => (window as unknown as { __peerc: { view: { state: { doc: { toString(): string } } } } }).__peerc.view.state.doc.toString());
+    const pkm = await text();
+    await page.click('#share');
+    await expect.poll(() => page.evaluate(() => location.hash)).toMatch(/^#code=/);
+    const link = await page.evaluate(() => location.href);
+    await paste(page, `${pkm}\n# edited after the link was made\n`);
+    await page.waitForTimeout(800); // saved to local storage
+    const other = await context.newPage();
+    await other.goto(link);
+    await other.waitForFunction(() => (window as unknown as { __peerc?: Hooks }).__peerc?.checks! > 0, undefined, { timeout: 60_000 });
+    expect(await other.evaluate(() => (window as unknown as { __peerc: { view: { state: { doc: { toString(): string } } } } }).__peerc.view.state.doc.toString())).toBe(pkm);
+    await other.goto(link.split('#')[0]!);
+    await other.waitForFunction(() => (window as unknown as { __peerc?: Hooks }).__peerc?.checks! > 0, undefined, { timeout: 60_000 });
+    expect(await other.evaluate(() => (window as unknown as { __peerc: { view: { state: { doc: { toString(): string } } } } }).__peerc.view.state.doc.toString())).toMatch(/# edited after the link was made/);
+    await other.close();
+  });
 });
 
 describe('peerc playground on the command line', () => {
