@@ -273,6 +273,29 @@ def _expert_out(h, V, idx, residual=None):
 
 peer_module._gather, peer_module._expert_act, peer_module._expert_out = _gather, _expert_act, _expert_out
 
+_plain_batchnorm = peer_module._batchnorm
+
+
+def _batchnorm(x, gamma, beta, running_mean, running_var, eps, momentum, training):
+    """BatchNorm over the global batch, as peerc computes it on one process: the statistics are
+    summed over ranks (two passes: mean, then the biased variance), the running ones updated
+    with the unbiased variance, identically on every rank."""
+    if not training or _world() == 1:
+        return _plain_batchnorm(x, gamma, beta, running_mean, running_var, eps, momentum, training)
+    c = x.shape[-1]
+    flat = x.reshape(-1, c)
+    first = _SumRanks.apply(torch.cat([flat.sum(0), flat.new_tensor([float(flat.shape[0])])]))
+    n = first[-1]
+    mean = first[:c] / n
+    var = _SumRanks.apply((flat - mean).pow(2).sum(0)) / n
+    with torch.no_grad():
+        running_mean.mul_(1 - momentum).add_(momentum * mean)
+        running_var.mul_(1 - momentum).add_(momentum * var * n / (n - 1))
+    return ((flat - mean) * torch.rsqrt(var + eps) * gamma + beta).reshape(x.shape)
+
+
+peer_module._batchnorm = _batchnorm
+
 
 # ---- peerc's optimizer (runtime/train/optim.ts) on local shards ----
 def learning_rate(c, t):
@@ -465,10 +488,7 @@ def full_tensors(model, opt):
         w = params.get(name, None)
         w = getattr(model, name) if w is None else w
         t = whole(name, local(w) if hasattr(w, "peerc_rows") else w, w).detach()
-        if p["role"] == "buffer" and world > 1:
-            t = t.clone()
-            dist.all_reduce(t)
-            t /= world  # each rank's running statistics saw its own batches
+        # (Running statistics are the same on every rank: BatchNorm is synchronised.)
         out["param." + name] = t
         if name in opt.m:
             out["opt.m." + name] = whole(name, opt.m[name], w)

@@ -2,7 +2,8 @@
 // by rows train the recall example for 20 steps, step for step as peerc train does on one
 // process (same seeded weights, same batches, peerc's optimizer), and the checkpoint goes back
 // into peerc (train --resume, run --weights); a byte-level model trained on text the same way
-// samples with peerc sample. Needs python3 with torch and safetensors; skipped without them.
+// samples with peerc sample, its BatchNorm synchronised across ranks so the steps match peerc's.
+// Needs python3 with torch and safetensors; skipped without them.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,8 +94,17 @@ describe.skipIf(!torchVersion)(`train.py under torchrun (torch ${torchVersion}, 
     const run = torchrun(dir, 2, '--out', join(dir, 'run'), '--steps', '6', '--eval-every', '3', '--batch', '4', '--seq', '16', '--data', text);
     expect(run.status, run.stderr.slice(-3000)).toBe(0);
     expect(run.stdout).toMatch(/rank 1: U rows 128\.\.255 of 256/);
-    const val = metrics(join(dir, 'run', 'metrics.jsonl')).filter((r) => r.split === 'validation');
+    const torchM = metrics(join(dir, 'run', 'metrics.jsonl'));
+    const val = torchM.filter((r) => r.split === 'validation');
     expect(val.at(-1)!.loss).toBeLessThan(val[0]!.loss);
+    // Query BatchNorm is synchronised over ranks, so 2 ranks take peerc's step on the whole batch.
+    const ref = peerc('train', 'examples/byte_lm.peer', '--set', 'N=16^2', '--steps', '6', '--eval-every', '3', '--batch', '4', '--seq', '16', '--data', text, '--out', join(tmp, 'peerc-byte'));
+    expect(ref.status, ref.stderr).toBe(0);
+    const peercM = metrics(join(tmp, 'peerc-byte', 'metrics.jsonl')).filter((r) => r.split === 'train' || r.split === 'validation');
+    expect(torchM.map((r) => `${r.split}@${r.step}`)).toEqual(peercM.map((r) => `${r.split}@${r.step}`));
+    const diff = Math.max(...torchM.map((r, i) => Math.abs(r.loss - peercM[i]!.loss)));
+    console.log(`train.py (2 ranks, synchronised BatchNorm) vs peerc train on byte_lm: largest loss difference ${diff.toExponential(2)}`);
+    expect(diff).toBeLessThan(1e-2);
     const sampled = peerc('sample', join(dir, 'run', 'checkpoint.safetensors'), '--prompt', 'To be', '--tokens', '12');
     expect(sampled.status, sampled.stderr).toBe(0);
     expect(Buffer.byteLength(sampled.stdout)).toBeGreaterThanOrEqual(12);
