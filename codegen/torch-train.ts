@@ -404,7 +404,8 @@ class PeercOptimizer:
                 elif hasattr(w, "device_mesh"):
                     from torch.distributed.tensor import distribute_tensor
 
-                    part = distribute_tensor(ckpt.get_tensor(key).to(local(w).device), w.device_mesh, w.placements).to_local()
+                    # Every rank read the whole tensor: split it locally (the default scatters from rank 0).
+                    part = distribute_tensor(ckpt.get_tensor(key).to(local(w).device), w.device_mesh, w.placements, src_data_rank=None).to_local()
                 else:
                     part = ckpt.get_tensor(key)
                 if tuple(part.shape) != tuple(state[name].shape):
