@@ -4,7 +4,7 @@
 // (SwiftShader here). Contractions are exported as MatMul: as Einsum, the WebGPU provider was off
 // by up to 4e2 of the output scale on these examples. Skipped where /usr/bin/chromium or
 // onnxruntime-web is missing.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -15,7 +15,7 @@ import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { toFloat32 } from '../runtime/executor.js';
 import { emitOnnx } from '../codegen/onnx/export.js';
-import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
+import { compileOk, EXAMPLE_FILES, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = join(import.meta.dirname, '..');
@@ -43,7 +43,7 @@ function serve(): Promise<number> {
   return new Promise((resolve) => server!.listen(0, '127.0.0.1', () => resolve((server!.address() as { port: number }).port)));
 }
 
-const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer'));
+const examples = EXAMPLE_FILES;
 
 describe.skipIf(!existsSync(CHROMIUM) || !existsSync(ortDist))('ONNX export in onnxruntime-web (Chromium)', () => {
   it('every example agrees with the float64 interpreter on the wasm and webgpu providers', async () => {

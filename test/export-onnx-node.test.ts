@@ -3,16 +3,17 @@
 // its install script does not try to fetch CUDA files): every example agrees with the float64
 // interpreter within float32 tolerance, with identical expert indices. Skipped where the
 // package cannot load.
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { entryFunction, interpret } from '../src/interp/interpreter.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { ortFeeds } from '../runtime/cli/bench-ort.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { toFloat32 } from '../runtime/executor.js';
 import { emitOnnx } from '../codegen/onnx/export.js';
-import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
+import { compileOk, EXAMPLE_FILES, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 type Ort = typeof import('onnxruntime-node');
 const ort: Ort | undefined = await import('onnxruntime-node').catch((e: Error) => {
@@ -21,7 +22,7 @@ const ort: Ort | undefined = await import('onnxruntime-node').catch((e: Error) =
 });
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-ort-node-'));
-const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer'));
+const examples = EXAMPLE_FILES;
 
 describe.skipIf(!ort)(`ONNX export in onnxruntime-node ${ort?.env.versions.node ?? ''} (CPU)`, () => {
   for (const file of examples)
@@ -37,13 +38,7 @@ describe.skipIf(!ort)(`ONNX export in onnxruntime-node ${ort?.env.versions.node 
       if (out.external) writeFileSync(`${path}.data`, Buffer.concat(out.external.chunks));
       // From a path, so ONNX Runtime finds external data beside the model.
       const session = await ort!.InferenceSession.create(path, { executionProviders: ['cpu'] });
-      const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
-      const fn = entryFunction(m);
-      for (const id of fn.inputs) {
-        const name = fn.graph.node(id).attrs.name as string;
-        const t = inputs.get(name)!;
-        feeds[name] = t.dtype === 'index' ? new ort!.Tensor('int64', BigInt64Array.from(Array.from(t.data, (v) => BigInt(v))), t.shape) : new ort!.Tensor('float32', Float32Array.from(t.data), t.shape);
-      }
+      const feeds = ortFeeds(ort!, m, inputs);
       const results = await session.run(feeds);
       ref.forEach((want, i) => {
         const got = results[session.outputNames[i]!]!;

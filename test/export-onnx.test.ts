@@ -2,7 +2,7 @@
 // float32 tolerance. Needs python3 with onnxruntime and safetensors (`pip install onnxruntime
 // safetensors numpy`); skipped, with that message, where they are missing.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,14 +14,12 @@ import { optimize } from '../src/passes/pipeline.js';
 import { toFloat32 } from '../runtime/executor.js';
 import { emitOnnx } from '../codegen/onnx/export.js';
 import { compileTraining } from '../src/autodiff/differentiate.js';
-import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
+import { compileOk, EXAMPLE_FILES, pythonProbe, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const root = join(import.meta.dirname, '..');
-const probe = spawnSync('python3', ['-c', 'import onnxruntime, safetensors, numpy; print(onnxruntime.__version__)'], { encoding: 'utf8' });
-const ortVersion = probe.status === 0 ? probe.stdout.trim() : undefined;
-if (!ortVersion) console.log('ONNX export tests skipped: python3 with onnxruntime and safetensors not found (pip install onnxruntime safetensors numpy)');
+const ortVersion = pythonProbe('import onnxruntime, safetensors, numpy; print(onnxruntime.__version__)', 'ONNX export tests', 'python3 with onnxruntime and safetensors not found (pip install onnxruntime safetensors numpy)');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-onnx-'));
-const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer'));
+const examples = EXAMPLE_FILES;
 
 describe.skipIf(!ortVersion)(`ONNX export (onnxruntime ${ortVersion}) agrees with the float64 interpreter`, () => {
   for (const file of examples)

@@ -10,16 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
+import { pythonProbe, runPeerc } from './helpers.js';
 
-const root = join(import.meta.dirname, '..');
-const cli = join(root, 'dist', 'peerc.js');
-const probe = spawnSync('python3', ['-c', 'import torch, safetensors, numpy; import torch.distributed.fsdp as f; f.fully_shard; print(torch.__version__)'], { encoding: 'utf8' });
-const torchVersion = probe.status === 0 ? probe.stdout.trim() : undefined;
-if (!torchVersion) console.log('train.py tests skipped: python3 with torch (FSDP2), safetensors and numpy not found (pip install torch safetensors numpy)');
+const torchVersion = pythonProbe('import torch, safetensors, numpy; import torch.distributed.fsdp as f; f.fully_shard; print(torch.__version__)', 'train.py tests', 'python3 with torch (FSDP2), safetensors and numpy not found (pip install torch safetensors numpy)');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-torch-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const peerc = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 600_000 });
+const peerc = (...args: string[]) => runPeerc(args);
 const torchrun = (dir: string, ranks: number, ...args: string[]) =>
   spawnSync('python3', ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', String(ranks), join(dir, 'train.py'), ...args], { encoding: 'utf8', timeout: 600_000, cwd: dir, env: { ...process.env, OMP_NUM_THREADS: '1' } });
 const metrics = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; split: string; loss: number });

@@ -3,7 +3,7 @@
 // python3 with torch and safetensors (`pip install torch safetensors numpy`); skipped, with
 // that message, where they are missing.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,14 +15,12 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { writeSafetensorsFile } from '../src/io/safetensors-file.js';
 import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
 import { emitTorch, torchModule } from '../codegen/torch.js';
-import { compileOk, sampleInputs, smallExample } from './helpers.js';
+import { compileOk, EXAMPLE_FILES, pythonProbe, sampleInputs, smallExample } from './helpers.js';
 
 const root = join(import.meta.dirname, '..');
-const probe = spawnSync('python3', ['-c', 'import torch, safetensors; print(torch.__version__)'], { encoding: 'utf8' });
-const torchVersion = probe.status === 0 ? probe.stdout.trim() : undefined;
-if (!torchVersion) console.log('PyTorch export tests skipped: python3 with torch and safetensors not found (pip install torch safetensors numpy)');
+const torchVersion = pythonProbe('import torch, safetensors; print(torch.__version__)', 'PyTorch export tests', 'python3 with torch and safetensors not found (pip install torch safetensors numpy)');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-torch-'));
-const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer'));
+const examples = EXAMPLE_FILES;
 
 describe.skipIf(!torchVersion)(`PyTorch export (torch ${torchVersion}) agrees with the float64 interpreter`, () => {
   for (const file of examples)

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { join } from 'node:path';
 import { compileSource, decodeSource } from '../src/frontend.js';
@@ -77,4 +77,18 @@ export function scaledError(want: ArrayLike<number>, got: ArrayLike<number>): nu
     scale = Math.max(scale, Math.abs(want[i]!));
   }
   return err / scale;
+}
+
+/** The .peer files of examples/. */
+export const EXAMPLE_FILES: readonly string[] = readdirSync(join(import.meta.dirname, '..', 'examples')).filter((f) => f.endsWith('.peer'));
+
+/**
+ * What python3 prints for `code` (a version), or undefined where it fails, after a line saying
+ * which `tests` are skipped and how to enable them (`missing`).
+ */
+export function pythonProbe(code: string, tests: string, missing: string): string | undefined {
+  const probe = spawnSync('python3', ['-c', code], { encoding: 'utf8' });
+  if (probe.status === 0) return probe.stdout.trim();
+  console.log(`${tests} skipped: ${missing}`);
+  return undefined;
 }

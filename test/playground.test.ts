@@ -41,17 +41,6 @@ async function paste(page: Page, text: string) {
   }, text);
 }
 
-/** Waits until the page has checked the editor's current text, and returns that check. */
-async function checked(page: Page, timeout = 60_000) {
-  await page.waitForFunction(() => {
-    const h = (window as unknown as { __peerc: Hooks & { view: { state: { doc: unknown } } } }).__peerc;
-    return h.lastChecked !== undefined && !/checking/.test(document.getElementById('status')!.textContent ?? '') && (document.getElementById('status')!.textContent ?? '') !== '';
-  }, undefined, { timeout });
-  await page.waitForTimeout(400); // the debounce of the last edit
-  await page.waitForFunction(() => !/checking/.test(document.getElementById('status')!.textContent ?? ''), undefined, { timeout });
-  return (await hooks(page)).lastChecked!;
-}
-
 /** The page answers a trivial request quickly: its thread is not blocked. */
 async function responsive(page: Page): Promise<number> {
   const t0 = performance.now();

@@ -50,19 +50,4 @@ export function parseArgs(argv: string[], spec: FlagSpec, command: string): Pars
   return { positional, flags };
 }
 
-/** `--set NAME=VALUE` flags (repeatable) as pairs. */
-export function setOverrides(flags: ReadonlyMap<string, unknown>): [string, string][] {
-  const raw = flags.get('set') as string | undefined;
-  if (raw === undefined) return [];
-  return raw.split('\n').map((item) => {
-    const m = /^\s*([A-Za-z_]\w*)\s*=\s*(\S.*?)\s*$/.exec(item);
-    if (!m) throw new UsageError(`--set takes NAME=VALUE (a const of the program and a constant expression), not '${item}'`);
-    return [m[1]!, m[2]!];
-  });
-}
-
-
-/** The overrides a run recorded (`NAME=VALUE` separated by spaces, as train writes them) as pairs. */
-export function recordedOverrides(recorded: string | undefined): [string, string][] {
-  return (recorded ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]);
-}
+export { recordedOverrides, setOverrides } from '../train/settings.js';

@@ -9,15 +9,28 @@ import type { IRModule } from '../../src/ir/graph.js';
 import type { Tensor } from '../../src/interp/tensor.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
+import { median } from '../stats.js';
 
 export type OrtBaseline =
   | { available: true; version: string; threads: number; medianMs: number; runsMs: number[]; maxDiffVsFused: number }
   | { available: false; reason: string };
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+type Ort = typeof import('onnxruntime-node');
+
+/** An entry's inputs as ONNX Runtime tensors, by name: index inputs as int64, the rest float32. */
+export function ortFeeds(ort: Ort, m: IRModule, inputs: ReadonlyMap<string, Tensor>): Record<string, InstanceType<Ort['Tensor']>> {
+  const fn = entryFunction(m);
+  const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
+  for (const id of fn.inputs) {
+    const name = fn.graph.node(id).attrs.name as string;
+    const t = inputs.get(name)!;
+    feeds[name] = t.dtype === 'index' ? new ort.Tensor('int64', BigInt64Array.from(Array.from(t.data, (v) => BigInt(v))), t.shape) : new ort.Tensor('float32', Float32Array.from(t.data), t.shape);
+  }
+  return feeds;
+}
 
 export async function ortBaseline(fused: IRModule, weights: ReadonlyMap<string, Float32Array>, inputs: ReadonlyMap<string, Tensor>, runs: number, fusedOutput: Float32Array): Promise<OrtBaseline> {
-  type Ort = typeof import('onnxruntime-node');
   let ort: Ort;
   try {
     ort = (await import('onnxruntime-node')) as Ort;
@@ -36,13 +49,7 @@ export async function ortBaseline(fused: IRModule, weights: ReadonlyMap<string, 
     }
     const threads = (await import('node:os')).availableParallelism();
     const session = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: threads, graphOptimizationLevel: 'all' });
-    const fn = entryFunction(fused);
-    const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
-    for (const id of fn.inputs) {
-      const name = fn.graph.node(id).attrs.name as string;
-      const t = inputs.get(name)!;
-      feeds[name] = t.dtype === 'index' ? new ort.Tensor('int64', BigInt64Array.from(Array.from(t.data, (v) => BigInt(v))), t.shape) : new ort.Tensor('float32', Float32Array.from(t.data), t.shape);
-    }
+    const feeds = ortFeeds(ort, fused, inputs);
     let result = await session.run(feeds);
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {

@@ -12,6 +12,7 @@ import { benchInputs, benchWeights } from './bench.js';
 import { targetsShape } from '../../src/autodiff/differentiate.js';
 import { bindInputDims, entryFunction } from '../../src/interp/interpreter.js';
 import type { Tensor } from '../../src/interp/tensor.js';
+import { median } from '../stats.js';
 
 export interface TrainBenchOptions {
   tokens: number;
@@ -20,7 +21,6 @@ export interface TrainBenchOptions {
   json: boolean;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<number> {
   const weights = benchWeights(m);

@@ -11,6 +11,7 @@ import type { BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { sharedFloat32 } from '../pool.js';
 import { ortBaseline, type OrtBaseline } from './bench-ort.js';
+import { median } from '../stats.js';
 
 export interface BenchOptions {
   tokens: number;
@@ -23,7 +24,6 @@ export interface BenchOptions {
   ort: boolean;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Fast pseudo-random weights with each initializer's mean and spread (values do not change the work done). */
 export function benchWeights(m: IRModule): Map<string, Float32Array> {

@@ -24,7 +24,7 @@ import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { simdSettings, threadsUnavailable } from '../pool.js';
 import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
-import { emitTorchTrain, rowShardedTables } from '../../codegen/torch-train.js';
+import { emitTorchTrain } from '../../codegen/torch-train.js';
 import { torchTrainSpec } from './export-train.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
@@ -229,8 +229,9 @@ export const COMMANDS: Record<string, Command> = {
           return 0;
         }
         const trainPath = join(out, 'train.py');
-        onFile('write', trainPath, () => writeFileSync(trainPath, emitTorchTrain(fused, spec)));
-        const sharded = rowShardedTables(fused);
+        const train = emitTorchTrain(fused, spec);
+        onFile('write', trainPath, () => writeFileSync(trainPath, train.text));
+        const sharded = train.rowSharded;
         process.stdout.write(`wrote ${trainPath}: torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
         return 0;
       }

@@ -12,6 +12,7 @@ import { ensureDir, onFile } from '../../src/io/files.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { lineChart } from '../train/plots.js';
 import { recordedOverrides } from './args.js';
+import { median } from '../stats.js';
 
 interface Row {
   step: number;
@@ -44,7 +45,6 @@ export interface RunSummary {
   curve: { step: number; seconds: number; loss: number }[];
 }
 
-const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! : NaN);
 
 export function summarizeRun(dir: string): RunSummary {
   const metricsPath = join(dir, 'metrics.jsonl'), ckptPath = join(dir, 'checkpoint.safetensors');

@@ -1,9 +1,6 @@
-// peerc sample: generate bytes from a trained language model's checkpoint. The context is a
-// window of the training sequence length; positions after the prompt are padding, which a
-// causal model never looks at, so one kernel shape serves the whole generation.
+// peerc sample: generate bytes from a trained language model's checkpoint (runtime/train/pick.ts).
 import { compileSource } from '../../src/frontend.js';
 import { recordedOverrides } from './args.js';
-import { uniformAt } from '../../src/interp/init.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { optimize } from '../../src/passes/pipeline.js';
@@ -11,7 +8,7 @@ import { resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { ProgramErrors } from './errors.js';
-import { pick } from '../train/pick.js';
+import { generateBytes } from '../train/pick.js';
 export { pick } from '../train/pick.js';
 
 export interface SampleOptions {
@@ -41,20 +38,7 @@ export async function runSample(path: string, o: SampleOptions, write: (bytes: U
   const seq = data.seq;
   const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, resolveBackend(o.backend).name);
   try {
-    const context = [...new TextEncoder().encode(o.prompt)];
-    if (context.length === 0) context.push(10);
-    for (let i = 0; i < o.tokens; i++) {
-      const window = context.slice(-seq);
-      const x = new Float32Array(seq);
-      x.set(window);
-      const { outputs } = await ex.forward(new Map([[input, { shape: [1, seq], data: x }]]));
-      const logits = outputs[0]!.data;
-      const classes = logits.length / seq;
-      const row = logits.subarray((window.length - 1) * classes, window.length * classes);
-      const next = pick(row, o.temperature, uniformAt(o.seed, i, 31));
-      context.push(next);
-      write(Uint8Array.of(next));
-    }
+    await generateBytes(ex, input, seq, new TextEncoder().encode(o.prompt), o, (b) => write(Uint8Array.of(b)));
     write(new TextEncoder().encode('\n'));
     return 0;
   } finally {

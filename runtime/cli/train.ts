@@ -15,7 +15,7 @@ import { checkpointTensors, runMeta, type CheckpointMeta } from '../train/checkp
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
 import { settingsOf, setOf, type RunSettings } from '../train/settings.js';
 export type { RunSettings } from '../train/settings.js';
-import { expertsChart, lineChart, type UsagePoint } from '../train/plots.js';
+import { expertsChart, lossChart, usageHistory, type MetricsRow } from '../train/plots.js';
 import { Diverged, Trainer, type EvalResult } from '../train/trainer.js';
 import { ProgramErrors } from './errors.js';
 
@@ -272,14 +272,9 @@ export async function runTrain(t: TrainFlags): Promise<number> {
 
 /** Redraws the plots from the metrics file (so a resumed run's plots show the whole run). */
 export function writePlots(out: string, metricsPath: string, lastCounts: ReadonlyMap<string, Float64Array>): void {
-  const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; split: string; loss: number; experts?: { param: string; usage: number; unevenness: number }[] });
-  const train = rows.filter((r) => r.split === 'train').map((r) => [r.step, r.loss] as [number, number]);
-  const val = rows.filter((r) => r.split === 'validation').map((r) => [r.step, r.loss] as [number, number]);
+  const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as MetricsRow);
   const loss = join(out, 'loss.svg'), experts = join(out, 'experts.svg');
-  onFile('write', loss, () => writeFileSync(loss, lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
-    { name: 'train', color: '#1f77b4', points: train },
-    { name: 'validation', color: '#d62728', points: val, dots: true },
-  ])));
-  const usage: UsagePoint[] = rows.filter((r) => r.split === 'validation').flatMap((r) => (r.experts ?? []).map((e) => ({ step: r.step, ...e })));
+  onFile('write', loss, () => writeFileSync(loss, lossChart(rows)));
+  const usage = usageHistory(rows);
   onFile('write', experts, () => writeFileSync(experts, expertsChart(usage, lastCounts)));
 }

@@ -4,7 +4,7 @@ import { basicSetup, EditorView } from 'codemirror';
 import { EditorSelection } from '@codemirror/state';
 import { lintGutter, setDiagnostics, type Diagnostic as EditorDiagnostic } from '@codemirror/lint';
 import EXAMPLES from 'virtual:peer-examples';
-import { expertsChart, lineChart, type UsagePoint } from '../train/plots.js';
+import { expertsChart, lineChart, lossChart, usageHistory } from '../train/plots.js';
 import { benchChart } from './charts.js';
 import { peerLanguage } from './highlight.js';
 import { type BackendAvailability, type BenchRow, type BrowserBackend, type CompilerReply, type CompilerRequest, type KernelReply, type KernelRequest, type PageDiagnostic, type TrainPoint } from './protocol.js';
@@ -454,7 +454,6 @@ drop.ondrop = (e) => {
 };
 
 let trainId = 0;
-let usage: UsagePoint[] = [];
 let lastCounts = new Map<string, Float64Array>();
 let drawPending = false;
 function drawTraining() {
@@ -463,14 +462,10 @@ function drawTraining() {
   requestAnimationFrame(() => {
     drawPending = false;
     const pts = hooks.trainPoints;
-    const train = pts.filter((p) => p.split === 'train').map((p) => [p.step, p.loss] as [number, number]);
-    const val = pts.filter((p) => p.split === 'validation').map((p) => [p.step, p.loss] as [number, number]);
-    $('loss-chart').innerHTML = lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
-      { name: 'train', color: '#1f77b4', points: train },
-      { name: 'validation', color: '#d62728', points: val, dots: true },
-    ]);
+    $('loss-chart').innerHTML = lossChart(pts);
     const acc = pts.filter((p) => p.split === 'validation' && p.accuracy !== undefined).map((p) => [p.step, 100 * p.accuracy!] as [number, number]);
     $('accuracy-chart').innerHTML = acc.length ? lineChart('Validation accuracy (%)', 'step', 'accuracy', [{ name: 'validation', color: '#2ca02c', points: acc, dots: true }], { y0: 0 }) : '';
+    const usage = usageHistory(pts);
     if (usage.length) $('experts-chart').innerHTML = expertsChart(usage, lastCounts);
   });
 }
@@ -493,7 +488,6 @@ function onTrain(r: KernelReply) {
     hooks.trainPoints.push(r.point);
     const p = r.point;
     if (p.split === 'validation') {
-      usage.push(...(p.experts ?? []).map((e) => ({ step: p.step, ...e })));
       if (r.counts) lastCounts = new Map(r.counts);
       status.textContent = `step ${p.step}: validation loss ${p.loss.toFixed(4)}${p.accuracy === undefined ? '' : `, accuracy ${(100 * p.accuracy).toFixed(1)}%`}${(p.experts ?? []).map((e) => `; ${e.param} used ${(100 * e.usage).toFixed(1)}%`).join('')}`;
     } else status.dataset.last = `step ${p.step}: loss ${p.loss.toFixed(4)}, ${Math.round(p.tokensPerS ?? 0).toLocaleString('en-US')} tokens/s`;
@@ -513,7 +507,6 @@ $('train-go').onclick = () => {
   if (task === 'text' && !droppedText) return errorText(status, 'drop a text file (or choose one) to train on text');
   hooks.trainPoints = [];
   hooks.trainStopped = undefined;
-  usage = [];
   lastCounts = new Map();
   $('experts-chart').replaceChildren();
   $('accuracy-chart').replaceChildren();

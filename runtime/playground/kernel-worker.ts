@@ -5,16 +5,16 @@ import { compileSource } from '../../src/frontend.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { renderDiagnostic } from '../../src/diagnostics/render.js';
 import type { IRModule } from '../../src/ir/graph.js';
-import { initialTensor, uniformAt } from '../../src/interp/init.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
-import { seededInputs } from '../../src/io/seeded.js';
+import { seededInputs, seededTensors } from '../../src/io/seeded.js';
+import { median } from '../stats.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import { seededWeights } from '../api.js';
 import { resolveBackend, unavailableReason } from '../backends.js';
 import { Executor, type F32Tensor } from '../executor.js';
 import { checkpointTensors, encodeCheckpoint, runMeta } from '../train/checkpoint-format.js';
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
-import { pick } from '../train/pick.js';
+import { generateBytes } from '../train/pick.js';
 import { settingsOf, type RunSettings } from '../train/settings.js';
 import { Diverged, Trainer } from '../train/trainer.js';
 import { BROWSER_BACKENDS, type BackendAvailability, type BenchRow, type BrowserBackend, type KernelReply, type KernelRequest, type OutputSummary } from './protocol.js';
@@ -78,7 +78,6 @@ function summary(t: F32Tensor): OutputSummary {
   return { shape: [...t.shape], min, max, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)), head: Array.from(t.data.subarray(0, 8)) };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const workOf = (m: IRModule, tokens: number) => m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0) * tokens;
 
 async function run(req: Extract<KernelRequest, { kind: 'run' }>): Promise<void> {
@@ -94,7 +93,7 @@ async function run(req: Extract<KernelRequest, { kind: 'run' }>): Promise<void> 
     // The float64 interpreter defines the answer; it is slow, so only for small programs.
     let reference: { maxError: number } | { skipped: string } = { skipped: 'the program is too large for the float64 interpreter in a page (> 2e7 parameter-tokens)' };
     if (workOf(m, req.tokens) <= 2e7) {
-      const ref = interpret(m, inputs, new Map(m.params.map((p) => [p.name, initialTensor(p, req.seed)]))).outputs;
+      const ref = interpret(m, inputs, seededTensors(m, req.seed)).outputs;
       let err = 0;
       r.outputs.forEach((o, k) => {
         const want = ref[k]!.data;
@@ -243,20 +242,7 @@ async function sample(req: Extract<KernelRequest, { kind: 'sample' }>): Promise<
   const input = fn.graph.node(fn.inputs[0]!).attrs.name as string;
   const ex = new Executor(optimize(r.m, { lowering: 'fused' }), r.weights, resolveBackend(r.backend).name);
   try {
-    const context = [...new TextEncoder().encode(req.prompt)];
-    if (!context.length) context.push(10);
-    const made: number[] = [];
-    const seq = r.settings.seq;
-    for (let i = 0; i < req.tokens; i++) {
-      const window = context.slice(-seq);
-      const x = new Float32Array(seq);
-      x.set(window);
-      const { outputs } = await ex.forward(new Map([[input, { shape: [1, seq], data: x }]]));
-      const logits = outputs[0]!.data, classes = logits.length / seq;
-      const next = pick(logits.subarray((window.length - 1) * classes, window.length * classes), req.temperature, uniformAt(r.settings.seed, i, 31));
-      context.push(next);
-      made.push(next);
-    }
+    const made = await generateBytes(ex, input, r.settings.seq, new TextEncoder().encode(req.prompt), { tokens: req.tokens, temperature: req.temperature, seed: r.settings.seed });
     post({ kind: 'sampled', id: req.id, text: new TextDecoder().decode(Uint8Array.from(made)) });
   } finally {
     ex.destroy();

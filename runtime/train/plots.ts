@@ -89,3 +89,25 @@ export function expertsChart(history: readonly UsagePoint[], lastCounts: Readonl
   const inner = (svg: string, dy: number) => svg.replace(/^<svg[^>]*>/, `<g transform="translate(0 ${dy})">`).replace(/<\/svg>\n$/, '</g>');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" viewBox="0 0 ${W} ${2 * H}" font-family="sans-serif" font-size="12">\n${inner(over, 0)}\n${inner(load, H)}\n</svg>\n`;
 }
+
+/** A metrics row as peerc train logs it (the playground's points have the same fields). */
+export interface MetricsRow {
+  step: number;
+  split: string;
+  loss: number;
+  experts?: { param: string; usage: number; unevenness: number }[];
+}
+
+/** The loss plot of a run: training steps as a line, validations as dots. */
+export function lossChart(rows: readonly MetricsRow[]): string {
+  const of = (split: string) => rows.filter((r) => r.split === split).map((r) => [r.step, r.loss] as [number, number]);
+  return lineChart('Loss (cross-entropy, nats)', 'step', 'loss', [
+    { name: 'train', color: '#1f77b4', points: of('train') },
+    { name: 'validation', color: '#d62728', points: of('validation'), dots: true },
+  ]);
+}
+
+/** The expert-usage history of a run's validations, for expertsChart. */
+export function usageHistory(rows: readonly MetricsRow[]): UsagePoint[] {
+  return rows.filter((r) => r.split === 'validation').flatMap((r) => (r.experts ?? []).map((e) => ({ step: r.step, ...e })));
+}

@@ -1,6 +1,5 @@
 // A training run's settings: the command line's flags over the program's `train {}` block over
 // peerc's defaults. Without Node built-ins: the playground's worker starts runs the same way.
-import { setOverrides } from '../cli/args.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { UsageError } from '../../src/io/usage-error.js';
 import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from './optim.js';
@@ -60,3 +59,18 @@ export function settingsOf(m: IRModule, flags: Map<string, string | number | boo
   };
 }
 
+/** `--set NAME=VALUE` flags (repeatable) as pairs. */
+export function setOverrides(flags: ReadonlyMap<string, unknown>): [string, string][] {
+  const raw = flags.get('set') as string | undefined;
+  if (raw === undefined) return [];
+  return raw.split('\n').map((item) => {
+    const m = /^\s*([A-Za-z_]\w*)\s*=\s*(\S.*?)\s*$/.exec(item);
+    if (!m) throw new UsageError(`--set takes NAME=VALUE (a const of the program and a constant expression), not '${item}'`);
+    return [m[1]!, m[2]!];
+  });
+}
+
+/** The overrides a run recorded (`NAME=VALUE` separated by spaces, as train writes them) as pairs. */
+export function recordedOverrides(recorded: string | undefined): [string, string][] {
+  return (recorded ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]);
+}

@@ -1,6 +1,6 @@
-// Seeded inputs without Node built-ins (the playground's worker makes them too).
+// Seeded weights and inputs without Node built-ins (the playground's worker makes them too).
 import type { Dim } from '../shapes/dim.js';
-import { normalAt, uniformAt } from '../interp/init.js';
+import { initialTensor, normalAt, uniformAt } from '../interp/init.js';
 import { indexInputUses } from '../interp/input-checks.js';
 import { entryFunction } from '../interp/interpreter.js';
 import { Tensor } from '../interp/tensor.js';
@@ -37,3 +37,8 @@ export function seededInputs(m: IRModule, tokens: number, seed: number, sizes: R
   return out;
 }
 
+
+/** The seeded initial weights as lazy reference tensors (bit-identical to peerc init --seed). */
+export function seededTensors(m: IRModule, seed: number): Map<string, Tensor> {
+  return new Map(m.params.map((p) => [p.name, initialTensor(p, seed)]));
+}

@@ -2,8 +2,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { CompileError, diagnostic } from '../diagnostics/diagnostic.js';
 import type { IRFunction, IRModule } from '../ir/graph.js';
-import { initialTensor } from '../interp/init.js';
-import { entryFunction } from '../interp/interpreter.js';
 import { Tensor } from '../interp/tensor.js';
 import { checkFiniteWeight } from '../interp/input-checks.js';
 import { readSafetensors, type StTensor, type TensorToWrite } from './safetensors.js';
@@ -30,9 +28,7 @@ export { UsageError } from './usage-error.js';
 export { seededInputs } from './seeded.js';
 import { UsageError } from './usage-error.js';
 
-export function seededWeights(m: IRModule, seed: number): Map<string, Tensor> {
-  return new Map(m.params.map((p) => [p.name, initialTensor(p, seed)]));
-}
+export { seededTensors as seededWeights } from './seeded.js';
 
 export function loadWeights(m: IRModule, path: string): Map<string, Tensor> {
   const { tensors } = readSafetensors(readFileChecked(path), path);
