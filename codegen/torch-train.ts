@@ -589,6 +589,9 @@ def main():
     model, owned = build(s["seed"], device, mesh, ckpt)
     for name, (first, stop) in owned.items():
         print(f"rank {rank}: {name} rows {first}..{stop - 1} of {dict((p['name'], p['shape'][0]) for p in PARAM_INFO)[name]} (row-sharded, sparse gradients)", flush=True)
+    dense = [p["name"] for p in PARAM_INFO if p["sparse"] and p["name"] not in ROW_SHARDED]
+    if dense and world > 1:
+        say(f"note: @sparse {', '.join(dense)} stay under FSDP2 with dense gradients (only 2-D tables read by gathers and expert ops shard by rows)")
     opt = PeercOptimizer(model, s["optimizer"])
     if ckpt is not None:
         opt.load(ckpt, int(ckpt.metadata()["optimizerStep"]))

@@ -124,4 +124,9 @@ describe('peerc export --torch without a data task', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/note: train\.py not written: .*no single index input/);
   });
+  it('says which @sparse tables stay under FSDP2 with dense gradients', () => {
+    const r = peerc('export', 'examples/stacked_lm.peer', '--torch', '-o', join(tmp, 'stacked'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/note: train\.py keeps @sparse U, Vx under FSDP2 with dense gradients/);
+  });
 });

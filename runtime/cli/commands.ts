@@ -233,6 +233,9 @@ export const COMMANDS: Record<string, Command> = {
         onFile('write', trainPath, () => writeFileSync(trainPath, train.text));
         const sharded = train.rowSharded;
         process.stdout.write(`wrote ${trainPath}: torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
+        // A @sparse table FSDP2 keeps gets dense gradients there: say so rather than let it pass.
+        const dense = fused.params.filter((q) => q.sparse && !sharded.includes(q.name)).map((q) => q.name);
+        if (dense.length) process.stdout.write(`note: train.py keeps @sparse ${dense.join(', ')} under FSDP2 with dense gradients (updated lazily on the rows that got one): only 2-D tables read by gathers and expert ops shard by rows\n`);
         return 0;
       }
       // ONNX carries the weights: seeded ones or a weights file, converted one tensor at a time.
