@@ -143,7 +143,7 @@ describe('peerc sweep', () => {
     const f = join(tmp, 'bad.json');
     writeFileSync(f, JSON.stringify({ out: 'x', programs: ['a.peer'], train: ['--seed', '3'] }));
     const r = peerc('sweep', f);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/"train" may not contain --seed/);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/error PEER0802: .*bad\.json: "train" may not contain --seed/);
   });
 });

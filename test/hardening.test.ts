@@ -122,7 +122,7 @@ describe('train never loses or silently reinterprets a run', () => {
     const before = readFileSync(join(out, 'checkpoint.safetensors'));
     const again = peerc('train', recall, '--steps', '2', '--out', out, ...common);
     expect(again.status).toBe(1);
-    expect(again.stderr).toMatch(/error PEER0705: .*taken already holds a run \(checkpoint\.safetensors, metrics\.jsonl\); continue it with --resume, or pass --force/);
+    expect(again.stderr).toMatch(/error PEER0705: .*taken already holds a run \(checkpoint\.safetensors\); continue it with --resume, or pass --force/);
     expect(readFileSync(join(out, 'checkpoint.safetensors')).equals(before)).toBe(true);
     expect(peerc('train', recall, '--steps', '3', '--out', out, '--force', ...common).status).toBe(0);
     expect(readCheckpoint(join(out, 'checkpoint.safetensors')).meta.step).toBe(3);

@@ -18,7 +18,10 @@ import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../ba
 import { Executor, toFloat32 } from '../executor.js';
 import { runTrain } from './train.js';
 import { compileTraining } from '../../src/autodiff/differentiate.js';
-import { CompileError } from '../../src/diagnostics/diagnostic.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+import { recordedOverrides, setOf } from '../train/settings.js';
+import { writeFileDurably } from '../../src/io/durable.js';
 import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
 import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
@@ -27,8 +30,8 @@ import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
 import { emitTorchTrain } from '../../codegen/torch-train.js';
 import { torchTrainSpec } from './export-train.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
-import { ensureDir, onFile } from '../../src/io/files.js';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { ensureDir } from '../../src/io/files.js';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { PEERC_VERSION } from './version.js';
 import { compareRuns } from './compare.js';
@@ -221,7 +224,7 @@ export const COMMANDS: Record<string, Command> = {
         const py = emitTorch(fused, file, PEERC_VERSION);
         ensureDir(out);
         const path = join(out, py.fileName);
-        onFile('write', path, () => writeFileSync(path, py.text));
+        writeFileDurably(path, py.text);
         process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
         const spec = torchTrainSpec(r.module, file, r.sources.get(file)!, p.flags);
         if ('skipped' in spec) {
@@ -230,7 +233,7 @@ export const COMMANDS: Record<string, Command> = {
         }
         const trainPath = join(out, 'train.py');
         const train = emitTorchTrain(fused, spec);
-        onFile('write', trainPath, () => writeFileSync(trainPath, train.text));
+        writeFileDurably(trainPath, train.text);
         const sharded = train.rowSharded;
         process.stdout.write(`wrote ${trainPath}: torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
         // A @sparse table FSDP2 keeps gets dense gradients there: say so rather than let it pass.
@@ -243,17 +246,14 @@ export const COMMANDS: Record<string, Command> = {
       const tensors = p.flags.has('seed') ? seededWeights(r.module, p.flags.get('seed') as number) : loadWeights(r.module, p.flags.get('weights') as string);
       const m = optimize(r.module, { lowering: 'fused' });
       const exported = emitOnnx(m, { get: (n) => toFloat32(tensors.get(n)!) }, out, `peerc ${PEERC_VERSION}`);
-      ensureDir(dirname(resolve(out)));
-      onFile('write', out, () => writeFileSync(out, exported.model));
       const written = [out];
+      // The external data first: a model file on disk always has its data beside it.
       if (exported.external) {
         const ext = join(dirname(resolve(out)), exported.external.name.split('/').pop()!);
-        onFile('write', ext, () => {
-          writeFileSync(ext, new Uint8Array(0));
-          for (const c of exported.external!.chunks) appendFileSync(ext, c);
-        });
+        writeFileDurably(ext, exported.external.chunks);
         written.push(ext);
       }
+      writeFileDurably(out, exported.model);
       process.stdout.write(`wrote ${written.join(' and ')}: ONNX opset ${exported.opset}, @${r.module.entry}, ${r.module.params.length} weights${exported.external ? ' (large ones as external data)' : ''}\n`);
       return 0;
     },
@@ -319,6 +319,8 @@ export const COMMANDS: Record<string, Command> = {
         'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer', threads: 'integer', 'plain-simd': 'boolean',
       }, 'train');
       simdFlags(p.flags);
+      // `--resume --out RUN_DIR` without FILE trains the program the checkpoint embeds.
+      if (!p.positional.length && p.flags.get('resume') === true) return resumeEmbedded(p.flags);
       const file = oneFile(p.positional, 'train');
       const decoded = decodeSource(readFileChecked(file), file);
       if ('error' in decoded) throw new ProgramErrors([decoded.error], new Map());
@@ -382,6 +384,22 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** Resumes a run from the program embedded in its checkpoint (compiled with the run's --set). */
+function resumeEmbedded(flags: Map<string, string | number | boolean>): Promise<number> {
+  const out = flags.get('out') as string | undefined;
+  if (out === undefined) throw new UsageError("'peerc train --resume' without a .peer file needs --out RUN_DIR (it trains the program that run's checkpoint embeds)");
+  const ckpt = join(out, 'checkpoint.safetensors');
+  if (!existsSync(ckpt)) throw new UsageError(`--resume: no checkpoint at ${ckpt} (pass the --out RUN_DIR of the run to continue)`);
+  const { meta } = readCheckpoint(ckpt, { tensors: false });
+  const run = JSON.parse(meta.run) as { set?: string };
+  if (flags.has('set') && setOf(flags) !== (run.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: run.set || 'none', now: setOf(flags) || 'none' }));
+  const file = meta.file || 'checkpoint.peer';
+  const r = compileSource(meta.source, file, { entry: meta.entry || undefined, set: recordedOverrides(run.set) });
+  if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
+  if (!flags.has('set') && run.set) flags.set('set', run.set.split(' ').join('\n'));
+  return runTrain({ file, source: meta.source, module: r.module, sources: r.sources, flags });
+}
 
 /** --threads N and --plain-simd: how the wasm-simd backend runs, for this command. */
 function simdFlags(flags: Map<string, unknown>, fallback = 'auto'): void {

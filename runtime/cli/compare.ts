@@ -3,12 +3,15 @@
 // and active parameters and FLOPs per token from the program), runs that differ only by seed
 // grouped into mean ± standard deviation, and overlaid SVG plots of validation loss against
 // step and against training time.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { compileSource } from '../../src/frontend.js';
 import { tokenCost } from '../../src/passes/cost.js';
 import { UsageError } from '../../src/io/tensors.js';
-import { ensureDir, onFile } from '../../src/io/files.js';
+import { ensureDir } from '../../src/io/files.js';
+import { writeFileDurably } from '../../src/io/durable.js';
+import { readMetricsFile } from '../train/metrics-file.js';
+import type { MetricsLine } from '../train/metrics.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { lineChart } from '../train/plots.js';
 import { recordedOverrides } from './args.js';
@@ -51,7 +54,8 @@ export function summarizeRun(dir: string): RunSummary {
   if (!existsSync(metricsPath) || !existsSync(ckptPath)) throw new UsageError(`${dir} is not a peerc train run folder (it needs metrics.jsonl and checkpoint.safetensors)`);
   const { meta } = readCheckpoint(ckptPath, { tensors: false });
   const run = JSON.parse(meta.run) as { seed?: number; task?: string; set?: string };
-  const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+  const { rows, warnings } = readMetricsFile<Row & MetricsLine>(metricsPath);
+  for (const w of warnings) process.stderr.write(`peerc: warning: ${w}\n`);
   const train = rows.filter((r) => r.split === 'train'), val = rows.filter((r) => r.split === 'validation');
   if (!val.length) throw new UsageError(`${dir} has no validation rows in metrics.jsonl yet`);
   // Training time up to each step, for the loss-vs-time plot.
@@ -141,7 +145,7 @@ export function compareRuns(dirs: string[], plotsDir?: string): string {
     });
     const write = (name: string, svg: string) => {
       const path = join(plotsDir, name);
-      onFile('write', path, () => writeFileSync(path, svg));
+      writeFileDurably(path, svg);
     };
     write('compare-loss-step.svg', lineChart('Validation loss', 'step', 'loss', series('step')));
     write('compare-loss-time.svg', lineChart('Validation loss against training time', 'training seconds', 'loss', series('seconds')));

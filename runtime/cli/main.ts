@@ -12,11 +12,18 @@ import { UsageError } from '../../src/io/tensors.js';
 import { COMMANDS, usage } from './commands.js';
 import { HelpRequested } from './args.js';
 import { HELP } from './help.js';
+import { StoppedBeforeStart } from './train.js';
 import { fileError, isFileSystemError } from '../../src/io/files.js';
+// Output piped into a reader that stops early (| head) is not an error (see output.ts).
+import './output.js';
 
 
 function out(fd: number, s: string): void {
-  writeSync(fd, s);
+  try {
+    writeSync(fd, s);
+  } catch {
+    /* the terminal or pipe is gone: nothing more can be said */
+  }
 }
 
 /** The source a run-time error points into, so it prints with its line and caret. */
@@ -54,6 +61,10 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     if (e instanceof HelpRequested) return helpFor(e.command);
+    if (e instanceof StoppedBeforeStart) {
+      out(2, 'peerc: stopped by a signal before training started; nothing was trained or written\n');
+      return e.exitCode;
+    }
     if (e instanceof BackendUnavailable) {
       out(2, `peerc: ${e.message}\n`);
       return 2;
@@ -89,10 +100,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Output piped into a reader that stops early (| head) is not an error.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-});
 
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;

@@ -1,11 +1,12 @@
 // `peerc playground`: serves the playground page (built into dist/playground by npm run build)
 // with the headers that make it cross-origin isolated (SharedArrayBuffer, so wasm threads and
 // peerc's wasm-simd worker pool run), or writes it as static files for any host.
-import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDir, onFile } from '../../src/io/files.js';
+import { writeFileDurably } from '../../src/io/durable.js';
 import { UsageError } from '../../src/io/usage-error.js';
 
 /** The headers every response carries; a static host must send the same (see HEADERS in --build). */
@@ -71,7 +72,7 @@ export function buildPlayground(out: string): string[] {
   ensureDir(out);
   onFile('write', out, () => cpSync(dir, out, { recursive: true }));
   const headers = join(out, '_headers'), note = join(out, 'HEADERS.txt');
-  onFile('write', headers, () => writeFileSync(headers, `/*\n${Object.entries(ISOLATION_HEADERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`));
-  onFile('write', note, () => writeFileSync(note, HEADERS_NOTE));
+  writeFileDurably(headers, `/*\n${Object.entries(ISOLATION_HEADERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`);
+  writeFileDurably(note, HEADERS_NOTE);
   return [out, headers, note];
 }

@@ -3,6 +3,7 @@ import { compileSource } from '../../src/frontend.js';
 import { recordedOverrides } from './args.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import { UsageError } from '../../src/io/tensors.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import { resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
@@ -20,7 +21,7 @@ export interface SampleOptions {
 }
 
 export async function runSample(path: string, o: SampleOptions, write: (bytes: Uint8Array) => void): Promise<number> {
-  const ck = readCheckpoint(path);
+  const ck = readCheckpoint(path, { finite: true });
   const data = JSON.parse(ck.meta.data) as { task: string; seq: number };
   // The run's --set overrides (recorded in its settings) shape the program as it was trained.
   const set = recordedOverrides((JSON.parse(ck.meta.run || '{}') as { set?: string }).set);
@@ -32,7 +33,8 @@ export async function runSample(path: string, o: SampleOptions, write: (bytes: U
   const input = fn.graph.node(fn.inputs[0]!).attrs.name as string;
   const weights = new Map(m.params.map((p) => {
     const t = ck.tensors.get(`param.${p.name}`);
-    if (!t) throw new UsageError(`${path} has no tensor 'param.${p.name}'`);
+    if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name: `param.${p.name}`, kind: `the weights of ${p.name}` }));
+    if (t.data.length !== p.shape.reduce((a, b) => a * b, 1)) throw new CompileError(diagnostic('PEER0602', null, { name: `param.${p.name}`, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` }));
     return [p.name, t.data] as const;
   }));
   const seq = data.seq;

@@ -4,10 +4,12 @@
 // continues where it was when started again. Each run is a child process: one failing run is
 // reported and the others go on.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { UsageError } from '../../src/io/tensors.js';
 import { ensureDir, onFile } from '../../src/io/files.js';
+import { writeFileDurably } from '../../src/io/durable.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import { closestName } from '../../src/check/scope.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { compareRuns } from './compare.js';
 
@@ -26,27 +28,62 @@ export interface SweepSpec {
 }
 
 const FORBIDDEN = ['--out', '--seed', '--set', '--resume', '--force'];
+const KEYS = ['out', 'programs', 'set', 'points', 'seeds', 'train'];
+const SHAPE = '(a sweep is { "out": DIR, "programs": [FILE.peer, ...], "set": { NAME: [VALUE, ...] } or "points": [{ NAME: VALUE, ... }, ...], "seeds": [0, 1, 2], "train": [FLAGS] })';
 
+const describe = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? (v.length ? 'a list' : 'an empty list') : typeof v === 'object' ? 'an object' : JSON.stringify(v));
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isValue = (v: unknown) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+
+/** Reads and checks a sweep file the way the language checks a program: every key and type, each a coded error naming the key. */
 export function readSweep(path: string): SweepSpec {
-  let spec: SweepSpec;
+  let raw: unknown;
+  const text = onFile('read', path, () => readFileSync(path, 'utf8'));
   try {
-    spec = JSON.parse(readFileSync(path, 'utf8')) as SweepSpec;
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${path}: not a sweep file (${(e as Error).message})`);
+    throw new CompileError(diagnostic('PEER0802', null, { file: path, key: 'the file', detail: `is not valid JSON (${(e as Error).message}) ${SHAPE}` }));
   }
-  const bad = (what: string) => {
-    throw new UsageError(`${path}: ${what} (a sweep is { "out": DIR, "programs": [FILE.peer, ...], "set": { NAME: [VALUE, ...] } or "points": [{ NAME: VALUE, ... }, ...], "seeds": [0, 1, 2], "train": [FLAGS] })`);
+  const bad = (key: string, detail: string): never => {
+    throw new CompileError(diagnostic('PEER0802', null, { file: path, key, detail }));
   };
-  if (typeof spec.out !== 'string' || !spec.out) bad('"out" must name a folder');
-  if (!Array.isArray(spec.programs) || !spec.programs.length || !spec.programs.every((p) => typeof p === 'string')) bad('"programs" must list .peer files');
-  if (spec.set !== undefined && (typeof spec.set !== 'object' || !Object.values(spec.set).every((v) => Array.isArray(v) && v.length))) bad('"set" maps const names to non-empty lists of values');
-  if (spec.points !== undefined && !(Array.isArray(spec.points) && spec.points.length && spec.points.every((p) => typeof p === 'object' && p !== null && !Array.isArray(p)))) bad('"points" must list objects of const values');
-  if (spec.points !== undefined && spec.set !== undefined) bad('give "set" (a grid) or "points", not both');
-  if (spec.seeds !== undefined && !(Array.isArray(spec.seeds) && spec.seeds.every((s) => Number.isInteger(s) && s >= 0))) bad('"seeds" must be whole numbers >= 0');
-  if (spec.train !== undefined && !(Array.isArray(spec.train) && spec.train.every((s) => typeof s === 'string'))) bad('"train" must be a list of flags (strings)');
-  const forbidden = (spec.train ?? []).find((f) => FORBIDDEN.includes(f.split('=')[0]!));
-  if (forbidden) bad(`"train" may not contain ${forbidden} (the sweep sets it per run)`);
-  return spec;
+  if (!isObject(raw)) bad('the file', `must hold a JSON object, not ${describe(raw)} ${SHAPE}`);
+  const spec = raw as Record<string, unknown>;
+  for (const key of Object.keys(spec)) {
+    if (KEYS.includes(key)) continue;
+    const near = closestName(key, KEYS);
+    bad(`"${key}"`, `is not a sweep setting${near ? `; did you mean "${near}"?` : ''} (the settings are ${KEYS.map((k) => `"${k}"`).join(', ')})`);
+  }
+  const { out, programs, set, points, seeds, train } = spec;
+  if (typeof out !== 'string' || !out) bad('"out"', `must name a folder, not ${describe(out)}`);
+  if (!Array.isArray(programs) || !programs.length) bad('"programs"', `must list one or more .peer files, not ${describe(programs)}`);
+  (programs as unknown[]).forEach((p, i) => typeof p === 'string' && p ? undefined : bad(`"programs"[${i}]`, `must be a .peer file name, not ${describe(p)}`));
+  if (set !== undefined && points !== undefined) bad('"set" and "points"', 'cannot both be given: "set" is a grid, "points" lists the points themselves');
+  if (set !== undefined) {
+    if (!isObject(set)) bad('"set"', `must map const names to lists of values, not ${describe(set)}`);
+    for (const [name, values] of Object.entries(set as Record<string, unknown>)) {
+      if (!Array.isArray(values) || !values.length) bad(`"set"."${name}"`, `must be a non-empty list of values, not ${describe(values)}`);
+      (values as unknown[]).forEach((v, i) => isValue(v) ? undefined : bad(`"set"."${name}"[${i}]`, `must be a number or a string, not ${describe(v)}`));
+    }
+  }
+  if (points !== undefined) {
+    if (!Array.isArray(points) || !points.length) bad('"points"', `must be a non-empty list of objects of const values, not ${describe(points)}`);
+    (points as unknown[]).forEach((p, i) => {
+      if (!isObject(p)) bad(`"points"[${i}]`, `must be an object of const values, not ${describe(p)}`);
+      for (const [name, v] of Object.entries(p as Record<string, unknown>)) if (!isValue(v)) bad(`"points"[${i}]."${name}"`, `must be a number or a string, not ${describe(v)}`);
+    });
+  }
+  if (seeds !== undefined) {
+    if (!Array.isArray(seeds) || !seeds.length) bad('"seeds"', `must be a non-empty list of whole numbers >= 0 (leave it out for seed 0), not ${describe(seeds)}`);
+    (seeds as unknown[]).forEach((v, i) => Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : bad(`"seeds"[${i}]`, `must be a whole number >= 0, not ${describe(v)}`));
+  }
+  if (train !== undefined) {
+    if (!Array.isArray(train)) bad('"train"', `must be a list of peerc train flags (strings), not ${describe(train)}`);
+    (train as unknown[]).forEach((v, i) => typeof v === 'string' ? undefined : bad(`"train"[${i}]`, `must be a string (a flag or its value), not ${describe(v)}`));
+    const forbidden = (train as string[]).find((f) => FORBIDDEN.includes(f.split('=')[0]!));
+    if (forbidden) bad('"train"', `may not contain ${forbidden} (the sweep sets it per run)`);
+  }
+  return spec as unknown as SweepSpec;
 }
 
 interface Point {
@@ -88,12 +125,13 @@ export function runSweep(path: string, cli: string, say: (line: string) => void)
   ensureDir(resolve(dirname(resolve(path)), spec.out));
   const failed: string[] = [];
   // Ctrl-C is for the run in progress (it saves a checkpoint); the sweep reports and stops after it.
+  // SIGTERM and SIGHUP likewise: the run saves and exits with 143 or 129, and the sweep stops after it.
   const ignore = () => undefined;
-  process.on('SIGINT', ignore);
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, ignore);
   try {
     return sweepRuns(points, spec, path, cli, say, failed);
   } finally {
-    process.off('SIGINT', ignore);
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, ignore);
   }
 }
 
@@ -110,9 +148,9 @@ function sweepRuns(points: Point[], spec: SweepSpec, path: string, cli: string, 
     say(`${label}: ${state === 'resume' ? 'resuming' : 'training'}`);
     const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     // Ctrl-C reaches the run too; it saves a checkpoint, and the sweep stops so it can be resumed.
-    if (r.signal === 'SIGINT' || r.status === 130) {
+    if (r.signal === 'SIGINT' || r.signal === 'SIGTERM' || r.signal === 'SIGHUP' || [130, 143, 129].includes(r.status ?? 0)) {
       say(`stopped; run the same command again to continue: peerc sweep ${path}`);
-      return 130;
+      return r.status ?? 130;
     }
     if (r.status !== 0) failed.push(`${basename(p.dir)} (exit ${r.status ?? r.signal})`);
   }
@@ -121,7 +159,7 @@ function sweepRuns(points: Point[], spec: SweepSpec, path: string, cli: string, 
     const out = resolve(dirname(resolve(path)), spec.out);
     const table = compareRuns(finished.map((p) => p.dir), out);
     const md = join(out, 'compare.md');
-    onFile('write', md, () => writeFileSync(md, table));
+    writeFileDurably(md, table);
     say(table.trimEnd());
     say(`wrote ${md}, ${join(out, 'compare-loss-step.svg')}, ${join(out, 'compare-loss-time.svg')}`);
   }

@@ -1,9 +1,19 @@
 // peerc train: trains a model on a text file or the built-in recall task, with progress,
 // periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ensureDir, onFile } from '../../src/io/files.js';
+import { LineLog, removeStaleTemps, writeFileDurably } from '../../src/io/durable.js';
+import { compileSource } from '../../src/frontend.js';
+import { cutTornTail, readMetricsFile } from '../train/metrics-file.js';
+import type { MetricsLine } from '../train/metrics.js';
+import { lockRunFolder, type RunLock } from '../train/run-lock.js';
+import { programDifference } from '../train/resume-check.js';
+import { recordedOverrides } from '../train/settings.js';
+import { print, keepRunningWithoutStdout } from './output.js';
+import { StopSignals } from './signals.js';
 import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRModule } from '../../src/ir/graph.js';
@@ -44,7 +54,6 @@ function checkFlagValues(flags: Map<string, string | number | boolean>): void {
 /** Settings a resumed run cannot change: they shape the data stream or the optimizer's state. */
 const FIXED_ON_RESUME: Readonly<Record<string, (s: RunSettings) => string | number | undefined>> = {
   task: (s) => s.task,
-  data: (s) => s.data && resolve(s.data),
   batch: (s) => s.batch,
   seq: (s) => s.seq,
   seed: (s) => s.seed,
@@ -70,12 +79,10 @@ const CHANGEABLE_ON_RESUME: Readonly<Record<string, (s: RunSettings, v: number |
 function resumedSettings(saved: RunSettings, flags: Map<string, string | number | boolean>, start: number): { settings: RunSettings; changes: Record<string, [unknown, unknown]> } {
   for (const [flag, get] of Object.entries(FIXED_ON_RESUME)) {
     if (!flags.has(flag)) continue;
-    const now = flag === 'data' ? resolve(flags.get(flag) as string) : flags.get(flag);
+    const now = flags.get(flag);
     const was = get(saved);
     if (now !== was) throw new CompileError(diagnostic('PEER0706', null, { flag, was: was === undefined ? 'none' : String(was), now: String(now) }));
   }
-  // The program's constants shape every tensor: a resumed run is checked with the same --set.
-  if (setOf(flags) !== (saved.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: saved.set || 'none', now: setOf(flags) || 'none' }));
   let settings = saved;
   const changes: Record<string, [unknown, unknown]> = {};
   for (const [flag, apply] of Object.entries(CHANGEABLE_ON_RESUME)) {
@@ -108,6 +115,39 @@ const fmtTime = (sec: number) => {
   return s >= 3600 ? `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 };
 
+/** The SHA-256 of a data file: a resumed run recognises its text by content, wherever it moved. */
+function dataHash(path: string): string {
+  return createHash('sha256').update(readFileChecked(path)).digest('hex');
+}
+
+/**
+ * The data a resumed text run reads: the --data given (or the path the run recorded), accepted
+ * when its content is the text the run was trained on (by hash), wherever it now lies.
+ */
+function resumedData(saved: RunSettings, flags: Map<string, string | number | boolean>, notes: string[]): RunSettings {
+  const given = flags.get('data') as string | undefined;
+  if (saved.task !== 'text') {
+    if (given !== undefined) throw new CompileError(diagnostic('PEER0706', null, { flag: 'data', was: `the ${saved.task} task (no data file)`, now: given }));
+    return saved;
+  }
+  const path = given ?? saved.data!;
+  if (!existsSync(path)) throw new CompileError(diagnostic('PEER0711', null, { file: path, detail: `does not exist${given ? '' : ' (the run recorded this path; pass --data with the text if it moved)'}` }));
+  const hash = dataHash(path);
+  if (saved.dataSha256 === undefined) {
+    // Checkpoints written before data hashes were recorded: the path must not change.
+    if (given !== undefined && resolve(given) !== resolve(saved.data!)) throw new CompileError(diagnostic('PEER0706', null, { flag: 'data', was: resolve(saved.data!), now: resolve(given) }));
+    return { ...saved, dataSha256: hash };
+  }
+  if (hash !== saved.dataSha256) throw new CompileError(diagnostic('PEER0711', null, { file: path, detail: `is not the text this run was trained on (its SHA-256 differs from the one recorded${given ? '' : ` for ${saved.data}`})` }));
+  if (resolve(path) !== resolve(saved.data!)) notes.push(`data: ${path} has the content of ${saved.data} (moved or copied): continuing with it`);
+  return { ...saved, data: path };
+}
+
+/** The checkpoint's own program, compiled as it was trained (its --set). */
+function checkpointProgram(meta: CheckpointMeta, saved: RunSettings): IRModule | undefined {
+  return compileSource(meta.source, meta.file || 'checkpoint.peer', { entry: meta.entry || undefined, set: recordedOverrides(saved.set) }).module ?? undefined;
+}
+
 export async function runTrain(t: TrainFlags): Promise<number> {
   const { flags, module: m } = t;
   const backendName = (flags.get('backend') as string | undefined) ?? 'auto';
@@ -115,16 +155,55 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const backend = resolveBackend(backendName as BackendName | 'auto');
   const out = (flags.get('out') as string | undefined) ?? join('runs', m.entry);
   const ckptPath = join(out, 'checkpoint.safetensors');
-  const metricsPath = join(out, 'metrics.jsonl');
   const resume = flags.get('resume') === true;
   const force = flags.get('force') === true;
   if (resume && force) throw new UsageError('--resume continues the run in --out and --force replaces it: pass one of them');
   checkFlagValues(flags);
-  if (!resume && !force) {
-    const found = [ckptPath, metricsPath].filter((f) => existsSync(f));
-    if (found.length) throw new CompileError(diagnostic('PEER0705', null, { dir: out, step: ` (${found.map((f) => basename(f)).join(', ')})` }));
+  if (resume && !existsSync(ckptPath)) throw new UsageError(`--resume: no checkpoint at ${ckptPath} (pass the --out RUN_DIR of the run to continue; a run stopped before its first checkpoint starts again without --resume)`);
+
+  // From here a signal stops the run cleanly; a closed stdout stops only the output.
+  const stop = new StopSignals();
+  keepRunningWithoutStdout();
+  const created = !existsSync(out);
+  let lock: RunLock | undefined;
+  try {
+    ensureDir(out); // a bad --out fails now, before any work
+    lock = lockRunFolder(out, ['peerc', 'train', ...process.argv.slice(3)].join(' '));
+    const code = await trainLocked(t, { backend, out, ckptPath, resume, force, stop, lockNote: lock.note });
+    return code;
+  } catch (e) {
+    lock?.release();
+    lock = undefined;
+    // A start that failed before writing anything leaves no folder behind.
+    if (created) try { rmdirSync(out); } catch { /* it holds files: keep them */ }
+    throw e;
+  } finally {
+    lock?.release();
+    stop.dispose();
   }
-  ensureDir(out); // a bad --out fails now, before any work
+}
+
+interface RunPlace {
+  backend: ReturnType<typeof resolveBackend>;
+  out: string;
+  ckptPath: string;
+  resume: boolean;
+  force: boolean;
+  stop: StopSignals;
+  lockNote?: string;
+}
+
+async function trainLocked(t: TrainFlags, place: RunPlace): Promise<number> {
+  const { flags, module: m } = t;
+  const { backend, out, ckptPath, resume, force, stop } = place;
+  const metricsPath = join(out, 'metrics.jsonl');
+  const notes: string[] = [];
+  if (place.lockNote) notes.push(place.lockNote);
+  const stale = removeStaleTemps(out);
+  if (stale.length) notes.push(`removed ${stale.length} temporary file${stale.length === 1 ? '' : 's'} left by a stopped run (${stale.join(', ')})`);
+  // Only a checkpoint is a run to protect: a folder whose run never saved one is started over.
+  if (!resume && !force && existsSync(ckptPath)) throw new CompileError(diagnostic('PEER0705', null, { dir: out, step: ' (checkpoint.safetensors)' }));
+  if (!resume && !force && existsSync(metricsPath)) notes.push(`${metricsPath} of a run that never saved a checkpoint is replaced`);
 
   let settings: RunSettings;
   let weights: Map<string, Float32Array>;
@@ -133,20 +212,27 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   let changes: Record<string, [unknown, unknown]> = {};
   let resumes: { step: number; changes: Record<string, [unknown, unknown]> }[] = [];
   if (resume) {
-    if (!existsSync(ckptPath)) throw new UsageError(`--resume: no checkpoint at ${ckptPath} (pass the --out RUN_DIR of the run to continue)`);
-    restored = readCheckpoint(ckptPath);
-    if (restored.meta.source !== t.source) throw new UsageError(`--resume: ${t.file} is not the program this checkpoint was trained from (${restored.meta.file}); the checkpoint embeds its source, so restore that file or start a new run`);
+    restored = readCheckpoint(ckptPath, { finite: true });
     start = restored.meta.step;
-    ({ settings, changes } = resumedSettings(JSON.parse(restored.meta.run) as RunSettings, flags, start));
+    const saved = JSON.parse(restored.meta.run) as RunSettings;
+    // The program's constants shape every tensor: a resumed run is checked with the same --set.
+    if (setOf(flags) !== (saved.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: saved.set || 'none', now: setOf(flags) || 'none' }));
+    const then = checkpointProgram(restored.meta, saved);
+    const difference = then ? programDifference(then, m) : 'the program embedded in the checkpoint does not compile any more';
+    if (difference) throw new CompileError(diagnostic('PEER0710', null, { file: t.file, detail: difference }));
+    if (restored.meta.source !== t.source) notes.push(`${t.file} differs from the checkpoint's copy in its text only (comments, layout, names): it computes the same, so the run continues`);
+    ({ settings, changes } = resumedSettings(resumedData(saved, flags, notes), flags, start));
     resumes = [...(JSON.parse(restored.meta.resumes ?? '[]') as typeof resumes), ...(Object.keys(changes).length ? [{ step: start, changes }] : [])];
     weights = new Map();
     for (const p of m.params) {
       const w = restored.tensors.get(`param.${p.name}`);
-      if (!w || w.data.length !== p.shape.reduce((a, b) => a * b, 1)) throw new UsageError(`--resume: the checkpoint has no tensor 'param.${p.name}' of shape [${p.shape.join(', ')}]`);
+      if (!w) throw new CompileError(diagnostic('PEER0601', null, { file: ckptPath, name: `param.${p.name}`, kind: `${p.role} f32[${p.shape.join(', ')}]` }));
+      if (w.data.length !== p.shape.reduce((a, b) => a * b, 1)) throw new CompileError(diagnostic('PEER0602', null, { name: `param.${p.name}`, expected: `[${p.shape.join(', ')}]`, found: `[${w.shape.join(', ')}]` }));
       weights.set(p.name, w.data);
     }
   } else {
     settings = settingsOf(m, flags);
+    if (settings.task === 'text') settings = { ...settings, dataSha256: dataHash(settings.data!) };
     weights = seededWeights(m.params, settings.seed);
   }
   const stopAt = Math.min(settings.steps, (flags.get('stop-at') as number | undefined) ?? settings.steps);
@@ -157,34 +243,84 @@ export async function runTrain(t: TrainFlags): Promise<number> {
     if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], t.sources);
     throw e;
   }
-  let dataset: Dataset;
+  let metrics: LineLog | undefined;
+  let lastCounts = new Map<string, Float64Array>();
   try {
-    dataset = datasetOf(settings, m);
-  } catch (e) {
-    trainer.destroy();
-    throw e;
-  }
-  if (restored) {
-    trainer.optimizer.t = restored.meta.optimizerStep;
-    const state = [...[...trainer.optimizer.m].map(([n, a]) => [`opt.m.${n}`, a] as const), ...[...trainer.optimizer.v].map(([n, a]) => [`opt.v.${n}`, a] as const)];
-    for (const [name, arr] of state) {
-      const saved = restored.tensors.get(name);
-      if (!saved || saved.data.length !== arr.length) throw new UsageError(`--resume: the checkpoint has no optimizer state '${name}' for ${settings.optimizer.kind}`);
-      arr.set(saved.data);
+    const dataset = datasetOf(settings, m);
+    if (restored) {
+      trainer.optimizer.t = restored.meta.optimizerStep;
+      const state = [...[...trainer.optimizer.m].map(([n, a]) => [`opt.m.${n}`, a] as const), ...[...trainer.optimizer.v].map(([n, a]) => [`opt.v.${n}`, a] as const)];
+      for (const [name, arr] of state) {
+        const saved = restored.tensors.get(name);
+        if (!saved) throw new CompileError(diagnostic('PEER0601', null, { file: ckptPath, name, kind: `the ${settings.optimizer.kind} optimizer's state` }));
+        if (saved.data.length !== arr.length) throw new CompileError(diagnostic('PEER0602', null, { name, expected: `${arr.length} values`, found: `[${saved.shape.join(', ')}]` }));
+        arr.set(saved.data);
+      }
+      restored = undefined; // let the checkpoint's copies go
     }
-    restored = undefined; // let the checkpoint's copies go
-  }
+    if (stop.stopped) throw new StoppedBeforeStart(stop.exitCode);
 
-  // Metrics after the resumed step belong to a run that did not reach its next checkpoint.
-  const history = existsSync(metricsPath) && resume ? readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= start) : [];
-  onFile('write', metricsPath, () => writeFileSync(metricsPath, history.map((l) => l + '\n').join('')));
-  const log = (o: object) => onFile('write', metricsPath, () => appendFileSync(metricsPath, JSON.stringify(o) + '\n'));
-  if (Object.keys(changes).length) log({ step: start, split: 'resume', changes });
+    // The metrics file is only ever appended to; a resumed run says where it went on from.
+    if (resume) {
+      const torn = cutTornTail(metricsPath);
+      if (torn) notes.push(torn);
+    } else {
+      if (force && existsSync(ckptPath)) onFile('replace', ckptPath, () => unlinkSync(ckptPath));
+      writeFileDurably(metricsPath, '');
+    }
+    metrics = new LineLog(metricsPath);
+    return await trainLoop({ t, place, settings, trainer, dataset, weights, metrics, start, stopAt, changes, resumes, notes, setCounts: (c) => (lastCounts = c) });
+  } finally {
+    metrics?.close();
+    if (metrics) {
+      try {
+        writePlots(out, metricsPath, lastCounts);
+      } catch (e) {
+        // The plots are redrawn from the metrics at every run: a failure here loses nothing.
+        if (!(e instanceof CompileError)) throw e;
+        process.stderr.write(`peerc: warning: ${e.diagnostic.message} (the plots are redrawn from metrics.jsonl by the next run)\n`);
+      }
+    }
+    trainer.destroy();
+  }
+}
+
+/** A signal arrived while the run was being set up: nothing was trained or written. */
+export class StoppedBeforeStart extends Error {
+  constructor(readonly exitCode: number) {
+    super('stopped before training started');
+  }
+}
+
+interface LoopState {
+  t: TrainFlags;
+  place: RunPlace;
+  settings: RunSettings;
+  trainer: Trainer;
+  dataset: Dataset;
+  weights: Map<string, Float32Array>;
+  metrics: LineLog;
+  start: number;
+  stopAt: number;
+  changes: Record<string, [unknown, unknown]>;
+  resumes: { step: number; changes: Record<string, [unknown, unknown]> }[];
+  notes: string[];
+  setCounts: (c: Map<string, Float64Array>) => void;
+}
+
+async function trainLoop(s: LoopState): Promise<number> {
+  const { t, settings, trainer, dataset, weights, metrics, start, stopAt, changes, resumes } = s;
+  const { flags, module: m } = t;
+  const { backend, out, ckptPath, resume, stop } = s.place;
+  const metricsPath = metrics.path;
+  const log = (o: object) => metrics.append(JSON.stringify(o));
+  if (resume) log({ step: start, split: 'resume', changes });
   const tty = process.stdout.isTTY === true;
-  const say = (s: string) => process.stdout.write((tty ? '\r\x1b[K' : '') + s + '\n');
+  const say = (line: string) => print((tty ? '\r\x1b[K' : '') + line + '\n');
   const params = m.params.filter((p) => p.role === 'param').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   say(`peerc train ${t.file} (@${m.entry}): ${params.toLocaleString('en-US')} parameters, ${settings.optimizer.kind}, lr ${settings.optimizer.lr}, backend ${trainer.describe()}${settings.set ? `, --set ${settings.set}` : ''}`);
   say(`data: ${dataset.describe()}`);
+  for (const n of s.notes) say(`note: ${n}`);
   for (const n of unfusedPatterns(trainer.train.module, { retrievalOnly: true })) say(`note: ${n.message}`);
   const changed = Object.entries(changes).map(([f, [a, b]]) => `--${f} ${a} -> ${b}`).join(', ');
   say(resume ? `resuming at step ${start} of ${settings.steps} from ${ckptPath}${changed ? ` with ${changed}` : ''}` : `steps: ${settings.steps}; validation every ${settings.evalEvery} steps; run folder ${out}`);
@@ -192,6 +328,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   const meta = (step: number): CheckpointMeta => runMeta({ source: t.source, file: t.file, entry: m.entry!, step, settings, optimizerStep: trainer.optimizer.t, backend: backend.name, resumes });
   let lastSaved = resume ? start : -1;
   const save = (step: number) => {
+    metrics.sync(); // the checkpoint refers to the metrics up to its step
     writeCheckpoint(ckptPath, meta(step), checkpointTensors(m, weights, trainer.optimizer));
     lastSaved = step;
   };
@@ -209,60 +346,46 @@ export async function runTrain(t: TrainFlags): Promise<number> {
       throw e;
     }
     log({ step, split: 'validation', loss: ev.loss, accuracy: ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness })) });
-    lastCounts = new Map(ev.experts.map((e) => [e.param, e.counts]));
+    s.setCounts(new Map(ev.experts.map((e) => [e.param, e.counts])));
     const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}% KL ${e.unevenness.toFixed(3)}`).join(', ');
     say(`step ${step}: validation loss ${ev.loss.toFixed(4)}${Number.isNaN(ev.accuracy) ? '' : `, accuracy ${(100 * ev.accuracy).toFixed(1)}%`}${experts ? `; experts: ${experts}` : ''}`);
     return ev;
   };
-  let lastCounts = new Map<string, Float64Array>();
 
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-  };
-  process.on('SIGINT', onSigint);
   const t0 = performance.now();
   let tokens = 0, firstLoss = NaN, lastLoss = NaN, recentMs: number[] = [];
   const logEvery = Math.max(1, Math.round(settings.steps / 20));
-  try {
-    if (start === 0) await evaluate(0);
-    for (let step = start; step < stopAt; step++) {
-      let r;
-      try {
-        r = await trainer.step(dataset.batch('train', step));
-      } catch (e) {
-        if (e instanceof Diverged) throw diverged(e, step + 1);
-        throw e;
-      }
-      tokens += r.tokens;
-      if (Number.isNaN(firstLoss)) firstLoss = r.loss;
-      lastLoss = r.loss;
-      recentMs = [...recentMs.slice(-19), r.ms];
-      const done = step + 1;
-      const msPerStep = recentMs.reduce((a, b) => a + b, 0) / recentMs.length;
-      const tokPerS = (r.tokens / r.ms) * 1000;
-      log({ step: done, split: 'train', loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, clipped: r.clipped, ms: r.ms, tokens_per_s: tokPerS });
-      const eta = fmtTime(((settings.steps - done) * msPerStep) / 1000);
-      if (tty) {
-        const width = 24, filled = Math.round((width * done) / settings.steps);
-        process.stdout.write(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
-      } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
-      if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
-      // Let signals (SIGINT) be delivered: on CPU backends a step never returns to the event loop by itself.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (done % settings.checkpointEvery === 0 || done === stopAt || interrupted) save(done);
-      if (interrupted) {
-        const entryFlag = flags.has('entry') ? ` --entry ${shellWord(flags.get('entry') as string)}` : '';
-        say(`interrupted: checkpoint of step ${done} saved to ${ckptPath}; continue with:\n  peerc train ${shellWord(t.file)}${entryFlag} --resume --out ${shellWord(out)}`);
-        writePlots(out, metricsPath, lastCounts);
-        return 130;
-      }
+  if (start === 0) await evaluate(0);
+  for (let step = start; step < stopAt; step++) {
+    let r;
+    try {
+      r = await trainer.step(dataset.batch('train', step));
+    } catch (e) {
+      if (e instanceof Diverged) throw diverged(e, step + 1);
+      throw e;
     }
-  } finally {
-    process.off('SIGINT', onSigint);
-    writePlots(out, metricsPath, lastCounts);
-    trainer.destroy();
+    tokens += r.tokens;
+    if (Number.isNaN(firstLoss)) firstLoss = r.loss;
+    lastLoss = r.loss;
+    recentMs = [...recentMs.slice(-19), r.ms];
+    const done = step + 1;
+    const msPerStep = recentMs.reduce((a, b) => a + b, 0) / recentMs.length;
+    const tokPerS = (r.tokens / r.ms) * 1000;
+    log({ step: done, split: 'train', loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, clipped: r.clipped, ms: r.ms, tokens_per_s: tokPerS });
+    const eta = fmtTime(((settings.steps - done) * msPerStep) / 1000);
+    if (tty) {
+      const width = 24, filled = Math.round((width * done) / settings.steps);
+      print(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
+    } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
+    if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
+    // Let signals be delivered: on CPU backends a step never returns to the event loop by itself.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (done % settings.checkpointEvery === 0 || done === stopAt || stop.stopped) save(done);
+    if (stop.stopped) {
+      const entryFlag = flags.has('entry') ? ` --entry ${shellWord(flags.get('entry') as string)}` : '';
+      say(`interrupted: checkpoint of step ${done} saved to ${ckptPath} (stopped by ${stop.signal}); continue with:\n  peerc train ${shellWord(t.file)}${entryFlag} --resume --out ${shellWord(out)}`);
+      return stop.exitCode;
+    }
   }
   const secs = (performance.now() - t0) / 1000;
   say(`done: ${stopAt - start} steps in ${secs.toFixed(1)} s (${Math.round(tokens / secs).toLocaleString('en-US')} tokens/s); train loss ${firstLoss.toFixed(4)} -> ${lastLoss.toFixed(4)}`);
@@ -272,9 +395,7 @@ export async function runTrain(t: TrainFlags): Promise<number> {
 
 /** Redraws the plots from the metrics file (so a resumed run's plots show the whole run). */
 export function writePlots(out: string, metricsPath: string, lastCounts: ReadonlyMap<string, Float64Array>): void {
-  const rows = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as MetricsRow);
-  const loss = join(out, 'loss.svg'), experts = join(out, 'experts.svg');
-  onFile('write', loss, () => writeFileSync(loss, lossChart(rows)));
-  const usage = usageHistory(rows);
-  onFile('write', experts, () => writeFileSync(experts, expertsChart(usage, lastCounts)));
+  const rows = readMetricsFile<MetricsRow & MetricsLine>(metricsPath).rows;
+  writeFileDurably(join(out, 'loss.svg'), lossChart(rows));
+  writeFileDurably(join(out, 'experts.svg'), expertsChart(usageHistory(rows), lastCounts));
 }

@@ -7,6 +7,8 @@ import { DEFAULT_OPTIMIZER, type OptimizerConfig, type OptimizerKind } from './o
 export interface RunSettings {
   task: 'text' | 'recall';
   data?: string;
+  /** SHA-256 of the data file: a resumed run recognises its text by content, not by path. */
+  dataSha256?: string;
   steps: number;
   batch: number;
   seq: number;

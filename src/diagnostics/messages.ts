@@ -99,8 +99,16 @@ export const MESSAGES = {
     `${a.given ? `--steps ${a.steps} is not beyond the checkpoint's step ${a.step}` : `the run is complete (step ${a.step} of ${a.steps})`}; to train further, pass --steps greater than ${a.step}`),
   PEER0708: m('not a training checkpoint', (a: { file: string; format: string }) =>
     `${a.file} is a safetensors file but not a peerc training checkpoint (${a.format}); pass the checkpoint.safetensors in a run folder written by peerc train`),
+  PEER0709: m('run folder in use', (a: { dir: string; owner: string }) =>
+    `${a.dir} is in use by ${a.owner}; wait for that run to finish or stop it (Ctrl-C saves a checkpoint), or train into another --out`),
+  PEER0710: m('program changed since the checkpoint', (a: { file: string; detail: string }) =>
+    `--resume: ${a.file} no longer computes what the checkpoint was trained with: ${a.detail}. Restore the program (leave out FILE to train the one the checkpoint embeds: peerc train --resume --out RUN_DIR) or start a new run`),
+  PEER0711: m('data changed since the checkpoint', (a: { file: string; detail: string }) =>
+    `--resume: ${a.file} ${a.detail}; the run's batches come from that text, so pass --data with the text it was trained on (a moved or renamed copy is fine), or start a new run`),
   // Files
   PEER0800: m('cannot use path', (a: { action: string; path: string; reason: string }) => `cannot ${a.action} ${a.path}: ${a.reason}`),
+  PEER0801: m('write failed', (a: { path: string; reason: string; kept: string }) => `could not write ${a.path}: ${a.reason}; ${a.kept}`),
+  PEER0802: m('bad settings file', (a: { file: string; key: string; detail: string }) => `${a.file}: ${a.key} ${a.detail}`),
   // Export
   PEER0900: m('no export form', (a: { op: string; target: string }) => `op '${a.op}' has no ${a.target} form (it appears only in training programs)`),
 } as const;
