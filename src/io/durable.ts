@@ -6,7 +6,13 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, renameSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CompileError, diagnostic } from '../diagnostics/diagnostic.js';
-import { allowedBytes, countWritten, faultPoint } from './faults.js';
+import { allowedBytes, countWritten, faultPoint, fileBudget } from './faults.js';
+
+type FileFault = { budget: number; kind: 'enospc' | 'short'; used: number };
+const faultFor = (path: string, bytes: number): FileFault | undefined => {
+  const f = fileBudget(path, bytes);
+  return f && { ...f, used: 0 };
+};
 import { ensureDir, isFileSystemError, fileError } from './files.js';
 
 const TMP = /\.peerc-tmp-(\d+)$|\.safetensors\.tmp-(\d+)$/;
@@ -76,12 +82,13 @@ function writeFailed(path: string, e: unknown, existed: boolean): CompileError {
 }
 
 /** Writes all of `bytes` at the file's position, or throws: a short write is an error, never ignored. */
-export function writeAll(fd: number, bytes: Uint8Array): void {
+export function writeAll(fd: number, bytes: Uint8Array, fault?: FileFault): void {
   let off = 0;
   while (off < bytes.length) {
-    const want = allowedBytes(bytes.length - off);
+    const want = allowedBytes(bytes.length - off, fault);
     const n = want > 0 ? writeSync(fd, bytes, off, want) : 0;
     countWritten(n);
+    if (fault) fault.used += n;
     if (n <= 0) {
       const err = new Error(`short write: ${off} of ${bytes.length} bytes written`) as NodeJS.ErrnoException;
       err.code = 'SHORT';
@@ -137,8 +144,10 @@ export function writeFileDurably(path: string, content: Content): void {
     throw e;
   }
   try {
+    let fault: FileFault | undefined, first = true;
     for (const part of partsOf(content)) {
-      writeAll(fd, part);
+      if (first) (fault = faultFor(path, part.length)), (first = false);
+      writeAll(fd, part, fault);
       faultPoint('write');
     }
     fsyncSync(fd);
@@ -176,7 +185,8 @@ export class LineLog {
   append(line: string): void {
     const start = fstatSync(this.fd).size;
     try {
-      writeAll(this.fd, encoder.encode(line.endsWith('\n') ? line : line + '\n'));
+      const bytes = encoder.encode(line.endsWith('\n') ? line : line + '\n');
+      writeAll(this.fd, bytes, faultFor(this.path, bytes.length));
       faultPoint('append');
     } catch (e) {
       // Take back a torn line so the file still ends at a whole line.
