@@ -474,6 +474,22 @@ describe('sweep files are checked like programs (PEER0802, exit 1)', () => {
   }
 });
 
+describe('a sweep with a damaged run', () => {
+  it('reports that run as failed, trains and compares the others', () => {
+    const dir = at('sweep-damaged');
+    mkdirSync(join(dir, 'runs', 'recall-seed1'), { recursive: true });
+    writeFileSync(join(dir, 'runs', 'recall-seed1', 'checkpoint.safetensors'), 'not a checkpoint at all');
+    copyFileSync(recall, join(dir, 'recall.peer'));
+    writeFileSync(join(dir, 'grid.json'), JSON.stringify({ out: 'runs', programs: ['recall.peer'], seeds: [0, 1], train: ['--steps', '2', '--eval-every', '2', ...common] }));
+    const r = peerc(['sweep', join(dir, 'grid.json')]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/\[2\/2\] recall-seed1: not run: PEER0600: .*checkpoint\.safetensors is not a valid safetensors file/);
+    expect(r.stdout).toMatch(/failed: recall-seed1 \(damaged checkpoint\)/);
+    expect(readCheckpoint(join(dir, 'runs', 'recall-seed0', 'checkpoint.safetensors'), { tensors: false }).meta.step).toBe(2);
+    expect(existsSync(join(dir, 'runs', 'compare.md'))).toBe(true);
+  });
+});
+
 describe('a real full file system (tmpfs), where this machine lets tests mount one', () => {
   const mnt = at('tmpfs');
   mkdirSync(mnt, { recursive: true });

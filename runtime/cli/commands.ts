@@ -311,7 +311,8 @@ export const COMMANDS: Record<string, Command> = {
   },
   train: {
     summary: 'train FILE [--data TEXT | --task recall] [--steps N] [--batch B] [--seq S] [--lr LR] [--backend B] [--seed S] [--out DIR] [--resume]\n' +
-      '                                               train with progress, validation, metrics, plots and checkpoints (docs/training.md)',
+      '                                               train with progress, validation, metrics, plots and checkpoints (docs/training.md)\n' +
+      '  peerc train [FILE] --resume --out DIR        continue a run (without FILE: the program its checkpoint embeds)',
     run(args) {
       const p = parseArgs(args, {
         ...entryFlag, data: 'string', task: 'string', steps: 'integer', batch: 'integer', seq: 'integer', lr: 'number', backend: 'string', seed: 'integer', out: 'string', resume: 'boolean', force: 'boolean',

@@ -88,7 +88,11 @@ same command continues the sweep.
   --out DIR            the run folder (default runs/MODEL); an existing run is never replaced silently
   --resume             continue the run in --out; --steps, --lr and the other optimizer settings, the
                        evaluation cadence and the backend may change (recorded); task, data, batch,
-                       seq, seed and optimizer may not
+                       seq, seed and optimizer may not. FILE may be edited in ways that do not change
+                       what it computes (comments, layout); without FILE the checkpoint's own program
+                       is trained. --data may name a moved copy of the same text (checked by SHA-256)
+  Ctrl-C, SIGTERM and SIGHUP save a checkpoint and exit 130, 143, 129; one trainer holds a run folder
+  at a time (RUN_DIR/.peerc-lock); see "Faults" in docs/training.md
   --force              start over in an --out that already holds a run, replacing it
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD

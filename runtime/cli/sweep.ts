@@ -111,10 +111,17 @@ export function sweepPoints(spec: SweepSpec, base: string): Point[] {
 }
 
 /** Where a run folder stands: finished, resumable (a checkpoint short of its steps), or to start. */
-function stateOf(dir: string): 'done' | 'resume' | 'start' {
+function stateOf(dir: string): 'done' | 'resume' | 'start' | { damaged: string } {
   const ck = join(dir, 'checkpoint.safetensors');
   if (!existsSync(ck)) return 'start';
-  const { meta } = readCheckpoint(ck, { tensors: false });
+  let meta;
+  try {
+    ({ meta } = readCheckpoint(ck, { tensors: false }));
+  } catch (e) {
+    // One damaged run is reported like a failed one; the others go on.
+    if (e instanceof CompileError) return { damaged: `${e.diagnostic.code}: ${e.diagnostic.message}` };
+    throw e;
+  }
   const steps = (JSON.parse(meta.run) as { steps?: number }).steps ?? Infinity;
   return meta.step >= steps ? 'done' : 'resume';
 }
@@ -136,9 +143,16 @@ export function runSweep(path: string, cli: string, say: (line: string) => void)
 }
 
 function sweepRuns(points: Point[], spec: SweepSpec, path: string, cli: string, say: (line: string) => void, failed: string[]): number {
+  const damaged = new Set<string>();
   for (const [i, p] of points.entries()) {
     const state = stateOf(p.dir);
     const label = `[${i + 1}/${points.length}] ${basename(p.dir)}`;
+    if (typeof state === 'object') {
+      say(`${label}: not run: ${state.damaged}`);
+      failed.push(`${basename(p.dir)} (damaged checkpoint)`);
+      damaged.add(p.dir);
+      continue;
+    }
     if (state === 'done') {
       say(`${label}: done, skipped`);
       continue;
@@ -154,7 +168,7 @@ function sweepRuns(points: Point[], spec: SweepSpec, path: string, cli: string, 
     }
     if (r.status !== 0) failed.push(`${basename(p.dir)} (exit ${r.status ?? r.signal})`);
   }
-  const finished = points.filter((p) => existsSync(join(p.dir, 'checkpoint.safetensors')) && existsSync(join(p.dir, 'metrics.jsonl')));
+  const finished = points.filter((p) => !damaged.has(p.dir) && existsSync(join(p.dir, 'checkpoint.safetensors')) && existsSync(join(p.dir, 'metrics.jsonl')));
   if (finished.length) {
     const out = resolve(dirname(resolve(path)), spec.out);
     const table = compareRuns(finished.map((p) => p.dir), out);

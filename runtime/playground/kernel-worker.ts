@@ -210,6 +210,11 @@ async function trainLoop(r: TrainingRun): Promise<void> {
   }
 }
 
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes.slice() as Uint8Array<ArrayBuffer>));
+  return [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 async function train(req: Extract<KernelRequest, { kind: 'train' }>): Promise<void> {
   if (training?.running) throw new Reported('a training run is in progress: stop it first');
   training?.trainer.destroy();
@@ -220,7 +225,9 @@ async function train(req: Extract<KernelRequest, { kind: 'train' }>): Promise<vo
   const flags = new Map<string, string | number | boolean>([['task', s.task], ...given.filter((g): g is [string, number] => g[1] !== undefined)]);
   if (s.task === 'text') flags.set('data', s.textName ?? 'dropped text');
   try {
-    const settings = settingsOf(m, flags);
+    let settings = settingsOf(m, flags);
+    // The text's hash, so `peerc train --resume --data FILE` recognises it by content.
+    if (s.task === 'text' && s.text) settings = { ...settings, dataSha256: await sha256Hex(s.text) };
     const dataset: Dataset = s.task === 'recall' ? new RecallDataset(m, settings.batch, settings.seed) : new TextDataset(s.text ?? new Uint8Array(), settings.data!, m, settings.batch, settings.seq, settings.seed);
     const weights = seededWeights(m.params, settings.seed);
     const trainer = new Trainer(m, weights, { backend: resolveBackend(req.backend).name, optimizer: settings.optimizer, seed: settings.seed });
