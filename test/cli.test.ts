@@ -34,7 +34,7 @@ describe('usage', () => {
     [['check', 'examples/dense_ffw.peer', '--fast'], /has no option --fast/],
     [['check', 'no/such/file.peer'], /cannot read 'no\/such\/file.peer': no such file/],
     [['check', 'examples'], /'examples' is a directory/],
-    [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, unstack, fold-constants, cse, dce, fuse, fuse-dce/],
+    [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, unstack, einsum-pairs, fold-constants, cse, dce, fuse, fuse-dce/],
     [['run', 'examples/dense_ffw.peer', '--seed', '1'], /needs --inputs/],
     [['run', 'examples/dense_ffw.peer', '--seed', 'x', '--inputs', 'a', '--out', 'b'], /--seed needs a number/],
     [['run', 'examples/dense_ffw.peer', '--backend', 'webgpu', '--seed', '1', '--inputs', 'test/errors/PEER0101.peer', '--out', 'b'], /backend 'webgpu' is not available: webgpu runs only in a browser/],

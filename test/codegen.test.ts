@@ -175,6 +175,8 @@ describe('expert fusions follow the expert\'s shape', () => {
       '  hid = gelu_tanh(einsum("bhkd,bd->bhk", gather(U, idx), x) + gather(bias, idx))\n  return x + einsum("bhk,bhkd->bd", hid * g, gather(V, idx))'],
     ['GLU experts with m = 2 hidden units', 'param Ug: [n*n, 2, d] = normal(0, 1)\nparam Uu: [n*n, 2, d] = normal(0, 1)\nparam V: [n*n, 2, d] = normal(0, 1)',
       '  hid = g[..., None] * silu(einsum("bhkmd,bd->bhkm", gather(Ug, idx), x)) * einsum("bhkmd,bd->bhkm", gather(Uu, idx), x)\n  return einsum("bhkm,bhkmd->bd", hid, gather(V, idx))'],
+    ['m-wide experts with the gate, activations and rows in one three-operand einsum', 'param U: [n*n, 3, d] = normal(0, 1)\nparam V: [n*n, 3, d] = normal(0, 1)',
+      '  a = gelu(einsum("bhkmd,bd->bhkm", gather(U, idx), x))\n  return einsum("bhk,bhkm,bhkmd->bd", g, a, gather(V, idx))'],
   ];
   for (const [what, tables, experts] of cases)
     it(`${what}: no gathered rows remain, and it agrees everywhere`, async () => {
@@ -188,6 +190,18 @@ describe('expert fusions follow the expert\'s shape', () => {
       const { ref, results } = await runAll(m, seededWeights(m, 6), sampleInputs(m, 3));
       for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(2e-5);
     });
+});
+
+describe('einsums of three or more operands', () => {
+  it('become two-operand chains that every backend runs, agreeing with the interpreter', async () => {
+    const m = compileOk('const d = 5\nparam A: [d, 4] = normal(0, 1)\nparam B: [4, 3] = normal(0, 1)\nparam C: [3, 6] = normal(0, 1)\nmodel f(x: [T, d]) -> [T, 6] {\n  return einsum("td,de,ef,fg->tg", x, A, B, C) + einsum("td,td,d->t", x, x, A[:, 0])[:, None]\n}\n');
+    const opt = optimize(m, { lowering: 'fused' });
+    const specs = [...opt.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'einsum').map((x) => x.attrs.spec);
+    expect(specs).toEqual(expect.arrayContaining(['td,de->te', 'te,ef->tf', 'tf,fg->tg', 'td,td->td', 'td,d->t']));
+    const { ref, results } = await runAll(m, seededWeights(m, 2), sampleInputs(m, 1));
+    expect(results.length).toBeGreaterThan(0);
+    for (const r of results) expect(maxError(ref[0]!, r.outputs[0]!), `${r.backend} ${r.lowering}`).toBeLessThan(2e-5);
+  });
 });
 
 describe('fusion rules match primitive ops, not the prelude', () => {

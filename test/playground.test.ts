@@ -108,7 +108,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     // The IR after each pass, with the fused ops visible after `fuse`.
     await page.click('[data-tab=ir]');
     const passes = await page.locator('#ir-pass option').allTextContents();
-    expect(passes).toEqual(['check', 'inline', 'unstack', 'fold-constants', 'cse', 'dce', 'fuse', 'fuse-dce', 'training program']);
+    expect(passes).toEqual(['check', 'inline', 'unstack', 'einsum-pairs', 'fold-constants', 'cse', 'dce', 'fuse', 'fuse-dce', 'training program']);
     expect(await page.locator('#ir').textContent()).toMatch(/product_retrieve/);
     await page.selectOption('#ir-pass', 'training program');
     expect(await page.locator('#ir').textContent()).toMatch(/scatter_/);

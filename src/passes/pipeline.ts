@@ -6,6 +6,7 @@ import { FUSION_RULES } from './fuse.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
 import { unstackGather } from './stacked.js';
+import { einsumPairs } from './einsum-pairs.js';
 
 export interface Pass {
   name: string;
@@ -17,6 +18,7 @@ export interface Pass {
 export const PIPELINE: readonly Pass[] = [
   { name: 'inline', assumes: 'a verified module with an entry', guarantees: 'one function, the entry, with no calls', run: inlineModule },
   { name: 'unstack', assumes: 'an inlined module', guarantees: 'no gather reads a slice U[i] of a stacked parameter; it reads U as L*N rows at idx + i*N', run: (m) => rebuildModule(m, [unstackGather]) },
+  { name: 'einsum-pairs', assumes: 'an inlined module', guarantees: 'every einsum has one or two operands (longer ones are chains, left to right, summing letters as early as possible)', run: (m) => rebuildModule(m, [einsumPairs]) },
   { name: 'fold-constants', assumes: 'any verified module', guarantees: 'no elementwise op on scalar constants; x+0, x*1, x/1, -(-x) removed', run: (m) => rebuildModule(m, FOLD_RULES) },
   { name: 'cse', assumes: 'any verified module', guarantees: 'no two nodes with the same op, inputs and attributes (the graph is rebuilt through hash-consing)', run: (m) => rebuildModule(m, []) },
   { name: 'dce', assumes: 'any verified module', guarantees: 'every node is used by an output (inputs stay)', run: (m) => rebuildModule(m, []) },
