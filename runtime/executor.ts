@@ -331,10 +331,10 @@ export class Executor {
         continue;
       }
       for (const a of args)
-        if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) >= FLAT_INDEX_LIMIT)
+        if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) > FLAT_INDEX_LIMIT)
           throw kernelLimit(node, this.backend.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
       plans.forEach((plan, stage) => {
-        if (plan.outputLength >= FLAT_INDEX_LIMIT) throw kernelLimit(node, this.backend.name, `${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
+        if (plan.outputLength > FLAT_INDEX_LIMIT) throw kernelLimit(node, this.backend.name, `${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
         steps.push({ node: node.id, stage, last: stage === plans.length - 1, plan, kernel: this.createKernel(plan), checked: false });
       });
     }

@@ -32,8 +32,6 @@ describe('usage', () => {
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['check'], /takes one \.peer file/],
     [['check', 'examples/dense_ffw.peer', '--fast'], /has no option --fast/],
-    [['check', 'no/such/file.peer'], /cannot read 'no\/such\/file.peer': no such file/],
-    [['check', 'examples'], /'examples' is a directory/],
     [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, unstack, einsum-pairs, fold-constants, cse, dce, fuse, fuse-dce/],
     [['run', 'examples/dense_ffw.peer', '--seed', '1'], /needs --inputs/],
     [['run', 'examples/dense_ffw.peer', '--seed', 'x', '--inputs', 'a', '--out', 'b'], /--seed needs a number/],
@@ -42,6 +40,18 @@ describe('usage', () => {
   ])('%j', (args, message) => {
     const r = peerc(...(args as string[]));
     expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+});
+
+describe('a path that cannot be read is exit 1 (PEER0800), as the README says', () => {
+  it.each([
+    [['check', 'no/such/file.peer'], /error PEER0800: cannot read no\/such\/file.peer: no such file/],
+    [['check', 'examples'], /error PEER0800: cannot read examples: it is a folder, not a file/],
+    [['run', 'examples/dense_ffw.peer', '--seed', '1', '--inputs', 'no/such/inputs.safetensors', '--out', '/tmp/peerc-never.safetensors'], /error PEER0800: cannot read no\/such\/inputs\.safetensors: no such file/],
+  ])('%j', (args, message) => {
+    const r = peerc(...(args as string[]));
+    expect(r.status).toBe(1);
     expect(r.stderr).toMatch(message as RegExp);
   });
 });

@@ -32,6 +32,7 @@ import { torchTrainSpec } from './export-train.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir } from '../../src/io/files.js';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PEERC_VERSION } from './version.js';
 import { compareRuns } from './compare.js';
@@ -411,6 +412,9 @@ function simdFlags(flags: Map<string, unknown>, fallback = 'auto'): void {
   if (flags.has('threads')) {
     const n = flags.get('threads') as number;
     if (n < 1) throw new UsageError(`--threads must be at least 1, not ${n}`);
+    // More threads than cores only make the workers wait for each other (the pool spins on shared memory).
+    const cores = availableParallelism();
+    if (n > cores) throw new UsageError(`--threads ${n}: this machine has ${cores} core${cores === 1 ? '' : 's'}; pass --threads ${cores} or fewer`);
     const why = n > 1 ? threadsUnavailable() : null;
     if (why) throw new UsageError(`--threads ${n}: ${why}`);
     simdSettings.threads = n;

@@ -336,6 +336,7 @@ async function trainLoop(s: LoopState): Promise<number> {
     const where = lastSaved >= 0 ? `The last good checkpoint (step ${lastSaved}) is kept at ${ckptPath}.` : 'No checkpoint was written yet.';
     return new ProgramErrors([diagnostic('PEER0703', null, { what: e.what, step, checkpoint: `${where} Try a lower --lr (now ${settings.optimizer.lr}) or gradient clipping (--clip).` })], t.sources);
   };
+  let hasUsage = false;
   const evaluate = async (step: number): Promise<EvalResult> => {
     const batches = Array.from({ length: settings.evalBatches }, (_, i) => dataset.batch('validation', i));
     let ev: EvalResult;
@@ -347,6 +348,7 @@ async function trainLoop(s: LoopState): Promise<number> {
     }
     log({ step, split: 'validation', loss: ev.loss, accuracy: ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness })) });
     s.setCounts(new Map(ev.experts.map((e) => [e.param, e.counts])));
+    hasUsage = ev.experts.length > 0;
     const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}% KL ${e.unevenness.toFixed(3)}`).join(', ');
     say(`step ${step}: validation loss ${ev.loss.toFixed(4)}${Number.isNaN(ev.accuracy) ? '' : `, accuracy ${(100 * ev.accuracy).toFixed(1)}%`}${experts ? `; experts: ${experts}` : ''}`);
     return ev;
@@ -389,7 +391,8 @@ async function trainLoop(s: LoopState): Promise<number> {
   }
   const secs = (performance.now() - t0) / 1000;
   say(`done: ${stopAt - start} steps in ${secs.toFixed(1)} s (${Math.round(tokens / secs).toLocaleString('en-US')} tokens/s); train loss ${firstLoss.toFixed(4)} -> ${lastLoss.toFixed(4)}`);
-  say(`wrote ${ckptPath}, ${metricsPath}, ${join(out, 'loss.svg')}, ${join(out, 'experts.svg')}`);
+  say(`wrote ${ckptPath}, ${metricsPath}, ${join(out, 'loss.svg')}${hasUsage ? `, ${join(out, 'experts.svg')}` : ''}`);
+  if (!hasUsage) say('note: no experts.svg: the model has no @sparse expert table, so there is no expert usage to plot');
   return 0;
 }
 
@@ -397,5 +400,8 @@ async function trainLoop(s: LoopState): Promise<number> {
 export function writePlots(out: string, metricsPath: string, lastCounts: ReadonlyMap<string, Float64Array>): void {
   const rows = readMetricsFile<MetricsRow & MetricsLine>(metricsPath).rows;
   writeFileDurably(join(out, 'loss.svg'), lossChart(rows));
-  writeFileDurably(join(out, 'experts.svg'), expertsChart(usageHistory(rows), lastCounts));
+  const usage = usageHistory(rows);
+  // A model without expert tables has no usage to draw: no empty chart.
+  if (usage.length || lastCounts.size) writeFileDurably(join(out, 'experts.svg'), expertsChart(usage, lastCounts));
+  else if (existsSync(join(out, 'experts.svg'))) onFile('replace', join(out, 'experts.svg'), () => unlinkSync(join(out, 'experts.svg')));
 }

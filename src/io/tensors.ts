@@ -5,22 +5,26 @@ import type { IRFunction, IRModule } from '../ir/graph.js';
 import { Tensor } from '../interp/tensor.js';
 import { checkFiniteWeight } from '../interp/input-checks.js';
 import { readSafetensors, type StTensor, type TensorToWrite } from './safetensors.js';
+import { fileError, isFileSystemError } from './files.js';
 
 const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
 const INT_DTYPES = new Set(['I64', 'I32', 'I16', 'I8', 'U8']);
 
 export function readFileChecked(path: string): Uint8Array {
+  // A path that cannot be read is the user's data error (exit 1, PEER0800), like any other path.
+  const cannot = (reason: string) => new CompileError(diagnostic('PEER0800', null, { action: 'read', path, reason }));
   let st;
   try {
     st = statSync(path);
   } catch {
-    throw new UsageError(`cannot read '${path}': no such file`);
+    throw cannot('no such file');
   }
-  if (st.isDirectory()) throw new UsageError(`'${path}' is a directory, not a file`);
+  if (st.isDirectory()) throw cannot('it is a folder, not a file');
   try {
     return readFileSync(path);
   } catch (e) {
-    throw new UsageError(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    if (isFileSystemError(e)) throw fileError('read', path, e as NodeJS.ErrnoException);
+    throw cannot((e as Error).message);
   }
 }
 

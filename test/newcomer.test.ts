@@ -1,0 +1,50 @@
+// What a new user hits in the first hour (issue "What a new user hits"): each case failed
+// before its fix.
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileOk, runPeerc } from './helpers.js';
+import { Executor } from '../runtime/executor.js';
+import { CompileError } from '../src/diagnostics/diagnostic.js';
+import { optimize } from '../src/passes/pipeline.js';
+
+describe('gpu.js flat-index limit', () => {
+  const m = optimize(compileOk('model f(x: [T, D]) -> [T, D] {\n  return x * 2.0\n}\n'), { lowering: 'naive' });
+  const run = async (t: number) => {
+    const ex = new Executor(m, new Map(), 'cpu');
+    try {
+      return await ex.forward(new Map([['x', { shape: [t, 4096], data: new Float32Array(t * 4096) }]]));
+    } finally {
+      ex.destroy();
+    }
+  };
+  it('a tensor of exactly 2^24 cells runs; one row more is PEER0606', async () => {
+    const r = await run(4096);
+    expect(r.outputs[0]!.data.length).toBe(2 ** 24);
+    await expect(run(4097)).rejects.toThrow(CompileError);
+    await expect(run(4097)).rejects.toThrow(/beyond the 2\^24 cells/);
+  }, 120_000);
+});
+
+describe('command-line checks', () => {
+  it('--threads beyond the cores is a usage error naming the core count', () => {
+    const r = runPeerc(['bench', 'examples/dense_ffw.peer', '--threads', '64', '--backend', 'wasm-simd']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--threads 64: this machine has \d+ cores?; pass --threads \d+ or fewer/);
+  });
+});
+
+describe('peerc train without expert tables', () => {
+  it('writes no empty experts.svg and says why', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerc-newcomer-'));
+    const file = join(dir, 'dense.peer');
+    writeFileSync(file, 'const K = 64\nconst d = 8\nparam E: [K, d] = normal(0, 1)\nparam W: [d, 256] = normal(0, 0.1)\nmodel f(keys: index[B]) -> [B, 256] {\n  return einsum("bd,dv->bv", embedding(E, keys), W)\n}\n');
+    const r = runPeerc(['train', file, '--task', 'recall', '--steps', '2', '--eval-batches', '1', '--backend', 'cpu', '--out', join(dir, 'run')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/note: no experts\.svg: the model has no @sparse expert table/);
+    expect(r.stdout).not.toMatch(/experts\.svg,|experts\.svg$/m);
+    expect(existsSync(join(dir, 'run', 'loss.svg'))).toBe(true);
+    expect(existsSync(join(dir, 'run', 'experts.svg'))).toBe(false);
+  });
+});
