@@ -443,6 +443,10 @@ describe('run folders a newcomer hits', () => {
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/note: data: .*moved\.txt has the content of .*text-a\.txt/);
     expect(readCheckpoint(join(out, 'checkpoint.safetensors'), { tensors: false }).meta.step).toBe(4);
+    // sample echoes the prompt, then continues it.
+    const s = peerc(['sample', join(out, 'checkpoint.safetensors'), '--prompt', 'the quick', '--tokens', '8', '--backend', 'cpu']);
+    expect(s.status, s.stderr).toBe(0);
+    expect(s.stdout.startsWith('the quick')).toBe(true);
   });
 });
 

@@ -28,6 +28,15 @@ describe('gpu.js flat-index limit', () => {
 });
 
 describe('command-line checks', () => {
+  it('peerc help train (and every command that reads a program) documents --set', () => {
+    for (const cmd of ['train', 'run', 'bench', 'info', 'ir']) expect(runPeerc(['help', cmd]).stdout, cmd).toMatch(/--set NAME=VALUE/);
+  });
+  it("the README's --set example gives the error it says", () => {
+    const r = runPeerc(['check', 'examples/peer_paper.peer', '--set', 'N=1000']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/sqrt\(N\) needs a perfect square[\s\S]*note: checked with --set N=1000/);
+  });
+
   it('--threads beyond the cores is a usage error naming the core count', () => {
     const r = runPeerc(['bench', 'examples/dense_ffw.peer', '--threads', '64', '--backend', 'wasm-simd']);
     expect(r.status).toBe(2);

@@ -14,14 +14,16 @@ headers, so the page is cross-origin isolated (wasm threads).
   --set NAME=VALUE     replace the program's const NAME by VALUE (a constant expression; repeatable;
                        every command that reads a program takes it)`,
   ir: `Prints the program's IR after a pass of the pipeline.
-  --dump-after PASS    check, inline, unstack, fold-constants, cse, dce, fuse, fuse-dce (default dce)
+  --dump-after PASS    check, inline, unstack, einsum-pairs, fold-constants, cse, dce, fuse, fuse-dce (default dce)
   --train              print the training program (loss and gradients) instead
   --explain-fusion     first list the fused ops, and every retrieval or expert pattern that did not
                        fuse with the reason (default pass: fuse-dce)
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   info: `Lists parameters (names, shapes, dtypes), the model's inputs and outputs, training settings, and
 per token the parameters read and the forward's einsum FLOPs (open dimensions at 64).
   --json               as JSON (the names peerc run and safetensors files use)
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   run: `Runs the model once and writes its outputs as safetensors.
   --seed S | --weights W.safetensors   seeded initial weights, or weights from a file
@@ -32,10 +34,12 @@ per token the parameters read and the forward's einsum FLOPs (open dimensions at
   --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   compile: `Emits a typed TypeScript module of the model and ESM bundles for Node and browsers.
   -o DIR               output folder (created if missing)
   --lowering L         fused (default) or naive kernels
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   compare: `Compares training runs (folders written by peerc train): final and best validation loss, bits per
 byte (text), median tokens/s, expert usage and unevenness per table, training seconds, parameters, and
@@ -58,6 +62,7 @@ same command continues the sweep.
   --onnx               the forward (evaluation mode) as an ONNX model, opset 17, with its weights
                        (beyond 32 MiB of weights, tensors of 1 MiB or more in MODEL.onnx.data beside it); needs --seed S or --weights W
   -o DIR | -o M.onnx   output folder (--torch) or model file (--onnx); folders are created
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
   --tokens B           tokens per call (default 256)
@@ -69,7 +74,9 @@ same command continues the sweep.
   --skip-ort           leave out the ONNX Runtime (CPU) baseline: the model exported by peerc export
                        --onnx, run by onnxruntime-node where it is installed
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
-  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD`,
+  --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable)
+  --entry LAYER        use LAYER as the model`,
   init: `Writes seeded initial weights, or seeded inputs for peerc run.
   --seed S             the seed (a whole number)
   --out FILE           the safetensors file to write
@@ -78,6 +85,7 @@ same command continues the sweep.
                        indices uniform over the rows they select
   --tokens T           size of every open dimension of the inputs (default 8)
   --dim NAME=V[,...]   size of particular open dimensions
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   train: `Trains the model with progress, validation, metrics, plots and checkpoints (docs/training.md).
   --task recall | --data TEXT_FILE    the built-in key -> value recall task, or bytes of any text file
@@ -96,6 +104,7 @@ same command continues the sweep.
   --force              start over in an --out that already holds a run, replacing it
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
+  --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   sample: `Generates text from the checkpoint of a trained byte-level model.
   --prompt TEXT        the text to continue

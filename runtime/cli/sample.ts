@@ -40,7 +40,10 @@ export async function runSample(path: string, o: SampleOptions, write: (bytes: U
   const seq = data.seq;
   const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, resolveBackend(o.backend).name);
   try {
-    await generateBytes(ex, input, seq, new TextEncoder().encode(o.prompt), o, (b) => write(Uint8Array.of(b)));
+    const prompt = new TextEncoder().encode(o.prompt);
+    // The prompt first, so the output reads as the text the model continued.
+    write(prompt);
+    await generateBytes(ex, input, seq, prompt, o, (b) => write(Uint8Array.of(b)));
     write(new TextEncoder().encode('\n'));
     return 0;
   } finally {
