@@ -85,9 +85,11 @@ export function parseSource(text: string, file: string): ParseResult {
     const t = e.token;
     // A bad character or unclosed string already explains what goes wrong on its line.
     if (lexicalLines.has(`${t.startLine}`)) continue;
-    const expected = e.message;
+    // At the top level the parser can only say "EOF"; a newcomer needs to hear what may start there.
+    const expected = e.message === 'EOF' ? 'a declaration (const, param, buffer, layer, model, train) or the end of the file' : e.message;
+    const before = (e as { previousToken?: { image: string; tokenType: { name: string }; startLine?: number } }).previousToken;
     const span = t.tokenType.name === 'EOF' ? endSpan(file, text) : tokenSpan(file, t);
-    problems.push({ kind: 'syntax', expected, found: describe(t), span });
+    problems.push({ kind: 'syntax', expected, found: describe(t) + (keywordHint(t.image, t.tokenType.name) || (before && before.startLine === t.startLine ? keywordHint(before.image, before.tokenType.name).replace(' (did', ` after '${before.image}' (did`) : '')), span });
   }
   for (const s of peerParser.tooDeep) problems.push({ kind: 'deep', limit: MAX_EXPR_DEPTH, span: s });
   peerParser.depth.clear();
@@ -148,4 +150,27 @@ function tooDeep(tokens: IToken[]): IToken | undefined {
     if (depth > MAX_NESTING || minusRun > MAX_NESTING || carets > MAX_NESTING) return t;
   }
   return undefined;
+}
+
+const KEYWORDS = ['const', 'param', 'buffer', 'layer', 'model', 'train', 'return'];
+
+/** A misspelt keyword (`paramm`, `layr`) is a name where a statement should start: say which keyword. */
+function keywordHint(image: string, token: string): string {
+  if (token !== 'Identifier') return '';
+  const near = KEYWORDS.find((k) => editDistance(image.toLowerCase(), k) <= (k.length > 4 ? 2 : 1));
+  return near ? ` (did you mean the keyword '${near}'?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
 }

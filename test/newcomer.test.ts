@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileOk, runPeerc } from './helpers.js';
+import { compileOk, diagnose, runPeerc } from './helpers.js';
 import { Executor } from '../runtime/executor.js';
 import { CompileError } from '../src/diagnostics/diagnostic.js';
 import { optimize } from '../src/passes/pipeline.js';
@@ -55,5 +55,27 @@ describe('peerc train without expert tables', () => {
     expect(r.stdout).not.toMatch(/experts\.svg,|experts\.svg$/m);
     expect(existsSync(join(dir, 'run', 'loss.svg'))).toBe(true);
     expect(existsSync(join(dir, 'run', 'experts.svg'))).toBe(false);
+  });
+});
+
+describe('a misspelt keyword', () => {
+  it.each([
+    ['paramm W: [4] = zeros()\n', /found 'paramm' \(did you mean the keyword 'param'\?\)/],
+    ['layr f(x: [T, 4]) -> [T, 4] {\n  return x\n}\n', /found 'layr' \(did you mean the keyword 'layer'\?\)/],
+    ['model f(x: [T, 4]) -> [T, 4] {\n  retrn x\n}\n', /found 'x' after 'retrn' \(did you mean the keyword 'return'\?\)/],
+    ['cnst a = 3\n', /expected a declaration \(const, param, buffer, layer, model, train\) or the end of the file but found 'cnst' \(did you mean the keyword 'const'\?\)/],
+  ])('%j is named', (src, message) => {
+    expect(diagnose(src)).toMatch(message);
+  });
+  it('a name far from every keyword gets no keyword hint', () => {
+    expect(diagnose('frobnicate W\n')).not.toMatch(/did you mean the keyword/);
+  });
+});
+
+describe('messages name what the user wrote', () => {
+  it("'/' on indices is the operator '/', not the IR op floordiv", () => {
+    const out = diagnose('model f(x: [T, 4]) -> [T, 4] {\n  return x * (iota(4) / x)\n}\n');
+    expect(out).toMatch(/the operator '\/' expects operands of one dtype/);
+    expect(out).not.toMatch(/floordiv/);
   });
 });

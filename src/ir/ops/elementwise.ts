@@ -51,16 +51,20 @@ function binaryEval(fn: (x: number, y: number) => number) {
 type BoundRule = (a: Dim | undefined, b: Dim | undefined) => Dim | undefined;
 const one = Dim.of(1);
 
+/** How a user writes a binary op: messages name the operator, never the IR op (`floordiv` is `/` on indices). */
+const WRITTEN: Readonly<Record<string, string>> = { add: '+', sub: '-', mul: '*', div: '/', floordiv: '/', mod: '%', pow: '^' };
+
 function binary(name: string, dtypes: DType[], fn: (x: number, y: number) => number, bound?: BoundRule, grad?: BinaryGrad): OpDef {
+  const what = WRITTEN[name] ? `the operator '${WRITTEN[name]}'` : `'${name}'`;
   return defineOp({
     name,
     inputs: ['lhs', 'rhs'],
     attrs: {},
     infer([a, b]) {
       if (a!.dtype !== b!.dtype)
-        fail('PEER0300', null, { what: `'${name}'`, expected: `operands of one dtype`, found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
+        fail('PEER0300', null, { what, expected: `operands of one dtype`, found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
       if (!dtypes.includes(a!.dtype))
-        fail('PEER0300', null, { what: `'${name}'`, expected: dtypes.map(dtypeName).join(' or '), found: dtypeName(a!.dtype) });
+        fail('PEER0300', null, { what, expected: dtypes.map(dtypeName).join(' or '), found: dtypeName(a!.dtype) });
       const shape = broadcastShapes(a!.shape, b!.shape, name);
       const t: TensorType = { dtype: a!.dtype, shape };
       if (a!.dtype === 'index' && bound) {
