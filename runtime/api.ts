@@ -51,7 +51,8 @@ export function safetensorsWeights(params: readonly ParamInfo[], bytes: Uint8Arr
   const { tensors } = readSafetensors(bytes, file);
   return new Map(
     params.map((p) => {
-      const t = tensors.get(p.name);
+      // A peerc train checkpoint names the weights param.NAME (beside the optimizer's state).
+      const t = tensors.get(p.name) ?? tensors.get(`param.${p.name}`);
       if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` });
       if (t.shape.join() !== p.shape.join()) fail('PEER0602', null, { name: p.name, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
       checkFiniteWeight(p.name, t.data, t.shape, file);

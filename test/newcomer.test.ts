@@ -7,6 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { compileOk, diagnose, runPeerc } from './helpers.js';
 import { Executor } from '../runtime/executor.js';
 import { CompileError } from '../src/diagnostics/diagnostic.js';
+import { moduleInfo } from '../runtime/cli/info.js';
+import { readFileSync } from 'node:fs';
+import { safetensorsWeights } from '../runtime/api.js';
 import { optimize } from '../src/passes/pipeline.js';
 
 describe('gpu.js flat-index limit', () => {
@@ -77,5 +80,32 @@ describe('messages name what the user wrote', () => {
     const out = diagnose('model f(x: [T, 4]) -> [T, 4] {\n  return x * (iota(4) / x)\n}\n');
     expect(out).toMatch(/the operator '\/' expects operands of one dtype/);
     expect(out).not.toMatch(/floordiv/);
+  });
+});
+
+describe('peerc info', () => {
+  it('shows an @lr decay schedule, not only the starting multiplier', () => {
+    const m = compileOk('param V: [16, 4] = normal(0, 1) @sparse @lr(10, to=1, over=2000)\nparam W: [4, 4] = normal(0, 1) @lr(3)\nmodel f(x: index[B]) -> [B, 4] {\n  return einsum("bd,de->be", embedding(V, x), W)\n}\n');
+    const info = moduleInfo(m);
+    expect(info.text).toMatch(/V .*\(sparse, lr x10 -> x1 over 2,000 steps\)/);
+    expect(info.text).toMatch(/W .*\(lr x3\)/);
+  });
+});
+
+describe('from a training run to the emitted module', () => {
+  it("the module's weights loader reads a peerc train checkpoint (param.NAME), and peerc info reads one", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerc-newcomer-'));
+    const file = join(dir, 'recall.peer');
+    writeFileSync(file, readFileSync('examples/recall.peer', 'utf8').replace('const K = 4096', 'const K = 256').replace('const N = 128^2', 'const N = 32^2'));
+    expect(runPeerc(['train', file, '--steps', '2', '--eval-batches', '1', '--backend', 'cpu', '--out', join(dir, 'run')]).status).toBe(0);
+    const ckpt = join(dir, 'run', 'checkpoint.safetensors');
+    const m = compileOk(readFileSync(file, 'utf8'));
+    const w = safetensorsWeights(m.params, readFileSync(ckpt), ckpt);
+    expect([...w.keys()].sort()).toEqual(m.params.map((p) => p.name).sort());
+    const info = runPeerc(['info', ckpt]);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/^checkpoint of .*recall\.peer: step 2 of 2, recall task, adamw? lr [\d.]+ \(trained on cpu\)/);
+    expect(info.stdout).toMatch(/Vals +f32\[1024, 64\]/);
+    expect(JSON.parse(runPeerc(['info', ckpt, '--json']).stdout).checkpoint.step).toBe(2);
   });
 });

@@ -120,10 +120,12 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   info: {
-    summary: 'info FILE [--json] [--entry L]          parameters (names, shapes, dtypes), inputs, outputs, training settings',
+    summary: 'info FILE|CHECKPOINT [--json] [--entry L]  parameters (names, shapes, dtypes), inputs, outputs, training settings',
     run(args) {
       const p = parseArgs(args, { ...entryFlag, json: 'boolean' }, 'info');
-      const r = compileFile(oneFile(p.positional, 'info'), p.flags);
+      const file = oneFile(p.positional, 'info');
+      if (file.endsWith('.safetensors')) return checkpointInfo(file, p.flags.get('json') === true);
+      const r = compileFile(file, p.flags);
       const info = moduleInfo(r.module);
       process.stdout.write(p.flags.get('json') ? JSON.stringify(info, null, 2) + '\n' : info.text);
       return 0;
@@ -386,6 +388,19 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** `peerc info RUN_DIR/checkpoint.safetensors`: where the run stands, then the info of the program it embeds. */
+function checkpointInfo(path: string, json: boolean): number {
+  const { meta } = readCheckpoint(path, { tensors: false });
+  const run = JSON.parse(meta.run) as { set?: string; steps?: number; task?: string; data?: string; optimizer?: { kind?: string; lr?: number } };
+  const r = compileSource(meta.source, meta.file || 'checkpoint.peer', { entry: meta.entry || undefined, set: recordedOverrides(run.set) });
+  if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
+  const info = moduleInfo(r.module);
+  const checkpoint = { file: meta.file, step: meta.step, steps: run.steps, task: run.task, data: run.data, set: run.set ?? '', optimizer: run.optimizer?.kind, lr: run.optimizer?.lr, backend: meta.backend };
+  if (json) process.stdout.write(JSON.stringify({ checkpoint, ...info }, null, 2) + '\n');
+  else process.stdout.write(`checkpoint of ${meta.file || 'an embedded program'}: step ${meta.step} of ${run.steps}, ${run.task} task${run.data ? ` on ${run.data}` : ''}, ${run.optimizer?.kind} lr ${run.optimizer?.lr}${run.set ? `, --set ${run.set}` : ''} (trained on ${meta.backend})\n\n${info.text}`);
+  return 0;
+}
 
 /** Resumes a run from the program embedded in its checkpoint (compiled with the run's --set). */
 function resumeEmbedded(flags: Map<string, string | number | boolean>): Promise<number> {

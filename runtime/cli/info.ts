@@ -8,7 +8,7 @@ export interface ModuleInfo {
   entry: { name: string; inputs: { name: string; dtype: string; shape: string[] }[]; outputs: { dtype: string; shape: string[] }[] } | null;
   parameters: {
     name: string; role: string; dtype: string; shape: number[]; count: number;
-    init: unknown; lr_multiplier: number; sparse: boolean; weight_decay: boolean;
+    init: unknown; lr_multiplier: number; lr_multiplier_decay?: { to: number; over: number }; sparse: boolean; weight_decay: boolean;
   }[];
   total_parameters: number;
   /** Per token of the entry (open dimensions at cost.openDim): trainable values read and einsum FLOPs. */
@@ -43,7 +43,7 @@ export function moduleInfo(m: IRModule): ModuleInfo {
   lines.push('', 'parameters:');
   const w = Math.max(4, ...parameters.map((p) => p.name.length));
   for (const p of parameters) {
-    const extras = [p.role === 'buffer' ? 'buffer' : '', p.sparse ? 'sparse' : '', p.lr_multiplier !== 1 ? `lr x${p.lr_multiplier}` : ''].filter(Boolean);
+    const extras = [p.role === 'buffer' ? 'buffer' : '', p.sparse ? 'sparse' : '', lrText(p)].filter(Boolean);
     lines.push(`  ${p.name.padEnd(w)}  f32[${p.shape.join(', ')}]`.padEnd(w + 26) + `${p.count.toLocaleString('en-US').padStart(13)}${extras.length ? `  (${extras.join(', ')})` : ''}`);
   }
   lines.push(`  ${'total'.padEnd(w)}  ${''.padEnd(24)}${total.toLocaleString('en-US').padStart(13)} trainable values`);
@@ -52,4 +52,10 @@ export function moduleInfo(m: IRModule): ModuleInfo {
   if (c) lines.push('', `per token: ${c.activeParams.toLocaleString('en-US')} active parameters (of ${c.params.toLocaleString('en-US')}), ${Math.round(c.flops).toLocaleString('en-US')} forward einsum FLOPs (open dimensions at ${c.openDim})`);
   if (m.train.size) lines.push('', `training defaults: ${[...m.train].map(([k, v]) => `${k} = ${v}`).join(', ')}`);
   return { entry, parameters, total_parameters: total, cost, train: Object.fromEntries(m.train), text: lines.join('\n') + '\n' };
+}
+
+/** `@lr(m)` and `@lr(m, to=t, over=S)` as info prints them. */
+function lrText(p: { lr_multiplier: number; lr_multiplier_decay?: { to: number; over: number } }): string {
+  if (p.lr_multiplier_decay) return `lr x${p.lr_multiplier} -> x${p.lr_multiplier_decay.to} over ${p.lr_multiplier_decay.over.toLocaleString('en-US')} steps`;
+  return p.lr_multiplier !== 1 ? `lr x${p.lr_multiplier}` : '';
 }
