@@ -11,6 +11,7 @@ import { moduleInfo } from '../runtime/cli/info.js';
 import { readFileSync } from 'node:fs';
 import { safetensorsWeights } from '../runtime/api.js';
 import { optimize } from '../src/passes/pipeline.js';
+import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 
 describe('gpu.js flat-index limit', () => {
   const m = optimize(compileOk('model f(x: [T, D]) -> [T, D] {\n  return x * 2.0\n}\n'), { lowering: 'naive' });
@@ -107,5 +108,28 @@ describe('from a training run to the emitted module', () => {
     expect(info.stdout).toMatch(/^checkpoint of .*recall\.peer: step 2 of 2, recall task, adamw? lr [\d.]+ \(trained on cpu\)/);
     expect(info.stdout).toMatch(/Vals +f32\[1024, 64\]/);
     expect(JSON.parse(runPeerc(['info', ckpt, '--json']).stdout).checkpoint.step).toBe(2);
+  });
+});
+
+describe('fusion notes', () => {
+  const retrieval = (candidates: string) => `
+const d = 8
+param Wq: [2, 6, d] = normal(0, 1)
+param K1: [8, 3] = normal(0, 1)
+param K2: [8, 3] = normal(0, 1)
+model mine(x: [B, d]) -> ([B, 2, 3], index[B, 2, 3]) {
+  q = einsum("bd,gqd->bgq", x, Wq)
+  (va, ia) = topk(einsum("bgq,mq->bgm", q[..., 0:3], K1), 3)
+  (vb, ib) = topk(einsum("bgq,mq->bgm", q[..., 3:6], K2), 3)
+  (best, which) = topk(reshape(${candidates}, [B, 2, 9]), 3)
+  return softmax(best), take_along(reshape(ia[..., None] * 8 + ib[..., None, :], [B, 2, 9]), which)
+}
+`;
+  it('a retrieval whose candidates are not a plain sum gets one "not fused" note saying why', () => {
+    for (const c of ['va[..., None] + 0.5 * vb[..., None, :]', 'va[..., None] + (vb * 0.5)[..., None, :]', '2.0 * va[..., None] + vb[..., None, :]']) {
+      const notes = unfusedPatterns(optimize(compileOk(retrieval(c)), { lowering: 'fused' }));
+      expect(notes.map((n) => n.message), c).toEqual([expect.stringMatching(/product-key retrieval is not fused.*not the plain sum of the two sub-key top-k scores/)]);
+    }
+    expect(unfusedPatterns(optimize(compileOk(retrieval('va[..., None] + vb[..., None, :]')), { lowering: 'fused' }))).toEqual([]);
   });
 });

@@ -23,6 +23,23 @@ function expandOf(ctx: RewriteContext, r: ValueRef, fromEnd: number): ValueRef |
   return (n.attrs.axis as number) === rank(ctx, r) - fromEnd ? n.inputs[0] : undefined;
 }
 
+/** Through scalings by constants (x * c, c * x, x / c, -x) to a value. */
+function unscaled(ctx: RewriteContext, r: ValueRef): ValueRef {
+  for (let n = nodeOf(ctx, r); ; n = nodeOf(ctx, r)) {
+    if (n.op === 'neg') r = n.inputs[0]!;
+    else if ((n.op === 'mul' || n.op === 'div' || n.op === 'add' || n.op === 'sub') && n.inputs.some((i) => nodeOf(ctx, i).op === 'const')) r = n.inputs.find((i) => nodeOf(ctx, i).op !== 'const') ?? r;
+    else return r;
+    if (nodeOf(ctx, r) === n) return r;
+  }
+}
+
+/** A top-k's selected scores, expanded at `fromEnd`, possibly scaled before or after the expand. */
+function selectedScores(ctx: RewriteContext, r: ValueRef, fromEnd: number): ValueRef | undefined {
+  const e = expandOf(ctx, unscaled(ctx, r), fromEnd);
+  const v = e && unscaled(ctx, e);
+  return v && v.result === 0 && nodeOf(ctx, v).op === 'topk' ? v : undefined;
+}
+
 interface Candidates {
   s1: ValueRef;
   s2: ValueRef;
@@ -109,6 +126,10 @@ export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefine
     const reshape = nodeOf(ctx, top.inputs[0]!);
     const add = reshape.op === 'reshape' ? nodeOf(ctx, reshape.inputs[0]!) : undefined;
     const v1 = add?.op === 'add' ? expandOf(ctx, add.inputs[0]!, 1) : undefined, v2 = add?.op === 'add' ? expandOf(ctx, add.inputs[1]!, 2) : undefined;
+    // Sub-key scores scaled or shifted on their way into the sum (v1 + 0.5 * v2): the fused kernel sums them plainly.
+    const a = add?.op === 'add' ? selectedScores(ctx, add.inputs[0]!, 1) : undefined, b = add?.op === 'add' ? selectedScores(ctx, add.inputs[1]!, 2) : undefined;
+    const direct = v1 && v2 && nodeOf(ctx, v1).op === 'topk' && nodeOf(ctx, v2).op === 'topk';
+    if (a && b && !direct) return 'its candidates are not the plain sum of the two sub-key top-k scores (arithmetic sits between the top-k and the candidate sum, e.g. v1 + 0.5 * v2); the fused retrieval sums s1[a] + s2[b], so scale a sub-key\'s scores before its top-k instead (it selects the same experts when the scale is positive)';
     if (!v1 || !v2) return undefined;
     const ops = [nodeOf(ctx, v1).op, nodeOf(ctx, v2).op];
     return `its candidate sums combine ${ops.join(' and ')} results, not two sub-key top-k selections of one k (product_retrieve fuses two factors; a third factor's candidates are built, k*k per lane)`;

@@ -49,7 +49,8 @@ export function unfusedPatterns(m: IRModule, options: { retrievalOnly?: boolean 
       }
     }
   }
-  return notes;
+  // One note per place and reason, however many nodes of the pattern point there.
+  return notes.filter((n, i) => notes.findIndex((o) => o.message === n.message && o.span?.offset === n.span?.offset && o.span?.file === n.span?.file) === i);
 }
 
 /** One line per fused op kind with its count, for `ir --explain-fusion`. */
