@@ -9,7 +9,12 @@ import { Executor } from '../runtime/executor.js';
 import { CompileError } from '../src/diagnostics/diagnostic.js';
 import { moduleInfo } from '../runtime/cli/info.js';
 import { readFileSync } from 'node:fs';
-import { safetensorsWeights } from '../runtime/api.js';
+import { safetensorsWeights, seededWeights as apiSeededWeights } from '../runtime/api.js';
+import { klFromUniform, Trainer } from '../runtime/train/trainer.js';
+import { DEFAULT_OPTIMIZER } from '../runtime/train/optim.js';
+import { RecallDataset } from '../runtime/train/data.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { Tensor } from '../src/interp/tensor.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 
@@ -132,4 +137,57 @@ model mine(x: [B, d]) -> ([B, 2, 3], index[B, 2, 3]) {
     }
     expect(unfusedPatterns(optimize(compileOk(retrieval('va[..., None] + vb[..., None, :]')), { lowering: 'fused' }))).toEqual([]);
   });
+});
+
+describe('expert usage and unevenness in the default (fused) training pipeline', () => {
+  const program = (gate: string) => `
+const K = 64
+const d = 8
+const n = 6
+param E: [K, d] = normal(0, 1)
+param Wq: [3, 4, d] = normal(0, 1)
+param C1: [n, 2] = normal(0, 1)
+param C2: [n, 2] = normal(0, 1)
+param Vals: [n*n, d] = normal(0, 0.02) @sparse
+param Wout: [d, 256] = normal(0, 0.1)
+layer route(x: [B, d]) -> ([B, 3, 4], index[B, 3, 4]) {
+  (s, idx) = product_topk(einsum("bd,hcd->bhc", x, Wq), C1, C2, 4)
+  return ${gate}(s), idx
+}
+model recall(keys: index[B]) -> [B, 256] {
+  x = embedding(E, keys)
+  (w, idx) = route(x)
+  return matmul(x + einsum("bhk,bhkd->bd", w, gather(Vals, idx)), Wout)
+}
+layer probe(keys: index[B]) -> ([B, 3, 4], index[B, 3, 4]) {
+  return route(embedding(E, keys))
+}
+`;
+  for (const gate of ['softmax', 'relu', 'sigmoid'])
+    it(`${gate} gate: usage and KL of the accumulated router weights match a hand count`, async () => {
+      const m = compileOk(program(gate));
+      const weights = apiSeededWeights(m.params, 3);
+      const trainer = new Trainer(m, weights, { backend: 'cpu', optimizer: DEFAULT_OPTIMIZER, seed: 3 });
+      try {
+        const batches = [0, 1].map((i) => new RecallDataset(m, 16, 3).batch('validation', i));
+        const ev = await trainer.evaluate(batches);
+        // By hand: the float64 interpreter's gate weights and ids for the same keys, summed per expert.
+        const probe = compileOk(program(gate), 'test.peer', 'probe');
+        const w64 = new Map([...weights].map(([name, a]) => [name, new Tensor('f32', probe.params.find((p) => p.name === name)!.shape as number[], Float64Array.from(a))]));
+        const counts = new Float64Array(36), sums = new Float64Array(36);
+        for (const b of batches) {
+          const keys = b.inputs.get('keys')!;
+          const [g, ids] = interpret(probe, new Map([['keys', new Tensor('index', keys.shape, Float64Array.from(keys.data))]]), w64).outputs;
+          ids!.data.forEach((id, i) => ((counts[id] = counts[id]! + 1), (sums[id] = sums[id]! + g!.data[i]!)));
+        }
+        const [vals] = ev.experts;
+        expect(ev.experts.map((e) => e.param)).toEqual(['Vals']);
+        expect(vals!.usage).toBe(counts.filter((c) => c > 0).length / 36);
+        expect(Math.abs(vals!.unevenness - klFromUniform(sums))).toBeLessThan(1e-4);
+        // The weights, not the counts: the two differ for every gate here.
+        expect(Math.abs(klFromUniform(counts) - klFromUniform(sums))).toBeGreaterThan(1e-3);
+      } finally {
+        trainer.destroy();
+      }
+    });
 });

@@ -123,15 +123,32 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     const count = t.shape.reduce((acc, d) => acc.mul(d), Dim.of(1));
     return b.op('reshape', [v], { shape: [count] });
   };
+  /**
+   * The router weights of a gather's ids: where the retrieval is fused, the fused op records its
+   * gate and its result 0 is the gated weights (softmax, relu or sigmoid); unfused, the gate
+   * applied to the selected scores (a softmax of the ids' shape, or a relu or sigmoid of a top-k's
+   * values). Raw scores (no gate) are no weights: usage is then counted.
+   */
+  const throughViews = (v: ValueRef): ValueRef => {
+    const p = g.node(v.node);
+    return ['reshape', 'slice', 'expand_dims'].includes(p.op) ? throughViews(p.inputs[0]!) : v;
+  };
+  const routerWeights = (idx: ValueRef, before: number, shape: string): ValueRef | undefined => {
+    const src = g.node(throughViews(idx).node);
+    if (src.op === 'product_retrieve' && throughViews(idx).result === 1) return src.attrs.gate !== 'none' ? ref(src.id, 0) : undefined;
+    const gate = [...forward].reverse().find((s) => s.id < before && shapeToString(s.types[0]!.shape) === shape &&
+      (s.op === 'softmax' || ((s.op === 'relu' || s.op === 'sigmoid') && g.node(s.inputs[0]!.node).op === 'topk' && s.inputs[0]!.result === 0)));
+    return gate ? ref(gate.id) : undefined;
+  };
   const sparseUses = forward.filter((n) => sparseParamOf(n));
   for (const n of sparseUses) {
     const idx = n.inputs[1]!;
     const shape = shapeToString(g.typeOf(idx).shape);
-    const gate = [...forward].reverse().find((s) => s.id < n.id && s.op === 'softmax' && shapeToString(s.types[0]!.shape) === shape);
+    const gate = routerWeights(idx, n.id, shape);
     const table = sparseParamOf(n)!;
     const stacked = table.id !== n.inputs[0]!.node;
     layout.router.push({
-      param: table.attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(ref(gate.id))) : undefined,
+      param: table.attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(gate)) : undefined,
       rows: g.typeOf(n.inputs[0]!).shape[0]!.value!, slices: stacked ? table.types[0]!.shape[0]!.value! : 1,
     });
   }
