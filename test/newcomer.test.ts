@@ -191,3 +191,16 @@ layer probe(keys: index[B]) -> ([B, 3, 4], index[B, 3, 4]) {
       }
     });
 });
+
+describe('peerc bench figures follow from the IR', () => {
+  it('a program with two open dims counts its work once (B = 1, S = tokens), and no kernel shows 0 GFLOP/s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerc-newcomer-'));
+    const file = join(dir, 'bs.peer');
+    writeFileSync(file, 'param W: [8, 4] = normal(0, 1)\nmodel f(x: [B, S, 8]) -> [B, S, 4] {\n  return relu(einsum("bsd,de->bse", x, W))\n}\n');
+    const r = runPeerc(['bench', file, '--tokens', '32', '--runs', '1', '--json', '--skip-naive', '--skip-reference', '--skip-ort', '--backend', 'cpu']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; tokens: number };
+    expect(j.einsum_gflop).toBeCloseTo((2 * 32 * 8 * 4) / 1e9, 15);
+    for (const g of Object.values(j.einsum_gflops_per_s)) expect(g).toBeGreaterThan(0);
+  });
+});
