@@ -1,5 +1,6 @@
 // Source text -> AST plus syntax problems. Problems are plain records here; src/ turns
 // them into coded diagnostics.
+import { editDistance } from './edit-distance.js';
 import type { IToken } from 'chevrotain';
 import type { Program, Span } from './ast.js';
 import { MAX_EXPR_DEPTH, peerParser } from './parser.js';
@@ -159,18 +160,4 @@ function keywordHint(image: string, token: string): string {
   if (token !== 'Identifier') return '';
   const near = KEYWORDS.find((k) => editDistance(image.toLowerCase(), k) <= (k.length > 4 ? 2 : 1));
   return near ? ` (did you mean the keyword '${near}'?)` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j]!;
-      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length]!;
 }

@@ -1,4 +1,5 @@
 // Name lookup for the checker, and naming dims back for messages.
+import { editDistance } from '../../grammar/edit-distance.js';
 import { Dim, type Shape } from '../shapes/dim.js';
 import type { Value } from './values.js';
 
@@ -44,28 +45,13 @@ export function closestName(name: string, candidates: string[]): string | undefi
   let best: string | undefined;
   let bestD = Math.floor((name.length + 1) / 3) + 1;
   for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    const d = Math.abs(name.length - c.length) > 3 ? 99 : editDistance(name.toLowerCase(), c.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = c;
     }
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return 99;
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length]!;
 }
 
 export const constDim = (n: number): Value => ({ kind: 'int', dim: Dim.of(n) });
