@@ -31,7 +31,7 @@ export function settingsOf(m: IRModule, flags: Map<string, string | number | boo
   const task = (flags.get('task') as string | undefined) ?? (data ? 'text' : (t.get('task') as string | undefined) ?? 'recall');
   if (task !== 'text' && task !== 'recall') throw new UsageError(`--task is text or recall, not '${task}'`);
   if (task === 'recall' && data) throw new UsageError('--data is for the text task; the recall task needs no file');
-  if (task === 'text' && !data) throw new UsageError(`the text task needs --data TEXT_FILE (any file; e.g. ../shared/data/tinyshakespeare.txt), or train the built-in task with --task recall`);
+  if (task === 'text' && !data) throw new UsageError(`the text task needs --data TEXT_FILE (any text file, e.g. docs/language.md in the peerc package), or train the built-in task with --task recall`);
   const steps = pick('steps', 'steps', 200);
   const kind = pick<string>('optimizer', 'optimizer', 'adamw');
   if (!['sgd', 'adam', 'adamw'].includes(kind)) throw new UsageError(`--optimizer is sgd, adam or adamw, not '${kind}'`);
