@@ -20,7 +20,8 @@ import { runTrain } from './train.js';
 import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { recordedOverrides, setOf } from '../train/settings.js';
+import { setOf } from '../train/settings.js';
+import { checkpointProgram } from '../train/checkpoint-format.js';
 import { writeFileDurably } from '../../src/io/durable.js';
 import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
@@ -393,7 +394,7 @@ export const COMMANDS: Record<string, Command> = {
 function checkpointInfo(path: string, json: boolean): number {
   const { meta } = readCheckpoint(path, { tensors: false });
   const run = JSON.parse(meta.run) as { set?: string; steps?: number; task?: string; data?: string; optimizer?: { kind?: string; lr?: number } };
-  const r = compileSource(meta.source, meta.file || 'checkpoint.peer', { entry: meta.entry || undefined, set: recordedOverrides(run.set) });
+  const r = checkpointProgram(meta);
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   const info = moduleInfo(r.module);
   const checkpoint = { file: meta.file, step: meta.step, steps: run.steps, task: run.task, data: run.data, set: run.set ?? '', optimizer: run.optimizer?.kind, lr: run.optimizer?.lr, backend: meta.backend };
@@ -411,11 +412,10 @@ function resumeEmbedded(flags: Map<string, string | number | boolean>): Promise<
   const { meta } = readCheckpoint(ckpt, { tensors: false });
   const run = JSON.parse(meta.run) as { set?: string };
   if (flags.has('set') && setOf(flags) !== (run.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: run.set || 'none', now: setOf(flags) || 'none' }));
-  const file = meta.file || 'checkpoint.peer';
-  const r = compileSource(meta.source, file, { entry: meta.entry || undefined, set: recordedOverrides(run.set) });
+  const r = checkpointProgram(meta);
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   if (!flags.has('set') && run.set) flags.set('set', run.set.split(' ').join('\n'));
-  return runTrain({ file, source: meta.source, module: r.module, sources: r.sources, flags });
+  return runTrain({ file: r.file, source: meta.source, module: r.module, sources: r.sources, flags });
 }
 
 /** --threads N and --plain-simd: how the wasm-simd backend runs, for this command. */

@@ -5,7 +5,6 @@
 // step and against training time.
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { compileSource } from '../../src/frontend.js';
 import { tokenCost } from '../../src/passes/cost.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { ensureDir } from '../../src/io/files.js';
@@ -13,8 +12,8 @@ import { writeFileDurably } from '../../src/io/durable.js';
 import { readMetricsFile } from '../train/metrics-file.js';
 import type { MetricsLine } from '../train/metrics.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+import { checkpointProgram } from '../train/checkpoint-format.js';
 import { lineChart } from '../train/plots.js';
-import { recordedOverrides } from './args.js';
 import { median } from '../stats.js';
 
 interface Row {
@@ -63,8 +62,7 @@ export function summarizeRun(dir: string): RunSummary {
   let t = 0;
   for (const r of [...train].sort((a, b) => a.step - b.step)) elapsed.set(r.step, (t += (r.ms ?? 0) / 1000));
   const secondsAt = (step: number) => [...elapsed].filter(([s]) => s <= step).reduce((a, [, v]) => Math.max(a, v), 0);
-  const set = recordedOverrides(run.set);
-  const compiled = compileSource(meta.source, meta.file, { entry: meta.entry, set });
+  const compiled = checkpointProgram(meta);
   if (!compiled.module) throw new UsageError(`${dir}: the program in its checkpoint does not compile any more`);
   const cost = tokenCost(compiled.module);
   const last = val[val.length - 1]!;

@@ -1,6 +1,4 @@
 // peerc sample: generate bytes from a trained language model's checkpoint (runtime/train/pick.ts).
-import { compileSource } from '../../src/frontend.js';
-import { recordedOverrides } from './args.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
@@ -8,6 +6,7 @@ import { optimize } from '../../src/passes/pipeline.js';
 import { resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+import { checkpointProgram } from '../train/checkpoint-format.js';
 import { ProgramErrors } from './errors.js';
 import { generateBytes } from '../train/pick.js';
 export { pick } from '../train/pick.js';
@@ -24,8 +23,7 @@ export async function runSample(path: string, o: SampleOptions, write: (bytes: U
   const ck = readCheckpoint(path, { finite: true });
   const data = JSON.parse(ck.meta.data) as { task: string; seq: number };
   // The run's --set overrides (recorded in its settings) shape the program as it was trained.
-  const set = recordedOverrides((JSON.parse(ck.meta.run || '{}') as { set?: string }).set);
-  const r = compileSource(ck.meta.source, ck.meta.file, { entry: ck.meta.entry, set });
+  const r = checkpointProgram(ck.meta);
   if (!r.module) throw new ProgramErrors(r.diagnostics, r.sources);
   const m = r.module;
   if (data.task !== 'text') throw new UsageError(`${path} is a checkpoint of the ${data.task} task; peerc sample generates text from byte-level language models (trained with --data)`);

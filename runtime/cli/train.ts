@@ -6,12 +6,10 @@ import { existsSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureDir, onFile } from '../../src/io/files.js';
 import { LineLog, removeStaleTemps, writeFileDurably } from '../../src/io/durable.js';
-import { compileSource } from '../../src/frontend.js';
 import { cutTornTail, readMetricsFile } from '../train/metrics-file.js';
 import type { MetricsLine } from '../train/metrics.js';
 import { lockRunFolder, type RunLock } from '../train/run-lock.js';
 import { programDifference } from '../train/resume-check.js';
-import { recordedOverrides } from '../train/settings.js';
 import { print, keepRunningWithoutStdout } from './output.js';
 import { StopSignals } from './signals.js';
 import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
@@ -21,7 +19,7 @@ import { readFileChecked, UsageError } from '../../src/io/tensors.js';
 import { seededWeights } from '../api.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { readCheckpoint, writeCheckpoint } from '../train/checkpoint.js';
-import { checkpointTensors, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
+import { checkpointProgram, checkpointTensors, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
 import { settingsOf, setOf, type RunSettings } from '../train/settings.js';
 export type { RunSettings } from '../train/settings.js';
@@ -143,11 +141,6 @@ function resumedData(saved: RunSettings, flags: Map<string, string | number | bo
   return { ...saved, data: path };
 }
 
-/** The checkpoint's own program, compiled as it was trained (its --set). */
-function checkpointProgram(meta: CheckpointMeta, saved: RunSettings): IRModule | undefined {
-  return compileSource(meta.source, meta.file || 'checkpoint.peer', { entry: meta.entry || undefined, set: recordedOverrides(saved.set) }).module ?? undefined;
-}
-
 export async function runTrain(t: TrainFlags): Promise<number> {
   const { flags, module: m } = t;
   const backendName = (flags.get('backend') as string | undefined) ?? 'auto';
@@ -169,11 +162,9 @@ export async function runTrain(t: TrainFlags): Promise<number> {
   try {
     ensureDir(out); // a bad --out fails now, before any work
     lock = lockRunFolder(out, ['peerc', 'train', ...process.argv.slice(3)].join(' '));
-    const code = await trainLocked(t, { backend, out, ckptPath, resume, force, stop, lockNote: lock.note });
-    return code;
+    return await trainLocked(t, { backend, out, ckptPath, resume, force, stop, lockNote: lock.note });
   } catch (e) {
-    lock?.release();
-    lock = undefined;
+    lock?.release(); // before the folder can go (release is idempotent)
     // A start that failed before writing anything leaves no folder behind.
     if (created) try { rmdirSync(out); } catch { /* it holds files: keep them */ }
     throw e;
@@ -217,7 +208,7 @@ async function trainLocked(t: TrainFlags, place: RunPlace): Promise<number> {
     const saved = JSON.parse(restored.meta.run) as RunSettings;
     // The program's constants shape every tensor: a resumed run is checked with the same --set.
     if (setOf(flags) !== (saved.set ?? '')) throw new CompileError(diagnostic('PEER0706', null, { flag: 'set', was: saved.set || 'none', now: setOf(flags) || 'none' }));
-    const then = checkpointProgram(restored.meta, saved);
+    const then = checkpointProgram(restored.meta).module;
     const difference = then ? programDifference(then, m) : 'the program embedded in the checkpoint does not compile any more';
     if (difference) throw new CompileError(diagnostic('PEER0710', null, { file: t.file, detail: difference }));
     if (restored.meta.source !== t.source) notes.push(`${t.file} differs from the checkpoint's copy in its text only (comments, layout, names): it computes the same, so the run continues`);

@@ -3,6 +3,8 @@
 // and `peerc run` read.
 import type { IRModule } from '../../src/ir/graph.js';
 import { encodeSafetensors } from '../../src/io/safetensors.js';
+import { compileSource, type CompileResult } from '../../src/frontend.js';
+import { recordedOverrides } from './settings.js';
 import type { RunSettings } from './settings.js';
 
 export const CHECKPOINT_FORMAT = 'peerc-checkpoint/1';
@@ -69,4 +71,11 @@ export const checkpointMetadata = (meta: CheckpointMeta): Record<string, string>
 /** A checkpoint's safetensors bytes (for a download; `writeCheckpoint` streams large ones to a file). */
 export function encodeCheckpoint(meta: CheckpointMeta, tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): Uint8Array {
   return encodeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, element: (i: number) => t.data[i]!, f32: t.data })), checkpointMetadata(meta));
+}
+
+/** The program a checkpoint embeds, compiled as it was trained (with the run's recorded --set); `file` names it in diagnostics. */
+export function checkpointProgram(meta: CheckpointMeta): CompileResult & { file: string } {
+  const file = meta.file || 'checkpoint.peer';
+  const set = recordedOverrides((JSON.parse(meta.run) as { set?: string }).set);
+  return { ...compileSource(meta.source, file, { entry: meta.entry || undefined, set }), file };
 }
