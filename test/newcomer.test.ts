@@ -17,6 +17,9 @@ import { interpret } from '../src/interp/interpreter.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { seededInputs } from '../src/io/seeded.js';
+import { HELP } from '../runtime/cli/help.js';
 
 describe('gpu.js flat-index limit', () => {
   const m = optimize(compileOk('model f(x: [T, D]) -> [T, D] {\n  return x * 2.0\n}\n'), { lowering: 'naive' });
@@ -202,5 +205,25 @@ describe('peerc bench figures follow from the IR', () => {
     const j = JSON.parse(r.stdout) as { einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; tokens: number };
     expect(j.einsum_gflop).toBeCloseTo((2 * 32 * 8 * 4) / 1e9, 15);
     for (const g of Object.values(j.einsum_gflops_per_s)) expect(g).toBeGreaterThan(0);
+  });
+});
+
+describe('one meaning of "tokens"', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peerc-tokens-'));
+  const file = join(dir, 'bs.peer');
+  writeFileSync(file, 'param W: [8, 4] = normal(0, 1)\nmodel f(x: [B, S, 8]) -> [B, S, 4] {\n  return relu(einsum("bsd,de->bse", x, W))\n}\n');
+  it('init --inputs --tokens T binds the last open dim to T and the others to 1, as bench and the playground do', () => {
+    const out = join(dir, 'in.safetensors');
+    const r = runPeerc(['init', file, '--inputs', '--tokens', '8', '--seed', '1', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    const shapeOf = () => [...readSafetensors(readFileSync(out), out).tensors.get('x')!.shape];
+    expect(shapeOf()).toEqual([1, 8, 8]);
+    expect(seededInputs(compileOk(readFileSync(file, 'utf8')), 8, 1).get('x')!.shape).toEqual([1, 8, 8]);
+    const sized = runPeerc(['init', file, '--inputs', '--tokens', '8', '--dim', 'B=3', '--seed', '1', '--out', out]);
+    expect(sized.status, sized.stderr).toBe(0);
+    expect(shapeOf()).toEqual([3, 8, 8]);
+  });
+  it('every --tokens in the help says what a token is', () => {
+    for (const cmd of ['bench', 'init', 'demo', 'sample']) expect(HELP[cmd]).toMatch(/--tokens \w+ +tokens/);
   });
 });

@@ -6,6 +6,7 @@ import type { IRModule } from '../../src/ir/graph.js';
 import { parseEinsum } from '../../src/ir/ops/einsum.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
 import { Tensor } from '../../src/interp/tensor.js';
+import { tokenDims } from '../../src/io/seeded.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import type { BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
@@ -48,10 +49,9 @@ export function benchWeights(m: IRModule): Map<string, Float32Array> {
   );
 }
 
-/** The open dims as bench binds them: the last symbolic dim is the token count, others are 1. */
+/** The open dims as bench binds them: tokenDims, the one meaning of "tokens". */
 export function benchDims(m: IRModule, tokens: number): (sym: string) => number {
-  const symbols = entryFunction(m).symbols;
-  return (sym) => (sym === symbols[symbols.length - 1] ? tokens : 1);
+  return tokenDims(entryFunction(m).symbols, tokens);
 }
 
 /** Inputs with `tokens` tokens: the last symbolic dim is the token count, others are 1. */

@@ -29,7 +29,9 @@ per token the parameters read and the forward's einsum FLOPs (open dimensions at
   --seed S | --weights W.safetensors   seeded initial weights, or weights from a file
   --inputs I.safetensors               the model's inputs by name (make one with: peerc init FILE --inputs ...)
   --out O.safetensors                  where to write the outputs (missing folders are created)
-  --backend B          reference (float64 interpreter, default), auto, wasm-simd, cpu, webasm, webasm-threads, headlessgl
+  --backend B          reference (default here, unlike bench and train: run writes outputs, and the float64
+                       interpreter's are the exact ones), or generated kernels in float32: auto (wasm-simd
+                       where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --lowering L         fused (default) or naive kernels
   --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
@@ -65,7 +67,8 @@ same command continues the sweep.
   --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
-  --tokens B           tokens per call (default 256)
+  --tokens T           tokens per call: the last open dimension (the sequence) is T, every other open dimension 1
+                       (default 256)
   --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
   --runs R             timed runs (median reported; default 5)
   --train              time the training step instead
@@ -83,8 +86,9 @@ same command continues the sweep.
   --f64                write float64 instead of float32
   --inputs             write the model's inputs instead of its weights: floats are normal(0, 1),
                        indices uniform over the rows they select
-  --tokens T           size of every open dimension of the inputs (default 8)
-  --dim NAME=V[,...]   size of particular open dimensions
+  --tokens T           tokens per call: the last open dimension (the sequence) is T, every other open dimension 1
+                       (default 8)
+  --dim NAME=V[,...]   size of particular open dimensions (these win over --tokens)
   --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)
   --entry LAYER        use LAYER as the model`,
   train: `Trains the model with progress, validation, metrics, plots and checkpoints (docs/training.md).
@@ -108,13 +112,14 @@ same command continues the sweep.
   --entry LAYER        use LAYER as the model`,
   sample: `Generates text from the checkpoint of a trained byte-level model.
   --prompt TEXT        the text to continue
-  --tokens N           bytes to generate (default 200)
+  --tokens N           tokens to generate; a byte-level model's token is one byte (default 200)
   --temperature T      0 picks the most likely byte (default 0.8)
   --seed S  --backend B
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD`,
   demo: `Checks and evaluates the paper's PEER layer (N = 1024^2 experts) on seeded weights and verifies
 its product-key retrieval against brute force.
-  --tokens T  --seed S`,
+  --tokens T           tokens evaluated (the layer's one open dimension; default 8)
+  --seed S             the seed of weights and inputs (default 0)`,
   help: `Prints the list of commands, or one command's options: peerc help COMMAND.`,
 };

@@ -9,7 +9,17 @@ import { optimize } from '../passes/pipeline.js';
 import { UsageError } from './usage-error.js';
 
 /**
- * Seeded inputs for a model: every open dim of the entry is `sizes.get(dim) ?? tokens`, floats
+ * What "tokens" means in every command (bench, init --inputs, the playground): the positions the
+ * model reads in one call. The last open dim of the entry (the sequence) is `tokens`, every other
+ * open dim (a batch) is 1, so a [B, S] model and a [T] model both read `tokens` positions.
+ */
+export function tokenDims(symbols: readonly string[], tokens: number, sizes: ReadonlyMap<string, number> = new Map()): (sym: string) => number {
+  const last = symbols[symbols.length - 1];
+  return (sym) => sizes.get(sym) ?? (sym === last ? tokens : 1);
+}
+
+/**
+ * Seeded inputs for a model: the open dims as tokenDims binds them (`sizes` overrides), floats
  * are standard normal, index inputs uniform over the range their uses allow (PEER0603's bound).
  */
 export function seededInputs(m: IRModule, tokens: number, seed: number, sizes: ReadonlyMap<string, number> = new Map()): Map<string, Tensor> {
@@ -17,7 +27,8 @@ export function seededInputs(m: IRModule, tokens: number, seed: number, sizes: R
   const fn = entryFunction(inlined);
   const uses = indexInputUses(fn);
   for (const name of sizes.keys()) if (!fn.symbols.includes(name)) throw new UsageError(`--dim ${name}: the model has no open dimension '${name}' (its dimensions: ${fn.symbols.join(', ') || 'none'})`);
-  const dimValue = (d: Dim) => d.evaluate((s) => sizes.get(s) ?? tokens)!;
+  const bind = tokenDims(fn.symbols, tokens, sizes);
+  const dimValue = (d: Dim) => d.evaluate(bind)!;
   const out = new Map<string, Tensor>();
   fn.inputs.forEach((id, k) => {
     const n = fn.graph.node(id);
