@@ -64,7 +64,7 @@ export function unavailableReason(name: BackendName): string | null {
       // gpu.js loads the optional native 'gl' package itself and reports whether a context opens.
       return GPU.isHeadlessGLSupported
         ? null
-        : "headless-gl cannot create a context: install the optional native package 'gl' (apt-get install libxi-dev libx11-dev libxext-dev libgl1-mesa-dev xvfb pkg-config; npm install gl) and run under xvfb-run -a";
+        : "headless-gl cannot create a context: build the optional native package 'gl' (apt-get install libxi-dev libx11-dev libxext-dev libgl1-mesa-dev xvfb pkg-config; in a clone of peerc: npm run extras -- gl) and run under xvfb-run -a";
     case 'webgl2':
     case 'webgpu':
       // A page or a Web Worker of one (OffscreenCanvas for WebGL2, navigator.gpu for WebGPU).

@@ -44,6 +44,8 @@ function serve(): Promise<number> {
 }
 
 const examples = EXAMPLE_FILES;
+if (!existsSync(CHROMIUM)) console.log(`onnxruntime-web tests skipped: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+else if (!existsSync(ortDist)) console.log('onnxruntime-web tests skipped: the opt-in extra is not installed (npm run extras -- ort-web)');
 
 describe.skipIf(!existsSync(CHROMIUM) || !existsSync(ortDist))('ONNX export in onnxruntime-web (Chromium)', () => {
   it('every example agrees with the float64 interpreter on the wasm and webgpu providers', async () => {

@@ -1,6 +1,5 @@
 // `peerc export --onnx` in onnxruntime-node (the native CPU build that ships in the npm package;
-// install it with ONNXRUNTIME_NODE_INSTALL=skip, or the .npmrc setting of this repository, so
-// its install script does not try to fetch CUDA files): every example agrees with the float64
+// an opt-in extra: npm run extras -- ort): every example agrees with the float64
 // interpreter within float32 tolerance, with identical expert indices. Skipped where the
 // package cannot load.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -8,18 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { interpret } from '../src/interp/interpreter.js';
-import { ortFeeds } from '../runtime/cli/bench-ort.js';
+import { loadOrt, ortFeeds, type Ort } from '../runtime/cli/bench-ort.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { toFloat32 } from '../runtime/executor.js';
 import { emitOnnx } from '../codegen/onnx/export.js';
 import { compileOk, EXAMPLE_FILES, sampleInputs, scaledError, smallExample } from './helpers.js';
 
-type Ort = typeof import('onnxruntime-node');
-const ort: Ort | undefined = await import('onnxruntime-node').catch((e: Error) => {
-  console.log(`onnxruntime-node tests skipped: the package does not load here (${e.message}); npm install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=skip`);
-  return undefined;
-});
+const loaded = await loadOrt();
+if (typeof loaded === 'string') console.log(`onnxruntime-node tests skipped: the package does not load here (${loaded}); npm run extras -- ort installs it`);
+const ort: Ort | undefined = typeof loaded === 'string' ? undefined : loaded;
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'peerc-ort-node-'));
 const examples = EXAMPLE_FILES;

@@ -3,10 +3,10 @@
 // example with the installed CLI, import the emitted bundle from a TypeScript file checked with
 // tsc --strict (no skipLibCheck), and run a forward pass and a training step.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -71,4 +71,21 @@ it('npm pack, install in an empty folder, compile, tsc --strict, forward and a t
   expect(report).toMatchObject({ shape: [4, 256], rows: 4, finite: true, badKey: 'PEER0603', badShape: 'PEER0602', vals: [1024, 64], badOptimizer: 'PEER0501' });
   expect(report.losses.every(Number.isFinite)).toBe(true);
   expect(report.losses[1]).toBeLessThan(report.losses[0]!);
+});
+
+describe('the default install is lean and quiet', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; allowScripts: Record<string, boolean> };
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+  it('the heavy extras (ONNX Runtime, TF.js) are opt-in, not in the lockfile', () => {
+    for (const heavy of ['onnxruntime-node', 'onnxruntime-web', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm']) {
+      expect(pkg.dependencies[heavy]).toBeUndefined();
+      expect(pkg.devDependencies[heavy]).toBeUndefined();
+      expect(lock.packages[`node_modules/${heavy}`]).toBeUndefined();
+    }
+  });
+  it('every locked package with an install script has a decision in allowScripts (npm warns about none), and no .npmrc key npm does not know', () => {
+    const withScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript).map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 13));
+    expect(withScripts.filter((name) => !(name in pkg.allowScripts))).toEqual([]);
+    expect(existsSync(join(root, '.npmrc'))).toBe(false);
+  });
 });

@@ -1,7 +1,7 @@
 // The ONNX Runtime baseline of `peerc bench`: the same model, weights and inputs exported with
 // peerc's ONNX exporter and run by onnxruntime-node on the CPU, what a user deploying the model
-// would otherwise use. onnxruntime-node is optional (a dev dependency here): without it the
-// report says how to add it.
+// would otherwise use. onnxruntime-node is an opt-in extra (`npm run extras -- ort`): without it
+// the report says how to add it.
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,12 +16,37 @@ export type OrtBaseline =
   | { available: false; reason: string };
 
 
-type Ort = typeof import('onnxruntime-node');
+/** The part of onnxruntime-node's API that peerc uses, so peerc type-checks without the extra. */
+export interface OrtTensor {
+  readonly dims: readonly number[];
+  readonly data: unknown;
+}
+export interface Ort {
+  Tensor: new (type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) => OrtTensor;
+  InferenceSession: {
+    create(path: string, options: { executionProviders: string[]; intraOpNumThreads?: number; graphOptimizationLevel?: 'all' }): Promise<{
+      readonly outputNames: readonly string[];
+      run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+      release(): Promise<void>;
+    }>;
+  };
+  env: { versions: { node?: string; common: string } };
+}
+
+/** onnxruntime-node where it is installed; the import error's message where it is not. */
+export async function loadOrt(): Promise<Ort | string> {
+  const name: string = 'onnxruntime-node'; // not a literal: the type checker and the bundler leave it to run time
+  try {
+    return (await import(name)) as Ort;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
 
 /** An entry's inputs as ONNX Runtime tensors, by name: index inputs as int64, the rest float32. */
-export function ortFeeds(ort: Ort, m: IRModule, inputs: ReadonlyMap<string, Tensor>): Record<string, InstanceType<Ort['Tensor']>> {
+export function ortFeeds(ort: Ort, m: IRModule, inputs: ReadonlyMap<string, Tensor>): Record<string, OrtTensor> {
   const fn = entryFunction(m);
-  const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
+  const feeds: Record<string, OrtTensor> = {};
   for (const id of fn.inputs) {
     const name = fn.graph.node(id).attrs.name as string;
     const t = inputs.get(name)!;
@@ -31,12 +56,8 @@ export function ortFeeds(ort: Ort, m: IRModule, inputs: ReadonlyMap<string, Tens
 }
 
 export async function ortBaseline(fused: IRModule, weights: ReadonlyMap<string, Float32Array>, inputs: ReadonlyMap<string, Tensor>, runs: number, fusedOutput: Float32Array): Promise<OrtBaseline> {
-  let ort: Ort;
-  try {
-    ort = (await import('onnxruntime-node')) as Ort;
-  } catch {
-    return { available: false, reason: 'onnxruntime-node is not installed (ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node adds the ONNX Runtime CPU baseline)' };
-  }
+  const ort = await loadOrt();
+  if (typeof ort === 'string') return { available: false, reason: 'onnxruntime-node is not installed (npm run extras -- ort, in a clone of peerc, adds the ONNX Runtime CPU baseline)' };
   const dir = mkdtempSync(join(tmpdir(), 'peerc-bench-ort-'));
   try {
     const path = join(dir, 'model.onnx');
