@@ -12,6 +12,8 @@ export interface EmitOptions {
   source: string;
   lowering: string;
   runtimeImport: string;
+  /** The program's text and its --set overrides ('NAME=VALUE ...'): checkpoints the module writes embed them, as `peerc train`'s do. */
+  program: { text: string; set: string };
 }
 
 /** JSON with one node, parameter or function field per line, so diffs of generated code read well. */
@@ -84,6 +86,11 @@ export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; cla
     declarationKind: VariableDeclarationKind.Const,
     declarations: [{ name: 'LOWERING', type: 'Lowering', initializer: JSON.stringify(o.lowering) }],
   });
+  file.addVariableStatement({
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ['The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them.'],
+    declarations: [{ name: 'PROGRAM', initializer: `{ file: ${JSON.stringify(o.source)}, text: ${JSON.stringify(o.program.text)}, set: ${JSON.stringify(o.program.set)} }` }],
+  });
 
   file.addClass({
     kind: StructureKind.Class,
@@ -140,12 +147,19 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
       {
         name: 'fromSeed', isStatic: true, returnType: `${className}Training`,
         parameters: [{ name: 'seed', type: 'number' }, { name: 'options', type: 'TrainOptions', initializer: '{}' }],
-        statements: `return new ${className}Training(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));`,
+        statements: `return new ${className}Training(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));`,
       },
       {
         name: 'fromSafetensors', isStatic: true, returnType: `${className}Training`,
+        docs: ['Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer.'],
         parameters: [{ name: 'bytes', type: 'Uint8Array' }, { name: 'options', type: 'TrainOptions', initializer: '{}' }],
-        statements: `return new ${className}Training(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));`,
+        statements: `return new ${className}Training(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));`,
+      },
+      {
+        name: 'fromCheckpoint', isStatic: true, returnType: `${className}Training`,
+        docs: ["Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind)."],
+        parameters: [{ name: 'bytes', type: 'Uint8Array' }, { name: 'options', type: 'TrainOptions', initializer: '{}' }],
+        statements: `return new ${className}Training(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));`,
       },
       {
         name: 'step', isAsync: true, returnType: 'Promise<TrainStep>',
@@ -164,9 +178,17 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
         statements: `return new (${className} as unknown as new (m: CompiledModel) => ${className})(this.trainer.model());`,
       },
       { name: 'weights', returnType: 'ReadonlyMap<string, Float32Array>', statements: 'return this.trainer.weights;' },
+      {
+        name: 'save', returnType: 'Uint8Array',
+        docs: ['The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample.'],
+        statements: 'return this.trainer.checkpoint();',
+      },
       { name: 'destroy', returnType: 'void', statements: 'this.trainer.destroy();' },
     ],
-    getAccessors: [{ name: 'backendDetail', returnType: 'string', docs: ["The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'."], statements: 'return this.trainer.backendDetail;' }],
+    getAccessors: [
+      { name: 'backendDetail', returnType: 'string', docs: ["The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'."], statements: 'return this.trainer.backendDetail;' },
+      { name: 'stepCount', returnType: 'number', docs: ['Steps taken, counted on from a checkpoint.'], statements: 'return this.trainer.stepCount;' },
+    ],
   });
 }
 

@@ -15,6 +15,7 @@ import { fail } from '../src/diagnostics/diagnostic.js';
 import { checkFiniteOutputs, checkFiniteWeight } from '../src/interp/input-checks.js';
 export { CompileError as PeercError } from '../src/diagnostics/diagnostic.js';
 import type { Batch } from './train/data.js';
+import { checkpointTensors, encodeCheckpoint, libraryMeta, restoreOptimizerState, type LibraryRun } from './train/checkpoint-format.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
 export type { Lowering } from '../src/passes/pipeline.js';
 export type { OptimizerConfig } from './train/optim.js';
@@ -149,12 +150,60 @@ export interface TrainStep {
 export class CompiledTrainer {
   private readonly trainer: Trainer;
   private readonly inputDtypes: Record<string, 'f32' | 'index'>;
+  private readonly module: IRModule;
 
-  constructor(private readonly ir: ModuleJSON, readonly weights: Map<string, Float32Array>, private readonly options: TrainOptions = {}) {
+  /** `program`: the source `peerc compile` embedded, recorded in checkpoints so the CLI (info, sample, run) reads them. */
+  constructor(private readonly ir: ModuleJSON, readonly weights: Map<string, Float32Array>, private readonly options: TrainOptions = {}, private readonly program?: LibraryRun['program']) {
     checkOptimizerConfig(options.optimizer ?? {});
-    const m = moduleFromJSON(ir);
-    this.inputDtypes = inputDtypesOf(m);
-    this.trainer = new Trainer(m, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer }, seed: options.seed, threads: options.threads });
+    this.module = moduleFromJSON(ir);
+    this.inputDtypes = inputDtypesOf(this.module);
+    this.trainer = new Trainer(this.module, weights, { backend: options.backend ?? 'auto', optimizer: { ...DEFAULT_OPTIMIZER, ...options.optimizer }, seed: options.seed, threads: options.threads });
+  }
+
+  /**
+   * A trainer that goes on from a checkpoint's bytes (written by checkpoint() or by `peerc train`):
+   * weights, the optimizer's moments and step count. The optimizer settings are the checkpoint's
+   * unless `options.optimizer` changes them; a different optimizer kind is PEER0501.
+   */
+  static fromCheckpoint(ir: ModuleJSON, bytes: Uint8Array, options: TrainOptions = {}, program?: LibraryRun['program'], file = 'checkpoint'): CompiledTrainer {
+    const { tensors, metadata } = readSafetensors(bytes, file);
+    const params = moduleFromJSON(ir).params;
+    let saved: Partial<OptimizerConfig> = {};
+    try {
+      saved = JSON.parse(metadata.optimizer ?? '{}') as Partial<OptimizerConfig>;
+    } catch {
+      fail('PEER0601', null, { file, name: 'optimizer', kind: 'the optimizer settings (JSON in the metadata)' });
+    }
+    if (metadata.optimizer === undefined) fail('PEER0601', null, { file, name: 'optimizer', kind: "the optimizer settings (a weights file has none: use fromSafetensors)" });
+    if (options.optimizer?.kind && saved.kind && options.optimizer.kind !== saved.kind)
+      fail('PEER0501', null, { name: 'kind', detail: `the checkpoint was trained with ${saved.kind}; its state does not fit ${options.optimizer.kind}` });
+    const trainer = new CompiledTrainer(ir, safetensorsWeights(params, bytes, file), { ...options, optimizer: { ...saved, ...options.optimizer } }, program);
+    const step = Number(metadata.optimizerStep ?? NaN);
+    if (!Number.isInteger(step) || step < 0) fail('PEER0601', null, { file, name: 'optimizerStep', kind: 'the optimizer step count (a whole number in the metadata)' });
+    restoreOptimizerState(trainer.trainer.optimizer, new Map([...tensors].map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }])), step, file);
+    return trainer;
+  }
+
+  /** Steps taken (the optimizer's count; it goes on from a checkpoint's). */
+  get stepCount(): number {
+    return this.trainer.optimizer.t;
+  }
+
+  /**
+   * The weights, the optimizer's state and settings as a peerc checkpoint (safetensors bytes):
+   * fromCheckpoint() goes on from it, and `peerc info`, `peerc run --weights` and `peerc sample`
+   * read it. Write it to a file with any API that writes bytes.
+   */
+  checkpoint(): Uint8Array {
+    const meta = libraryMeta({
+      program: this.program ?? { file: 'unknown.peer', text: '', set: '' },
+      entry: this.module.entry ?? '',
+      optimizer: this.trainer.optimizer.config,
+      optimizerStep: this.trainer.optimizer.t,
+      seed: this.options.seed ?? 0,
+      backend: this.backend,
+    });
+    return encodeCheckpoint(meta, checkpointTensors(this.module, this.weights, this.trainer.optimizer));
   }
 
   get backend(): BackendName {

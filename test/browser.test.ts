@@ -39,7 +39,7 @@ function serve(): Promise<number> {
 describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
   it('runs and trains on cpu, webasm, webasm-threads, wasm-simd, webgl2 (and webgpu where it has an adapter), agreeing with the reference', async () => {
     const m = compileOk(smallExample('pkm.peer'), 'pkm.peer');
-    const browserBundle = (await compileToDir(m, 'examples/pkm.peer', dir, 'fused')).find((f) => f.endsWith('.browser.mjs'))!;
+    const browserBundle = (await compileToDir(m, 'examples/pkm.peer', dir, 'fused', { text: smallExample('pkm.peer'), set: '' })).find((f) => f.endsWith('.browser.mjs'))!;
     const inputs = sampleInputs(m, 6);
     const ref = interpret(m, inputs, seededWeights(m, 3)).outputs[0]!;
     const x = inputs.get('x')!;

@@ -21,8 +21,9 @@ const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.
 describe('emitted TypeScript', () => {
   for (const f of examples)
     it(`${f}: golden`, async () => {
-      const m = compileOk(readFileSync(join(root, 'examples', f), 'utf8'), `examples/${f}`);
-      const { text } = emitModule(optimize(m), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime' });
+      const program = readFileSync(join(root, 'examples', f), 'utf8');
+      const m = compileOk(program, `examples/${f}`);
+      const { text } = emitModule(optimize(m), { source: `examples/${f}`, lowering: 'fused', runtimeImport: 'peerc/runtime', program: { text: program, set: '' } });
       await expect(text).toMatchFileSnapshot(join(root, 'test', 'golden', 'emitted', f.replace('.peer', '.ts')));
     });
 
@@ -32,7 +33,7 @@ describe('emitted TypeScript', () => {
       const src = join(tmp, f);
       writeFileSync(src, smallExample(f));
       const m = compileOk(smallExample(f), f);
-      const files = await compileToDir(m, `examples/${f}`, tmp, 'fused');
+      const files = await compileToDir(m, `examples/${f}`, tmp, 'fused', { text: smallExample(f), set: '' });
       written.push(files[0]!);
       const mod = await import(pathToFileURL(files[1]!).href);
       const className = Object.keys(mod).find((k) => /^[A-Z]/.test(k) && typeof mod[k] === 'function')!;
@@ -68,6 +69,51 @@ describe('emitted TypeScript', () => {
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     expect(() => execFileSync(process.execPath, [tsc, '-p', join(tmp, 'tsconfig.json')], { encoding: 'utf8' })).not.toThrow();
   });
+});
+
+describe("the emitted Training class's checkpoints", () => {
+  it('save() then fromCheckpoint() goes on exactly as an uninterrupted run; peerc info and run read the checkpoint; weights alone are refused', async () => {
+    const dir = mkdtempSync(join(tmp, 'ckpt-'));
+    const m = compileOk(smallExample('pkm.peer'), 'pkm.peer');
+    const files = await compileToDir(m, 'examples/pkm.peer', dir, 'fused', { text: smallExample('pkm.peer'), set: '' });
+    const mod = await import(pathToFileURL(files[1]!).href);
+    const Training = mod[Object.keys(mod).find((k) => k.endsWith('Training'))!];
+    const options = { backend: 'cpu', optimizer: { kind: 'adam', lr: 0.01, schedule: 'constant' } };
+    const inputs = sampleInputs(m, 4);
+    const batch = Object.fromEntries([...inputs].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
+    const out = interpret(m, inputs, seededWeights(m, 3)).outputs[0]!;
+    const lead = out.shape.slice(0, -1), classes = out.shape.at(-1)!;
+    const targets = { shape: lead, data: Array.from({ length: lead.reduce((a, b) => a * b, 1) }, (_, i) => (i * 5) % classes) };
+    const straight = Training.fromSeed(3, options);
+    const losses: number[] = [];
+    for (let i = 0; i < 8; i++) losses.push((await straight.step(batch, targets)).loss);
+    const first = Training.fromSeed(3, options);
+    for (let i = 0; i < 4; i++) await first.step(batch, targets);
+    const bytes: Uint8Array = first.save();
+    first.destroy();
+    const resumed = Training.fromCheckpoint(bytes, { backend: 'cpu' });
+    expect(resumed.stepCount).toBe(4);
+    const after: number[] = [];
+    for (let i = 0; i < 4; i++) after.push((await resumed.step(batch, targets)).loss);
+    expect(after).toEqual(losses.slice(4));
+    // A fresh optimizer (fromSafetensors) does not: Adam's moments and step count matter.
+    const fresh = Training.fromSafetensors(bytes, options);
+    expect((await fresh.step(batch, targets)).loss).toBe(after[0]); // same weights, same first loss
+    expect((await fresh.step(batch, targets)).loss).not.toBe(after[1]);
+    const path = join(dir, 'saved.safetensors');
+    writeFileSync(path, bytes);
+    const peerc = (...args: string[]) => execFileSync(process.execPath, [join(root, 'dist', 'peerc.js'), ...args], { encoding: 'utf8' });
+    expect(peerc('info', path)).toContain('step 4');
+    expect(() => Training.fromCheckpoint(new Uint8Array(readFileSync(path)), { backend: 'cpu', optimizer: { kind: 'sgd' } })).toThrow(/PEER0501|trained with adam/);
+    const program = join(dir, 'pkm.peer');
+    writeFileSync(program, smallExample('pkm.peer'));
+    peerc('init', program, '--inputs', '--tokens', '4', '--seed', '1', '--out', join(dir, 'in.safetensors'));
+    expect(peerc('run', program, '--weights', path, '--inputs', join(dir, 'in.safetensors'), '--out', join(dir, 'out.safetensors'))).toContain('wrote');
+    const weightsOnly = join(dir, 'w.safetensors');
+    peerc('init', program, '--seed', '1', '--out', weightsOnly);
+    expect(() => Training.fromCheckpoint(new Uint8Array(readFileSync(weightsOnly)), { backend: 'cpu' })).toThrow(/optimizer/);
+    for (const t of [straight, resumed, fresh]) t.destroy();
+  }, 300_000);
 });
 
 describe('generated kernels', () => {

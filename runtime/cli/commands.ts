@@ -21,7 +21,7 @@ import { compileTraining } from '../../src/autodiff/differentiate.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { setOf } from '../train/settings.js';
-import { checkpointProgram } from '../train/checkpoint-format.js';
+import { checkpointProgram } from '../train/checkpoint-program.js';
 import { writeFileDurably } from '../../src/io/durable.js';
 import { runSample } from './sample.js';
 import { checkFiniteOutputs } from '../../src/interp/input-checks.js';
@@ -190,7 +190,7 @@ export const COMMANDS: Record<string, Command> = {
       if (lowering !== 'naive' && lowering !== 'fused') throw new UsageError(`--lowering is naive or fused, not '${lowering}'`);
       const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to compile; pass --entry LAYER`);
-      const written = await compileToDir(r.module, file, outDir, lowering);
+      const written = await compileToDir(r.module, file, outDir, lowering, { text: r.sources.get(file) ?? '', set: setOverrides(p.flags).map(([n, v]) => `${n}=${v}`).join(' ') });
       process.stdout.write(written.map((w) => `wrote ${w}\n`).join(''));
       return 0;
     },

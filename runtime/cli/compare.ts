@@ -12,7 +12,7 @@ import { writeFileDurably } from '../../src/io/durable.js';
 import { readMetricsFile } from '../train/metrics-file.js';
 import type { MetricsLine } from '../train/metrics.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { checkpointProgram } from '../train/checkpoint-format.js';
+import { checkpointProgram } from '../train/checkpoint-program.js';
 import { lineChart } from '../train/plots.js';
 import { median } from '../stats.js';
 

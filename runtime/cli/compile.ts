@@ -16,8 +16,8 @@ export function runtimeApiPath(): string {
   return here.endsWith('dist') ? resolve(here, '..', 'runtime', 'api.ts') : resolve(here, '..', 'api.ts');
 }
 
-export async function compileToDir(m: IRModule, source: string, outDir: string, lowering: Lowering): Promise<string[]> {
-  const emitted = emitModule(optimize(m), { source, lowering, runtimeImport: 'peerc/runtime' });
+export async function compileToDir(m: IRModule, source: string, outDir: string, lowering: Lowering, program: { text: string; set: string }): Promise<string[]> {
+  const emitted = emitModule(optimize(m), { source, lowering, runtimeImport: 'peerc/runtime', program });
   ensureDir(outDir);
   const tsPath = join(outDir, emitted.fileName);
   writeFileDurably(tsPath, emitted.text);

@@ -6,7 +6,7 @@ import { optimize } from '../../src/passes/pipeline.js';
 import { resolveBackend, type BackendName } from '../backends.js';
 import { Executor } from '../executor.js';
 import { readCheckpoint } from '../train/checkpoint.js';
-import { checkpointProgram } from '../train/checkpoint-format.js';
+import { checkpointProgram } from '../train/checkpoint-program.js';
 import { ProgramErrors } from './errors.js';
 import { generateBytes } from '../train/pick.js';
 export { pick } from '../train/pick.js';

@@ -19,7 +19,8 @@ import { readFileChecked, UsageError } from '../../src/io/tensors.js';
 import { seededWeights } from '../api.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
 import { readCheckpoint, writeCheckpoint } from '../train/checkpoint.js';
-import { checkpointProgram, checkpointTensors, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
+import { checkpointTensors, restoreOptimizerState, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
+import { checkpointProgram } from '../train/checkpoint-program.js';
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';
 import { settingsOf, setOf, type RunSettings } from '../train/settings.js';
 export type { RunSettings } from '../train/settings.js';
@@ -239,14 +240,7 @@ async function trainLocked(t: TrainFlags, place: RunPlace): Promise<number> {
   try {
     const dataset = datasetOf(settings, m);
     if (restored) {
-      trainer.optimizer.t = restored.meta.optimizerStep;
-      const state = [...[...trainer.optimizer.m].map(([n, a]) => [`opt.m.${n}`, a] as const), ...[...trainer.optimizer.v].map(([n, a]) => [`opt.v.${n}`, a] as const)];
-      for (const [name, arr] of state) {
-        const saved = restored.tensors.get(name);
-        if (!saved) throw new CompileError(diagnostic('PEER0601', null, { file: ckptPath, name, kind: `the ${settings.optimizer.kind} optimizer's state` }));
-        if (saved.data.length !== arr.length) throw new CompileError(diagnostic('PEER0602', null, { name, expected: `${arr.length} values`, found: `[${saved.shape.join(', ')}]` }));
-        arr.set(saved.data);
-      }
+      restoreOptimizerState(trainer.optimizer, restored.tensors, restored.meta.optimizerStep, ckptPath);
       restored = undefined; // let the checkpoint's copies go
     }
     if (stop.stopped) throw new StoppedBeforeStart(stop.exitCode);

@@ -57,7 +57,7 @@ async function emit(req: Extract<CompilerRequest, { kind: 'emit' }>): Promise<Co
   if (!r.module?.entry) return { kind: 'failed', version: req.version, message: 'the program must compile and have a model to emit its module' };
   // ts-morph is large: loaded only when a module is asked for.
   const { emitModule } = await import('../../codegen/emit.js');
-  const out = emitModule(optimize(r.module), { source: req.file, lowering: req.lowering, runtimeImport: 'peerc/runtime' });
+  const out = emitModule(optimize(r.module), { source: req.file, lowering: req.lowering, runtimeImport: 'peerc/runtime', program: { text: req.source, set: '' } });
   return { kind: 'emitted', version: req.version, fileName: out.fileName, text: out.text };
 }
 

@@ -3,8 +3,7 @@
 // and `peerc run` read.
 import type { IRModule } from '../../src/ir/graph.js';
 import { encodeSafetensors } from '../../src/io/safetensors.js';
-import { compileSource, type CompileResult } from '../../src/frontend.js';
-import { recordedOverrides } from './settings.js';
+import { fail } from '../../src/diagnostics/diagnostic.js';
 import type { RunSettings } from './settings.js';
 
 export const CHECKPOINT_FORMAT = 'peerc-checkpoint/1';
@@ -73,9 +72,43 @@ export function encodeCheckpoint(meta: CheckpointMeta, tensors: ReadonlyMap<stri
   return encodeSafetensors([...tensors].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, element: (i: number) => t.data[i]!, f32: t.data })), checkpointMetadata(meta));
 }
 
-/** The program a checkpoint embeds, compiled as it was trained (with the run's recorded --set); `file` names it in diagnostics. */
-export function checkpointProgram(meta: CheckpointMeta): CompileResult & { file: string } {
-  const file = meta.file || 'checkpoint.peer';
-  const set = recordedOverrides((JSON.parse(meta.run) as { set?: string }).set);
-  return { ...compileSource(meta.source, file, { entry: meta.entry || undefined, set }), file };
+/** The optimizer state a checkpoint restores: the moments (by name, filled in place) and the step count. */
+export interface OptimizerState {
+  t: number;
+  readonly m: ReadonlyMap<string, Float32Array>;
+  readonly v: ReadonlyMap<string, Float32Array>;
+  readonly config: { readonly kind: string };
+}
+
+/** Fills an optimizer's moments and step count from a checkpoint's `opt.m.NAME` / `opt.v.NAME` tensors. */
+export function restoreOptimizerState(optimizer: OptimizerState, tensors: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>, optimizerStep: number, file: string): void {
+  optimizer.t = optimizerStep;
+  const state = [...[...optimizer.m].map(([n, a]) => [`opt.m.${n}`, a] as const), ...[...optimizer.v].map(([n, a]) => [`opt.v.${n}`, a] as const)];
+  for (const [name, arr] of state) {
+    const saved = tensors.get(name);
+    if (!saved) fail('PEER0601', null, { file, name, kind: `the ${optimizer.config.kind} optimizer's state` });
+    if (saved.data.length !== arr.length) fail('PEER0602', null, { name, expected: `${arr.length} values`, found: `[${saved.shape.join(', ')}]` });
+    arr.set(saved.data);
+  }
+}
+
+/** What a checkpoint written by library code (the emitted Training class) records: no run folder, no dataset. */
+export interface LibraryRun {
+  /** The program's source, file name and --set overrides, as `peerc compile` embedded them. */
+  program: { file: string; text: string; set: string };
+  entry: string;
+  optimizer: { readonly steps: number };
+  optimizerStep: number;
+  seed: number;
+  backend: string;
+}
+
+export function libraryMeta(r: LibraryRun): CheckpointMeta {
+  return {
+    format: CHECKPOINT_FORMAT, source: r.program.text, file: r.program.file, entry: r.entry, step: r.optimizerStep,
+    optimizer: JSON.stringify(r.optimizer), optimizerStep: r.optimizerStep,
+    data: JSON.stringify({ task: 'library', note: 'batches came from the caller' }),
+    rng: JSON.stringify({ kind: 'counter-based (seed, step)', seed: r.seed, position: r.optimizerStep }),
+    backend: r.backend, run: JSON.stringify({ set: r.program.set, seed: r.seed, steps: Math.max(1, r.optimizer.steps, r.optimizerStep), writer: 'the emitted Training class' }), resumes: '[]',
+  };
 }

@@ -4368,6 +4368,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/byte_lm.peer", text: "# A small byte-level language model: embedding -> 3 pre-norm blocks of causal\n# attention and a feed-forward layer -> tied output projection. The middle block's\n# feed-forward layer is PEER with 128^2 experts.\nconst V = 256            # bytes\nconst d = 128\nconst a = 4              # attention heads\nconst e = d/a            # attention head width\nconst m = 4*d            # dense hidden width\nconst N = 128^2\nconst h = 4\nconst k = 8\nconst dk = 64\n\nparam E: [V, d] = normal(0, 0.02)\nparam ln: [6, d] = ones()\nparam ln_f: [d] = ones()\nparam Wq: [3, a, d, e] = normal(0, 1/sqrt(d))\nparam Wk: [3, a, d, e] = normal(0, 1/sqrt(d))\nparam Wv: [3, a, d, e] = normal(0, 1/sqrt(d))\nparam Wo: [3, a, e, d] = normal(0, 0.02)\nparam W1: [2, d, m] = normal(0, 1/sqrt(d))\nparam W2: [2, m, d] = normal(0, 0.02)\nparam Pq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam bn_g: [h*dk] = ones()\nparam bn_b: [h*dk] = zeros()\nbuffer bn_mean: [h*dk] = zeros()\nbuffer bn_var: [h*dk] = ones()\nparam C1: [sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam U: [N, d] = normal(0, 1/sqrt(d)) @sparse\nparam Vx: [N, d] = normal(0, 0.02) @sparse\n\nlayer block_attention(x: [B, S, d], i: int) -> [B, S, d] {\n  return x + attention(rmsnorm(x, ln[2*i]), Wq[i], Wk[i], Wv[i], Wo[i])\n}\n\nmodel byte_lm(tokens: index[B, S]) -> [B, S, V] {\n  x = embedding(E, tokens)\n  x = block_attention(x, 0)\n  x = x + reshape(dense_ffw(reshape(rmsnorm(x, ln[1]), [B*S, d]), W1[0], W2[0]), [B, S, d])\n  x = block_attention(x, 1)\n  flat = reshape(rmsnorm(x, ln[3]), [B*S, d])\n  x = x + reshape(peer(flat, Pq, bn_g, bn_b, bn_mean, bn_var, C1, C2, U, Vx, k), [B, S, d])\n  x = block_attention(x, 2)\n  x = x + reshape(dense_ffw(reshape(rmsnorm(x, ln[5]), [B*S, d]), W1[1], W2[1]), [B, S, d])\n  return einsum(\"bsd,vd->bsv\", rmsnorm(x, ln_f), E)\n}\n\ntrain { steps = 300; batch = 16; seq = 64; lr = 3e-3; optimizer = \"adamw\"; warmup = 30; schedule = \"cosine\"; task = \"text\" }\n", set: "" };
 
 /** byte_lm: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class ByteLm {
@@ -4414,12 +4416,23 @@ export class ByteLmTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): ByteLmTraining {
-    return new ByteLmTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): ByteLmTraining {
+    return new ByteLmTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): ByteLmTraining {
-    return new ByteLmTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new ByteLmTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): ByteLmTraining {
+    return new ByteLmTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -4438,6 +4451,11 @@ export class ByteLmTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

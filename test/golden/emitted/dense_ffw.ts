@@ -215,6 +215,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/dense_ffw.peer", text: "# The dense baseline with the same number of active expert units as the paper's\n# layer: one MLP with h*k = 128 hidden units, GELU.\nconst d = 256\nconst h = 8\nconst k = 16\n\nparam W1: [d, h*k] = normal(0, 1/sqrt(d))\nparam W2: [h*k, d] = normal(0, 1/sqrt(h*k))\n\nmodel dense(x: [T, d]) -> [T, d] {\n  return dense_ffw(x, W1, W2)\n}\n", set: "" };
 
 /** dense: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Dense {
@@ -261,12 +263,23 @@ export class DenseTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): DenseTraining {
-    return new DenseTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): DenseTraining {
+    return new DenseTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): DenseTraining {
-    return new DenseTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new DenseTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): DenseTraining {
+    return new DenseTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -285,6 +298,11 @@ export class DenseTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

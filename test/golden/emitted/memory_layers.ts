@@ -3086,6 +3086,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/memory_layers.peer", text: "# Memory layers in the style of \"Memory Layers at Scale\" (2025) and UltraMem: two memory\n# blocks that share one value table, LayerNorm on queries and on keys, keys per head, and a\n# gated (SwiLU) output, out = x + (silu(x W1) * memory(x)) W2. The shared table is read by\n# both blocks' gathers, so it keeps the sparse gradient path and its own learning rate.\nconst d = 128\nconst n = 128\nconst N = n^2\nconst h = 4\nconst k = 16\nconst dk = 64\nconst L = 2\n\nparam Wq: [L, h, dk, d] = normal(0, 1/sqrt(d))\nparam q_g: [L, dk] = ones()\nparam q_b: [L, dk] = zeros()\nparam C1: [L, h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [L, h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam k_g: [L, dk/2] = ones()\nparam k_b: [L, dk/2] = zeros()\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse @lr(10)   # one value table for both blocks\nparam W1: [L, d, d] = normal(0, 1/sqrt(d))\nparam W2: [L, d, d] = normal(0, 0.02)\n\nlayer memory(x: [T, d], i: int) -> [T, d] {\n  q = layernorm(einsum(\"td,hcd->thc\", x, Wq[i]), q_g[i], q_b[i])\n  (s, idx) = product_topk_heads(q, layernorm(C1[i], k_g[i], k_b[i]), layernorm(C2[i], k_g[i], k_b[i]), k)\n  m = einsum(\"thk,thkd->td\", softmax(s), gather(Vals, idx))\n  return x + matmul(silu(matmul(x, W1[i])) * m, W2[i])\n}\n\nmodel memory_layers(x: [T, d]) -> [T, d] {\n  return memory(memory(x, 0), 1)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** memory_layers: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class MemoryLayers {
@@ -3132,12 +3134,23 @@ export class MemoryLayersTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): MemoryLayersTraining {
-    return new MemoryLayersTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): MemoryLayersTraining {
+    return new MemoryLayersTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): MemoryLayersTraining {
-    return new MemoryLayersTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new MemoryLayersTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): MemoryLayersTraining {
+    return new MemoryLayersTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -3156,6 +3169,11 @@ export class MemoryLayersTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -1243,6 +1243,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/peer_paper.peer", text: "# The paper's PEER layer (He 2024): N = 1024^2 singleton experts, h = 8 heads,\n# k = 16 experts per head, shared product keys, query BatchNorm, softmax, GELU.\nconst d = 256            # model width\nconst N = 1024^2         # experts\nconst h = 8              # heads\nconst k = 16             # experts per head\nconst dk = 128           # query width\n\nparam Wq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam bn_g: [h*dk] = ones()\nparam bn_b: [h*dk] = zeros()\nbuffer bn_mean: [h*dk] = zeros()\nbuffer bn_var: [h*dk] = ones()\nparam C1: [sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam U: [N, d] = normal(0, 1/sqrt(d)) @sparse\nparam V: [N, d] = normal(0, 1/sqrt(h*k)) @sparse\n\nmodel peer_layer(x: [T, d]) -> [T, d] {\n  return peer(x, Wq, bn_g, bn_b, bn_mean, bn_var, C1, C2, U, V, k)\n}\n", set: "" };
 
 /** peer_layer: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class PeerLayer {
@@ -1289,12 +1291,23 @@ export class PeerLayerTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): PeerLayerTraining {
-    return new PeerLayerTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): PeerLayerTraining {
+    return new PeerLayerTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): PeerLayerTraining {
-    return new PeerLayerTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new PeerLayerTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): PeerLayerTraining {
+    return new PeerLayerTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -1313,6 +1326,11 @@ export class PeerLayerTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -1218,6 +1218,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/peer_pytorch.peer", text: "# PEER as PEER-pytorch 0.1.11 builds it (lucidrains/PEER-pytorch, PEER_pytorch/PEER.py), with\n# its defaults and pre_rmsnorm = True: RMSNorm as F.normalize(x) * sqrt(d) * (gamma + 1) (no\n# eps), queries split into two halves of dim_key each, keys per head, a sub-key top-k\n# (product_key_topk) of 16 per side, \"non-competing\" scores (ReLU) with a final top-1 per\n# head, one expert pool shared by the heads, GELU experts. Written out op by op, as the\n# Python is; it fuses all the same (peerc ir examples/peer_pytorch.peer --explain-fusion).\nconst d = 256\nconst n = 128            # num_keys: n^2 experts\nconst h = 8              # heads\nconst dkey = 128         # dim_key: each half of a query\nconst pk = 16            # product_key_topk: sub-keys kept per side\nconst k = 1              # non_competing_scores: the final top-k is 1\n\nparam norm_g: [d] = zeros()                                     # RMSNorm gamma, used as gamma + 1\nparam Wq: [2, h, dkey, d] = uniform(-1/sqrt(d), 1/sqrt(d))     # to_queries, 'b n (p h d) -> p b n h d'\nparam K1: [h, n, dkey] = normal(0, 0.02)                        # keys[:, :, 0]\nparam K2: [h, n, dkey] = normal(0, 0.02)                        # keys[:, :, 1]\nparam U: [n*n, d] = normal(0, 1) @sparse                        # weight_down_embed\nparam V: [n*n, d] = normal(0, 1) @sparse                        # weight_up_embed\n\nmodel peer_pytorch(x: [T, d]) -> [T, d] {\n  xn = rmsnorm(x, norm_g + 1.0, eps=0.0)\n  (s1, a) = topk(einsum(\"thc,hnc->thn\", einsum(\"td,hcd->thc\", xn, Wq[0]), K1), pk)\n  (s2, b) = topk(einsum(\"thc,hnc->thn\", einsum(\"td,hcd->thc\", xn, Wq[1]), K2), pk)\n  (s, best) = topk(reshape(s1[..., None] + s2[..., None, :], [T, h, pk*pk]), k)\n  idx = take_along(reshape(a[..., None] * n + b[..., None, :], [T, h, pk*pk]), best)\n  hidden = gelu(einsum(\"thkd,td->thk\", gather(U, idx), xn))\n  return einsum(\"thk,thkd->td\", hidden * relu(s), gather(V, idx))\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** peer_pytorch: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class PeerPytorch {
@@ -1264,12 +1266,23 @@ export class PeerPytorchTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): PeerPytorchTraining {
-    return new PeerPytorchTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): PeerPytorchTraining {
+    return new PeerPytorchTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): PeerPytorchTraining {
-    return new PeerPytorchTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new PeerPytorchTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): PeerPytorchTraining {
+    return new PeerPytorchTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -1288,6 +1301,11 @@ export class PeerPytorchTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -1264,6 +1264,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/peer_pytorch_heads.peer", text: "# The PEER-pytorch variant with an expert pool per head (its separate_embed_per_head = True),\n# pre-RMSNorm, keys per head, and \"non-competing\" router scores (ReLU instead of softmax).\nconst d = 256\nconst n = 128            # sub-keys per factor: n^2 experts per head\nconst h = 4\nconst k = 16\nconst dk = 128\n\nparam norm_g: [d] = ones()\nparam Wq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam C1: [h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam U: [h, n*n, d] = normal(0, 1/sqrt(d)) @sparse\nparam V: [h, n*n, d] = normal(0, 1/sqrt(k)) @sparse\n\nmodel peer_pytorch(x: [T, d]) -> [T, d] {\n  xn = rmsnorm(x, norm_g)\n  (s, idx) = product_topk_heads(einsum(\"td,hcd->thc\", xn, Wq), C1, C2, k)\n  expert = idx + iota(h)[:, None] * (n*n)       # head j owns rows j*n^2 ... of the pool\n  pool_u = reshape(U, [h*n*n, d])\n  pool_v = reshape(V, [h*n*n, d])\n  a = gelu(einsum(\"thkd,td->thk\", gather(pool_u, expert), xn))\n  return einsum(\"thk,thkd->td\", relu(s) * a, gather(pool_v, expert))\n}\n", set: "" };
 
 /** peer_pytorch: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class PeerPytorch {
@@ -1310,12 +1312,23 @@ export class PeerPytorchTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): PeerPytorchTraining {
-    return new PeerPytorchTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): PeerPytorchTraining {
+    return new PeerPytorchTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): PeerPytorchTraining {
-    return new PeerPytorchTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new PeerPytorchTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): PeerPytorchTraining {
+    return new PeerPytorchTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -1334,6 +1347,11 @@ export class PeerPytorchTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -1480,6 +1480,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/pk_arity3.peer", text: "# Product keys of arity 3 (PEER-pytorch's PK.py): N = n^3 experts found by three sub-key\n# searches, combined two factors at a time: the first pair as the usual product-key\n# retrieval (fused), then its top k with the third factor's top k. The second combination is\n# built explicitly (k*k candidates per lane), and `peerc check` says so.\nconst d = 128\nconst n = 32\nconst N = n^3            # 32768 experts\nconst h = 4\nconst k = 8\nconst dk = 96            # three sub-queries of 32\n\nparam Wq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam C1: [n, dk/3] = normal(0, 1/sqrt(dk/3))\nparam C2: [n, dk/3] = normal(0, 1/sqrt(dk/3))\nparam C3: [n, dk/3] = normal(0, 1/sqrt(dk/3))\nparam U: [N, d] = normal(0, 1/sqrt(d)) @sparse\nparam V: [N, d] = normal(0, 1/sqrt(h*k)) @sparse\n\nmodel pk3(x: [T, d]) -> [T, d] {\n  q = einsum(\"td,hcd->thc\", x, Wq)\n  (v1, a) = topk(einsum(\"thc,nc->thn\", q[..., 0:dk/3], C1), k)\n  (v2, b) = topk(einsum(\"thc,nc->thn\", q[..., dk/3:2*dk/3], C2), k)\n  (v3, c) = topk(einsum(\"thc,nc->thn\", q[..., 2*dk/3:dk], C3), k)\n  (v12, w12) = topk(reshape(v1[..., None] + v2[..., None, :], [T, h, k*k]), k)\n  i12 = take_along(reshape(a[..., None] * n + b[..., None, :], [T, h, k*k]), w12)\n  (s, w) = topk(reshape(v12[..., None] + v3[..., None, :], [T, h, k*k]), k)\n  idx = take_along(reshape(i12[..., None] * n + c[..., None, :], [T, h, k*k]), w)\n  return experts_gelu(x, U, V, idx, softmax(s))\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** pk3: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Pk3 {
@@ -1526,12 +1528,23 @@ export class Pk3Training {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): Pk3Training {
-    return new Pk3Training(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): Pk3Training {
+    return new Pk3Training(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): Pk3Training {
-    return new Pk3Training(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new Pk3Training(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): Pk3Training {
+    return new Pk3Training(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -1550,6 +1563,11 @@ export class Pk3Training {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -882,6 +882,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/pkm.peer", text: "# A product-key memory (Lample et al. 2019): the same retrieval as PEER, but each of\n# the N slots is a value vector; keys per head, k = 32, values trained with their own\n# learning rate and sparse updates.\nconst d = 256\nconst N = 512^2\nconst h = 4\nconst k = 32\nconst dk = 128\n\nparam Wq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam C1: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse @lr(10)\n\nmodel memory(x: [T, d]) -> [T, d] {\n  return pkm(x, Wq, C1, C2, Vals, k)\n}\n\ntrain { lr = 1e-4; optimizer = \"adam\" }\n", set: "" };
 
 /** memory: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Memory {
@@ -928,12 +930,23 @@ export class MemoryTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): MemoryTraining {
-    return new MemoryTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): MemoryTraining {
+    return new MemoryTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): MemoryTraining {
-    return new MemoryTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new MemoryTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): MemoryTraining {
+    return new MemoryTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -952,6 +965,11 @@ export class MemoryTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

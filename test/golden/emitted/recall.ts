@@ -1026,6 +1026,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/recall.peer", text: "# Key -> value recall: memorise K random (key, value) pairs, the job memory layers are\n# known for. A key's embedding queries a product-key memory; the memory's output is\n# projected to logits over the values.\nconst K = 4096           # keys to remember\nconst Vocab = 256        # possible values\nconst d = 64\nconst N = 128^2\nconst h = 2\nconst k = 8\nconst dk = 64\n\nparam E: [K, d] = normal(0, 1)\nparam Wq: [h, dk, d] = normal(0, 1/sqrt(d))\nparam C1: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam Vals: [N, d] = normal(0, 0.02) @sparse @lr(10)\nparam Wout: [d, Vocab] = normal(0, 1/sqrt(d))\n\nmodel recall(keys: index[B]) -> [B, Vocab] {\n  x = embedding(E, keys)\n  return matmul(x + pkm(x, Wq, C1, C2, Vals, k), Wout)\n}\n\ntrain { task = \"recall\"; steps = 1000; batch = 64; lr = 3e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** recall: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class Recall {
@@ -1072,12 +1074,23 @@ export class RecallTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): RecallTraining {
-    return new RecallTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): RecallTraining {
+    return new RecallTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): RecallTraining {
-    return new RecallTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new RecallTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): RecallTraining {
+    return new RecallTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -1096,6 +1109,11 @@ export class RecallTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {

@@ -4846,6 +4846,8 @@ const IR: ModuleJSON = {
   ]
 };
 const LOWERING: Lowering = "fused";
+/** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
+const PROGRAM = { file: "examples/stacked_lm.peer", text: "# A 2-block byte-level language model whose feed-forward layers are both PEER, with each\n# table stacked along a leading layer axis (U: [L, N, d], block i uses U[i]). The stacked\n# tables keep everything a single table has: sparse row gradients and lazy Adam, host\n# gathers, the fused expert kernels, and expert usage reported per slice (U[0], U[1]).\nconst V = 256            # bytes\nconst L = 2              # blocks\nconst d = 64\nconst a = 4              # attention heads\nconst e = d/a\nconst N = 64^2\nconst h = 4\nconst k = 8\nconst dk = 32\n\nparam E: [V, d] = normal(0, 0.02)\nparam ln: [2*L, d] = ones()\nparam ln_f: [d] = ones()\nparam Wq: [L, a, d, e] = normal(0, 1/sqrt(d))\nparam Wk: [L, a, d, e] = normal(0, 1/sqrt(d))\nparam Wv: [L, a, d, e] = normal(0, 1/sqrt(d))\nparam Wo: [L, a, e, d] = normal(0, 0.02)\nparam Pq: [L, h, dk, d] = normal(0, 1/sqrt(d))\nparam bn_g: [L, h*dk] = ones()\nparam bn_b: [L, h*dk] = zeros()\nbuffer bn_mean: [L, h*dk] = zeros()\nbuffer bn_var: [L, h*dk] = ones()\nparam C1: [L, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [L, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))\nparam U: [L, N, d] = normal(0, 1/sqrt(d)) @sparse\nparam Vx: [L, N, d] = normal(0, 0.02) @sparse\n\nlayer block(x: [B, S, d], i: int) -> [B, S, d] {\n  x = x + attention(rmsnorm(x, ln[2*i]), Wq[i], Wk[i], Wv[i], Wo[i])\n  flat = reshape(rmsnorm(x, ln[2*i + 1]), [B*S, d])\n  return x + reshape(peer(flat, Pq[i], bn_g[i], bn_b[i], bn_mean[i], bn_var[i], C1[i], C2[i], U[i], Vx[i], k), [B, S, d])\n}\n\nmodel stacked_lm(tokens: index[B, S]) -> [B, S, V] {\n  x = block(block(embedding(E, tokens), 0), 1)\n  return einsum(\"bsd,vd->bsv\", rmsnorm(x, ln_f), E)\n}\n\ntrain { steps = 200; batch = 16; seq = 64; lr = 3e-3; optimizer = \"adamw\"; warmup = 20; schedule = \"cosine\"; task = \"text\" }\n", set: "" };
 
 /** stacked_lm: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class StackedLm {
@@ -4892,12 +4894,23 @@ export class StackedLmTraining {
     return this.trainer.backendDetail;
   }
 
-  static fromSeed(seed: number, options: TrainOptions = {}): StackedLmTraining {
-    return new StackedLmTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }));
+  /** Steps taken, counted on from a checkpoint. */
+  get stepCount(): number {
+    return this.trainer.stepCount;
   }
 
+  static fromSeed(seed: number, options: TrainOptions = {}): StackedLmTraining {
+    return new StackedLmTraining(new CompiledTrainer(IR, seededWeights(IR.params, seed), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Weights from a safetensors file (or a checkpoint) and a fresh optimizer; fromCheckpoint() also restores the optimizer. */
   static fromSafetensors(bytes: Uint8Array, options: TrainOptions = {}): StackedLmTraining {
-    return new StackedLmTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }));
+    return new StackedLmTraining(new CompiledTrainer(IR, safetensorsWeights(IR.params, bytes), { ...options, lowering: LOWERING }, PROGRAM));
+  }
+
+  /** Goes on from a checkpoint's bytes (save(), or peerc train's checkpoint.safetensors): weights, optimizer state, step count and settings (options.optimizer may change the settings, not the kind). */
+  static fromCheckpoint(bytes: Uint8Array, options: TrainOptions = {}): StackedLmTraining {
+    return new StackedLmTraining(CompiledTrainer.fromCheckpoint(IR, bytes, { ...options, lowering: LOWERING }, PROGRAM));
   }
 
   /** One optimisation step on a batch; the weights are updated in place. */
@@ -4916,6 +4929,11 @@ export class StackedLmTraining {
 
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
+  save(): Uint8Array {
+    return this.trainer.checkpoint();
   }
 
   destroy(): void {
