@@ -20,6 +20,7 @@ import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { seededInputs } from '../src/io/seeded.js';
 import { HELP } from '../runtime/cli/help.js';
+import { expertsChart, poolGroups } from '../runtime/train/plots.js';
 
 describe('gpu.js flat-index limit', () => {
   const m = optimize(compileOk('model f(x: [T, D]) -> [T, D] {\n  return x * 2.0\n}\n'), { lowering: 'naive' });
@@ -186,6 +187,7 @@ layer probe(keys: index[B]) -> ([B, 3, 4], index[B, 3, 4]) {
         const [vals] = ev.experts;
         expect(ev.experts.map((e) => e.param)).toEqual(['Vals']);
         expect(vals!.usage).toBe(counts.filter((c) => c > 0).length / 36);
+        expect(vals!.cap).toBe(Math.min(1, counts.reduce((a, c) => a + c, 0) / 36));
         expect(Math.abs(vals!.unevenness - klFromUniform(sums))).toBeLessThan(1e-4);
         // The weights, not the counts: the two differ for every gate here.
         expect(Math.abs(klFromUniform(counts) - klFromUniform(sums))).toBeGreaterThan(1e-3);
@@ -225,5 +227,23 @@ describe('one meaning of "tokens"', () => {
   });
   it('every --tokens in the help says what a token is', () => {
     for (const cmd of ['bench', 'init', 'demo', 'sample']) expect(HELP[cmd]).toMatch(/--tokens \w+ +tokens/);
+  });
+});
+
+describe('the experts plot', () => {
+  const history = [0, 10, 20].flatMap((step) => ['U', 'V', 'W'].map((param) => ({ step, param, usage: param === 'W' ? 0.5 : 0.1 + step / 100, unevenness: param === 'W' ? 2 : 1 - step / 40, cap: 0.4 })));
+  const counts = new Map([['U', Float64Array.from([3, 0, 1, 0])], ['V', Float64Array.from([3, 0, 1, 0])], ['W', Float64Array.from([1, 1, 1, 1])]]);
+  const svg = expertsChart(history, counts);
+  it('draws tables that share one pool (identical curves) once, and says so', () => {
+    expect(poolGroups(history, counts).map((g) => g.name)).toEqual(['U = V (one pool)', 'W']);
+    expect(svg).toContain('U and V: the same experts, drawn once');
+    // Per panel: one used curve + its cap, one KL curve, one load curve for the pool; the same for W (its cap too).
+    expect(svg.match(/<polyline/g)!.length).toBe(2 * 4);
+  });
+  it('puts the used fraction and the KL in separate panels with units, and labels the cap of the evaluation sample', () => {
+    expect(svg).toContain('fraction of the table used');
+    expect(svg).toContain('KL (nats)');
+    expect(svg).toContain('at most (evaluation selections / experts)');
+    expect(svg).toContain('stroke-dasharray');
   });
 });

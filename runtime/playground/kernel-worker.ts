@@ -186,7 +186,7 @@ async function evaluate(r: TrainingRun): Promise<void> {
   const batches = Array.from({ length: r.settings.evalBatches }, (_, i) => r.dataset.batch('validation', i));
   const ev = await r.trainer.evaluate(batches);
   const counts = ev.experts.map((e) => [e.param, Float64Array.from(e.counts)] as [string, Float64Array]);
-  post({ kind: 'train-point', id: r.id, point: { step: r.step, split: 'validation', loss: ev.loss, accuracy: Number.isNaN(ev.accuracy) ? undefined : ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness })) }, counts }, counts.map(([, c]) => c.buffer));
+  post({ kind: 'train-point', id: r.id, point: { step: r.step, split: 'validation', loss: ev.loss, accuracy: Number.isNaN(ev.accuracy) ? undefined : ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness, cap: e.cap })) }, counts }, counts.map(([, c]) => c.buffer));
 }
 
 async function trainLoop(r: TrainingRun): Promise<void> {

@@ -111,7 +111,7 @@ export interface TrainPoint {
   loss: number;
   accuracy?: number;
   tokensPerS?: number;
-  experts?: { param: string; usage: number; unevenness: number }[];
+  experts?: { param: string; usage: number; unevenness: number; cap?: number }[];
 }
 
 export type KernelReply =

@@ -8,6 +8,8 @@ export interface Series {
   points: [number, number][];
   /** Draw markers (validation points are few). */
   dots?: boolean;
+  /** A reference line (a bound), drawn dashed. */
+  dashed?: boolean;
 }
 
 const W = 640, H = 360, L = 64, R = 16, T = 52, B = 44;
@@ -53,10 +55,10 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   let legendX = L;
   series.forEach((s) => {
     const ok = s.points.filter(([, y]) => Number.isFinite(y));
-    if (ok.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${ok.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+    if (ok.length) parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${ok.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     if (s.dots) for (const [x, y] of ok) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    parts.push(`<rect x="${legendX}" y="${T - 20}" width="10" height="10" fill="${s.color}"/><text x="${legendX + 14}" y="${T - 11}">${esc(s.name)}</text>`);
-    legendX += 30 + 7 * s.name.length;
+    parts.push(`<rect x="${legendX}" y="${T - 20}" width="10" height="${s.dashed ? 3 : 10}" fill="${s.color}"/><text x="${legendX + 14}" y="${T - 11}">${esc(s.name)}</text>`);
+    legendX += 30 + 6.5 * s.name.length;
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
@@ -67,27 +69,55 @@ export interface UsagePoint {
   param: string;
   usage: number;
   unevenness: number;
+  /** The most `usage` can be: the evaluation's selections over the table's rows (at most 1). */
+  cap?: number;
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
-/** Expert usage over training and the sorted load of each expert at the last evaluation, side by side. */
+/**
+ * Tables whose history and last load are identical (U and V of PEER, gathered with the same
+ * ids: one pool of experts) as one group, so one curve stands for them and its name says so.
+ */
+export function poolGroups(history: readonly UsagePoint[], lastCounts: ReadonlyMap<string, Float64Array>): { params: string[]; name: string }[] {
+  const params = [...new Set([...history.map((h) => h.param), ...lastCounts.keys()])];
+  const key = (p: string) => JSON.stringify([history.filter((h) => h.param === p).map((h) => [h.step, h.usage, h.unevenness]), Array.from(lastCounts.get(p) ?? [])]);
+  const groups = new Map<string, string[]>();
+  for (const p of params) groups.set(key(p), [...(groups.get(key(p)) ?? []), p]);
+  return [...groups.values()].map((ps) => ({ params: ps, name: ps.length > 1 ? `${ps.join(' = ')} (one pool)` : ps[0]! }));
+}
+
+/**
+ * Expert usage over training, in three panels with their own units: the fraction of each table's
+ * experts selected at each evaluation (with the most the evaluation's sample can select, dashed),
+ * the unevenness of their load (KL divergence from uniform, nats), and the sorted load of every
+ * expert at the last evaluation. Tables with identical curves (one pool) are drawn once.
+ */
 export function expertsChart(history: readonly UsagePoint[], lastCounts: ReadonlyMap<string, Float64Array>): string {
-  const params = [...new Set(history.map((h) => h.param))];
-  const over = lineChart('Experts used (fraction) and unevenness (KL from uniform)', 'step', 'value', params.flatMap((p, i) => [
-    { name: `${p}: used`, color: COLORS[(2 * i) % COLORS.length]!, points: history.filter((h) => h.param === p).map((h) => [h.step, h.usage] as [number, number]), dots: true },
-    { name: `${p}: KL`, color: COLORS[(2 * i + 1) % COLORS.length]!, points: history.filter((h) => h.param === p).map((h) => [h.step, h.unevenness] as [number, number]), dots: true },
-  ]), { y0: 0 });
-  const load = lineChart('Selections per expert at the last evaluation (sorted)', 'expert rank', 'selections + 1', [...lastCounts].map(([p, counts], i) => {
-    const sorted = Float64Array.from(counts).sort().reverse();
+  const groups = poolGroups(history, lastCounts);
+  const of = (p: string) => history.filter((h) => h.param === p);
+  const shared = groups.filter((g) => g.params.length > 1);
+  const sharedNote = shared.length ? ` (${shared.map((g) => g.params.join(' and ')).join('; ')}: the same experts, drawn once)` : '';
+  const used = lineChart(`Experts used at each evaluation${sharedNote}`, 'step', 'fraction of the table used', groups.flatMap((g, i) => {
+    const points = of(g.params[0]!);
+    const series: Series[] = [{ name: g.name, color: COLORS[i % COLORS.length]!, points: points.map((h) => [h.step, h.usage] as [number, number]), dots: true }];
+    const caps = points.filter((h) => h.cap !== undefined && h.cap < 1);
+    if (caps.length) series.push({ name: `${g.name}: at most (evaluation selections / experts)`, color: COLORS[i % COLORS.length]!, points: caps.map((h) => [h.step, h.cap!] as [number, number]), dashed: true });
+    return series;
+  }), { y0: 0 });
+  const kl = lineChart('Unevenness of the load (KL divergence from uniform)', 'step', 'KL (nats)', groups.map((g, i) => ({
+    name: g.name, color: COLORS[i % COLORS.length]!, points: of(g.params[0]!).map((h) => [h.step, h.unevenness] as [number, number]), dots: true,
+  })), { y0: 0 });
+  const load = lineChart('Selections per expert at the last evaluation (sorted)', 'expert rank', 'selections + 1', groups.filter((g) => lastCounts.has(g.params[0]!)).map((g, i) => {
+    const sorted = Float64Array.from(lastCounts.get(g.params[0]!)!).sort().reverse();
     const stride = Math.max(1, Math.floor(sorted.length / 500));
     const points: [number, number][] = [];
     for (let r = 0; r < sorted.length; r += stride) points.push([r, sorted[r]! + 1]);
     points.push([sorted.length - 1, sorted[sorted.length - 1]! + 1]);
-    return { name: p, color: COLORS[i % COLORS.length]!, points };
+    return { name: g.name, color: COLORS[i % COLORS.length]!, points };
   }), { logY: true, x0: 0 });
   const inner = (svg: string, dy: number) => svg.replace(/^<svg[^>]*>/, `<g transform="translate(0 ${dy})">`).replace(/<\/svg>\n$/, '</g>');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H}" viewBox="0 0 ${W} ${2 * H}" font-family="sans-serif" font-size="12">\n${inner(over, 0)}\n${inner(load, H)}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${3 * H}" viewBox="0 0 ${W} ${3 * H}" font-family="sans-serif" font-size="12">\n${inner(used, 0)}\n${inner(kl, H)}\n${inner(load, 2 * H)}\n</svg>\n`;
 }
 
 /** A metrics row as peerc train logs it (the playground's points have the same fields). */
@@ -95,7 +125,7 @@ export interface MetricsRow {
   step: number;
   split: string;
   loss: number;
-  experts?: { param: string; usage: number; unevenness: number }[];
+  experts?: { param: string; usage: number; unevenness: number; cap?: number }[];
 }
 
 /** The loss plot of a run: training steps as a line, validations as dots. */

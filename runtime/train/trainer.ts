@@ -23,7 +23,8 @@ export interface EvalResult {
   /** Fraction of predictions whose arg-max is the target. */
   accuracy: number;
   /** Per sparse table: fraction of its rows (experts) chosen at least once, and the KL divergence of accumulated router weights from uniform. */
-  experts: { param: string; usage: number; unevenness: number; counts: Float64Array }[];
+  /** Per table: the fraction of experts selected, KL of their load from uniform, and `cap`, the most the evaluation's selections allow (selections / rows, at most 1). */
+  experts: { param: string; usage: number; unevenness: number; cap: number; counts: Float64Array }[];
 }
 
 /** Loss or gradients became NaN or infinite; the step was not applied. */
@@ -181,7 +182,8 @@ export class Trainer {
       const per = s.counts.length / s.slices;
       return Array.from({ length: s.slices }, (_, i) => {
         const counts = s.counts.subarray(i * per, (i + 1) * per), weights = s.weights.subarray(i * per, (i + 1) * per);
-        return { param: s.slices > 1 ? `${param}[${i}]` : param, counts, usage: counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / counts.length, unevenness: klFromUniform(weights) };
+        const selections = counts.reduce((a, c) => a + c, 0);
+        return { param: s.slices > 1 ? `${param}[${i}]` : param, counts, usage: counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / counts.length, unevenness: klFromUniform(weights), cap: Math.min(1, selections / counts.length) };
       });
     });
     return { loss: lossSum / batches.length, accuracy: total ? correct / total : NaN, experts };
