@@ -122,6 +122,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     const typed = '\nconst broken = nowhere + 1';
     await page.keyboard.type(typed, { delay: 5 });
     await expect.poll(async () => page.locator('.cm-lintRange-error').count(), { timeout: 60_000 }).toBeGreaterThan(0);
+    // The dropdown no longer claims the editor holds the example; long lines wrap.
+    expect(await page.locator('#examples').inputValue()).toBe('');
+    expect(await page.locator('#examples option').first().textContent()).toMatch(/edited|your program/);
+    expect(await page.locator('.cm-content.cm-lineWrapping').count()).toBe(1);
     const problems = await page.locator('#problems').textContent();
     expect(problems).toMatch(/PEER0200/);
     expect(problems).toMatch(/nowhere/);
@@ -135,6 +139,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     await expect.poll(async () => page.locator('.cm-lintRange-error').count(), { timeout: 60_000 }).toBe(0);
     await expect.poll(async () => page.locator('#status').textContent(), { timeout: 60_000 }).toMatch(/ok/);
     expect(await page.locator('#problems').textContent()).toBe('');
+    // Back to the example's text: the dropdown names it again.
+    expect(await page.locator('#examples').inputValue()).not.toBe('');
   });
 
   it('runs on the chosen backend and shows its kernels; benches fused vs naive on webgl2, webgpu and wasm threads', async () => {
@@ -144,6 +150,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     await expect.poll(async () => (await hooks(page)).lastRun?.backend, { timeout: 120_000 }).toBe('webgl2');
     expect((await hooks(page)).lastRun!.kernels.length).toBeGreaterThan(3);
     expect(await page.locator('#run-out').textContent()).toMatch(/ran on webgl2/);
+    // Results wrap inside their panels: no text runs past the right edge.
+    for (const [tab, id] of [['run', 'run-out'], ['info', 'info'], ['info', 'fusion']] as const) {
+      await page.click(`[data-tab=${tab}]`);
+      const cut = await page.evaluate((el) => { const e = document.getElementById(el)!; return e.scrollWidth - e.clientWidth; }, id);
+      expect(cut, `#${id} overflows by ${cut}px`).toBeLessThanOrEqual(1);
+    }
 
     await page.click('[data-tab=bench]');
     await page.fill('#bench-tokens', '16');
@@ -167,6 +179,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     console.log(`playground bench (16 tokens): ${rows.map((r) => (r.fusedMs ? `${r.backend} fused ${r.fusedMs.toFixed(1)} ms / naive ${r.naiveMs!.toFixed(1)} ms` : `${r.backend} ${r.unavailable ?? r.error}`)).join('; ')}`);
     expect(await page.locator('#bench-chart svg rect').count()).toBeGreaterThan(4);
     expect(await page.locator('#bench-kernels details').count()).toBe(rows.filter((r) => r.fusedMs).length);
+    // Every column of the table is inside the panel (none cut off at its right edge).
+    const fits = await page.evaluate(() => {
+      const table = document.getElementById('bench-table')!, panel = document.getElementById('panel-bench')!;
+      return table.getBoundingClientRect().right <= panel.getBoundingClientRect().right + 1;
+    });
+    expect(fits).toBe(true);
     await page.screenshot({ path: join(shots, 'bench.png') });
   });
 

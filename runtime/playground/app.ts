@@ -68,9 +68,11 @@ const view = new EditorView({
     basicSetup,
     peerLanguage,
     lintGutter(),
+    EditorView.lineWrapping,
     EditorView.updateListener.of((u) => {
       if (!u.docChanged) return;
       docVersion++;
+      showEditedExample();
       scheduleCheck();
       clearTimeout(saveTimer);
       saveTimer = setTimeout(() => {
@@ -240,7 +242,18 @@ function description(text: string): string {
 function openExample(name: string) {
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: EXAMPLES[name]! } });
   examples.value = name;
+  showEditedExample();
 }
+/** The dropdown names an example only while the editor holds it unchanged; after an edit it says whose edit. */
+let openedExample = '';
+function showEditedExample() {
+  const text = source();
+  const same = Object.keys(EXAMPLES).find((n) => EXAMPLES[n] === text);
+  if (same) openedExample = same;
+  examples.value = same ?? '';
+  examples.options[0]!.text = same ? '(choose an example)' : openedExample ? `(${openedExample}.peer, edited)` : '(your program)';
+}
+showEditedExample();
 $('gallery').replaceChildren(...Object.keys(EXAMPLES).sort().map((name) => {
   const card = document.createElement('div');
   card.className = 'card';
