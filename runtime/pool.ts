@@ -6,11 +6,8 @@
 // they live in SharedArrayBuffers: `shared()` allocates such arrays, and a call copies any
 // other input once (counted in its time) before the workers read it.
 
-/** A task: `(args, from, to, ctx) => void` over lanes [from, to). */
-export interface PoolTask {
-  key: string;
-  source: string;
-}
+import type { PoolTask } from '../codegen/host/pool-task.js';
+export type { PoolTask } from '../codegen/host/pool-task.js';
 
 export type TaskArg = Float32Array | Int32Array | Float64Array | number;
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileTraining, targetsShape, type TrainingProgram } from '../src/autodiff/differentiate.js';
 import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
-import { normalAt, uniformAt } from '../src/interp/init.js';
+import { normalAt, uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { compileOk, sampleInputs } from './helpers.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
-import { uniformAt } from '../src/interp/init.js';
+import { uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights, toWrite } from '../src/io/tensors.js';
 import { readSafetensors } from '../src/io/safetensors.js';

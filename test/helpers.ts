@@ -6,7 +6,7 @@ import { compileSource, decodeSource } from '../src/frontend.js';
 import { renderAll } from '../src/diagnostics/render.js';
 import type { IRModule } from '../src/ir/graph.js';
 import { entryFunction } from '../src/interp/interpreter.js';
-import { normalAt, uniformAt } from '../src/interp/init.js';
+import { normalAt, uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 
 /** Compiles and renders every diagnostic exactly as the CLI prints it. */

@@ -2,7 +2,7 @@
 // straightforward TypeScript PEER forward that scores all N experts by brute force.
 import { describe, expect, it } from 'vitest';
 import { interpret } from '../src/interp/interpreter.js';
-import { normalAt } from '../src/interp/init.js';
+import { normalAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { erf } from '../src/ir/ops/elementwise.js';
 import { seededWeights } from '../src/io/tensors.js';

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
 import { bindInputDims, entryFunction, interpret } from '../src/interp/interpreter.js';
-import { uniformAt } from '../src/interp/init.js';
+import { uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';

@@ -3,7 +3,7 @@
 // 1 KiB expert rows of tables that may exceed 2^24 cells, which typed arrays index directly.
 // A row index out of range can only come from NaN upstream (inputs are checked before any
 // kernel): the task stops with a message the executor turns into NonFiniteIndex.
-import type { PoolTask } from '../../runtime/pool.js';
+import type { PoolTask } from './pool-task.js';
 import { ACTIVATIONS } from '../naive.js';
 
 const badRow = (op: string, e: string, rows: number) =>

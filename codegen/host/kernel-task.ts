@@ -4,7 +4,7 @@
 // arguments, and `return v;` stores v and goes on with the next cell. Kernels on 2-D grids,
 // 2-D views, or returning vectors stay gpu.js kernels.
 import { FLAT_INDEX_LIMIT, type KernelPlan } from '../kernel.js';
-import type { PoolTask } from '../../runtime/pool.js';
+import type { PoolTask } from './pool-task.js';
 
 /** Whether `plan` can run as a task (flat launch, flat arguments, one value per cell). */
 export function taskable(plan: KernelPlan): boolean {

@@ -4,7 +4,7 @@
 // pair can reach the top k: each is beaten or tied at a lower rank by that many others),
 // visited in rank order i*subk+j so ties go to the lower rank as in the reference, then the gate.
 // Sizes are literals; NaN ranks below every number, as topk's reference does.
-import type { PoolTask } from '../../runtime/pool.js';
+import type { PoolTask } from './pool-task.js';
 
 /** Inserts value `v` (index `i`, the highest index seen so far, so ties lose) into the best-`k` arrays `vals`/`ids` of length `len`. */
 const insertion = (vals: string, ids: string, len: string, k: number, v: string, i: string) => `

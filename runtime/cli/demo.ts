@@ -5,7 +5,7 @@ import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { compileSource } from '../../src/frontend.js';
 import { verifyModule } from '../../src/ir/verify.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
-import { normalAt, paramKey } from '../../src/interp/init.js';
+import { normalAt, paramKey } from '../../src/interp/rng.js';
 import { Tensor } from '../../src/interp/tensor.js';
 import { topkLane } from '../../src/ir/ops/indexing.js';
 import { seededWeights } from '../../src/io/tensors.js';

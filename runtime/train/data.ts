@@ -3,7 +3,7 @@
 // position of a run is its step number and a resumed run sees exactly the same batches.
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRFunction, IRModule } from '../../src/ir/graph.js';
-import { uniformAt } from '../../src/interp/init.js';
+import { uniformAt } from '../../src/interp/rng.js';
 import { entryFunction } from '../../src/interp/interpreter.js';
 import type { F32Tensor } from '../executor.js';
 

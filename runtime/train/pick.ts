@@ -1,7 +1,7 @@
 // Sampling from a byte-level model's logits (peerc sample and the playground). The context is a
 // window of the training sequence length; positions after the prompt are padding, which a
 // causal model never looks at, so one kernel shape serves the whole generation.
-import { uniformAt } from '../../src/interp/init.js';
+import { uniformAt } from '../../src/interp/rng.js';
 import type { Executor } from '../executor.js';
 
 /** Generates `tokens` bytes after `prompt` (a newline when empty); `onByte` sees each as it comes. */

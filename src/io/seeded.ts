@@ -1,6 +1,7 @@
 // Seeded weights and inputs without Node built-ins (the playground's worker makes them too).
 import type { Dim } from '../shapes/dim.js';
-import { initialTensor, normalAt, uniformAt } from '../interp/init.js';
+import { initialTensor } from '../interp/init.js';
+import { normalAt, uniformAt } from '../interp/rng.js';
 import { indexInputUses } from '../interp/input-checks.js';
 import { entryFunction } from '../interp/interpreter.js';
 import { Tensor } from '../interp/tensor.js';

@@ -4,7 +4,7 @@
 // function on the host), and the backward pass recomputes the forward mask instead of
 // storing it. In evaluation both ops are the identity.
 import { Tensor } from '../../interp/tensor.js';
-import { uniformAt } from '../../interp/init.js';
+import { uniformAt } from '../../interp/rng.js';
 import { fail } from '../../diagnostics/diagnostic.js';
 import { dtypeName } from './shape-rules.js';
 import { defineOp, type EvalContext, type TensorType } from './types.js';
