@@ -5,6 +5,7 @@ import type { Dim } from '../src/shapes/dim.js';
 import { parseEinsum } from '../src/ir/ops/einsum.js';
 import { MASKED } from '../src/ir/ops/leaves.js';
 import type { ElementwiseExpr } from '../src/ir/ops/elementwise-fused.js';
+import { UNARY_JS } from '../src/ir/ops/unary.js';
 import { ArgAccess, decompose, flatIndex, lit, sizeOf } from './kernel.js';
 
 export interface RenderInput {
@@ -46,29 +47,10 @@ function elementwise(expr: (args: string[]) => string): Renderer {
   });
 }
 
-// erf with |error| < 1.5e-7 (Abramowitz and Stegun 7.1.26): below f32 resolution near 1.
-export const ERF_SOURCE = (v: string) =>
-  `((${v}) >= 0.0 ? 1.0 : -1.0) * (1.0 - (((((1.061405429 * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) - 1.453152027) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) + 1.421413741) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) - 0.284496736) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v}))) + 0.254829592) * (1.0 / (1.0 + 0.3275911 * Math.abs(${v})))) * Math.exp(-(${v}) * (${v})))`;
-
+/** Every unary scalar function as JavaScript: the unary table's (src/ir/ops/unary.ts), the cast, and identity. */
 export const ACTIVATIONS: Record<string, (v: string) => string> = {
-  relu: (v) => `Math.max(${v}, 0.0)`,
-  gelu: (v) => `0.5 * (${v}) * (1.0 + ${ERF_SOURCE(`(${v}) * 0.7071067811865476`)})`,
-  gelu_tanh: (v) => `0.5 * (${v}) * (1.0 + Math.tanh(0.7978845608028654 * ((${v}) + 0.044715 * (${v}) * (${v}) * (${v}))))`,
-  silu: (v) => `(${v}) / (1.0 + Math.exp(-(${v})))`,
-  sigmoid: (v) => `1.0 / (1.0 + Math.exp(-(${v})))`,
-  tanh: (v) => `Math.tanh(${v})`,
-  exp: (v) => `Math.exp(${v})`,
-  log: (v) => `Math.log(${v})`,
-  sqrt: (v) => `Math.sqrt(${v})`,
-  abs: (v) => `Math.abs(${v})`,
-  neg: (v) => `-(${v})`,
+  ...UNARY_JS,
   to_f32: (v) => `${v}`,
-  step: (v) => `((${v}) > 0.0 ? 1.0 : 0.0)`,
-  gelu_grad: (v) => `(0.5 * (1.0 + ${ERF_SOURCE(`(${v}) * 0.7071067811865476`)}) + (${v}) * Math.exp(-0.5 * (${v}) * (${v})) * 0.3989422804014327)`,
-  gelu_tanh_grad: (v) => {
-    const t = `Math.tanh(0.7978845608028654 * ((${v}) + 0.044715 * (${v}) * (${v}) * (${v})))`;
-    return `(0.5 * (1.0 + ${t}) + 0.5 * (${v}) * (1.0 - ${t} * ${t}) * 0.7978845608028654 * (1.0 + 0.134145 * (${v}) * (${v})))`;
-  },
   identity: (v) => `${v}`,
 };
 

@@ -13,6 +13,7 @@ import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
 import { rebuildModule } from '../src/passes/rebuild.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { FUSION_RULES } from '../src/passes/fuse.js';
+import { ACTIVATIONS, UNARY_OPS } from '../src/ir/ops/unary.js';
 
 /**
  * The IR the export is generated from: the pipeline and the fusions, except the projection's
@@ -31,18 +32,7 @@ interface EmitContext {
 }
 
 const UNARY: Record<string, (a: string) => string> = {
-  neg: (a) => `(-${a})`,
-  relu: (a) => `torch.relu(${a})`,
-  gelu: (a) => `F.gelu(${a})`,
-  gelu_tanh: (a) => `F.gelu(${a}, approximate="tanh")`,
-  silu: (a) => `F.silu(${a})`,
-  sigmoid: (a) => `torch.sigmoid(${a})`,
-  tanh: (a) => `torch.tanh(${a})`,
-  exp: (a) => `torch.exp(${a})`,
-  log: (a) => `torch.log(${a})`,
-  sqrt: (a) => `torch.sqrt(${a})`,
-  abs: (a) => `torch.abs(${a})`,
-  step: (a) => `(${a} > 0).to(${a}.dtype)`,
+  ...Object.fromEntries(UNARY_OPS.map((u) => [u.name, u.torch])),
 };
 
 const COMPARE: Record<string, string> = { greater: '>', greater_equal: '>=', less: '<', less_equal: '<=', equal: '==' };
@@ -147,8 +137,8 @@ def _product_retrieve(s1, s2, k, subk, gate):
 
 
 _ACTIVATIONS = {
-    "none": lambda v: v, "relu": torch.relu, "gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh"),
-    "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "abs": torch.abs,
+    "none": lambda v: v,
+${ACTIVATIONS.map((a) => `    "${a.name}": lambda v: ${a.torch('v')},`).join('\n')}
 }
 
 

@@ -10,6 +10,7 @@ import type { Dim } from '../../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { DTYPE, model, node, tensor, valueInfo, type AttrValue, type TensorData } from './proto.js';
 import { einsumAsMatMul } from './matmul.js';
+import { UNARY_OPS } from '../../src/ir/ops/unary.js';
 
 export const ONNX_OPSET = 17;
 
@@ -65,22 +66,7 @@ interface Ctx {
 type OnnxOp = (x: string[], n: Node, c: Ctx) => string[];
 
 const unaryOps: Record<string, (g: GraphBuilder, a: string) => string> = {
-  neg: (g, a) => g.one('Neg', [a]),
-  relu: (g, a) => g.one('Relu', [a]),
-  gelu: (g, a) => g.one('Mul', [g.one('Mul', [a, g.scalarF32(0.5)]), g.one('Add', [g.scalarF32(1), g.one('Erf', [g.one('Mul', [a, g.scalarF32(Math.SQRT1_2)])])])]),
-  gelu_tanh: (g, a) => {
-    const cube = g.one('Mul', [g.one('Mul', [a, a]), a]);
-    const inner = g.one('Mul', [g.scalarF32(0.7978845608028654), g.one('Add', [a, g.one('Mul', [g.scalarF32(0.044715), cube])])]);
-    return g.one('Mul', [g.one('Mul', [a, g.scalarF32(0.5)]), g.one('Add', [g.scalarF32(1), g.one('Tanh', [inner])])]);
-  },
-  silu: (g, a) => g.one('Mul', [a, g.one('Sigmoid', [a])]),
-  sigmoid: (g, a) => g.one('Sigmoid', [a]),
-  tanh: (g, a) => g.one('Tanh', [a]),
-  exp: (g, a) => g.one('Exp', [a]),
-  log: (g, a) => g.one('Log', [a]),
-  sqrt: (g, a) => g.one('Sqrt', [a]),
-  abs: (g, a) => g.one('Abs', [a]),
-  step: (g, a) => g.one('Cast', [g.one('Greater', [a, g.scalarF32(0)])], { to: { i: DTYPE.float } }),
+  ...Object.fromEntries(UNARY_OPS.map((u) => [u.name, u.onnx])),
   none: (_g, a) => a,
 };
 

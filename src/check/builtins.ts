@@ -6,6 +6,7 @@ import type { Attrs } from '../ir/ops/types.js';
 import { Dim } from '../shapes/dim.js';
 import { constSqrt } from './consts.js';
 import { asDim, asInt, asNumber, asString, asTensor, type Value } from './values.js';
+import { UNARY_OPS } from '../ir/ops/unary.js';
 
 export type TensorValue = Extract<Value, { kind: 'tensor' }>;
 
@@ -134,15 +135,7 @@ export const BUILTINS: Record<string, Builtin> = {
       return l.op('einsum', [x], { spec: `${s}->${s.slice(0, r - 2)}${s[r - 1]}${s[r - 2]}` }, a.span);
     },
   },
-  relu: unaryOp('relu', 'max(x, 0)'),
-  gelu: unaryOp('gelu', 'x * Phi(x) (exact, with erf)'),
-  gelu_tanh: unaryOp('gelu_tanh', 'the tanh approximation of gelu'),
-  silu: unaryOp('silu', 'x * sigmoid(x)'),
-  sigmoid: unaryOp('sigmoid', '1 / (1 + exp(-x))'),
-  tanh: unaryOp('tanh', 'hyperbolic tangent'),
-  exp: unaryOp('exp', 'e^x'),
-  log: unaryOp('log', 'natural logarithm'),
-  abs: unaryOp('abs', '|x|'),
+  ...Object.fromEntries(UNARY_OPS.filter((u) => u.doc).map((u) => [u.name, unaryOp(u.name, u.doc!)])),
   float: unaryOp('to_f32', 'float(idx): index tensor to f32'),
   sqrt: {
     params: ['x'],

@@ -210,7 +210,7 @@ function weightsFor(g: Graph, w: ValueRef, idx: ValueRef, span: Node['span']): V
 
 export const fuseExpertActivation: RewriteRule = {
   name: 'fuse-expert-activation',
-  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (relu, gelu, gelu_tanh, silu, sigmoid, tanh, abs) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor; U may hold m rows per expert ([N, m, d], read as N*m rows). Does not fire if the gather or the dot products have other users.',
+  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (the activation table, src/ir/ops/activations.ts) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor; U may hold m rows per expert ([N, m, d], read as N*m rows). Does not fire if the gather or the dot products have other users.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'mul') return undefined;
     for (const [wi, ai] of [[0, 1], [1, 0]] as const) {

@@ -6,13 +6,14 @@ import { shapeToString, type Dim } from '../../shapes/dim.js';
 import { fail } from '../../diagnostics/diagnostic.js';
 import { broadcastShapes } from './shape-rules.js';
 import { defineOp, type EvalContext, type OpDef } from './types.js';
+import { UNARY_OPS, derivativeOpName } from './unary.js';
 
 /** An expression node: an op over sub-expressions, an operand of the fused op, or a constant. */
 export type ElementwiseExpr = { op: string; args: ElementwiseExpr[] } | { input: number } | { value: number };
 
 export const ELEMENTWISE_OPS = new Set([
   'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
-  'neg', 'relu', 'gelu', 'gelu_tanh', 'silu', 'sigmoid', 'tanh', 'exp', 'log', 'sqrt', 'abs', 'step', 'gelu_grad', 'gelu_tanh_grad',
+  ...UNARY_OPS.flatMap((a) => [a.name, derivativeOpName(a) ?? []].flat()),
   'broadcast_to',
 ]);
 

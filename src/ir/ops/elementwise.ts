@@ -4,6 +4,7 @@ import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor, strides, type DType } from '../../interp/tensor.js';
 import { broadcastShapes, dtypeName, requireDtype } from './shape-rules.js';
 import { defineOp, type GradBuilder, type GradRule, type GradValue, type OpDef, type TensorType } from './types.js';
+import { UNARY_OPS, derivativeOpName, type ActivationDerivative } from './unary.js';
 
 function broadcastConcrete(a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -107,25 +108,10 @@ export const minimum = binary('minimum', ['f32'], (x, y) => Math.min(x, y), unde
 export const floordiv = binary('floordiv', ['index'], (x, y) => Math.floor(x / y), (a) => a);
 export const mod = binary('mod', ['index'], (x, y) => ((x % y) + y) % y, (_a, b) => b?.sub(one));
 
-// erf to float64 accuracy: erf(x) = 2/sqrt(pi) e^{-x^2} sum 2^n x^{2n+1} / (2n+1)!!, a series of
-// positive terms (no cancellation); beyond |x| = 6 erf is 1 to double precision.
-export function erf(x: number): number {
-  const ax = Math.abs(x);
-  if (ax >= 6) return Math.sign(x);
-  let term = ax;
-  let sum = ax;
-  for (let n = 1; n < 200; n++) {
-    term *= (2 * ax * ax) / (2 * n + 1);
-    sum += term;
-    if (term < sum * 1e-17) break;
-  }
-  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-ax * ax) * sum;
-}
-
-const sigmoidFn = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
+export { erf } from './unary.js';
 
 /** d out / d x as nodes, from the input and the output. */
-type UnaryDerivative = (b: GradBuilder, x: GradValue, y: GradValue) => GradValue;
+type UnaryDerivative = ActivationDerivative;
 
 /** The scalar function of every unary elementwise op, for fused ops that apply one per element. */
 export const UNARY_FUNCTIONS = new Map<string, (x: number) => number>();
@@ -155,31 +141,11 @@ function unary(name: string, fn: (x: number) => number, derivative?: UnaryDeriva
   });
 }
 
-const normalPdf = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
-const tanhGeluInner = (x: number) => Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x);
-
-export const neg = unary('neg', (x) => -x, (b) => b.scalar(-1), ['f32', 'index']);
-export const relu = unary('relu', (x) => (x > 0 ? x : 0), (b, x) => b.op('step', [x]));
-export const gelu = unary('gelu', (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), (b, x) => b.op('gelu_grad', [x]));
-export const gelu_tanh = unary('gelu_tanh', (x) => 0.5 * x * (1 + Math.tanh(tanhGeluInner(x))), (b, x) => b.op('gelu_tanh_grad', [x]));
-export const silu = unary('silu', (x) => x * sigmoidFn(x), (b, x) => {
-  const s = b.op('sigmoid', [x]);
-  return b.op('mul', [s, b.op('add', [b.scalar(1), b.op('mul', [x, b.op('sub', [b.scalar(1), s])])])]);
-});
-export const sigmoid = unary('sigmoid', sigmoidFn, (b, _x, y) => b.op('mul', [y, b.op('sub', [b.scalar(1), y])]));
-export const tanh = unary('tanh', Math.tanh, (b, _x, y) => b.op('sub', [b.scalar(1), b.op('mul', [y, y])]));
-export const exp = unary('exp', Math.exp, (_b, _x, y) => y);
-export const log = unary('log', Math.log, (b, x) => b.op('div', [b.scalar(1), x]));
-export const sqrt = unary('sqrt', Math.sqrt, (b, _x, y) => b.op('div', [b.scalar(0.5), y]));
-export const abs = unary('abs', Math.abs, (b, x) => b.op('sub', [b.op('step', [x]), b.op('step', [b.op('neg', [x])])]));
-
-// Derivatives that have no closed form in the ops above; used only by gradients.
-/** 1 where x > 0, else 0 (the derivative of relu; 0 at 0, as PyTorch). */
-export const step = unary('step', (x) => (x > 0 ? 1 : 0), (b) => b.scalar(0));
-export const gelu_grad = unary('gelu_grad', (x) => 0.5 * (1 + erf(x / Math.SQRT2)) + x * normalPdf(x));
-export const gelu_tanh_grad = unary('gelu_tanh_grad', (x) => {
-  const t = Math.tanh(tanhGeluInner(x));
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Math.sqrt(2 / Math.PI) * (1 + 3 * 0.044715 * x * x);
+/** The unary table's ops (unary.ts), with the backward-only ops of derivatives that need one. */
+export const UNARY_OP_DEFS: readonly OpDef[] = UNARY_OPS.flatMap((a) => {
+  const d = derivativeOpName(a);
+  if (typeof a.derivative === 'function') return [unary(a.name, a.f64, a.derivative, a.dtypes)];
+  return [unary(a.name, a.f64, (b, x) => b.op(d!, [x]), a.dtypes), unary(d!, a.derivative.f64)];
 });
 
 export const to_f32 = defineOp({

@@ -79,7 +79,7 @@ export const product_retrieve = defineOp({
 });
 
 /** Activations the expert fusion applies per (token, slot); each is the unary op of that name. */
-export const EXPERT_ACTIVATIONS: readonly string[] = ['none', 'relu', 'gelu', 'gelu_tanh', 'silu', 'sigmoid', 'tanh', 'abs'];
+export { EXPERT_ACTIVATIONS } from './unary.js';
 
 const activation = (name: string): ((x: number) => number) => (name === 'none' ? (x) => x : UNARY_FUNCTIONS.get(name)!);
 

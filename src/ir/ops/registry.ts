@@ -13,6 +13,7 @@ import type { OpDef } from './types.js';
 
 const all: OpDef[] = [
   ...Object.values(elementwise).filter(isOp),
+  ...elementwise.UNARY_OP_DEFS,
   einsum,
   ...Object.values(indexing).filter(isOp),
   ...Object.values(reductions).filter(isOp),
