@@ -23,14 +23,18 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { toWrite } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { checkGradients } from './gradient-check.js';
-import { compileOk, pythonProbe } from './helpers.js';
+import { compileOk, pythonProbe, sampleInputs } from './helpers.js';
+import { interpret } from '../src/interp/interpreter.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { Executor } from '../runtime/executor.js';
+import { unavailableReason, type BackendName } from '../runtime/backends.js';
 
 const root = join(import.meta.dirname, '..');
 const GRID = Array.from({ length: 121 }, (_, i) => -30 + i * 0.5).concat([-1e-3, 1e-3, 0.1234, -2.5e-8]);
 const runJs = (s: JsSpelling, x: number) => new Function('x', `return ${s('x')};`)(x) as number;
 const close = (got: number, want: number, tol: number) => Math.abs(got - want) <= tol * Math.max(1, Math.abs(want));
-/** Where an op is defined: log and sqrt on positive numbers only. */
-const POSITIVE = new Set(['log', 'sqrt']);
+/** Where an op is defined: log, sqrt and log1p tested on positive numbers. */
+const POSITIVE = new Set(['log', 'sqrt', 'log1p']);
 const argOf = (u: UnaryDef, x: number) => (POSITIVE.has(u.name) ? Math.abs(x) + 0.001 : x);
 /** The op applied to `v` in the language: its builtin, or the operator for neg; step has no spelling (backward-only). */
 const written = (u: UnaryDef, v: string): string | undefined => {
@@ -105,4 +109,25 @@ describe.skipIf(!ortVersion)(`the activations' ONNX spellings (onnxruntime ${ort
       x.data.forEach((v, i) => expect(close(got[i]!, a.f64(argOf(a, v)), 2e-6), `${a.name}(${v}) in ONNX Runtime: ${got[i]} vs ${a.f64(argOf(a, v))}`).toBe(true));
     });
   });
+});
+
+describe('every unary op on every backend here, naive and fused, against the float64 interpreter', () => {
+  const backends = (['cpu', 'webasm', 'wasm-simd', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
+  const spelled = UNARY_OPS.filter((u) => written(u, 'x'));
+  // A small affine map first, so each op also runs inside a fused elementwise tree.
+  const m = compileOk(`param W: [4, 4] = normal(0, 1)\nmodel f(x: [T, 4]) -> (${spelled.map(() => '[T, 4]').join(', ')}) {\n  y = matmul(x, W) * 0.5\n  return ${spelled.map((u) => written(u, 'y')).join(', ')}\n}\n`);
+  const weights = seededWeights(m, 2);
+  const inputs = sampleInputs(m, 3);
+  const ref = interpret(m, inputs, weights).outputs;
+  for (const backend of backends)
+    for (const lowering of ['naive', 'fused'] as const)
+      it(`${backend}, ${lowering}`, async () => {
+        const ex = new Executor(optimize(m, { lowering }), weights, backend);
+        try {
+          const { outputs } = await ex.forward(inputs);
+          spelled.forEach((u, k) => ref[k]!.data.forEach((want, i) => expect(close(outputs[k]!.data[i]!, want, 2e-5), `${u.name} on ${backend} ${lowering}: ${outputs[k]!.data[i]} vs ${want}`).toBe(true)));
+        } finally {
+          ex.destroy();
+        }
+      }, 120_000);
 });

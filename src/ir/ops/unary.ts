@@ -169,6 +169,15 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     onnx: (g, a) => g.one('Log', [a]),
   },
   {
+    // Kahan's form for kernels: with u = 1 + x rounded, log(u) * x / (u - 1) keeps the digits of a small x.
+    name: 'log1p', doc: 'log(1 + x), accurate where x is small', activation: false,
+    f64: Math.log1p,
+    derivative: (b, x) => b.op('div', [b.scalar(1), b.op('add', [b.scalar(1), x])]),
+    js: (v) => `((1.0 + (${v})) == 1.0 ? (${v}) : Math.log(1.0 + (${v})) * (${v}) / ((1.0 + (${v})) - 1.0))`,
+    torch: (a) => `torch.log1p(${a})`,
+    onnx: (g, a) => g.one('Log', [g.one('Add', [g.scalarF32(1), a])]),
+  },
+  {
     // The builtin sqrt is declared in builtins.ts: a constant's square root is exact at compile time.
     name: 'sqrt', activation: false,
     f64: Math.sqrt,
