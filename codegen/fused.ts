@@ -2,6 +2,7 @@
 // [T, .., d] gathered tensor: experts are read row by row from the tables where they are used.
 import { ACTIVATIONS, renderBatchnorm, selectionLoop, type RenderInput } from './naive.js';
 import { decompose, flatIndex, lit, sizeOf } from './kernel.js';
+import { elementwiseGateJs } from '../src/ir/ops/unary.js';
 
 export interface Stage {
   label: string;
@@ -125,7 +126,7 @@ function productRetrieve(r: RenderInput): Stage[] {
       `return rk;`,
     ].join('\n'),
   };
-  const weight = gate === 'softmax' ? 'Math.exp(sv - top) / z' : gate === 'relu' ? 'Math.max(sv, 0.0)' : gate === 'sigmoid' ? '1.0 / (1.0 + Math.exp(-sv))' : 'sv';
+  const weight = gate === 'softmax' ? 'Math.exp(sv - top) / z' : elementwiseGateJs(gate, 'sv');
   const rankOf = (ia: string, ib: string) => `st3[o0 * ${pairs} + ${ia} * ${sk} + ${ib}]`;
   const combine: Stage = {
     label: 'product_retrieve:combine',
@@ -216,7 +217,7 @@ function registerTopk(r: RenderInput, lanes: number, n: number, k: number, score
  */
 function registerCombine(lanes: number, n: number, k: number, sk: number, gate: string, val: (side: number, i: string) => string, idx: (side: number, i: string) => string): Stage {
   const better = (a: number, b: number) => `(v${a} > v${b} || (v${a} == v${b} && c${a} < c${b}))`;
-  const weight = (v: string) => (gate === 'softmax' ? `Math.exp(${v} - v0) / z` : gate === 'relu' ? `Math.max(${v}, 0.0)` : gate === 'sigmoid' ? `1.0 / (1.0 + Math.exp(-(${v})))` : v);
+  const weight = (v: string) => (gate === 'softmax' ? `Math.exp(${v} - v0) / z` : elementwiseGateJs(gate, v));
   const expert = (c: string) => `(${idx(0, `Math.floor(${c} / ${lit(sk)})`)} * ${lit(n)} + ${idx(1, `(${c} - Math.floor(${c} / ${lit(sk)}) * ${lit(sk)})`)})`;
   const lines = [
     decompose(X, [lanes, k / 2], 'o'),

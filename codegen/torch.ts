@@ -117,11 +117,7 @@ def _causal_mask(n, dtype, device):
 def _gate(scores, gate):
     if gate == "softmax":
         return torch.softmax(scores, dim=-1)
-    if gate == "relu":
-        return torch.relu(scores)
-    if gate == "sigmoid":
-        return torch.sigmoid(scores)
-    return scores
+    return _ACTIVATIONS[gate](scores)
 
 
 def _product_retrieve(s1, s2, k, subk, gate):

@@ -171,7 +171,8 @@ describe('stacked tables (U: [L, N, d] used as U[i])', () => {
     const last = metrics(out).filter((x) => x.split === 'validation').pop()!;
     expect((last.experts as { param: string; usage: number }[]).map((e) => e.param).sort()).toEqual(['U[0]', 'U[1]', 'Vx[0]', 'Vx[1]']);
     for (const e of last.experts as { usage: number }[]) expect(e.usage).toBeGreaterThan(0);
-    expect(readFileSync(join(out, 'experts.svg'), 'utf8')).toContain('U[1]: used');
+    // Each layer's U and Vx share one pool (the same ids): drawn once, named so.
+    expect(readFileSync(join(out, 'experts.svg'), 'utf8')).toContain('U[1] = Vx[1] (one pool)');
     const ck = readCheckpoint(join(out, 'checkpoint.safetensors'));
     expect(ck.tensors.get('param.U')!.shape).toEqual([2, 64, 16]);
   });

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UNARY_OPS, derivativeOpName, type UnaryDef, type JsSpelling } from '../src/ir/ops/unary.js';
+import { GATES, UNARY_OPS, derivativeOpName, type UnaryDef, type JsSpelling } from '../src/ir/ops/unary.js';
 import { OPS } from '../src/ir/ops/registry.js';
 import { BUILTINS } from '../src/check/builtins.js';
 import { ELEMENTWISE_OPS } from '../src/ir/ops/elementwise-fused.js';
@@ -130,4 +130,42 @@ describe('every unary op on every backend here, naive and fused, against the flo
           ex.destroy();
         }
       }, 120_000);
+});
+
+describe('retrieval gates: softmax, none, and every activation of the table', () => {
+  const program = (gate: string) => `
+const d = 8
+const n = 6
+param Wq: [2, 4, d] = normal(0, 1)
+param C1: [n, 2] = normal(0, 1)
+param C2: [n, 2] = normal(0, 1)
+param Vals: [n*n, d] = normal(0, 0.5)
+param W: [d, 5] = normal(0, 1)
+model f(x: [T, d]) -> [T, 5] {
+  (s, idx) = product_topk(einsum("td,hcd->thc", x, Wq), C1, C2, 4)
+  w = ${gate === 'none' ? 's' : `${gate}(s)`}
+  return matmul(x + einsum("thk,thkd->td", w, gather(Vals, idx)), W)
+}
+`;
+  const backends = (['cpu', 'wasm-simd'] as BackendName[]).filter((b) => !unavailableReason(b));
+  for (const gate of GATES)
+    it(`${gate}: fuses into the retrieval, agrees with the interpreter on ${backends.join(', ')}, and its gradient matches finite differences`, async () => {
+      const m = compileOk(program(gate));
+      const fused = optimize(m, { lowering: 'fused' });
+      const retrievals = [...fused.functions.values()][0]!.graph.nodes.filter((n) => n.op === 'product_retrieve');
+      expect(retrievals.map((n) => n.attrs.gate)).toEqual([gate]);
+      const weights = seededWeights(m, 5);
+      const inputs = sampleInputs(m, 2);
+      const ref = interpret(m, inputs, weights).outputs[0]!;
+      for (const backend of backends) {
+        const ex = new Executor(fused, weights, backend);
+        try {
+          const got = (await ex.forward(inputs)).outputs[0]!.data;
+          ref.data.forEach((want, i) => expect(close(got[i]!, want, 1e-4), `${gate} on ${backend}: ${got[i]} vs ${want}`).toBe(true));
+        } finally {
+          ex.destroy();
+        }
+      }
+      checkGradients(program(gate), { tol: 1e-5 });
+    }, 120_000);
 });

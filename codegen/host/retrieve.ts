@@ -5,6 +5,7 @@
 // visited in rank order i*subk+j so ties go to the lower rank as in the reference, then the gate.
 // Sizes are literals; NaN ranks below every number, as topk's reference does.
 import type { PoolTask } from './pool-task.js';
+import { elementwiseGateJs } from '../../src/ir/ops/unary.js';
 
 /** Inserts value `v` (index `i`, the highest index seen so far, so ties lose) into the best-`k` arrays `vals`/`ids` of length `len`. */
 const insertion = (vals: string, ids: string, len: string, k: number, v: string, i: string) => `
@@ -15,7 +16,7 @@ const insertion = (vals: string, ids: string, len: string, k: number, v: string,
     }`;
 
 export function productRetrieveTask(n: number, k: number, subk: number, gate: string): PoolTask {
-  const weight = gate === 'softmax' ? 'Math.exp(cv[j] - cv[0]) / z' : gate === 'relu' ? 'Math.max(cv[j], 0)' : gate === 'sigmoid' ? '1 / (1 + Math.exp(-cv[j]))' : 'cv[j]';
+  const weight = gate === 'softmax' ? 'Math.exp(cv[j] - cv[0]) / z' : elementwiseGateJs(gate, 'cv[j]');
   const source = `function productRetrieve(args, from, to) {
   const s1 = args[0], s2 = args[1], wOut = args[2], idxOut = args[3];
   const av = new Float64Array(${subk}), ai = new Int32Array(${subk}), bv = new Float64Array(${subk}), bi = new Int32Array(${subk});

@@ -148,7 +148,7 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
     const ib = g.one('GatherElements', [b!, g.one('Mod', [which!, subkT], { fmod: { i: 0 } })], { axis: { i: -1 } });
     const nSub = c.g.one('Squeeze', [c.g.one('Slice', [c.g.one('Shape', [s1!]), c.g.int64s([-1]), c.g.int64s([rank])]), c.g.int64s([0])]);
     const ids = g.one('Add', [g.one('Mul', [ia, nSub]), ib]);
-    const w = gate === 'softmax' ? g.one('Softmax', [best!], { axis: { i: -1 } }) : gate === 'relu' ? g.one('Relu', [best!]) : gate === 'sigmoid' ? g.one('Sigmoid', [best!]) : best!;
+    const w = gate === 'softmax' ? g.one('Softmax', [best!], { axis: { i: -1 } }) : unaryOps[gate]!(g, best!);
     return [w, ids];
   },
   expert_act: ([x, u, i, w], n, c) => {

@@ -334,7 +334,9 @@ async function trainLoop(s: LoopState): Promise<number> {
     log({ step, split: 'validation', loss: ev.loss, accuracy: ev.accuracy, experts: ev.experts.map((e) => ({ param: e.param, usage: e.usage, unevenness: e.unevenness, cap: e.cap })) });
     s.setCounts(new Map(ev.experts.map((e) => [e.param, e.counts])));
     hasUsage = ev.experts.length > 0;
-    const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}%${e.cap < 1 ? ` (of at most ${(100 * e.cap).toFixed(1)}%: the evaluation's selections)` : ''} KL ${e.unevenness.toFixed(3)}`).join(', ');
+    const capped = ev.experts.filter((e) => e.cap < 1);
+    const capNote = capped.length ? ` (the evaluation's selections cap the used fraction at ${[...new Set(capped.map((e) => `${(100 * e.cap).toFixed(1)}%`))].join(', ')})` : '';
+    const experts = ev.experts.map((e) => `${e.param} used ${(100 * e.usage).toFixed(1)}% KL ${e.unevenness.toFixed(3)}`).join(', ') + capNote;
     say(`step ${step}: validation loss ${ev.loss.toFixed(4)}${Number.isNaN(ev.accuracy) ? '' : `, accuracy ${(100 * ev.accuracy).toFixed(1)}%`}${experts ? `; experts: ${experts}` : ''}`);
     return ev;
   };

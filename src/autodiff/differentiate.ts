@@ -13,6 +13,7 @@ import { FOLD_RULES } from '../passes/fold.js';
 import { optimize } from '../passes/pipeline.js';
 import { fuseRetrieval } from '../passes/fuse.js';
 import { fuseElementwise } from '../passes/fuse-elementwise.js';
+import { gateActivation } from '../ir/ops/unary.js';
 
 /** Where each result of the training function is, by output position. */
 export interface TrainLayout {
@@ -125,8 +126,8 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   };
   /**
    * The router weights of a gather's ids: where the retrieval is fused, the fused op records its
-   * gate and its result 0 is the gated weights (softmax, relu or sigmoid); unfused, the gate
-   * applied to the selected scores (a softmax of the ids' shape, or a relu or sigmoid of a top-k's
+   * gate and its result 0 is the gated weights (softmax or any activation); unfused, the gate
+   * applied to the selected scores (a softmax of the ids' shape, or an activation of a top-k's
    * values). Raw scores (no gate) are no weights: usage is then counted.
    */
   const throughViews = (v: ValueRef): ValueRef => {
@@ -137,7 +138,7 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     const src = g.node(throughViews(idx).node);
     if (src.op === 'product_retrieve' && throughViews(idx).result === 1) return src.attrs.gate !== 'none' ? ref(src.id, 0) : undefined;
     const gate = [...forward].reverse().find((s) => s.id < before && shapeToString(s.types[0]!.shape) === shape &&
-      (s.op === 'softmax' || ((s.op === 'relu' || s.op === 'sigmoid') && g.node(s.inputs[0]!.node).op === 'topk' && s.inputs[0]!.result === 0)));
+      (s.op === 'softmax' || (gateActivation(s.op) && g.node(s.inputs[0]!.node).op === 'topk' && s.inputs[0]!.result === 0)));
     return gate ? ref(gate.id) : undefined;
   };
   const sparseUses = forward.filter((n) => sparseParamOf(n));

@@ -5,6 +5,7 @@
 import { ref, type Graph, type Node, type ValueRef } from '../ir/graph.js';
 import { parseEinsum } from '../ir/ops/einsum.js';
 import { EXPERT_ACTIVATIONS, type Gate } from '../ir/ops/fused.js';
+import { gateActivation } from '../ir/ops/unary.js';
 import type { RewriteContext, RewriteRule } from './rebuild.js';
 
 const same = (a: ValueRef, b: ValueRef) => a.node === b.node && a.result === b.result;
@@ -84,16 +85,15 @@ function matchExperts(ctx: RewriteContext, r: ValueRef, c: Candidates): number[]
 function gateOf(ctx: RewriteContext, top: Node): { gate: Gate; node?: Node } {
   const users = ctx.users(top.id).filter((u) => u.inputs.some((i) => i.node === top.id && i.result === 0));
   const u = users.length === 1 ? users[0]! : undefined;
-  if (u?.op === 'relu') return { gate: 'relu', node: u };
-  if (u?.op === 'sigmoid') return { gate: 'sigmoid', node: u };
+  if (u && gateActivation(u.op)) return { gate: u.op, node: u };
   if (u?.op === 'softmax' && (u.attrs.axis as number) === rank(ctx, u.inputs[0]!) - 1) return { gate: 'softmax', node: u };
   return { gate: 'none' };
 }
 
 /**
  * The whole product-key pattern around the final top-k node, if its pieces have no other users.
- * The selected scores may have any users: a softmax or relu that is their only use becomes the
- * fused op's epilogue; any other gate (sigmoid, a temperature, raw scores, ...) reads the fused
+ * The selected scores may have any users: a softmax or an activation that is their only use becomes
+ * the fused op's epilogue; any other gate (a temperature, raw scores, ...) reads the fused
  * op's raw scores [.., k] and stays elementwise, so the candidates are never built either way.
  * `why` collects the reason when the pattern is recognised but cannot fuse.
  */
@@ -144,14 +144,14 @@ function emitRetrieval(g: Graph, ctx: RewriteContext, m: { c: Candidates; k: num
 
 export const fuseRetrieval: RewriteRule = {
   name: 'fuse-retrieval',
-  doc: 'topk/topk (subk each)/candidate sums/topk (k, any k <= subk^2, top-1 included)/take_along of two sub-key score rows -> product_retrieve; the [.., subk, subk] candidate tensors are never made. Any gate: a softmax, relu or sigmoid that is the scores\' only use is the epilogue, any other expression (sigmoid, temperature, raw scores) reads the raw selected scores. Does not fire if an intermediate has another user, and never absorbs the scoring einsum (recomputing it per slot would multiply work).',
+  doc: 'topk/topk (subk each)/candidate sums/topk (k, any k <= subk^2, top-1 included)/take_along of two sub-key score rows -> product_retrieve; the [.., subk, subk] candidate tensors are never made. Any gate: a softmax or any activation of the unary table (relu, sigmoid, softplus, ...) that is the scores\' only use is the epilogue, any other expression (a temperature, raw scores) reads the raw selected scores. Does not fire if an intermediate has another user, and never absorbs the scoring einsum (recomputing it per slot would multiply work).',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op === 'take_along') {
       const top = nodeOf(ctx, node.inputs[1]!);
       const m = matchRetrieval(ctx, top);
       return m ? [ref(emitRetrieval(g, ctx, m, node.span), 1)] : undefined;
     }
-    if (node.op === 'softmax' || node.op === 'relu' || node.op === 'sigmoid') {
+    if (node.op === 'softmax' || gateActivation(node.op)) {
       const top = nodeOf(ctx, node.inputs[0]!);
       const m = node.inputs[0]!.result === 0 ? matchRetrieval(ctx, top) : undefined;
       return m && m.gate !== 'none' ? [ref(emitRetrieval(g, ctx, m, node.span), 0)] : undefined;

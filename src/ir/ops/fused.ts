@@ -9,13 +9,13 @@ import { runtimeIndexError, topkLane } from './indexing.js';
 import { requireDtype } from './shape-rules.js';
 import { defineOp, type GradValue } from './types.js';
 import { einsum } from './einsum.js';
+import { gateActivation, type Gate } from './unary.js';
 
-export type Gate = 'none' | 'softmax' | 'relu' | 'sigmoid';
+export type { Gate } from './unary.js';
 
 function gateValues(scores: number[], gate: Gate): number[] {
-  if (gate === 'relu') return scores.map((s) => (s > 0 ? s : 0));
-  if (gate === 'sigmoid') return scores.map((s) => UNARY_FUNCTIONS.get('sigmoid')!(s));
   if (gate === 'none') return scores;
+  if (gate !== 'softmax') return scores.map(gateActivation(gate)!.f64);
   const m = Math.max(...scores);
   const e = scores.map((s) => Math.exp(s - m));
   const z = e.reduce((a, b) => a + b, 0);
@@ -63,17 +63,19 @@ export const product_retrieve = defineOp({
   },
   // The selection has no gradient; each selected score s1[a] + s2[b] passes its gradient (through
   // the gate) to s1[a] and s2[b], with a = idx / n and b = idx mod n.
-  grad(b, { inputs: [s1], outputs: [w, idx], attrs }, [dw]) {
+  grad(b, { inputs: [s1, s2], outputs: [w, idx], attrs }, [dw]) {
     if (!dw) return [undefined, undefined];
     const shape = b.type(s1!).shape;
     const n = shape[shape.length - 1]!;
     const gate = attrs.gate as Gate;
     const axis = shape.length - 1;
-    const dscore = gate === 'none' ? dw
-      : gate === 'relu' ? b.op('mul', [dw, b.op('step', [w!])])
-      : gate === 'sigmoid' ? b.op('mul', [dw, b.op('mul', [w!, b.op('sub', [b.scalar(1), w!])])])
-      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
     const [rowOf, colOf] = b.ops('unravel', [idx!], { n: [n] }) as [GradValue, GradValue];
+    const act = gateActivation(gate);
+    // An activation's derivative at the selected raw scores s1[a] + s2[b] (built only where it reads them).
+    const raw = () => b.op('add', [b.op('take_along', [s1!, rowOf]), b.op('take_along', [s2!, colOf])]);
+    const dscore = gate === 'none' ? dw
+      : act ? b.op('mul', [dw, typeof act.derivative === 'function' ? act.derivative(b, raw(), w!) : b.op(`${act.name}_grad`, [raw()])])
+      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
     return [b.op('scatter_along', [dscore, rowOf], { n: [n] }), b.op('scatter_along', [dscore, colOf], { n: [n] })];
   },
 });

@@ -213,3 +213,19 @@ export const UNARY_JS: Readonly<Record<string, JsSpelling>> = Object.fromEntries
     return [[a.name, a.js], ...(d ? [[d, (a.derivative as { js: JsSpelling }).js]] : [])];
   }),
 );
+
+/**
+ * A product-key retrieval's gate over its k selected scores: 'softmax' (normalised over the k),
+ * 'none' (the raw scores), or any activation of the table applied to each score, so a new
+ * activation is a new gate too, on every target.
+ */
+export type Gate = string;
+export const GATES: readonly Gate[] = ['none', 'softmax', ...ACTIVATIONS.map((a) => a.name)];
+
+/** The activation an elementwise gate applies (undefined for 'none' and 'softmax'). */
+export const gateActivation = (gate: Gate): UnaryDef | undefined => ACTIVATIONS.find((a) => a.name === gate);
+
+/** An elementwise gate's JavaScript over the score `v` ('none': v itself); softmax is each target's own (it needs the sum). */
+export function elementwiseGateJs(gate: Gate, v: string): string {
+  return gate === 'none' ? v : gateActivation(gate)!.js(v);
+}
