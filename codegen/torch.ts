@@ -10,9 +10,7 @@ import { liveNodes } from '../src/ir/graph.js';
 import { entryFunction } from '../src/interp/interpreter.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
-import { rebuildModule } from '../src/passes/rebuild.js';
-import { optimize } from '../src/passes/pipeline.js';
-import { FUSION_RULES } from '../src/passes/fuse.js';
+import { runPasses, TORCH_EXPORT } from '../src/passes/pipeline.js';
 import { ACTIVATIONS, UNARY_OPS } from '../src/ir/ops/unary.js';
 
 /**
@@ -20,7 +18,7 @@ import { ACTIVATIONS, UNARY_OPS } from '../src/ir/ops/unary.js';
  * BatchNorm epilogue (evaluation-only), so the module also trains with batch statistics.
  */
 export function torchModule(m: IRModule): IRModule {
-  return rebuildModule(rebuildModule(optimize(m), FUSION_RULES.filter((r) => r.name !== 'fuse-projection-batchnorm')), []);
+  return runPasses(m, TORCH_EXPORT);
 }
 
 /** A Python expression for one op, from its inputs' expressions (`x[i]`) and the node. */

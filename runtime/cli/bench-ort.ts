@@ -1,5 +1,5 @@
 // The ONNX Runtime baseline of `peerc bench`: the same model, weights and inputs exported with
-// peerc's ONNX exporter and run by onnxruntime-node on the CPU, what a user deploying the model
+// peerc's ONNX exporter (the fused lowering is the ONNX_EXPORT pipeline) and run by onnxruntime-node on the CPU, what a user deploying the model
 // would otherwise use. onnxruntime-node is an opt-in extra (`npm run extras -- ort`): without it
 // the report says how to add it.
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

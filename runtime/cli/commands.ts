@@ -5,7 +5,7 @@ import type { IRModule } from '../../src/ir/graph.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
 import { loadInputs, loadWeights, readFileChecked, seededInputs, seededWeights, toWrite, UsageError } from '../../src/io/tensors.js';
 import { writeSafetensorsFile } from '../../src/io/safetensors-file.js';
-import { optimize, passNames } from '../../src/passes/pipeline.js';
+import { ONNX_EXPORT, optimize, passNames, runPasses } from '../../src/passes/pipeline.js';
 import { verifyModule } from '../../src/ir/verify.js';
 import { parseArgs, setOverrides, type FlagSpec } from './args.js';
 import { ProgramErrors } from './errors.js';
@@ -248,7 +248,7 @@ export const COMMANDS: Record<string, Command> = {
       // ONNX carries the weights: seeded ones or a weights file, converted one tensor at a time.
       if (p.flags.has('weights') === p.flags.has('seed')) throw new UsageError("'peerc export --onnx' needs the weights: exactly one of --weights W.safetensors or --seed S");
       const tensors = p.flags.has('seed') ? seededWeights(r.module, p.flags.get('seed') as number) : loadWeights(r.module, p.flags.get('weights') as string);
-      const m = optimize(r.module, { lowering: 'fused' });
+      const m = runPasses(r.module, ONNX_EXPORT);
       const exported = emitOnnx(m, { get: (n) => toFloat32(tensors.get(n)!) }, out, `peerc ${PEERC_VERSION}`);
       const written = [out];
       // The external data first: a model file on disk always has its data beside it.

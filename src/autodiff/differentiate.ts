@@ -8,11 +8,8 @@ import { opDef } from '../ir/ops/registry.js';
 import type { Attrs, GradBuilder, TensorType } from '../ir/ops/types.js';
 import { Dim, shapeToString, type Shape } from '../shapes/dim.js';
 import { entryFunction } from '../interp/interpreter.js';
-import { copyNode, rebuildModule } from '../passes/rebuild.js';
-import { FOLD_RULES } from '../passes/fold.js';
-import { optimize } from '../passes/pipeline.js';
-import { fuseRetrieval } from '../passes/fuse.js';
-import { fuseElementwise } from '../passes/fuse-elementwise.js';
+import { copyNode } from '../passes/rebuild.js';
+import { optimize, runPasses, TRAINING_BACKWARD, TRAINING_FORWARD } from '../passes/pipeline.js';
 import { gateActivation } from '../ir/ops/unary.js';
 
 /** Where each result of the training function is, by output position. */
@@ -306,10 +303,9 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
  * made in either direction), differentiate, simplify again.
  */
 export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean; fuseElementwise?: boolean }): TrainingProgram {
-  let forward = optimize(m);
-  if (options.fuseRetrieval !== false) forward = rebuildModule(rebuildModule(forward, [fuseRetrieval]), []);
+  // The passes are listed in src/passes/pipeline.ts; the options leave fusions out for tests.
+  const forward = runPasses(optimize(m), TRAINING_FORWARD.filter((pass) => options.fuseRetrieval !== false || !pass.name.startsWith('fuse-retrieval')));
   const p = buildTrainingProgram(forward, options);
-  let module = rebuildModule(rebuildModule(p.module, FOLD_RULES), []);
-  if (options.fuseElementwise !== false) module = rebuildModule(rebuildModule(module, [fuseElementwise]), []);
+  const module = runPasses(p.module, TRAINING_BACKWARD.filter((pass) => options.fuseElementwise !== false || !pass.name.startsWith('fuse-elementwise')));
   return { ...p, module };
 }

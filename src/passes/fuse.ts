@@ -281,6 +281,7 @@ export const fuseResidual: RewriteRule = {
 
 export const fuseProjectionBatchnorm: RewriteRule = {
   name: 'fuse-projection-batchnorm',
+  evaluationOnly: true,
   doc: 'batchnorm(reshape?(einsum(a, b))) in evaluation mode -> einsum_bn: the normalisation as the projection kernel\'s epilogue. Only in the inference pipeline (training needs batch statistics); does not fire if the einsum has another user.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'batchnorm') return undefined;

@@ -2,7 +2,8 @@
 // The verifier runs after every pass in tests; `peerc ir --dump-after NAME` prints the IR.
 import type { IRModule } from '../ir/graph.js';
 import { FOLD_RULES } from './fold.js';
-import { FUSION_RULES } from './fuse.js';
+import { FUSION_RULES, fuseRetrieval } from './fuse.js';
+import { fuseElementwise } from './fuse-elementwise.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
 import { unstackGather } from './stacked.js';
@@ -29,6 +30,38 @@ export const FUSION_PIPELINE: readonly Pass[] = [
   { name: 'fuse', assumes: 'an inlined, CSE\'d module', guarantees: 'product-key retrieval, expert activations and expert outputs are single fused ops; no [T, .., k, k] or [T, .., d] gathered tensor remains where a rule fired', run: (m) => rebuildModule(m, FUSION_RULES) },
   { name: 'fuse-dce', assumes: 'a fused module', guarantees: 'the primitive ops the fusions replaced are gone', run: (m) => rebuildModule(m, []) },
 ];
+
+const dce = (name: string): Pass => ({ name, assumes: 'any verified module', guarantees: 'every node is used by an output', run: (m) => rebuildModule(m, []) });
+
+/**
+ * Training (src/autodiff/differentiate.ts compileTraining): PIPELINE, then TRAINING_FORWARD, then
+ * the differentiation (loss and gradients appended as IR), then TRAINING_BACKWARD.
+ */
+export const TRAINING_FORWARD: readonly Pass[] = [
+  { name: 'fuse-retrieval', assumes: 'PIPELINE has run', guarantees: 'product-key retrieval is product_retrieve{gate}, whose gradient is declared on it: the [.., k, k] candidates are made in neither direction; the gate and the router weights (result 0) are on the op for the metrics', run: (m) => rebuildModule(m, [fuseRetrieval]) },
+  dce('fuse-retrieval-dce'),
+];
+export const TRAINING_BACKWARD: readonly Pass[] = [
+  { name: 'fold-constants', assumes: 'a differentiated module', guarantees: 'the gradient\'s constant arithmetic folded', run: (m) => rebuildModule(m, FOLD_RULES) },
+  dce('training-dce'),
+  { name: 'fuse-elementwise', assumes: 'a folded module', guarantees: 'chains of elementwise ops (a backward pass is full of them) are single elementwise_fused ops', run: (m) => rebuildModule(m, [fuseElementwise]) },
+  dce('fuse-elementwise-dce'),
+];
+
+/** The PyTorch export: PIPELINE and the fusions valid in training too (the module trains with batch statistics). */
+export const TORCH_EXPORT: readonly Pass[] = [
+  ...PIPELINE,
+  { name: 'fuse-trainable', assumes: 'PIPELINE has run', guarantees: 'as fuse, without the evaluation-only rules (BatchNorm epilogues)', run: (m) => rebuildModule(m, FUSION_RULES.filter((r) => !r.evaluationOnly)) },
+  dce('fuse-dce'),
+];
+
+/** The ONNX export (evaluation mode): the fused lowering. */
+export const ONNX_EXPORT: readonly Pass[] = [...PIPELINE, ...FUSION_PIPELINE];
+
+/** Runs passes in order. */
+export function runPasses(m: IRModule, passes: readonly Pass[]): IRModule {
+  return passes.reduce((cur, p) => p.run(cur), m);
+}
 
 export type Lowering = 'naive' | 'fused';
 

@@ -16,6 +16,8 @@ export interface RewriteRule {
   name: string;
   /** What the rule matches and what it guarantees. */
   doc: string;
+  /** Valid in evaluation only (e.g. BatchNorm on running statistics): left out of pipelines whose module also trains. */
+  evaluationOnly?: boolean;
   /** Returns the values that replace the node's results, or undefined to leave it alone. */
   apply(node: Node, inputs: readonly ValueRef[], g: Graph, module: IRModule, ctx: RewriteContext): readonly ValueRef[] | undefined;
 }
