@@ -35,7 +35,10 @@ export interface ForwardResult {
 }
 
 /** The flat data of views (reshape, expand_dims) is their source's: no kernel, no copy. */
-const VIEW_OPS = new Set(['reshape', 'expand_dims']);
+/** Ops that are views of their input's buffer: no kernel. */
+export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims']);
+/** Ops the executor evaluates on the host (counter-based noise, bit-identical to the interpreter). */
+export const HOST_NOISE_OPS: ReadonlySet<string> = new Set(['dropout', 'gumbel']);
 
 /** Inputs as reference tensors, or float32 data used as it is. */
 export type InputTensor = Tensor | F32Tensor;
@@ -308,7 +311,7 @@ export class Executor {
     const steps: Step[] = [];
     for (const node of fn.graph.nodes) {
       if (!live.has(node.id) || node.op === 'input' || node.op === 'param' || VIEW_OPS.has(node.op)) continue;
-      if (node.op === 'dropout' || node.op === 'gumbel') {
+      if (HOST_NOISE_OPS.has(node.op)) {
         steps.push(this.hostNoise(node.id));
         continue;
       }

@@ -27,6 +27,7 @@ export function setElementwiseLookup(f: (name: string) => OpDef): void {
 
 export const elementwise_fused = defineOp({
   name: 'elementwise_fused',
+  stage: 'backward',
   inputs: ['operands...'],
   attrs: { expr: 'string', shape: 'dims' },
   infer(ins, attrs) {

@@ -116,7 +116,7 @@ type UnaryDerivative = ActivationDerivative;
 /** The scalar function of every unary elementwise op, for fused ops that apply one per element. */
 export const UNARY_FUNCTIONS = new Map<string, (x: number) => number>();
 
-function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative, dtypes: DType[] = ['f32']): OpDef {
+function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative, dtypes: DType[] = ['f32'], stage?: 'backward'): OpDef {
   UNARY_FUNCTIONS.set(name, fn);
   const grad: GradRule | undefined = derivative && ((b, node, [g]) => {
     const x = node.inputs[0]!;
@@ -125,6 +125,7 @@ function unary(name: string, fn: (x: number) => number, derivative?: UnaryDeriva
   });
   return defineOp({
     name,
+    ...(stage ? { stage } : {}),
     inputs: ['x'],
     attrs: {},
     infer([x]) {
@@ -145,7 +146,7 @@ function unary(name: string, fn: (x: number) => number, derivative?: UnaryDeriva
 export const UNARY_OP_DEFS: readonly OpDef[] = UNARY_OPS.flatMap((a) => {
   const d = derivativeOpName(a);
   if (typeof a.derivative === 'function') return [unary(a.name, a.f64, a.derivative, a.dtypes)];
-  return [unary(a.name, a.f64, (b, x) => b.op(d!, [x]), a.dtypes), unary(d!, a.derivative.f64)];
+  return [unary(a.name, a.f64, (b, x) => b.op(d!, [x]), a.dtypes), unary(d!, a.derivative.f64, undefined, ['f32'], 'backward')];
 });
 
 export const to_f32 = defineOp({

@@ -7,13 +7,14 @@ import { defineOp } from './types.js';
 const leafType = (attrs: Record<string, unknown>) => ({ dtype: attrs.dtype as DType, shape: attrs.shape as readonly Dim[] });
 
 /** An argument of the function; evaluated by binding, not by the op. */
-export const input = defineOp({ name: 'input', inputs: [], attrs: { name: 'string', dtype: 'string', shape: 'dims' }, infer: (_i, a) => [leafType(a)] });
+export const input = defineOp({ name: 'input', stage: 'leaf', inputs: [], attrs: { name: 'string', dtype: 'string', shape: 'dims' }, infer: (_i, a) => [leafType(a)] });
 
 /** A parameter or buffer of the program, looked up by name in the weights. */
-export const param = defineOp({ name: 'param', inputs: [], attrs: { name: 'string', dtype: 'string', shape: 'dims' }, infer: (_i, a) => [leafType(a)] });
+export const param = defineOp({ name: 'param', stage: 'leaf', inputs: [], attrs: { name: 'string', dtype: 'string', shape: 'dims' }, infer: (_i, a) => [leafType(a)] });
 
 export const constant = defineOp({
   name: 'const',
+  stage: 'leaf',
   inputs: [],
   attrs: { value: 'float', dtype: 'string' },
   infer(_i, attrs) {
@@ -58,6 +59,7 @@ export const causal_mask = defineOp({
 /** A call of another function of the module; result types come from the callee's signature. */
 export const call = defineOp({
   name: 'call',
+  stage: 'leaf',
   inputs: ['args...'],
   attrs: { callee: 'string' },
   infer: () => fail('PEER0407', null, { detail: 'internal: call types come from the callee' }),

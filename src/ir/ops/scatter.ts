@@ -12,6 +12,7 @@ const dims = (v: unknown) => v as readonly Dim[];
 /** x placed at [start, start + len) of a zero axis of length size[0] (the adjoint of slice). */
 export const pad = defineOp({
   name: 'pad',
+  stage: 'backward',
   inputs: ['x'],
   attrs: { axis: 'int', start: 'int', size: 'dims' },
   infer([x], attrs) {
@@ -61,6 +62,7 @@ export const broadcast_to = defineOp({
 /** out[..., j] = sum of g[..., m] over the m with idx[..., m] = j (the adjoint of take_along). */
 export const scatter_along = defineOp({
   name: 'scatter_along',
+  stage: 'backward',
   inputs: ['g', 'indices'],
   attrs: { n: 'dims' },
   infer([g, idx], attrs) {
@@ -85,6 +87,7 @@ export const scatter_along = defineOp({
 /** out[r] = sum of g[i] over the positions i with idx[i] = r (the adjoint of gather). */
 export const scatter_rows = defineOp({
   name: 'scatter_rows',
+  stage: 'backward',
   inputs: ['g', 'indices'],
   attrs: { rows: 'dims' },
   infer([g, idx], attrs) {
@@ -122,6 +125,7 @@ export const dim_size = defineOp({
 /** (idx / n, idx mod n) of an index tensor: the two sub-key indices behind a product index. */
 export const unravel = defineOp({
   name: 'unravel',
+  stage: 'backward',
   inputs: ['indices'],
   attrs: { n: 'dims' },
   infer([idx], attrs) {

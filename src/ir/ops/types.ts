@@ -49,6 +49,12 @@ export interface OpDef {
    * since an out-of-range index on a GPU reads garbage instead of failing.
    */
   indexRange?(inputs: readonly TensorType[], attrs: Attrs): (Dim | undefined)[];
+  /**
+   * Where the op can appear, when not everywhere: 'leaf' (inputs, parameters, constants, calls:
+   * no kernel of their own), 'backward' (made only by gradients and the training fusions, so the
+   * forward-only exports have no form for it and say so with PEER0900).
+   */
+  stage?: 'leaf' | 'backward';
 }
 
 /** A value in the graph being built (mirrors ValueRef in ../graph.ts). */
