@@ -28,7 +28,7 @@ describe.skipIf(!torchVersion)(`train.py under torchrun (torch ${torchVersion}, 
     const dir = join(tmp, 'recall');
     const exp = peerc('export', 'examples/recall.peer', '--torch', '-o', dir, ...small);
     expect(exp.status, exp.stderr).toBe(0);
-    expect(exp.stdout).toMatch(/train\.py: torchrun .*Vals sharded by rows; recall task/);
+    expect(exp.stdout).toMatch(/train\.py and .*train\.json \(its settings\): torchrun .*Vals sharded by rows; recall task/);
     const run = torchrun(dir, 2, '--out', join(dir, 'run'), '--steps', '20', '--eval-every', '10');
     expect(run.status, run.stderr.slice(-3000)).toBe(0);
     expect(run.stdout).toMatch(/rank 0: Vals rows 0\.\.511 of 1024 \(row-sharded/);

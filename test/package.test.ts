@@ -59,6 +59,11 @@ it('npm pack, install in an empty folder, compile, tsc --strict, forward and a t
   const compiled = spawnSync(peerc, ['compile', 'recall.peer', '-o', 'out'], { cwd: app, encoding: 'utf8' });
   expect(compiled.status, compiled.stderr).toBe(0);
   expect(compiled.stdout).toContain('out/recall.d.mts');
+  // train.py is a file of the package, copied beside the exported module: it must be in the tarball
+  const exported = spawnSync(peerc, ['export', 'recall.peer', '--torch', '-o', 'torch'], { cwd: app, encoding: 'utf8' });
+  expect(exported.status, exported.stderr).toBe(0);
+  expect(readFileSync(join(app, 'torch', 'train.py'), 'utf8')).toBe(readFileSync(join(root, 'codegen', 'python', 'train.py'), 'utf8'));
+  expect(JSON.parse(readFileSync(join(app, 'torch', 'train.json'), 'utf8'))).toHaveProperty('params');
 
   writeFileSync(join(app, 'main.mts'), MAIN);
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: [] }, files: ['main.mts'] }));

@@ -237,9 +237,10 @@ export const COMMANDS: Record<string, Command> = {
         }
         const trainPath = join(out, 'train.py');
         const train = emitTorchTrain(fused, spec);
-        writeFileDurably(trainPath, train.text);
+        writeFileDurably(trainPath, train.script);
+        writeFileDurably(join(out, 'train.json'), train.config);
         const sharded = train.rowSharded;
-        process.stdout.write(`wrote ${trainPath}: torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
+        process.stdout.write(`wrote ${trainPath} and ${join(out, 'train.json')} (its settings): torchrun --nproc-per-node N ${trainPath} (FSDP2${sharded.length ? `; ${sharded.join(', ')} sharded by rows` : ''}; ${spec.settings.task} task)\n`);
         // A @sparse table FSDP2 keeps gets dense gradients there: say so rather than let it pass.
         const dense = fused.params.filter((q) => q.sparse && !sharded.includes(q.name)).map((q) => q.name);
         if (dense.length) process.stdout.write(`note: train.py keeps @sparse ${dense.join(', ')} under FSDP2 with dense gradients (updated lazily on the rows that got one): only 2-D tables read by gathers and expert ops shard by rows\n`);

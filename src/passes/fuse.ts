@@ -179,10 +179,14 @@ function matchExpertDot(ctx: RewriteContext, r: ValueRef): { U: ValueRef; idx: V
   const e = nodeOf(ctx, r);
   if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
   const spec = parseEinsum(e.attrs.spec as string, 2);
-  const [gs, xs] = spec.inputs as [string, string];
-  const g = soleGather(ctx, e.inputs[0]!, e);
-  if (!g || xs.length !== 2 || xs !== gs[0]! + gs.at(-1)! || spec.output !== gs.slice(0, -1)) return undefined;
-  return { U: g.inputs[0]!, idx: g.inputs[1]!, x: e.inputs[1]!, node: e };
+  // Either operand order: einsum("thkd,td->thk", rows, x) or einsum("td,thkd->thk", x, rows).
+  for (const [gi, xi] of [[0, 1], [1, 0]] as const) {
+    const gs = spec.inputs[gi]!, xs = spec.inputs[xi]!;
+    const g = soleGather(ctx, e.inputs[gi]!, e);
+    if (!g || xs.length !== 2 || xs !== gs[0]! + gs.at(-1)! || spec.output !== gs.slice(0, -1)) continue;
+    return { U: g.inputs[0]!, idx: g.inputs[1]!, x: e.inputs[xi]!, node: e };
+  }
+  return undefined;
 }
 
 /**
@@ -210,7 +214,7 @@ function weightsFor(g: Graph, w: ValueRef, idx: ValueRef, span: Node['span']): V
 
 export const fuseExpertActivation: RewriteRule = {
   name: 'fuse-expert-activation',
-  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (the activation table, src/ir/ops/activations.ts) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor; U may hold m rows per expert ([N, m, d], read as N*m rows). Does not fire if the gather or the dot products have other users.',
+  doc: 'w * act(einsum(gather(U, idx), x)) with act any of EXPERT_ACTIVATIONS (the activations of the unary table, src/ir/ops/unary.ts) or none -> expert_act(x, U, idx, w): one dot product per (token, slot) straight from U\'s rows, no [T, .., d] gathered tensor; U may hold m rows per expert ([N, m, d], read as N*m rows). Does not fire if the gather or the dot products have other users.',
   apply(node, _inputs, g, _m, ctx) {
     if (node.op !== 'mul') return undefined;
     for (const [wi, ai] of [[0, 1], [1, 0]] as const) {
