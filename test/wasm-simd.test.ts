@@ -20,6 +20,8 @@ import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
 import { wasmFeatures } from '../runtime/wasm-gemm.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { expertActTask, expertOutTask } from '../codegen/host/experts.js';
+import { productRetrieveTask } from '../codegen/host/retrieve.js';
+import { product_retrieve } from '../src/ir/ops/fused.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const skip = !!unavailableReason('wasm-simd');
@@ -213,6 +215,29 @@ describe('generated expert tasks', () => {
       bad[at] = NaN;
       expect(() => run(expertOutTask(d, rows, perToken, false), [w, U, bad, new Float32Array(T * d)])).toThrow(/NonFiniteIndex: expert_out: index NaN/);
       expect(() => run(expertActTask(d, rows, perToken, 'none'), [x, U, bad, w, new Float32Array(T * perToken)])).toThrow(/NonFiniteIndex: expert_act: index NaN/);
+    }
+  });
+});
+
+describe('generated retrieval task', () => {
+  // Scores drawn from few values (many ties), with NaN and infinities in some lanes: the task's
+  // one-compare filter must keep exactly the reference's choices (ties to the lower index, NaN last).
+  it('selects what the reference selects, ties, NaN and infinities included', () => {
+    const n = 40, subk = 6, lanes = 24;
+    for (const [k, gate] of [[8, 'softmax'], [6, 'none'], [36, 'relu']] as const) {
+      const draw = (salt: number) => Float64Array.from({ length: lanes * n }, (_, i) => {
+        const u = uniformAt(salt, i);
+        if (i % 97 === 5) return NaN;
+        if (i % 131 === 7) return salt === 1 ? Infinity : -Infinity;
+        return Math.floor(u * 7) / 4 - 0.5;
+      });
+      const s1 = new Tensor('f32', [lanes, n], draw(1)), s2 = new Tensor('f32', [lanes, n], draw(2));
+      const [w, idx] = product_retrieve.evaluate!([s1, s2], { k, subk, gate });
+      const wOut = new Float32Array(lanes * k), idxOut = new Float32Array(lanes * k);
+      const task = productRetrieveTask(n, k, subk, gate);
+      (new Function(`return (${task.source})`)() as (a: unknown[], f: number, t: number) => void)([Float32Array.from(s1.data), Float32Array.from(s2.data), wOut, idxOut], 0, lanes);
+      expect([...idxOut], `k=${k} ${gate}`).toEqual([...idx!.data]);
+      wOut.forEach((v, i) => (Number.isNaN(w!.data[i]!) ? expect(v).toBeNaN() : expect(v).toBeCloseTo(w!.data[i]!, 5)));
     }
   });
 });

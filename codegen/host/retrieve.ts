@@ -7,12 +7,27 @@
 import type { PoolTask } from './pool-task.js';
 import { elementwiseGateJs } from '../../src/ir/ops/unary.js';
 
-/** Inserts value `v` (index `i`, the highest index seen so far, so ties lose) into the best-`k` arrays `vals`/`ids` of length `len`. */
-const insertion = (vals: string, ids: string, len: string, k: number, v: string, i: string) => `
-    if (${len} === ${k} && !(${v} > ${vals}[${k - 1}] || (${vals}[${k - 1}] !== ${vals}[${k - 1}] && ${v} === ${v}))) {} else {
+/**
+ * Inserts value `v` (index `i`, the highest index seen so far, so ties lose) into the best-`k`
+ * arrays `vals`/`ids` of length `len`, keeping `thr` (the k-th value once full, else -Infinity)
+ * and `thrNaN` (that value is NaN, so any number beats it) for the caller's one-compare filter.
+ */
+const insertion = (vals: string, ids: string, len: string, thr: string, k: number, v: string, i: string) => `
       let p = ${len} === ${k} ? ${k - 1} : ${len}++;
       while (p > 0 && (${v} > ${vals}[p - 1] || (${vals}[p - 1] !== ${vals}[p - 1] && ${v} === ${v}))) { ${vals}[p] = ${vals}[p - 1]; ${ids}[p] = ${ids}[p - 1]; p--; }
       ${vals}[p] = ${v}; ${ids}[p] = ${i};
+      if (${len} === ${k}) { ${thr} = ${vals}[${k - 1}]; ${thr}NaN = ${thr} !== ${thr}; }`;
+
+/**
+ * One pass over `count` values keeping the best `k`: the first k are inserted as they come, the
+ * rest only past one compare with the current k-th (most values of a long row fail it). The
+ * caller declares `${len}Thr = -Infinity, ${len}ThrNaN = false` once per selection.
+ */
+const selectBest = (vals: string, ids: string, len: string, k: number, count: number | string, value: (i: string) => string, index: (i: string) => string, guard = '') => `
+    for (let q = 0; q < ${count}${guard}; q++) {
+      const v = ${value('q')};
+      if (${len} < ${k} || v > ${len}Thr || (${len}ThrNaN && v === v)) {${insertion(vals, ids, len, `${len}Thr`, k, 'v', index('q'))}
+      }
     }`;
 
 export function productRetrieveTask(n: number, k: number, subk: number, gate: string): PoolTask {
@@ -24,16 +39,12 @@ export function productRetrieveTask(n: number, k: number, subk: number, gate: st
   for (let l = from; l < to; l++) {
     const o = l * ${n};
     let na = 0, nb = 0, nc = 0;
-    for (let i = 0; i < ${n}; i++) {
-      const v = s1[o + i];${insertion('av', 'ai', 'na', subk, 'v', 'i')}
+    let naThr = -Infinity, naThrNaN = false, nbThr = -Infinity, nbThrNaN = false, ncThr = -Infinity, ncThrNaN = false;
+    {${selectBest('av', 'ai', 'na', subk, n, (q) => `s1[o + ${q}]`, (q) => q)}
     }
-    for (let i = 0; i < ${n}; i++) {
-      const v = s2[o + i];${insertion('bv', 'bi', 'nb', subk, 'v', 'i')}
+    {${selectBest('bv', 'bi', 'nb', subk, n, (q) => `s2[o + ${q}]`, (q) => q)}
     }
-    for (let i = 0; i < ${subk}; i++) {
-      for (let j = 0; j < ${subk} && (i + 1) * (j + 1) <= ${k}; j++) {
-        const v = av[i] + bv[j], c = i * ${subk} + j;${insertion('cv', 'ci', 'nc', k, 'v', 'c')}
-      }
+    for (let i = 0; i < ${subk}; i++) {${selectBest('cv', 'ci', 'nc', k, subk, (q) => `av[i] + bv[${q}]`, (q) => `i * ${subk} + ${q}`, ` && (i + 1) * (q + 1) <= ${k}`)}
     }
     ${gate === 'softmax' ? `let z = 0;\n    for (let j = 0; j < ${k}; j++) z += Math.exp(cv[j] - cv[0]);` : ''}
     for (let j = 0; j < ${k}; j++) {
