@@ -226,13 +226,13 @@ describe('generated retrieval task', () => {
     const n = 40, subk = 6, lanes = 24;
     for (const [k, gate] of [[8, 'softmax'], [6, 'none'], [36, 'relu']] as const) {
       const draw = (salt: number) => Float64Array.from({ length: lanes * n }, (_, i) => {
-        const u = uniformAt(salt, i);
+        const u = uniformAt(salt, i, 0);
         if (i % 97 === 5) return NaN;
         if (i % 131 === 7) return salt === 1 ? Infinity : -Infinity;
         return Math.floor(u * 7) / 4 - 0.5;
       });
       const s1 = new Tensor('f32', [lanes, n], draw(1)), s2 = new Tensor('f32', [lanes, n], draw(2));
-      const [w, idx] = product_retrieve.evaluate!([s1, s2], { k, subk, gate });
+      const [w, idx] = product_retrieve.evaluate!([s1, s2], { k, subk, gate }, { training: false, dimValue: () => 0, updateBuffer: () => undefined, inputParamNames: [] });
       const wOut = new Float32Array(lanes * k), idxOut = new Float32Array(lanes * k);
       const task = productRetrieveTask(n, k, subk, gate);
       (new Function(`return (${task.source})`)() as (a: unknown[], f: number, t: number) => void)([Float32Array.from(s1.data), Float32Array.from(s2.data), wOut, idxOut], 0, lanes);

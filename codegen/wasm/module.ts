@@ -47,18 +47,20 @@ export const I = {
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...f32Bytes(v)],
   i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32Shl: [0x74],
-  i32LtS: [0x48], i32GeS: [0x4e], i32Eq: [0x46], i32Eqz: [0x45],
-  f32Add: [0x92], f32Mul: [0x94],
+  i32LtS: [0x48], i32GtS: [0x4a], i32GeS: [0x4e], i32Eq: [0x46], i32Eqz: [0x45],
+  f32Add: [0x92], f32Mul: [0x94], f32Ne: [0x5c],
   /** Memory access with a constant byte offset (alignment hints are 2^align). */
   f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
+  i32Load: (offset = 0) => [0x28, 2, ...uleb(offset)],
+  i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
   v128Load: (offset = 0) => [...simd(0x00), 4, ...uleb(offset)],
   v128Store: (offset = 0) => [...simd(0x0b), 4, ...uleb(offset)],
   /** Loads one f32 and splats it to all four lanes. */
   v128Load32Splat: (offset = 0) => [...simd(0x09), 2, ...uleb(offset)],
   f32x4Splat: simd(0x13),
   f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
-  f32x4Add: simd(0xe4), f32x4Mul: simd(0xe6),
+  f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4Sqrt: simd(0xe3),
   /** a * b + c in one rounding where the engine fuses it (relaxed SIMD). */
   f32x4RelaxedMadd: simd(0x105),
   v128Const0: [...simd(0x0c), ...new Array(16).fill(0)],
