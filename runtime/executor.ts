@@ -18,6 +18,7 @@ import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { resolveBackend, type BackendInfo, type BackendName } from './backends.js';
+import { TableMemory, tableMemoryUnfit } from './wasm-tables.js';
 
 const { GPU } = gpujs;
 // gpu.js builds multi-dimensional views with input(); its typings omit it.
@@ -61,6 +62,12 @@ export interface ExecutorOptions {
   viewOutputs?: boolean;
   /** wasm-simd: use relaxed-SIMD multiply-add where the engine has it (default); false forces the plain SIMD128 path. */
   relaxedSimd?: boolean;
+  /**
+   * wasm-simd: expert tables already in table memories, by parameter name (their weights must be
+   * the arrays passed as weights). Without it, constant tables read by the fused expert ops move
+   * into table memories of their own.
+   */
+  tables?: Map<string, TableMemory>;
 }
 
 interface Step {
@@ -119,7 +126,11 @@ function sourceHash(s: string): string {
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
 export function toFloat32(t: Tensor): Float32Array {
   // Shared memory, so the wasm-simd backend's worker threads read the weights without a copy.
-  const out = sharedFloat32(t.size);
+  return fillFloat32(t, sharedFloat32(t.size));
+}
+
+/** Writes a reference tensor's values into `out` as float32. */
+function fillFloat32(t: Tensor, out: Float32Array): Float32Array {
   if (!t.isLazy) {
     out.set(t.data);
     return out;
@@ -159,11 +170,52 @@ export class Executor {
       }
     }
     checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...this.params.keys()]);
+    this.tables = options.tables ?? new Map();
+    if (this.backend.simdContractions && !this.paramsAsArguments) this.placeTables(weights);
     for (const p of module.params) if (!this.params.has(p.name)) this.params.set(p.name, toFloat32(weights.get(p.name) as Tensor));
     // Constants are read-only here: one shared copy, so the pool's threads read them in place.
     // Weights passed per call (training) are the caller's to share (the Trainer does).
     if (this.backend.simdContractions && this.threads > 1 && !this.paramsAsArguments)
       for (const [name, w] of this.params) this.params.set(name, toShared(w));
+  }
+
+  private readonly tables: Map<string, TableMemory>;
+  private readonly noteSet = new Set<string>();
+
+  /** What runs slower than it could on this backend, and why (for run, bench and train to print). */
+  notes(): string[] {
+    return [...this.noteSet];
+  }
+
+  /**
+   * Constant tables read by the fused expert ops move into table memories of their own (a copy
+   * the shared-memory copy below would make anyway), so the SIMD kernels read their rows in place.
+   */
+  private placeTables(weights: ReadonlyMap<string, Tensor | Float32Array>): void {
+    for (const node of this.fn.graph.nodes) {
+      if (node.op !== 'expert_act' && node.op !== 'expert_out') continue;
+      const src = this.source(node.inputs[1]!);
+      if (src.kind !== 'param' || this.tables.has(src.name)) continue;
+      const cells = this.module.params.find((p) => p.name === src.name)!.shape.reduce((a, b) => a * b, 1);
+      const rowSize = this.fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);
+      if (rowSize === undefined || tableMemoryUnfit(cells / rowSize, rowSize)) continue;
+      const table = new TableMemory(cells / rowSize, rowSize, { pool: this.threads > 1 ? this.pool : undefined });
+      const w = weights.get(src.name)!;
+      // Seeded and loaded weights are written straight into the table memory (no second copy).
+      if (w instanceof Float32Array) table.weights.set(w);
+      else fillFloat32(w, table.weights);
+      this.params.set(src.name, table.weights);
+      this.tables.set(src.name, table);
+    }
+  }
+
+  private table(name: string, rowSize: number): TableMemory | string {
+    const have = this.tables.get(name);
+    if (have) return have.rowSize === rowSize ? have : `its table memory holds rows of ${have.rowSize} values, this op reads rows of ${rowSize}`;
+    const w = this.params.get(name)!;
+    const why = tableMemoryUnfit(w.length / rowSize, rowSize);
+    if (why) return why;
+    return this.paramsAsArguments ? 'parameters passed per call (training) are plain shared arrays, not table memories' : 'it was not placed in a table memory';
   }
 
   /** wasm-simd: threads of the worker pool (the calling thread included). */
@@ -393,6 +445,8 @@ export class Executor {
       param: (name) => this.params.get(name)!,
       paramsAsArguments: this.paramsAsArguments,
       permuteAxes,
+      table: (name, rowSize) => this.table(name, rowSize),
+      note: (message) => this.noteSet.add(message),
     };
     let own;
     try {

@@ -11,11 +11,12 @@ import { productRetrieveTask } from '../codegen/host/retrieve.js';
 import { expertActTask, expertOutTask, gatherRowsTask } from '../codegen/host/experts.js';
 import { sharedFloat32, type WorkerPool } from './pool.js';
 import type { WasmGemm } from './wasm-gemm.js';
+import { tableStep, type TableContext } from './table-steps.js';
 
 export type Read = (r: ValueRef) => Float32Array;
 export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
 
-export interface HostContext {
+export interface HostContext extends TableContext {
   fn: IRFunction;
   pool: WorkerPool;
   gemm(): WasmGemm;
@@ -27,6 +28,8 @@ export interface HostContext {
   /** Parameters are read per call (training: they change between calls). */
   paramsAsArguments: boolean;
   permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array;
+  /** Tells the user a step runs slower than it could, and why (run, bench and train print it). */
+  note(message: string): void;
 }
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -62,37 +65,13 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
         },
       };
     }
-    case 'expert_act': {
-      const [T, d] = shapeOf(node.inputs[0]!) as [number, number];
-      const rows = size(shapeOf(node.inputs[1]!)) / d;
-      const slots = size(shapeOf(node.inputs[2]!));
-      const task = expertActTask(d, rows, slots / T, node.attrs.act as string);
-      const outBuf = reused(slots);
-      return {
-        label: 'expert_act (host)',
-        host: async (read) => {
-          const out = outBuf();
-          await ctx.pool.run(task, [...node.inputs.map(read), out], T, { minLanes: 8, outputs: [4] });
-          return [out];
-        },
-      };
-    }
+    case 'expert_act':
     case 'expert_out': {
-      const [T] = shapeOf(node.inputs[0]!) as [number];
-      const [rows, d] = shapeOf(node.inputs[1]!) as [number, number];
-      const slots = size(shapeOf(node.inputs[2]!));
-      const residual = node.inputs.length > 3;
-      const task = expertOutTask(d, rows, slots / T, residual);
-      const outBuf = reused(T * d);
-      return {
-        label: 'expert_out (host)',
-        host: async (read) => {
-          const out = outBuf();
-          const [h, v, idx, res] = node.inputs.map(read);
-          await ctx.pool.run(task, [h!, v!, idx!, out, ...(res ? [res] : [])], T, { minLanes: 8, outputs: [3] });
-          return [out];
-        },
-      };
+      const step = tableStep(ctx, node, shapeOf);
+      if (typeof step !== 'string') return step;
+      const table = ctx.source(node.inputs[1]!);
+      ctx.note(`${node.op} reads the rows of ${table.kind === 'param' ? `table ${table.name}` : 'its table'} in a JavaScript task, not the SIMD kernel: ${step}`);
+      return node.op === 'expert_act' ? expertActStep(ctx, node, shapeOf) : expertOutStep(ctx, node, shapeOf);
     }
     case 'gather': {
       if (!ctx.paramsAsArguments || ctx.source(node.inputs[0]!).kind !== 'param') return undefined;
@@ -175,4 +154,40 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     return [out];
   };
   return { label, host };
+}
+
+/** expert_act as a JavaScript task on the pool (for tables the SIMD kernel cannot read in place). */
+function expertActStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {
+  const [T, d] = shapeOf(node.inputs[0]!) as [number, number];
+  const rows = size(shapeOf(node.inputs[1]!)) / d;
+  const slots = size(shapeOf(node.inputs[2]!));
+  const task = expertActTask(d, rows, slots / T, node.attrs.act as string);
+  const outBuf = reused(slots);
+  return {
+    label: 'expert_act (host)',
+    host: async (read) => {
+      const out = outBuf();
+      await ctx.pool.run(task, [...node.inputs.map(read), out], T, { minLanes: 8, outputs: [4] });
+      return [out];
+    },
+  };
+}
+
+/** expert_out as a JavaScript task on the pool. */
+function expertOutStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {
+  const [T] = shapeOf(node.inputs[0]!) as [number];
+  const [rows, d] = shapeOf(node.inputs[1]!) as [number, number];
+  const slots = size(shapeOf(node.inputs[2]!));
+  const residual = node.inputs.length > 3;
+  const task = expertOutTask(d, rows, slots / T, residual);
+  const outBuf = reused(T * d);
+  return {
+    label: 'expert_out (host)',
+    host: async (read) => {
+      const out = outBuf();
+      const [h, v, idx, res] = node.inputs.map(read);
+      await ctx.pool.run(task, [h!, v!, idx!, out, ...(res ? [res] : [])], T, { minLanes: 8, outputs: [3] });
+      return [out];
+    },
+  };
 }

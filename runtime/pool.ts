@@ -33,6 +33,7 @@ function handle(msg, reply) {
     if (msg.type === 'forget') { arrays.delete(msg.id); return; }
     if (msg.type === 'define') { fns.set(msg.key, new Function('return (' + msg.source + ')')()); return; }
     if (msg.type === 'wasm') { ctx.wasm[msg.key] = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } }).exports; return; }
+    if (msg.type === 'unwasm') { delete ctx.wasm[msg.key]; return; }
     const fn = fns.get(msg.key);
     if (!fn) throw new Error('task ' + msg.key + ' was never defined on this worker');
     const args = msg.args.map((a) => (typeof a === 'number' ? a : arrays.get(a.ref)));
@@ -164,6 +165,12 @@ export class WorkerPool {
       for (const w of this.workers) w.postMessage({ type: 'wasm', key, module, memory });
     }
     return this.ctx.wasm[key]!;
+  }
+
+  /** Drops the instances of `key` on every thread (its memory is freed once nothing else holds it). */
+  forgetWasm(key: string): void {
+    delete this.ctx.wasm[key];
+    for (const w of this.workers) w.postMessage({ type: 'unwasm', key });
   }
 
   /**

@@ -1,11 +1,10 @@
 // Kernels over the rows of one expert table as WebAssembly SIMD128, run in the table's own
-// memory (runtime/wasm-tables.ts): the table, its Adam moments and a scratch area share one
-// wasm32 memory, so a kernel reads the selected rows where they live, with no gather copy.
+// memory (runtime/wasm-tables.ts): the table and a scratch area share one wasm32 memory, so a
+// kernel reads the selected rows where they live, with no gather copy.
 // Rows are named by byte offsets (validated by the caller), four rows at a time where a token
 // has four slots left: four independent row streams keep more memory reads in flight.
 //   dots:  out[i] = U[row i] . x[token of i]               (expert activations, before the gate)
 //   axpys: out[t] += sum over t's slots i of h[i] U[row i]  (expert outputs)
-//   adam:  lazy Adam on whole rows, m and v at fixed byte distances from the weights
 // Row sizes are multiples of 4 floats (one f32x4); other sizes stay host tasks.
 import { buildModule, I, type FunctionDef, type ValType } from './module.js';
 
@@ -89,51 +88,7 @@ function axpysFunction(): FunctionDef {
   return { name: 'axpys', params: locals(['i32', 6]), locals: locals(['i32', 6], ['v128', 4]), body: code(body) };
 }
 
-/**
- * adam(off, count, g, mDelta, vDelta, rowBytes, scale, b1, c1, b2, c2, stepSize, epsHat, keep, flag):
- * for `count` rows at the byte offsets in `off`, gradient rows packed at `g`; c1 = 1 - b1 and
- * c2 = 1 - b2 come rounded from the caller. Writes 1 to the i32 at `flag` when an updated weight
- * is not finite (every thread writes the same 1, so no atomics).
- */
-function adamFunction(): FunctionDef {
-  const [off, count, g, mDelta, vDelta, rowBytes] = [0, 1, 2, 3, 4, 5];
-  const [scale, b1, c1, b2, c2, stepSize, epsHat, keep] = [6, 7, 8, 9, 10, 11, 12, 13];
-  const flag = 14, pw = 15, j = 16, pa = 17;
-  const [vScale, vB1, vC1, vB2, vC2, vStep, vEps, vKeep, d, m, v, w, chk] = [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30];
-  const splat = (from: number, to: number) => [get(from), I.f32x4Splat, set(to)];
-  const body: Code[] = [
-    ...splat(scale, vScale), ...splat(b1, vB1), ...splat(c1, vC1), ...splat(b2, vB2), ...splat(c2, vC2),
-    ...splat(stepSize, vStep), ...splat(epsHat, vEps), ...splat(keep, vKeep), ...zero(chk),
-    ...whileLoop([get(count)], [
-      get(off), I.i32Load(0), set(pw), I.i32(0), set(j),
-      ...whileLoop([get(j), get(rowBytes), I.i32LtS], [
-        get(pw), get(j), I.i32Add, set(pa),
-        ...v128At(g, j), get(vScale), I.f32x4Mul, set(d),
-        // m = b1 m + (1 - b1) d
-        get(pa), get(mDelta), I.i32Add,
-        get(vB1), get(pa), get(mDelta), I.i32Add, I.v128Load(0), I.f32x4Mul, get(vC1), get(d), I.f32x4Mul, I.f32x4Add, I.localTee(m),
-        I.v128Store(0),
-        // v = b2 v + (1 - b2) d d
-        get(pa), get(vDelta), I.i32Add,
-        get(vB2), get(pa), get(vDelta), I.i32Add, I.v128Load(0), I.f32x4Mul, get(vC2), get(d), I.f32x4Mul, get(d), I.f32x4Mul, I.f32x4Add, I.localTee(v),
-        I.v128Store(0),
-        // w = w keep - stepSize m / (sqrt(v) + epsHat)
-        get(pa),
-        get(pa), I.v128Load(0), get(vKeep), I.f32x4Mul, get(vStep), get(m), I.f32x4Mul, get(v), I.f32x4Sqrt, get(vEps), I.f32x4Add, I.f32x4Div, I.f32x4Sub, I.localTee(w),
-        I.v128Store(0),
-        get(chk), get(w), I.v128Const0, I.f32x4Mul, I.f32x4Add, set(chk),
-        addConst(j, 16),
-      ]),
-      addLocal(g, rowBytes), addConst(off, 4), addConst(count, -1),
-    ]),
-    // A lane is NaN iff some update was not finite; NaN is the only value unequal to itself.
-    ...horizontalSum(chk), I.localTee(scale), get(scale), I.f32Ne,
-    I.ifThen, get(flag), I.i32(1), I.i32Store(0), I.end,
-  ];
-  return { name: 'adam', params: [...locals(['i32', 6], ['f32', 8]), 'i32'], locals: locals(['i32', 3], ['v128', 13]), body: code(body) };
-}
-
-/** The three kernels in one module over an imported (shared) memory. */
+/** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction(), adamFunction()], memory);
+  return buildModule([dotsFunction(), axpysFunction()], memory);
 }

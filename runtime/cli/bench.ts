@@ -9,8 +9,7 @@ import { Tensor } from '../../src/interp/tensor.js';
 import { tokenDims } from '../../src/io/seeded.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import type { BackendName } from '../backends.js';
-import { Executor } from '../executor.js';
-import { sharedFloat32 } from '../pool.js';
+import { Executor, toFloat32 } from '../executor.js';
 import { ortBaseline, type OrtBaseline } from './bench-ort.js';
 import { median } from '../stats.js';
 
@@ -26,27 +25,30 @@ export interface BenchOptions {
 }
 
 
-/** Fast pseudo-random weights with each initializer's mean and spread (values do not change the work done). */
-export function benchWeights(m: IRModule): Map<string, Float32Array> {
-  let s = 0x9e3779b9;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
+/**
+ * Fast pseudo-random weights with each initializer's mean and spread (values do not change the
+ * work done), as lazy tensors: an executor writes each straight into the memory its kernels read
+ * (an expert table into its table memory), so no second copy of a table exists even briefly.
+ */
+export function benchWeightTensors(m: IRModule): Map<string, Tensor> {
   return new Map(
-    m.params.map((p) => {
-      const a = sharedFloat32(p.shape.reduce((x, y) => x * y, 1)); // shared: wasm-simd threads read it in place
+    m.params.map((p, salt) => {
       const init = p.init;
-      if (init.kind === 'constant') a.fill(init.value);
-      else {
-        const [lo, hi] = init.kind === 'uniform' ? [init.low, init.high] : [init.mean - init.std * Math.sqrt(3), init.mean + init.std * Math.sqrt(3)];
-        for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * next();
-      }
-      return [p.name, a];
+      const [lo, hi] = init.kind === 'constant' ? [init.value, init.value] : init.kind === 'uniform' ? [init.low, init.high] : [init.mean - init.std * Math.sqrt(3), init.mean + init.std * Math.sqrt(3)];
+      // A multiplicative hash of (element, parameter): any element without the ones before it.
+      const at = (i: number) => {
+        let h = Math.imul(i ^ Math.imul(salt + 1, 0x9e3779b9), 0x85ebca6b);
+        h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+        return lo + (hi - lo) * (((h ^ (h >>> 16)) >>> 0) / 4294967296);
+      };
+      return [p.name, new Tensor('f32', p.shape, at)];
     }),
   );
+}
+
+/** The same weights as shared float32 arrays (for the trainer, which updates them in place). */
+export function benchWeights(m: IRModule): Map<string, Float32Array> {
+  return new Map([...benchWeightTensors(m)].map(([name, t]) => [name, toFloat32(t)]));
 }
 
 /** The open dims as bench binds them: tokenDims, the one meaning of "tokens". */
@@ -83,7 +85,9 @@ interface Measured {
 }
 
 export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
-  const weights = benchWeights(m);
+  // The first executor (fused) writes the weights into its memory; the others read those arrays.
+  const lazyWeights = benchWeightTensors(m);
+  let weights = new Map<string, Float32Array>();
   const inputs = benchInputs(m, o.tokens);
   const lowerings = o.naive ? (['fused', 'naive'] as const) : (['fused'] as const);
   const executors: Executor[] = [];
@@ -95,7 +99,8 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     // naive kernels' garbage (hundreds of MB per call) kept V8's collector busy on the cores the
     // fused runs needed when the two were interleaved (fused 60 ms instead of 42-45 at N = 1024^2).
     for (const [i, l] of lowerings.entries()) {
-      const ex = new Executor(optimize(m, { lowering: l }), weights, o.backend);
+      const ex = new Executor(optimize(m, { lowering: l }), i === 0 ? lazyWeights : weights, o.backend);
+      if (i === 0) weights = new Map(ex.params);
       executors.push(ex);
       await ex.forward(inputs);
       for (let run = 0; run < o.runs; run++) {
@@ -149,6 +154,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       matmul_reference_gflops_per_s: matmulGflops,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
       fusion_notes: unfusedPatterns(fusedModule).map((n) => n.message),
+      backend_notes: [...new Set(executors.flatMap((e) => e.notes()))],
     };
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else process.stdout.write(renderReport(report, measured));
@@ -177,9 +183,9 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend_detail} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
-  for (const n of r.fusion_notes) lines.push(`  note: ${n}`);
+  for (const n of [...r.fusion_notes, ...r.backend_notes]) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name.padEnd(6)} ${m.medianMs.toFixed(1).padStart(9)} ms  ${r.tokens_per_s[name]!.toFixed(0).padStart(8)} tokens/s  (${m.kernelCount} kernels)`);
   }

@@ -172,6 +172,7 @@ export const COMMANDS: Record<string, Command> = {
           const tensors = r.outputs.map((t, i) => ({ name: name(i, r.outputs.length), dtype: 'F32' as const, shape: t.shape, element: (j: number) => t.data[j]! }));
           writeSafetensorsFile(outPath, tensors, { producer: `peerc run (${ex.backend.name}, ${lowering})`, entry: m.entry });
           process.stdout.write(`wrote ${outPath}: ${tensors.map((t) => `${t.name} [${t.shape.join(', ')}]`).join(', ')} (backend ${ex.describe()}, ${lowering} lowering, ${ex.kernelCount()} kernels)\n`);
+          for (const n of ex.notes()) process.stdout.write(`note: ${n}\n`);
           return 0;
         } finally {
           ex.destroy();

@@ -344,6 +344,7 @@ async function trainLoop(s: LoopState): Promise<number> {
   const t0 = performance.now();
   let tokens = 0, firstLoss = NaN, lastLoss = NaN, recentMs: number[] = [];
   const logEvery = Math.max(1, Math.round(settings.steps / 20));
+  const backendNotes = new Set<string>();
   if (start === 0) await evaluate(0);
   for (let step = start; step < stopAt; step++) {
     let r;
@@ -367,6 +368,12 @@ async function trainLoop(s: LoopState): Promise<number> {
       print(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
     } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
     if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
+    // Steps are planned on their first call: what runs slower than it could is known now.
+    for (const n of trainer.notes()) if (!backendNotes.has(n)) {
+      backendNotes.add(n);
+      if (tty) print('\n');
+      say(`note: ${n}`);
+    }
     // Let signals be delivered: on CPU backends a step never returns to the event loop by itself.
     await new Promise((resolve) => setImmediate(resolve));
     if (done % settings.checkpointEvery === 0 || done === stopAt || stop.stopped) save(done);

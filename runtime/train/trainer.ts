@@ -194,6 +194,11 @@ export class Trainer {
     return this.trainExec.describe();
   }
 
+  /** Steps that run slower than they could on this backend, and why (known after their first call). */
+  notes(): string[] {
+    return [...new Set([...this.trainExec.notes(), ...this.evalExec.notes()])];
+  }
+
   destroy(): void {
     this.summer.destroy();
     this.trainExec.destroy();

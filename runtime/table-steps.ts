@@ -1,0 +1,82 @@
+// The fused expert ops on the wasm-simd backend as SIMD kernels in the expert table's own
+// memory (runtime/wasm-tables.ts): the rows are read where they live; only the tokens' small
+// operands are copied into the table memory's scratch area and the results out of it. Where
+// the table cannot live there (a computed table, rows not a multiple of 4 floats, past 4 GiB)
+// the step says why and the caller runs the JavaScript task instead.
+import type { Node, ValueRef } from '../src/ir/graph.js';
+import { ACTIVATIONS } from '../codegen/naive.js';
+import type { TableMemory } from './wasm-tables.js';
+import { sharedFloat32 } from './pool.js';
+
+export interface TableContext {
+  source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };
+  /** The table memory holding parameter `name` (rows of `rowSize`), or why there is none. */
+  table(name: string, rowSize: number): TableMemory | string;
+}
+
+/** A step's body: reads its inputs, returns its results (host-steps.ts's HostFn, declared here to keep imports one way). */
+type TableFn = (read: (r: ValueRef) => Float32Array) => Promise<Float32Array[]>;
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** A shared float32 buffer kept across calls (the step's shapes are fixed; later pool tasks read it in place). */
+function kept(length: number): () => Float32Array {
+  let buf: Float32Array | undefined;
+  return () => (buf ??= sharedFloat32(length));
+}
+
+/** out[i] = w[i] * act(dots[i]): the gate and activation after the SIMD dot products. */
+function gateEpilogue(act: string): (dots: Float32Array, w: Float32Array, out: Float32Array) => void {
+  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
+  return new Function('dots', 'w', 'out', `for (let i = 0; i < out.length; i++) { const v = dots[i]; out[i] = w[i] * (${value}); }`) as never;
+}
+
+/** expert_act or expert_out in the table memory, or the reason it cannot run there. */
+export function tableStep(ctx: TableContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: TableFn } | string {
+  const src = ctx.source(node.inputs[1]!);
+  if (src.kind !== 'param') return 'its table is a computed value, not a parameter';
+  if (node.op === 'expert_act') {
+    const [T, d] = shapeOf(node.inputs[0]!) as [number, number];
+    const table = ctx.table(src.name, d);
+    if (typeof table === 'string') return table;
+    const slots = size(shapeOf(node.inputs[2]!)), perToken = slots / T;
+    const epilogue = gateEpilogue(node.attrs.act as string);
+    const outBuf = kept(slots);
+    return {
+      label: 'expert_act (wasm-simd)',
+      host: async (read) => {
+        const x = read(node.inputs[0]!), idx = read(node.inputs[2]!), w = read(node.inputs[3]!);
+        const off = table.scratch(slots * 8 + T * d * 4), xPtr = off + slots * 4, dotsPtr = xPtr + T * d * 4;
+        table.rowOffsets(idx, table.u32(off, slots), 'expert_act');
+        table.f32(xPtr, T * d).set(x);
+        await table.dots(xPtr, off, dotsPtr, T, perToken);
+        const out = outBuf();
+        epilogue(table.f32(dotsPtr, slots), w, out);
+        return [out];
+      },
+    };
+  }
+  const [T] = shapeOf(node.inputs[0]!) as [number];
+  const d = shapeOf(node.inputs[1]!).at(-1)!;
+  const table = ctx.table(src.name, d);
+  if (typeof table === 'string') return table;
+  const slots = size(shapeOf(node.inputs[2]!)), perToken = slots / T;
+  const residual = node.inputs.length > 3;
+  const outBuf = kept(T * d);
+  return {
+    label: 'expert_out (wasm-simd)',
+    host: async (read) => {
+      const h = read(node.inputs[0]!), idx = read(node.inputs[2]!);
+      const off = table.scratch(slots * 8 + T * d * 4), hPtr = off + slots * 4, yPtr = hPtr + slots * 4;
+      table.rowOffsets(idx, table.u32(off, slots), 'expert_out');
+      table.f32(hPtr, slots).set(h);
+      const y = table.f32(yPtr, T * d);
+      if (residual) y.set(read(node.inputs[3]!));
+      else y.fill(0);
+      await table.axpys(hPtr, off, yPtr, T, perToken);
+      const out = outBuf();
+      out.set(y);
+      return [out];
+    },
+  };
+}

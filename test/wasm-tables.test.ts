@@ -1,0 +1,84 @@
+// Expert tables in wasm memories of their own (runtime/wasm-tables.ts): the SIMD row kernels
+// against plain loops on 1 and 2 threads (groups of four slots and tails), the forward of a PEER
+// layer reading its rows in place, and the note a user gets where a table cannot live there.
+import { describe, expect, it } from 'vitest';
+import { interpret } from '../src/interp/interpreter.js';
+import { seededWeights } from '../src/io/tensors.js';
+import { optimize } from '../src/passes/pipeline.js';
+import { unavailableReason } from '../runtime/backends.js';
+import { Executor } from '../runtime/executor.js';
+import { workerPool } from '../runtime/pool.js';
+import { TableMemory, tableMemoryUnfit } from '../runtime/wasm-tables.js';
+import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
+
+const skip = !!unavailableReason('wasm-simd');
+const rows = 11, d = 12, T = 5, perToken = 7; // per token: one group of four slots and a tail of three
+
+describe.skipIf(skip).each([1, 2])('row kernels in a table memory, %i thread(s)', (threads) => {
+  const table = new TableMemory(rows, d, { pool: threads > 1 ? workerPool(threads) : undefined });
+  table.weights.set(Float32Array.from({ length: rows * d }, (_, i) => Math.sin(i)));
+  const idx = Float32Array.from({ length: T * perToken }, (_, i) => (i * 5 + 3) % rows);
+  const x = Float32Array.from({ length: T * d }, (_, i) => Math.cos(0.3 * i));
+  const h = Float32Array.from({ length: T * perToken }, (_, i) => 0.1 * i - 1);
+  const U = table.weights;
+
+  it('dots and axpys agree with plain loops', async () => {
+    const off = table.scratch(T * perToken * 8 + T * d * 4), xPtr = off + T * perToken * 4, outPtr = xPtr + T * d * 4;
+    table.rowOffsets(idx, table.u32(off, T * perToken), 'test');
+    table.f32(xPtr, T * d).set(x);
+    await table.dots(xPtr, off, outPtr, T, perToken);
+    const dots = table.f32(outPtr, T * perToken);
+    for (let i = 0; i < T * perToken; i++) {
+      const t = Math.floor(i / perToken);
+      let want = 0;
+      for (let j = 0; j < d; j++) want += U[idx[i]! * d + j]! * x[t * d + j]!;
+      expect(dots[i]).toBeCloseTo(want, 4);
+    }
+    table.f32(xPtr, T * perToken).set(h);
+    const y = table.f32(outPtr, T * d).fill(0.5);
+    await table.axpys(xPtr, off, outPtr, T, perToken);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < d; j++) {
+        let want = 0.5;
+        for (let s = 0; s < perToken; s++) want += h[t * perToken + s]! * U[idx[t * perToken + s]! * d + j]!;
+        expect(y[t * d + j]).toBeCloseTo(want, 4);
+      }
+  });
+
+  it('a row id made NaN upstream is refused before any kernel reads memory', () => {
+    const bad = Float32Array.from(idx);
+    bad[3] = NaN;
+    expect(() => table.rowOffsets(bad, table.u32(table.scratch(bad.length * 4), bad.length), 'expert_act')).toThrow(/NonFiniteIndex: expert_act: index NaN is out of range for 11 rows/);
+  });
+});
+
+describe('what cannot live in a table memory, and why', () => {
+  it('rows not a multiple of 4 floats, and tables past wasm32 memory', () => {
+    expect(tableMemoryUnfit(10, 6)).toMatch(/rows of 6 values are not a multiple of 4/);
+    expect(tableMemoryUnfit(1 << 22, 256)).toMatch(/it needs 4.00 GiB, past wasm32's 4 GiB memory/);
+    expect(tableMemoryUnfit(1 << 20, 256)).toBeNull();
+  });
+});
+
+describe.skipIf(skip)('the fused expert ops on wasm-simd', () => {
+  it('read the table rows in place and match the reference', async () => {
+    const m = compileOk(smallExample('peer_paper.peer').replace('const d = 256', 'const d = 32'));
+    const weights = seededWeights(m, 4), inputs = sampleInputs(m, 2);
+    const ref = interpret(m, inputs, weights).outputs[0]!;
+    const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, 'wasm-simd', { threads: 2 });
+    const { outputs, timings } = await ex.forward(inputs);
+    expect([...timings.keys()]).toEqual(expect.arrayContaining(['expert_act (wasm-simd)', 'expert_out (wasm-simd)']));
+    expect(ex.notes()).toEqual([]);
+    expect(scaledError(ref.data, outputs[0]!.data)).toBeLessThan(2e-5);
+  });
+  it('say so where a table cannot live there, and still match the reference', async () => {
+    const m = compileOk(smallExample('peer_paper.peer').replace('const d = 256', 'const d = 30'));
+    const weights = seededWeights(m, 4), inputs = sampleInputs(m, 2);
+    const ref = interpret(m, inputs, weights).outputs[0]!;
+    const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, 'wasm-simd', { threads: 2 });
+    const { outputs, timings } = await ex.forward(inputs);
+    expect([...timings.keys()]).toEqual(expect.arrayContaining(['expert_act (host)', 'expert_out (host)']));
+    expect(ex.notes().join('\n')).toMatch(/expert_act reads the rows of table \w+ in a JavaScript task, not the SIMD kernel: its rows of 30 values are not a multiple of 4/);
+    expect(scaledError(ref.data, outputs[0]!.data)).toBeLessThan(2e-5);
+  });
+});
