@@ -213,6 +213,7 @@ const MORE_RENDERERS: Record<string, Renderer> = {
   reduce_sum: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a) => a),
   reduce_mean: (r) => reduction(r, '0.0', (a, v) => `${a} + ${v}`, (a, n) => `${a} / ${lit(n)}`),
   reduce_max: (r) => reduction(r, '-3.4e38', (a, v) => `Math.max(${a}, ${v})`, (a) => a),
+  reduce_min: (r) => reduction(r, '3.4e38', (a, v) => `Math.min(${a}, ${v})`, (a) => a),
   softmax: (r) =>
     laneOp(r, r.node.attrs.axis as number, (read, n, self) =>
       `let m = -3.4e38;\nfor (let j = 0; j < ${n}; j++) { m = Math.max(m, ${read('j')}); }\nlet s = 0.0;\nfor (let j = 0; j < ${n}; j++) { s += Math.exp(${read('j')} - m); }\nreturn Math.exp(${self} - m) / s;`),

@@ -54,6 +54,7 @@ export const TORCH_OPS: Record<string, TorchOp> = {
   reduce_sum: ([a], n) => `${a}.sum(dim=${n.attrs.axis})`,
   reduce_mean: ([a], n) => `${a}.mean(dim=${n.attrs.axis})`,
   reduce_max: ([a], n) => `${a}.amax(dim=${n.attrs.axis})`,
+  reduce_min: ([a], n) => `${a}.amin(dim=${n.attrs.axis})`,
   softmax: ([a], n) => `torch.softmax(${a}, dim=${n.attrs.axis})`,
   log_softmax: ([a], n) => `torch.log_softmax(${a}, dim=${n.attrs.axis})`,
   layernorm: ([a, g, b], n) => `F.layer_norm(${a}, (${a}.shape[-1],), ${g}, ${b}, ${n.attrs.eps})`,

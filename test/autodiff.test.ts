@@ -28,6 +28,19 @@ describe('gradients match finite differences (float64 interpreter)', () => {
   it('maximum and minimum', () => checkGradients(head(`  y = matmul(x, W)\n  return maximum(y, b) + minimum(y * 2.0, b)`, 'param b: [C] = normal(0, 1)')));
   it('sum and mean over axes, softmax, log_softmax', () =>
     checkGradients(head(`  y = matmul(x, W)\n  return softmax(y) * sum(y, axis=-1)[:, None] + log_softmax(y * 0.5) + mean(y, axis=0)[None, :]`)));
+  it('max over an axis (no ties: the gradient goes to the maximum)', () =>
+    checkGradients(head(`  y = matmul(x, W)\n  return y * max(y, axis=-1)[:, None] + max(y, axis=0)[None, :]`)));
+  it('max with ties splits the gradient evenly among the maxima (as PyTorch amax)', () => {
+    const m = compileOk('param W: [4] = ones()\nmodel f(x: [T, 4]) -> [] {\n  return sum(max(x * W, axis=-1), axis=0)\n}\n');
+    const prog = compileTraining(m, { gradients: true });
+    const x = new Tensor('f32', [1, 4], Float64Array.of(1, 3, 3, -2));
+    const w = new Map([['W', new Tensor('f32', [4], Float64Array.of(1, 1, 1, 1))]]);
+    const inputs = new Map([['x', x]]);
+    const outs = interpret(prog.module, inputs, w, { training: true }).outputs;
+    const g = denseGradients(m, prog, outs).get('W')!;
+    // d loss/d W_j = x_j * (share of the max at j): x_1 and x_2 tie at 3, half each.
+    expect([...g]).toEqual([0, 1.5, 1.5, 0]);
+  });
   it('slices, reshape, new axes, transpose', () =>
     checkGradients(head(`  y = matmul(x, W)\n  z = reshape(y, [T*C])\n  return reshape(z, [T, C]) + transpose(y[:, 1:3][:, None, :] * y[:, 0:2][:, :, None])[:, :, 0] [..., 0:1]`)));
   it('einsum with a letter summed from one operand', () =>

@@ -105,6 +105,7 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
   reduce_sum: ([a], n, { g }) => [g.one('ReduceSum', [a!, g.int64s([n.attrs.axis as number])], { keepdims: { i: 0 } })],
   reduce_mean: ([a], n, { g }) => [g.one('ReduceMean', [a!], { axes: { ints: [n.attrs.axis as number] }, keepdims: { i: 0 } })],
   reduce_max: ([a], n, { g }) => [g.one('ReduceMax', [a!], { axes: { ints: [n.attrs.axis as number] }, keepdims: { i: 0 } })],
+  reduce_min: ([a], n, { g }) => [g.one('ReduceMin', [a!], { axes: { ints: [n.attrs.axis as number] }, keepdims: { i: 0 } })],
   softmax: ([a], n, { g }) => [g.one('Softmax', [a!], { axis: { i: n.attrs.axis as number } })],
   log_softmax: ([a], n, { g }) => [g.one('LogSoftmax', [a!], { axis: { i: n.attrs.axis as number } })],
   layernorm: ([a, gm, b], n, { g }) => [g.one('LayerNormalization', [a!, gm!, b!], { axis: { i: -1 }, epsilon: { f: n.attrs.eps as number } })],

@@ -154,7 +154,8 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   if (options.gradients) {
     const trainable = (n: Node) => n.op === 'param' && params.get(n.attrs.name as string)?.role === 'param';
     const needs = new Set<number>();
-    for (const n of forward) if (trainable(n) || n.inputs.some((r) => needs.has(r.node))) needs.add(n.id);
+    // stop_gradient cuts the graph: nothing before it needs a gradient on its account.
+    for (const n of forward) if (trainable(n) || (!opDef(n.op).stopsGradient && n.inputs.some((r) => needs.has(r.node)))) needs.add(n.id);
     if (!needs.has(loss.node)) fail('PEER0702', null, { detail: 'the loss does not depend on any parameter (declare weights with `param`)' });
 
     const grads = new Map<string, ValueRef>();

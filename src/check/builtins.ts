@@ -206,6 +206,7 @@ export const BUILTINS: Record<string, Builtin> = {
   sum: reduction('reduce_sum', 'sum(x, axis=-1)'),
   mean: reduction('reduce_mean', 'mean(x, axis=-1)'),
   max: reduction('reduce_max', 'max(x, axis=-1)'),
+  min: reduction('reduce_min', 'min(x, axis=-1)'),
   softmax: {
     params: ['x', 'axis'], defaults: { axis: integer(-1) }, doc: 'softmax(x, axis=-1)',
     lower: (a, l) => l.op('softmax', [a.tensor(0)], { axis: axisOf(a, 1, a.tensor(0).type.shape.length) }, a.span),

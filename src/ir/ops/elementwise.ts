@@ -116,9 +116,9 @@ type UnaryDerivative = ActivationDerivative;
 /** The scalar function of every unary elementwise op, for fused ops that apply one per element. */
 export const UNARY_FUNCTIONS = new Map<string, (x: number) => number>();
 
-function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative, dtypes: DType[] = ['f32'], stage?: 'backward'): OpDef {
+function unary(name: string, fn: (x: number) => number, derivative?: UnaryDerivative | null, dtypes: DType[] = ['f32'], stage?: 'backward'): OpDef {
   UNARY_FUNCTIONS.set(name, fn);
-  const grad: GradRule | undefined = derivative && ((b, node, [g]) => {
+  const grad: GradRule | undefined = derivative === null ? () => [undefined] : derivative && ((b, node, [g]) => {
     const x = node.inputs[0]!;
     if (!g || b.type(x).dtype !== 'f32') return [undefined];
     return [b.op('mul', [g, derivative(b, x, node.outputs[0]!)])];
@@ -126,6 +126,7 @@ function unary(name: string, fn: (x: number) => number, derivative?: UnaryDeriva
   return defineOp({
     name,
     ...(stage ? { stage } : {}),
+    ...(derivative === null ? { stopsGradient: true } : {}),
     inputs: ['x'],
     attrs: {},
     infer([x]) {
@@ -145,7 +146,7 @@ function unary(name: string, fn: (x: number) => number, derivative?: UnaryDeriva
 /** The unary table's ops (unary.ts), with the backward-only ops of derivatives that need one. */
 export const UNARY_OP_DEFS: readonly OpDef[] = UNARY_OPS.flatMap((a) => {
   const d = derivativeOpName(a);
-  if (typeof a.derivative === 'function') return [unary(a.name, a.f64, a.derivative, a.dtypes)];
+  if (a.derivative === null || typeof a.derivative === 'function') return [unary(a.name, a.f64, a.derivative, a.dtypes)];
   return [unary(a.name, a.f64, (b, x) => b.op(d!, [x]), a.dtypes), unary(d!, a.derivative.f64, undefined, ['f32'], 'backward')];
 });
 
@@ -160,4 +161,6 @@ export const to_f32 = defineOp({
   evaluate([x]) {
     return [new Tensor('f32', x!.shape, Float64Array.from(x!.data))];
   },
+  // Index values are piecewise constant in the parameters: no gradient, declared (a loss may use float(i)).
+  grad: () => [undefined],
 });

@@ -50,7 +50,17 @@ export const reduce_mean = reduce('reduce_mean', (xs) => xs.reduce((a, b) => a +
   const n = b.op('dim_size', [], { n: [shape[axis]!] });
   return [g && b.op('div', [b.expandAlong(g, axis, shape), n])];
 });
-export const reduce_max = reduce('reduce_max', (xs) => Math.max(...xs));
+// The gradient goes to the extremes, split evenly where several tie (as PyTorch's amax/amin
+// and max over a whole tensor do; max(x, dim) there gives it all to the one index it returns).
+const toExtremes: GradRule = (b, { inputs: [x], outputs: [y], attrs }, [g]) => {
+  if (!g) return [undefined];
+  const axis = axisOf(b, x!, attrs);
+  const shape = b.type(x!).shape;
+  const hit = b.op('equal', [x!, b.expandAlong(y!, axis, shape)]);
+  return [b.op('div', [b.op('mul', [hit, b.expandAlong(g, axis, shape)]), sumAlong(b, hit, axis)])];
+};
+export const reduce_max = reduce('reduce_max', (xs) => Math.max(...xs), toExtremes);
+export const reduce_min = reduce('reduce_min', (xs) => Math.min(...xs), toExtremes);
 
 function lanewise(name: string, fn: (xs: Float64Array) => Float64Array, grad: GradRule): OpDef {
   return defineOp({

@@ -55,6 +55,8 @@ export interface OpDef {
    * forward-only exports have no form for it and say so with PEER0900).
    */
   stage?: 'leaf' | 'backward';
+  /** No gradient flows through it (stop_gradient): what reaches a parameter only through it does not train it. */
+  stopsGradient?: boolean;
 }
 
 /** A value in the graph being built (mirrors ValueRef in ../graph.ts). */

@@ -30,9 +30,10 @@ export interface UnaryDef {
   f64: (x: number) => number;
   /**
    * The derivative: as IR over the ops (x, y), or, where it has no short form in them, as a
-   * scalar function of its own (it becomes the backward-only op `NAME_grad`).
+   * scalar function of its own (it becomes the backward-only op `NAME_grad`); null where no
+   * gradient passes at all (stop_gradient: not a zero gradient, none).
    */
-  derivative: ActivationDerivative | { f64: (x: number) => number; js: JsSpelling };
+  derivative: ActivationDerivative | { f64: (x: number) => number; js: JsSpelling } | null;
   js: JsSpelling;
   /** A PyTorch expression over the tensor `a` (torch and torch.nn.functional as F). */
   torch: (a: string) => string;
@@ -187,6 +188,17 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     onnx: (g, a) => g.one('Sqrt', [a]),
   },
   {
+    // Frozen keys, straight-through estimators, targets and auxiliary losses that must not train
+    // what they read. Like PyTorch's detach: a parameter reached only through it gets no gradient
+    // (and no optimizer update, weight decay included), not a zero one.
+    name: 'stop_gradient', doc: 'x itself, through which no gradient flows (detach)', activation: false,
+    f64: (x) => x,
+    derivative: null,
+    js: (v) => `(${v})`,
+    torch: (a) => `${a}.detach()`,
+    onnx: (g, a) => g.one('Identity', [a]),
+  },
+  {
     // 1 where x > 0, else 0: the derivative of relu (0 at 0, as PyTorch).
     name: 'step', activation: false,
     f64: (x) => (x > 0 ? 1 : 0),
@@ -198,7 +210,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
 ];
 
 /** The backward-only op that holds an activation's derivative, where it has one. */
-export const derivativeOpName = (a: UnaryDef): string | undefined => (typeof a.derivative === 'function' ? undefined : `${a.name}_grad`);
+export const derivativeOpName = (a: UnaryDef): string | undefined => (a.derivative === null || typeof a.derivative === 'function' ? undefined : `${a.name}_grad`);
 
 /** The activations: what an expert kernel (expert_act) or a retrieval gate may apply per element. */
 export const ACTIVATIONS: readonly UnaryDef[] = UNARY_OPS.filter((u) => u.activation);
