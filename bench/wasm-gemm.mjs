@@ -11,7 +11,7 @@ import gpujs from 'gpu.js';
 
 const root = join(import.meta.dirname, '..');
 const out = join(mkdtempSync(join(tmpdir(), 'peerc-wasm-')), 'wasm-gemm.mjs');
-await build({ entryPoints: [join(root, 'runtime', 'wasm-gemm.ts')], bundle: true, format: 'esm', platform: 'node', outfile: out, logLevel: 'error' });
+await build({ entryPoints: [join(root, 'runtime', 'backends', 'wasm-simd', 'gemm.ts')], bundle: true, format: 'esm', platform: 'node', outfile: out, logLevel: 'error' });
 const { WasmGemm } = await import(out);
 const { wasmFeatures } = await import(out);
 

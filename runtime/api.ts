@@ -6,7 +6,7 @@ import { moduleFromJSON, type ModuleJSON } from '../src/ir/serialize.js';
 import { initialTensor } from '../src/interp/init.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
-import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends.js';
+import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends/info.js';
 import { Executor, toFloat32 } from './executor.js';
 import { sharedFloat32 } from './pool.js';
 import { Trainer } from './train/trainer.js';

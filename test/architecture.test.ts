@@ -54,3 +54,13 @@ it('no import circles among the modules', () => {
   for (const f of files) if (!index.has(f)) visit(f);
   expect(circles).toEqual([]);
 });
+
+it('a backend is one folder: nothing outside runtime/backends/ reaches into a backend folder or asks which backend it is', () => {
+  const inside = (f: string) => f.startsWith('runtime/backends/');
+  const reaching = [...imports].filter(([f]) => !inside(f)).flatMap(([f, deps]) => deps.filter((d) => /^runtime\/backends\/[^/]+\//.test(d)).map((d) => `${f} -> ${d}`));
+  expect(reaching).toEqual([]);
+  // Capabilities are data (BackendInfo); comparing a backend's name outside its folder is how
+  // backend logic spread over the code before.
+  const asking = files.filter((f) => !inside(f) && f.startsWith('runtime/') && !f.startsWith('runtime/playground/') && /\.(?:name|backend) === '(?:cpu|webasm|webasm-threads|wasm-simd|headlessgl|webgl2|webgpu)'/.test(readFileSync(join(root, f), 'utf8')));
+  expect(asking).toEqual([]);
+});

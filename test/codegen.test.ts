@@ -8,7 +8,7 @@ import { interpret } from '../src/interp/interpreter.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
-import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';

@@ -10,7 +10,7 @@ import { bindInputDims, entryFunction, interpret } from '../src/interp/interpret
 import { uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
-import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { compileOk, diagnose, runPeerc, sampleInputs } from './helpers.js';

@@ -11,7 +11,7 @@ import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { unfusedPatterns } from '../src/passes/fusion-notes.js';
-import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
 import { compileOk, diagnose, sampleInputs } from './helpers.js';
 

@@ -7,9 +7,9 @@ import { uniformAt } from '../src/interp/rng.js';
 import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { Executor } from '../runtime/executor.js';
-import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
 import { bucketByRow, RowSummer, sumRowsOnHost } from '../runtime/train/sparse.js';
-import { BACKENDS } from '../runtime/backends.js';
+import { BACKENDS } from '../runtime/backends/info.js';
 import { compileOk, sampleInputs, smallExample } from './helpers.js';
 
 const BACKENDS_UNDER_TEST: BackendName[] = ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'headlessgl'];

@@ -27,7 +27,7 @@ import { compileOk, pythonProbe, sampleInputs } from './helpers.js';
 import { interpret } from '../src/interp/interpreter.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { Executor } from '../runtime/executor.js';
-import { unavailableReason, type BackendName } from '../runtime/backends.js';
+import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
 
 const root = join(import.meta.dirname, '..');
 const GRID = Array.from({ length: 121 }, (_, i) => -30 + i * 0.5).concat([-1e-3, 1e-3, 0.1234, -2.5e-8]);

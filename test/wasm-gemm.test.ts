@@ -2,7 +2,7 @@
 // ragged edges, both the relaxed-SIMD and the plain SIMD paths (whichever this engine has).
 import { describe, expect, it } from 'vitest';
 import { buildModule, I, sleb, uleb, wasmFeatures } from '../codegen/wasm/module.js';
-import { WasmGemm } from '../runtime/wasm-gemm.js';
+import { WasmGemm } from '../runtime/backends/wasm-simd/gemm.js';
 import { batchedLayout } from '../codegen/wasm/contraction.js';
 import { parseEinsum } from '../src/ir/ops/einsum.js';
 import { opDef } from '../src/ir/ops/registry.js';

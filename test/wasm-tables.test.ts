@@ -5,10 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { interpret } from '../src/interp/interpreter.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { optimize } from '../src/passes/pipeline.js';
-import { unavailableReason } from '../runtime/backends.js';
+import { unavailableReason } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
 import { workerPool } from '../runtime/pool.js';
-import { TableMemory, tableMemoryUnfit } from '../runtime/wasm-tables.js';
+import { TableMemory, tableMemoryUnfit } from '../runtime/backends/wasm-simd/tables.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const skip = !!unavailableReason('wasm-simd');

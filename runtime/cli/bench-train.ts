@@ -3,7 +3,7 @@
 // compiles the kernels, per-kernel times, tokens/s, peak RSS against the bytes of parameters
 // and optimizer state (to see that no hidden copy of a big table exists).
 import type { IRModule } from '../../src/ir/graph.js';
-import type { BackendName } from '../backends.js';
+import type { BackendName } from '../backends/info.js';
 import { DEFAULT_OPTIMIZER } from '../train/optim.js';
 import { Trainer } from '../train/trainer.js';
 import type { Batch } from '../train/data.js';

@@ -8,7 +8,7 @@ import { entryFunction, interpret } from '../../src/interp/interpreter.js';
 import { Tensor } from '../../src/interp/tensor.js';
 import { tokenDims } from '../../src/io/seeded.js';
 import { optimize } from '../../src/passes/pipeline.js';
-import type { BackendName } from '../backends.js';
+import type { BackendName } from '../backends/info.js';
 import { Executor, toFloat32 } from '../executor.js';
 import { ortBaseline, type OrtBaseline } from './bench-ort.js';
 import { median } from '../stats.js';
@@ -139,7 +139,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     const report = {
       backend: executors[0]!.backend.name,
       backend_detail: executors[0]!.describe(),
-      threads: executors[0]!.backend.simdContractions ? executors[0]!.threads : undefined,
+      threads: executors[0]!.backend.pool ? executors[0]!.threads : undefined,
       tokens: o.tokens,
       runs: o.runs,
       fused: measured.fused,

@@ -14,7 +14,7 @@ import { moduleInfo } from './info.js';
 import { runBench } from './bench.js';
 import { runTrainBench } from './bench-train.js';
 import { compileToDir } from './compile.js';
-import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
+import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends/info.js';
 import { Executor, toFloat32 } from '../executor.js';
 import { runTrain } from './train.js';
 import { compileTraining } from '../../src/autodiff/differentiate.js';
@@ -424,7 +424,7 @@ function resumeEmbedded(flags: Map<string, string | number | boolean>): Promise<
 function simdFlags(flags: Map<string, unknown>, fallback = 'auto'): void {
   // Only wasm-simd has threads of its own and a SIMD path: on any other backend the flags would be ignored.
   const backend = (flags.get('backend') as string | undefined) ?? fallback;
-  if ((flags.has('threads') || flags.has('plain-simd')) && !(isBackendName(backend) && resolveBackend(backend).simdContractions))
+  if ((flags.has('threads') || flags.has('plain-simd')) && !(isBackendName(backend) && resolveBackend(backend).pool))
     throw new UsageError(`--threads and --plain-simd apply to the wasm-simd backend, not '${backend}'`);
   if (flags.has('threads')) {
     const n = flags.get('threads') as number;

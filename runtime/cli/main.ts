@@ -4,7 +4,7 @@ import { readFileSync, writeSync } from 'node:fs';
 import { PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
 import { ProgramErrors } from './errors.js';
-import { BackendUnavailable } from '../backends.js';
+import { BackendUnavailable } from '../backends/info.js';
 import { KernelFallback } from '../executor.js';
 import { PEERC_VERSION } from './version.js';
 import { renderAll, renderDiagnostic } from '../../src/diagnostics/render.js';

@@ -3,7 +3,7 @@ import { entryFunction } from '../../src/interp/interpreter.js';
 import { UsageError } from '../../src/io/tensors.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { optimize } from '../../src/passes/pipeline.js';
-import { resolveBackend, type BackendName } from '../backends.js';
+import { resolveBackend, type BackendName } from '../backends/info.js';
 import { Executor } from '../executor.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { checkpointProgram } from '../train/checkpoint-program.js';

@@ -17,7 +17,7 @@ import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { IRModule } from '../../src/ir/graph.js';
 import { readFileChecked, UsageError } from '../../src/io/tensors.js';
 import { seededWeights } from '../api.js';
-import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends.js';
+import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends/info.js';
 import { readCheckpoint, writeCheckpoint } from '../train/checkpoint.js';
 import { checkpointTensors, restoreOptimizerState, runMeta, type CheckpointMeta } from '../train/checkpoint-format.js';
 import { checkpointProgram } from '../train/checkpoint-program.js';

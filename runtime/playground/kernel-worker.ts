@@ -10,7 +10,7 @@ import { seededInputs, seededTensors } from '../../src/io/seeded.js';
 import { median } from '../stats.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import { seededWeights } from '../api.js';
-import { resolveBackend, unavailableReason } from '../backends.js';
+import { resolveBackend, unavailableReason } from '../backends/info.js';
 import { Executor, type F32Tensor } from '../executor.js';
 import { checkpointTensors, encodeCheckpoint, runMeta } from '../train/checkpoint-format.js';
 import { RecallDataset, TextDataset, type Dataset } from '../train/data.js';

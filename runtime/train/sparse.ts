@@ -3,7 +3,7 @@
 // on the host and summed per touched row in a kernel, one thread per output cell, no atomics.
 import gpujs from 'gpu.js';
 import { decompose } from '../../codegen/kernel.js';
-import type { BackendInfo } from '../backends.js';
+import type { BackendInfo } from '../backends/info.js';
 import { sumRowsTask } from '../../codegen/host/experts.js';
 import { sharedFloat32, type WorkerPool } from '../pool.js';
 

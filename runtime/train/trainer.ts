@@ -4,7 +4,7 @@
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
 import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
-import { resolveBackend, type BackendInfo, type BackendName } from '../backends.js';
+import { resolveBackend, type BackendInfo, type BackendName } from '../backends/info.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import { RowSummer, type SparseGrad } from './sparse.js';
 import type { Batch } from './data.js';
@@ -65,7 +65,7 @@ export class Trainer {
     const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, viewOutputs: true };
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
     this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { ...exec, training: false });
-    this.pool = this.backend.simdContractions && this.trainExec.threads > 1 ? this.trainExec.pool : undefined;
+    this.pool = this.trainExec.pool;
     if (this.pool) {
       // The pool's threads update the tables in place: weights not yet in shared memory are
       // moved there once (the map's entries are replaced; seeded and loaded weights already are).

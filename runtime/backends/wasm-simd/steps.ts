@@ -3,14 +3,14 @@
 // (codegen/wasm), the fused retrieval and expert ops, parameter gathers and slices as generated
 // host tasks (codegen/host) over shared memory. Each returns undefined when its op does not
 // fit (a product narrower than one register tile), and the op stays a gpu.js kernel.
-import type { IRFunction, Node, ValueRef } from '../src/ir/graph.js';
-import { parseEinsum } from '../src/ir/ops/einsum.js';
-import { batchedLayout } from '../codegen/wasm/contraction.js';
-import { MR, NR } from '../codegen/wasm/gemm.js';
-import { productRetrieveTask } from '../codegen/host/retrieve.js';
-import { expertActTask, expertOutTask, gatherRowsTask } from '../codegen/host/experts.js';
-import { sharedFloat32, type WorkerPool } from './pool.js';
-import type { WasmGemm } from './wasm-gemm.js';
+import type { IRFunction, Node, ValueRef } from '../../../src/ir/graph.js';
+import { parseEinsum } from '../../../src/ir/ops/einsum.js';
+import { batchedLayout } from '../../../codegen/wasm/contraction.js';
+import { MR, NR } from '../../../codegen/wasm/gemm.js';
+import { productRetrieveTask } from '../../../codegen/host/retrieve.js';
+import { expertActTask, expertOutTask, gatherRowsTask } from '../../../codegen/host/experts.js';
+import { sharedFloat32, type WorkerPool } from '../../pool.js';
+import type { WasmGemm } from './gemm.js';
 import { tableStep, type TableContext } from './table-steps.js';
 
 export type Read = (r: ValueRef) => Float32Array;

@@ -4,9 +4,9 @@
 // A contraction step owns a region of the memory (operands and result, laid out once when its
 // plan is built), so parameters are copied in once and results are read in place (views into
 // the shared memory, valid until that step runs again). Measured by bench/wasm-gemm.mjs.
-import { gemmModule, MR, NR } from '../codegen/wasm/gemm.js';
-import { wasmFeatures } from '../codegen/wasm/module.js';
-import type { PoolTask, WorkerPool } from './pool.js';
+import { gemmModule, MR, NR } from '../../../codegen/wasm/gemm.js';
+import { wasmFeatures } from '../../../codegen/wasm/module.js';
+import type { PoolTask, WorkerPool } from '../../pool.js';
 
 const PAGE = 65536;
 /** wasm32's limit: 4 GiB less one page (a memory of exactly 4 GiB is not allocatable everywhere). */

@@ -3,10 +3,10 @@
 // operands are copied into the table memory's scratch area and the results out of it. Where
 // the table cannot live there (a computed table, rows not a multiple of 4 floats, past 4 GiB)
 // the step says why and the caller runs the JavaScript task instead.
-import type { Node, ValueRef } from '../src/ir/graph.js';
-import { ACTIVATIONS } from '../codegen/naive.js';
-import type { TableMemory } from './wasm-tables.js';
-import { sharedFloat32 } from './pool.js';
+import type { Node, ValueRef } from '../../../src/ir/graph.js';
+import { ACTIVATIONS } from '../../../codegen/naive.js';
+import type { TableMemory } from './tables.js';
+import { sharedFloat32 } from '../../pool.js';
 
 export interface TableContext {
   source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };

@@ -4,9 +4,9 @@
 // The row kernels (codegen/wasm/rows.ts) run in it on every thread of the pool, reading the
 // selected rows where they live: no gather copy, no per-call copy of the table. The weights are a
 // view into the memory, so host code (other kernels, outputs) reads them as a plain array. wasm32 caps a memory at 4 GiB: a table that does not fit gets the reason.
-import { rowKernelsModule } from '../codegen/wasm/rows.js';
-import { WASM_MEMORY_LIMIT } from './wasm-gemm.js';
-import type { PoolTask, WorkerPool } from './pool.js';
+import { rowKernelsModule } from '../../../codegen/wasm/rows.js';
+import { WASM_MEMORY_LIMIT } from './gemm.js';
+import type { PoolTask, WorkerPool } from '../../pool.js';
 
 const PAGE = 65536;
 /** Room kept for the scratch area when a table is placed (grown on demand past it). */

@@ -3,46 +3,30 @@
 // kernels and generated tasks on a worker pool) is the fastest there, then gpu.js webasm
 // with threads; gpu.js's own automatic choice picks slower ones, so `auto` is ours.
 import gpujs from 'gpu.js';
-import { wasmFeatures } from '../codegen/wasm/module.js';
+import { wasmFeatures } from '../../codegen/wasm/module.js';
+import type { Backend, BackendInfo, BackendName, BackendOptions } from './backend.js';
+import { GpujsBackend } from './gpujs/backend.js';
+import { WasmSimdBackend } from './wasm-simd/backend.js';
 
 const { GPU } = gpujs;
 
-export type BackendName = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'headlessgl' | 'webgl2' | 'webgpu';
+export type { BackendInfo, BackendName } from './backend.js';
 
-export interface BackendInfo {
-  name: BackendName;
-  /** gpu.js `mode`. */
-  mode: string;
-  /** Calls return Promises; webasm splits kernels of >= 4096 cells across worker threads. */
-  asyncMode: boolean;
-  /** The class of a kernel that really runs on this backend (anything else is a fallback). */
-  kernelClass: string;
-  /** Loops whose bound is not a literal stop here silently; peerc only emits literal bounds. */
-  loopLimit: number;
-  /** Largest output texture side (GL), null where outputs are plain arrays. */
-  maxTextureSize: number | null;
-  kernelMaps: 'supported' | 'fall back to cpu' | 'throw';
-  /** Most results a kernel may return as a vector. */
-  arrayReturns: number;
-  precision: 'single';
-  runsIn: 'node' | 'node with headless-gl' | 'browser';
-  /**
-   * peerc's own backend: contractions in matrix-product form as its WebAssembly SIMD128
-   * kernels (codegen/wasm), other ops as generated tasks (codegen/host), on a worker pool;
-   * only kernels a task cannot take (2-D grids and views, vector returns) as gpu.js `mode`.
-   */
-  simdContractions?: boolean;
-}
-
+/** What each backend is and can do, as data the executor, the trainer and the CLI read. */
 export const BACKENDS: Record<BackendName, BackendInfo> = {
-  cpu: { name: 'cpu', mode: 'cpu', asyncMode: false, kernelClass: 'CPUKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'node' },
-  webasm: { name: 'webasm', mode: 'webasm', asyncMode: false, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node' },
-  'webasm-threads': { name: 'webasm-threads', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node' },
-  'wasm-simd': { name: 'wasm-simd', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', loopLimit: Infinity, maxTextureSize: null, kernelMaps: 'fall back to cpu', arrayReturns: 4, precision: 'single', runsIn: 'node', simdContractions: true },
-  headlessgl: { name: 'headlessgl', mode: 'headlessgl', asyncMode: false, kernelClass: 'HeadlessGLKernel', loopLimit: 1000, maxTextureSize: 16384, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'node with headless-gl' },
-  webgl2: { name: 'webgl2', mode: 'webgl2', asyncMode: false, kernelClass: 'WebGL2Kernel', loopLimit: 1000, maxTextureSize: 8192, kernelMaps: 'supported', arrayReturns: 4, precision: 'single', runsIn: 'browser' },
-  webgpu: { name: 'webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', loopLimit: 1000, maxTextureSize: null, kernelMaps: 'throw', arrayReturns: 4, precision: 'single', runsIn: 'browser' },
+  cpu: { name: 'cpu', mode: 'cpu', asyncMode: false, kernelClass: 'CPUKernel', pool: false },
+  webasm: { name: 'webasm', mode: 'webasm', asyncMode: false, kernelClass: 'WebAssemblyKernel', pool: false },
+  'webasm-threads': { name: 'webasm-threads', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', pool: false },
+  'wasm-simd': { name: 'wasm-simd', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', pool: true },
+  headlessgl: { name: 'headlessgl', mode: 'headlessgl', asyncMode: false, kernelClass: 'HeadlessGLKernel', pool: false },
+  webgl2: { name: 'webgl2', mode: 'webgl2', asyncMode: false, kernelClass: 'WebGL2Kernel', pool: false },
+  webgpu: { name: 'webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', pool: false },
 };
+
+/** The backend object for `info` (each backend is a folder beside this file). */
+export function createBackend(info: BackendInfo, options: BackendOptions = {}): Backend {
+  return info.pool ? new WasmSimdBackend(info, options) : new GpujsBackend(info);
+}
 
 export class BackendUnavailable extends Error {}
 

@@ -1,0 +1,134 @@
+// The backend interface: what the executor (runtime/executor.ts) asks of a backend, and the
+// helpers every backend shares. A backend is a folder (gpujs/, wasm-simd/) that plans each IR
+// node as a step, owns the memory its kernels read (parameters included), runs, and says what
+// ran and what runs slower than it could. The executor binds dims, orders the steps, handles
+// the backend-independent ones (views, counter-based noise) and never asks which backend it is:
+// what differs is data (info.ts) or a method here.
+import type { IRFunction, IRModule, Node, ValueRef } from '../../src/ir/graph.js';
+import type { Dim } from '../../src/shapes/dim.js';
+import type { Tensor } from '../../src/interp/tensor.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import type { WorkerPool } from '../pool.js';
+
+export type BackendName = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'headlessgl' | 'webgl2' | 'webgpu';
+
+/** A backend's capabilities as data (runtime/backends/info.ts lists them). */
+export interface BackendInfo {
+  name: BackendName;
+  /** gpu.js `mode` of its gpu.js kernels. */
+  mode: string;
+  /** gpu.js kernel calls return Promises. */
+  asyncMode: boolean;
+  /** The class of a gpu.js kernel that really runs on this backend (anything else is a fallback). */
+  kernelClass: string;
+  /**
+   * Runs on peerc's worker pool over shared memory (--threads and --plain-simd apply; the
+   * trainer sums sparse rows and runs lazy Adam on the same threads).
+   */
+  pool: boolean;
+}
+
+export type Read = (r: ValueRef) => Float32Array;
+
+/** One IR node as the backend runs it. */
+export interface PlannedStep {
+  /** Timing label (per-stage labels are reported through `time` when `timesItself`). */
+  label: string;
+  run(read: Read, time: (label: string, ms: number) => void): Float32Array[] | Promise<Float32Array[]>;
+  /** The step reports its own (per-stage) times; otherwise the executor times the whole run. */
+  timesItself?: boolean;
+  /** Generated kernel sources, for review and goldens. */
+  sources?: string[];
+  /** Kernels it launches (for reports). */
+  kernels: number;
+}
+
+/** What planning a node may ask of the executor. */
+export interface PlanContext {
+  fn: IRFunction;
+  module: IRModule;
+  training: boolean;
+  /** Parameters are read per call (training: they change between calls). */
+  paramsAsArguments: boolean;
+  /** Where a value's data lives: a parameter, or a computed value (views followed). */
+  source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };
+  param(name: string): Float32Array;
+  /** A parameter's data permuted once (cached), for operands read in another layout. */
+  permuted(name: string, perm: number[]): Float32Array;
+  shapeOf(r: ValueRef): number[];
+  dimValue(d: Dim): number;
+}
+
+export interface BackendOptions {
+  /** Worker threads, the caller included (backends with a pool). */
+  threads?: number;
+  /** Relaxed-SIMD multiply-add where the engine has it (SIMD backends). */
+  relaxedSimd?: boolean;
+}
+
+export interface Backend {
+  readonly info: BackendInfo;
+  /** How it runs here, for reports: e.g. 'wasm-simd, 2 threads, relaxed SIMD'. */
+  describe(): string;
+  /**
+   * Takes the weights (reference tensors, or float32 arrays used as they are) into the memory
+   * its kernels read; returns them as float32 arrays by parameter name. `constant`: they do not
+   * change between calls (evaluation), so a backend may keep them in a layout of its own.
+   */
+  adoptParams(module: IRModule, fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>, constant: boolean): Map<string, Float32Array>;
+  /** The node as a step; throws PEER0606 where the backend cannot compute it correctly. */
+  plan(node: Node, ctx: PlanContext): PlannedStep;
+  /** GFLOP/s of its best 512^3 matmul: the yardstick for its contraction kernels. */
+  matmulReference(runs?: number): Promise<number>;
+  /** What runs slower than it could here, and why (run, bench and train print these). */
+  notes(): string[];
+  /** Its worker pool, where it has more than one thread (the trainer's row sums and Adam use it). */
+  pool(): WorkerPool | undefined;
+  /** Threads it runs on, the caller included. */
+  readonly threads: number;
+  destroy(): void;
+}
+
+export class KernelFallback extends Error {}
+
+/** A computed row index was out of range: only NaN or infinite values upstream can cause it (indices are checked at compile time). */
+export class NonFiniteIndex extends Error {}
+
+/**
+ * A program needs a kernel beyond what the backend computes correctly (a flat index over 2^24
+ * on gpu.js, products past wasm32's 4 GiB on wasm-simd): PEER0606 at the op, before any kernel runs.
+ */
+export function kernelLimit(node: Node, backend: string, detail: string): CompileError {
+  return new CompileError(diagnostic('PEER0606', node.span ?? null, { backend, detail }));
+}
+
+/** data (row-major, `shape`) with its axes reordered: result axis i is source axis perm[i]. */
+export function permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
+  const out = new Float32Array(src.length);
+  const srcStrides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const newShape = perm.map((j) => shape[j]!);
+  const rank = newShape.length;
+  // The innermost axis is copied in a tight loop; the outer ones are counted like an odometer.
+  const inner = newShape[rank - 1] ?? 1, innerStride = srcStrides[perm[rank - 1]!] ?? 1;
+  const idx = new Array<number>(Math.max(0, rank - 1)).fill(0);
+  for (let f = 0; f < out.length; f += inner) {
+    let s = 0;
+    for (let i = 0; i < rank - 1; i++) s += idx[i]! * srcStrides[perm[i]!]!;
+    for (let j = 0; j < inner; j++) out[f + j] = src[s + j * innerStride]!;
+    for (let i = rank - 2; i >= 0; i--) {
+      if (++idx[i]! < newShape[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
+/** Writes a reference tensor's values into `out` as float32. */
+export function fillFloat32(t: Tensor, out: Float32Array): Float32Array {
+  if (!t.isLazy) {
+    out.set(t.data);
+    return out;
+  }
+  for (let i = 0; i < t.size; i++) out[i] = t.element(i);
+  return out;
+}

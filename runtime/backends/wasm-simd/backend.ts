@@ -1,0 +1,179 @@
+// peerc's own CPU backend: contractions as its WebAssembly SIMD128 micro-kernel (gemm.ts), the
+// fused expert ops as SIMD kernels in each table's own wasm memory (tables.ts), retrieval,
+// gathers and slices as generated tasks (steps.ts), every other op as its gpu.js kernel source
+// turned into a pool task, all on a worker pool over shared memory. Only kernels a task cannot
+// take (2-D grids and views, vector returns) run as gpu.js webasm kernels.
+import { kernelTask, taskable } from '../../../codegen/host/kernel-task.js';
+import type { KernelPlan, KernelArg } from '../../../codegen/kernel.js';
+import { renderKernels } from '../../../codegen/render.js';
+import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
+import type { Tensor } from '../../../src/interp/tensor.js';
+import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
+import { fillFloat32, kernelLimit, permuteAxes, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
+import type { BackendInfo } from '../backend.js';
+import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
+import { hostStep, reused, type HostContext } from './steps.js';
+import { TableMemory, tableMemoryUnfit } from './tables.js';
+
+/** FNV-1a of a kernel source: tasks with the same source share their compiled function. */
+function sourceHash(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36) + s.length.toString(36);
+}
+
+export class WasmSimdBackend implements Backend {
+  readonly threads: number;
+  private readonly relaxedSimd: boolean;
+  /** Kernels a pool task cannot take run as gpu.js webasm kernels. */
+  private readonly gpujs: GpujsBackend;
+  private gemmKernel: WasmGemm | undefined;
+  private poolInstance: WorkerPool | undefined;
+  /** Expert tables in wasm memories of their own, by parameter name. */
+  private readonly tables = new Map<string, TableMemory>();
+  private readonly noteSet = new Set<string>();
+
+  constructor(readonly info: BackendInfo, options: BackendOptions = {}) {
+    this.threads = options.threads ?? defaultThreads();
+    this.relaxedSimd = options.relaxedSimd ?? simdSettings.relaxed ?? true;
+    this.gpujs = new GpujsBackend(info);
+  }
+
+  describe(): string {
+    return `${this.info.name}, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${this.gemm().relaxed ? 'relaxed SIMD' : 'plain SIMD128'}`;
+  }
+
+  notes(): string[] {
+    return [...this.noteSet];
+  }
+
+  /** The backend's threads (shared by every executor of this thread count). */
+  pool(): WorkerPool | undefined {
+    return this.threads > 1 ? this.threadPool : undefined;
+  }
+
+  private get threadPool(): WorkerPool {
+    return (this.poolInstance ??= workerPool(this.threads));
+  }
+
+  private gemm(): WasmGemm {
+    return (this.gemmKernel ??= new WasmGemm({ pool: this.threadPool, relaxed: this.relaxedSimd }));
+  }
+
+  /**
+   * Constant tables read by the fused expert ops move into table memories of their own, written
+   * straight from seeded or loaded weights (no second copy), so the SIMD kernels read their rows
+   * in place; the rest are shared arrays the pool's threads read without a copy. Weights passed
+   * per call (training) are the caller's to share (the Trainer does).
+   */
+  adoptParams(module: IRModule, fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>, constant: boolean): Map<string, Float32Array> {
+    const params = new Map(given);
+    if (constant) {
+      for (const node of fn.graph.nodes) {
+        if (node.op !== 'expert_act' && node.op !== 'expert_out') continue;
+        let cur = node.inputs[1]!;
+        while (fn.graph.node(cur.node).op === 'reshape' || fn.graph.node(cur.node).op === 'expand_dims') cur = fn.graph.node(cur.node).inputs[0]!;
+        const src = fn.graph.node(cur.node);
+        if (src.op !== 'param') continue;
+        const name = src.attrs.name as string;
+        if (this.tables.has(name)) continue;
+        const cells = module.params.find((p) => p.name === name)!.shape.reduce((a, b) => a * b, 1);
+        const rowSize = fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);
+        if (rowSize === undefined || tableMemoryUnfit(cells / rowSize, rowSize)) continue;
+        const table = new TableMemory(cells / rowSize, rowSize, { pool: this.pool() });
+        const w = weights.get(name)!;
+        if (w instanceof Float32Array) table.weights.set(w);
+        else fillFloat32(w, table.weights);
+        params.set(name, table.weights);
+        this.tables.set(name, table);
+      }
+    }
+    for (const p of module.params) if (!params.has(p.name)) params.set(p.name, fillFloat32(weights.get(p.name) as Tensor, sharedFloat32(p.shape.reduce((a, b) => a * b, 1))));
+    // Constants are read-only: one shared copy, so the pool's threads read them in place.
+    if (constant && this.threads > 1) for (const [name, w] of params) params.set(name, toShared(w));
+    return params;
+  }
+
+  private table(name: string, rowSize: number, ctx: PlanContext): TableMemory | string {
+    const have = this.tables.get(name);
+    if (have) return have.rowSize === rowSize ? have : `its table memory holds rows of ${have.rowSize} values, this op reads rows of ${rowSize}`;
+    const why = tableMemoryUnfit(ctx.param(name).length / rowSize, rowSize);
+    if (why) return why;
+    return ctx.paramsAsArguments ? 'parameters passed per call (training) are plain shared arrays, not table memories' : 'it was not placed in a table memory';
+  }
+
+  plan(node: Node, ctx: PlanContext): PlannedStep {
+    const own = this.ownStep(node, ctx);
+    if (own) return own;
+    if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return this.gpujs.plan(node, ctx);
+    const args: KernelArg[] = node.inputs.map((r) => {
+      const src = ctx.source(r);
+      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
+    });
+    const plans = renderKernels(node, args, node.types.map((_, i) => ctx.shapeOf({ node: node.id, result: i })), (d) => ctx.dimValue(d), ctx.training);
+    if (plans.every(taskable)) return this.kernelTaskStep(plans, ctx);
+    return this.gpujs.kernelStep(node, plans, ctx);
+  }
+
+  /** An op as one of the backend's own steps (steps.ts), when it has one. */
+  private ownStep(node: Node, ctx: PlanContext): PlannedStep | undefined {
+    const host: HostContext = {
+      fn: ctx.fn,
+      pool: this.threadPool,
+      gemm: () => this.gemm(),
+      source: ctx.source,
+      permuted: ctx.permuted,
+      param: ctx.param,
+      paramsAsArguments: ctx.paramsAsArguments,
+      permuteAxes,
+      table: (name, rowSize) => this.table(name, rowSize, ctx),
+      note: (message) => this.noteSet.add(message),
+    };
+    let own;
+    try {
+      own = hostStep(host, node, ctx.shapeOf);
+    } catch (e) {
+      if (e instanceof GemmMemoryExceeded) throw kernelLimit(node, this.info.name, `${e.message}; use fewer tokens per call`);
+      throw e;
+    }
+    return own && { label: own.label, run: own.host, kernels: 1 };
+  }
+
+  /**
+   * The gpu.js kernels of a node as generated tasks on the worker pool (same source, cells
+   * looped), stage after stage; outputs in buffers kept across calls.
+   */
+  private kernelTaskStep(plans: KernelPlan[], ctx: PlanContext): PlannedStep {
+    const tasks = plans.map((p) => kernelTask(p, `kernel:${sourceHash(p.source)}:${p.args.map((a) => a.kind[0]).join('')}:${p.earlierStages}`));
+    const outs = plans.map((p) => reused(p.outputLength));
+    const run = async (read: Read) => {
+      const stages: Float32Array[] = [];
+      for (const [s, plan] of plans.entries()) {
+        const args = plan.args.map((a) => {
+          if (a.kind === 'param') return a.perm ? ctx.permuted(a.name, a.perm) : ctx.param(a.name);
+          return a.perm ? permuteAxes(read(a.ref), a.perm.map((_, j) => a.shape[a.perm!.indexOf(j)]!), a.perm) : read(a.ref);
+        });
+        const out = outs[s]!();
+        await this.threadPool.run(tasks[s]!, [out, ...args, ...stages.slice(0, plan.earlierStages)], plan.outputLength, { minLanes: 4096, outputs: [0] });
+        stages.push(out);
+      }
+      let offset = 0;
+      return plans[plans.length - 1]!.results.map((len) => stages[stages.length - 1]!.subarray(offset, (offset += len)));
+    };
+    const label = plans.length === 1 ? `${plans[0]!.label} (host)` : `${plans[0]!.label.split(':')[0]} (host)`;
+    return { label, run, kernels: 1 };
+  }
+
+  /** GFLOP/s of the backend's own contraction kernel on a 512^3 matmul. */
+  async matmulReference(runs = 3): Promise<number> {
+    const n = 512;
+    const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
+    const gemm = this.gemm();
+    return timeMatmul(n, runs, () => gemm.batched(m, m, 1, n, n, n));
+  }
+
+  destroy(): void {
+    this.gpujs.destroy();
+  }
+}
