@@ -10,7 +10,7 @@ import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
 import { sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
-import { createBackend, resolveBackend, type BackendInfo, type BackendName } from './backends/info.js';
+import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
 import { fillFloat32, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 
@@ -66,7 +66,7 @@ export function toFloat32(t: Tensor): Float32Array {
 }
 
 export class Executor {
-  readonly backend: BackendInfo;
+  readonly backend: RegisteredBackend;
   private readonly impl: Backend;
   private readonly fn: IRFunction;
   private readonly plans = new Map<string, Step[]>();

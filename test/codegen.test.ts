@@ -15,7 +15,7 @@ import { unfusedPatterns } from '../src/passes/fusion-notes.js';
 import { EXPERT_ACTIVATIONS } from '../src/ir/ops/fused.js';
 import { ACTIVATIONS } from '../codegen/naive.js';
 
-const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'headlessgl'] as BackendName[]).filter((b) => !unavailableReason(b));
+const BACKENDS = (['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'headlessgl', 'plain-js'] as BackendName[]).filter((b) => !unavailableReason(b));
 const LOWERINGS: Lowering[] = ['naive', 'fused'];
 const executors: Executor[] = [];
 afterAll(() => executors.forEach((e) => e.destroy()));

@@ -105,7 +105,7 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     });
 });
 
-describe.each(['cpu', 'wasm-simd'] as BackendName[])('finite differences of the float32 training program on %s (looser)', (backend) => {
+describe.each(['cpu', 'wasm-simd', 'plain-js'] as BackendName[])('finite differences of the float32 training program on %s (looser)', (backend) => {
   // A model without top-k, so a perturbation cannot change a selection (the retrieval is covered
   // by float64 finite differences and by float32-vs-float64 gradients above).
   const SMOOTH = `

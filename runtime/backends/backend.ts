@@ -10,11 +10,9 @@ import type { Tensor } from '../../src/interp/tensor.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { WorkerPool } from '../pool.js';
 
-export type BackendName = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'headlessgl' | 'webgl2' | 'webgpu';
-
 /** A backend's capabilities as data (runtime/backends/info.ts lists them). */
 export interface BackendInfo {
-  name: BackendName;
+  name: string;
   /** gpu.js `mode` of its gpu.js kernels. */
   mode: string;
   /** gpu.js kernel calls return Promises. */
@@ -26,6 +24,8 @@ export interface BackendInfo {
    * trainer sums sparse rows and runs lazy Adam on the same threads).
    */
   pool: boolean;
+  /** Runs only in a page (or a Web Worker of one). */
+  browserOnly?: boolean;
 }
 
 export type Read = (r: ValueRef) => Float32Array;

@@ -1,4 +1,9 @@
 // `peerc help COMMAND` and `peerc COMMAND --help`: what each command does and its options.
+import { NODE_BACKENDS } from '../backends/info.js';
+
+/** The backends a command may name here, from the registry (a new backend appears by itself). */
+const BACKEND_CHOICES = NODE_BACKENDS.join(', ');
+
 export const HELP: Readonly<Record<string, string>> = {
   playground: `Serves the playground: a browser page with an editor for .peer programs (errors as you type),
 the examples, parameters and shapes, the IR after each pass, the generated kernels, a seeded run, fused vs
@@ -31,7 +36,7 @@ per token the parameters read and the forward's einsum FLOPs (open dimensions at
   --out O.safetensors                  where to write the outputs (missing folders are created)
   --backend B          reference (default here, unlike bench and train: run writes outputs, and the float64
                        interpreter's are the exact ones), or generated kernels in float32: auto (wasm-simd
-                       where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
+                       where available), ${BACKEND_CHOICES}
   --lowering L         fused (default) or naive kernels
   --train-mode         BatchNorm on batch statistics; writes the new running statistics (reference only)
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
@@ -69,7 +74,7 @@ same command continues the sweep.
   bench: `Times the generated kernels: fused vs naive vs the float64 interpreter, per kernel.
   --tokens T           tokens per call: the last open dimension (the sequence) is T, every other open dimension 1
                        (default 256)
-  --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
+  --backend B          auto (default: wasm-simd where available), ${BACKEND_CHOICES}
   --runs R             timed runs (median reported; default 5)
   --train              time the training step instead
   --json               machine-readable output
@@ -96,7 +101,7 @@ same command continues the sweep.
   --steps N  --batch B  --seq S  --seed S  --lr LR
   --optimizer sgd|adam|adamw  --schedule cosine|constant  --warmup N  --clip C  --weight-decay W  --beta1  --beta2
   --eval-every N  --eval-batches N  --checkpoint-every N  --stop-at N
-  --backend B          auto (default: wasm-simd where available), wasm-simd, cpu, webasm, webasm-threads, headlessgl
+  --backend B          auto (default: wasm-simd where available), ${BACKEND_CHOICES}
   --out DIR            the run folder (default runs/MODEL); an existing run is never replaced silently
   --resume             continue the run in --out; --steps, --lr and the other optimizer settings, the
                        evaluation cadence and the backend may change (recorded); task, data, batch,

@@ -4,7 +4,7 @@
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
 import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
-import { resolveBackend, type BackendInfo, type BackendName } from '../backends/info.js';
+import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import { RowSummer, type SparseGrad } from './sparse.js';
 import type { Batch } from './data.js';
@@ -49,7 +49,7 @@ export class Trainer {
   readonly train: TrainingProgram;
   readonly evaluation: TrainingProgram;
   readonly optimizer: Optimizer;
-  readonly backend: BackendInfo;
+  readonly backend: RegisteredBackend;
   private readonly trainExec: Executor;
   private readonly evalExec: Executor;
   private readonly summer: RowSummer;
