@@ -132,3 +132,10 @@ export function fillFloat32(t: Tensor, out: Float32Array): Float32Array {
   for (let i = 0; i < t.size; i++) out[i] = t.element(i);
   return out;
 }
+
+/** The weights as float32 arrays: the given ones as they are, tensors written into `alloc`'d arrays. */
+export function weightArrays(module: IRModule, weights: ReadonlyMap<string, Tensor | Float32Array>, given: ReadonlyMap<string, Float32Array>, alloc: (length: number) => Float32Array): Map<string, Float32Array> {
+  const params = new Map(given);
+  for (const p of module.params) if (!params.has(p.name)) params.set(p.name, fillFloat32(weights.get(p.name) as Tensor, alloc(p.shape.reduce((a, b) => a * b, 1))));
+  return params;
+}

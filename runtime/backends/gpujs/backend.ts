@@ -9,7 +9,7 @@ import { FLAT_INDEX_LIMIT, type KernelArg, type KernelPlan } from '../../../code
 import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { sharedFloat32, type WorkerPool } from '../../pool.js';
-import { fillFloat32, kernelLimit, KernelFallback, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { weightArrays, kernelLimit, KernelFallback, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import type { BackendInfo } from '../backend.js';
 
 const { GPU } = gpujs;
@@ -73,9 +73,7 @@ export class GpujsBackend implements Backend {
   }
 
   adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {
-    const params = new Map(given);
-    for (const p of module.params) if (!params.has(p.name)) params.set(p.name, fillFloat32(weights.get(p.name) as Tensor, sharedFloat32(p.shape.reduce((a, b) => a * b, 1))));
-    return params;
+    return weightArrays(module, weights, given, sharedFloat32);
   }
 
   plan(node: Node, ctx: PlanContext): PlannedStep {

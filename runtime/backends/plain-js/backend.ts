@@ -8,7 +8,7 @@ import { opDef } from '../../../src/ir/ops/registry.js';
 import { Tensor } from '../../../src/interp/tensor.js';
 import { CompileError } from '../../../src/diagnostics/diagnostic.js';
 import type { WorkerPool } from '../../pool.js';
-import { fillFloat32, NonFiniteIndex, type Backend, type BackendInfo, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { weightArrays, NonFiniteIndex, type Backend, type BackendInfo, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { timeMatmul } from '../gpujs/backend.js';
 
 export class PlainJsBackend implements Backend {
@@ -29,9 +29,7 @@ export class PlainJsBackend implements Backend {
   }
 
   adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {
-    const params = new Map(given);
-    for (const p of module.params) if (!params.has(p.name)) params.set(p.name, fillFloat32(weights.get(p.name) as Tensor, new Float32Array(p.shape.reduce((a, b) => a * b, 1))));
-    return params;
+    return weightArrays(module, weights, given, (n) => new Float32Array(n));
   }
 
   plan(node: Node, ctx: PlanContext): PlannedStep {

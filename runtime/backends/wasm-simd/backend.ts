@@ -9,7 +9,7 @@ import { renderKernels } from '../../../codegen/render.js';
 import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
-import { fillFloat32, kernelLimit, permuteAxes, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
@@ -89,10 +89,10 @@ export class WasmSimdBackend implements Backend {
         this.tables.set(name, table);
       }
     }
-    for (const p of module.params) if (!params.has(p.name)) params.set(p.name, fillFloat32(weights.get(p.name) as Tensor, sharedFloat32(p.shape.reduce((a, b) => a * b, 1))));
+    const all = weightArrays(module, weights, params, sharedFloat32);
     // Constants are read-only: one shared copy, so the pool's threads read them in place.
-    if (constant && this.threads > 1) for (const [name, w] of params) params.set(name, toShared(w));
-    return params;
+    if (constant && this.threads > 1) for (const [name, w] of all) all.set(name, toShared(w));
+    return all;
   }
 
   private table(name: string, rowSize: number, ctx: PlanContext): TableMemory | string {
