@@ -13,6 +13,9 @@ import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
 import { fillFloat32, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
+import { attrsOf } from '../src/ir/ops/types.js';
+import { input, param } from '../src/ir/ops/leaves.js';
+import { dropout, gumbel } from '../src/ir/ops/noise.js';
 
 export { KernelFallback, NonFiniteIndex, permuteAxes } from './backends/backend.js';
 
@@ -142,7 +145,7 @@ export class Executor {
     }
     const values = new Map<number, Float32Array[]>();
     fn.inputs.forEach((id) => {
-      const data = inputs.get(fn.graph.node(id).attrs.name as string)!.data;
+      const data = inputs.get(attrsOf(input, fn.graph.node(id)).name)!.data;
       values.set(id, [data instanceof Float32Array ? data : Float32Array.from(data)]);
     });
     const timings = new Map<string, number>();
@@ -182,7 +185,7 @@ export class Executor {
     let cur = r;
     for (;;) {
       const n = this.fn.graph.node(cur.node);
-      if (n.op === 'param') return { kind: 'param', name: n.attrs.name as string };
+      if (n.op === 'param') return { kind: 'param', name: attrsOf(param, n).name };
       if (!VIEW_OPS.has(n.op)) return { kind: 'value', ref: cur };
       cur = n.inputs[0]!;
     }
@@ -222,9 +225,13 @@ export class Executor {
       const x = read(node.inputs[0]!);
       if (!this.training) return [x];
       const out = new Float32Array(x.length);
-      const key = noiseKey(this.noise.seed, node.attrs.salt as number);
-      if (node.op === 'dropout') dropoutValues(x, out, node.attrs.p as number, key, this.noise.step);
-      else gumbelValues(x, out, node.attrs.scale as number, key, this.noise.step);
+      if (node.op === 'dropout') {
+        const { p, salt } = attrsOf(dropout, node);
+        dropoutValues(x, out, p, noiseKey(this.noise.seed, salt), this.noise.step);
+      } else {
+        const { scale, salt } = attrsOf(gumbel, node);
+        gumbelValues(x, out, scale, noiseKey(this.noise.seed, salt), this.noise.step);
+      }
       return [out];
     };
     return { label: `${node.op} (host)`, run, kernels: 1 };

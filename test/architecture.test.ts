@@ -64,3 +64,8 @@ it('a backend is one folder: nothing outside runtime/backends/ reaches into a ba
   const asking = files.filter((f) => !inside(f) && f.startsWith('runtime/') && !f.startsWith('runtime/playground/') && /\.(?:name|backend) === '(?:cpu|webasm|webasm-threads|wasm-simd|headlessgl|webgl2|webgpu)'/.test(readFileSync(join(root, f), 'utf8')));
   expect(asking).toEqual([]);
 });
+
+it('the executor and the backends read attributes typed by the op declarations (attrsOf), not through casts', () => {
+  const casting = files.filter((f) => (f.startsWith('runtime/backends/') || f === 'runtime/executor.ts') && /attrs\.\w+ as /.test(readFileSync(join(root, f), 'utf8')));
+  expect(casting).toEqual([]);
+});

@@ -15,6 +15,8 @@ import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
 import { hostStep, reused, type HostContext } from './steps.js';
 import { TableMemory, tableMemoryUnfit } from './tables.js';
+import { attrsOf } from '../../../src/ir/ops/types.js';
+import { param } from '../../../src/ir/ops/leaves.js';
 
 /** FNV-1a of a kernel source: tasks with the same source share their compiled function. */
 function sourceHash(s: string): string {
@@ -76,7 +78,7 @@ export class WasmSimdBackend implements Backend {
         while (fn.graph.node(cur.node).op === 'reshape' || fn.graph.node(cur.node).op === 'expand_dims') cur = fn.graph.node(cur.node).inputs[0]!;
         const src = fn.graph.node(cur.node);
         if (src.op !== 'param') continue;
-        const name = src.attrs.name as string;
+        const name = attrsOf(param, src).name;
         if (this.tables.has(name)) continue;
         const cells = module.params.find((p) => p.name === name)!.shape.reduce((a, b) => a * b, 1);
         const rowSize = fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);

@@ -12,6 +12,10 @@ import { expertActTask, expertOutTask, gatherRowsTask } from '../../../codegen/h
 import { sharedFloat32, type WorkerPool } from '../../pool.js';
 import type { WasmGemm } from './gemm.js';
 import { tableStep, type TableContext } from './table-steps.js';
+import { attrsOf } from '../../../src/ir/ops/types.js';
+import { einsum } from '../../../src/ir/ops/einsum.js';
+import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
+import { slice } from '../../../src/ir/ops/indexing.js';
 
 export type Read = (r: ValueRef) => Float32Array;
 export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
@@ -52,8 +56,9 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       return contraction(ctx, node, shapeOf);
     case 'product_retrieve': {
       const shape = shapeOf(node.inputs[0]!);
-      const n = shape[shape.length - 1]!, k = node.attrs.k as number;
-      const task = productRetrieveTask(n, k, node.attrs.subk as number, node.attrs.gate as string);
+      const { k, subk, gate } = attrsOf(product_retrieve, node);
+      const n = shape[shape.length - 1]!;
+      const task = productRetrieveTask(n, k, subk, gate);
       const lanes = size(shape) / n;
       const wBuf = reused(lanes * k), idxBuf = reused(lanes * k);
       return {
@@ -91,8 +96,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
     }
     case 'slice': {
       const shape = shapeOf(node.inputs[0]!);
-      const axis = ((node.attrs.axis as number) + shape.length) % shape.length;
-      const start = node.attrs.start as number, end = node.attrs.end as number;
+      const { axis: at, start, end } = attrsOf(slice, node);
+      const axis = (at + shape.length) % shape.length;
       const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
       const block = (end - start) * inner;
       const outBuf = reused(outer * block);
@@ -117,7 +122,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
  * evaluation-mode BatchNorm (flat index mod C is the channel) as the epilogue.
  */
 function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
-  const spec = parseEinsum(node.attrs.spec as string, 2);
+  const specText = node.op === 'einsum_bn' ? attrsOf(einsum_bn, node).spec : attrsOf(einsum, node).spec;
+  const spec = parseEinsum(specText, 2);
   if (spec.inputs.length !== 2 || node.inputs.length < 2) return undefined;
   const shapes = node.inputs.slice(0, 2).map(shapeOf);
   const m = batchedLayout(spec, shapes);
@@ -134,8 +140,8 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
   const bConstant = constant(m.y);
   const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
-  const eps = node.attrs.eps as number;
-  const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${node.attrs.spec as string}`} (wasm-simd)`;
+  const eps = node.op === 'einsum_bn' ? attrsOf(einsum_bn, node).eps : 0;
+  const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (wasm-simd)`;
   // The step's place in the kernel memory, fixed now: a program whose products pass wasm32's
   // 4 GiB fails here, before any kernel runs.
   const gemm = ctx.gemm();
@@ -161,7 +167,7 @@ function expertActStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => n
   const [T, d] = shapeOf(node.inputs[0]!) as [number, number];
   const rows = size(shapeOf(node.inputs[1]!)) / d;
   const slots = size(shapeOf(node.inputs[2]!));
-  const task = expertActTask(d, rows, slots / T, node.attrs.act as string);
+  const task = expertActTask(d, rows, slots / T, attrsOf(expert_act, node).act);
   const outBuf = reused(slots);
   return {
     label: 'expert_act (host)',

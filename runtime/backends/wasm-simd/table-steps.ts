@@ -7,6 +7,8 @@ import type { Node, ValueRef } from '../../../src/ir/graph.js';
 import { ACTIVATIONS } from '../../../codegen/naive.js';
 import type { TableMemory } from './tables.js';
 import { sharedFloat32 } from '../../pool.js';
+import { attrsOf } from '../../../src/ir/ops/types.js';
+import { expert_act } from '../../../src/ir/ops/fused.js';
 
 export interface TableContext {
   source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };
@@ -40,7 +42,7 @@ export function tableStep(ctx: TableContext, node: Node, shapeOf: (r: ValueRef) 
     const table = ctx.table(src.name, d);
     if (typeof table === 'string') return table;
     const slots = size(shapeOf(node.inputs[2]!)), perToken = slots / T;
-    const epilogue = gateEpilogue(node.attrs.act as string);
+    const epilogue = gateEpilogue(attrsOf(expert_act, node).act);
     const outBuf = kept(slots);
     return {
       label: 'expert_act (wasm-simd)',

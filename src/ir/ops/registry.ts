@@ -12,21 +12,26 @@ import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js'
 import type { OpDef } from './types.js';
 
 const all: OpDef[] = [
-  ...Object.values(elementwise).filter(isOp),
+  ...opsIn(elementwise),
   ...elementwise.UNARY_OP_DEFS,
   einsum,
-  ...Object.values(indexing).filter(isOp),
-  ...Object.values(reductions).filter(isOp),
-  ...Object.values(leaves).filter(isOp),
-  ...Object.values(fused).filter(isOp),
-  ...Object.values(scatter).filter(isOp),
-  ...Object.values(select).filter(isOp),
-  ...Object.values(noise).filter(isOp),
+  ...opsIn(indexing),
+  ...opsIn(reductions),
+  ...opsIn(leaves),
+  ...opsIn(fused),
+  ...opsIn(scatter),
+  ...opsIn(select),
+  ...opsIn(noise),
   elementwise_fused,
 ];
 
 function isOp(x: unknown): x is OpDef {
   return typeof x === 'object' && x !== null && 'infer' in x && 'name' in x;
+}
+
+/** The op declarations a module exports. */
+function opsIn(module: object): OpDef[] {
+  return (Object.values(module) as unknown[]).filter(isOp);
 }
 
 export const OPS: ReadonlyMap<string, OpDef> = new Map(all.map((o) => [o.name, o]));

@@ -92,6 +92,25 @@ export interface GradNode {
 
 export type GradRule = (b: GradBuilder, node: GradNode, dys: readonly (GradValue | undefined)[]) => (GradValue | undefined)[];
 
-export function defineOp(def: OpDef): OpDef {
+/** The TypeScript type of an attribute of each kind. */
+type AttrType<K extends AttrKind> = K extends 'int' | 'float' ? number : K extends 'string' ? string : K extends 'bool' ? boolean : readonly Dim[];
+/** An op's attributes as its declaration types them. */
+export type AttrValues<A extends Readonly<Record<string, AttrKind>>> = { readonly [N in keyof A]: AttrType<A[N]> };
+
+/** An op whose attribute kinds are known to the type checker (every op made by defineOp). */
+export interface TypedOpDef<A extends Readonly<Record<string, AttrKind>>> extends OpDef {
+  attrs: A;
+}
+
+export function defineOp<const A extends Readonly<Record<string, AttrKind>>>(def: OpDef & { attrs: A }): TypedOpDef<A> {
   return { ...def };
+}
+
+/**
+ * A node's attributes typed by its op's declaration, so a use site reads `attrsOf(topk, n).k`
+ * as a number instead of casting; the node must be of that op (checked).
+ */
+export function attrsOf<A extends Readonly<Record<string, AttrKind>>>(op: TypedOpDef<A>, node: { readonly op: string; readonly attrs: Attrs }): AttrValues<A> {
+  if (node.op !== op.name) throw new Error(`attributes of '${op.name}' asked of a '${node.op}' node`);
+  return node.attrs as AttrValues<A>;
 }
