@@ -13,6 +13,7 @@ import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
 import { fillFloat32, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
+import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
 import { input, param } from '../src/ir/ops/leaves.js';
 import { dropout, gumbel } from '../src/ir/ops/noise.js';
@@ -248,6 +249,11 @@ export class Executor {
     out = permuteAxes(this.params.get(name)!, shape, perm);
     this.permutedCache.set(key, out);
     return out;
+  }
+
+  /** Sums gradient rows per touched table row on the backend (`key` names the table). */
+  sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad> {
+    return this.impl.sumRows(ids, grads, rowSize, key);
   }
 
   /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */

@@ -8,7 +8,8 @@ import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { Executor } from '../runtime/executor.js';
 import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
-import { bucketByRow, RowSummer, sumRowsOnHost } from '../runtime/train/sparse.js';
+import { bucketByRow, sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { KernelRowSummer } from '../runtime/backends/gpujs/row-sums.js';
 import { BACKENDS } from '../runtime/backends/info.js';
 import { compileOk, sampleInputs, smallExample } from './helpers.js';
 
@@ -92,7 +93,7 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
       const m = 300, rowSize = 7;
       const ids = Float32Array.from({ length: m }, (_, i) => Math.floor(uniformAt(1, i, 0) ** 3 * 1000));
       const grads = Float32Array.from({ length: m * rowSize }, (_, i) => uniformAt(2, i, 0) - 0.5);
-      const summer = new RowSummer(BACKENDS[backend], { kernel: true });
+      const summer = new KernelRowSummer(BACKENDS[backend]);
       try {
         const got = await summer.sum(ids, grads, rowSize);
         const want = sumRowsOnHost(ids, grads, rowSize);

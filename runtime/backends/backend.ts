@@ -9,6 +9,7 @@ import type { Dim } from '../../src/shapes/dim.js';
 import type { Tensor } from '../../src/interp/tensor.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 import type { WorkerPool } from '../pool.js';
+import type { SparseGrad } from './row-sums.js';
 
 /** A backend's capabilities as data (runtime/backends/info.ts lists them). */
 export interface BackendInfo {
@@ -82,7 +83,12 @@ export interface Backend {
   matmulReference(runs?: number): Promise<number>;
   /** What runs slower than it could here, and why (run, bench and train print these). */
   notes(): string[];
-  /** Its worker pool, where it has more than one thread (the trainer's row sums and Adam use it). */
+  /**
+   * Sums gradient rows per touched table row (an expert table's sparse gradient); `key` names
+   * the table (a backend may keep a buffer per table: the sums are valid until its next call).
+   */
+  sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad>;
+  /** Its worker pool, where it has more than one thread (the trainer's lazy Adam uses it). */
   pool(): WorkerPool | undefined;
   /** Threads it runs on, the caller included. */
   readonly threads: number;

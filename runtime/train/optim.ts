@@ -3,7 +3,7 @@
 // the parameter and its moments change, with the global step's bias correction (as
 // TensorFlow's LazyAdam). Learning-rate groups come from `@lr(x)`, decay from the language.
 import type { ParamInfo } from '../../src/ir/graph.js';
-import type { SparseGrad } from './sparse.js';
+import type { SparseGrad } from '../backends/row-sums.js';
 import { fail } from '../../src/diagnostics/diagnostic.js';
 import { LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
 import { sharedFloat32, type WorkerPool } from '../pool.js';

@@ -6,7 +6,7 @@ import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
-import { RowSummer, type SparseGrad } from './sparse.js';
+import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
 import { isShared, toShared, type WorkerPool } from '../pool.js';
 
@@ -52,7 +52,6 @@ export class Trainer {
   readonly backend: RegisteredBackend;
   private readonly trainExec: Executor;
   private readonly evalExec: Executor;
-  private readonly summer: RowSummer;
   private readonly params: ReadonlyMap<string, ParamInfo>;
   /** wasm-simd with more than one thread: the executors' worker pool. */
   private readonly pool: WorkerPool | undefined;
@@ -72,7 +71,6 @@ export class Trainer {
       for (const [name, w] of weights) if (!isShared(w)) weights.set(name, toShared(w));
       for (const e of [this.trainExec, this.evalExec]) for (const name of e.params.keys()) e.params.set(name, weights.get(name)!);
     }
-    this.summer = new RowSummer(this.backend, { pool: this.pool });
     this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params);
     this.seed = options.seed ?? 0;
@@ -110,7 +108,7 @@ export class Trainer {
       const rowSize = rows.length / ids.length;
       const t0 = performance.now();
       if (info.sparse) {
-        sparse.set(name, await this.summer.sum(ids, rows, rowSize, name));
+        sparse.set(name, await this.trainExec.sumRows(ids, rows, rowSize, name));
       } else {
         // A dense-optimised table whose gradient came as rows (a small key table, an embedding):
         // added straight into a dense gradient, no bucketing needed.
@@ -200,7 +198,6 @@ export class Trainer {
   }
 
   destroy(): void {
-    this.summer.destroy();
     this.trainExec.destroy();
     this.evalExec.destroy();
   }

@@ -10,6 +10,7 @@ import { CompileError } from '../../../src/diagnostics/diagnostic.js';
 import type { WorkerPool } from '../../pool.js';
 import { weightArrays, NonFiniteIndex, type Backend, type BackendInfo, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { timeMatmul } from '../gpujs/backend.js';
+import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 
 export class PlainJsBackend implements Backend {
   readonly threads = 1;
@@ -26,6 +27,10 @@ export class PlainJsBackend implements Backend {
 
   pool(): WorkerPool | undefined {
     return undefined;
+  }
+
+  async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
+    return sumRowsOnHost(ids, grads, rowSize);
   }
 
   adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {

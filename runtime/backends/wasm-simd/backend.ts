@@ -15,6 +15,8 @@ import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
 import { hostStep, reused, type HostContext } from './steps.js';
 import { TableMemory, tableMemoryUnfit } from './tables.js';
+import { bucketByRow, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
+import { sumRowsTask } from '../../../codegen/host/experts.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
 import { param } from '../../../src/ir/ops/leaves.js';
 
@@ -48,6 +50,21 @@ export class WasmSimdBackend implements Backend {
 
   notes(): string[] {
     return [...this.noteSet];
+  }
+
+  /** Sums per table (`key`), reused across steps: a step's sums are consumed by its optimizer update. */
+  private readonly sums = new Map<string, Float32Array>();
+
+  /** The buckets summed across the pool's threads (the host loop on one thread). */
+  async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad> {
+    const pool = this.pool();
+    if (!pool) return sumRowsOnHost(ids, grads, rowSize);
+    const b = bucketByRow(ids);
+    let buf = this.sums.get(key);
+    if (!buf || buf.length < ids.length * rowSize) this.sums.set(key, (buf = sharedFloat32(ids.length * rowSize)));
+    const values = buf.subarray(0, b.rows.length * rowSize);
+    await pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values], b.rows.length, { minLanes: 256, outputs: [4] });
+    return { rows: b.rows, values };
   }
 
   /** The backend's threads (shared by every executor of this thread count). */

@@ -1,0 +1,59 @@
+// Sparse gradients of expert tables. A step's gathers produce (row id, gradient row) pairs,
+// often several for one row. They are bucketed by row id (a CSR: sorted order, start, length)
+// on the host and summed per touched row by the backend (Backend.sumRows): on the host here,
+// in a gpu.js kernel on GPU backends, across the pool's threads on wasm-simd; no atomics.
+
+export interface SparseGrad {
+  /** Distinct touched rows, ascending. */
+  rows: Int32Array;
+  /** Their summed gradients, rows.length x rowSize. */
+  values: Float32Array;
+}
+
+export interface Buckets {
+  rows: Int32Array;
+  /** Slot numbers sorted by row id; bucket b is order[start[b] .. start[b] + length[b]). */
+  order: Float32Array;
+  start: Float32Array;
+  length: Float32Array;
+  longest: number;
+}
+
+export function bucketByRow(ids: ArrayLike<number>): Buckets {
+  const m = ids.length;
+  const keys = new Float64Array(m);
+  for (let i = 0; i < m; i++) keys[i] = ids[i]! * m + i;
+  keys.sort();
+  const order = new Float32Array(m), start = new Float32Array(m), length = new Float32Array(m);
+  const rows: number[] = [];
+  let longest = 0;
+  for (let i = 0; i < m; i++) {
+    const row = Math.floor(keys[i]! / m);
+    order[i] = keys[i]! - row * m;
+    if (rows.length === 0 || rows[rows.length - 1] !== row) {
+      rows.push(row);
+      start[rows.length - 1] = i;
+    }
+    const b = rows.length - 1;
+    length[b] = length[b]! + 1;
+    longest = Math.max(longest, length[b]!);
+  }
+  return { rows: Int32Array.from(rows), order, start, length, longest };
+}
+
+/** Sums on the host, in slot order within each row (the reference, and the CPU backends' path). */
+export function sumRowsOnHost(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): SparseGrad {
+  const b = bucketByRow(ids);
+  const values = new Float32Array(b.rows.length * rowSize);
+  for (let r = 0; r < b.rows.length; r++) {
+    const start = b.start[r]!, len = b.length[r]!, out = r * rowSize;
+    // Most rows are touched once: a block copy; the others add their further rows.
+    const first = b.order[start]! * rowSize;
+    values.set(grads.subarray(first, first + rowSize), out);
+    for (let j = 1; j < len; j++) {
+      const src = b.order[start + j]! * rowSize;
+      for (let c = 0; c < rowSize; c++) values[out + c] = values[out + c]! + grads[src + c]!;
+    }
+  }
+  return { rows: b.rows, values };
+}
