@@ -104,6 +104,26 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
         summer.destroy();
       }
     });
+  it.skipIf(!!unavailableReason('wasm-simd'))('every backend sums rows as the host does; wasm-simd on 2 threads also returns their sum of squares (the gradient norm)', async () => {
+    const m = 3000, rowSize = 8;
+    const ids = Float32Array.from({ length: m }, (_, i) => Math.floor(uniformAt(3, i, 0) ** 2 * 500));
+    const grads = Float32Array.from({ length: m * rowSize }, (_, i) => uniformAt(4, i, 0) - 0.5);
+    const want = sumRowsOnHost(ids, grads, rowSize);
+    let squares = 0;
+    for (const v of want.values) squares += v * v;
+    const tiny = compileOk('param W: [8, 8] = normal(0, 1)\nmodel f(x: [T, 8]) -> [T, 8] {\n  return matmul(x, W)\n}\n');
+    for (const [backend, threads] of [['wasm-simd', 2], ['wasm-simd', 1], ['cpu', 1], ['plain-js', 1]] as const) {
+      const ex = new Executor(tiny, seededWeights(tiny, 1), backend, { threads });
+      try {
+        const got = await ex.sumRows(ids, grads, rowSize, 'T');
+        expect(Array.from(got.rows), backend).toEqual(Array.from(want.rows));
+        expect(relErr(got.values, want.values), backend).toBeLessThan(1e-6);
+        if (backend === 'wasm-simd' && threads === 2) expect(Math.abs(got.sumSquares! - squares) / squares).toBeLessThan(1e-12);
+      } finally {
+        ex.destroy();
+      }
+    }
+  });
 });
 
 describe.each(['cpu', 'wasm-simd', 'plain-js'] as BackendName[])('finite differences of the float32 training program on %s (looser)', (backend) => {

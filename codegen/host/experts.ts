@@ -87,11 +87,13 @@ export function gatherRowsTask(rowSize: number, rows: number): PoolTask {
 
 /**
  * Sums gradient rows per touched row, buckets [from, to) of a CSR (order sorted by row id,
- * start, length): in slot order, as the reference does. Args: grads, order, start, length, out.
+ * start, length): in slot order, as the reference does; and each summed row's sum of squares
+ * while it is in cache (the gradient norm needs them: a separate pass over every row cost
+ * 13-24 ms per step at 16k rows x 256 x 2 tables). Args: grads, order, start, length, out, squares.
  */
 export function sumRowsTask(rowSize: number): PoolTask {
   const source = `function sumRows(args, from, to) {
-  const g = args[0], order = args[1], start = args[2], len = args[3], out = args[4];
+  const g = args[0], order = args[1], start = args[2], len = args[3], out = args[4], squares = args[5];
   for (let r = from; r < to; r++) {
     const s = start[r], o = r * ${rowSize};
     const first = order[s] * ${rowSize};
@@ -100,6 +102,9 @@ export function sumRowsTask(rowSize: number): PoolTask {
       const src = order[s + q] * ${rowSize};
       for (let c = 0; c < ${rowSize}; c++) out[o + c] += g[src + c];
     }
+    let sq = 0;
+    for (let c = o; c < o + ${rowSize}; c++) sq += out[c] * out[c];
+    squares[r] = sq;
   }
 }`;
   return { key: `sum_rows:${rowSize}`, source };

@@ -8,6 +8,8 @@ export interface SparseGrad {
   rows: Int32Array;
   /** Their summed gradients, rows.length x rowSize. */
   values: Float32Array;
+  /** The sum of the squares of `values`, where the backend computed it with the sums (the gradient norm reads it). */
+  sumSquares?: number;
 }
 
 export interface Buckets {

@@ -79,7 +79,10 @@ export interface Gradients {
 export function gradientNorm(g: Gradients): number {
   let sq = 0;
   for (const d of g.dense.values()) for (let i = 0; i < d.length; i++) sq += d[i]! * d[i]!;
-  for (const s of g.sparse.values()) for (let i = 0; i < s.values.length; i++) sq += s.values[i]! * s.values[i]!;
+  for (const s of g.sparse.values()) {
+    if (s.sumSquares !== undefined) sq += s.sumSquares;
+    else for (let i = 0; i < s.values.length; i++) sq += s.values[i]! * s.values[i]!;
+  }
   return Math.sqrt(sq);
 }
 

@@ -53,7 +53,7 @@ export class WasmSimdBackend implements Backend {
   }
 
   /** Sums per table (`key`), reused across steps: a step's sums are consumed by its optimizer update. */
-  private readonly sums = new Map<string, Float32Array>();
+  private readonly sums = new Map<string, { values: Float32Array; squares: Float64Array }>();
 
   /** The buckets summed across the pool's threads (the host loop on one thread). */
   async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad> {
@@ -61,10 +61,13 @@ export class WasmSimdBackend implements Backend {
     if (!pool) return sumRowsOnHost(ids, grads, rowSize);
     const b = bucketByRow(ids);
     let buf = this.sums.get(key);
-    if (!buf || buf.length < ids.length * rowSize) this.sums.set(key, (buf = sharedFloat32(ids.length * rowSize)));
-    const values = buf.subarray(0, b.rows.length * rowSize);
-    await pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values], b.rows.length, { minLanes: 256, outputs: [4] });
-    return { rows: b.rows, values };
+    if (!buf || buf.values.length < ids.length * rowSize)
+      this.sums.set(key, (buf = { values: sharedFloat32(ids.length * rowSize), squares: new Float64Array(new SharedArrayBuffer(8 * ids.length)) }));
+    const values = buf.values.subarray(0, b.rows.length * rowSize), squares = buf.squares.subarray(0, b.rows.length);
+    await pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values, squares], b.rows.length, { minLanes: 256, outputs: [4, 5] });
+    let sumSquares = 0;
+    for (let r = 0; r < squares.length; r++) sumSquares += squares[r]!;
+    return { rows: b.rows, values, sumSquares };
   }
 
   /** The backend's threads (shared by every executor of this thread count). */
