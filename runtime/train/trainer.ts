@@ -129,7 +129,9 @@ export class Trainer {
     const t0 = performance.now();
     const { loss, grads, buffers, timings } = await this.gradients(batch);
     if (!Number.isFinite(loss)) throw new Diverged('the loss');
+    const tNorm = performance.now();
     const norm = gradientNorm(grads);
+    timings.set('gradient norm', performance.now() - tNorm);
     if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     const t1 = performance.now();
