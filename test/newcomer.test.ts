@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileOk, diagnose, runPeerc } from './helpers.js';
+import { compileOk, diagnose, runPeerc, smallExample } from './helpers.js';
 import { Executor } from '../runtime/executor.js';
 import { CompileError } from '../src/diagnostics/diagnostic.js';
 import { moduleInfo } from '../runtime/cli/info.js';
@@ -207,6 +207,18 @@ describe('peerc bench figures follow from the IR', () => {
     const j = JSON.parse(r.stdout) as { einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; tokens: number };
     expect(j.einsum_gflop).toBeCloseTo((2 * 32 * 8 * 4) / 1e9, 15);
     for (const g of Object.values(j.einsum_gflops_per_s)) expect(g).toBeGreaterThan(0);
+  });
+  it('the expert kernels report GB/s of the rows they read: tokens x h x k rows of d floats each', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerc-newcomer-'));
+    const file = join(dir, 'peer.peer');
+    writeFileSync(file, smallExample('peer_paper.peer').replace('const d = 256', 'const d = 32'));
+    const r = runPeerc(['bench', file, '--tokens', '16', '--runs', '1', '--json', '--skip-naive', '--skip-reference', '--skip-ort']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { expert_row_bytes: Record<string, number>; expert_rows_gb_per_s: Record<string, number> };
+    // h = 8 heads, k = 16 experts each, rows of d = 32 floats.
+    expect(j.expert_row_bytes).toEqual({ expert_act: 16 * 8 * 16 * 32 * 4, expert_out: 16 * 8 * 16 * 32 * 4 });
+    expect(Object.keys(j.expert_rows_gb_per_s).length).toBe(2);
+    for (const g of Object.values(j.expert_rows_gb_per_s)) expect(g).toBeGreaterThan(0);
   });
 });
 

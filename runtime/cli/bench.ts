@@ -136,6 +136,12 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     const timedAlone = [...flops.perKernel].map(([label, gflop]) => [label, gflop, measured.fused!.kernels.find((k) => k.label === label || k.label === `${label} (wasm-simd)`)?.medianMs] as const);
     const kernelGflops = Object.fromEntries(timedAlone.filter(([, , ms]) => ms).map(([label, gflop, ms]) => [label, gflop / (ms! / 1000)]));
     const untimed = timedAlone.filter(([, , ms]) => !ms).map(([label]) => label);
+    // The expert kernels' work is reading the selected rows (random rows of the tables): GB/s.
+    const rowBytes = expertRowBytes(fusedModule, o.tokens);
+    const expertGbPerS = Object.fromEntries([...rowBytes].flatMap(([op, bytes]) => {
+      const k = measured.fused!.kernels.find((x) => x.label === op || x.label.startsWith(`${op} (`));
+      return k ? [[k.label, bytes / 1e9 / (k.medianMs / 1000)]] : [];
+    }));
     const report = {
       backend: executors[0]!.backend.name,
       backend_detail: executors[0]!.describe(),
@@ -151,6 +157,8 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       einsum_gflop: flops.total,
       einsum_gflops_per_s: kernelGflops,
       einsum_not_timed_alone: untimed,
+      expert_row_bytes: Object.fromEntries(rowBytes),
+      expert_rows_gb_per_s: expertGbPerS,
       matmul_reference_gflops_per_s: matmulGflops,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
       fusion_notes: unfusedPatterns(fusedModule).map((n) => n.message),
@@ -162,6 +170,20 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
   } finally {
     executors.forEach((e) => e.destroy());
   }
+}
+
+/** Bytes of expert-table rows the fused expert ops read per forward (every selected row once), by op. */
+function expertRowBytes(m: IRModule, tokens: number): Map<string, number> {
+  const fn = entryFunction(m);
+  const dims = benchDims(m, tokens);
+  const bytes = new Map<string, number>();
+  for (const n of fn.graph.nodes) {
+    if (n.op !== 'expert_act' && n.op !== 'expert_out') continue;
+    const size = (r: (typeof n.inputs)[number]) => fn.graph.typeOf(r).shape.reduce((a, d) => a * d.evaluate(dims)!, 1);
+    const rowSize = fn.graph.typeOf(n.inputs[1]!).shape.at(-1)!.evaluate(dims)!;
+    bytes.set(n.op, (bytes.get(n.op) ?? 0) + size(n.inputs[2]!) * rowSize * 4);
+  }
+  return bytes;
 }
 
 /** Multiply-adds x 2 of every einsum in the fused module (GFLOP), in total and per kernel label. */
@@ -183,7 +205,7 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend_notes: string[]; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend_notes: string[]; expert_row_bytes: Record<string, number>; expert_rows_gb_per_s: Record<string, number>; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend_detail} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
   for (const n of [...r.fusion_notes, ...r.backend_notes]) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
@@ -200,6 +222,11 @@ function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; ba
   for (const [label, g] of Object.entries(r.einsum_gflops_per_s))
     lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GFLOP/s (${((100 * g) / r.matmul_reference_gflops_per_s).toFixed(0)}% of the matmul)`);
   if (r.einsum_not_timed_alone.length) lines.push(`    (timed inside fused kernels, no GFLOP/s of their own: ${r.einsum_not_timed_alone.join(', ')})`);
+  const rowMb = Object.values(r.expert_row_bytes).reduce((a, b) => a + b, 0) / 1e6;
+  if (rowMb > 0) {
+    lines.push(`  expert rows read: ${rowMb.toFixed(1)} MB per forward (selected rows of the expert tables, each once)`);
+    for (const [label, g] of Object.entries(r.expert_rows_gb_per_s)) lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GB/s`);
+  }
   for (const [name, m] of Object.entries(measured)) {
     lines.push(`  ${name} kernels (median ms):`);
     for (const k of m.kernels.slice(0, 12)) lines.push(`    ${k.label.padEnd(32)} ${k.medianMs.toFixed(2).padStart(9)}`);
