@@ -3,6 +3,9 @@
 import { ACTIVATIONS, renderBatchnorm, selectionLoop, type RenderInput } from './naive.js';
 import { decompose, flatIndex, lit, sizeOf } from './kernel.js';
 import { elementwiseGateJs } from '../src/ir/ops/unary.js';
+import { attrsOf } from '../src/ir/ops/types.js';
+import { expert_act, product_retrieve } from '../src/ir/ops/fused.js';
+import { batchnorm, layernorm, log_softmax, rmsnorm, softmax } from '../src/ir/ops/reductions.js';
 
 export interface Stage {
   label: string;
@@ -36,9 +39,7 @@ function productRetrieve(r: RenderInput): Stage[] {
   const sh = r.inShapes[0]!;
   const n = sh[sh.length - 1]!;
   // k: experts selected; sk: sub-keys kept per side (PEER-pytorch's product_key_topk), sk^2 >= k.
-  const k = r.node.attrs.k as number;
-  const sk = (r.node.attrs.subk as number | undefined) ?? k;
-  const gate = r.node.attrs.gate as string;
+  const { k, subk: sk, gate } = attrsOf(product_retrieve, r.node);
   const lanes = sizeOf(sh) / n;
   const score = (side: string, c: string) => `(${side} < 0.5 ? ${r.acc.read(0, `o0 * ${n} + ${c}`)} : ${r.acc.read(1, `o0 * ${n} + ${c}`)})`;
   const sides = lanes * 2;
@@ -269,7 +270,8 @@ function expertAct(r: RenderInput): Stage[] {
   const d = xs[1]!;
   const count = sizeOf(is);
   const perToken = count / xs[0]!;
-  const act = ACTIVATIONS[r.node.attrs.act === 'none' ? 'identity' : (r.node.attrs.act as string)]!;
+  const declared = attrsOf(expert_act, r.node).act;
+  const act = ACTIVATIONS[declared === 'none' ? 'identity' : declared]!;
   return [{
     label: 'expert_act',
     outputLength: count,
@@ -312,7 +314,7 @@ function expertOut(r: RenderInput): Stage[] {
 function lanewiseStaged(kind: 'softmax' | 'log_softmax'): FusedRenderer {
   return (r) => {
     const sh = r.inShapes[0]!;
-    const axis = r.node.attrs.axis as number;
+    const axis = (kind === 'softmax' ? attrsOf(softmax, r.node) : attrsOf(log_softmax, r.node)).axis;
     const n = sh[axis]!;
     const lanesShape = sh.filter((_, j) => j !== axis);
     const lanes = sizeOf(lanesShape);
@@ -354,7 +356,7 @@ function normStaged(kind: 'layernorm' | 'rmsnorm' | 'batchnorm'): FusedRenderer 
     const sh = r.inShapes[0]!;
     const c = sh[sh.length - 1]!;
     const rows = sizeOf(sh) / c;
-    const eps = lit(r.node.attrs.eps as number);
+    const eps = lit((kind === 'layernorm' ? attrsOf(layernorm, r.node) : kind === 'rmsnorm' ? attrsOf(rmsnorm, r.node) : attrsOf(batchnorm, r.node)).eps);
     if (kind === 'batchnorm' && !r.training) {
       const single = renderBatchnorm(r, false);
       return [{ label: 'batchnorm', body: single.body, outputLength: sizeOf(sh), loopMax: 1 }];

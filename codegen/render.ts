@@ -4,6 +4,8 @@ import type { Dim } from '../src/shapes/dim.js';
 import { ArgAccess, sizeOf, type KernelArg, type KernelPlan } from './kernel.js';
 import { NAIVE_RENDERERS, type Rendered, type RenderInput } from './naive.js';
 import { FUSED_RENDERERS } from './fused.js';
+import { attrsOf } from '../src/ir/ops/types.js';
+import { einsum } from '../src/ir/ops/einsum.js';
 
 export function renderKernels(node: Node, args: KernelArg[], outShapes: number[][], dimValue: (d: Dim) => number, training: boolean): KernelPlan[] {
   const r: RenderInput = { node, inShapes: args.map((a) => a.shape), outShapes, acc: new ArgAccess(args), dimValue, training };
@@ -26,6 +28,6 @@ export function renderKernels(node: Node, args: KernelArg[], outShapes: number[]
     const perm = out.layouts?.get(i);
     return perm ? { ...a, perm, shape: perm.map((j) => a.shape[j]!) } : a;
   });
-  const label = node.op === 'einsum' ? `einsum ${node.attrs.spec as string}` : node.op;
+  const label = node.op === 'einsum' ? `einsum ${attrsOf(einsum, node).spec}` : node.op;
   return [{ label, args: laidOut, source: out.body, outputLength: results.reduce((a, b) => a + b, 0), results, loopMax: out.loopMax, earlierStages: 0, grid: out.grid, views: out.views }];
 }

@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import type { IRModule } from '../src/ir/graph.js';
 import { liveNodes } from '../src/ir/graph.js';
 import { entryFunction } from '../src/interp/interpreter.js';
+import { attrsOf } from '../src/ir/ops/types.js';
+import { param } from '../src/ir/ops/leaves.js';
 
 /** The run as `peerc train` would start it (its RunSettings), and the data task's facts. */
 export interface TorchTrainSpec {
@@ -40,7 +42,7 @@ export function rowShardedTables(m: IRModule): string[] {
   const live = liveNodes(fn);
   const ok = new Map<string, boolean>();
   const paramNode = new Map<number, string>();
-  for (const n of fn.graph.nodes) if (live.has(n.id) && n.op === 'param') paramNode.set(n.id, n.attrs.name as string);
+  for (const n of fn.graph.nodes) if (live.has(n.id) && n.op === 'param') paramNode.set(n.id, attrsOf(param, n).name);
   for (const n of fn.graph.nodes) {
     if (!live.has(n.id)) continue;
     n.inputs.forEach((r, i) => {

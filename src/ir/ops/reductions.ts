@@ -3,10 +3,10 @@ import { Tensor } from '../../interp/tensor.js';
 import { Dim } from '../../shapes/dim.js';
 import { forEachLane } from './lanes.js';
 import { normalizeAxis, requireDtype, requireShape } from './shape-rules.js';
-import { defineOp, type GradBuilder, type GradRule, type GradValue, type OpDef } from './types.js';
+import { defineOp, type GradBuilder, type GradRule, type GradValue } from './types.js';
 import type { Shape } from '../../shapes/dim.js';
 
-function reduce(name: string, fn: (xs: number[]) => number, grad?: GradRule): OpDef {
+function reduce(name: string, fn: (xs: number[]) => number, grad?: GradRule) {
   return defineOp({
     name,
     inputs: ['x'],
@@ -62,7 +62,7 @@ const toExtremes: GradRule = (b, { inputs: [x], outputs: [y], attrs }, [g]) => {
 export const reduce_max = reduce('reduce_max', (xs) => Math.max(...xs), toExtremes);
 export const reduce_min = reduce('reduce_min', (xs) => Math.min(...xs), toExtremes);
 
-function lanewise(name: string, fn: (xs: Float64Array) => Float64Array, grad: GradRule): OpDef {
+function lanewise(name: string, fn: (xs: Float64Array) => Float64Array, grad: GradRule) {
   return defineOp({
     name,
     inputs: ['x'],
@@ -109,7 +109,7 @@ export const log_softmax = lanewise('log_softmax', (xs) => {
 });
 
 /** Normalises the last axis of x with per-channel scale (and shift). */
-function lastAxisNorm(name: string, params: string[], stats: (xs: Float64Array) => { mean: number; scale: number }, grad: GradRule): OpDef {
+function lastAxisNorm(name: string, params: string[], stats: (xs: Float64Array) => { mean: number; scale: number }, grad: GradRule) {
   return defineOp({
     name,
     inputs: ['x', ...params],
