@@ -11,14 +11,14 @@ import { sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { fillFloat32, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
+import { dataSource, fillFloat32, NonFiniteIndex, permuteAxes, VIEW_OPS, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
-import { input, param } from '../src/ir/ops/leaves.js';
+import { input } from '../src/ir/ops/leaves.js';
 import { dropout, gumbel } from '../src/ir/ops/noise.js';
 
-export { KernelFallback, NonFiniteIndex, permuteAxes } from './backends/backend.js';
+export { KernelFallback, NonFiniteIndex, permuteAxes, VIEW_OPS } from './backends/backend.js';
 
 export interface F32Tensor {
   shape: number[];
@@ -31,8 +31,6 @@ export interface ForwardResult {
   timings: Map<string, number>;
 }
 
-/** Ops that are views of their input's buffer: no kernel, no copy. */
-export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims']);
 /** Ops the executor evaluates on the host (counter-based noise, bit-identical to the interpreter). */
 export const HOST_NOISE_OPS: ReadonlySet<string> = new Set(['dropout', 'gumbel']);
 
@@ -183,13 +181,7 @@ export class Executor {
 
   /** Follows views back to the value (or parameter) that holds the data. */
   private source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string } {
-    let cur = r;
-    for (;;) {
-      const n = this.fn.graph.node(cur.node);
-      if (n.op === 'param') return { kind: 'param', name: attrsOf(param, n).name };
-      if (!VIEW_OPS.has(n.op)) return { kind: 'value', ref: cur };
-      cur = n.inputs[0]!;
-    }
+    return dataSource(this.fn, r);
   }
 
   /** Seed and step of training-time noise (dropout, Gumbel): set by the trainer before each step. */

@@ -76,6 +76,15 @@ export function sharedFloat32(length: number): Float32Array {
   return typeof SharedArrayBuffer === 'undefined' ? new Float32Array(length) : new Float32Array(new SharedArrayBuffer(4 * length));
 }
 
+/**
+ * A shared output buffer made on first use and kept across calls: a step's shapes are fixed, and
+ * a fresh multi-megabyte array per call costs more in page faults than the kernel itself.
+ */
+export function keptShared(length: number): () => Float32Array {
+  let buf: Float32Array | undefined;
+  return () => (buf ??= sharedFloat32(length));
+}
+
 /** `a` itself when threads can read it, else a shared copy. */
 export function toShared<T extends Float32Array | Int32Array | Float64Array>(a: T): T {
   if (isShared(a) || typeof SharedArrayBuffer === 'undefined') return a;

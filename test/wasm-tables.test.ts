@@ -61,22 +61,22 @@ describe('what cannot live in a table memory, and why', () => {
 });
 
 describe.skipIf(skip)('the fused expert ops on wasm-simd', () => {
-  it('read the table rows in place and match the reference', async () => {
-    const m = compileOk(smallExample('peer_paper.peer').replace('const d = 256', 'const d = 32'));
+  /** The paper's layer at model width d, fused on 2 threads, and the reference's output. */
+  const forward = async (d: number) => {
+    const m = compileOk(smallExample('peer_paper.peer').replace('const d = 256', `const d = ${d}`));
     const weights = seededWeights(m, 4), inputs = sampleInputs(m, 2);
     const ref = interpret(m, inputs, weights).outputs[0]!;
     const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, 'wasm-simd', { threads: 2 });
-    const { outputs, timings } = await ex.forward(inputs);
+    return { ref, ex, ...(await ex.forward(inputs)) };
+  };
+  it('read the table rows in place and match the reference', async () => {
+    const { ref, ex, outputs, timings } = await forward(32);
     expect([...timings.keys()]).toEqual(expect.arrayContaining(['expert_act (wasm-simd)', 'expert_out (wasm-simd)']));
     expect(ex.notes()).toEqual([]);
     expect(scaledError(ref.data, outputs[0]!.data)).toBeLessThan(2e-5);
   });
   it('say so where a table cannot live there, and still match the reference', async () => {
-    const m = compileOk(smallExample('peer_paper.peer').replace('const d = 256', 'const d = 30'));
-    const weights = seededWeights(m, 4), inputs = sampleInputs(m, 2);
-    const ref = interpret(m, inputs, weights).outputs[0]!;
-    const ex = new Executor(optimize(m, { lowering: 'fused' }), weights, 'wasm-simd', { threads: 2 });
-    const { outputs, timings } = await ex.forward(inputs);
+    const { ref, ex, outputs, timings } = await forward(30);
     expect([...timings.keys()]).toEqual(expect.arrayContaining(['expert_act (host)', 'expert_out (host)']));
     expect(ex.notes().join('\n')).toMatch(/expert_act reads the rows of table \w+ in a JavaScript task, not the SIMD kernel: its rows of 30 values are not a multiple of 4/);
     expect(scaledError(ref.data, outputs[0]!.data)).toBeLessThan(2e-5);

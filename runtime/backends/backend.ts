@@ -8,6 +8,8 @@ import type { IRFunction, IRModule, Node, ValueRef } from '../../src/ir/graph.js
 import type { Dim } from '../../src/shapes/dim.js';
 import type { Tensor } from '../../src/interp/tensor.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
+import { attrsOf } from '../../src/ir/ops/types.js';
+import { param } from '../../src/ir/ops/leaves.js';
 import type { WorkerPool } from '../pool.js';
 import type { SparseGrad } from './row-sums.js';
 
@@ -93,6 +95,20 @@ export interface Backend {
   /** Threads it runs on, the caller included. */
   readonly threads: number;
   destroy(): void;
+}
+
+/** Ops that are views of their input's buffer: no kernel, no copy. */
+export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims']);
+
+/** Follows views back to the value (or parameter) that holds a value's data. */
+export function dataSource(fn: IRFunction, r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string } {
+  let cur = r;
+  for (;;) {
+    const n = fn.graph.node(cur.node);
+    if (n.op === 'param') return { kind: 'param', name: attrsOf(param, n).name };
+    if (!VIEW_OPS.has(n.op)) return { kind: 'value', ref: cur };
+    cur = n.inputs[0]!;
+  }
 }
 
 export class KernelFallback extends Error {}

@@ -8,17 +8,15 @@ import type { KernelPlan, KernelArg } from '../../../codegen/kernel.js';
 import { renderKernels } from '../../../codegen/render.js';
 import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
-import { defaultThreads, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
-import { fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { defaultThreads, keptShared, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
+import { dataSource, fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
-import { hostStep, reused, type HostContext } from './steps.js';
+import { hostStep, type HostContext } from './steps.js';
 import { TableMemory, tableMemoryUnfit } from './tables.js';
 import { bucketByRow, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { sumRowsTask } from '../../../codegen/host/experts.js';
-import { attrsOf } from '../../../src/ir/ops/types.js';
-import { param } from '../../../src/ir/ops/leaves.js';
 
 /** FNV-1a of a kernel source: tasks with the same source share their compiled function. */
 function sourceHash(s: string): string {
@@ -94,11 +92,9 @@ export class WasmSimdBackend implements Backend {
     if (constant) {
       for (const node of fn.graph.nodes) {
         if (node.op !== 'expert_act' && node.op !== 'expert_out') continue;
-        let cur = node.inputs[1]!;
-        while (fn.graph.node(cur.node).op === 'reshape' || fn.graph.node(cur.node).op === 'expand_dims') cur = fn.graph.node(cur.node).inputs[0]!;
-        const src = fn.graph.node(cur.node);
-        if (src.op !== 'param') continue;
-        const name = attrsOf(param, src).name;
+        const src = dataSource(fn, node.inputs[1]!);
+        if (src.kind !== 'param') continue;
+        const name = src.name;
         if (this.tables.has(name)) continue;
         const cells = module.params.find((p) => p.name === name)!.shape.reduce((a, b) => a * b, 1);
         const rowSize = fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);
@@ -168,7 +164,7 @@ export class WasmSimdBackend implements Backend {
    */
   private kernelTaskStep(plans: KernelPlan[], ctx: PlanContext): PlannedStep {
     const tasks = plans.map((p) => kernelTask(p, `kernel:${sourceHash(p.source)}:${p.args.map((a) => a.kind[0]).join('')}:${p.earlierStages}`));
-    const outs = plans.map((p) => reused(p.outputLength));
+    const outs = plans.map((p) => keptShared(p.outputLength));
     const run = async (read: Read) => {
       const stages: Float32Array[] = [];
       for (const [s, plan] of plans.entries()) {

@@ -9,7 +9,7 @@ import { batchedLayout } from '../../../codegen/wasm/contraction.js';
 import { MR, NR } from '../../../codegen/wasm/gemm.js';
 import { productRetrieveTask } from '../../../codegen/host/retrieve.js';
 import { expertActTask, expertOutTask, gatherRowsTask } from '../../../codegen/host/experts.js';
-import { sharedFloat32, type WorkerPool } from '../../pool.js';
+import { keptShared, type WorkerPool } from '../../pool.js';
 import type { WasmGemm } from './gemm.js';
 import { tableStep, type TableContext } from './table-steps.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
@@ -38,15 +38,6 @@ export interface HostContext extends TableContext {
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/**
- * An output buffer kept across calls: a step's shapes are fixed, and a fresh multi-megabyte
- * array per call costs more in page faults than the kernel itself. Values live until the
- * executor's next forward (its outputs are copies).
- */
-export function reused(length: number): () => Float32Array {
-  let buf: Float32Array | undefined;
-  return () => (buf ??= sharedFloat32(length));
-}
 
 /** A step for `node` on the pool, with its timing label, or undefined to leave it to gpu.js. */
 export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
@@ -60,7 +51,7 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const n = shape[shape.length - 1]!;
       const task = productRetrieveTask(n, k, subk, gate);
       const lanes = size(shape) / n;
-      const wBuf = reused(lanes * k), idxBuf = reused(lanes * k);
+      const wBuf = keptShared(lanes * k), idxBuf = keptShared(lanes * k);
       return {
         label: 'product_retrieve (host)',
         host: async (read) => {
@@ -84,7 +75,7 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const rowSize = size(tableShape.slice(1));
       const slots = size(shapeOf(node.inputs[1]!));
       const task = gatherRowsTask(rowSize, tableShape[0]!);
-      const outBuf = reused(slots * rowSize);
+      const outBuf = keptShared(slots * rowSize);
       return {
         label: 'gather (host)',
         host: async (read) => {
@@ -100,7 +91,7 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       const axis = (at + shape.length) % shape.length;
       const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
       const block = (end - start) * inner;
-      const outBuf = reused(outer * block);
+      const outBuf = keptShared(outer * block);
       return {
         label: 'slice (host)',
         host: (read) => {
@@ -168,7 +159,7 @@ function expertActStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => n
   const rows = size(shapeOf(node.inputs[1]!)) / d;
   const slots = size(shapeOf(node.inputs[2]!));
   const task = expertActTask(d, rows, slots / T, attrsOf(expert_act, node).act);
-  const outBuf = reused(slots);
+  const outBuf = keptShared(slots);
   return {
     label: 'expert_act (host)',
     host: async (read) => {
@@ -186,7 +177,7 @@ function expertOutStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => n
   const slots = size(shapeOf(node.inputs[2]!));
   const residual = node.inputs.length > 3;
   const task = expertOutTask(d, rows, slots / T, residual);
-  const outBuf = reused(T * d);
+  const outBuf = keptShared(T * d);
   return {
     label: 'expert_out (host)',
     host: async (read) => {

@@ -6,7 +6,7 @@
 import type { Node, ValueRef } from '../../../src/ir/graph.js';
 import { ACTIVATIONS } from '../../../codegen/naive.js';
 import type { TableMemory } from './tables.js';
-import { sharedFloat32 } from '../../pool.js';
+import { keptShared as kept } from '../../pool.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
 import { expert_act } from '../../../src/ir/ops/fused.js';
 
@@ -21,11 +21,6 @@ type TableFn = (read: (r: ValueRef) => Float32Array) => Promise<Float32Array[]>;
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** A shared float32 buffer kept across calls (the step's shapes are fixed; later pool tasks read it in place). */
-function kept(length: number): () => Float32Array {
-  let buf: Float32Array | undefined;
-  return () => (buf ??= sharedFloat32(length));
-}
 
 /** out[i] = w[i] * act(dots[i]): the gate and activation after the SIMD dot products. */
 function gateEpilogue(act: string): (dots: Float32Array, w: Float32Array, out: Float32Array) => void {
