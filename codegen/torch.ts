@@ -12,6 +12,7 @@ import type { Dim } from '../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
 import { runPasses, TORCH_EXPORT } from '../src/passes/pipeline.js';
 import { ACTIVATIONS, UNARY_OPS } from '../src/ir/ops/unary.js';
+import { TRITON_OPS, tritonSection, tritonUse } from './torch-triton.js';
 
 /**
  * The IR the export is generated from: the pipeline and the fusions, except the projection's
@@ -162,13 +163,19 @@ const PY_RESERVED = new Set('False None True and as assert async await break cla
 export interface TorchExport {
   fileName: string;
   text: string;
+  /** What the user should know about the kernels: which ops got Triton kernels, which stay eager and why. */
+  notes: string[];
 }
+
+/** How the fused ops run: the eager PyTorch ops, or Triton kernels generated for this program. */
+export type TorchKernels = 'eager' | 'triton';
 
 /**
  * The Python module for an inlined, fused module's entry. `source` names the .peer file in
  * the header. Throws PEER0900 at the first op without a torch form.
  */
-export function emitTorch(m: IRModule, source: string, version: string): TorchExport {
+export function emitTorch(m: IRModule, source: string, version: string, opts: { kernels?: TorchKernels } = {}): TorchExport {
+  const kernels = opts.kernels ?? 'eager';
   const fn = entryFunction(m);
   const live = liveNodes(fn);
   const name = (r: ValueRef, results: number) => (results > 1 ? `v${r.node}_${r.result}` : `v${r.node}`);
@@ -230,6 +237,17 @@ export function emitTorch(m: IRModule, source: string, version: string): TorchEx
   lines.push(`return ${outs.length === 1 ? outs[0] : `(${outs.join(', ')})`}`);
 
   const cls = torchClassName(m.entry ?? fn.name);
+  const notes: string[] = [];
+  let triton = '';
+  if (kernels === 'triton') {
+    const use = tritonUse(m);
+    const fused = fn.graph.nodes.filter((n) => live.has(n.id) && (TRITON_OPS as readonly string[]).includes(n.op)).map((n) => n.op);
+    triton = tritonSection(use);
+    notes.push(fused.length
+      ? `Triton kernels for ${[...new Set(fused)].join(', ')}${use.gates.length ? ` (gate ${use.gates.join(', ')})` : ''}${use.acts.length ? ` (activation ${use.acts.join(', ')})` : ''}, with their backward; every other op is eager PyTorch`
+      : 'no fused retrieval or expert op in this program: --kernels triton changes nothing, every op is eager PyTorch');
+    for (const op of use.eager) notes.push(`'${op}' runs eager (torch.${op === 'gather' ? 'embedding' : 'topk'}): only the fused retrieval and expert ops have Triton kernels`);
+  }
   const firstParam = m.params.find((p) => p.dtype === 'f32');
   const floatInput = inputs.find((n) => n.attrs.dtype === 'f32');
   const dtypeLine = firstParam ? `self.${firstParam.name}.dtype` : floatInput ? `${ident(floatInput.attrs.name as string)}.dtype` : 'torch.get_default_dtype()';
@@ -247,13 +265,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ENTRY = ${JSON.stringify(m.entry ?? fn.name)}
+# how the fused ops run: "eager" PyTorch ops, or "triton" kernels generated for this program
+KERNELS = ${JSON.stringify(kernels)}
 # (name, dtype, shape); symbolic sizes as strings
 INPUTS = [${inputs.map((n) => `(${JSON.stringify(n.attrs.name)}, ${JSON.stringify(n.attrs.dtype)}, ${spec(n.attrs.shape as Dim[])})`).join(', ')}]
 # (name, role, shape): role "param" is trained, "buffer" is state (BatchNorm running statistics)
 PARAMS = [
 ${m.params.map((p) => `    (${JSON.stringify(p.name)}, ${JSON.stringify(p.role)}, ${spec(p.shape)}),`).join('\n')}
 ]
-${HELPERS}
+${HELPERS}${triton}
 
 class ${cls}(nn.Module):
     def __init__(self, dtype=torch.float32, device=None):
@@ -295,5 +315,5 @@ def load_peerc(path, dtype=None, device=None):
             getattr(model, name).copy_(t)
     return model.eval()
 `;
-  return { fileName: `${m.entry ?? fn.name}.py`, text };
+  return { fileName: `${m.entry ?? fn.name}.py`, text, notes };
 }

@@ -118,6 +118,36 @@ describe.skipIf(!torchVersion)(`train.py under torchrun (torch ${torchVersion}, 
   });
 });
 
+const tritonVersion = torchVersion && pythonProbe('import triton; print(triton.__version__)', 'train.py with Triton kernels', 'python3 has no triton (pip install triton)');
+
+describe.skipIf(!tritonVersion)(`train.py with the Triton kernels (triton ${tritonVersion}, interpreted on the CPU)`, () => {
+  it('follows peerc train step for step: fused retrieval, expert output and lazy Adam as Triton kernels', () => {
+    const small = ['--set', 'N=16^2', '--set', 'K=256'];
+    const dir = join(tmp, 'recall-triton');
+    const exp = peerc('export', 'examples/recall.peer', '--torch', '--kernels', 'triton', '-o', dir, ...small);
+    expect(exp.status, exp.stderr).toBe(0);
+    expect(exp.stdout).toMatch(/note: Triton kernels for product_retrieve, expert_out \(gate softmax\)/);
+    const steps = ['--steps', '6', '--eval-every', '3', '--batch', '16'];
+    const run = spawnSync('python3', [join(dir, 'train.py'), '--out', join(dir, 'run'), ...steps], { encoding: 'utf8', timeout: 600_000, cwd: dir, env: { ...process.env, TRITON_INTERPRET: '1', OMP_NUM_THREADS: '1' } });
+    expect(run.status, run.stderr.slice(-3000)).toBe(0);
+    expect(run.stdout).toMatch(/kernels: Triton \(fused retrieval and expert ops, lazy Adam on sparse rows\)/);
+    expect(run.stderr).not.toMatch(/runs as eager PyTorch ops/);
+    const ref = peerc('train', 'examples/recall.peer', ...small, ...steps, '--out', join(tmp, 'peerc-run-triton'));
+    expect(ref.status, ref.stderr).toBe(0);
+    const torchM = metrics(join(dir, 'run', 'metrics.jsonl')), peercM = metrics(join(tmp, 'peerc-run-triton', 'metrics.jsonl'));
+    expect(torchM.map((r) => `${r.split}@${r.step}`)).toEqual(peercM.map((r) => `${r.split}@${r.step}`));
+    const diffs = torchM.map((r, i) => Math.abs(r.loss - peercM[i]!.loss));
+    console.log(`train.py (Triton kernels, interpreted) vs peerc train: largest loss difference over 6 steps ${Math.max(...diffs).toExponential(2)}`);
+    expect(diffs[1]!).toBeLessThan(1e-5);
+    expect(Math.max(...diffs)).toBeLessThan(1e-3);
+    // Without TRITON_INTERPRET the CPU tensors cannot run Triton: said once per op, then the eager ops.
+    const eager = spawnSync('python3', [join(dir, 'train.py'), '--out', join(dir, 'eager'), '--steps', '1', '--batch', '16'], { encoding: 'utf8', timeout: 600_000, cwd: dir });
+    expect(eager.status, eager.stderr.slice(-3000)).toBe(0);
+    expect(eager.stdout).toMatch(/kernels: eager PyTorch ops, not Triton: the tensors are on cpu/);
+    expect(eager.stderr).toMatch(/peerc: product_retrieve runs as eager PyTorch ops, not as its Triton kernel/);
+  }, 900_000);
+});
+
 describe('peerc export --torch without a data task', () => {
   it('writes the module and says why there is no train.py', () => {
     const r = peerc('export', 'examples/peer_paper.peer', '--torch', '-o', join(tmp, 'layer'));

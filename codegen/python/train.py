@@ -274,6 +274,8 @@ def local(t):
 class PeercOptimizer:
     def __init__(self, model, config):
         self.c, self.t = config, 0
+        # Lazy Adam on sparse row gradients as one Triton kernel, where the module has Triton kernels.
+        self.fused_rows = getattr(peer_module, "adam_rows_", None)
         self.params = [(p, getattr(model, p["name"])) for p in PARAM_INFO if p["role"] == "param"]
         self.m, self.v = {}, {}
         for info, w in self.params:
@@ -319,9 +321,13 @@ class PeercOptimizer:
             else:
                 rows, d = None, g
             d = d * scale
+            name = info["name"]
+            if g.is_sparse and c["kind"] != "sgd" and self.fused_rows is not None and peer_module.triton_unavailable(lw) is None:
+                # The module's Triton kernel: the same update, in place, one program per touched row.
+                self.fused_rows(lw, self.m[name], self.v[name], rows, d, 1.0, c["beta1"], c["beta2"], plr / bc1 * math.sqrt(bc2), c["eps"] * math.sqrt(bc2), 1 - plr * decay)
+                continue
             sel = (lambda t, rows=rows: t[rows]) if rows is not None else (lambda t: t)
             wv = sel(lw)
-            name = info["name"]
             if c["kind"] == "sgd":
                 if name in self.m:
                     mv = c["momentum"] * sel(self.m[name]) + d
@@ -552,6 +558,11 @@ def main():
     metrics = open(os.path.join(a.out, "metrics.jsonl"), "a" if start else "w") if rank == 0 else None  # noqa: SIM115
     if start:
         say(f"resuming at step {start} of {s['steps']} from {a.resume}")
+    kernels = getattr(peer_module, "KERNELS", "eager")
+    if kernels == "triton":
+        why = peer_module.triton_unavailable(next(model.parameters()))
+        sharded = ", ".join(owned)
+        say(f"kernels: eager PyTorch ops, not Triton: {why}" if why else f"kernels: Triton (fused retrieval and expert ops, lazy Adam on sparse rows){f'; row-sharded {sharded} read through the eager row-shard path' if sharded else ''}")
     say(f"train.py @{ENTRY}: {world} rank{'s' if world > 1 else ''} ({'FSDP2' if distributed else 'one process'}), {s['optimizer']['kind']}, lr {s['optimizer']['lr']}, global batch {s['batch']}, {s['steps']} steps")
 
     def shard(x):

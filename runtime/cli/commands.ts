@@ -30,6 +30,7 @@ import { simdSettings, threadsUnavailable } from '../pool.js';
 import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
 import { emitTorchTrain } from '../../codegen/torch-train.js';
 import { torchTrainSpec } from './export-train.js';
+import { chooseKernels } from './export-kernels.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir } from '../../src/io/files.js';
 import { existsSync } from 'node:fs';
@@ -217,20 +218,24 @@ export const COMMANDS: Record<string, Command> = {
   export: {
     summary: 'export FILE --torch -o DIR | --onnx -o M.onnx (--seed S | --weights W)   the model for PyTorch (nn.Module, load_peerc) or ONNX Runtime',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, torch: 'boolean', onnx: 'boolean', o: 'string', out: 'string', seed: 'integer', weights: 'string' }, 'export');
+      const p = parseArgs(args, { ...entryFlag, torch: 'boolean', onnx: 'boolean', o: 'string', out: 'string', seed: 'integer', weights: 'string', kernels: 'string' }, 'export');
       const file = oneFile(p.positional, 'export');
       const out = (p.flags.get('o') ?? p.flags.get('out')) as string | undefined;
       if (p.flags.get('torch') === p.flags.get('onnx')) throw new UsageError("'peerc export' needs one target: --torch or --onnx");
       if (!out) throw new UsageError(`'peerc export' needs -o ${p.flags.get('torch') ? 'DIR' : 'MODEL.onnx'}`);
+      if (p.flags.has('kernels') && !p.flags.get('torch')) throw new UsageError("--kernels is for 'peerc export --torch' (the ONNX model runs ONNX Runtime's kernels)");
       const r = compileFile(file, p.flags);
       if (!r.module.entry) throw new UsageError(`${file} has no model to export; pass --entry LAYER`);
       if (p.flags.get('torch')) {
         const fused = torchModule(r.module);
-        const py = emitTorch(fused, file, PEERC_VERSION);
+        const choice = chooseKernels(p.flags.get('kernels') as string | undefined);
+        const py = emitTorch(fused, file, PEERC_VERSION, { kernels: choice.kernels });
         ensureDir(out);
         const path = join(out, py.fileName);
         writeFileDurably(path, py.text);
         process.stdout.write(`wrote ${path}: class ${torchClassName(r.module.entry)} and load_peerc(path) (PyTorch, ${r.module.params.length} parameters and buffers)\n`);
+        if (choice.note) process.stdout.write(`note: ${choice.note}\n`);
+        for (const note of py.notes) process.stdout.write(`note: ${note}\n`);
         const spec = torchTrainSpec(r.module, file, r.sources.get(file)!, p.flags);
         if ('skipped' in spec) {
           process.stdout.write(`note: train.py not written: ${spec.skipped}\n`);

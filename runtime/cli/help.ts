@@ -66,6 +66,10 @@ same command continues the sweep.
   --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
                        (the dtype of the file: float64 weights give a float64 model); docs/export.md
+  --kernels K          with --torch: triton (the fused retrieval and expert ops, forward and backward, as
+                       Triton kernels generated for this program, custom ops for torch.compile/FSDP2) or
+                       eager (PyTorch ops); default triton where python3 here has triton and a CUDA GPU,
+                       else eager, with a note saying which
   --onnx               the forward (evaluation mode) as an ONNX model, opset 17, with its weights
                        (beyond 32 MiB of weights, tensors of 1 MiB or more in MODEL.onnx.data beside it); needs --seed S or --weights W
   -o DIR | -o M.onnx   output folder (--torch) or model file (--onnx); folders are created

@@ -38,6 +38,12 @@ export interface UnaryDef {
   /** A PyTorch expression over the tensor `a` (torch and torch.nn.functional as F). */
   torch: (a: string) => string;
   onnx: (g: OnnxSpeller, a: string) => string;
+  /**
+   * Activations only: the function and its derivative as Triton expressions over the value `v`
+   * (triton.language as tl; `_tanh` is a helper of the generated kernels), for the fused
+   * retrieval and expert kernels of `peerc export --torch --kernels triton`.
+   */
+  triton?: { f: (v: string) => string; df: (v: string) => string };
 }
 
 /** erf to float64 accuracy: 2/sqrt(pi) e^{-x^2} sum 2^n x^{2n+1} / (2n+1)!!, terms all positive (no cancellation); 1 beyond |x| = 6. */
@@ -71,6 +77,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `Math.max(${v}, 0.0)`,
     torch: (a) => `torch.relu(${a})`,
     onnx: (g, a) => g.one('Relu', [a]),
+    triton: { f: (v) => `tl.maximum(${v}, 0.0)`, df: (v) => `tl.where(${v} > 0, 1.0, 0.0)` },
   },
   {
     name: 'gelu', doc: 'x * Phi(x) (exact, with erf)', activation: true,
@@ -82,6 +89,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `0.5 * (${v}) * (1.0 + ${ERF_SOURCE(`(${v}) * 0.7071067811865476`)})`,
     torch: (a) => `F.gelu(${a})`,
     onnx: (g, a) => g.one('Mul', [g.one('Mul', [a, g.scalarF32(0.5)]), g.one('Add', [g.scalarF32(1), g.one('Erf', [g.one('Mul', [a, g.scalarF32(Math.SQRT1_2)])])])]),
+    triton: { f: (v) => `0.5 * ${v} * (1.0 + tl.erf(${v} * 0.7071067811865476))`, df: (v) => `(0.5 * (1.0 + tl.erf(${v} * 0.7071067811865476)) + ${v} * tl.exp(-0.5 * ${v} * ${v}) * 0.3989422804014327)` },
   },
   {
     name: 'gelu_tanh', doc: 'the tanh approximation of gelu', activation: true,
@@ -100,6 +108,10 @@ export const UNARY_OPS: readonly UnaryDef[] = [
       const inner = g.one('Mul', [g.scalarF32(0.7978845608028654), g.one('Add', [a, g.one('Mul', [g.scalarF32(0.044715), cube])])]);
       return g.one('Mul', [g.one('Mul', [a, g.scalarF32(0.5)]), g.one('Add', [g.scalarF32(1), g.one('Tanh', [inner])])]);
     },
+    triton: {
+      f: (v) => `0.5 * ${v} * (1.0 + _tanh(0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v})))`,
+      df: (v) => `(0.5 * (1.0 + _tanh(0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v}))) + 0.5 * ${v} * (1.0 - _tanh(0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v})) * _tanh(0.7978845608028654 * (${v} + 0.044715 * ${v} * ${v} * ${v}))) * 0.7978845608028654 * (1.0 + 0.134145 * ${v} * ${v}))`,
+    },
   },
   {
     name: 'silu', doc: 'x * sigmoid(x)', activation: true,
@@ -111,6 +123,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `(${v}) / (1.0 + Math.exp(-(${v})))`,
     torch: (a) => `F.silu(${a})`,
     onnx: (g, a) => g.one('Mul', [a, g.one('Sigmoid', [a])]),
+    triton: { f: (v) => `${v} * tl.sigmoid(${v})`, df: (v) => `(tl.sigmoid(${v}) * (1.0 + ${v} * (1.0 - tl.sigmoid(${v}))))` },
   },
   {
     name: 'sigmoid', doc: '1 / (1 + exp(-x))', activation: true,
@@ -119,6 +132,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `1.0 / (1.0 + Math.exp(-(${v})))`,
     torch: (a) => `torch.sigmoid(${a})`,
     onnx: (g, a) => g.one('Sigmoid', [a]),
+    triton: { f: (v) => `tl.sigmoid(${v})`, df: (v) => `(tl.sigmoid(${v}) * (1.0 - tl.sigmoid(${v})))` },
   },
   {
     name: 'tanh', doc: 'hyperbolic tangent', activation: true,
@@ -127,6 +141,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `Math.tanh(${v})`,
     torch: (a) => `torch.tanh(${a})`,
     onnx: (g, a) => g.one('Tanh', [a]),
+    triton: { f: (v) => `_tanh(${v})`, df: (v) => `(1.0 - _tanh(${v}) * _tanh(${v}))` },
   },
   {
     name: 'abs', doc: '|x|', activation: true,
@@ -135,6 +150,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `Math.abs(${v})`,
     torch: (a) => `torch.abs(${a})`,
     onnx: (g, a) => g.one('Abs', [a]),
+    triton: { f: (v) => `tl.abs(${v})`, df: (v) => `(tl.where(${v} > 0, 1.0, 0.0) - tl.where(${v} < 0, 1.0, 0.0))` },
   },
   {
     // log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|), as PyTorch computes it.
@@ -144,6 +160,7 @@ export const UNARY_OPS: readonly UnaryDef[] = [
     js: (v) => `(Math.max(${v}, 0.0) + Math.log(1.0 + Math.exp(-Math.abs(${v}))))`,
     torch: (a) => `F.softplus(${a})`,
     onnx: (g, a) => g.one('Softplus', [a]),
+    triton: { f: (v) => `(tl.maximum(${v}, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(${v}))))`, df: (v) => `tl.sigmoid(${v})` },
   },
   {
     name: 'neg', activation: false, dtypes: ['f32', 'index'],

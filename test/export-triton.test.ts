@@ -1,0 +1,65 @@
+// `peerc export --torch --kernels triton` against the float64 interpreter, on this CPU machine:
+// Triton's interpreter (TRITON_INTERPRET=1) runs the generated kernels on CPU tensors in float64,
+// so the forward of every example and one training step (loss, every gradient, buffers) are held
+// to the same bounds as the eager export. Needs python3 with torch, safetensors and triton
+// (`pip install triton`); skipped, with that message, where they are missing.
+import { describe, expect, it } from 'vitest';
+import { emitTorch, torchModule } from '../codegen/torch.js';
+import { ACTIVATIONS, GATES } from '../src/ir/ops/unary.js';
+import { compileOk, EXAMPLE_FILES, pythonProbe, smallExample } from './helpers.js';
+import { forwardAgrees, NOISELESS_EXAMPLES, trainStepAgrees } from './torch-export-checks.js';
+
+const tritonVersion = pythonProbe('import torch, safetensors, triton; print(triton.__version__)', 'Triton export tests', 'python3 with torch, safetensors and triton not found (pip install torch safetensors numpy triton)');
+const interpreted = { kernels: 'triton' as const, env: { TRITON_INTERPRET: '1' }, tolerance: 1e-10 };
+
+describe.skipIf(!tritonVersion)(`Triton kernels (triton ${tritonVersion}, interpreted) agree with the float64 interpreter`, () => {
+  for (const file of EXAMPLE_FILES) it(`forward: ${file}`, () => forwardAgrees(file, interpreted), 600_000);
+  for (const file of NOISELESS_EXAMPLES) it(`training step: ${file}`, () => trainStepAgrees(file, interpreted), 600_000);
+});
+
+// Every gate and every expert activation of the op table becomes its own kernel: each is run.
+const variant = (gate: string, act: string) => `
+const d = 8
+const n = 6
+param Wq: [2, 4, d] = normal(0, 1)
+param C1: [n, 2] = normal(0, 1)
+param C2: [n, 2] = normal(0, 1)
+param U: [n*n, d] = normal(0, 0.5) @sparse
+param V: [n*n, d] = normal(0, 0.5) @sparse
+param W: [d, 5] = normal(0, 1)
+model f(x: [T, d]) -> [T, 5] {
+  (s, idx) = product_topk(einsum("td,hcd->thc", x, Wq), C1, C2, 4)
+  w = ${gate === 'none' ? 's' : `${gate}(s)`}
+  a = ${act}(einsum("td,thkd->thk", x, gather(U, idx)))
+  return matmul(x + einsum("thk,thkd->td", w * a, gather(V, idx)), W)
+}
+`;
+describe.skipIf(!tritonVersion)('every gate and every expert activation as a Triton kernel (interpreted), forward and training step', () => {
+  const acts = ACTIVATIONS.map((a) => a.name);
+  GATES.forEach((gate, i) => {
+    const act = acts[i % acts.length]!;
+    it(`gate ${gate}, activation ${act}`, () => {
+      const src = variant(gate, act);
+      const { notes } = emitTorch(torchModule(compileOk(src)), 'v.peer', 'test', { kernels: 'triton' });
+      expect(notes[0]).toContain(`(gate ${gate}) (activation ${act})`);
+      forwardAgrees(`gate-${gate}.peer`, interpreted, src);
+      trainStepAgrees(`gate-${gate}.peer`, interpreted, src);
+    }, 600_000);
+  });
+});
+
+describe('the Triton export says what it lowered', () => {
+  it('names the fused ops with kernels, their gate and activation, and what stays eager', () => {
+    const m = compileOk(smallExample('peer_paper.peer'));
+    const { text, notes } = emitTorch(torchModule(m), 'peer_paper.peer', 'test', { kernels: 'triton' });
+    expect(notes[0]).toMatch(/^Triton kernels for product_retrieve, expert_act, expert_out \(gate softmax\) \(activation \w+\)/);
+    expect(text).toContain('KERNELS = "triton"');
+    expect(text).toMatch(/def _retrieve_fwd_softmax\(/);
+    expect(text).not.toMatch(/def _retrieve_fwd_sigmoid\(/);
+  });
+  it('a program without fused ops says --kernels triton changes nothing', () => {
+    const { notes, text } = emitTorch(torchModule(compileOk(smallExample('dense_ffw.peer'))), 'dense_ffw.peer', 'test', { kernels: 'triton' });
+    expect(notes).toEqual(['no fused retrieval or expert op in this program: --kernels triton changes nothing, every op is eager PyTorch']);
+    expect(text).not.toContain('_retrieve_fwd_');
+  });
+});
