@@ -226,6 +226,20 @@ def _adam_rows(w_ptr, m_ptr, v_ptr, rows_ptr, g_ptr, width, scale, beta1, beta2,
 
 const indent = (text: string) => text.split('\n').map((l) => (l ? `    ${l}` : l)).join('\n');
 
+/** The Triton section's imports, at the top of the module. */
+export const TRITON_IMPORTS = `import os
+import warnings
+
+try:
+    import triton
+    import triton.language as tl
+
+    _TRITON_MISSING = None
+except ImportError as _e:  # the eager ops run instead, with a warning
+    triton = None
+    _TRITON_MISSING = f"Triton is not installed ({_e})"
+`;
+
 /**
  * The Python of the Triton section, appended to the eager module after its helpers: kernels
  * (under `if triton is not None`), custom ops, and the dispatchers that replace the eager
@@ -238,18 +252,6 @@ export function tritonSection(use: TritonUse): string {
   const table = (prefix: string, names: readonly string[]) => `{${names.map((n) => `"${n}": ${prefix}${pyName(n)}`).join(', ')}}`;
   return `
 # ---- Triton kernels for the fused ops (peerc export --kernels triton) ----
-import os
-import warnings
-
-try:
-    import triton
-    import triton.language as tl
-
-    _TRITON_MISSING = None
-except ImportError as _e:  # the eager ops run instead, with a warning
-    triton = None
-    _TRITON_MISSING = f"Triton is not installed ({_e})"
-
 # (op, reason) pairs already warned about: each fallback is said once.
 _FALLBACKS = set()
 

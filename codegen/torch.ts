@@ -12,7 +12,7 @@ import type { Dim } from '../src/shapes/dim.js';
 import { CompileError, diagnostic } from '../src/diagnostics/diagnostic.js';
 import { runPasses, TORCH_EXPORT } from '../src/passes/pipeline.js';
 import { ACTIVATIONS, UNARY_OPS } from '../src/ir/ops/unary.js';
-import { TRITON_OPS, tritonSection, tritonUse } from './torch-triton.js';
+import { TRITON_IMPORTS, TRITON_OPS, tritonSection, tritonUse } from './torch-triton.js';
 
 /**
  * The IR the export is generated from: the pipeline and the fusions, except the projection's
@@ -263,7 +263,7 @@ export function emitTorch(m: IRModule, source: string, version: string, opts: { 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
+${triton ? TRITON_IMPORTS : ''}
 ENTRY = ${JSON.stringify(m.entry ?? fn.name)}
 # how the fused ops run: "eager" PyTorch ops, or "triton" kernels generated for this program
 KERNELS = ${JSON.stringify(kernels)}
@@ -286,9 +286,7 @@ class ${cls}(nn.Module):
                 self.register_buffer(name, t)
 
     def forward(self, ${argNames.join(', ')}):
-        dt = ${dtypeLine}
-        dev = ${devLine}
-${lines.map((l) => `        ${l}`).join('\n')}
+${/\bdt\b/.test(lines.join('\n')) ? `        dt = ${dtypeLine}\n` : ''}${/\bdev\b/.test(lines.join('\n')) ? `        dev = ${devLine}\n` : ''}${lines.map((l) => `        ${l}`).join('\n')}
 
 
 def load_peerc(path, dtype=None, device=None):

@@ -3,6 +3,10 @@
 // so the forward of every example and one training step (loss, every gradient, buffers) are held
 // to the same bounds as the eager export. Needs python3 with torch, safetensors and triton
 // (`pip install triton`); skipped, with that message, where they are missing.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { emitTorch, torchModule } from '../codegen/torch.js';
 import { ACTIVATIONS, GATES } from '../src/ir/ops/unary.js';
@@ -62,4 +66,25 @@ describe('the Triton export says what it lowered', () => {
     expect(notes).toEqual(['no fused retrieval or expert op in this program: --kernels triton changes nothing, every op is eager PyTorch']);
     expect(text).not.toContain('_retrieve_fwd_');
   });
+});
+
+describe.skipIf(!tritonVersion)('bench/gpu: pack.sh and run.sh --smoke on this CPU', () => {
+  it('packs the exported layers and the script, and run.sh prints the table and writes the JSON', () => {
+    const root = join(import.meta.dirname, '..');
+    const out = mkdtempSync(join(tmpdir(), 'peerc-gpu-pack-'));
+    const pack = spawnSync('bash', [join(root, 'bench', 'gpu', 'pack.sh'), out, '--smoke'], { encoding: 'utf8', timeout: 300_000 });
+    expect(pack.status, pack.stderr).toBe(0);
+    expect(pack.stdout).toMatch(/packed .* \(\d+ MiB\): copy it to the GPU machine/);
+    const run = spawnSync('bash', [join(out, 'run.sh'), '--smoke'], { encoding: 'utf8', timeout: 900_000 });
+    expect(run.status, run.stderr.slice(-3000)).toBe(0);
+    for (const v of ['eager', 'triton', 'gathered']) expect(run.stdout).toMatch(new RegExp(`h4 B=8 +${v} +forward +[\\d.]+ ms`));
+    expect(run.stdout).toMatch(/triton kernel expert_out \(gather_axpy\)/);
+    const json = JSON.parse(readFileSync(join(out, 'results', 'torch-gpu.json'), 'utf8')) as { configs: Record<string, Record<string, { max_rel_diff_vs_eager: number }>> };
+    // The Triton kernels and the materialising baseline compute the eager export's layer (float32).
+    for (const [name, r] of Object.entries(json.configs['h4 B=8']!)) expect(r.max_rel_diff_vs_eager, name).toBeLessThan(1e-4);
+    // The generated module passes the repository's Python lint (undefined names, unused code).
+    const lint = spawnSync('ruff', ['check', '--no-cache', '--config', join(root, 'ruff.toml'), join(out, 'modules', 'h4-triton')], { encoding: 'utf8' });
+    if (lint.error) console.log('ruff not found: the generated module is not linted (pip install ruff)');
+    else expect(lint.status, lint.stdout).toBe(0);
+  }, 900_000);
 });
