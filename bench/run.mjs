@@ -37,7 +37,14 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
   } catch (e) {
     ort = { failed: String(e.stderr ?? e.message).split('\n').find((l) => /Error|No module/i.test(l))?.trim().slice(0, 120) ?? 'failed' };
   }
-  rows.push({ n, h, r, tfjs, plain, gpujs, ort });
+  // The fastest CPU PyTorch program we could write for the layer (bench/torch-peer.py, 2 threads).
+  let torch;
+  try {
+    torch = JSON.parse(execFileSync('python3', [join(root, 'bench', 'torch-peer.py'), String(n), '256', '5', String(h), '--threads', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
+  } catch (e) {
+    torch = { failed: String(e.stderr ?? e.message).split('\n').find((l) => /Error|No module/i.test(l))?.trim().slice(0, 120) ?? 'failed' };
+  }
+  rows.push({ n, h, r, tfjs, plain, gpujs, ort, torch });
   console.log(`N = ${n}^2, h = ${h}: fused ${r.fused.medianMs.toFixed(0)} ms, naive ${r.naive.medianMs.toFixed(0)} ms, tfjs ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 // The dense router scores all N keys: a [T, h, N] score tensor must stay below 2^24 cells.
@@ -62,6 +69,14 @@ const lines = [
   '| N | h | backend | fused ms | naive ms | gpu.js webasm-threads fused ms | ONNX Runtime CPU ms | TF.js wasm ms | plain JS ms | fused tokens/s | naive tokens/s | TF.js tokens/s | plain JS tokens/s | fused / naive | fused / gpu.js | fused / ONNX Runtime | fused / TF.js | fused / plain | peerc peak RSS MB | TF.js peak RSS MB |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...rows.map(({ n, h, r, tfjs, plain, gpujs, ort }) => `| ${n}^2 | ${h} | ${r.backend_detail} | ${fmt(r.fused.medianMs)} | ${fmt(r.naive.medianMs)} | ${fmt(gpujs.fused.medianMs)} | ${ort.median_ms ? fmt(ort.median_ms) : ort.failed} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${fmt(plain.median_ms)} | ${r.tokens_per_s.fused.toFixed(0)} | ${r.tokens_per_s.naive.toFixed(0)} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${plain.tokens_per_s.toFixed(0)} | ${r.speedup_fused_vs_naive.toFixed(2)}x | ${(gpujs.fused.medianMs / r.fused.medianMs).toFixed(2)}x | ${ort.median_ms ? `${(ort.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${tfjs.median_ms ? `${(tfjs.median_ms / r.fused.medianMs).toFixed(2)}x` : '-'} | ${(plain.median_ms / r.fused.medianMs).toFixed(2)}x | ${r.peak_rss_mb.toFixed(0)} | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '',
+  'Against the engines a researcher already has, from the same run (peerc fused on its default backend; ONNX Runtime on peerc\'s ONNX export;',
+  'bench/torch-peer.py, the fastest CPU PyTorch program we wrote for the layer: embedding_bag for the expert outputs, eager, 2 intra-op threads,',
+  'glibc malloc; checked against the float64 interpreter by test/bench-baselines.test.ts). Targets of issue #20: fused <= 1.0x ONNX Runtime, <= 0.8x PyTorch.',
+  '',
+  '| N | h | peerc fused ms | ONNX Runtime ms | PyTorch ms | fused / ONNX Runtime time | fused / PyTorch time |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, h, r, ort, torch }) => `| ${n}^2 | ${h} | ${fmt(r.fused.medianMs)} | ${ort.median_ms ? fmt(ort.median_ms) : ort.failed} | ${torch.median_ms ? fmt(torch.median_ms) : torch.failed} | ${ort.median_ms ? `${(r.fused.medianMs / ort.median_ms).toFixed(2)}x` : '-'} | ${torch.median_ms ? `${(r.fused.medianMs / torch.median_ms).toFixed(2)}x` : '-'} |`),
   '',
   'Dense-router baseline (bench/dense_router.peer: every token scores all N keys; fused lowering, fewer tokens where the [T, h, N] scores would pass 2^24 cells):',
   '',

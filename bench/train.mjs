@@ -24,7 +24,13 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
     const why = String(e.stderr ?? e.message).split('\n').find((l) => /Error|memory|heap|Aborted/i.test(l)) ?? (e.signal ? `killed (${e.signal})` : 'failed');
     tfjs = { failed: why.trim().slice(0, 140) };
   }
-  rows.push({ n, h, r, tfjs });
+  let torch;
+  try {
+    torch = JSON.parse(execFileSync('python3', [join(root, 'bench', 'torch-peer.py'), String(n), '256', '5', String(h), '--train', '--threads', '2'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 }).trim().split('\n').at(-1));
+  } catch (e) {
+    torch = { failed: String(e.stderr ?? e.message).split('\n').find((l) => /Error|No module/i.test(l))?.trim().slice(0, 120) ?? 'failed' };
+  }
+  rows.push({ n, h, r, tfjs, torch });
   console.log(`N = ${n}^2, h = ${h}: peerc ${r.median_ms.toFixed(0)} ms (${r.tokens_per_s.toFixed(0)} tokens/s), TF.js ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 
@@ -49,6 +55,13 @@ const lines = [
   '| N | h | backend | peerc ms | peerc tokens/s | TF.js wasm ms | TF.js tokens/s | peerc / TF.js | params + Adam GiB | peerc peak RSS GiB | RSS / state | TF.js peak RSS MB |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...rows.map(({ n, h, r, tfjs }) => `| ${n}^2 | ${h} | ${r.backend_detail ?? r.backend} | ${fmt(r.median_ms)} | ${r.tokens_per_s.toFixed(0)} | ${tfjs.median_ms ? fmt(tfjs.median_ms) : tfjs.failed} | ${tfjs.tokens_per_s ? tfjs.tokens_per_s.toFixed(0) : '-'} | ${tfjs.median_ms ? `${(tfjs.median_ms / r.median_ms).toFixed(2)}x` : '-'} | ${(r.state_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} | ${(r.peak_rss_bytes / r.state_bytes).toFixed(2)}x | ${tfjs.peak_rss_mb ? tfjs.peak_rss_mb.toFixed(0) : '-'} |`),
+  '',
+  'Against PyTorch (bench/torch-peer.py --train: the same step written for speed, embedding_bag and sparse embedding gradients, SparseAdam for',
+  'the tables, foreach Adam for the rest, clipping at 1; eager, 2 intra-op threads, glibc malloc). Targets of issue #20: peerc >= 1.5x PyTorch, >= 4000 tokens/s.',
+  '',
+  '| N | h | peerc ms | PyTorch ms | peerc tokens/s | PyTorch tokens/s | peerc speed / PyTorch | PyTorch peak RSS MB |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(({ n, h, r, torch }) => `| ${n}^2 | ${h} | ${fmt(r.median_ms)} | ${torch.median_ms ? fmt(torch.median_ms) : torch.failed} | ${r.tokens_per_s.toFixed(0)} | ${torch.tokens_per_s ? torch.tokens_per_s.toFixed(0) : '-'} | ${torch.median_ms ? `${(torch.median_ms / r.median_ms).toFixed(2)}x` : '-'} | ${torch.peak_rss_mb ? torch.peak_rss_mb.toFixed(0) : '-'} |`),
   '',
   `Scaling with N (h = 4). The FLOPs that grow with N are the scoring's, 2 sqrt(N) dk per query. At the scoring kernel's measured rate at N = 1024^2`,
   `(${rate.toFixed(2)} GFLOP/s), the step at N = 64^2 plus that term predicts ${fmt(predicted(256))} ms at N = 256^2 (measured ${fmt(h4[1].r.median_ms)}) and ${fmt(predicted(1024))} ms at`,

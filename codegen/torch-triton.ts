@@ -402,9 +402,10 @@ def _(idx, coef, vec):
 
 def _table_grad(table, uniq, grads, sparse):
     """A table's gradient from its touched rows: a sparse COO tensor where the table is a
-    parameter itself (train.py's lazy optimizer reads the rows), dense where it is a view of one
-    (the view's backward, a reshape, takes no sparse tensor)."""
-    if sparse:
+    parameter itself (train.py's lazy optimizer reads the rows); dense where it is a view of one
+    (the view's backward, a reshape, takes no sparse tensor) and under torch.compile (which
+    cannot trace the sparse constructor; the lazy optimizer then finds the nonzero rows)."""
+    if sparse and not torch.compiler.is_compiling():
         return torch.sparse_coo_tensor(uniq.unsqueeze(0), grads, table.shape, is_coalesced=True, check_invariants=False)
     return grads.new_zeros(table.shape).index_copy_(0, uniq, grads)
 

@@ -4,7 +4,7 @@
 // to the same bounds as the eager export. Needs python3 with torch, safetensors and triton
 // (`pip install triton`); skipped, with that message, where they are missing.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,17 @@ describe.skipIf(!tritonVersion)('every gate and every expert activation as a Tri
       trainStepAgrees(`gate-${gate}.peer`, interpreted, src);
     }, 600_000);
   });
+});
+
+describe.skipIf(!tritonVersion)('torch.compile takes the Triton export whole', () => {
+  it('fullgraph=True traces the custom ops (fake implementations), and the compiled step equals the eager one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerc-compile-'));
+    const { fileName, text } = emitTorch(torchModule(compileOk(smallExample('peer_paper.peer'))), 'peer_paper.peer', 'test', { kernels: 'triton' });
+    writeFileSync(join(dir, fileName), text);
+    const r = spawnSync('python3', [join(import.meta.dirname, 'python', 'compile_export.py'), join(dir, fileName)], { encoding: 'utf8', timeout: 600_000, env: { ...process.env, TRITON_INTERPRET: '1' } });
+    expect(r.status, r.stderr.slice(-3000)).toBe(0);
+    expect(r.stdout).toMatch(/compiled \(fullgraph\) = eager: largest difference .* over the output and 7 gradients/);
+  }, 600_000);
 });
 
 describe('the Triton export says what it lowered', () => {
