@@ -31,6 +31,7 @@ import { emitTorch, torchClassName, torchModule } from '../../codegen/torch.js';
 import { emitTorchTrain } from '../../codegen/torch-train.js';
 import { torchTrainSpec } from './export-train.js';
 import { chooseKernels } from './export-kernels.js';
+import { runFormat } from './fmt.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir } from '../../src/io/files.js';
 import { existsSync } from 'node:fs';
@@ -75,6 +76,13 @@ function atLeastOne(flags: Map<string, string | number | boolean>, name: string,
 const entryFlag: FlagSpec = { entry: 'string', set: 'repeated' };
 
 export const COMMANDS: Record<string, Command> = {
+  fmt: {
+    summary: 'fmt FILE|DIR... [--check] | --stdin      rewrite .peer files in the canonical layout (comments kept)',
+    run(args) {
+      const p = parseArgs(args, { check: 'boolean', stdin: 'boolean' }, 'fmt');
+      return runFormat(p.positional, { check: p.flags.get('check') === true, stdin: p.flags.get('stdin') === true });
+    },
+  },
   check: {
     summary: 'check FILE [--entry LAYER]            check names, dtypes and shapes; report every error',
     run(args) {

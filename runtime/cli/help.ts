@@ -62,6 +62,13 @@ same command continues the sweep.
     (or "points": [{ "h": 1, "k": 32 }, { "h": 2, "k": 16 }]: the points themselves)
     "seeds": [0, 1, 2],
     "train": ["--task", "recall", "--steps", "200"] }   flags for every peerc train`,
+  fmt: `Rewrites .peer files in peerc's one canonical layout: one declaration or statement per line, 2-space
+bodies, spaces around operators (not around * / % in sizes: shapes, indices, initializers, consts), literals
+as written, every comment kept (trailing comments of consecutive lines aligned), blank lines between groups
+kept (one). Formatting twice changes nothing, and the program means the same (its IR is unchanged).
+  FILE|DIR...          files, or folders (every .peer file under them)
+  --check              change nothing; list the files that are not formatted and exit 1 if any (for CI)
+  --stdin              format standard input to standard output (for editors)`,
   export: `Exports the model to another framework, with peerc's parameter names.
   --torch              a self-contained PyTorch module DIR/ENTRY.py: an nn.Module with peerc's parameter
                        and buffer names and shapes, and load_peerc(path) for peerc weights or checkpoints
