@@ -1,7 +1,7 @@
 // The front door of the compiler: source text -> checked IR module, or diagnostics.
 import type { Program, Span } from '../grammar/ast.js';
 import { parseSource, type SyntaxProblem } from '../grammar/parse.js';
-import { checkProgram, type SourceUnit } from './check/elaborate.js';
+import { checkProgram, type CheckOptions, type SourceUnit } from './check/elaborate.js';
 import { diagnostic, type Diagnostic } from './diagnostics/diagnostic.js';
 import type { IRModule } from './ir/graph.js';
 import PRELUDE from './prelude.peer';
@@ -66,6 +66,8 @@ export interface CompileOptions {
   noPrelude?: boolean;
   /** `--set NAME=VALUE`: the value (a constant expression) replaces the program's `const NAME`. */
   set?: readonly (readonly [string, string])[];
+  /** Every value the checker binds or reads by name, at its span (editor hover; see CheckOptions). */
+  observe?: CheckOptions['observe'];
 }
 
 /** The name of the virtual source an override is checked in: errors point at the flag. */
@@ -116,7 +118,7 @@ export function compileSource(text: string, file: string, options: CompileOption
   const program = options.set?.length ? applyOverrides(parsed.program, options.set, sources, diagnostics) : parsed.program;
   if (diagnostics.length) return { module: null, diagnostics, sources };
   units.push({ program, text, isPrelude: false });
-  const checked = checkProgram(units, { entry: options.entry });
+  const checked = checkProgram(units, { entry: options.entry, observe: options.observe });
   // With overrides, every error says which values the program was checked with.
   const note = options.set?.length ? `checked with ${options.set.map(([n, v]) => `--set ${n}=${v}`).join(' ')}` : undefined;
   const found = note ? checked.diagnostics.map((d) => (d.severity === 'error' ? { ...d, notes: [...(d.notes ?? []), note] } : d)) : checked.diagnostics;

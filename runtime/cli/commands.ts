@@ -32,6 +32,7 @@ import { emitTorchTrain } from '../../codegen/torch-train.js';
 import { torchTrainSpec } from './export-train.js';
 import { chooseKernels } from './export-kernels.js';
 import { runFormat } from './fmt.js';
+import { startServer } from '../lsp/server.js';
 import { emitOnnx } from '../../codegen/onnx/export.js';
 import { ensureDir } from '../../src/io/files.js';
 import { existsSync } from 'node:fs';
@@ -81,6 +82,15 @@ export const COMMANDS: Record<string, Command> = {
     run(args) {
       const p = parseArgs(args, { check: 'boolean', stdin: 'boolean' }, 'fmt');
       return runFormat(p.positional, { check: p.flags.get('check') === true, stdin: p.flags.get('stdin') === true });
+    },
+  },
+  lsp: {
+    summary: 'lsp [--stdio]                          the language server (LSP over stdio) for editors',
+    run(args) {
+      parseArgs(args, { stdio: 'boolean' }, 'lsp');
+      startServer();
+      // The server runs until the editor closes the connection (it exits the process then).
+      return new Promise<number>(() => {});
     },
   },
   check: {

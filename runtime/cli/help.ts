@@ -62,6 +62,12 @@ same command continues the sweep.
     (or "points": [{ "h": 1, "k": 32 }, { "h": 2, "k": 16 }]: the points themselves)
     "seeds": [0, 1, 2],
     "train": ["--task", "recall", "--steps", "200"] }   flags for every peerc train`,
+  lsp: `Runs the language server over stdio (the Language Server Protocol), for any editor with an LSP client:
+diagnostics as you type (the CLI's codes and notes; fusion notes as information), hover with inferred shapes,
+go to definition (into the prelude too), references, rename, document symbols, folding, completion, signature
+help, formatting (peerc fmt), semantic tokens, did-you-mean quick fixes and inlay hints with the shapes of
+let bindings. editors/vscode is a VS Code extension that starts it; docs/editors.md says how for others.
+  --stdio              accepted for clients that pass it (stdio is the only transport)`,
   fmt: `Rewrites .peer files in peerc's one canonical layout: one declaration or statement per line, 2-space
 bodies, spaces around operators (not around * / % in sizes: shapes, indices, initializers, consts), literals
 as written, every comment kept (trailing comments of consecutive lines aligned), blank lines between groups

@@ -23,6 +23,12 @@ export interface SourceUnit {
 export interface CheckOptions {
   /** Layer to compile as the entry point; default: the program's `model`. */
   entry?: string;
+  /**
+   * Called with every value the checker binds or reads by name, at the name's span (a layer's
+   * parameters, assignment targets, name references): what an editor shows on hover. A layer
+   * instantiated several times reports each instantiation's values.
+   */
+  observe?: (span: Span, value: Value) => void;
 }
 
 export interface CheckResult {
@@ -41,7 +47,7 @@ interface Frame {
 }
 
 export function checkProgram(units: SourceUnit[], options: CheckOptions = {}): CheckResult {
-  return new Checker(units).run(options);
+  return new Checker(units, options.observe).run(options);
 }
 
 class Checker {
@@ -65,7 +71,7 @@ class Checker {
   private salts = 0;
   private callNotes: string[] = [];
 
-  constructor(private readonly units: SourceUnit[]) {
+  constructor(private readonly units: SourceUnit[], private readonly observe?: (span: Span, value: Value) => void) {
     for (const u of units) this.texts.set(u.program.file, u.text);
   }
 
@@ -341,6 +347,7 @@ class Checker {
       const id = graph.add('input', [], { name: p.name, dtype: a.type.dtype, shape: a.type.shape }, p.span, [a.type]);
       inputs.push(id);
       scope.set(p.name, { kind: 'tensor', ref: ref(id), type: a.type });
+      this.observe?.(p.span, scope.get(p.name)!);
     });
     const key = `${decl.name}(${args.map((a) => ('value' in a ? `${a.value.kind === 'int' ? a.value.dim : '?'}` : `${a.type.dtype}${a.type.bound ? `<${a.type.bound}>` : ''}${shapeToString(a.type.shape)}`)).join(', ')})`;
     if (this.functions.has(key)) return this.functions.get(key)!;
@@ -409,7 +416,10 @@ class Checker {
     const values = this.evalMany(s.value, frame);
     if (values.length !== s.targets.length)
       fail('PEER0206', s.span, { what: `the right-hand side`, expected: s.targets.length, found: values.length });
-    s.targets.forEach((t, i) => frame.scope.set(t.name, values[i]!));
+    s.targets.forEach((t, i) => {
+      frame.scope.set(t.name, values[i]!);
+      this.observe?.(t.span, values[i]!);
+    });
   }
 
   private returnStmt(decl: LayerDecl, s: Extract<Stmt, { kind: 'return' }>, frame: Frame): TensorValue[] {
@@ -447,8 +457,11 @@ class Checker {
         return [{ kind: 'float', value: e.value }];
       case 'string':
         return [{ kind: 'string', value: e.value }];
-      case 'name':
-        return [this.lookup(e.name, e.span, frame)];
+      case 'name': {
+        const v = this.lookup(e.name, e.span, frame);
+        this.observe?.(e.span, v);
+        return [v];
+      }
       case 'list':
         return [{ kind: 'list', items: e.items.map((i) => this.evalOne(i, frame)) }];
       case 'unary': {
