@@ -18,6 +18,9 @@ const NOT_RUN: readonly { match: RegExp; why: string }[] = [
   { match: /path\/to\/|\bmodel\.peer\b|\bw\.safetensors\b|--data \.\.\./, why: 'a placeholder for the reader\'s own file' },
   { match: /runs\/lm-torch/, why: 'continues the torchrun run of the line before (test/export-torch-train.test.ts runs train.py)' },
   { match: /^(npm run playground|peerc playground --port)/, why: 'serves until stopped (test/playground.test.ts serves and drives the page)' },
+  { match: /^peerc lsp/, why: 'serves its editor until closed (test/lsp.test.ts drives it over stdio, test/editors.test.ts from Neovim)' },
+  { match: /^npm run vsix$/, why: 'packages the VS Code extension with @vscode/vsce (test/vscode-extension.test.ts runs it)' },
+  { match: /^code --install-extension/, why: 'needs VS Code' },
 ];
 
 interface DocCommand {
