@@ -33,7 +33,7 @@ const examplesPlugin = {
 };
 rmSync('dist/playground', { recursive: true, force: true });
 await build({
-  entryPoints: ['runtime/playground/app.ts', 'runtime/playground/compiler-worker.ts', 'runtime/playground/kernel-worker.ts'],
+  entryPoints: ['runtime/playground/app.ts', 'runtime/playground/compiler-worker.ts', 'runtime/playground/kernel-worker.ts', 'runtime/playground/lsp-worker.ts'],
   outdir: 'dist/playground', entryNames: '[name]', chunkNames: 'chunks/[name]-[hash]',
   bundle: true, splitting: true, format: 'esm', platform: 'browser', target: 'es2022', minify: true,
   // The runtime checks that each kernel's class is its backend's (no silent fallback): keep class names.

@@ -126,10 +126,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(await page.locator('#examples').inputValue()).toBe('');
     expect(await page.locator('#examples option').first().textContent()).toMatch(/edited|your program/);
     expect(await page.locator('.cm-content.cm-lineWrapping').count()).toBe(1);
-    const problems = await page.locator('#problems').textContent();
-    expect(problems).toMatch(/PEER0200/);
-    expect(problems).toMatch(/nowhere/);
-    expect(await page.locator('#status').textContent()).toMatch(/1 error/);
+    // The squiggle comes from the language server's worker; the problems list and the status
+    // from the compiler worker: each arrives in its own time.
+    await expect.poll(async () => page.locator('#problems').textContent(), { timeout: 60_000 }).toMatch(/PEER0200/);
+    expect(await page.locator('#problems').textContent()).toMatch(/nowhere/);
+    await expect.poll(async () => page.locator('#status').textContent(), { timeout: 60_000 }).toMatch(/1 error/);
     await page.locator('.cm-lintRange-error').first().hover();
     await expect.poll(async () => page.locator('.cm-tooltip-lint').textContent(), { timeout: 30_000 }).toMatch(/PEER0200/);
     await page.screenshot({ path: join(shots, 'error.png') });
@@ -141,6 +142,19 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(await page.locator('#problems').textContent()).toBe('');
     // Back to the example's text: the dropdown names it again.
     expect(await page.locator('#examples').inputValue()).not.toBe('');
+  });
+
+  it("hover in the editor is the language server's (peerc lsp's features in a worker): a parameter's declaration", async () => {
+    const at = await page.evaluate(() => {
+      const v = (window as unknown as { __peerc: { view: { state: { doc: { toString(): string } }; coordsAtPos(p: number): { left: number; right: number; top: number; bottom: number } } } }).__peerc.view;
+      const c = v.coordsAtPos(v.state.doc.toString().lastIndexOf('Wout') + 2);
+      return { x: (c.left + c.right) / 2, y: (c.top + c.bottom) / 2 };
+    });
+    await page.mouse.move(at.x, at.y);
+    await expect.poll(async () => page.locator('.cm-tooltip-hover').textContent(), { timeout: 30_000 }).toMatch(/param Wout: \[d, Vocab\]/);
+    const published = await page.evaluate(() => (window as unknown as { __peerc: { lspDiagnostics: number[] } }).__peerc.lspDiagnostics);
+    expect(published.length).toBeGreaterThan(0);
+    await page.mouse.move(0, 0);
   });
 
   it('runs on the chosen backend and shows its kernels; benches fused vs naive on webgl2, webgpu and wasm threads', async () => {

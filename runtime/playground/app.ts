@@ -2,7 +2,8 @@
 // kernels run in two Web Workers; this thread only edits, draws and routes messages.
 import { basicSetup, EditorView } from 'codemirror';
 import { EditorSelection } from '@codemirror/state';
-import { lintGutter, setDiagnostics, type Diagnostic as EditorDiagnostic } from '@codemirror/lint';
+import { lintGutter } from '@codemirror/lint';
+import { languageServer } from './lsp.js';
 import EXAMPLES from 'virtual:peer-examples';
 import { expertsChart, lineChart, lossChart, usageHistory } from '../train/plots.js';
 import { benchChart } from './charts.js';
@@ -29,6 +30,8 @@ const hooks = {
   errors: [] as string[],
   backends: [] as BackendAvailability[],
   view: undefined as EditorView | undefined,
+  /** The diagnostic counts the language server published, in order. */
+  lspDiagnostics: [] as number[],
 };
 (window as unknown as { __peerc: typeof hooks }).__peerc = hooks;
 
@@ -61,12 +64,16 @@ function initialText(): string {
 // ---- the editor ----
 let docVersion = 0;
 let saveTimer: ReturnType<typeof setTimeout> | undefined;
+// The editor's diagnostics, hover, completion and the rest come from the language server (the
+// one `peerc lsp` runs) in its own worker; the compiler worker below feeds the panels.
+const server = languageServer(`file:///${FILE}`, (n) => hooks.lspDiagnostics.push(n));
 const view = new EditorView({
   doc: initialText(),
   parent: $('editor'),
   extensions: [
     basicSetup,
     peerLanguage,
+    server.extension,
     lintGutter(),
     EditorView.lineWrapping,
     EditorView.updateListener.of((u) => {
@@ -190,8 +197,6 @@ function onCompilerReply(r: CompilerReply) {
 }
 
 function showProblems(ds: PageDiagnostic[]) {
-  const inText: EditorDiagnostic[] = ds.filter((d) => d.from !== null).map((d) => ({ from: d.from!, to: d.to!, severity: 'error', source: d.code, message: `${d.code}: ${d.message}` }));
-  view.dispatch(setDiagnostics(view.state, inText));
   const list = $('problems');
   list.replaceChildren(...ds.map((d) => {
     const row = document.createElement('div');
