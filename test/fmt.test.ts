@@ -20,6 +20,9 @@ const root = join(import.meta.dirname, '..');
 const programs = [
   ...['examples', 'bench'].flatMap((dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.peer')).map((f) => `${dir}/${f}`)),
   'src/prelude.peer',
+  // The error-message corpus: programs the checker rejects still format (those that parse).
+  ...readdirSync(join(root, 'test', 'errors')).filter((f) => f.endsWith('.peer')).map((f) => `test/errors/${f}`)
+    .filter((f) => parseSource(readFileSync(join(root, f), 'utf8'), f).program !== null),
 ];
 
 const fmt = (text: string, file = 'x.peer'): string => {

@@ -66,7 +66,10 @@ describe('peerc lsp: diagnostics', () => {
     const diags = await client.open(uriOf('pk3.peer'), example('pk_arity3.peer'));
     const info = diags.filter((d) => d.severity === 3);
     expect(info.length).toBeGreaterThan(0);
-    expect(info[0]!.source).toBe('peerc fusion');
+    expect(info.every((d) => d.source === 'peerc fusion')).toBe(true);
+    expect(info.some((d) => /^not fused: /.test(d.message))).toBe(true);
+    const fused = info.find((d) => /^fused: 1 x product_retrieve/.test(d.message))!;
+    expect(fused.range.start).toEqual(pos(example('pk_arity3.peer'), 'model pk3', 0, 6));
   });
 
   it('a keystroke in a 300-line file answers quickly (measured)', async () => {

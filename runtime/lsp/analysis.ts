@@ -11,7 +11,7 @@ import { BUILTINS, INITIALIZERS } from '../../src/check/builtins.js';
 import type { Value } from '../../src/check/values.js';
 import { shapeToString } from '../../src/shapes/dim.js';
 import { optimize } from '../../src/passes/pipeline.js';
-import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
+import { fusedSummary, unfusedPatterns } from '../../src/passes/fusion-notes.js';
 
 export type SymbolKind = 'const' | 'param' | 'buffer' | 'layer' | 'model' | 'input' | 'dim' | 'local' | 'builtin';
 
@@ -125,14 +125,18 @@ export function analyze(text: string, file: string, options: { fusionNotes?: boo
   const compiled = compileSource(text, file, { observe });
   const diagnostics = compiled.diagnostics;
   const fusionNotes: FusionNote[] = [];
+  const program = parseSource(text, file).program;
   if (options.fusionNotes !== false && compiled.module?.entry) {
     try {
-      for (const n of unfusedPatterns(optimize(compiled.module, { lowering: 'fused' }))) fusionNotes.push({ span: n.span ?? null, message: n.message });
+      const fused = optimize(compiled.module, { lowering: 'fused' });
+      // What fused, at the model's name (the IR has no single place for it); what did not, where it is.
+      const entry = program?.decls.find((d) => d.kind === 'layer' && d.name === compiled.module!.entry);
+      for (const line of fusedSummary(fused)) fusionNotes.push({ span: entry && entry.kind === 'layer' ? entry.nameSpan : null, message: line });
+      for (const n of unfusedPatterns(fused)) fusionNotes.push({ span: n.span ?? null, message: `not fused: ${n.message}` });
     } catch {
       // A program the optimizer cannot take has its errors from `peerc check`; hover and the rest still work.
     }
   }
-  const program = parseSource(text, file).program;
   const { defs, occurrences } = program ? resolve(program, text) : { defs: [], occurrences: [] };
   return { file, text, program, diagnostics, fusionNotes, defs, occurrences, values };
 }
