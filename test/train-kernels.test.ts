@@ -46,7 +46,7 @@ model f(x: [T, d]) -> [T, 5] {
 }
 `],
   ['stacked_lm.peer (two PEER blocks, tables stacked [L, N, d] and used as U[i])', smallExample('stacked_lm.peer').replace('const d = 64', 'const d = 16').replace('const N = 32^2', 'const N = 8^2')],
-  ['memory_layers.peer (one value table shared by two blocks, LayerNorm on queries and keys, SwiLU output)', smallExample('memory_layers.peer').replace('const d = 128', 'const d = 16').replace('const dk = 64', 'const dk = 8').replace('const k = 16', 'const k = 4')],
+  ['memory_layers.peer (one value table shared by two memory layers, biased queries, SwiLU output)', smallExample('memory_layers.peer').replace('const d = 128', 'const d = 16').replace('const dk = 64', 'const dk = 8').replace('const k = 16', 'const k = 4')],
   ['byte_lm.peer (attention, rmsnorm, dense and PEER feed-forward)', smallExample('byte_lm.peer').replace('const d = 128', 'const d = 32').replace('const N = 32^2', 'const N = 16^2')],
 ];
 

@@ -3,16 +3,16 @@ import { CompiledModel, CompiledTrainer, safetensorsWeights, seededWeights, type
 
 /** Parameters of memory_layers: the tensor names safetensors weights must use, with their shapes. */
 export const PARAMS = {
+  "norm_g": { shape: [2, 128], role: "param", sparse: false, lrMultiplier: 1 },
   "Wq": { shape: [2, 4, 64, 128], role: "param", sparse: false, lrMultiplier: 1 },
-  "q_g": { shape: [2, 64], role: "param", sparse: false, lrMultiplier: 1 },
-  "q_b": { shape: [2, 64], role: "param", sparse: false, lrMultiplier: 1 },
+  "bq": { shape: [2, 4, 64], role: "param", sparse: false, lrMultiplier: 1 },
   "C1": { shape: [2, 4, 128, 32], role: "param", sparse: false, lrMultiplier: 1 },
   "C2": { shape: [2, 4, 128, 32], role: "param", sparse: false, lrMultiplier: 1 },
-  "k_g": { shape: [2, 32], role: "param", sparse: false, lrMultiplier: 1 },
-  "k_b": { shape: [2, 32], role: "param", sparse: false, lrMultiplier: 1 },
-  "Vals": { shape: [16384, 128], role: "param", sparse: true, lrMultiplier: 10 },
-  "W1": { shape: [2, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
-  "W2": { shape: [2, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "Vals": { shape: [16384, 128], role: "param", sparse: true, lrMultiplier: 1 },
+  "Ws": { shape: [2, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "bs": { shape: [2, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "Wv": { shape: [2, 128, 128], role: "param", sparse: false, lrMultiplier: 1 },
+  "bv": { shape: [2, 128], role: "param", sparse: false, lrMultiplier: 1 },
 } as const;
 
 export type ParamName = keyof typeof PARAMS;
@@ -33,31 +33,31 @@ const IR: ModuleJSON = {
   "entry": "memory_layers",
   "params": [
     {
-      "name": "Wq",
+      "name": "norm_g",
       "role": "param",
       "dtype": "f32",
-      "shape": [2, 4, 64, 128],
-      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
-      "lrMultiplier": 1,
-      "sparse": false,
-      "weightDecay": true
-    },
-    {
-      "name": "q_g",
-      "role": "param",
-      "dtype": "f32",
-      "shape": [2, 64],
+      "shape": [2, 128],
       "init": { "kind": "constant", "value": 1 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
     },
     {
-      "name": "q_b",
+      "name": "Wq",
       "role": "param",
       "dtype": "f32",
-      "shape": [2, 64],
-      "init": { "kind": "constant", "value": 0 },
+      "shape": [2, 4, 64, 128],
+      "init": { "kind": "uniform", "low": -0.125, "high": 0.125 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "bq",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 4, 64],
+      "init": { "kind": "uniform", "low": -0.08838834764831843, "high": 0.08838834764831843 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
@@ -67,7 +67,7 @@ const IR: ModuleJSON = {
       "role": "param",
       "dtype": "f32",
       "shape": [2, 4, 128, 32],
-      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
+      "init": { "kind": "uniform", "low": -0.125, "high": 0.125 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
@@ -77,27 +77,7 @@ const IR: ModuleJSON = {
       "role": "param",
       "dtype": "f32",
       "shape": [2, 4, 128, 32],
-      "init": { "kind": "normal", "mean": 0, "std": 0.17677669529663687 },
-      "lrMultiplier": 1,
-      "sparse": false,
-      "weightDecay": true
-    },
-    {
-      "name": "k_g",
-      "role": "param",
-      "dtype": "f32",
-      "shape": [2, 32],
-      "init": { "kind": "constant", "value": 1 },
-      "lrMultiplier": 1,
-      "sparse": false,
-      "weightDecay": true
-    },
-    {
-      "name": "k_b",
-      "role": "param",
-      "dtype": "f32",
-      "shape": [2, 32],
-      "init": { "kind": "constant", "value": 0 },
+      "init": { "kind": "uniform", "low": -0.125, "high": 0.125 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
@@ -108,12 +88,12 @@ const IR: ModuleJSON = {
       "dtype": "f32",
       "shape": [16384, 128],
       "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
-      "lrMultiplier": 10,
+      "lrMultiplier": 1,
       "sparse": true,
       "weightDecay": true
     },
     {
-      "name": "W1",
+      "name": "Ws",
       "role": "param",
       "dtype": "f32",
       "shape": [2, 128, 128],
@@ -123,11 +103,31 @@ const IR: ModuleJSON = {
       "weightDecay": true
     },
     {
-      "name": "W2",
+      "name": "bs",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 128],
+      "init": { "kind": "uniform", "low": -0.08838834764831843, "high": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "Wv",
       "role": "param",
       "dtype": "f32",
       "shape": [2, 128, 128],
-      "init": { "kind": "normal", "mean": 0, "std": 0.02 },
+      "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
+      "lrMultiplier": 1,
+      "sparse": false,
+      "weightDecay": true
+    },
+    {
+      "name": "bv",
+      "role": "param",
+      "dtype": "f32",
+      "shape": [2, 128],
+      "init": { "kind": "uniform", "low": -0.08838834764831843, "high": 0.08838834764831843 },
       "lrMultiplier": 1,
       "sparse": false,
       "weightDecay": true
@@ -143,7 +143,7 @@ const IR: ModuleJSON = {
       "symbols": ["T"],
       "inputs": [0],
       "outputs": [
-        { "node": 105, "result": 0 }
+        { "node": 107, "result": 0 }
       ],
       "nodes": [
         {
@@ -163,6 +163,103 @@ const IR: ModuleJSON = {
               ]
             }
           },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "norm_g",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 1, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 0, "result": 0 },
+            { "node": 3, "result": 0 }
+          ],
+          "attrs": { "eps": 0.00001 },
           "types": [
             {
               "dtype": "f32",
@@ -223,7 +320,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 1, "result": 0 }
+            { "node": 5, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 0, "end": 1 },
           "types": [
@@ -249,7 +346,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 2, "result": 0 }
+            { "node": 6, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -286,8 +383,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 0, "result": 0 },
-            { "node": 3, "result": 0 }
+            { "node": 4, "result": 0 },
+            { "node": 7, "result": 0 }
           ],
           "attrs": { "spec": "td,hcd->thc" },
           "types": [
@@ -311,12 +408,15 @@ const IR: ModuleJSON = {
           "op": "param",
           "inputs": [],
           "attrs": {
-            "name": "q_g",
+            "name": "bq",
             "dtype": "f32",
             "shape": {
               "dims": [
                 [
                   ["", 2]
+                ],
+                [
+                  ["", 4]
                 ],
                 [
                   ["", 64]
@@ -330,6 +430,9 @@ const IR: ModuleJSON = {
               "shape": [
                 [
                   ["", 2]
+                ],
+                [
+                  ["", 4]
                 ],
                 [
                   ["", 64]
@@ -340,108 +443,38 @@ const IR: ModuleJSON = {
         },
         {
           "op": "slice",
-          "inputs": [
-            { "node": 5, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 0, "end": 1 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
-            { "node": 6, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "param",
-          "inputs": [],
-          "attrs": {
-            "name": "q_b",
-            "dtype": "f32",
-            "shape": {
-              "dims": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 8, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 0, "end": 1 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
           "inputs": [
             { "node": 9, "result": 0 }
           ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 10, "result": 0 }
+          ],
           "attrs": {
             "shape": {
               "dims": [
+                [
+                  ["", 4]
+                ],
                 [
                   ["", 64]
                 ]
@@ -453,6 +486,9 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
+                  ["", 4]
+                ],
+                [
                   ["", 64]
                 ]
               ]
@@ -460,13 +496,12 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "layernorm",
+          "op": "add",
           "inputs": [
-            { "node": 4, "result": 0 },
-            { "node": 7, "result": 0 },
-            { "node": 10, "result": 0 }
+            { "node": 8, "result": 0 },
+            { "node": 11, "result": 0 }
           ],
-          "attrs": { "eps": 0.00001 },
+          "attrs": {},
           "types": [
             {
               "dtype": "f32",
@@ -530,34 +565,34 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 12, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 0, "end": 1 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
             { "node": 13, "result": 0 }
           ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
+                  ["", 32]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 14, "result": 0 }
+          ],
           "attrs": {
             "shape": {
               "dims": [
@@ -573,183 +608,6 @@ const IR: ModuleJSON = {
               ]
             }
           },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "param",
-          "inputs": [],
-          "attrs": {
-            "name": "k_g",
-            "dtype": "f32",
-            "shape": {
-              "dims": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 15, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 0, "end": 1 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
-            { "node": 16, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "param",
-          "inputs": [],
-          "attrs": {
-            "name": "k_b",
-            "dtype": "f32",
-            "shape": {
-              "dims": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 2]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 18, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 0, "end": 1 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
-            { "node": 19, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "layernorm",
-          "inputs": [
-            { "node": 14, "result": 0 },
-            { "node": 17, "result": 0 },
-            { "node": 20, "result": 0 }
-          ],
-          "attrs": { "eps": 0.00001 },
           "types": [
             {
               "dtype": "f32",
@@ -813,7 +671,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 22, "result": 0 }
+            { "node": 16, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 0, "end": 1 },
           "types": [
@@ -839,7 +697,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 23, "result": 0 }
+            { "node": 17, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -874,34 +732,9 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "layernorm",
-          "inputs": [
-            { "node": 24, "result": 0 },
-            { "node": 17, "result": 0 },
-            { "node": 20, "result": 0 }
-          ],
-          "attrs": { "eps": 0.00001 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
           "op": "slice",
           "inputs": [
-            { "node": 11, "result": 0 }
+            { "node": 12, "result": 0 }
           ],
           "attrs": { "axis": 2, "start": 0, "end": 32 },
           "types": [
@@ -924,8 +757,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 26, "result": 0 },
-            { "node": 21, "result": 0 }
+            { "node": 19, "result": 0 },
+            { "node": 15, "result": 0 }
           ],
           "attrs": { "spec": "thc,hnc->thn" },
           "types": [
@@ -948,7 +781,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 11, "result": 0 }
+            { "node": 12, "result": 0 }
           ],
           "attrs": { "axis": 2, "start": 32, "end": 64 },
           "types": [
@@ -971,8 +804,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 28, "result": 0 },
-            { "node": 25, "result": 0 }
+            { "node": 21, "result": 0 },
+            { "node": 18, "result": 0 }
           ],
           "attrs": { "spec": "thc,hnc->thn" },
           "types": [
@@ -995,7 +828,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 27, "result": 0 }
+            { "node": 20, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -1035,7 +868,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 29, "result": 0 }
+            { "node": 22, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -1075,7 +908,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 30, "result": 0 }
+            { "node": 23, "result": 0 }
           ],
           "attrs": { "axis": 3 },
           "types": [
@@ -1101,7 +934,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 31, "result": 0 }
+            { "node": 24, "result": 0 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -1127,8 +960,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 32, "result": 0 },
-            { "node": 33, "result": 0 }
+            { "node": 25, "result": 0 },
+            { "node": 26, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1154,7 +987,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 34, "result": 0 }
+            { "node": 27, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -1191,7 +1024,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 30, "result": 1 }
+            { "node": 23, "result": 1 }
           ],
           "attrs": { "axis": 3 },
           "types": [
@@ -1234,8 +1067,8 @@ const IR: ModuleJSON = {
         {
           "op": "mul",
           "inputs": [
-            { "node": 36, "result": 0 },
-            { "node": 37, "result": 0 }
+            { "node": 29, "result": 0 },
+            { "node": 30, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1264,7 +1097,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 31, "result": 1 }
+            { "node": 24, "result": 1 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -1293,8 +1126,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 38, "result": 0 },
-            { "node": 39, "result": 0 }
+            { "node": 31, "result": 0 },
+            { "node": 32, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1323,7 +1156,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 40, "result": 0 }
+            { "node": 33, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -1363,7 +1196,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 35, "result": 0 }
+            { "node": 28, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -1403,8 +1236,8 @@ const IR: ModuleJSON = {
         {
           "op": "take_along",
           "inputs": [
-            { "node": 41, "result": 0 },
-            { "node": 42, "result": 1 }
+            { "node": 34, "result": 0 },
+            { "node": 35, "result": 1 }
           ],
           "attrs": {},
           "types": [
@@ -1430,7 +1263,7 @@ const IR: ModuleJSON = {
         {
           "op": "softmax",
           "inputs": [
-            { "node": 42, "result": 0 }
+            { "node": 35, "result": 0 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -1484,8 +1317,8 @@ const IR: ModuleJSON = {
         {
           "op": "gather",
           "inputs": [
-            { "node": 45, "result": 0 },
-            { "node": 43, "result": 0 }
+            { "node": 38, "result": 0 },
+            { "node": 36, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1511,8 +1344,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 44, "result": 0 },
-            { "node": 46, "result": 0 }
+            { "node": 37, "result": 0 },
+            { "node": 39, "result": 0 }
           ],
           "attrs": { "spec": "thk,thkd->td" },
           "types": [
@@ -1533,7 +1366,7 @@ const IR: ModuleJSON = {
           "op": "param",
           "inputs": [],
           "attrs": {
-            "name": "W1",
+            "name": "Ws",
             "dtype": "f32",
             "shape": {
               "dims": [
@@ -1569,7 +1402,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 48, "result": 0 }
+            { "node": 41, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 0, "end": 1 },
           "types": [
@@ -1592,7 +1425,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 49, "result": 0 }
+            { "node": 42, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -1623,8 +1456,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 0, "result": 0 },
-            { "node": 50, "result": 0 }
+            { "node": 4, "result": 0 },
+            { "node": 43, "result": 0 }
           ],
           "attrs": { "spec": "ay,yz->az" },
           "types": [
@@ -1642,9 +1475,106 @@ const IR: ModuleJSON = {
           ]
         },
         {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bs",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 45, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 46, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 44, "result": 0 },
+            { "node": 47, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
           "op": "silu",
           "inputs": [
-            { "node": 51, "result": 0 }
+            { "node": 48, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1664,8 +1594,8 @@ const IR: ModuleJSON = {
         {
           "op": "mul",
           "inputs": [
-            { "node": 52, "result": 0 },
-            { "node": 47, "result": 0 }
+            { "node": 40, "result": 0 },
+            { "node": 49, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1686,7 +1616,7 @@ const IR: ModuleJSON = {
           "op": "param",
           "inputs": [],
           "attrs": {
-            "name": "W2",
+            "name": "Wv",
             "dtype": "f32",
             "shape": {
               "dims": [
@@ -1722,7 +1652,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 54, "result": 0 }
+            { "node": 51, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 0, "end": 1 },
           "types": [
@@ -1745,7 +1675,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 55, "result": 0 }
+            { "node": 52, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -1776,8 +1706,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 53, "result": 0 },
-            { "node": 56, "result": 0 }
+            { "node": 50, "result": 0 },
+            { "node": 53, "result": 0 }
           ],
           "attrs": { "spec": "ay,yz->az" },
           "types": [
@@ -1798,7 +1728,104 @@ const IR: ModuleJSON = {
           "op": "add",
           "inputs": [
             { "node": 0, "result": 0 },
+            { "node": 54, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "param",
+          "inputs": [],
+          "attrs": {
+            "name": "bv",
+            "dtype": "f32",
+            "shape": {
+              "dims": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 56, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 0, "end": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
             { "node": 57, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 55, "result": 0 },
+            { "node": 58, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -1829,6 +1856,72 @@ const IR: ModuleJSON = {
                   ["", 1]
                 ],
                 [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 60, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "rmsnorm",
+          "inputs": [
+            { "node": 59, "result": 0 },
+            { "node": 61, "result": 0 }
+          ],
+          "attrs": { "eps": 0.00001 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 5, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
                   ["", 4]
                 ],
                 [
@@ -1844,7 +1937,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 59, "result": 0 }
+            { "node": 63, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -1881,8 +1974,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 58, "result": 0 },
-            { "node": 60, "result": 0 }
+            { "node": 62, "result": 0 },
+            { "node": 64, "result": 0 }
           ],
           "attrs": { "spec": "td,hcd->thc" },
           "types": [
@@ -1905,7 +1998,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 5, "result": 0 }
+            { "node": 9, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 1, "end": 2 },
           "types": [
@@ -1914,6 +2007,9 @@ const IR: ModuleJSON = {
               "shape": [
                 [
                   ["", 1]
+                ],
+                [
+                  ["", 4]
                 ],
                 [
                   ["", 64]
@@ -1925,11 +2021,14 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 62, "result": 0 }
+            { "node": 66, "result": 0 }
           ],
           "attrs": {
             "shape": {
               "dims": [
+                [
+                  ["", 4]
+                ],
                 [
                   ["", 64]
                 ]
@@ -1941,24 +2040,7 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 8, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 1, "end": 2 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
+                  ["", 4]
                 ],
                 [
                   ["", 64]
@@ -1968,38 +2050,12 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "reshape",
+          "op": "add",
           "inputs": [
-            { "node": 64, "result": 0 }
+            { "node": 65, "result": 0 },
+            { "node": 67, "result": 0 }
           ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 64]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "layernorm",
-          "inputs": [
-            { "node": 61, "result": 0 },
-            { "node": 63, "result": 0 },
-            { "node": 65, "result": 0 }
-          ],
-          "attrs": { "eps": 0.00001 },
+          "attrs": {},
           "types": [
             {
               "dtype": "f32",
@@ -2020,7 +2076,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 12, "result": 0 }
+            { "node": 13, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 1, "end": 2 },
           "types": [
@@ -2035,63 +2091,6 @@ const IR: ModuleJSON = {
                 ],
                 [
                   ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
-            { "node": 67, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 15, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 1, "end": 2 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
                 ],
                 [
                   ["", 32]
@@ -2109,6 +2108,12 @@ const IR: ModuleJSON = {
             "shape": {
               "dims": [
                 [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
                   ["", 32]
                 ]
               ]
@@ -2119,6 +2124,12 @@ const IR: ModuleJSON = {
               "dtype": "f32",
               "shape": [
                 [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
+                ],
+                [
                   ["", 32]
                 ]
               ]
@@ -2128,7 +2139,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 18, "result": 0 }
+            { "node": 16, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 1, "end": 2 },
           "types": [
@@ -2137,6 +2148,12 @@ const IR: ModuleJSON = {
               "shape": [
                 [
                   ["", 1]
+                ],
+                [
+                  ["", 4]
+                ],
+                [
+                  ["", 128]
                 ],
                 [
                   ["", 32]
@@ -2154,82 +2171,6 @@ const IR: ModuleJSON = {
             "shape": {
               "dims": [
                 [
-                  ["", 32]
-                ]
-              ]
-            }
-          },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "layernorm",
-          "inputs": [
-            { "node": 68, "result": 0 },
-            { "node": 70, "result": 0 },
-            { "node": 72, "result": 0 }
-          ],
-          "attrs": { "eps": 0.00001 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "slice",
-          "inputs": [
-            { "node": 22, "result": 0 }
-          ],
-          "attrs": { "axis": 0, "start": 1, "end": 2 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 1]
-                ],
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
-          "op": "reshape",
-          "inputs": [
-            { "node": 74, "result": 0 }
-          ],
-          "attrs": {
-            "shape": {
-              "dims": [
-                [
                   ["", 4]
                 ],
                 [
@@ -2259,34 +2200,9 @@ const IR: ModuleJSON = {
           ]
         },
         {
-          "op": "layernorm",
-          "inputs": [
-            { "node": 75, "result": 0 },
-            { "node": 70, "result": 0 },
-            { "node": 72, "result": 0 }
-          ],
-          "attrs": { "eps": 0.00001 },
-          "types": [
-            {
-              "dtype": "f32",
-              "shape": [
-                [
-                  ["", 4]
-                ],
-                [
-                  ["", 128]
-                ],
-                [
-                  ["", 32]
-                ]
-              ]
-            }
-          ]
-        },
-        {
           "op": "slice",
           "inputs": [
-            { "node": 66, "result": 0 }
+            { "node": 68, "result": 0 }
           ],
           "attrs": { "axis": 2, "start": 0, "end": 32 },
           "types": [
@@ -2309,8 +2225,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 77, "result": 0 },
-            { "node": 73, "result": 0 }
+            { "node": 73, "result": 0 },
+            { "node": 70, "result": 0 }
           ],
           "attrs": { "spec": "thc,hnc->thn" },
           "types": [
@@ -2333,7 +2249,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 66, "result": 0 }
+            { "node": 68, "result": 0 }
           ],
           "attrs": { "axis": 2, "start": 32, "end": 64 },
           "types": [
@@ -2356,8 +2272,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 79, "result": 0 },
-            { "node": 76, "result": 0 }
+            { "node": 75, "result": 0 },
+            { "node": 72, "result": 0 }
           ],
           "attrs": { "spec": "thc,hnc->thn" },
           "types": [
@@ -2380,7 +2296,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 78, "result": 0 }
+            { "node": 74, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -2420,7 +2336,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 80, "result": 0 }
+            { "node": 76, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -2460,7 +2376,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 81, "result": 0 }
+            { "node": 77, "result": 0 }
           ],
           "attrs": { "axis": 3 },
           "types": [
@@ -2486,7 +2402,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 82, "result": 0 }
+            { "node": 78, "result": 0 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -2512,8 +2428,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 83, "result": 0 },
-            { "node": 84, "result": 0 }
+            { "node": 79, "result": 0 },
+            { "node": 80, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2539,7 +2455,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 85, "result": 0 }
+            { "node": 81, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -2576,7 +2492,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 81, "result": 1 }
+            { "node": 77, "result": 1 }
           ],
           "attrs": { "axis": 3 },
           "types": [
@@ -2605,8 +2521,8 @@ const IR: ModuleJSON = {
         {
           "op": "mul",
           "inputs": [
-            { "node": 87, "result": 0 },
-            { "node": 37, "result": 0 }
+            { "node": 83, "result": 0 },
+            { "node": 30, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2635,7 +2551,7 @@ const IR: ModuleJSON = {
         {
           "op": "expand_dims",
           "inputs": [
-            { "node": 82, "result": 1 }
+            { "node": 78, "result": 1 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -2664,8 +2580,8 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 88, "result": 0 },
-            { "node": 89, "result": 0 }
+            { "node": 84, "result": 0 },
+            { "node": 85, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2694,7 +2610,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 90, "result": 0 }
+            { "node": 86, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -2734,7 +2650,7 @@ const IR: ModuleJSON = {
         {
           "op": "topk",
           "inputs": [
-            { "node": 86, "result": 0 }
+            { "node": 82, "result": 0 }
           ],
           "attrs": { "k": 16 },
           "types": [
@@ -2774,8 +2690,8 @@ const IR: ModuleJSON = {
         {
           "op": "take_along",
           "inputs": [
-            { "node": 91, "result": 0 },
-            { "node": 92, "result": 1 }
+            { "node": 87, "result": 0 },
+            { "node": 88, "result": 1 }
           ],
           "attrs": {},
           "types": [
@@ -2801,7 +2717,7 @@ const IR: ModuleJSON = {
         {
           "op": "softmax",
           "inputs": [
-            { "node": 92, "result": 0 }
+            { "node": 88, "result": 0 }
           ],
           "attrs": { "axis": 2 },
           "types": [
@@ -2824,8 +2740,8 @@ const IR: ModuleJSON = {
         {
           "op": "gather",
           "inputs": [
-            { "node": 45, "result": 0 },
-            { "node": 93, "result": 0 }
+            { "node": 38, "result": 0 },
+            { "node": 89, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2851,8 +2767,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 94, "result": 0 },
-            { "node": 95, "result": 0 }
+            { "node": 90, "result": 0 },
+            { "node": 91, "result": 0 }
           ],
           "attrs": { "spec": "thk,thkd->td" },
           "types": [
@@ -2872,7 +2788,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 48, "result": 0 }
+            { "node": 41, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 1, "end": 2 },
           "types": [
@@ -2895,7 +2811,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 97, "result": 0 }
+            { "node": 93, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -2926,8 +2842,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 58, "result": 0 },
-            { "node": 98, "result": 0 }
+            { "node": 62, "result": 0 },
+            { "node": 94, "result": 0 }
           ],
           "attrs": { "spec": "ay,yz->az" },
           "types": [
@@ -2945,9 +2861,75 @@ const IR: ModuleJSON = {
           ]
         },
         {
+          "op": "slice",
+          "inputs": [
+            { "node": 45, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 96, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 95, "result": 0 },
+            { "node": 97, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
           "op": "silu",
           "inputs": [
-            { "node": 99, "result": 0 }
+            { "node": 98, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2967,8 +2949,8 @@ const IR: ModuleJSON = {
         {
           "op": "mul",
           "inputs": [
-            { "node": 100, "result": 0 },
-            { "node": 96, "result": 0 }
+            { "node": 92, "result": 0 },
+            { "node": 99, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -2988,7 +2970,7 @@ const IR: ModuleJSON = {
         {
           "op": "slice",
           "inputs": [
-            { "node": 54, "result": 0 }
+            { "node": 51, "result": 0 }
           ],
           "attrs": { "axis": 0, "start": 1, "end": 2 },
           "types": [
@@ -3011,7 +2993,7 @@ const IR: ModuleJSON = {
         {
           "op": "reshape",
           "inputs": [
-            { "node": 102, "result": 0 }
+            { "node": 101, "result": 0 }
           ],
           "attrs": {
             "shape": {
@@ -3042,8 +3024,8 @@ const IR: ModuleJSON = {
         {
           "op": "einsum",
           "inputs": [
-            { "node": 101, "result": 0 },
-            { "node": 103, "result": 0 }
+            { "node": 100, "result": 0 },
+            { "node": 102, "result": 0 }
           ],
           "attrs": { "spec": "ay,yz->az" },
           "types": [
@@ -3063,8 +3045,74 @@ const IR: ModuleJSON = {
         {
           "op": "add",
           "inputs": [
-            { "node": 58, "result": 0 },
-            { "node": 104, "result": 0 }
+            { "node": 59, "result": 0 },
+            { "node": 103, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "slice",
+          "inputs": [
+            { "node": 56, "result": 0 }
+          ],
+          "attrs": { "axis": 0, "start": 1, "end": 2 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 1]
+                ],
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reshape",
+          "inputs": [
+            { "node": 105, "result": 0 }
+          ],
+          "attrs": {
+            "shape": {
+              "dims": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 128]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "add",
+          "inputs": [
+            { "node": 104, "result": 0 },
+            { "node": 106, "result": 0 }
           ],
           "attrs": {},
           "types": [
@@ -3087,7 +3135,7 @@ const IR: ModuleJSON = {
 };
 const LOWERING: Lowering = "fused";
 /** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
-const PROGRAM = { file: "examples/memory_layers.peer", text: "# Memory layers in the style of \"Memory Layers at Scale\" (2025) and UltraMem: two memory\n# blocks that share one value table, LayerNorm on queries and on keys, keys per head, and a\n# gated (SwiLU) output, out = x + (silu(x W1) * memory(x)) W2. The shared table is read by\n# both blocks' gathers, so it keeps the sparse gradient path and its own learning rate.\nconst d = 128\nconst n = 128\nconst N = n^2\nconst h = 4\nconst k = 16\nconst dk = 64\nconst L = 2\n\nparam Wq: [L, h, dk, d] = normal(0, 1/sqrt(d))\nparam q_g: [L, dk] = ones()\nparam q_b: [L, dk] = zeros()\nparam C1: [L, h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam C2: [L, h, n, dk/2] = normal(0, 1/sqrt(dk/2))\nparam k_g: [L, dk/2] = ones()\nparam k_b: [L, dk/2] = zeros()\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse @lr(10)  # one value table for both blocks\nparam W1: [L, d, d] = normal(0, 1/sqrt(d))\nparam W2: [L, d, d] = normal(0, 0.02)\n\nlayer memory(x: [T, d], i: int) -> [T, d] {\n  q = layernorm(einsum(\"td,hcd->thc\", x, Wq[i]), q_g[i], q_b[i])\n  (s, idx) = product_topk_heads(q, layernorm(C1[i], k_g[i], k_b[i]), layernorm(C2[i], k_g[i], k_b[i]), k)\n  m = einsum(\"thk,thkd->td\", softmax(s), gather(Vals, idx))\n  return x + matmul(silu(matmul(x, W1[i])) * m, W2[i])\n}\n\nmodel memory_layers(x: [T, d]) -> [T, d] {\n  return memory(memory(x, 0), 1)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
+const PROGRAM = { file: "examples/memory_layers.peer", text: "# Memory layers as \"Memory Layers at Scale\" (Berges et al. 2024) builds them, after its code\n# (facebookresearch/memory, lingua/product_key/memory.py: HashingMemory with its defaults, and\n# lingua/transformer.py): the memory replaces a block's feed-forward layer after the block's\n# pre-RMSNorm, out = h + memory(rmsnorm(h)); queries from a linear layer with a bias (no query\n# norm), keys per head (heads x 2 x n sub-keys), softmax over the k best, one value table shared\n# by every memory layer (mem_share_values), and the SwiLU output\n# value_proj(values(idx, w) * silu(swilu_projection(x))), both projections with biases.\n# Initialisation as theirs: keys and biases uniform, the query weight xavier_uniform, values\n# and projections normal with std 1/sqrt(d).\n# Where it still differs: their values train at a fixed learning rate (value_fixed_lr = 1e-3)\n# while the rest follows the schedule; here the values follow the schedule like everything\n# else (train lr 1e-3; peerc's @lr is a multiplier of the scheduled rate). Their runs use\n# mem_knn = 32, mem_k_dim = 512 and 1024^2 values in 7B models; the sizes here are small.\nconst d = 128\nconst n = 128  # mem_n_keys: n^2 values\nconst N = n^2\nconst h = 4    # mem_heads\nconst k = 16   # mem_knn\nconst dk = 64  # mem_k_dim\nconst L = 2    # memory layers, sharing one value table\n\nparam norm_g: [L, d] = ones()                                               # ffn_norm (RMSNorm)\nparam Wq: [L, h, dk, d] = uniform(-sqrt(6/(d + h*dk)), sqrt(6/(d + h*dk)))  # query_proj weight (xavier_uniform)\nparam bq: [L, h, dk] = uniform(-1/sqrt(d), 1/sqrt(d))                       # query_proj bias\nparam C1: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 0]\nparam C2: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 1]\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse                           # values, shared\nparam Ws: [L, d, d] = normal(0, 1/sqrt(d))                                  # swilu_projection weight\nparam bs: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))                           # swilu_projection bias\nparam Wv: [L, d, d] = normal(0, 1/sqrt(d))                                  # value_proj weight\nparam bv: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))                           # value_proj bias\n\nlayer memory(x: [T, d], i: int) -> [T, d] {\n  xn = rmsnorm(x, norm_g[i], eps=1e-5)\n  q = einsum(\"td,hcd->thc\", xn, Wq[i]) + bq[i]\n  (s, idx) = product_topk_heads(q, C1[i], C2[i], k)\n  m = einsum(\"thk,thkd->td\", softmax(s), gather(Vals, idx))\n  return x + matmul(m * silu(matmul(xn, Ws[i]) + bs[i]), Wv[i]) + bv[i]\n}\n\nmodel memory_layers(x: [T, d]) -> [T, d] {\n  return memory(memory(x, 0), 1)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** memory_layers: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class MemoryLayers {
