@@ -71,7 +71,7 @@ export function emitTorchTrain(m: IRModule, spec: TorchTrainSpec): { script: str
   const rowSharded = rowShardedTables(m);
   const out = fn.graph.typeOf(fn.outputs[0]!);
   const loss = out.dtype === 'f32' && out.shape.length === 0 ? 'scalar' : 'logits';
-  const params = m.params.map((p) => ({ name: p.name, role: p.role, shape: p.shape, init: p.init, lr: p.lrMultiplier, lrDecay: p.lrDecay ?? null, sparse: p.sparse, decay: p.weightDecay }));
+  const params = m.params.map((p) => ({ name: p.name, role: p.role, shape: p.shape, init: p.init, lr: p.lrMultiplier, lrDecay: p.lrDecay ?? null, sparse: p.sparse, decay: p.weightDecay, optim: p.optim ?? null }));
   const config = {
     generated_by: `peerc ${spec.version} from ${spec.file} (entry @${m.entry}); re-export with: peerc export ${spec.file} --torch -o DIR`,
     version: spec.version, module: spec.moduleName, class: spec.className, file: spec.file, entry: m.entry,

@@ -164,7 +164,7 @@ describe('peerc lsp: navigation and information', () => {
     const doc = 'const d = 8\nparam W: [d, d] = ones() @\n';
     await client.open(uriOf('attr.peer'), doc);
     const attrs = await client.request<Items>('textDocument/completion', { textDocument: { uri: uriOf('attr.peer') }, position: pos(doc, '@', 0, 1) });
-    expect(attrs.map((i) => i.label).sort()).toEqual(['lr', 'no_decay', 'sparse']);
+    expect(attrs.map((i) => i.label).sort()).toEqual(['lr', 'no_decay', 'optim', 'sparse']);
     const shape = await client.request<Items>('textDocument/completion', { textDocument: { uri }, position: pos(text, 'dkey, d]', 0, 0) });
     expect(shape.map((i) => i.label)).toEqual(expect.arrayContaining(['d', 'h', 'dkey']));
     expect(shape.map((i) => i.label)).not.toContain('einsum');

@@ -267,6 +267,19 @@ def lr_multiplier(p, t):
     return p["lr"] + (p["lrDecay"]["to"] - p["lr"]) * f
 
 
+def param_kind(info, c):
+    return (info.get("optim") or {}).get("kind") or c["kind"]
+
+
+def param_lr(info, c, t):
+    """A parameter's learning rate at step t: @optim(lr=) is absolute (with the run's warmup and its
+    own schedule), else the run's rate times its @lr multiplier (runtime/train/optim.ts)."""
+    o = info.get("optim") or {}
+    if o.get("lr") is not None:
+        return learning_rate(dict(c, lr=o["lr"], schedule=o.get("schedule") or c["schedule"]), t)
+    return learning_rate(dict(c, schedule=o["schedule"]) if o.get("schedule") else c, t) * lr_multiplier(info, t)
+
+
 def local(t):
     return t.to_local() if hasattr(t, "to_local") else t
 
@@ -280,9 +293,10 @@ class PeercOptimizer:
         self.m, self.v = {}, {}
         for info, w in self.params:
             lw = local(w)
-            if config["kind"] != "sgd" or config["momentum"] > 0:
+            kind = param_kind(info, config)
+            if kind in ("adam", "adamw") or (kind == "sgd" and config["momentum"] > 0):
                 self.m[info["name"]] = torch.zeros_like(lw)
-            if config["kind"] != "sgd":
+            if kind != "sgd":
                 self.v[info["name"]] = torch.zeros_like(lw)
 
     def grad_norm(self):
@@ -308,9 +322,23 @@ class PeercOptimizer:
         for info, w in self.params:
             if w.grad is None:
                 continue
-            plr = lr * lr_multiplier(info, self.t - 1)
-            decay = c["weightDecay"] if info["decay"] and c["kind"] != "adam" else 0.0
+            kind = param_kind(info, c)
+            optim = info.get("optim") or {}
+            plr = param_lr(info, c, self.t - 1)
+            if optim.get("weightDecay") is not None:
+                decay = optim["weightDecay"]
+            else:
+                decay = c["weightDecay"] if info["decay"] and kind not in ("adam", "adagrad") else 0.0
             lw, g = local(w), local(w.grad)
+            pscale = scale
+            if optim.get("clip") is not None:
+                # This parameter's own clip, on its globally clipped gradient (norm over every shard).
+                sq = (g.coalesce().values() if g.is_sparse else g).double().pow(2).sum().cpu()
+                if _world() > 1:
+                    dist.all_reduce(sq)
+                norm = float(sq.sqrt()) * scale
+                if norm > optim["clip"]:
+                    pscale = scale * optim["clip"] / norm
             if g.is_sparse:
                 g = g.coalesce()
                 rows, d = g.indices()[0], g.values()
@@ -320,15 +348,19 @@ class PeercOptimizer:
                 d = g[rows]
             else:
                 rows, d = None, g
-            d = d * scale
+            d = d * pscale
             name = info["name"]
-            if g.is_sparse and c["kind"] != "sgd" and self.fused_rows is not None and peer_module.triton_unavailable(lw) is None:
+            if g.is_sparse and kind in ("adam", "adamw") and self.fused_rows is not None and peer_module.triton_unavailable(lw) is None:
                 # The module's Triton kernel: the same update, in place, one program per touched row.
                 self.fused_rows(lw, self.m[name], self.v[name], rows, d, 1.0, c["beta1"], c["beta2"], plr / bc1 * math.sqrt(bc2), c["eps"] * math.sqrt(bc2), 1 - plr * decay)
                 continue
             sel = (lambda t, rows=rows: t[rows]) if rows is not None else (lambda t: t)
             wv = sel(lw)
-            if c["kind"] == "sgd":
+            if kind == "adagrad":
+                vv = sel(self.v[name]) + d * d
+                self._put(self.v[name], rows, vv)
+                new = wv * (1 - plr * decay) - plr * d / (vv.sqrt() + 1e-10)
+            elif kind == "sgd":
                 if name in self.m:
                     mv = c["momentum"] * sel(self.m[name]) + d
                     self._put(self.m[name], rows, mv)

@@ -18,7 +18,7 @@ import { PEERC_VERSION } from '../cli/version.js';
 import { analyze, builtinDefs, occurrenceAt, occurrencesOf, preludeDefs, type DocumentAnalysis, type SymbolDef } from './analysis.js';
 
 const KEYWORDS = ['const', 'param', 'buffer', 'layer', 'model', 'train', 'return', 'int', 'f32', 'index', 'None'];
-const ATTRIBUTES: [string, string][] = [['sparse', 'a table read by gathers: sparse row gradients, lazy optimizer updates'], ['lr', '@lr(m) or @lr(m, to=t, over=steps): a learning-rate multiplier'], ['no_decay', 'no weight decay for this parameter']];
+const ATTRIBUTES: [string, string][] = [['sparse', 'a table read by gathers: sparse row gradients, lazy optimizer updates'], ['lr', '@lr(m) or @lr(m, to=t, over=steps): a learning-rate multiplier'], ['no_decay', 'no weight decay for this parameter'], ['optim', '@optim(sgd|adam|adamw|adagrad, lr=, wd=, clip=, schedule=): an optimizer of its own']];
 export const TOKEN_TYPES = ['keyword', 'variable', 'parameter', 'function', 'typeParameter', 'property', 'number', 'string', 'comment'];
 export const TOKEN_MODIFIERS = ['readonly', 'defaultLibrary', 'declaration'];
 

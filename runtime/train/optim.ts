@@ -2,7 +2,7 @@
 // lazy (sparse) Adam for tables whose gradient is a set of touched rows: only those rows of
 // the parameter and its moments change, with the global step's bias correction (as
 // TensorFlow's LazyAdam). Learning-rate groups come from `@lr(x)`, decay from the language.
-import type { ParamInfo } from '../../src/ir/graph.js';
+import type { ParamInfo, ParamOptimizerKind } from '../../src/ir/graph.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import { fail } from '../../src/diagnostics/diagnostic.js';
 import { LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
@@ -94,9 +94,40 @@ export interface StepReport {
   finite: boolean;
 }
 
+/** One parameter's optimization at one step: the run's settings with its @optim over them. */
+interface ParamStep {
+  kind: ParamOptimizerKind;
+  lr: number;
+  decay: number;
+  /** Gradient scale: the global clip's, times this parameter's own clip's. */
+  scale: number;
+}
+
+/** Adagrad's epsilon (PyTorch's default): its accumulator starts at 0, so it must be tiny. */
+const ADAGRAD_EPS = 1e-10;
+
+/** The kind a parameter is optimized with: its @optim's, else the run's. */
+export function kindOf(p: ParamInfo, c: OptimizerConfig): ParamOptimizerKind {
+  return p.optim?.kind ?? c.kind;
+}
+
+/** Its learning rate at step t (0-based): @optim(lr=) is absolute, else the run's rate times @lr. */
+export function paramLearningRate(p: ParamInfo, c: OptimizerConfig, t: number): number {
+  const o = p.optim;
+  if (o?.lr !== undefined) return learningRate({ ...c, lr: o.lr, schedule: o.schedule ?? c.schedule }, t);
+  return learningRate(o?.schedule ? { ...c, schedule: o.schedule } : c, t) * lrMultiplierAt(p, t);
+}
+
+function squares(a: Float32Array): number {
+  let sq = 0;
+  for (let i = 0; i < a.length; i++) sq += a[i]! * a[i]!;
+  return sq;
+}
+
 export class Optimizer {
-  /** First and second moments (Adam) or velocity (SGD, in `m`), by parameter name. */
+  /** First moments (Adam) or velocity (SGD), by parameter name. */
   readonly m = new Map<string, Float32Array>();
+  /** Second moments (Adam) or the sum of squares (Adagrad), by parameter name. */
   readonly v = new Map<string, Float32Array>();
   /** Steps taken (the bias correction's t). */
   t = 0;
@@ -105,18 +136,19 @@ export class Optimizer {
     for (const p of infos) {
       if (p.role !== 'param') continue;
       const size = p.shape.reduce((a, b) => a * b, 1);
+      const kind = kindOf(p, config);
       // Filled now, not on first touch: a sparse table's state would otherwise fault in page by
       // page during the first epoch, making early steps slow and hiding the real memory use.
       // Shared memory: the wasm-simd backend's threads update the touched rows in place.
-      if (config.kind !== 'sgd' || config.momentum > 0) this.m.set(p.name, sharedFloat32(size).fill(0));
-      if (config.kind !== 'sgd') this.v.set(p.name, sharedFloat32(size).fill(0));
+      if (kind === 'adam' || kind === 'adamw' || (kind === 'sgd' && config.momentum > 0)) this.m.set(p.name, sharedFloat32(size).fill(0));
+      if (kind !== 'sgd') this.v.set(p.name, sharedFloat32(size).fill(0));
     }
   }
 
   /** Applies one step (`gradNorm`: the caller's gradientNorm(g), when it already has it). */
   step(params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): StepReport {
     const s = this.begin(gradNorm);
-    for (const p of this.infos) if (p.role === 'param') this.updateParam(p, s, params, g, true);
+    for (const p of this.infos) if (p.role === 'param') this.updateParam(p, this.paramStep(p, s, g), s, params, g, true);
     return this.end(s);
   }
 
@@ -125,20 +157,20 @@ export class Optimizer {
    * pool's threads (the tables and their moments must be in shared memory); the rest as step().
    */
   async stepThreaded(pool: WorkerPool, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): Promise<StepReport> {
-    if (this.config.kind === 'sgd' || pool.threads < 2) return this.step(params, g, gradNorm);
+    if (pool.threads < 2) return this.step(params, g, gradNorm);
     const s = this.begin(gradNorm);
     const flags = new Int32Array(new SharedArrayBuffer(4));
     for (const p of this.infos) {
       if (p.role !== 'param') continue;
-      this.updateParam(p, s, params, g, false);
+      const ps = this.paramStep(p, s, g);
+      const threaded = ps.kind === 'adam' || ps.kind === 'adamw';
+      this.updateParam(p, ps, s, params, g, !threaded);
       const sparse = g.sparse.get(p.name);
-      if (!sparse || sparse.rows.length === 0) continue;
+      if (!threaded || !sparse || sparse.rows.length === 0) continue;
       const rowSize = sparse.values.length / sparse.rows.length;
-      const decay = p.weightDecay && this.config.kind !== 'adam' ? this.config.weightDecay : 0;
-      const plr = s.lr * lrMultiplierAt(p, this.t - 1);
       const { beta1, beta2, eps } = this.config;
-      const stepSize = (plr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - plr * decay;
-      const args = [params.get(p.name)!, this.m.get(p.name)!, this.v.get(p.name)!, sparse.values, sparse.rows, flags, rowSize, s.scale, beta1, beta2, stepSize, epsHat, keep];
+      const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
+      const args = [params.get(p.name)!, this.m.get(p.name)!, this.v.get(p.name)!, sparse.values, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
       await pool.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
     }
     if (flags[0]) this.updateSum = NaN;
@@ -153,6 +185,21 @@ export class Optimizer {
     return { lr, gradNorm, scale, bc1: 1 - Math.pow(c.beta1, this.t), bc2: 1 - Math.pow(c.beta2, this.t) };
   }
 
+  private paramStep(p: ParamInfo, s: ReturnType<Optimizer['begin']>, g: Gradients): ParamStep {
+    const c = this.config;
+    const kind = kindOf(p, c);
+    const decay = p.optim?.weightDecay ?? (p.weightDecay && kind !== 'adam' && kind !== 'adagrad' ? c.weightDecay : 0);
+    let scale = s.scale;
+    const clip = p.optim?.clip;
+    if (clip !== undefined) {
+      const sparse = g.sparse.get(p.name), dense = g.dense.get(p.name);
+      const sq = (dense ? squares(dense) : 0) + (sparse ? (sparse.sumSquares ?? squares(sparse.values)) : 0);
+      const norm = Math.sqrt(sq) * scale;
+      if (norm > clip) scale *= clip / norm;
+    }
+    return { kind, lr: paramLearningRate(p, c, this.t - 1), decay, scale };
+  }
+
   private end(s: ReturnType<Optimizer['begin']>): StepReport {
     const finite = Number.isFinite(this.updateSum);
     this.updateSum = 0;
@@ -160,18 +207,15 @@ export class Optimizer {
   }
 
   /** The dense gradient of p, and its sparse rows when `withSparse`. */
-  private updateParam(p: ParamInfo, s: ReturnType<Optimizer['begin']>, params: Map<string, Float32Array>, g: Gradients, withSparse: boolean): void {
-    const c = this.config;
+  private updateParam(p: ParamInfo, ps: ParamStep, s: ReturnType<Optimizer['begin']>, params: Map<string, Float32Array>, g: Gradients, withSparse: boolean): void {
     const w = params.get(p.name)!;
-    const plr = s.lr * lrMultiplierAt(p, this.t - 1);
-    const decay = p.weightDecay && c.kind !== 'adam' ? c.weightDecay : 0;
     const dense = g.dense.get(p.name);
     const sparse = withSparse ? g.sparse.get(p.name) : undefined;
-    if (dense) this.update(p.name, w, dense, 0, w.length, 0, plr, decay, s.scale, s.bc1, s.bc2);
+    if (dense) this.update(p.name, w, dense, 0, w.length, 0, ps, s.bc1, s.bc2);
     if (sparse) {
       // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
       const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
-      sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, plr, decay, s.scale, s.bc1, s.bc2));
+      sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, ps, s.bc1, s.bc2));
     }
   }
 
@@ -179,18 +223,28 @@ export class Optimizer {
   private updateSum = 0;
 
   /** Updates w[from .. from+count) with gradient g[i + gOffset]. */
-  private update(name: string, w: Float32Array, g: Float32Array, from: number, count: number, gOffset: number, lr: number, decay: number, scale: number, bc1: number, bc2: number): void {
+  private update(name: string, w: Float32Array, g: Float32Array, from: number, count: number, gOffset: number, ps: ParamStep, bc1: number, bc2: number): void {
     const c = this.config;
     const m = this.m.get(name), v = this.v.get(name);
     const end = from + count;
+    const { lr, decay, scale } = ps;
     // A local accumulator: a number field updated in the loop would box a heap number per element.
     let check = 0;
-    if (c.kind === 'sgd') {
+    if (ps.kind === 'sgd') {
       const mom = c.momentum;
       for (let i = from; i < end; i++) {
         let d = g[i + gOffset]! * scale;
         if (m) d = m[i] = mom * m[i]! + d;
         const wi = (w[i] = w[i]! - lr * (d + decay * w[i]!));
+        check += wi * 0;
+      }
+    } else if (ps.kind === 'adagrad') {
+      // Lazy on sparse tables like the rest: only touched rows accumulate (PyTorch's sparse Adagrad).
+      const vv = v!, keep = 1 - lr * decay;
+      for (let i = from; i < end; i++) {
+        const d = g[i + gOffset]! * scale;
+        const vi = (vv[i] = vv[i]! + d * d);
+        const wi = (w[i] = w[i]! * keep - (lr * d) / (Math.sqrt(vi) + ADAGRAD_EPS));
         check += wi * 0;
       }
     } else {

@@ -2,7 +2,7 @@
 // initializers and training attributes, and the train settings block.
 import type { Attribute, Decl, Expr, Span } from '../../grammar/ast.js';
 import { CompileError, fail, type Diagnostic } from '../diagnostics/diagnostic.js';
-import type { InitSpec, ParamInfo, TrainValue } from '../ir/graph.js';
+import type { InitSpec, ParamInfo, ParamOptim, ParamOptimizerKind, TrainValue } from '../ir/graph.js';
 import { INITIALIZERS } from './builtins.js';
 import { asDim, asNumber, asString, type Value } from './values.js';
 
@@ -29,13 +29,52 @@ export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
   const init = d.init ? initSpec(d.init, ev) : d.role === 'buffer' ? { kind: 'constant' as const, value: 0 } : { kind: 'normal' as const, mean: 0, std: 0.02 };
   let lrMultiplier = 1, sparse = false, weightDecay = d.role === 'param' && shape.length >= 2;
   let lrDecay: { to: number; over: number } | undefined;
+  let optim: ParamOptim | undefined;
   for (const a of d.attributes) {
     if (a.name === 'lr') ({ lrMultiplier, lrDecay } = lrAttribute(a, ev));
     else if (a.name === 'sparse') sparse = true;
     else if (a.name === 'no_decay') weightDecay = false;
-    else fail('PEER0208', a.span, { name: `attribute '@${a.name}'`, allowed: '@lr(multiplier), @lr(multiplier, to=m, over=steps), @sparse, @no_decay' });
+    else if (a.name === 'optim') optim = optimAttribute(a, ev);
+    else fail('PEER0208', a.span, { name: `attribute '@${a.name}'`, allowed: '@lr(multiplier), @lr(multiplier, to=m, over=steps), @sparse, @no_decay, @optim(kind, lr=, wd=, clip=, schedule=)' });
   }
-  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, ...(lrDecay ? { lrDecay } : {}), sparse, weightDecay, span: d.nameSpan };
+  if (optim?.lr !== undefined && (lrMultiplier !== 1 || lrDecay)) {
+    const at = d.attributes.find((a) => a.name === 'lr')!;
+    fail('PEER0407', at.span, { detail: `'${d.name}' has an absolute learning rate in @optim(lr=...); a multiplier @lr on top of it would be a second rate: keep one` });
+  }
+  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, ...(lrDecay ? { lrDecay } : {}), sparse, weightDecay, ...(optim ? { optim } : {}), span: d.nameSpan };
+}
+
+const OPTIM_KINDS: readonly ParamOptimizerKind[] = ['sgd', 'adam', 'adamw', 'adagrad'];
+
+/**
+ * @optim(kind, lr=x, wd=x, clip=x, schedule="cosine"|"constant"): the kind as a bare name or a
+ * string, every setting optional and named.
+ */
+function optimAttribute(a: Attribute, ev: ExprEvaluator): ParamOptim {
+  const out: { -readonly [K in keyof ParamOptim]: ParamOptim[K] } = {};
+  const number = (e: Expr, what: string, ok: (v: number) => boolean, need: string) => {
+    const v = asNumber(ev.evalConst(e), what, e.span);
+    if (!ok(v)) fail('PEER0407', e.span, { detail: `${what} must be ${need}, not ${v}` });
+    return v;
+  };
+  const word = (e: Expr): string | undefined => (e.kind === 'name' ? e.name : e.kind === 'string' ? e.value : undefined);
+  a.args.forEach((arg, i) => {
+    if (!arg.name) {
+      const kind = word(arg.value);
+      if (i !== 0 || !kind || !OPTIM_KINDS.includes(kind as ParamOptimizerKind))
+        fail('PEER0203', arg.span, { callee: '@optim', name: i === 0 ? (kind ?? '(positional)') : '(positional)', allowed: `; its first argument is the optimizer (${OPTIM_KINDS.join(', ')}), then lr=, wd=, clip=, schedule=` });
+      out.kind = kind as ParamOptimizerKind;
+    } else if (arg.name === 'lr') out.lr = number(arg.value, '@optim lr=', (v) => v > 0, 'positive');
+    else if (arg.name === 'wd') out.weightDecay = number(arg.value, '@optim wd=', (v) => v >= 0, '0 or more');
+    else if (arg.name === 'clip') out.clip = number(arg.value, '@optim clip=', (v) => v > 0, 'positive');
+    else if (arg.name === 'schedule') {
+      const s = word(arg.value);
+      if (s !== 'cosine' && s !== 'constant') fail('PEER0407', arg.value.span, { detail: `@optim schedule= is "cosine" or "constant", not ${ev.text(arg.value.span)}` });
+      out.schedule = s;
+    } else fail('PEER0203', arg.span, { callee: '@optim', name: arg.name, allowed: '; it takes the optimizer, then lr=, wd=, clip=, schedule=' });
+  });
+  if (Object.keys(out).length === 0) fail('PEER0202', a.span, { callee: '@optim', expected: 'an optimizer or a setting, e.g. @optim(adagrad, lr=0.01)', found: 0 });
+  return out;
 }
 
 /** @lr(m) or @lr(m, to=t, over=S): a learning-rate multiplier, constant or decaying linearly to t over S steps. */

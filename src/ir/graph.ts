@@ -100,7 +100,27 @@ export interface ParamInfo {
   readonly lrDecay?: { readonly to: number; readonly over: number };
   readonly sparse: boolean;
   readonly weightDecay: boolean;
+  /** `@optim(...)`: this parameter's own optimizer settings, over the run's. */
+  readonly optim?: ParamOptim;
   readonly span?: Span;
+}
+
+/** The optimizers a parameter may have of its own (`@optim(kind, ...)`). */
+export type ParamOptimizerKind = 'sgd' | 'adam' | 'adamw' | 'adagrad';
+
+/**
+ * A parameter's own optimization (`@optim(adagrad, lr=0.01, wd=0, clip=1, schedule="constant")`):
+ * each field replaces the run's for this parameter only.
+ */
+export interface ParamOptim {
+  readonly kind?: ParamOptimizerKind;
+  /** An absolute base learning rate (warmup and the schedule apply to it unless `schedule` says constant). */
+  readonly lr?: number;
+  readonly schedule?: 'cosine' | 'constant';
+  /** Decoupled weight decay for this parameter (any kind). */
+  readonly weightDecay?: number;
+  /** This parameter's own gradient-norm clip, after the run's global one. */
+  readonly clip?: number;
 }
 
 export type InitSpec =
