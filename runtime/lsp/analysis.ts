@@ -133,8 +133,9 @@ export function analyze(text: string, file: string, options: { fusionNotes?: boo
       const entry = program?.decls.find((d) => d.kind === 'layer' && d.name === compiled.module!.entry);
       for (const line of fusedSummary(fused)) fusionNotes.push({ span: entry && entry.kind === 'layer' ? entry.nameSpan : null, message: line });
       for (const n of unfusedPatterns(fused)) fusionNotes.push({ span: n.span ?? null, message: `not fused: ${n.message}` });
-    } catch {
-      // A program the optimizer cannot take has its errors from `peerc check`; hover and the rest still work.
+    } catch (e) {
+      // Said, not swallowed: the fusion notes are missing and why (peerc check reports the same program).
+      fusionNotes.push({ span: null, message: `no fusion notes: the optimizer stopped on this program (${e instanceof Error ? e.message : String(e)})` });
     }
   }
   const { defs, occurrences } = program ? resolve(program, text) : { defs: [], occurrences: [] };
