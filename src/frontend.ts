@@ -101,15 +101,24 @@ function applyOverrides(program: Program, set: readonly (readonly [string, strin
   return { ...program, decls };
 }
 
+/** The prelude's AST, parsed once (ASTs are never changed after parsing): an editor checks per keystroke. */
+let preludeProgram: ReturnType<typeof parseSource>['program'] | undefined;
+function prelude(): NonNullable<ReturnType<typeof parseSource>['program']> {
+  if (!preludeProgram) {
+    const parsed = parseSource(PRELUDE_SOURCE, PRELUDE_FILE);
+    if (!parsed.program) throw new Error(`the prelude does not parse: ${JSON.stringify(parsed.problems[0])}`);
+    preludeProgram = parsed.program;
+  }
+  return preludeProgram;
+}
+
 export function compileSource(text: string, file: string, options: CompileOptions = {}): CompileResult {
   const sources = new Map<string, string>([[file, text]]);
   const units: SourceUnit[] = [];
   const diagnostics: Diagnostic[] = [];
   if (!options.noPrelude) {
-    const prelude = parseSource(PRELUDE_SOURCE, PRELUDE_FILE);
-    if (!prelude.program) throw new Error(`the prelude does not parse: ${JSON.stringify(prelude.problems[0])}`);
     sources.set(PRELUDE_FILE, PRELUDE_SOURCE);
-    units.push({ program: prelude.program, text: PRELUDE_SOURCE, isPrelude: true });
+    units.push({ program: prelude(), text: PRELUDE_SOURCE, isPrelude: true });
   }
   const parsed = parseSource(text, file);
   diagnostics.push(...parsed.problems.slice(0, 100).map(syntaxDiagnostic));

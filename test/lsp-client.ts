@@ -64,6 +64,17 @@ export class LspClient {
     return this.nextDiagnostics(uri, before);
   }
 
+  /** The newest diagnostics of uri once they satisfy `ok` (later publishes: fusion notes follow a pause). */
+  async until(uri: string, ok: (d: LspDiagnostic[]) => boolean, timeoutMs = 60_000): Promise<LspDiagnostic[]> {
+    const t0 = Date.now();
+    for (;;) {
+      const latest = this.diagnostics.get(uri)?.at(-1)?.diagnostics;
+      if (latest && ok(latest)) return latest;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`no diagnostics of ${uri} as expected within ${timeoutMs} ms: ${JSON.stringify(latest)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   request<R>(method: string, params: unknown): Promise<R> {
     return this.conn.sendRequest<R>(method, params);
   }

@@ -4,6 +4,7 @@
 // dims and local bindings), and the values the checker saw at each name (shapes for hover and
 // inlay hints). Pure: no protocol types here, so tests can call it directly.
 import type { Decl, Expr, Program, Span, Stmt, TypeExpr } from '../../grammar/ast.js';
+import type { IRModule } from '../../src/ir/graph.js';
 import { parseSource } from '../../grammar/parse.js';
 import type { Diagnostic } from '../../src/diagnostics/diagnostic.js';
 import { compileSource, PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
@@ -45,6 +46,8 @@ export interface DocumentAnalysis {
   file: string;
   text: string;
   program: Program | null;
+  /** The checked module (null with errors): fusionNotesOf reads it. */
+  module: IRModule | null;
   diagnostics: Diagnostic[];
   fusionNotes: FusionNote[];
   defs: SymbolDef[];
@@ -124,22 +127,31 @@ export function analyze(text: string, file: string, options: { fusionNotes?: boo
   };
   const compiled = compileSource(text, file, { observe });
   const diagnostics = compiled.diagnostics;
-  const fusionNotes: FusionNote[] = [];
   const program = parseSource(text, file).program;
-  if (options.fusionNotes !== false && compiled.module?.entry) {
-    try {
-      const fused = optimize(compiled.module, { lowering: 'fused' });
-      // What fused, at the model's name (the IR has no single place for it); what did not, where it is.
-      const entry = program?.decls.find((d) => d.kind === 'layer' && d.name === compiled.module!.entry);
-      for (const line of fusedSummary(fused)) fusionNotes.push({ span: entry && entry.kind === 'layer' ? entry.nameSpan : null, message: line });
-      for (const n of unfusedPatterns(fused)) fusionNotes.push({ span: n.span ?? null, message: `not fused: ${n.message}` });
-    } catch (e) {
-      // Said, not swallowed: the fusion notes are missing and why (peerc check reports the same program).
-      fusionNotes.push({ span: null, message: `no fusion notes: the optimizer stopped on this program (${e instanceof Error ? e.message : String(e)})` });
-    }
-  }
   const { defs, occurrences } = program ? resolve(program, text) : { defs: [], occurrences: [] };
-  return { file, text, program, diagnostics, fusionNotes, defs, occurrences, values };
+  const a: DocumentAnalysis = { file, text, program, module: compiled.module, diagnostics, fusionNotes: [], defs, occurrences, values };
+  if (options.fusionNotes !== false) a.fusionNotes = fusionNotesOf(a);
+  return a;
+}
+
+/**
+ * What fused (at the model's name: the IR has no single place for it) and what did not (where it
+ * is), from the fused pipeline: the costlier half of an analysis, so an editor may send it later.
+ */
+export function fusionNotesOf(a: DocumentAnalysis): FusionNote[] {
+  const m = a.module;
+  if (!m?.entry) return [];
+  try {
+    const fused = optimize(m, { lowering: 'fused' });
+    const entry = a.program?.decls.find((d) => d.kind === 'layer' && d.name === m.entry);
+    return [
+      ...fusedSummary(fused).map((line) => ({ span: entry && entry.kind === 'layer' ? entry.nameSpan : null, message: line })),
+      ...unfusedPatterns(fused).map((n) => ({ span: n.span ?? null, message: `not fused: ${n.message}` })),
+    ];
+  } catch (e) {
+    // Said, not swallowed: the fusion notes are missing and why (peerc check reports the same program).
+    return [{ span: null, message: `no fusion notes: the optimizer stopped on this program (${e instanceof Error ? e.message : String(e)})` }];
+  }
 }
 
 /** Resolves every name of the program to its definition, scope by scope. */

@@ -15,7 +15,10 @@ import type { Span } from '../../grammar/ast.js';
 import { PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
 import { formatSource } from '../../src/format.js';
 import { PEERC_VERSION } from '../cli/version.js';
-import { analyze, builtinDefs, occurrenceAt, occurrencesOf, preludeDefs, type DocumentAnalysis, type SymbolDef } from './analysis.js';
+import { analyze, builtinDefs, fusionNotesOf, occurrenceAt, occurrencesOf, preludeDefs, type DocumentAnalysis, type SymbolDef } from './analysis.js';
+
+/** How long typing must pause before the fusion notes (the whole optimizer) are computed and sent. */
+const FUSION_NOTES_DELAY_MS = 400;
 
 const KEYWORDS = ['const', 'param', 'buffer', 'layer', 'model', 'train', 'return', 'int', 'f32', 'index', 'None'];
 const ATTRIBUTES: [string, string][] = [['sparse', 'a table read by gathers: sparse row gradients, lazy optimizer updates'], ['lr', '@lr(m) or @lr(m, to=t, over=steps): a learning-rate multiplier'], ['no_decay', 'no weight decay for this parameter'], ['optim', '@optim(sgd|adam|adamw|adagrad, lr=, wd=, clip=, schedule=): an optimizer of its own']];
@@ -34,12 +37,26 @@ export function serve(connection: Connection, { preludeUri, fileOf }: ServeOptio
   const analyses = new Map<string, { version: number; analysis: DocumentAnalysis }>();
   const prelude = TextDocument.create(preludeUri, 'peer', 0, PRELUDE_SOURCE);
 
+  // Diagnostics and names per keystroke; the fusion notes (the optimizer's whole pipeline) follow
+  // once typing pauses, in a second publish.
   const analysisOf = (doc: TextDocument): DocumentAnalysis => {
     const cached = analyses.get(doc.uri);
     if (cached && cached.version === doc.version) return cached.analysis;
-    const analysis = analyze(doc.getText(), fileOf(doc.uri));
+    const analysis = analyze(doc.getText(), fileOf(doc.uri), { fusionNotes: false });
     analyses.set(doc.uri, { version: doc.version, analysis });
     return analysis;
+  };
+  const fusionTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  const laterFusionNotes = (doc: TextDocument) => {
+    clearTimeout(fusionTimers.get(doc.uri));
+    fusionTimers.set(doc.uri, setTimeout(() => {
+      fusionTimers.delete(doc.uri);
+      const current = documents.get(doc.uri);
+      if (!current || current.version !== doc.version) return;
+      const a = analysisOf(current);
+      a.fusionNotes = fusionNotesOf(a);
+      if (a.fusionNotes.length) publish(current, false);
+    }, FUSION_NOTES_DELAY_MS));
   };
   const rangeIn = (doc: TextDocument, s: Span): Range => ({ start: doc.positionAt(s.offset), end: doc.positionAt(s.offset + s.length) });
   const location = (doc: TextDocument, s: Span): Location => (s.file === PRELUDE_FILE ? { uri: prelude.uri, range: rangeIn(prelude, s) } : { uri: doc.uri, range: rangeIn(doc, s) });
@@ -64,8 +81,9 @@ export function serve(connection: Connection, { preludeUri, fileOf }: ServeOptio
     serverInfo: { name: 'peerc', version: PEERC_VERSION },
   }));
 
-  const publish = (doc: TextDocument) => {
+  const publish = (doc: TextDocument, scheduleNotes = true) => {
     const a = analysisOf(doc);
+    if (scheduleNotes) laterFusionNotes(doc);
     const here = (s: Span | null) => s !== null && s.file === a.file;
     const out: LspDiagnostic[] = a.diagnostics.map((d) => ({
       range: here(d.span) ? rangeIn(doc, d.span!) : { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } },
@@ -81,6 +99,7 @@ export function serve(connection: Connection, { preludeUri, fileOf }: ServeOptio
   documents.onDidChangeContent((e) => publish(e.document));
   documents.onDidClose((e) => {
     analyses.delete(e.document.uri);
+    clearTimeout(fusionTimers.get(e.document.uri));
     void connection.sendDiagnostics({ uri: e.document.uri, diagnostics: [] });
   });
 
