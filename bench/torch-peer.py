@@ -3,7 +3,8 @@ baseline a researcher would write instead of using peerc. Query projection and B
 one linear + BatchNorm1d; both sides' sub-key scores as one bmm; top-k per side, the k x k
 candidates and their top-k; expert activations from one embedding lookup and bmm; expert outputs
 as F.embedding_bag with per_sample_weights (no [T, h, k, d] tensor for them); sparse embedding
-gradients and SparseAdam for the expert tables, fused (foreach) Adam for the rest; global-norm
+gradients and lazy Adam on the touched rows for the expert tables (index_select / index_copy_,
+faster here than torch.optim.SparseAdam), fused (foreach) Adam for the rest; global-norm
 clipping at 1 over dense and sparse gradients, as peerc's optimizer. Eager mode (no
 torch.compile), 2 intra-op threads unless --threads says otherwise.
 
@@ -69,6 +70,37 @@ def load_peerc(model, weights):
         model.V.weight.copy_(weights["V"])
 
 
+class RowAdam:
+    """Lazy Adam on the rows a sparse gradient touches, with index_select / index_copy_: what a
+    careful program does instead of torch.optim.SparseAdam, whose sparse-mask arithmetic is
+    slower on the CPU (measured here, 16k random rows of two 1M x 256 tables, 2 threads: about
+    150 ms a step for SparseAdam, 70-110 ms for this). Same update as SparseAdam (and peerc's
+    lazy Adam)."""
+
+    def __init__(self, tables, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.tables, self.lr, self.betas, self.eps, self.t = tables, lr, betas, eps, 0
+        self.state = [(torch.zeros_like(w), torch.zeros_like(w)) for w in tables]
+
+    @torch.no_grad()
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for w, (m, v) in zip(self.tables, self.state, strict=True):
+            g = w.grad.coalesce()
+            rows, d = g.indices()[0], g.values()
+            mr = m.index_select(0, rows).mul_(b1).add_(d, alpha=1 - b1)
+            vr = v.index_select(0, rows).mul_(b2).addcmul_(d, d, value=1 - b2)
+            m.index_copy_(0, rows, mr)
+            v.index_copy_(0, rows, vr)
+            step = mr.div(vr.sqrt().add_(self.eps * math.sqrt(bc2))).mul_(self.lr / bc1 * math.sqrt(bc2))
+            w.index_add_(0, rows, step, alpha=-1)
+
+    def zero_grad(self, set_to_none=True):
+        for w in self.tables:
+            w.grad = None
+
+
 class Step:
     """forward, cross-entropy against fixed targets (as `peerc bench --train`), backward,
     global-norm clipping at 1 over dense and sparse gradients, Adam / SparseAdam."""
@@ -77,7 +109,7 @@ class Step:
         self.model, self.x = model, x
         self.targets = (torch.arange(x.shape[0]) * 7919) % model.d
         tables = [model.U.weight, model.V.weight]
-        self.sparse = torch.optim.SparseAdam(tables, lr=1e-3)
+        self.sparse = RowAdam(tables, lr=1e-3)
         self.dense = torch.optim.Adam([p for p in model.parameters() if all(p is not q for q in tables)], lr=1e-3, foreach=True)
 
     def __call__(self):
