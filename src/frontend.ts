@@ -15,6 +15,8 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
   /** Source text per file name, for rendering diagnostics. */
   sources: Map<string, string>;
+  /** The file's AST as parsed (null with syntax errors), for tools that also walk it (the language server). */
+  program?: Program | null;
 }
 
 export function syntaxDiagnostic(p: SyntaxProblem): Diagnostic {
@@ -123,13 +125,13 @@ export function compileSource(text: string, file: string, options: CompileOption
   const parsed = parseSource(text, file);
   diagnostics.push(...parsed.problems.slice(0, 100).map(syntaxDiagnostic));
   if (parsed.problems.length > 100) diagnostics.push(diagnostic('PEER0003', null, { shown: 100 }));
-  if (!parsed.program) return { module: null, diagnostics, sources };
+  if (!parsed.program) return { module: null, diagnostics, sources, program: null };
   const program = options.set?.length ? applyOverrides(parsed.program, options.set, sources, diagnostics) : parsed.program;
-  if (diagnostics.length) return { module: null, diagnostics, sources };
+  if (diagnostics.length) return { module: null, diagnostics, sources, program: parsed.program };
   units.push({ program, text, isPrelude: false });
   const checked = checkProgram(units, { entry: options.entry, observe: options.observe });
   // With overrides, every error says which values the program was checked with.
   const note = options.set?.length ? `checked with ${options.set.map(([n, v]) => `--set ${n}=${v}`).join(' ')}` : undefined;
   const found = note ? checked.diagnostics.map((d) => (d.severity === 'error' ? { ...d, notes: [...(d.notes ?? []), note] } : d)) : checked.diagnostics;
-  return { module: checked.module, diagnostics: [...diagnostics, ...found], sources };
+  return { module: checked.module, diagnostics: [...diagnostics, ...found], sources, program: parsed.program };
 }

@@ -67,11 +67,17 @@ function preludeLayers(): Map<string, SymbolDef> {
   return prelude.layers;
 }
 
-/** The comment lines right above an offset (a declaration's documentation). */
+/** The comment lines right above an offset (a declaration's documentation), read backwards line by line. */
 function docAbove(text: string, offset: number): string | undefined {
-  const lines = text.slice(0, offset).split('\n').slice(0, -1);
   const doc: string[] = [];
-  for (let i = lines.length - 1; i >= 0 && /^\s*#/.test(lines[i]!); i--) doc.unshift(lines[i]!.replace(/^\s*# ?/, ''));
+  let end = text.lastIndexOf('\n', offset - 1);
+  while (end > 0) {
+    const start = text.lastIndexOf('\n', end - 1) + 1;
+    const line = text.slice(start, end);
+    if (!/^\s*#/.test(line)) break;
+    doc.unshift(line.replace(/^\s*# ?/, ''));
+    end = start - 1;
+  }
   return doc.length ? doc.join('\n') : undefined;
 }
 
@@ -127,7 +133,8 @@ export function analyze(text: string, file: string, options: { fusionNotes?: boo
   };
   const compiled = compileSource(text, file, { observe });
   const diagnostics = compiled.diagnostics;
-  const program = parseSource(text, file).program;
+  // The file's own AST (without --set overrides), parsed once by compileSource.
+  const program = compiled.program ?? null;
   const { defs, occurrences } = program ? resolve(program, text) : { defs: [], occurrences: [] };
   const a: DocumentAnalysis = { file, text, program, module: compiled.module, diagnostics, fusionNotes: [], defs, occurrences, values };
   if (options.fusionNotes !== false) a.fusionNotes = fusionNotesOf(a);
