@@ -17,7 +17,8 @@ import { optimize, type Lowering } from '../src/passes/pipeline.js';
 import { unavailableReason } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
 import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
-import { wasmFeatures } from '../runtime/backends/wasm-simd/gemm.js';
+import { WasmGemm, wasmFeatures } from '../runtime/backends/wasm-simd/gemm.js';
+import { retrieveModule, retrieveScratchBytes } from '../codegen/wasm/retrieve.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { expertActTask, expertOutTask } from '../codegen/host/experts.js';
 import { productRetrieveTask } from '../codegen/host/retrieve.js';
@@ -219,25 +220,33 @@ describe('generated expert tasks', () => {
   });
 });
 
-describe('generated retrieval task', () => {
-  // Scores drawn from few values (many ties), with NaN and infinities in some lanes: the task's
+describe.skipIf(skip)('generated retrieval kernel', () => {
+  // Scores drawn from few values (many ties), with NaN and infinities in some lanes: the kernel's
   // one-compare filter must keep exactly the reference's choices (ties to the lower index, NaN last).
-  it('selects what the reference selects, ties, NaN and infinities included', () => {
-    const n = 40, subk = 6, lanes = 24;
-    for (const [k, gate] of [[8, 'softmax'], [6, 'none'], [36, 'relu']] as const) {
-      const draw = (salt: number) => Float64Array.from({ length: lanes * n }, (_, i) => {
-        const u = uniformAt(salt, i, 0);
-        if (i % 97 === 5) return NaN;
-        if (i % 131 === 7) return salt === 1 ? Infinity : -Infinity;
-        return Math.floor(u * 7) / 4 - 0.5;
-      });
-      const s1 = new Tensor('f32', [lanes, n], draw(1)), s2 = new Tensor('f32', [lanes, n], draw(2));
-      const [w, idx] = product_retrieve.evaluate!([s1, s2], { k, subk, gate }, { training: false, dimValue: () => 0, updateBuffer: () => undefined, inputParamNames: [] });
-      const wOut = new Float32Array(lanes * k), idxOut = new Float32Array(lanes * k);
-      const task = productRetrieveTask(n, k, subk, gate);
-      (new Function(`return (${task.source})`)() as (a: unknown[], f: number, t: number) => void)([Float32Array.from(s1.data), Float32Array.from(s2.data), wOut, idxOut], 0, lanes);
-      expect([...idxOut], `k=${k} ${gate}`).toEqual([...idx!.data]);
-      wOut.forEach((v, i) => (Number.isNaN(w!.data[i]!) ? expect(v).toBeNaN() : expect(v).toBeCloseTo(w!.data[i]!, 5)));
-    }
+  it.each([1, 2])('selects what the reference selects, ties, NaN and infinities included (%i thread(s))', async (threads) => {
+    const pool = new WorkerPool(threads);
+    const gemm = new WasmGemm({ pool });
+    // n = 200 has blocks of 32 (the floor in four lanes of maxima) and a tail past the last 16.
+    for (const [n, subk, lanes] of [[40, 6, 24], [37, 5, 9], [200, 6, 12]] as const)
+      for (const [k, gate] of [[8, 'softmax'], [6, 'none'], [subk * subk, 'relu'], [1, 'sigmoid']] as const) {
+        const draw = (salt: number) => Float64Array.from({ length: lanes * n }, (_, i) => {
+          const u = uniformAt(salt, i, 0);
+          // NaN in even lanes, infinities in every third: other lanes have a floor to find.
+          const lane = Math.floor(i / n);
+          if (i % 97 === 5 && lane % 2 === 0) return NaN;
+          if (i % 31 === 7 && lane % 3 === 0) return salt === 1 ? Infinity : -Infinity;
+          return Math.floor(u * 7) / 4 - 0.5;
+        });
+        const s1 = new Tensor('f32', [lanes, n], draw(1)), s2 = new Tensor('f32', [lanes, n], draw(2));
+        const [w, idx] = product_retrieve.evaluate!([s1, s2], { k, subk, gate }, { training: false, dimValue: () => 0, updateBuffer: () => undefined, inputParamNames: [] });
+        const kernel = gemm.instantiate(`retrieve:${n}:${k}:${subk}`, (limits) => retrieveModule(n, k, subk, limits));
+        const [p1, p2, scratch, cand, ids] = [4 * lanes * n, 4 * lanes * n, lanes * retrieveScratchBytes(k, subk), 8 * lanes * k, 4 * lanes * k].map((b) => gemm.reserve(b));
+        gemm.view(Float32Array, p1!, lanes * n)().set(s1.data);
+        gemm.view(Float32Array, p2!, lanes * n)().set(s2.data);
+        const wOut = sharedFloat32(lanes * k);
+        await pool.run(productRetrieveTask(kernel, n, k, subk, gate), [p1!, p2!, scratch!, cand!, ids!, gemm.view(Float64Array, cand!, lanes * k)(), wOut], lanes, { outputs: [5, 6] });
+        expect([...gemm.view(Float32Array, ids!, lanes * k)()], `n=${n} k=${k} ${gate}`).toEqual([...idx!.data]);
+        wOut.forEach((v, i) => (Number.isNaN(w!.data[i]!) ? expect(v).toBeNaN() : expect(v).toBeCloseTo(w!.data[i]!, 5)));
+      }
   });
 });

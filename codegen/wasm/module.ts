@@ -4,8 +4,8 @@
 // are generated as instruction lists, not text, so a text assembler (wabt: 1.5 MB of wasm)
 // would add a parse step and a large dependency for about 200 lines of encoding.
 
-export type ValType = 'i32' | 'f32' | 'v128';
-const VALTYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
+export type ValType = 'i32' | 'f32' | 'f64' | 'v128';
+const VALTYPE: Record<ValType, number> = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b };
 
 /** Unsigned LEB128. */
 export function uleb(n: number): number[] {
@@ -34,6 +34,7 @@ export function sleb(n: number): number[] {
 }
 
 const f32Bytes = (v: number) => [...new Uint8Array(Float32Array.of(v).buffer)];
+const f64Bytes = (v: number) => [...new Uint8Array(Float64Array.of(v).buffer)];
 const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
 const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
@@ -46,20 +47,45 @@ export const I = {
   localTee: (i: number) => [0x22, ...uleb(i)],
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...f32Bytes(v)],
-  i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32Shl: [0x74],
-  i32LtS: [0x48], i32GtS: [0x4a], i32GeS: [0x4e], i32Eq: [0x46], i32Eqz: [0x45],
-  f32Add: [0x92], f32Mul: [0x94], f32Ne: [0x5c],
+  f64: (v: number) => [0x44, ...f64Bytes(v)],
+  i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32DivS: [0x6d], i32Shl: [0x74], i32And: [0x71], i32Or: [0x72],
+  i32LtS: [0x48], i32GtS: [0x4a], i32LeS: [0x4c], i32GeS: [0x4e], i32Eq: [0x46], i32Ne: [0x47], i32Eqz: [0x45],
+  f32Add: [0x92], f32Mul: [0x94], f32Eq: [0x5b], f32Ne: [0x5c], f32Gt: [0x5e], f32Ge: [0x60],
+  /** Minimum and maximum, NaN where either operand is NaN. */
+  f32Min: [0x96], f32Max: [0x97],
+  f64Add: [0xa0], f64Eq: [0x61], f64Ne: [0x62], f64Gt: [0x64],
+  f64PromoteF32: [0xbb], f32ConvertI32S: [0xb2],
+  /** c ? a : b, for a, b, c on the stack in that order. */
+  select: [0x1b],
   /** Memory access with a constant byte offset (alignment hints are 2^align). */
   f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
   f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   i32Load: (offset = 0) => [0x28, 2, ...uleb(offset)],
   i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
+  f64Load: (offset = 0) => [0x2b, 3, ...uleb(offset)],
+  f64Store: (offset = 0) => [0x39, 3, ...uleb(offset)],
   v128Load: (offset = 0) => [...simd(0x00), 4, ...uleb(offset)],
   v128Store: (offset = 0) => [...simd(0x0b), 4, ...uleb(offset)],
   /** Loads one f32 and splats it to all four lanes. */
   v128Load32Splat: (offset = 0) => [...simd(0x09), 2, ...uleb(offset)],
   f32x4Splat: simd(0x13),
   f32x4ExtractLane: (lane: number) => [...simd(0x1f), lane],
+  /** Lane-wise a > b (all ones where true; false wherever a lane is NaN). */
+  f32x4Gt: simd(0x44), f32x4Ge: simd(0x46), f32x4Ne: simd(0x42),
+  /** Lane-wise maximum, NaN where either lane is NaN. */
+  f32x4Max: simd(0xe9),
+  i32x4Splat: simd(0x11), i32x4GeS: simd(0x3f),
+  /** One bit per lane: its top bit. */
+  i32x4Bitmask: simd(0xa4),
+  i32Ctz: [0x68], i32ShrU: [0x76],
+  v128And: simd(0x4e), v128Or: simd(0x50),
+  /** (a & c) | (b & ~c) for a, b, c on the stack in that order. */
+  v128Bitselect: simd(0x52),
+  /** Bytes of a (0-15) and b (16-31) picked by the 16 literal lane indices. */
+  i8x16Shuffle: (lanes: number[]) => [...simd(0x0d), ...lanes],
+  v128Const: (bytes: number[]) => [...simd(0x0c), ...bytes],
+  /** 1 when any bit of the vector is set. */
+  v128AnyTrue: simd(0x53),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4Sqrt: simd(0xe3),
   /** a * b + c in one rounding where the engine fuses it (relaxed SIMD). */
   f32x4RelaxedMadd: simd(0x105),

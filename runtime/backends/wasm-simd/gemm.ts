@@ -39,6 +39,13 @@ export class WasmGemm {
   private readonly gemm: (a: number, b: number, c: number, m: number, n: number, k: number) => void;
   private readonly task: PoolTask | undefined;
   private readonly pool: WorkerPool | undefined;
+  /** Where kernels instantiated on this memory (instantiate) run: every thread of the given pool. */
+  private readonly taskPool: WorkerPool | undefined;
+  /** Names this memory's instances in a pool (ctx.wasm keys). */
+  private readonly key = `gemm${instances++}`;
+  /** Every buffer object the memory has had (a view's buffer identifies a view into this memory). */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private readonly limits: { minPages: number; maxPages: number; shared: boolean };
   /** Bytes handed out to regions (the next region starts here). */
   private top = 0;
 
@@ -57,9 +64,12 @@ export class WasmGemm {
     // (a plain one detaches them), so results stay readable in place.
     const shared = typeof SharedArrayBuffer !== 'undefined';
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: maxPages, shared });
-    const module = new WebAssembly.Module(gemmModule(this.relaxed, { minPages: 16, maxPages, shared }));
+    this.buffers.add(this.memory.buffer);
+    this.limits = { minPages: 16, maxPages, shared };
+    this.taskPool = options.pool;
+    const module = new WebAssembly.Module(gemmModule(this.relaxed, this.limits));
     if (pool) {
-      const key = `gemm${instances++}`;
+      const key = this.key;
       this.pool = pool;
       this.gemm = pool.defineWasm(key, module, this.memory).gemm as WasmGemm['gemm'];
       // Lanes are blocks of MR rows of one batch entry; consecutive blocks of an entry run as one call.
@@ -93,16 +103,57 @@ export class WasmGemm {
 
   /** Places a product in the memory for good (a step's operands and result); refuses what passes 4 GiB. */
   region(batch: number, m: number, n: number, k: number): GemmRegion {
-    const bytes = WasmGemm.bytes(batch, m, n, k);
-    const start = Math.ceil(this.top / 16) * 16;
-    if (start + bytes > WASM_MEMORY_LIMIT)
-      throw new GemmMemoryExceeded(`${batch} x [${m}, ${k}] x [${k}, ${n}] needs ${bytes} bytes, and with the ${start} bytes the other products hold that passes wasm32's limit of ${WASM_MEMORY_LIMIT} bytes`);
-    this.top = start + bytes;
-    const need = Math.ceil(this.top / PAGE), have = this.memory.buffer.byteLength / PAGE;
-    if (need > have) this.memory.grow(need - have);
-    const pa = start / 4, pb = pa + batch * m * k, pc = pb + batch * k * n;
+    const pa = this.reserve(WasmGemm.bytes(batch, m, n, k), `${batch} x [${m}, ${k}] x [${k}, ${n}]`) / 4;
+    const pb = pa + batch * m * k, pc = pb + batch * k * n;
     return { batch, m, n, k, pa, pb, pc, bLoaded: false };
   }
+
+  /** Reserves `bytes` of the memory for good (16-byte aligned) and returns its byte offset; refuses what passes 4 GiB. */
+  reserve(bytes: number, what = 'a kernel'): number {
+    const start = Math.ceil(this.top / 16) * 16;
+    if (start + bytes > WASM_MEMORY_LIMIT)
+      throw new GemmMemoryExceeded(`${what} needs ${bytes} bytes, and with the ${start} bytes the other products hold that passes wasm32's limit of ${WASM_MEMORY_LIMIT} bytes`);
+    this.top = start + bytes;
+    const need = Math.ceil(this.top / PAGE), have = this.memory.buffer.byteLength / PAGE;
+    if (need > have) {
+      this.memory.grow(need - have);
+      this.buffers.add(this.memory.buffer);
+    }
+    return start;
+  }
+
+  /** The byte offset of `a` when it is a view into this memory (a product's result), else undefined. */
+  locate(a: Float32Array): number | undefined {
+    return this.buffers.has(a.buffer) ? a.byteOffset : undefined;
+  }
+
+  /** A view of `length` elements at byte offset `at`, made again only where growth detached it (a memory that is not shared). */
+  view<T extends Float32Array | Float64Array>(type: new (b: ArrayBufferLike, at: number, length: number) => T, at: number, length: number): () => T {
+    let v: T | undefined;
+    return () => {
+      if (!v || (v.byteLength === 0 && length > 0)) {
+        v = new type(this.memory.buffer, at, length);
+        this.buffers.add(this.memory.buffer);
+      }
+      return v;
+    };
+  }
+
+  /**
+   * Instantiates another kernel module (`make`, given the memory's import limits) on this memory,
+   * on every thread of the pool; returns the ctx.wasm key tasks call it by.
+   */
+  instantiate(name: string, make: (limits: { minPages: number; maxPages: number; shared: boolean }) => Uint8Array<ArrayBuffer>): string {
+    const key = `${this.key}:${name}`;
+    if (!this.kernels.has(key)) {
+      const module = new WebAssembly.Module(make(this.limits));
+      if (!this.taskPool) throw new Error(`kernel ${name} needs the worker pool the contraction kernel was made with`);
+      this.taskPool.defineWasm(key, module, this.memory);
+      this.kernels.add(key);
+    }
+    return key;
+  }
+  private readonly kernels = new Set<string>();
 
   /**
    * Runs the product of a region: copies A in, B too unless `bConstant` and already there, and
@@ -112,6 +163,7 @@ export class WasmGemm {
     const { batch, m, n, k, pa, pb, pc } = r;
     if (a.length !== batch * m * k || b.length !== batch * k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for ${batch} x [${m}, ${k}] x [${k}, ${n}]`);
     const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
     new Float32Array(buffer, pa * 4, a.length).set(a);
     if (!(bConstant && r.bLoaded)) new Float32Array(buffer, pb * 4, b.length).set(b);
     r.bLoaded = bConstant;

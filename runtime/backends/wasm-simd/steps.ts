@@ -8,6 +8,7 @@ import { parseEinsum } from '../../../src/ir/ops/einsum.js';
 import { batchedLayout } from '../../../codegen/wasm/contraction.js';
 import { MR, NR } from '../../../codegen/wasm/gemm.js';
 import { productRetrieveTask } from '../../../codegen/host/retrieve.js';
+import { retrieveModule, retrieveScratchBytes } from '../../../codegen/wasm/retrieve.js';
 import { expertActTask, expertOutTask, gatherRowsTask } from '../../../codegen/host/experts.js';
 import { keptShared, type WorkerPool } from '../../pool.js';
 import type { WasmGemm } from './gemm.js';
@@ -45,22 +46,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
     case 'einsum':
     case 'einsum_bn':
       return contraction(ctx, node, shapeOf);
-    case 'product_retrieve': {
-      const shape = shapeOf(node.inputs[0]!);
-      const { k, subk, gate } = attrsOf(product_retrieve, node);
-      const n = shape[shape.length - 1]!;
-      const task = productRetrieveTask(n, k, subk, gate);
-      const lanes = size(shape) / n;
-      const wBuf = keptShared(lanes * k), idxBuf = keptShared(lanes * k);
-      return {
-        label: 'product_retrieve (host)',
-        host: async (read) => {
-          const w = wBuf(), idx = idxBuf();
-          await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), w, idx], lanes, { minLanes: 16, outputs: [2, 3] });
-          return [w, idx];
-        },
-      };
-    }
+    case 'product_retrieve':
+      return retrieveStep(ctx, node, shapeOf);
     case 'expert_act':
     case 'expert_out': {
       const step = tableStep(ctx, node, shapeOf);
@@ -151,6 +138,47 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     return [out];
   };
   return { label, host };
+}
+
+/**
+ * product_retrieve as the SIMD selection kernel in the contraction kernel's memory: scores that
+ * a product left there are read in place (others are copied in), the k best sums and their ids
+ * are written there, and the gate runs after the kernel in the same task.
+ */
+function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {
+  const shape = shapeOf(node.inputs[0]!);
+  const { k, subk, gate } = attrsOf(product_retrieve, node);
+  const n = shape[shape.length - 1]!;
+  const lanes = size(shape) / n;
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate(`retrieve:${n}:${k}:${subk}`, (limits) => retrieveModule(n, k, subk, limits));
+  const task = productRetrieveTask(kernel, n, k, subk, gate);
+  const what = `product_retrieve of ${lanes} lanes`;
+  const scratch = gemm.reserve(lanes * retrieveScratchBytes(k, subk), what), cand = gemm.reserve(lanes * 8 * k, what), idx = gemm.reserve(lanes * 4 * k, what);
+  const sums = gemm.view(Float64Array, cand, lanes * k), ids = gemm.view(Float32Array, idx, lanes * k);
+  const wBuf = keptShared(lanes * k);
+  // Scores that are not a product's result in this memory (computed another way) are copied here.
+  const copies = [0, 1].map(() => {
+    let at: number | undefined, view: (() => Float32Array) | undefined;
+    return (a: Float32Array) => {
+      at ??= gemm.reserve(4 * lanes * n, what);
+      view ??= gemm.view(Float32Array, at, lanes * n);
+      view().set(a);
+      return at;
+    };
+  });
+  return {
+    label: 'product_retrieve (wasm-simd)',
+    host: async (read) => {
+      const [p1, p2] = [0, 1].map((s) => {
+        const a = read(node.inputs[s]!);
+        return gemm.locate(a) ?? copies[s]!(a);
+      }) as [number, number];
+      const w = wBuf();
+      await ctx.pool.run(task, [p1, p2, scratch, cand, idx, sums(), w], lanes, { minLanes: 16, outputs: [5, 6] });
+      return [w, ids()];
+    },
+  };
 }
 
 /** expert_act as a JavaScript task on the pool (for tables the SIMD kernel cannot read in place). */
