@@ -8,7 +8,7 @@ import { Tensor } from '../src/interp/tensor.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { BACKENDS, resolveBackend, unavailableReason, type BackendName } from './backends/info.js';
 import { Executor, toFloat32 } from './executor.js';
-import { sharedFloat32 } from './pool.js';
+import { paramFloat32 } from './pool.js';
 import { Trainer } from './train/trainer.js';
 import { checkOptimizerConfig, DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
 import { fail } from '../src/diagnostics/diagnostic.js';
@@ -44,7 +44,7 @@ export interface ModelOptions {
 
 /** The seeded initial weights, bit-identical to `peerc run --seed` and `peerc init`. */
 export function seededWeights(params: readonly ParamInfo[], seed: number): Map<string, Float32Array> {
-  return new Map(params.map((p) => [p.name, toFloat32(initialTensor(p, seed))]));
+  return new Map(params.map((p) => [p.name, toFloat32(initialTensor(p, seed), p)]));
 }
 
 /** Weights from a safetensors file's bytes, checked against the parameters' shapes and for NaN. */
@@ -57,7 +57,7 @@ export function safetensorsWeights(params: readonly ParamInfo[], bytes: Uint8Arr
       if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` });
       if (t.shape.join() !== p.shape.join()) fail('PEER0602', null, { name: p.name, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
       checkFiniteWeight(p.name, t.data, t.shape, file);
-      const w = sharedFloat32(t.data.length); // shared: wasm-simd threads read and train it in place
+      const w = paramFloat32(p, t.data.length); // shared: wasm-simd threads read and train it in place
       w.set(t.data);
       return [p.name, w];
     }),

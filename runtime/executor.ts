@@ -7,11 +7,11 @@ import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
 import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
-import { sharedFloat32 } from './pool.js';
+import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { dataSource, fillFloat32, NonFiniteIndex, permuteAxes, VIEW_OPS, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
+import { dataSource, fillFloat32, NonFiniteIndex, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
@@ -62,9 +62,10 @@ interface Step extends PlannedStep {
 }
 
 /** Float32 copy of a reference tensor, element by element for lazy (seeded) ones. */
-export function toFloat32(t: Tensor): Float32Array {
-  // Shared memory, so a backend's worker threads read the weights without a copy.
-  return fillFloat32(t, sharedFloat32(t.size));
+export function toFloat32(t: Tensor, param?: { readonly sparse: boolean }): Float32Array {
+  // Shared memory, so a backend's worker threads read the weights without a copy; an expert
+  // table where the kernels read it in place.
+  return fillFloat32(t, param ? paramFloat32(param, t.size) : sharedFloat32(t.size));
 }
 
 export class Executor {
@@ -99,6 +100,39 @@ export class Executor {
     checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...given.keys()]);
     this.impl = createBackend(this.backend, { threads: options.threads, relaxedSimd: options.relaxedSimd });
     this.params = this.impl.adoptParams(module, this.fn, weights, given, !this.paramsAsArguments);
+  }
+
+  /**
+   * Moves the parameter tables the fused expert ops read to where the backend reads them in place
+   * (BackendInfo.tablesInPlace), for training; returns the arrays that now hold them, by name (the
+   * caller updates those from now on). Tables that stay where they are get the backend's note.
+   */
+  placeTables(): Map<string, Float32Array> {
+    const moved = new Map<string, Float32Array>();
+    if (!this.impl.placeTable) return moved;
+    for (const node of this.fn.graph.nodes) {
+      if (node.op !== 'expert_act' && node.op !== 'expert_out') continue;
+      const src = dataSource(this.fn, node.inputs[1]!);
+      if (src.kind !== 'param' || moved.has(src.name)) continue;
+      const rowSize = this.fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);
+      if (rowSize === undefined) continue;
+      const placed = this.impl.placeTable(src.name, this.params.get(src.name)!, rowSize);
+      if (typeof placed === 'string') continue;
+      this.params.set(src.name, placed);
+      moved.set(src.name, placed);
+    }
+    return moved;
+  }
+
+  /** Optimizer state arrays beside a placed table (placeTables), or undefined where the backend keeps none. */
+  tableState(name: string, count: number): Float32Array[] | undefined {
+    const s = this.impl.tableState?.(name, count);
+    return Array.isArray(s) ? s : undefined;
+  }
+
+  /** Lazy Adam in the backend, on a placed table's rows from the last sumRows (done: false where it cannot). */
+  adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
+    return this.impl.adamRows ? this.impl.adamRows(name, values, m, v, step) : Promise.resolve({ done: false, finite: true });
   }
 
   /** Threads the backend runs on (the calling thread included). */

@@ -86,6 +86,13 @@ export const I = {
   v128Const: (bytes: number[]) => [...simd(0x0c), ...bytes],
   /** 1 when any bit of the vector is set. */
   v128AnyTrue: simd(0x53),
+  f64x2Splat: simd(0x14),
+  f64x2ExtractLane: (lane: number) => [...simd(0x21), lane],
+  /** Lanes 0-1 of an f32x4 as f64x2 (exact). */
+  f64x2PromoteLowF32x4: simd(0x5f),
+  /** f64x2 rounded to f32 in lanes 0-1, lanes 2-3 zero. */
+  f32x4DemoteF64x2Zero: simd(0x5e),
+  f64x2Add: simd(0xf0), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2), f64x2Div: simd(0xf3), f64x2Sqrt: simd(0xef),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4Sqrt: simd(0xe3),
   /** a * b + c in one rounding where the engine fuses it (relaxed SIMD). */
   f32x4RelaxedMadd: simd(0x105),

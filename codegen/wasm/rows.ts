@@ -88,7 +88,101 @@ function axpysFunction(): FunctionDef {
   return { name: 'axpys', params: locals(['i32', 6]), locals: locals(['i32', 6], ['v128', 4]), body: code(body) };
 }
 
+/**
+ * sumRows(g, order, start, len, out, squares, rows, dBytes): for each touched row r, the sum of
+ * gradient rows order[start[r] .. start[r] + len[r]) of g (in that order, as the reference adds
+ * them) into row r of out, and its sum of squares (float64) into squares[r]. Indices are i32.
+ */
+function sumRowsFunction(): FunctionDef {
+  const [g, order, start, len, out, squares, rows, dBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [q, s, src, j] = [8, 9, 10, 11];
+  const [x, acc0, acc1] = [12, 13, 14];
+  const srcOf = (slot: Code[]) => [...slot, I.i32(2), I.i32Shl, get(order), I.i32Add, I.i32Load(0), get(dBytes), I.i32Mul, get(g), I.i32Add, set(src)];
+  const body = whileLoop([get(rows)], [
+    get(start), I.i32Load(0), set(s),
+    ...srcOf([get(s)]),
+    I.i32(0), set(j),
+    ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...v128At(src, j), I.v128Store(0), addConst(j, 16)]),
+    I.i32(1), set(q),
+    ...whileLoop([get(q), get(len), I.i32Load(0), I.i32LtS], [
+      ...srcOf([get(s), get(q), I.i32Add]),
+      I.i32(0), set(j),
+      ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...v128At(out, j), ...v128At(src, j), I.f32x4Add, I.v128Store(0), addConst(j, 16)]),
+      addConst(q, 1),
+    ]),
+    ...zero(acc0), ...zero(acc1), I.i32(0), set(j),
+    ...whileLoop([get(j), get(dBytes), I.i32LtS], [
+      ...v128At(out, j), set(x),
+      get(acc0), get(x), I.f64x2PromoteLowF32x4, get(x), I.f64x2PromoteLowF32x4, I.f64x2Mul, I.f64x2Add, set(acc0),
+      get(x), get(x), I.i8x16Shuffle(HIGH_HALF), set(x),
+      get(acc1), get(x), I.f64x2PromoteLowF32x4, get(x), I.f64x2PromoteLowF32x4, I.f64x2Mul, I.f64x2Add, set(acc1),
+      addConst(j, 16),
+    ]),
+    get(squares), get(acc0), get(acc1), I.f64x2Add, set(x), get(x), I.f64x2ExtractLane(0), get(x), I.f64x2ExtractLane(1), I.f64Add, I.f64Store(0),
+    addConst(start, 4), addConst(len, 4), addLocal(out, dBytes), addConst(squares, 8), addConst(rows, -1),
+  ]);
+  return { name: 'sumRows', params: locals(['i32', 8]), locals: locals(['i32', 4], ['v128', 3]), body: code(body) };
+}
+
+/** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+/** Lanes 0-1 of a and of b (two demoted f64x2) as one f32x4. */
+const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+
+/**
+ * adamRows(mOff, vOff, g, ids, rows, dBytes, flag, scale, b1, c1, b2, c2, stepSize, epsHat, keep):
+ * lazy Adam on the touched rows: row ids[r] of the weights (at byte 0), of m (at mOff) and of v
+ * (at vOff), with gradient row r of g. Float64 arithmetic in the order the host loop uses
+ * (runtime/train/optim.ts: d = g * scale; m = b1 m + c1 d; v = b2 v + (c2 d) d;
+ * w = w keep - (stepSize m) / (sqrt(v) + epsHat), c1 = 1 - b1, c2 = 1 - b2), each stored value
+ * rounded once to float32: bit-identical to it. Writes 1 at flag when an updated weight is not finite.
+ */
+function adamRowsFunction(): FunctionDef {
+  const [mOff, vOff, g, ids, rows, dBytes, flag] = [0, 1, 2, 3, 4, 5, 6];
+  const [scale, b1, c1, b2, c2, stepSize, epsHat, keep] = [7, 8, 9, 10, 11, 12, 13, 14];
+  const [base, j, a] = [15, 16, 17];
+  const [sv, b1v, c1v, b2v, c2v, stepv, epsv, keepv, check, g4, m4, v4, w4, d, mi, vi] = Array.from({ length: 16 }, (_, i) => 18 + i) as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
+  const wiLo = 34, wiHi = 35, miLo = 36, viLo = 37;
+  /** One half (lanes 0-1 or 2-3, `hi`) of the four values: leaves mi, vi, and the new weight in `wOut`. */
+  const half = (hi: boolean, wOut: number) => {
+    const lanes = (v: number) => (hi ? [get(v), get(v), I.i8x16Shuffle(HIGH_HALF), I.f64x2PromoteLowF32x4] : [get(v), I.f64x2PromoteLowF32x4]);
+    return [
+      ...lanes(g4), get(sv), I.f64x2Mul, set(d),
+      get(b1v), ...lanes(m4), I.f64x2Mul, get(c1v), get(d), I.f64x2Mul, I.f64x2Add, set(mi),
+      get(b2v), ...lanes(v4), I.f64x2Mul, get(c2v), get(d), I.f64x2Mul, get(d), I.f64x2Mul, I.f64x2Add, set(vi),
+      ...lanes(w4), get(keepv), I.f64x2Mul, get(stepv), get(mi), I.f64x2Mul, get(vi), I.f64x2Sqrt, get(epsv), I.f64x2Add, I.f64x2Div, I.f64x2Sub, set(wOut),
+      get(check), get(wOut), I.v128Const0, I.f64x2Mul, I.f64x2Add, set(check),
+    ];
+  };
+  const demote2 = (lo: number, hi: number) => [get(lo), I.f32x4DemoteF64x2Zero, get(hi), I.f32x4DemoteF64x2Zero, I.i8x16Shuffle(LOW_HALVES)];
+  const body = [
+    ...[[sv, scale], [b1v, b1], [c1v, c1], [b2v, b2], [c2v, c2], [stepv, stepSize], [epsv, epsHat], [keepv, keep]].flatMap(([v, p]) => [get(p!), I.f64x2Splat, set(v!)]),
+    ...zero(check),
+    ...whileLoop([get(rows)], [
+      get(ids), I.i32Load(0), get(dBytes), I.i32Mul, set(base),
+      I.i32(0), set(j),
+      ...whileLoop([get(j), get(dBytes), I.i32LtS], [
+        get(base), get(j), I.i32Add, set(a),
+        ...v128At(g, j), set(g4),
+        get(a), get(mOff), I.i32Add, I.v128Load(0), set(m4),
+        get(a), get(vOff), I.i32Add, I.v128Load(0), set(v4),
+        get(a), I.v128Load(0), set(w4),
+        ...half(false, wiLo), get(mi), set(miLo), get(vi), set(viLo),
+        ...half(true, wiHi),
+        get(a), get(mOff), I.i32Add, ...demote2(miLo, mi), I.v128Store(0),
+        get(a), get(vOff), I.i32Add, ...demote2(viLo, vi), I.v128Store(0),
+        get(a), ...demote2(wiLo, wiHi), I.v128Store(0),
+        addConst(j, 16),
+      ]),
+      addConst(ids, 4), addLocal(g, dBytes), addConst(rows, -1),
+    ]),
+    // check is 0 while every weight is finite, NaN otherwise (w * 0).
+    ...[0, 1].flatMap((lane) => [get(check), I.f64x2ExtractLane(lane), get(check), I.f64x2ExtractLane(lane), I.f64Eq, I.i32Eqz, I.ifThen, get(flag), I.i32(1), I.i32Store(0), I.end]),
+  ];
+  return { name: 'adamRows', params: [...locals(['i32', 7]), ...locals(['f64', 8])], locals: locals(['i32', 3], ['v128', 20]), body: code(body) };
+}
+
 /** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction()], memory);
+  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(), adamRowsFunction()], memory);
 }

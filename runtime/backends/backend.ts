@@ -14,6 +14,16 @@ import type { WorkerPool } from '../pool.js';
 import type { SparseGrad } from './row-sums.js';
 
 /** A backend's capabilities as data (runtime/backends/info.ts lists them). */
+/** Lazy Adam's settings for one step (float64, as the host loop uses them). */
+export interface AdamRowsStep {
+  scale: number;
+  b1: number;
+  b2: number;
+  stepSize: number;
+  epsHat: number;
+  keep: number;
+}
+
 export interface BackendInfo {
   name: string;
   /** gpu.js `mode` of its gpu.js kernels. */
@@ -29,6 +39,11 @@ export interface BackendInfo {
   pool: boolean;
   /** Runs only in a page (or a Web Worker of one). */
   browserOnly?: boolean;
+  /**
+   * Reads parameter tables in place while training (placeTable), so the training program may
+   * read expert rows with fused ops instead of gathering them (compileTraining's fuseExpertReads).
+   */
+  tablesInPlace?: boolean;
 }
 
 export type Read = (r: ValueRef) => Float32Array;
@@ -90,6 +105,16 @@ export interface Backend {
    * the table (a backend may keep a buffer per table: the sums are valid until its next call).
    */
   sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad>;
+  /**
+   * Moves a trained table (parameter `name`, `rows` x `rowSize`) to where the backend's kernels read
+   * it in place, returning the array that now holds it (the caller uses it instead of `data`), or
+   * why it stays where it is.
+   */
+  placeTable?(name: string, data: Float32Array, rowSize: number): Float32Array | string;
+  /** Optimizer state arrays for a placed table, where the backend's lazy Adam reads them (or why not). */
+  tableState?(name: string, count: number): Float32Array[] | string;
+  /** Lazy Adam on a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
+  adamRows?(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }>;
   /** Its worker pool, where it has more than one thread (the trainer's lazy Adam uses it). */
   pool(): WorkerPool | undefined;
   /** Threads it runs on, the caller included. */

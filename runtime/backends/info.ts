@@ -32,7 +32,7 @@ const REGISTRY = {
     create: (i) => new GpujsBackend(i),
   },
   'wasm-simd': {
-    info: { name: 'wasm-simd', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', pool: true },
+    info: { name: 'wasm-simd', mode: 'webasm', asyncMode: true, kernelClass: 'WebAssemblyKernel', pool: true, tablesInPlace: true },
     unavailable: () => (!GPU.isWebAssemblySupported ? NO_WASM : !wasmFeatures().simd ? 'this WebAssembly engine has no SIMD128' : typeof SharedArrayBuffer === 'undefined' ? NO_SAB : null),
     create: (i, o) => new WasmSimdBackend(i, o),
   },

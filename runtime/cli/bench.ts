@@ -48,7 +48,7 @@ export function benchWeightTensors(m: IRModule): Map<string, Tensor> {
 
 /** The same weights as shared float32 arrays (for the trainer, which updates them in place). */
 export function benchWeights(m: IRModule): Map<string, Float32Array> {
-  return new Map([...benchWeightTensors(m)].map(([name, t]) => [name, toFloat32(t)]));
+  return new Map([...benchWeightTensors(m)].map(([name, t]) => [name, toFloat32(t, m.params.find((p) => p.name === name))]));
 }
 
 /** The open dims as bench binds them: tokenDims, the one meaning of "tokens". */

@@ -43,6 +43,15 @@ import { compareRuns } from './compare.js';
 import { runSweep } from './sweep.js';
 import { buildPlayground, playgroundDir, servePlayground } from './playground.js';
 
+/** Whether the backend `auto` picks here reads parameter tables in place while training. */
+function autoBackendReadsTablesInPlace(): boolean {
+  try {
+    return resolveBackend('auto').tablesInPlace === true;
+  } catch {
+    return false;
+  }
+}
+
 /** The patterns a fused lowering left unfused, as `file:line:col: note: ...` lines (empty when none). */
 export function fusionNoteLines(fused: IRModule, options: { retrievalOnly?: boolean } = {}): string {
   return unfusedPatterns(fused, options).map((n) => `${n.span ? `${n.span.file}:${n.span.line}:${n.span.col}: ` : ''}note: ${n.message}\n`).join('');
@@ -118,7 +127,8 @@ export const COMMANDS: Record<string, Command> = {
       if (p.flags.get('train')) {
         if (!m.entry) throw new UsageError(`${file} has no model to train; pass --entry LAYER`);
         try {
-          m = compileTraining(m, { gradients: true }).module;
+          // As `peerc train` compiles it on the default backend (fused expert reads where it reads tables in place).
+          m = compileTraining(m, { gradients: true, fuseExpertReads: autoBackendReadsTablesInPlace() }).module;
         } catch (e) {
           if (e instanceof CompileError) throw new ProgramErrors([e.diagnostic], r.sources);
           throw e;

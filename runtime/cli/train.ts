@@ -1,6 +1,7 @@
 // peerc train: trains a model on a text file or the built-in recall task, with progress,
 // periodic validation, JSON-lines metrics, SVG plots, atomic checkpoints, bit-identical
 // --resume, a clean stop on SIGINT, and a clear stop when the loss or gradients blow up.
+import { sharedFloat32, tableFloat32 } from '../pool.js';
 import { createHash } from 'node:crypto';
 import { existsSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -204,7 +205,9 @@ async function trainLocked(t: TrainFlags, place: RunPlace): Promise<number> {
   let changes: Record<string, [unknown, unknown]> = {};
   let resumes: { step: number; changes: Record<string, [unknown, unknown]> }[] = [];
   if (resume) {
-    restored = readCheckpoint(ckptPath, { finite: true });
+    // Expert tables are read where the kernels train them in place (no second copy of a big table).
+    const tables = new Set(m.params.filter((p) => p.sparse).map((p) => `param.${p.name}`));
+    restored = readCheckpoint(ckptPath, { finite: true, alloc: (name, length) => (tables.has(name) ? tableFloat32(length) : sharedFloat32(length)) });
     start = restored.meta.step;
     const saved = JSON.parse(restored.meta.run) as RunSettings;
     // The program's constants shape every tensor: a resumed run is checked with the same --set.

@@ -117,7 +117,8 @@ export function checkFinite(file: string, name: string, shape: readonly number[]
   }
 }
 
-export function readCheckpoint(path: string, options: { tensors?: boolean; finite?: boolean } = {}): Checkpoint {
+/** `alloc`: the array a tensor is read into (default: a shared one), e.g. a table's where kernels read it in place. */
+export function readCheckpoint(path: string, options: { tensors?: boolean; finite?: boolean; alloc?: (name: string, length: number) => Float32Array } = {}): Checkpoint {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -149,8 +150,8 @@ export function readCheckpoint(path: string, options: { tensors?: boolean; finit
     // Metadata only (peerc compare, sweep): the tensors of a 1M-expert run are 6 GB.
     if (options.tensors === false) return { meta, tensors };
     for (const { name, shape, from, to } of entries) {
-      const data = sharedFloat32((to - from) / 4); // shared: the wasm-simd backend's threads update it in place
-      const bytes = new Uint8Array(data.buffer);
+      const data = options.alloc ? options.alloc(name, (to - from) / 4) : sharedFloat32((to - from) / 4); // shared: the wasm-simd backend's threads update it in place
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       for (let off = 0; off < bytes.length; ) {
         const got = readSync(fd, bytes, off, Math.min(1 << 30, bytes.length - off), 8 + n + from + off);
         if (got <= 0) bad(path, `tensor '${name}' is truncated`);

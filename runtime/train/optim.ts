@@ -86,6 +86,9 @@ export function gradientNorm(g: Gradients): number {
   return Math.sqrt(sq);
 }
 
+/** Lazy Adam run by the backend on a table it keeps with its moments (Executor.adamRows). */
+export type RowsAdam = (name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: { scale: number; b1: number; b2: number; stepSize: number; epsHat: number; keep: number }) => Promise<{ done: boolean; finite: boolean }>;
+
 export interface StepReport {
   lr: number;
   gradNorm: number;
@@ -132,11 +135,23 @@ export class Optimizer {
   /** Steps taken (the bias correction's t). */
   t = 0;
 
-  constructor(readonly config: OptimizerConfig, private readonly infos: readonly ParamInfo[]) {
+  /**
+   * `options.state`: where a sparse table's Adam moments live when the backend keeps them beside
+   * the table (its lazy Adam then updates them there: Trainer passes the executor's tableState).
+   */
+  constructor(readonly config: OptimizerConfig, private readonly infos: readonly ParamInfo[], options: { state?: (name: string, count: number) => Float32Array[] | undefined } = {}) {
     for (const p of infos) {
       if (p.role !== 'param') continue;
       const size = p.shape.reduce((a, b) => a * b, 1);
       const kind = kindOf(p, config);
+      if (p.sparse && (kind === 'adam' || kind === 'adamw')) {
+        const placed = options.state?.(p.name, 2);
+        if (placed) {
+          this.m.set(p.name, placed[0]!);
+          this.v.set(p.name, placed[1]!);
+          continue;
+        }
+      }
       // Filled now, not on first touch: a sparse table's state would otherwise fault in page by
       // page during the first epoch, making early steps slow and hiding the real memory use.
       // Shared memory: the wasm-simd backend's threads update the touched rows in place.
@@ -153,25 +168,39 @@ export class Optimizer {
   }
 
   /**
-   * The same step with lazy Adam on the touched rows of sparse tables split across a worker
-   * pool's threads (the tables and their moments must be in shared memory); the rest as step().
+   * The same step with lazy Adam on the touched rows of sparse tables in the backend (`rowsAdam`,
+   * where it keeps the table and its moments) or split across a worker pool's threads (the
+   * tables and their moments must be in shared memory); the rest as step().
    */
-  async stepThreaded(pool: WorkerPool, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g)): Promise<StepReport> {
-    if (pool.threads < 2) return this.step(params, g, gradNorm);
+  async stepThreaded(pool: WorkerPool | undefined, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g), rowsAdam?: RowsAdam): Promise<StepReport> {
+    const threads = pool && pool.threads > 1 ? pool : undefined;
+    if (!threads && !rowsAdam) return this.step(params, g, gradNorm);
     const s = this.begin(gradNorm);
     const flags = new Int32Array(new SharedArrayBuffer(4));
     for (const p of this.infos) {
       if (p.role !== 'param') continue;
       const ps = this.paramStep(p, s, g);
-      const threaded = ps.kind === 'adam' || ps.kind === 'adamw';
-      this.updateParam(p, ps, s, params, g, !threaded);
+      const lazy = ps.kind === 'adam' || ps.kind === 'adamw';
+      this.updateParam(p, ps, s, params, g, !lazy);
       const sparse = g.sparse.get(p.name);
-      if (!threaded || !sparse || sparse.rows.length === 0) continue;
+      if (!lazy || !sparse || sparse.rows.length === 0) continue;
       const rowSize = sparse.values.length / sparse.rows.length;
       const { beta1, beta2, eps } = this.config;
       const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
-      const args = [params.get(p.name)!, this.m.get(p.name)!, this.v.get(p.name)!, sparse.values, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
-      await pool.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
+      const m = this.m.get(p.name)!, v = this.v.get(p.name)!;
+      if (rowsAdam) {
+        const r = await rowsAdam(p.name, sparse.values, m, v, { scale: ps.scale, b1: beta1, b2: beta2, stepSize, epsHat, keep });
+        if (r.done) {
+          if (!r.finite) flags[0] = 1;
+          continue;
+        }
+      }
+      if (threads) {
+        const args = [params.get(p.name)!, m, v, sparse.values, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
+        await threads.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
+      } else {
+        this.updateSparse(p, ps, s, params, sparse);
+      }
     }
     if (flags[0]) this.updateSum = NaN;
     return this.end(s);
@@ -212,11 +241,15 @@ export class Optimizer {
     const dense = g.dense.get(p.name);
     const sparse = withSparse ? g.sparse.get(p.name) : undefined;
     if (dense) this.update(p.name, w, dense, 0, w.length, 0, ps, s.bc1, s.bc2);
-    if (sparse) {
-      // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
-      const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
-      sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, ps, s.bc1, s.bc2));
-    }
+    if (sparse) this.updateSparse(p, ps, s, params, sparse);
+  }
+
+  /** The touched rows of p's sparse gradient on this thread. */
+  private updateSparse(p: ParamInfo, ps: ParamStep, s: ReturnType<Optimizer['begin']>, params: Map<string, Float32Array>, sparse: SparseGrad): void {
+    const w = params.get(p.name)!;
+    // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
+    const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
+    sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, ps, s.bc1, s.bc2));
   }
 
   /** Sum of updated weights: non-finite iff some updated weight is (cheaper than testing each). */

@@ -59,8 +59,11 @@ export class Trainer {
   /** `weights` are used in place: the trainer updates these arrays. */
   constructor(readonly module: IRModule, readonly weights: Map<string, Float32Array>, options: TrainerOptions) {
     this.backend = resolveBackend(options.backend);
-    this.train = compileTraining(module, { gradients: true });
-    this.evaluation = compileTraining(module, { gradients: false });
+    // Where the backend reads tables in place, the expert rows are read by fused ops in training
+    // too (no [T, h, k, d] gathered copies, forward or backward).
+    const fuseExpertReads = this.backend.tablesInPlace === true;
+    this.train = compileTraining(module, { gradients: true, fuseExpertReads });
+    this.evaluation = compileTraining(module, { gradients: false, fuseExpertReads });
     const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, viewOutputs: true };
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
     this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { ...exec, training: false });
@@ -71,8 +74,15 @@ export class Trainer {
       for (const [name, w] of weights) if (!isShared(w)) weights.set(name, toShared(w));
       for (const e of [this.trainExec, this.evalExec]) for (const name of e.params.keys()) e.params.set(name, weights.get(name)!);
     }
+    // Tables the fused expert ops read move where the kernels read them (the map's entries are replaced).
+    // One executor after the other: the second must see the first's tables where they now are.
+    for (const exec of [this.trainExec, this.evalExec])
+      for (const [name, w] of exec.placeTables()) {
+        weights.set(name, w);
+        for (const e of [this.trainExec, this.evalExec]) if (e.params.has(name)) e.params.set(name, w);
+      }
     this.params = new Map(module.params.map((p) => [p.name, p]));
-    this.optimizer = new Optimizer(options.optimizer, module.params);
+    this.optimizer = new Optimizer(options.optimizer, module.params, { state: (name, count) => this.trainExec.tableState(name, count) });
     this.seed = options.seed ?? 0;
   }
 
@@ -135,7 +145,7 @@ export class Trainer {
     if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     const t1 = performance.now();
-    const report = this.pool ? await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm) : this.optimizer.step(this.weights, grads, norm);
+    const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
     timings.set('optimizer', performance.now() - t1);
     if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };

@@ -303,10 +303,15 @@ function builder(g: Graph, training: boolean): GradBuilder & { g: Graph; op(name
  * retrieval (its gradient is declared on the fused op, so the [.., k, k] candidates are never
  * made in either direction), differentiate, simplify again.
  */
-export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean; fuseElementwise?: boolean }): TrainingProgram {
+/**
+ * `fuseExpertReads`: the expert tables' rows are read by fused ops in training too (backends
+ * that read parameter tables in place: BackendInfo.tablesInPlace); off by default, since elsewhere
+ * a fused op would copy the whole table per call.
+ */
+export function compileTraining(m: IRModule, options: DifferentiateOptions & { fuseRetrieval?: boolean; fuseElementwise?: boolean; fuseExpertReads?: boolean }): TrainingProgram {
   // The passes are listed in src/passes/pipeline.ts; the options leave fusions out for tests.
   const forward = runPasses(optimize(m), TRAINING_FORWARD.filter((pass) => options.fuseRetrieval !== false || !pass.name.startsWith('fuse-retrieval')));
   const p = buildTrainingProgram(forward, options);
-  const module = runPasses(p.module, TRAINING_BACKWARD.filter((pass) => options.fuseElementwise !== false || !pass.name.startsWith('fuse-elementwise')));
+  const module = runPasses(p.module, TRAINING_BACKWARD.filter((pass) => (options.fuseElementwise !== false || !pass.name.startsWith('fuse-elementwise')) && (options.fuseExpertReads === true || !pass.name.startsWith('fuse-expert-reads'))));
   return { ...p, module };
 }

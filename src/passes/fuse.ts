@@ -268,6 +268,43 @@ export const fuseExpertOutput: RewriteRule = {
   },
 };
 
+/**
+ * How einsum `e` reads the gathered rows of its operand `gi`: dot products of each row with
+ * x [T, d] ("ABCD,AD->ABC"), or the slot-weighted sum of the rows ("ABC,ABCD->AD").
+ */
+function expertRead(ctx: RewriteContext, e: Node, gi: 0 | 1): { kind: 'dot'; x: ValueRef } | { kind: 'out'; h: ValueRef } | undefined {
+  if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
+  const g = nodeOf(ctx, e.inputs[gi]!);
+  if (g.op !== 'gather' || ![2, 3].includes(rank(ctx, g.inputs[0]!))) return undefined;
+  const spec = parseEinsum(e.attrs.spec as string, 2);
+  const gs = spec.inputs[gi]!, os = spec.inputs[1 - gi]!;
+  if (os.length === 2 && os === gs[0]! + gs.at(-1)! && spec.output === gs.slice(0, -1)) return { kind: 'dot', x: e.inputs[1 - gi]! };
+  if (gs === os + gs.at(-1)! && spec.output === os[0]! + gs.at(-1)!) return { kind: 'out', h: e.inputs[1 - gi]! };
+  return undefined;
+}
+
+export const fuseExpertReads: RewriteRule = {
+  name: 'fuse-expert-reads',
+  doc: 'In a training program: every einsum reading gathered expert rows, where all the gather\'s users are such reads (the forward\'s dot products and slot sums, and the backward\'s dot products with the output gradient) -> expert_act(x, U, idx, 1) or expert_out(h, V, idx): each reads the table\'s rows itself, so the [T, .., d] gathered tensor is never built. Only for backends that read parameter tables in place during training (BackendInfo.tablesInPlace): elsewhere a fused op would copy the whole table per call.',
+  apply(node, _inputs, g, _m, ctx) {
+    for (const gi of [0, 1] as const) {
+      const read = expertRead(ctx, node, gi);
+      if (!read) continue;
+      const gather = nodeOf(ctx, node.inputs[gi]!);
+      const allReads = ctx.users(gather.id).every((u) => ([0, 1] as const).some((j) => u.inputs[j]?.node === gather.id && expertRead(ctx, u, j) !== undefined));
+      if (!allReads) continue;
+      const rows = expertRows(g, ctx, gather.inputs[0]!, gather.inputs[1]!, node.span);
+      if (read.kind === 'dot') {
+        const ones = ref(g.add('broadcast_to', [g.constant(1, 'f32', node.span)], { shape: g.typeOf(rows.idx).shape }, node.span));
+        return [ref(g.add('expert_act', [ctx.map(read.x), rows.table, rows.idx, ones], { act: 'none' }, node.span))];
+      }
+      if (g.typeOf(ctx.map(read.h)).shape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
+      return [ref(g.add('expert_out', [ctx.map(read.h), rows.table, rows.idx], {}, node.span))];
+    }
+    return undefined;
+  },
+};
+
 export const fuseResidual: RewriteRule = {
   name: 'fuse-residual',
   doc: 'x + expert_out(h, V, idx) -> expert_out(h, V, idx, x): the residual add as the output kernel\'s epilogue. Fires only when the expert output has no other user.',

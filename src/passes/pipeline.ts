@@ -2,7 +2,7 @@
 // The verifier runs after every pass in tests; `peerc ir --dump-after NAME` prints the IR.
 import type { IRModule } from '../ir/graph.js';
 import { FOLD_RULES } from './fold.js';
-import { FUSION_RULES, fuseRetrieval } from './fuse.js';
+import { FUSION_RULES, fuseExpertReads, fuseRetrieval } from './fuse.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
@@ -46,6 +46,8 @@ export const TRAINING_BACKWARD: readonly Pass[] = [
   dce('training-dce'),
   { name: 'fuse-elementwise', assumes: 'a folded module', guarantees: 'chains of elementwise ops (a backward pass is full of them) are single elementwise_fused ops', run: (m) => rebuildModule(m, [fuseElementwise]) },
   dce('fuse-elementwise-dce'),
+  { name: 'fuse-expert-reads', assumes: 'a differentiated module; the backend reads parameter tables in place (compileTraining leaves this pass out otherwise)', guarantees: 'no [T, .., d] gathered expert rows where every reader of the gather is a dot product or a slot sum: expert_act / expert_out read the rows themselves, forward and backward', run: (m) => rebuildModule(m, [fuseExpertReads]) },
+  dce('fuse-expert-reads-dce'),
 ];
 
 /** The PyTorch export: PIPELINE and the fusions valid in training too (the module trains with batch statistics). */

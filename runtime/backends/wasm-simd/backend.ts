@@ -14,7 +14,7 @@ import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
 import { hostStep, type HostContext } from './steps.js';
-import { TableMemory, tableMemoryUnfit } from './tables.js';
+import { TableMemory, tableHolding, tableMemoryUnfit, type AdamRowsStep } from './tables.js';
 import { bucketByRow, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { sumRowsTask } from '../../../codegen/host/experts.js';
 
@@ -53,8 +53,34 @@ export class WasmSimdBackend implements Backend {
   /** Sums per table (`key`), reused across steps: a step's sums are consumed by its optimizer update. */
   private readonly sums = new Map<string, { values: Float32Array; squares: Float64Array }>();
 
-  /** The buckets summed across the pool's threads (the host loop on one thread). */
+  /**
+   * Optimizer state for a placed table (Adam's moments), in its table memory after the weights,
+   * so lazy Adam reads a row's weights and moments in one memory (adamRows); or why not.
+   */
+  tableState(name: string, count: number): Float32Array[] | string {
+    const table = this.tables.get(name);
+    if (!table) return 'the table is not in a table memory';
+    if (!table.stateFits(count)) return `its optimizer state (${count} more arrays of ${((table.rows * table.rowBytes) / 2 ** 30).toFixed(2)} GiB) does not fit beside it in wasm32's 4 GiB`;
+    return Array.from({ length: count }, () => table.addState());
+  }
+
+  /** Lazy Adam on a placed table's summed rows, in its table memory (false: not this table's state). */
+  async adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
+    const table = this.tables.get(name);
+    return table ? table.adamRows(values, m, v, step) : { done: false, finite: true };
+  }
+
+  /**
+   * The buckets summed across the pool's threads (the host loop on one thread); for a placed
+   * table, by the SIMD kernel in its table memory, where lazy Adam then reads them.
+   */
   async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad> {
+    const table = this.tables.get(key);
+    if (table && table.rowSize === rowSize && ids.length > 0) {
+      const b = bucketByRow(ids);
+      const { values, sumSquares } = await table.sumRows(grads, b.order, b.start, b.length, b.rows);
+      return { rows: b.rows, values, sumSquares };
+    }
     const pool = this.pool();
     if (!pool) return sumRowsOnHost(ids, grads, rowSize);
     const b = bucketByRow(ids);
@@ -99,10 +125,11 @@ export class WasmSimdBackend implements Backend {
         const cells = module.params.find((p) => p.name === name)!.shape.reduce((a, b) => a * b, 1);
         const rowSize = fn.graph.typeOf(node.inputs[1]!).shape.at(-1)!.evaluate(() => undefined);
         if (rowSize === undefined || tableMemoryUnfit(cells / rowSize, rowSize)) continue;
-        const table = new TableMemory(cells / rowSize, rowSize, { pool: this.pool() });
         const w = weights.get(name)!;
-        if (w instanceof Float32Array) table.weights.set(w);
-        else fillFloat32(w, table.weights);
+        const table = new TableMemory(cells / rowSize, rowSize, { pool: this.pool(), adopt: w instanceof Float32Array ? w : undefined });
+        if (w instanceof Float32Array) {
+          if (table.weights !== w) table.weights.set(w);
+        } else fillFloat32(w, table.weights);
         params.set(name, table.weights);
         this.tables.set(name, table);
       }
@@ -113,8 +140,20 @@ export class WasmSimdBackend implements Backend {
     return all;
   }
 
+  /** A trained table moves into a table memory of its own (weights copied once), so the SIMD row kernels read it in place. */
+  placeTable(name: string, data: Float32Array, rowSize: number): Float32Array | string {
+    const held = tableHolding(data);
+    if (held) return held.rowSize === rowSize ? data : `its table memory holds rows of ${held.rowSize} values, this op reads rows of ${rowSize}`;
+    const why = tableMemoryUnfit(data.length / rowSize, rowSize);
+    if (why) return why;
+    const table = new TableMemory(data.length / rowSize, rowSize, { pool: this.pool(), adopt: data });
+    if (table.weights !== data) table.weights.set(data);
+    this.tables.set(name, table);
+    return table.weights;
+  }
+
   private table(name: string, rowSize: number, ctx: PlanContext): TableMemory | string {
-    const have = this.tables.get(name);
+    const have = this.tables.get(name) ?? tableHolding(ctx.param(name));
     if (have) return have.rowSize === rowSize ? have : `its table memory holds rows of ${have.rowSize} values, this op reads rows of ${rowSize}`;
     const why = tableMemoryUnfit(ctx.param(name).length / rowSize, rowSize);
     if (why) return why;

@@ -161,6 +161,7 @@ function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => nu
   const copies = [0, 1].map(() => {
     let at: number | undefined, view: (() => Float32Array) | undefined;
     return (a: Float32Array) => {
+      if (at === undefined) ctx.note(`product_retrieve copies its scores into the kernel memory on every call (${(4 * lanes * n / 2 ** 20).toFixed(1)} MB per side): they are not a contraction's result read in place`);
       at ??= gemm.reserve(4 * lanes * n, what);
       view ??= gemm.view(Float32Array, at, lanes * n);
       view().set(a);

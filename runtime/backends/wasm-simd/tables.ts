@@ -6,7 +6,7 @@
 // view into the memory, so host code (other kernels, outputs) reads them as a plain array. wasm32 caps a memory at 4 GiB: a table that does not fit gets the reason.
 import { rowKernelsModule } from '../../../codegen/wasm/rows.js';
 import { WASM_MEMORY_LIMIT } from './gemm.js';
-import type { PoolTask, WorkerPool } from '../../pool.js';
+import { wasmMemoryOf, type PoolTask, type WorkerPool } from '../../pool.js';
 
 const PAGE = 65536;
 /** Room kept for the scratch area when a table is placed (grown on demand past it). */
@@ -18,6 +18,8 @@ const module = () => (rowModule ??= new WebAssembly.Module(rowKernelsModule({ mi
 interface RowKernels {
   dots(x: number, off: number, out: number, tokens: number, perToken: number, dBytes: number): void;
   axpys(h: number, off: number, out: number, tokens: number, perToken: number, dBytes: number): void;
+  sumRows(g: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number): void;
+  adamRows(mOff: number, vOff: number, g: number, ids: number, rows: number, dBytes: number, flag: number, ...hyper: number[]): void;
 }
 
 // Tasks split over lanes (tokens, or rows for Adam); args[0] names the table's instance.
@@ -35,6 +37,24 @@ const AXPYS_TASK: PoolTask = {
   k.axpys(args[1] + from * perToken * 4, args[2] + from * perToken * 4, args[3] + from * dBytes, to - from, perToken, dBytes);
 }`,
 };
+const SUM_ROWS_TASK: PoolTask = {
+  key: 'table_sum_rows',
+  source: `function tableSumRows(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], dBytes = args[7];
+  k.sumRows(args[1], args[2], args[3] + from * 4, args[4] + from * 4, args[5] + from * dBytes, args[6] + from * 8, to - from, dBytes);
+}`,
+};
+const ADAM_ROWS_TASK: PoolTask = {
+  key: 'table_adam_rows',
+  source: `function tableAdamRows(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], dBytes = args[5];
+  k.adamRows(args[1], args[2], args[3] + from * dBytes, args[4] + from * 4, to - from, dBytes, args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13], args[14]);
+}`,
+};
+
+export type { AdamRowsStep } from '../backend.js';
+import type { AdamRowsStep } from '../backend.js';
+
 let nextTable = 0;
 const released = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<{ pool: WorkerPool; key: string }>(({ pool, key }) => pool.forgetWasm(key)) : undefined;
 
@@ -46,24 +66,48 @@ export function tableMemoryUnfit(rows: number, rowSize: number): string | null {
   return null;
 }
 
+/** The table memory each weights view belongs to: any backend instance finds a table placed by another. */
+const holding = new WeakMap<Float32Array, TableMemory>();
+
+/** Whether `a` can become a table memory's weights without a copy (TableMemory's `adopt`). */
+export function adoptable(a: Float32Array): boolean {
+  return wasmMemoryOf(a) !== undefined;
+}
+
+/** The table memory whose weights `a` is, if any. */
+export function tableHolding(a: Float32Array | undefined): TableMemory | undefined {
+  return a && holding.get(a);
+}
+
 export class TableMemory {
   readonly memory: WebAssembly.Memory;
   /** The table's weights, a view into the memory (byte 0). */
   readonly weights: Float32Array;
   readonly rowBytes: number;
   private readonly id = nextTable++;
-  private readonly scratchBase: number;
+  /** Where the scratch starts: after the weights and any optimizer state (addState). */
+  private scratchBase: number;
+  /** The optimizer state arrays (addState). */
+  private readonly states: Float32Array[] = [];
+  /** The last sumRows' results in the scratch, for adamRows to read in place. */
+  private sums: { values: Float32Array; out: number; ids: number; rows: number } | undefined;
   private readonly local: RowKernels;
 
-  /** `pool`: run the kernels on its threads (more than one) as well as this one. */
-  constructor(readonly rows: number, readonly rowSize: number, options: { pool?: WorkerPool } = {}) {
+  /**
+   * `pool`: run the kernels on its threads (more than one) as well as this one. `adopt`: an
+   * array of the table's size that is byte 0 of a wasm memory (sharedFloat32's large arrays):
+   * that memory becomes the table memory and the array its weights, with no copy.
+   */
+  constructor(readonly rows: number, readonly rowSize: number, options: { pool?: WorkerPool; adopt?: Float32Array } = {}) {
     const why = tableMemoryUnfit(rows, rowSize);
     if (why) throw new RangeError(why);
     const floats = rows * rowSize;
     this.rowBytes = rowSize * 4;
     this.scratchBase = floats * 4;
-    this.memory = new WebAssembly.Memory({ initial: Math.ceil((this.scratchBase + PAGE) / PAGE), maximum: WASM_MEMORY_LIMIT / PAGE, shared: true });
-    this.weights = new Float32Array(this.memory.buffer, 0, floats);
+    const adopted = options.adopt && options.adopt.length === floats ? wasmMemoryOf(options.adopt) : undefined;
+    this.memory = adopted ?? new WebAssembly.Memory({ initial: Math.ceil((this.scratchBase + PAGE) / PAGE), maximum: WASM_MEMORY_LIMIT / PAGE, shared: true });
+    this.weights = adopted ? options.adopt! : new Float32Array(this.memory.buffer, 0, floats);
+    holding.set(this.weights, this);
     const key = `table${this.id}`;
     if (options.pool && options.pool.threads > 1) {
       this.pool = options.pool;
@@ -75,6 +119,72 @@ export class TableMemory {
   }
 
   private readonly pool: WorkerPool | undefined;
+
+  /** Whether optimizer state for `count` more arrays of the table's size fits beside it (and a scratch). */
+  stateFits(count: number): boolean {
+    return this.scratchBase + count * this.rows * this.rowBytes + SCRATCH_RESERVE <= WASM_MEMORY_LIMIT;
+  }
+
+  /**
+   * A zero-filled array of the table's size for optimizer state (Adam's moments), placed after
+   * the weights and earlier state: adamRows reads the three rows of an id in one memory. Only
+   * before the first scratch is used (the scratch moves past it).
+   */
+  addState(): Float32Array {
+    const at = this.scratchBase, bytes = this.rows * this.rowBytes;
+    if (!this.stateFits(1)) throw new RangeError(`optimizer state beside a table of ${bytes} bytes passes wasm32's 4 GiB`);
+    this.scratchBase += bytes;
+    this.scratch(0);
+    const a = new Float32Array(this.memory.buffer, at, bytes / 4);
+    a.fill(0);
+    this.states.push(a);
+    return a;
+  }
+
+  /** The byte offset of optimizer state array `a` (from addState), or undefined. */
+  private stateOffset(a: Float32Array): number | undefined {
+    return this.states.includes(a) ? a.byteOffset : undefined;
+  }
+
+  /**
+   * Sums the gradient rows `grads` (slots x rowSize) per touched row (CSR from bucketByRow) into
+   * the scratch, with each row's sum of squares, on the pool's threads; the sums stay there for
+   * adamRows. Returns them as a view (valid until the next scratch use) and their squares' total.
+   */
+  async sumRows(grads: Float32Array, order: Float32Array, start: Float32Array, length: Float32Array, rowIds: Int32Array): Promise<{ values: Float32Array; sumSquares: number }> {
+    const slots = grads.length / this.rowSize, rows = rowIds.length, d = this.rowBytes;
+    const g = this.scratch(slots * d + slots * 4 + rows * (8 + d + 8 + 4) + 16);
+    const orderAt = g + slots * d, startAt = orderAt + slots * 4, lenAt = startAt + rows * 4, outAt = lenAt + rows * 4, squaresAt = Math.ceil((outAt + rows * d) / 8) * 8, idsAt = squaresAt + rows * 8;
+    this.f32(g, grads.length).set(grads);
+    new Int32Array(this.memory.buffer, orderAt, slots).set(order);
+    new Int32Array(this.memory.buffer, startAt, rows).set(start.subarray(0, rows));
+    new Int32Array(this.memory.buffer, lenAt, rows).set(length.subarray(0, rows));
+    new Int32Array(this.memory.buffer, idsAt, rows).set(rowIds);
+    await this.split(SUM_ROWS_TASK, [g, orderAt, startAt, lenAt, outAt, squaresAt, d], rows, 64, (a, b) => this.local.sumRows(g, orderAt, startAt + a * 4, lenAt + a * 4, outAt + a * d, squaresAt + a * 8, b - a, d));
+    const squares = new Float64Array(this.memory.buffer, squaresAt, rows);
+    let sumSquares = 0;
+    for (let r = 0; r < rows; r++) sumSquares += squares[r]!;
+    const values = this.f32(outAt, rows * this.rowSize);
+    this.sums = { values, out: outAt, ids: idsAt, rows };
+    return { values, sumSquares };
+  }
+
+  /**
+   * Lazy Adam on the rows the last sumRows summed (`values` must be its result), with moments
+   * m and v from addState, on the pool's threads. Returns false (nothing done) when the arrays
+   * are not these; reports a non-finite weight through the returned flag.
+   */
+  async adamRows(values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
+    const mOff = this.stateOffset(m), vOff = this.stateOffset(v), sums = this.sums;
+    if (mOff === undefined || vOff === undefined || !sums || sums.values !== values) return { done: false, finite: true };
+    const flagAt = sums.ids + sums.rows * 4;
+    const flag = new Int32Array(this.memory.buffer, flagAt, 1);
+    flag[0] = 0;
+    const hyper = [step.scale, step.b1, 1 - step.b1, step.b2, 1 - step.b2, step.stepSize, step.epsHat, step.keep];
+    const d = this.rowBytes;
+    await this.split(ADAM_ROWS_TASK, [mOff, vOff, sums.out, sums.ids, d, flagAt, ...hyper], sums.rows, 64, (a, b) => this.local.adamRows(mOff, vOff, sums.out + a * d, sums.ids + a * 4, b - a, d, flagAt, ...hyper));
+    return { done: true, finite: flag[0] === 0 };
+  }
 
   /** The scratch area (byte offset), at least `bytes` long; valid until the next call's scratch. */
   scratch(bytes: number): number {
