@@ -16,7 +16,11 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import { optimize, type Lowering } from '../src/passes/pipeline.js';
 import { unavailableReason } from '../runtime/backends/info.js';
 import { Executor } from '../runtime/executor.js';
-import { WorkerPool, sharedFloat32 } from '../runtime/pool.js';
+import { WorkerPool, sharedFloat32, tableFloat32 } from '../runtime/pool.js';
+import { WasmSimdBackend } from '../runtime/backends/wasm-simd/backend.js';
+import { BACKENDS } from '../runtime/backends/info.js';
+import { sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { DEFAULT_OPTIMIZER, learningRate, Optimizer } from '../runtime/train/optim.js';
 import { WasmGemm, wasmFeatures } from '../runtime/backends/wasm-simd/gemm.js';
 import { retrieveModule, retrieveScratchBytes } from '../codegen/wasm/retrieve.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
@@ -98,6 +102,88 @@ describe.skipIf(skip).each(CONFIGS)('wasm-simd with $threads thread(s), relaxed 
     }
   });
 });
+
+describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-simd, %i thread(s)', (threads) => {
+  const m = compileOk(smallExample('peer_paper.peer'));
+  const weights = seededWeights(m, 4);
+  const inputs = sampleInputs(m, 2);
+  const withTargets = (prog: ReturnType<typeof compileTraining>) => {
+    const tin = new Map(inputs);
+    const { shape, classes } = targetsShape(prog.targets!, bindInputDims(entryFunction(m), inputs));
+    tin.set(prog.targets!.name, new Tensor('index', shape, Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.floor(uniformAt(4, i, 0) * classes))));
+    return tin;
+  };
+  it('means what the gathering program means, builds no gathered expert rows, and runs with the tables placed', async () => {
+    const plain = compileTraining(m, { gradients: true }), fused = compileTraining(m, { gradients: true, fuseExpertReads: true });
+    const tables = m.params.filter((p) => p.sparse).map((p) => p.name);
+    const gathersOf = (prog: typeof fused) => entryFunction(prog.module).graph.nodes.filter((n) => n.op === 'gather' && tables.some((t) => { const src = entryFunction(prog.module).graph.node(n.inputs[0]!.node); return src.op === 'param' && src.attrs.name === t; })).length;
+    expect(gathersOf(plain)).toBeGreaterThan(0);
+    expect(gathersOf(fused)).toBe(0);
+    expect(entryFunction(fused.module).graph.nodes.filter((n) => n.op === 'expert_act' || n.op === 'expert_out').length).toBeGreaterThanOrEqual(3);
+    const tin = withTargets(plain);
+    // The float64 interpreter: the rewrite changes no value (loss, every gradient, the expert rows).
+    const a = interpret(plain.module, tin, weights, { training: true }).outputs, b = interpret(fused.module, tin, weights, { training: true }).outputs;
+    expect(Math.abs(a[0]!.data[0]! - b[0]!.data[0]!)).toBeLessThan(1e-12);
+    for (const d of plain.layout.dense) expect(scaledError(a[d.output]!.data, Float32Array.from(b[fused.layout.dense.find((x) => x.param === d.param)!.output]!.data)), d.param).toBeLessThan(1e-6);
+    for (const [i, sp] of plain.layout.sparse.entries()) expect(scaledError(a[sp.rows]!.data, Float32Array.from(b[fused.layout.sparse[i]!.rows]!.data)), sp.param).toBeLessThan(1e-6);
+    // wasm-simd with the tables moved into table memories: the SIMD row kernels read them, no note says otherwise.
+    const w = new Map([...m.params].map((p) => [p.name, Float32Array.from(weights.get(p.name)!.data)]));
+    const ex = new Executor(fused.module, w, 'wasm-simd', { threads, training: true, paramsAsArguments: true });
+    try {
+      expect([...ex.placeTables().keys()].sort()).toEqual([...tables].sort());
+      const got = (await ex.forward(tin)).outputs;
+      expect(Math.abs(got[0]!.data[0]! - a[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(a[0]!.data[0]!)));
+      for (const d of fused.layout.dense) expect(relErr(a[plain.layout.dense.find((x) => x.param === d.param)!.output]!, got[d.output]!.data), d.param).toBeLessThan(2e-3);
+      expect(ex.notes().filter((n) => n.includes('JavaScript task'))).toEqual([]);
+    } finally {
+      ex.destroy();
+    }
+  });
+  it('row sums and lazy Adam in the table memory equal the host loops (Adam bit for bit)', async () => {
+    const rows = 300, d = 8, slots = 700;
+    const pool = new WorkerPool(threads);
+    const backend = new WasmSimdBackend(BACKENDS['wasm-simd'], { threads });
+    try {
+      const table = tableFloat32(rows * d);
+      table.forEach((_, i) => (table[i] = Math.sin(i)));
+      const placed = backend.placeTable('T', table, d);
+      expect(placed).toBe(table); // adopted: the table's own memory, no copy
+      const [m0, v0] = backend.tableState('T', 2) as Float32Array[];
+      const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(9, i, 0) * rows));
+      const grads = Float32Array.from({ length: slots * d }, (_, i) => Math.cos(i * 0.7));
+      const host = sumRowsOnHost(ids, grads, d);
+      const got = await backend.sumRows(ids, grads, d, 'T');
+      expect([...got.rows]).toEqual([...host.rows]);
+      expect([...got.values]).toEqual([...host.values]);
+      expect(got.sumSquares!).toBeCloseTo(host.values.reduce((a, x) => a + x * x, 0), 6);
+      // The same step on plain arrays by the host loop (Optimizer.step).
+      const info = { name: 'T', role: 'param', shape: [rows, d], sparse: true, weightDecay: true, lrMultiplier: 1 } as never;
+      const config = { ...DEFAULT_OPTIMIZER, kind: 'adamw' as const, clip: 0 };
+      const hostOpt = new Optimizer(config, [info]);
+      const w = Float32Array.from(table);
+      for (let step = 0; step < 3; step++) {
+        hostOpt.step(new Map([['T', w]]), { dense: new Map(), sparse: new Map([['T', host]]) }, 1);
+        const r = await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, step + 1));
+        expect(r).toEqual({ done: true, finite: true });
+      }
+      expect(Buffer.from(table.buffer, table.byteOffset, table.byteLength).equals(Buffer.from(w.buffer))).toBe(true);
+      expect(Buffer.from(m0!.buffer, m0!.byteOffset, m0!.byteLength).equals(Buffer.from(hostOpt.m.get('T')!.buffer))).toBe(true);
+      expect(Buffer.from(v0!.buffer, v0!.byteOffset, v0!.byteLength).equals(Buffer.from(hostOpt.v.get('T')!.buffer))).toBe(true);
+      // A gradient that makes a weight infinite is reported.
+      got.values[3] = Infinity;
+      expect((await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, 4))).finite).toBe(false);
+    } finally {
+      backend.destroy();
+      pool.destroy();
+    }
+  });
+});
+
+/** The lazy Adam settings Optimizer uses at step t (1-based), unclipped. */
+function adamStepOf(c: typeof DEFAULT_OPTIMIZER, t: number) {
+  const lr = learningRate(c, t - 1), bc1 = 1 - Math.pow(c.beta1, t), bc2 = 1 - Math.pow(c.beta2, t);
+  return { scale: 1, b1: c.beta1, b2: c.beta2, stepSize: (lr / bc1) * Math.sqrt(bc2), epsHat: c.eps * Math.sqrt(bc2), keep: 1 - lr * c.weightDecay };
+}
 
 describe.skipIf(skip)('wasm-simd limits', () => {
   it('an expert table beyond 2^24 cells (2^17 x 256) is read whole', async () => {
