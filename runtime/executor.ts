@@ -11,7 +11,7 @@ import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { dataSource, fillFloat32, NonFiniteIndex, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
+import { dataSource, fillFloat32, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type FactoredRows, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
@@ -278,9 +278,11 @@ export class Executor {
   }
 
   /** Sums gradient rows per touched table row on the backend (`key` names the table). */
-  sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number, key: string): Promise<SparseGrad> {
-    return this.impl.sumRows(ids, grads, rowSize, key);
+  sumRows(ids: ArrayLike<number>, grads: Float32Array | FactoredRows, rowSize: number, key: string): Promise<SparseGrad> {
+    if (grads instanceof Float32Array) return this.impl.sumRows(ids, grads, rowSize, key);
+    return this.impl.sumFactoredRows?.(ids, grads, rowSize, key) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);
   }
+
 
   /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */
   matmulReference(runs = 3): Promise<number> {

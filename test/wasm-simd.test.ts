@@ -20,6 +20,8 @@ import { WorkerPool, sharedFloat32, tableFloat32 } from '../runtime/pool.js';
 import { WasmSimdBackend } from '../runtime/backends/wasm-simd/backend.js';
 import { BACKENDS } from '../runtime/backends/info.js';
 import { sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { outerRows } from '../runtime/backends/backend.js';
+import { factorRowGradients } from '../src/autodiff/factor-rows.js';
 import { DEFAULT_OPTIMIZER, learningRate, Optimizer } from '../runtime/train/optim.js';
 import { WasmGemm, wasmFeatures } from '../runtime/backends/wasm-simd/gemm.js';
 import { retrieveModule, retrieveScratchBytes } from '../codegen/wasm/retrieve.js';
@@ -126,6 +128,16 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
     expect(Math.abs(a[0]!.data[0]! - b[0]!.data[0]!)).toBeLessThan(1e-12);
     for (const d of plain.layout.dense) expect(scaledError(a[d.output]!.data, Float32Array.from(b[fused.layout.dense.find((x) => x.param === d.param)!.output]!.data)), d.param).toBeLessThan(1e-6);
     for (const [i, sp] of plain.layout.sparse.entries()) expect(scaledError(a[sp.rows]!.data, Float32Array.from(b[fused.layout.sparse[i]!.rows]!.data)), sp.param).toBeLessThan(1e-6);
+    // Returned as factors (the trainer's program here), the rows are the same products.
+    const factored = factorRowGradients(fused);
+    expect(factored.layout.sparse.filter((x) => x.factors).map((x) => x.param).sort()).toEqual([...tables].sort());
+    const c = interpret(factored.module, tin, weights, { training: true }).outputs;
+    for (const [i, sp] of factored.layout.sparse.entries()) {
+      if (!sp.factors) continue;
+      const rows = outerRows({ coef: Float32Array.from(c[sp.factors.coef]!.data), vec: Float32Array.from(c[sp.factors.vec]!.data) }, m.params.find((p) => p.name === sp.param)!.shape.at(-1)!);
+      expect(scaledError(b[fused.layout.sparse[i]!.rows]!.data, rows), sp.param).toBeLessThan(1e-6);
+    }
+    expect(entryFunction(factored.module).graph.nodes.length).toBeLessThan(entryFunction(fused.module).graph.nodes.length);
     // wasm-simd with the tables moved into table memories: the SIMD row kernels read them, no note says otherwise.
     const w = new Map([...m.params].map((p) => [p.name, Float32Array.from(weights.get(p.name)!.data)]));
     const ex = new Executor(fused.module, w, 'wasm-simd', { threads, training: true, paramsAsArguments: true });
@@ -152,10 +164,17 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
       const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(9, i, 0) * rows));
       const grads = Float32Array.from({ length: slots * d }, (_, i) => Math.cos(i * 0.7));
       const host = sumRowsOnHost(ids, grads, d);
+      const whole = await backend.sumRows(ids, grads, d, 'T');
+      expect([...whole.rows]).toEqual([...host.rows]);
+      expect([...whole.values]).toEqual([...host.values]);
+      expect(whole.sumSquares!).toBeCloseTo(host.values.reduce((a, x) => a + x * x, 0), 6);
+      // Rows given as factors (row q = coef[q] * vec[q / perToken]): the same sums, none of the rows built.
+      const coef = Float32Array.from({ length: slots }, (_, i) => Math.sin(i * 1.3)), vec = Float32Array.from({ length: (slots / 7) * d }, (_, i) => Math.cos(i * 0.3));
+      const factoredHost = sumRowsOnHost(ids, outerRows({ coef, vec }, d), d);
+      const factored = await backend.sumFactoredRows(ids, { coef, vec }, d, 'T')!;
+      expect([...factored.values]).toEqual([...factoredHost.values]);
       const got = await backend.sumRows(ids, grads, d, 'T');
-      expect([...got.rows]).toEqual([...host.rows]);
       expect([...got.values]).toEqual([...host.values]);
-      expect(got.sumSquares!).toBeCloseTo(host.values.reduce((a, x) => a + x * x, 0), 6);
       // The same step on plain arrays by the host loop (Optimizer.step).
       const info = { name: 'T', role: 'param', shape: [rows, d], sparse: true, weightDecay: true, lrMultiplier: 1 } as never;
       const config = { ...DEFAULT_OPTIMIZER, kind: 'adamw' as const, clip: 0 };

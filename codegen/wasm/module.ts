@@ -48,7 +48,7 @@ export const I = {
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...f32Bytes(v)],
   f64: (v: number) => [0x44, ...f64Bytes(v)],
-  i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32DivS: [0x6d], i32Shl: [0x74], i32And: [0x71], i32Or: [0x72],
+  i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32DivS: [0x6d], i32DivU: [0x6e], i32Shl: [0x74], i32And: [0x71], i32Or: [0x72],
   i32LtS: [0x48], i32GtS: [0x4a], i32LeS: [0x4c], i32GeS: [0x4e], i32Eq: [0x46], i32Ne: [0x47], i32Eqz: [0x45],
   f32Add: [0x92], f32Mul: [0x94], f32Eq: [0x5b], f32Ne: [0x5c], f32Gt: [0x5e], f32Ge: [0x60],
   /** Minimum and maximum, NaN where either operand is NaN. */

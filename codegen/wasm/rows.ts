@@ -92,22 +92,35 @@ function axpysFunction(): FunctionDef {
  * sumRows(g, order, start, len, out, squares, rows, dBytes): for each touched row r, the sum of
  * gradient rows order[start[r] .. start[r] + len[r]) of g (in that order, as the reference adds
  * them) into row r of out, and its sum of squares (float64) into squares[r]. Indices are i32.
+ * sumFactoredRows(coef, order, start, len, out, squares, rows, dBytes, vec, perToken): the same
+ * with gradient row q made as coef[q] * vec[q / perToken].
  */
-function sumRowsFunction(): FunctionDef {
-  const [g, order, start, len, out, squares, rows, dBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [q, s, src, j] = [8, 9, 10, 11];
-  const [x, acc0, acc1] = [12, 13, 14];
-  const srcOf = (slot: Code[]) => [...slot, I.i32(2), I.i32Shl, get(order), I.i32Add, I.i32Load(0), get(dBytes), I.i32Mul, get(g), I.i32Add, set(src)];
+function sumRowsFunction(factored: boolean): FunctionDef {
+  // Factored: g is the [slots] coefficients, vec the [T, d] token vectors; gradient row q is
+  // coef[q] * vec[q / perToken], multiplied here (one float32 product, as the einsum made it).
+  const [g, order, start, len, out, squares, rows, dBytes, vec, perToken] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const first = factored ? 10 : 8;
+  const [q, s, src, j] = [first, first + 1, first + 2, first + 3];
+  const [x, acc0, acc1, c] = [first + 4, first + 5, first + 6, first + 7];
+  const slotOf = (slot: Code[]) => [...slot, I.i32(2), I.i32Shl, get(order), I.i32Add, I.i32Load(0)];
+  const srcOf = (slot: Code[]) => factored
+    ? [
+      ...slotOf(slot), set(src),
+      get(src), I.i32(2), I.i32Shl, get(g), I.i32Add, I.v128Load32Splat(0), set(c),
+      get(src), get(perToken), I.i32DivU, get(dBytes), I.i32Mul, get(vec), I.i32Add, set(src),
+    ]
+    : [...slotOf(slot), get(dBytes), I.i32Mul, get(g), I.i32Add, set(src)];
+  const row = (v: Code[]) => (factored ? [...v, get(c), I.f32x4Mul] : v);
   const body = whileLoop([get(rows)], [
     get(start), I.i32Load(0), set(s),
     ...srcOf([get(s)]),
     I.i32(0), set(j),
-    ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...v128At(src, j), I.v128Store(0), addConst(j, 16)]),
+    ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...row(v128At(src, j)), I.v128Store(0), addConst(j, 16)]),
     I.i32(1), set(q),
     ...whileLoop([get(q), get(len), I.i32Load(0), I.i32LtS], [
       ...srcOf([get(s), get(q), I.i32Add]),
       I.i32(0), set(j),
-      ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...v128At(out, j), ...v128At(src, j), I.f32x4Add, I.v128Store(0), addConst(j, 16)]),
+      ...whileLoop([get(j), get(dBytes), I.i32LtS], [get(out), get(j), I.i32Add, ...v128At(out, j), ...row(v128At(src, j)), I.f32x4Add, I.v128Store(0), addConst(j, 16)]),
       addConst(q, 1),
     ]),
     ...zero(acc0), ...zero(acc1), I.i32(0), set(j),
@@ -121,7 +134,7 @@ function sumRowsFunction(): FunctionDef {
     get(squares), get(acc0), get(acc1), I.f64x2Add, set(x), get(x), I.f64x2ExtractLane(0), get(x), I.f64x2ExtractLane(1), I.f64Add, I.f64Store(0),
     addConst(start, 4), addConst(len, 4), addLocal(out, dBytes), addConst(squares, 8), addConst(rows, -1),
   ]);
-  return { name: 'sumRows', params: locals(['i32', 8]), locals: locals(['i32', 4], ['v128', 3]), body: code(body) };
+  return { name: factored ? 'sumFactoredRows' : 'sumRows', params: locals(['i32', factored ? 10 : 8]), locals: locals(['i32', 4], ['v128', 4]), body: code(body) };
 }
 
 /** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
@@ -184,5 +197,5 @@ function adamRowsFunction(): FunctionDef {
 
 /** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(), adamRowsFunction()], memory);
+  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), adamRowsFunction()], memory);
 }

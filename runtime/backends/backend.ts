@@ -14,6 +14,23 @@ import type { WorkerPool } from '../pool.js';
 import type { SparseGrad } from './row-sums.js';
 
 /** A backend's capabilities as data (runtime/backends/info.ts lists them). */
+/** Gradient rows as an outer product: row q = coef[q] * vec[token of q] (vec is [T, rowSize], coef [slots]). */
+export interface FactoredRows {
+  coef: Float32Array;
+  vec: Float32Array;
+}
+
+/** The rows of a FactoredRows, built (float32 products, as the einsum makes them). */
+export function outerRows(f: FactoredRows, rowSize: number): Float32Array {
+  const slots = f.coef.length, perToken = slots / (f.vec.length / rowSize);
+  const out = new Float32Array(slots * rowSize);
+  for (let q = 0; q < slots; q++) {
+    const c = f.coef[q]!, t = Math.floor(q / perToken) * rowSize, o = q * rowSize;
+    for (let j = 0; j < rowSize; j++) out[o + j] = c * f.vec[t + j]!;
+  }
+  return out;
+}
+
 /** Lazy Adam's settings for one step (float64, as the host loop uses them). */
 export interface AdamRowsStep {
   scale: number;
@@ -111,6 +128,11 @@ export interface Backend {
    * why it stays where it is.
    */
   placeTable?(name: string, data: Float32Array, rowSize: number): Float32Array | string;
+  /**
+   * sumRows of rows given as factors (row q = coef[q] * vec[q / perToken]), without building
+   * them; undefined where the backend cannot for this table (the executor builds the rows then).
+   */
+  sumFactoredRows?(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined;
   /** Optimizer state arrays for a placed table, where the backend's lazy Adam reads them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
   /** Lazy Adam on a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */

@@ -2,8 +2,10 @@
 // gradients, running statistics) runs as generated kernels with the weights passed per call;
 // sparse tables get their touched rows summed by a kernel and updated lazily.
 import { compileTraining, type TrainingProgram } from '../../src/autodiff/differentiate.js';
+import { factorRowGradients } from '../../src/autodiff/factor-rows.js';
 import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
+import { outerRows } from '../backends/backend.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
 import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
@@ -62,7 +64,10 @@ export class Trainer {
     // Where the backend reads tables in place, the expert rows are read by fused ops in training
     // too (no [T, h, k, d] gathered copies, forward or backward).
     const fuseExpertReads = this.backend.tablesInPlace === true;
-    this.train = compileTraining(module, { gradients: true, fuseExpertReads });
+    // There too, a table's gradient rows that are outer products come as their two factors, which
+    // the backend multiplies as it sums them (no [slots, d] rows built, written and read back).
+    const train = compileTraining(module, { gradients: true, fuseExpertReads });
+    this.train = fuseExpertReads ? factorRowGradients(train) : train;
     this.evaluation = compileTraining(module, { gradients: false, fuseExpertReads });
     const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, viewOutputs: true };
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
@@ -113,10 +118,19 @@ export class Trainer {
     for (const name of new Set(L.sparse.map((s) => s.param))) {
       const parts = L.sparse.filter((s) => s.param === name);
       const ids = concat(parts.map((s) => outputs[s.indices]!.data));
-      const rows = concat(parts.map((s) => outputs[s.rows]!.data));
       const info = this.params.get(name)!;
-      const rowSize = rows.length / ids.length;
+      // Factored rows are [T, d] token vectors times per-slot coefficients: rows of the table's last axis.
+      const factoredSize = info.shape.at(-1)!;
+      const factorsOf = (s: (typeof parts)[number]) => (s.factors ? { coef: outputs[s.factors.coef]!.data, vec: outputs[s.factors.vec]!.data } : undefined);
       const t0 = performance.now();
+      const one = parts.length === 1 ? factorsOf(parts[0]!) : undefined;
+      if (info.sparse && one) {
+        sparse.set(name, await this.trainExec.sumRows(ids, one, factoredSize, name));
+        timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
+        continue;
+      }
+      const rows = concat(parts.map((s) => { const f = factorsOf(s); return f ? outerRows(f, factoredSize) : outputs[s.rows]!.data; }));
+      const rowSize = rows.length / ids.length;
       if (info.sparse) {
         sparse.set(name, await this.trainExec.sumRows(ids, rows, rowSize, name));
       } else {

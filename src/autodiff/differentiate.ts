@@ -20,7 +20,16 @@ export interface TrainLayout {
   /** Dense gradients: the whole parameter. */
   dense: { param: string; output: number }[];
   /** Sparse gradients of tables read only by gathers: flat row ids [M] and their rows [M, rowSize]. */
-  sparse: { param: string; indices: number; rows: number }[];
+  sparse: {
+    param: string;
+    indices: number;
+    rows: number;
+    /**
+     * Where the rows are an outer product returned as its factors (factorRowGradients): row s is
+     * coef[s] * vec[s / (slots / T)], coef [slots] and vec [T, rowSize]; `rows` is then the coef output.
+     */
+    factors?: { coef: number; vec: number };
+  }[];
   /** New running statistics of buffers (BatchNorm), training mode only. */
   buffers: { name: string; output: number }[];
   /**

@@ -9,7 +9,7 @@ import { renderKernels } from '../../../codegen/render.js';
 import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { defaultThreads, keptShared, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
-import { dataSource, fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { dataSource, fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type FactoredRows, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
@@ -68,6 +68,14 @@ export class WasmSimdBackend implements Backend {
   async adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
     const table = this.tables.get(name);
     return table ? table.adamRows(values, m, v, step) : { done: false, finite: true };
+  }
+
+  /** Factored rows summed by the SIMD kernel in a placed table's memory (undefined for other tables). */
+  sumFactoredRows(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined {
+    const table = this.tables.get(key);
+    if (!table || table.rowSize !== rowSize || ids.length === 0) return undefined;
+    const b = bucketByRow(ids);
+    return table.sumRows(rows, b.order, b.start, b.length, b.rows).then(({ values, sumSquares }) => ({ rows: b.rows, values, sumSquares }));
   }
 
   /**

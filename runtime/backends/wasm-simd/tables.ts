@@ -19,6 +19,7 @@ interface RowKernels {
   dots(x: number, off: number, out: number, tokens: number, perToken: number, dBytes: number): void;
   axpys(h: number, off: number, out: number, tokens: number, perToken: number, dBytes: number): void;
   sumRows(g: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number): void;
+  sumFactoredRows(coef: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number, vec: number, perToken: number): void;
   adamRows(mOff: number, vOff: number, g: number, ids: number, rows: number, dBytes: number, flag: number, ...hyper: number[]): void;
 }
 
@@ -42,6 +43,13 @@ const SUM_ROWS_TASK: PoolTask = {
   source: `function tableSumRows(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], dBytes = args[7];
   k.sumRows(args[1], args[2], args[3] + from * 4, args[4] + from * 4, args[5] + from * dBytes, args[6] + from * 8, to - from, dBytes);
+}`,
+};
+const SUM_FACTORED_ROWS_TASK: PoolTask = {
+  key: 'table_sum_factored_rows',
+  source: `function tableSumFactoredRows(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], dBytes = args[7];
+  k.sumFactoredRows(args[1], args[2], args[3] + from * 4, args[4] + from * 4, args[5] + from * dBytes, args[6] + from * 8, to - from, dBytes, args[8], args[9]);
 }`,
 };
 const ADAM_ROWS_TASK: PoolTask = {
@@ -147,20 +155,31 @@ export class TableMemory {
   }
 
   /**
-   * Sums the gradient rows `grads` (slots x rowSize) per touched row (CSR from bucketByRow) into
-   * the scratch, with each row's sum of squares, on the pool's threads; the sums stay there for
-   * adamRows. Returns them as a view (valid until the next scratch use) and their squares' total.
+   * Sums gradient rows per touched row (CSR from bucketByRow) into the scratch, with each row's
+   * sum of squares, on the pool's threads; the sums stay there for adamRows. The rows are given
+   * whole (`grads`, slots x rowSize) or as factors (row q = coef[q] * vec[q / perToken]: a [slots]
+   * coefficient and [T, rowSize] token vectors, 1/64 of the bytes at 64 slots per token).
+   * Returns the sums as a view (valid until the next scratch use) and their squares' total.
    */
-  async sumRows(grads: Float32Array, order: Float32Array, start: Float32Array, length: Float32Array, rowIds: Int32Array): Promise<{ values: Float32Array; sumSquares: number }> {
-    const slots = grads.length / this.rowSize, rows = rowIds.length, d = this.rowBytes;
-    const g = this.scratch(slots * d + slots * 4 + rows * (8 + d + 8 + 4) + 16);
-    const orderAt = g + slots * d, startAt = orderAt + slots * 4, lenAt = startAt + rows * 4, outAt = lenAt + rows * 4, squaresAt = Math.ceil((outAt + rows * d) / 8) * 8, idsAt = squaresAt + rows * 8;
-    this.f32(g, grads.length).set(grads);
+  async sumRows(grads: Float32Array | { coef: Float32Array; vec: Float32Array }, order: Float32Array, start: Float32Array, length: Float32Array, rowIds: Int32Array): Promise<{ values: Float32Array; sumSquares: number }> {
+    const factored = !(grads instanceof Float32Array);
+    const slots = order.length, rows = rowIds.length, d = this.rowBytes;
+    const inBytes = factored ? Math.ceil((slots * 4) / 16) * 16 + grads.vec.length * 4 : slots * d;
+    const g = this.scratch(inBytes + slots * 4 + rows * (8 + d + 8 + 4) + 32);
+    const vecAt = factored ? g + Math.ceil((slots * 4) / 16) * 16 : 0;
+    const orderAt = g + inBytes, startAt = orderAt + slots * 4, lenAt = startAt + rows * 4, outAt = Math.ceil((lenAt + rows * 4) / 16) * 16, squaresAt = outAt + rows * d, idsAt = squaresAt + rows * 8;
+    if (factored) {
+      this.f32(g, slots).set(grads.coef);
+      this.f32(vecAt, grads.vec.length).set(grads.vec);
+    } else this.f32(g, grads.length).set(grads);
     new Int32Array(this.memory.buffer, orderAt, slots).set(order);
     new Int32Array(this.memory.buffer, startAt, rows).set(start.subarray(0, rows));
     new Int32Array(this.memory.buffer, lenAt, rows).set(length.subarray(0, rows));
     new Int32Array(this.memory.buffer, idsAt, rows).set(rowIds);
-    await this.split(SUM_ROWS_TASK, [g, orderAt, startAt, lenAt, outAt, squaresAt, d], rows, 64, (a, b) => this.local.sumRows(g, orderAt, startAt + a * 4, lenAt + a * 4, outAt + a * d, squaresAt + a * 8, b - a, d));
+    const perToken = factored ? slots / (grads.vec.length / this.rowSize) : 0;
+    if (factored)
+      await this.split(SUM_FACTORED_ROWS_TASK, [g, orderAt, startAt, lenAt, outAt, squaresAt, d, vecAt, perToken], rows, 64, (a, b) => this.local.sumFactoredRows(g, orderAt, startAt + a * 4, lenAt + a * 4, outAt + a * d, squaresAt + a * 8, b - a, d, vecAt, perToken));
+    else await this.split(SUM_ROWS_TASK, [g, orderAt, startAt, lenAt, outAt, squaresAt, d], rows, 64, (a, b) => this.local.sumRows(g, orderAt, startAt + a * 4, lenAt + a * 4, outAt + a * d, squaresAt + a * 8, b - a, d));
     const squares = new Float64Array(this.memory.buffer, squaresAt, rows);
     let sumSquares = 0;
     for (let r = 0; r < rows; r++) sumSquares += squares[r]!;
