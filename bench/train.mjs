@@ -34,6 +34,15 @@ for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
   console.log(`N = ${n}^2, h = ${h}: peerc ${r.median_ms.toFixed(0)} ms (${r.tokens_per_s.toFixed(0)} tokens/s), TF.js ${tfjs.median_ms?.toFixed(0) ?? tfjs.failed}`);
 }
 
+// Thread scaling at N = 1024^2, h = 4: the forward (fused) and the training step on 1 thread and on 2.
+const scalingFile = join(dir, 'peer_h4_N1024.peer');
+const scaling = [1, 2].map((threads) => ({
+  threads,
+  forward: run([join(root, 'dist', 'peerc.js'), 'bench', scalingFile, '--tokens', '256', '--runs', '5', '--skip-reference', '--skip-naive', '--skip-ort', '--threads', String(threads), '--json'], 1_800_000),
+  step: run([join(root, 'dist', 'peerc.js'), 'bench', scalingFile, '--train', '--tokens', '256', '--runs', '5', '--threads', String(threads), '--json'], 1_800_000),
+}));
+console.log(`threads: forward ${scaling.map((x) => x.forward.fused.medianMs.toFixed(1)).join(' / ')} ms, step ${scaling.map((x) => x.step.median_ms.toFixed(1)).join(' / ')} ms (1 / 2 threads)`);
+
 // The sqrt(N) term: scoring T*h queries against 2 x sqrt(N) sub-keys of dk/2, 2*sqrt(N)*dk FLOPs
 // per query; everything else (experts, the sparse backward of the keys) does not grow with N.
 const fmt = (x) => x.toFixed(1);
@@ -67,17 +76,25 @@ const lines = [
   `(${rate.toFixed(2)} GFLOP/s), the step at N = 64^2 plus that term predicts ${fmt(predicted(256))} ms at N = 256^2 (measured ${fmt(h4[1].r.median_ms)}) and ${fmt(predicted(1024))} ms at`,
   `N = 1024^2 (measured ${fmt(h4[2].r.median_ms)}). Where the rest goes, per step (ms):`,
   '',
-  '| N | step | scoring einsum | retrieval (sub-key top-k, O(k sqrt(N))) | lazy Adam + row sums + gathers (pool) | everything else |',
+  '| N | step | scoring einsum | retrieval (sub-key top-k, O(k sqrt(N))) | lazy Adam + row sums + gathers | everything else |',
   '| --- | --- | --- | --- | --- | --- |',
   ...h4.map(({ n, r }) => {
     const t = (labels) => r.kernels.filter((k) => labels.includes(k.label.replace(' (wasm-simd)', ''))).reduce((a, k) => a + k.median_ms, 0);
-    const sc = t(['einsum thc,nc->thn']), top = t(['product_retrieve:subkey_topk', 'product_retrieve:combine', 'product_retrieve (host)']), host = t(['optimizer', 'row sums (sparse gradients)', 'gather (host)']);
+    const sc = t(['einsum thc,nc->thn']), top = t(['product_retrieve:subkey_topk', 'product_retrieve:combine', 'product_retrieve (host)', 'product_retrieve']), host = t(['optimizer', 'row sums (sparse gradients)', 'gather (host)']);
     return `| ${n}^2 | ${fmt(r.median_ms)} | ${fmt(sc)} | ${fmt(top)} | ${fmt(host)} | ${fmt(r.median_ms - sc - top - host)} |`;
   }),
   '',
   'The lazy Adam update grows with the number of distinct experts a step touches (at most 4,096 at N = 64^2, about 16k at N = 1024^2) and',
-  'with cache and TLB misses on random rows of 1 GiB tables; on wasm-simd it runs on the worker pool, split by touched rows, in place in',
-  'shared memory (as do the row sums and the gathers).',
+  'with cache and TLB misses on random rows of 1 GiB tables. On wasm-simd each expert table lives in a wasm memory with its two Adam',
+  'moments; the training program reads the rows there with the fused expert kernels (no [T, h, k, d] gathers, forward or backward), the',
+  'row sums multiply the gradient rows\' two factors as they sum them, and lazy Adam runs there as a SIMD kernel, all split by rows across the pool.',
+  '',
+  'Thread scaling at N = 1024^2, h = 4 (same machine, one process per run, 5 runs each; speedup = 1-thread time / 2-thread time):',
+  '',
+  '| | 1 thread ms | 2 threads ms | speedup |',
+  '| --- | --- | --- | --- |',
+  `| forward (fused) | ${fmt(scaling[0].forward.fused.medianMs)} | ${fmt(scaling[1].forward.fused.medianMs)} | ${(scaling[0].forward.fused.medianMs / scaling[1].forward.fused.medianMs).toFixed(2)}x |`,
+  `| training step | ${fmt(scaling[0].step.median_ms)} | ${fmt(scaling[1].step.median_ms)} | ${(scaling[0].step.median_ms / scaling[1].step.median_ms).toFixed(2)}x |`,
   '',
   'Kernels of the step at N = 1024^2, h = 4 (median ms):',
   '',
