@@ -283,7 +283,6 @@ export class Executor {
     return this.impl.sumFactoredRows?.(ids, grads, rowSize, key) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);
   }
 
-
   /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */
   matmulReference(runs = 3): Promise<number> {
     return this.impl.matmulReference(runs);

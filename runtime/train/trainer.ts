@@ -7,7 +7,7 @@ import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { outerRows } from '../backends/backend.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
-import { gradientNorm, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
+import { gradientNorm, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
 import { isShared, toShared, type WorkerPool } from '../pool.js';
@@ -81,17 +81,26 @@ export class Trainer {
     }
     // Tables the fused expert ops read move where the kernels read them (the map's entries are replaced).
     // One executor after the other: the second must see the first's tables where they now are.
+    const placed = new Set<string>();
     for (const exec of [this.trainExec, this.evalExec])
       for (const [name, w] of exec.placeTables()) {
+        placed.add(name);
         weights.set(name, w);
         for (const e of [this.trainExec, this.evalExec]) if (e.params.has(name)) e.params.set(name, w);
       }
     this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params, { state: (name, count) => this.trainExec.tableState(name, count) });
+    // Only lazy Adam has a kernel beside a placed table; another optimizer updates it by a host loop over that memory.
+    for (const name of placed) {
+      const kind = kindOf(this.params.get(name)!, options.optimizer);
+      if (kind !== 'adam' && kind !== 'adamw') this.ownNotes.push(`table ${name} trains with ${kind}, a host loop over its table memory: several times slower than lazy Adam's SIMD kernel there`);
+    }
     this.seed = options.seed ?? 0;
   }
 
   private readonly seed: number;
+  /** The trainer's own notes (slower paths it chose), beside the executors'. */
+  private readonly ownNotes: string[] = [];
 
   private inputsOf(p: TrainingProgram, batch: Batch): Map<string, F32Tensor> {
     const inputs = new Map(batch.inputs);
@@ -220,7 +229,7 @@ export class Trainer {
 
   /** Steps that run slower than they could on this backend, and why (known after their first call). */
   notes(): string[] {
-    return [...new Set([...this.trainExec.notes(), ...this.evalExec.notes()])];
+    return [...new Set([...this.ownNotes, ...this.trainExec.notes(), ...this.evalExec.notes()])];
   }
 
   destroy(): void {

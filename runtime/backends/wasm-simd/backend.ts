@@ -60,7 +60,11 @@ export class WasmSimdBackend implements Backend {
   tableState(name: string, count: number): Float32Array[] | string {
     const table = this.tables.get(name);
     if (!table) return 'the table is not in a table memory';
-    if (!table.stateFits(count)) return `its optimizer state (${count} more arrays of ${((table.rows * table.rowBytes) / 2 ** 30).toFixed(2)} GiB) does not fit beside it in wasm32's 4 GiB`;
+    if (!table.stateFits(count)) {
+      const why = `its optimizer state (${count} more arrays of ${((table.rows * table.rowBytes) / 2 ** 30).toFixed(2)} GiB) does not fit beside it in wasm32's 4 GiB`;
+      this.noteSet.add(`lazy Adam of table ${name} runs as a host loop over its table memory (several times slower than the SIMD kernel): ${why}`);
+      return why;
+    }
     return Array.from({ length: count }, () => table.addState());
   }
 
