@@ -45,10 +45,10 @@ export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; cla
   file.addVariableStatement({
     isExported: true,
     declarationKind: VariableDeclarationKind.Const,
-    docs: [`Parameters of ${fn.name}: the tensor names safetensors weights must use, with their shapes.`],
+    docs: [`Parameters of ${fn.name}: the tensor names safetensors weights must use, with their shapes and dtypes (index: whole numbers).`],
     declarations: [{
       name: 'PARAMS',
-      initializer: `{\n${m.params.map((p) => `  ${JSON.stringify(p.name)}: { shape: [${p.shape.join(', ')}], role: ${JSON.stringify(p.role)}, sparse: ${p.sparse}, lrMultiplier: ${p.lrMultiplier} },`).join('\n')}\n} as const`,
+      initializer: `{\n${m.params.map((p) => `  ${JSON.stringify(p.name)}: { shape: [${p.shape.join(', ')}], dtype: ${JSON.stringify(p.dtype)}, role: ${JSON.stringify(p.role)}, sparse: ${p.sparse}, lrMultiplier: ${p.lrMultiplier} },`).join('\n')}\n} as const`,
     }],
   });
   file.addTypeAlias({ isExported: true, name: 'ParamName', type: 'keyof typeof PARAMS' });

@@ -269,9 +269,10 @@ ENTRY = ${JSON.stringify(m.entry ?? fn.name)}
 KERNELS = ${JSON.stringify(kernels)}
 # (name, dtype, shape); symbolic sizes as strings
 INPUTS = [${inputs.map((n) => `(${JSON.stringify(n.attrs.name)}, ${JSON.stringify(n.attrs.dtype)}, ${spec(n.attrs.shape as Dim[])})`).join(', ')}]
-# (name, role, shape): role "param" is trained, "buffer" is state (BatchNorm running statistics)
+# (name, role, shape): role "param" is trained, "buffer" is state (BatchNorm running statistics),
+# "index" an integer buffer (fixed ids, int64)
 PARAMS = [
-${m.params.map((p) => `    (${JSON.stringify(p.name)}, ${JSON.stringify(p.role)}, ${spec(p.shape)}),`).join('\n')}
+${m.params.map((p) => `    (${JSON.stringify(p.name)}, ${JSON.stringify(p.dtype === 'index' ? 'index' : p.role)}, ${spec(p.shape)}),`).join('\n')}
 ]
 ${HELPERS}${triton}
 
@@ -279,7 +280,7 @@ class ${cls}(nn.Module):
     def __init__(self, dtype=torch.float32, device=None):
         super().__init__()
         for name, role, shape in PARAMS:
-            t = torch.zeros(shape, dtype=dtype, device=device)
+            t = torch.zeros(shape, dtype=torch.long if role == "index" else dtype, device=device)
             if role == "param":
                 self.register_parameter(name, nn.Parameter(t))
             else:
@@ -303,7 +304,7 @@ def load_peerc(path, dtype=None, device=None):
             if key not in keys:
                 raise KeyError(f"{path} has no tensor '{key}' for parameter {name}")
             tensors[name] = f.get_tensor(key)
-    first = next(iter(tensors.values()), None)
+    first = next((tensors[name] for name, role, _shape in PARAMS if role != "index"), None)
     model = ${cls}(dtype=dtype or (first.dtype if first is not None else torch.float32), device=device)
     with torch.no_grad():
         for name, _role, shape in PARAMS:

@@ -12,7 +12,7 @@ import { paramFloat32 } from './pool.js';
 import { Trainer } from './train/trainer.js';
 import { checkOptimizerConfig, DEFAULT_OPTIMIZER, type OptimizerConfig } from './train/optim.js';
 import { fail } from '../src/diagnostics/diagnostic.js';
-import { checkFiniteOutputs, checkFiniteWeight } from '../src/interp/input-checks.js';
+import { checkFiniteOutputs, checkWeightValues } from '../src/interp/input-checks.js';
 export { CompileError as PeercError } from '../src/diagnostics/diagnostic.js';
 import type { Batch } from './train/data.js';
 import { checkpointTensors, encodeCheckpoint, libraryMeta, restoreOptimizerState, type LibraryRun } from './train/checkpoint-format.js';
@@ -54,9 +54,9 @@ export function safetensorsWeights(params: readonly ParamInfo[], bytes: Uint8Arr
     params.map((p) => {
       // A peerc train checkpoint names the weights param.NAME (beside the optimizer's state).
       const t = tensors.get(p.name) ?? tensors.get(`param.${p.name}`);
-      if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` });
+      if (!t) fail('PEER0601', null, { file, name: p.name, kind: `${p.role} ${p.dtype}[${p.shape.join(', ')}]` });
       if (t.shape.join() !== p.shape.join()) fail('PEER0602', null, { name: p.name, expected: `[${p.shape.join(', ')}]`, found: `[${t.shape.join(', ')}]` });
-      checkFiniteWeight(p.name, t.data, t.shape, file);
+      checkWeightValues(p, t.data, t.shape, file);
       const w = paramFloat32(p, t.data.length); // shared: wasm-simd threads read and train it in place
       w.set(t.data);
       return [p.name, w];

@@ -5,7 +5,7 @@
 import type { IRFunction, IRModule, Node, ValueRef } from '../src/ir/graph.js';
 import { liveNodes } from '../src/ir/graph.js';
 import { bindInputDims, checkWeights, entryFunction } from '../src/interp/interpreter.js';
-import { checkIndexInputs, indexInputUses, type IndexUse } from '../src/interp/input-checks.js';
+import { checkIndexInputs, checkIndexOperand, indexInputUses, unboundedIndexOperands, type IndexUse } from '../src/interp/input-checks.js';
 import { dropoutValues, gumbelValues, noiseKey } from '../src/ir/ops/noise.js';
 import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
@@ -238,9 +238,27 @@ export class Executor {
     const steps: Step[] = [];
     for (const node of fn.graph.nodes) {
       if (!live.has(node.id) || node.op === 'input' || node.op === 'param' || VIEW_OPS.has(node.op)) continue;
-      steps.push({ node: node.id, ...(HOST_NOISE_OPS.has(node.op) ? this.hostNoise(node) : this.impl.plan(node, ctx)) });
+      const step: Step = { node: node.id, ...(HOST_NOISE_OPS.has(node.op) ? this.hostNoise(node) : this.impl.plan(node, ctx)) };
+      steps.push(this.checkingIndices(step, node, dimValue));
     }
     return steps;
+  }
+
+  /**
+   * A step whose index operands nothing bounds at compile time (computed from an input or an
+   * index buffer) checks them before it runs: a kernel would read outside its table silently.
+   */
+  private checkingIndices(step: Step, node: Node, dimValue: (d: Dim) => number): Step {
+    const operands = unboundedIndexOperands(this.fn, node, dimValue);
+    if (operands.length === 0) return step;
+    const run = step.run;
+    return {
+      ...step,
+      run: (read, time) => {
+        for (const o of operands) checkIndexOperand(this.fn, node, o, read(node.inputs[o.input]!));
+        return run(read, time);
+      },
+    };
   }
 
   /**

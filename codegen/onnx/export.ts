@@ -243,21 +243,24 @@ export function emitOnnx(m: IRModule, weights: OnnxWeights, fileName: string, pr
   for (const n of inputs) names.set(`${n.id}:0`, n.attrs.name as string);
   const initializers: TensorData[] = [];
   let paramBytes = 0;
-  for (const p of m.params) paramBytes += 4 * p.shape.reduce((a, b) => a * b, 1);
+  for (const p of m.params) paramBytes += (p.dtype === 'index' ? 8 : 4) * p.shape.reduce((a, b) => a * b, 1);
   const external = paramBytes > (options.inlineLimit ?? INLINE_LIMIT) ? { name: `${fileName}.data`, chunks: [] as Uint8Array[], offset: 0 } : undefined;
   for (const node of fn.graph.nodes) {
     if (!live.has(node.id) || node.op === 'input') continue;
     if (node.op === 'param') {
       const name = node.attrs.name as string;
       if (!initializers.some((t) => t.name === name)) {
-        const data = weights.get(name);
+        const f32 = weights.get(name);
+        // Index buffers are int64 initializers, as index inputs are int64.
+        const data = node.attrs.dtype === 'index' ? BigInt64Array.from(f32, (v) => BigInt(v)) : f32;
+        const dataType = node.attrs.dtype === 'index' ? DTYPE.int64 : DTYPE.float;
         const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         const dims = (node.attrs.shape as Dim[]).map((d) => d.value!);
         if (external && raw.length >= Math.min(EXTERNAL_MIN, options.inlineLimit ?? EXTERNAL_MIN)) {
           external.chunks.push(raw);
-          initializers.push({ name, dims, dataType: DTYPE.float, external: { location: external.name.split('/').pop()!, offset: external.offset, length: raw.length } });
+          initializers.push({ name, dims, dataType, external: { location: external.name.split('/').pop()!, offset: external.offset, length: raw.length } });
           external.offset += raw.length;
-        } else initializers.push({ name, dims, dataType: DTYPE.float, raw: raw.slice() });
+        } else initializers.push({ name, dims, dataType, raw: raw.slice() });
       }
       names.set(`${node.id}:0`, name);
       continue;

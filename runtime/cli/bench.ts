@@ -6,6 +6,7 @@ import type { IRModule } from '../../src/ir/graph.js';
 import { parseEinsum } from '../../src/ir/ops/einsum.js';
 import { entryFunction, interpret } from '../../src/interp/interpreter.js';
 import { Tensor } from '../../src/interp/tensor.js';
+import { initialTensor } from '../../src/interp/init.js';
 import { tokenDims } from '../../src/io/seeded.js';
 import { optimize } from '../../src/passes/pipeline.js';
 import type { BackendName } from '../backends/info.js';
@@ -33,8 +34,10 @@ export interface BenchOptions {
 export function benchWeightTensors(m: IRModule): Map<string, Tensor> {
   return new Map(
     m.params.map((p, salt) => {
+      // Index buffers keep their seeded values: they decide which rows are read, and must be in range.
+      if (p.dtype === 'index') return [p.name, initialTensor(p, 0)];
       const init = p.init;
-      const [lo, hi] = init.kind === 'constant' ? [init.value, init.value] : init.kind === 'uniform' ? [init.low, init.high] : [init.mean - init.std * Math.sqrt(3), init.mean + init.std * Math.sqrt(3)];
+      const [lo, hi] = init.kind === 'constant' ? [init.value, init.value] : init.kind === 'uniform' || init.kind === 'randint' ? [init.low, init.high] : [init.mean - init.std * Math.sqrt(3), init.mean + init.std * Math.sqrt(3)];
       // A multiplicative hash of (element, parameter): any element without the ones before it.
       const at = (i: number) => {
         let h = Math.imul(i ^ Math.imul(salt + 1, 0x9e3779b9), 0x85ebca6b);

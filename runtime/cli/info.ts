@@ -44,7 +44,7 @@ export function moduleInfo(m: IRModule): ModuleInfo {
   const w = Math.max(4, ...parameters.map((p) => p.name.length));
   for (const p of parameters) {
     const extras = [p.role === 'buffer' ? 'buffer' : '', p.sparse ? 'sparse' : '', lrText(p)].filter(Boolean);
-    lines.push(`  ${p.name.padEnd(w)}  f32[${p.shape.join(', ')}]`.padEnd(w + 26) + `${p.count.toLocaleString('en-US').padStart(13)}${extras.length ? `  (${extras.join(', ')})` : ''}`);
+    lines.push(`  ${p.name.padEnd(w)}  ${p.dtype}[${p.shape.join(', ')}]`.padEnd(w + 26) + `${p.count.toLocaleString('en-US').padStart(13)}${extras.length ? `  (${extras.join(', ')})` : ''}`);
   }
   lines.push(`  ${'total'.padEnd(w)}  ${''.padEnd(24)}${total.toLocaleString('en-US').padStart(13)} trainable values`);
   const c = m.entry ? tokenCost(m) : undefined;

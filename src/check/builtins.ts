@@ -272,6 +272,7 @@ export const BUILTINS: Record<string, Builtin> = {
 export const INITIALIZERS: Record<string, { params: string[]; defaults: Record<string, number> }> = {
   normal: { params: ['mean', 'std'], defaults: { mean: 0, std: 1 } },
   uniform: { params: ['low', 'high'], defaults: { low: -1, high: 1 } },
+  randint: { params: ['low', 'high'], defaults: {} },
   zeros: { params: [], defaults: {} },
   ones: { params: [], defaults: {} },
   constant: { params: ['value'], defaults: {} },

@@ -17,8 +17,10 @@ export interface ExprEvaluator {
 }
 
 export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
-  if (d.type.dtype !== 'f32' || d.type.dims === null)
-    fail('PEER0204', d.type.span, { what: `the type of ${d.role} '${d.name}'`, expected: 'an f32 tensor type like [h, dk, d]', found: d.type.dtype });
+  if (d.type.dims === null || (d.type.dtype !== 'f32' && (d.type.dtype !== 'index' || d.role !== 'buffer')))
+    fail('PEER0204', d.type.span, { what: `the type of ${d.role} '${d.name}'`, expected: d.role === 'buffer' ? 'a tensor type like [h, dk, d] or index[V, 2]' : 'an f32 tensor type like [h, dk, d]', found: d.type.dtype },
+      d.type.dtype === 'index' ? [`an integer tensor is not trained: declare it as a buffer (buffer ${d.name}: index[...] = randint(0, n)) or pass it as an index input of the model`] : []);
+  const dtype = d.type.dtype;
   const shape = d.type.dims.map((e) => {
     const dim = asDim(ev.evalConst(e), `a dimension of '${d.name}'`, e.span, ev.text(e.span));
     if (dim.value === undefined)
@@ -27,6 +29,10 @@ export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
     return dim.value;
   });
   const init = d.init ? initSpec(d.init, ev) : d.role === 'buffer' ? { kind: 'constant' as const, value: 0 } : { kind: 'normal' as const, mean: 0, std: 0.02 };
+  if (dtype === 'index') checkIndexInit(d, init);
+  else if (init.kind === 'randint') fail('PEER0407', d.init!.span, { detail: `randint(low, high) draws integers for index buffers; '${d.name}' is f32: use uniform(low, high)` });
+  if (dtype === 'index' && d.attributes.length)
+    fail('PEER0208', d.attributes[0]!.span, { name: `attribute '@${d.attributes[0]!.name}' on the index buffer '${d.name}'`, allowed: 'none: an index buffer is not trained' });
   let lrMultiplier = 1, sparse = false, weightDecay = d.role === 'param' && shape.length >= 2;
   let lrDecay: { to: number; over: number } | undefined;
   let optim: ParamOptim | undefined;
@@ -41,7 +47,7 @@ export function paramInfo(d: ParamDecl, ev: ExprEvaluator): ParamInfo {
     const at = d.attributes.find((a) => a.name === 'lr')!;
     fail('PEER0407', at.span, { detail: `'${d.name}' has an absolute learning rate in @optim(lr=...); a multiplier @lr on top of it would be a second rate: keep one` });
   }
-  return { name: d.name, role: d.role, dtype: 'f32', shape, init, lrMultiplier, ...(lrDecay ? { lrDecay } : {}), sparse, weightDecay, ...(optim ? { optim } : {}), span: d.nameSpan };
+  return { name: d.name, role: d.role, dtype, shape, init, lrMultiplier, ...(lrDecay ? { lrDecay } : {}), sparse, weightDecay, ...(optim ? { optim } : {}), span: d.nameSpan };
 }
 
 const OPTIM_KINDS: readonly ParamOptimizerKind[] = ['sgd', 'adam', 'adamw', 'adagrad'];
@@ -99,6 +105,20 @@ function lrAttribute(a: Attribute, ev: ExprEvaluator): { lrMultiplier: number; l
   return { lrMultiplier, lrDecay: { to: positive(opts.get('to')!, '@lr to='), over } };
 }
 
+/** Largest integer an index buffer may hold: the runtime keeps index values in float32, exact up to 2^24. */
+export const MAX_INDEX_VALUE = 2 ** 24;
+
+/** An index buffer starts with integers in [0, 2^24]: zeros(), ones(), constant(n) or randint(low, high). */
+function checkIndexInit(d: ParamDecl, init: InitSpec): void {
+  const span = d.init?.span ?? d.type.span;
+  const ok = (v: number) => Number.isInteger(v) && v >= 0 && v <= MAX_INDEX_VALUE;
+  if (init.kind === 'normal' || init.kind === 'uniform')
+    fail('PEER0407', span, { detail: `${init.kind}(...) draws real numbers; the index buffer '${d.name}' starts with integers: randint(low, high), zeros(), ones() or constant(n)` });
+  if (init.kind === 'constant' && !ok(init.value)) fail('PEER0407', span, { detail: `the index buffer '${d.name}' holds integers from 0 to 2^24; constant(${init.value}) is not one` });
+  if (init.kind === 'randint' && !(init.low >= 0 && init.high - 1 <= MAX_INDEX_VALUE))
+    fail('PEER0407', span, { detail: `the index buffer '${d.name}' holds integers from 0 to 2^24; randint(${init.low}, ${init.high}) draws outside them` });
+}
+
 function initSpec(e: Expr, ev: ExprEvaluator): InitSpec {
   if (e.kind !== 'call' || !INITIALIZERS[e.callee])
     fail('PEER0208', e.span, { name: `initializer ${e.kind === 'call' ? `'${e.callee}'` : ''}`.trim(), allowed: Object.keys(INITIALIZERS).map((k) => `${k}(...)`).join(', ') });
@@ -118,6 +138,10 @@ function initSpec(e: Expr, ev: ExprEvaluator): InitSpec {
     case 'uniform':
       if (!(values.high! >= values.low!)) fail('PEER0407', e.span, { detail: `uniform: high (${values.high}) must be >= low (${values.low})` });
       return { kind: 'uniform', low: values.low!, high: values.high! };
+    case 'randint':
+      if (!Number.isInteger(values.low!) || !Number.isInteger(values.high!) || !(values.high! > values.low!))
+        fail('PEER0407', e.span, { detail: `randint: low and high must be integers with high > low, not ${values.low} and ${values.high}` });
+      return { kind: 'randint', low: values.low!, high: values.high! };
     case 'zeros':
       return { kind: 'constant', value: 0 };
     case 'ones':

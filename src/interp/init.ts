@@ -11,6 +11,8 @@ export function elementInit(init: InitSpec, key: number): (i: number) => number 
       return (i) => init.mean + init.std * normalAt(key, i);
     case 'uniform':
       return (i) => init.low + (init.high - init.low) * uniformAt(key, i, 0);
+    case 'randint':
+      return (i) => init.low + Math.min(init.high - init.low - 1, Math.floor((init.high - init.low) * uniformAt(key, i, 0)));
     case 'constant':
       return () => init.value;
   }

@@ -54,6 +54,44 @@ export function indexInputUses(fn: IRFunction): Map<string, IndexUse[]> {
   return out;
 }
 
+/**
+ * The index operands of `node` whose values nothing bounds statically by what the op reads: an
+ * index computed from an input or from an index buffer (`gather(U, ids * 2)`). Index inputs read
+ * directly are checked by checkIndexInputs; these are checked where the op runs.
+ */
+export function unboundedIndexOperands(fn: IRFunction, node: Node, dimValue: (d: Dim) => number): { input: number; size: number; shape: number[] }[] {
+  const ranges = opDef(node.op).indexRange?.(node.inputs.map((r) => fn.graph.typeOf(r)), node.attrs) ?? [];
+  const out: { input: number; size: number; shape: number[] }[] = [];
+  ranges.forEach((range, i) => {
+    if (!range) return;
+    const size = dimValue(range);
+    const bound = fn.graph.typeOf(node.inputs[i]!).bound;
+    if (bound && dimValue(bound) <= size) return;
+    let src = fn.graph.node(node.inputs[i]!.node);
+    while (PASSES_VALUES[src.op] === 0) src = fn.graph.node(src.inputs[0]!.node);
+    if (src.op === 'input') return;
+    out.push({ input: i, size, shape: fn.graph.typeOf(node.inputs[i]!).shape.map(dimValue) });
+  });
+  return out;
+}
+
+/** PEER0603 at the op for a value of an unbounded index operand outside [0, size). */
+export function checkIndexOperand(fn: IRFunction, node: Node, operand: { input: number; size: number; shape: readonly number[] }, data: ArrayLike<number>): void {
+  const { input, size, shape } = operand;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v >= 0 && v < size && Number.isInteger(v)) continue;
+    const table = fn.graph.node(node.inputs[0]!.node);
+    const reads = table.op === 'param' ? `the ${size} rows of ${table.attrs.name as string}` : `${size} entries`;
+    let origin = fn.graph.node(node.inputs[input]!.node);
+    while (PASSES_VALUES[origin.op] === 0) origin = fn.graph.node(origin.inputs[0]!.node);
+    const from = origin.op === 'param' ? `index buffer '${origin.attrs.name as string}'` : 'a computed index';
+    fail('PEER0603', node.span ?? null, { what: `${node.op}: ${from} at ${position(i, shape)}`, index: v, size }, [
+      `the checker cannot bound this index at compile time, so its values are checked when the op runs; ${node.op} reads ${reads} (valid values 0 to ${size - 1})`,
+    ]);
+  }
+}
+
 /** [i, j, ...] of flat position `flat` in `shape`. */
 export function position(flat: number, shape: readonly number[]): string {
   const at: number[] = [];
@@ -94,6 +132,19 @@ export function firstNonFinite(data: ArrayLike<number>, shape: readonly number[]
     if (!Number.isFinite(v)) return `element ${position(i, shape)} is ${v}`;
   }
   return undefined;
+}
+
+/**
+ * A weight's values as its parameter needs them: finite (PEER0605), and for an index buffer whole
+ * numbers from 0 to 2^24 (PEER0602), since kernels hold index values in float32.
+ */
+export function checkWeightValues(p: { readonly name: string; readonly dtype: string }, data: ArrayLike<number>, shape: readonly number[], file?: string): void {
+  if (p.dtype !== 'index') return checkFiniteWeight(p.name, data, shape, file);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (Number.isInteger(v) && v >= 0 && v <= 2 ** 24) continue;
+    fail('PEER0602', null, { name: p.name, expected: 'an index buffer of whole numbers from 0 to 2^24 (16777216)', found: `${v} at ${position(i, shape)}${file ? ` in ${file}` : ''}` });
+  }
 }
 
 /** PEER0605 for a weight tensor with a NaN or infinity (checked where weights are loaded). */

@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { CompileError, diagnostic } from '../diagnostics/diagnostic.js';
 import type { IRFunction, IRModule } from '../ir/graph.js';
 import { Tensor } from '../interp/tensor.js';
-import { checkFiniteWeight } from '../interp/input-checks.js';
+import { checkWeightValues } from '../interp/input-checks.js';
 import { readSafetensors, type StTensor, type TensorToWrite } from './safetensors.js';
 import { fileError, isFileSystemError } from './files.js';
 
@@ -40,11 +40,13 @@ export function loadWeights(m: IRModule, path: string): Map<string, Tensor> {
   for (const p of m.params) {
     // A peerc train checkpoint holds the weights as param.NAME (beside the optimizer's state).
     const t = tensors.get(p.name) ?? tensors.get(`param.${p.name}`);
-    if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name: p.name, kind: `${p.role} f32[${p.shape.join(', ')}]` }));
-    if (!FLOAT_DTYPES.has(t.dtype) || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
-      throw new CompileError(diagnostic('PEER0602', null, { name: p.name, expected: `a float tensor [${p.shape.join(', ')}]`, found: `${t.dtype}[${t.shape.join(', ')}]` }));
-    checkFiniteWeight(p.name, t.data, t.shape, path);
-    out.set(p.name, new Tensor('f32', t.shape, t.data));
+    if (!t) throw new CompileError(diagnostic('PEER0601', null, { file: path, name: p.name, kind: `${p.role} ${p.dtype}[${p.shape.join(', ')}]` }));
+    // An index buffer comes as integers (peerc init writes I64), or as whole floats from a checkpoint (F32).
+    const dtypeOk = FLOAT_DTYPES.has(t.dtype) || (p.dtype === 'index' && INT_DTYPES.has(t.dtype));
+    if (!dtypeOk || t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i]))
+      throw new CompileError(diagnostic('PEER0602', null, { name: p.name, expected: `${p.dtype === 'index' ? 'an integer' : 'a float'} tensor [${p.shape.join(', ')}]`, found: `${t.dtype}[${t.shape.join(', ')}]` }));
+    checkWeightValues(p, t.data, t.shape, path);
+    out.set(p.name, new Tensor(p.dtype, t.shape, t.data));
   }
   return out;
 }

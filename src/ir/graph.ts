@@ -126,6 +126,8 @@ export interface ParamOptim {
 export type InitSpec =
   | { kind: 'normal'; mean: number; std: number }
   | { kind: 'uniform'; low: number; high: number }
+  /** Integers low .. high-1, uniformly (index buffers). */
+  | { kind: 'randint'; low: number; high: number }
   | { kind: 'constant'; value: number };
 
 export type TrainValue = number | string;

@@ -2,7 +2,7 @@
 import { Dim } from '../../shapes/dim.js';
 import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor, strides, type DType } from '../../interp/tensor.js';
-import { broadcastShapes, dtypeName, requireDtype } from './shape-rules.js';
+import { broadcastShapes, dtypeName, MIXED_DTYPE_NOTE, requireDtype } from './shape-rules.js';
 import { defineOp, type GradBuilder, type GradRule, type GradValue, type OpDef, type TensorType } from './types.js';
 import { UNARY_OPS, derivativeOpName, type ActivationDerivative } from './unary.js';
 
@@ -63,7 +63,7 @@ function binary(name: string, dtypes: DType[], fn: (x: number, y: number) => num
     attrs: {},
     infer([a, b]) {
       if (a!.dtype !== b!.dtype)
-        fail('PEER0300', null, { what, expected: `operands of one dtype`, found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
+        fail('PEER0300', null, { what, expected: `operands of one dtype`, found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` }, [MIXED_DTYPE_NOTE]);
       if (!dtypes.includes(a!.dtype))
         fail('PEER0300', null, { what, expected: dtypes.map(dtypeName).join(' or '), found: dtypeName(a!.dtype) });
       const shape = broadcastShapes(a!.shape, b!.shape, name);

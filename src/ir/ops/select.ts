@@ -4,7 +4,7 @@ import { fail } from '../../diagnostics/diagnostic.js';
 import { Tensor } from '../../interp/tensor.js';
 import { Dim, shapeToString } from '../../shapes/dim.js';
 import { broadcastIndex } from './elementwise.js';
-import { broadcastShapes, dtypeName, normalizeAxis } from './shape-rules.js';
+import { broadcastShapes, dtypeName, MIXED_DTYPE_NOTE, normalizeAxis } from './shape-rules.js';
 import { defineOp, type OpDef } from './types.js';
 
 function concreteBroadcast(shapes: readonly (readonly number[])[]): number[] {
@@ -19,7 +19,7 @@ function comparison(name: string, fn: (x: number, y: number) => boolean): OpDef 
     inputs: ['lhs', 'rhs'],
     attrs: {},
     infer([a, b]) {
-      if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: `'${name}'`, expected: 'operands of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
+      if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: `'${name}'`, expected: 'operands of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` }, [MIXED_DTYPE_NOTE]);
       return [{ dtype: 'f32', shape: broadcastShapes(a!.shape, b!.shape, name) }];
     },
     evaluate([a, b]) {
@@ -47,7 +47,7 @@ export const select = defineOp({
   attrs: {},
   infer([c, a, b]) {
     if (c!.dtype !== 'f32') fail('PEER0300', null, { what: "'where' condition", expected: 'an f32 mask (a comparison gives one)', found: dtypeName(c!.dtype) });
-    if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: "'where'", expected: 'both branches of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
+    if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: "'where'", expected: 'both branches of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` }, [MIXED_DTYPE_NOTE]);
     const shape = broadcastShapes(broadcastShapes(c!.shape, a!.shape, 'where'), b!.shape, 'where');
     const t = { dtype: a!.dtype, shape, bound: a!.bound && b!.bound ? (a!.bound.value !== undefined && b!.bound.value !== undefined ? Dim.of(Math.max(a!.bound.value, b!.bound.value)) : undefined) : undefined };
     if (!t.bound) delete t.bound;
@@ -104,7 +104,7 @@ export const concat = defineOp({
   inputs: ['a', 'b'],
   attrs: { axis: 'int' },
   infer([a, b], attrs) {
-    if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: "'concat'", expected: 'operands of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` });
+    if (a!.dtype !== b!.dtype) fail('PEER0300', null, { what: "'concat'", expected: 'operands of one dtype', found: `${dtypeName(a!.dtype)} and ${dtypeName(b!.dtype)}` }, [MIXED_DTYPE_NOTE]);
     const axis = normalizeAxis(attrs.axis as number, a!.shape.length);
     const same = a!.shape.length === b!.shape.length && a!.shape.every((d, i) => i === axis || d.equals(b!.shape[i]!));
     if (!same) fail('PEER0303', null, { what: "'concat'", expected: `shapes equal but on axis ${axis}`, found: `${shapeToString(a!.shape)} and ${shapeToString(b!.shape)}`, detail: '' });

@@ -25,6 +25,9 @@ export function requireDtype(t: TensorType, dtype: DType, what: string): void {
   if (t.dtype !== dtype) fail('PEER0300', null, { what, expected: dtypeName(dtype), found: `${dtypeName(t.dtype)} ${shapeToString(t.shape)}` });
 }
 
+/** The note for an index tensor met in f32 arithmetic: there is no implicit conversion. */
+export const MIXED_DTYPE_NOTE = 'index tensors are integers and never convert silently: write float(i) to use one in f32 arithmetic';
+
 export function dtypeName(d: DType): string {
   return d === 'f32' ? 'an f32 tensor' : 'an index tensor';
 }
