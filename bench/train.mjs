@@ -12,7 +12,13 @@ const root = join(import.meta.dirname, '..');
 const base = readFileSync(join(root, 'bench', 'peer_h4.peer'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'peerc-train-bench-'));
 const rows = [];
-const run = (args, timeout) => JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'], timeout }).trim().split('\n').at(-1));
+// `bench --json` prints one JSON document (pretty-printed for the forward, one line for --train) after any notes.
+const lastJson = (out) => {
+  const lines = out.trim().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) if (/^[{[]/.test(lines[i])) return JSON.parse(lines.slice(i).join('\n'));
+  throw new Error(`no JSON in the output: ${out.slice(-300)}`);
+};
+const run = (args, timeout) => lastJson(execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'], timeout }));
 for (const [n, h] of [[64, 4], [256, 4], [1024, 4], [1024, 8]]) {
   const file = join(dir, `peer_h${h}_N${n}.peer`);
   writeFileSync(file, base.replace(/^const N = .*$/m, `const N = ${n}^2`).replace(/^const h = .*$/m, `const h = ${h}`));

@@ -178,6 +178,10 @@ export class Trainer {
     const L = this.evaluation.layout;
     let lossSum = 0, correct = 0, total = 0;
     const stats = new Map<string, { counts: Float64Array; weights: Float64Array; slices: number }>();
+    // A table that several calls share (one pool, several layers) is also reported per call, as `U (line 12)`.
+    const sites = new Map<string, Set<string>>();
+    for (const r of L.router) if (r.site && r.slices === 1) sites.set(r.param, (sites.get(r.param) ?? new Set()).add(r.site));
+    const keysOf = (r: (typeof L.router)[number]) => [r.param, ...(r.site && (sites.get(r.param)?.size ?? 0) > 1 ? [`${r.param} (${r.site})`] : [])];
     for (const batch of batches) {
       let outputs;
       try {
@@ -201,12 +205,14 @@ export class Trainer {
         total += t.length;
       }
       for (const r of L.router) {
-        let s = stats.get(r.param);
-        if (!s) stats.set(r.param, (s = { counts: new Float64Array(r.rows), weights: new Float64Array(r.rows), slices: r.slices }));
         const ids = outputs[r.indices]!.data, w = r.weights === undefined ? undefined : outputs[r.weights]!.data;
-        for (let i = 0; i < ids.length; i++) {
-          s.counts[ids[i]!] = s.counts[ids[i]!]! + 1;
-          s.weights[ids[i]!] = s.weights[ids[i]!]! + (w ? w[i]! : 1);
+        for (const key of keysOf(r)) {
+          let s = stats.get(key);
+          if (!s) stats.set(key, (s = { counts: new Float64Array(r.rows), weights: new Float64Array(r.rows), slices: r.slices }));
+          for (let i = 0; i < ids.length; i++) {
+            s.counts[ids[i]!] = s.counts[ids[i]!]! + 1;
+            s.weights[ids[i]!] = s.weights[ids[i]!]! + (w ? w[i]! : 1);
+          }
         }
       }
     }

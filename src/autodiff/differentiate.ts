@@ -36,7 +36,7 @@ export interface TrainLayout {
    * Expert choices per sparse table: flat ids [M] into its `rows` rows and router weights [M]
    * (or none: counts); a stacked table [L, N, ...] read as L*N rows has `slices` = L.
    */
-  router: { param: string; indices: number; weights?: number; rows: number; slices: number }[];
+  router: { param: string; indices: number; weights?: number; rows: number; slices: number; site?: string }[];
 }
 
 export interface TrainingProgram {
@@ -157,6 +157,7 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     layout.router.push({
       param: table.attrs.name as string, indices: output(flatOf(idx)), weights: gate ? output(flatOf(gate)) : undefined,
       rows: g.typeOf(n.inputs[0]!).shape[0]!.value!, slices: stacked ? table.types[0]!.shape[0]!.value! : 1,
+      ...(n.site ? { site: `line ${n.site.line}` } : {}),
     });
   }
 

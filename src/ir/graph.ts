@@ -18,6 +18,11 @@ export interface Node {
   readonly attrs: Attrs;
   readonly types: readonly TensorType[];
   readonly span?: Span;
+  /**
+   * The call in the entry function this node was inlined from (absent for the entry's own nodes):
+   * reports per call site, e.g. the usage of a pool that several layers share.
+   */
+  readonly site?: Span;
 }
 
 export function attrKey(v: AttrValue): string {
@@ -33,6 +38,8 @@ export class Graph {
   private readonly list: Node[] = [];
   private readonly byKey = new Map<string, number>();
   private frozen = false;
+  /** The call site nodes added now get (rules rewriting a node add theirs under that node's site). */
+  site: Span | undefined;
 
   get nodes(): readonly Node[] {
     return this.list;
@@ -51,7 +58,7 @@ export class Graph {
    * whose types come from the callee. Leaf inputs are never merged: two arguments of the same
    * type are different values.
    */
-  add(op: string, inputs: readonly ValueRef[], attrs: Attrs = {}, span?: Span, types?: readonly TensorType[]): number {
+  add(op: string, inputs: readonly ValueRef[], attrs: Attrs = {}, span?: Span, types?: readonly TensorType[], site: Span | undefined = this.site): number {
     if (this.frozen) throw new Error('graph is frozen');
     const sorted = Object.keys(attrs).sort();
     const key = `${op}(${inputs.map((i) => `${i.node}#${i.result}`).join(',')}){${sorted.map((k) => `${k}=${attrKey(attrs[k]!)}`).join(',')}}`;
@@ -60,7 +67,7 @@ export class Graph {
     const resolved = types ?? opDef(op).infer(inputs.map((i) => this.typeOf(i)), attrs);
     const node: Node = Object.freeze({
       id: this.list.length, op, inputs: Object.freeze([...inputs]), attrs: Object.freeze({ ...attrs }),
-      types: Object.freeze(resolved.map((t) => Object.freeze(t))), span,
+      types: Object.freeze(resolved.map((t) => Object.freeze(t))), span, ...(site ? { site } : {}),
     });
     this.list.push(node);
     this.byKey.set(key, node.id);

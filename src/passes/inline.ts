@@ -8,7 +8,14 @@ export const inlineCall: RewriteRule = {
     if (node.op !== 'call') return undefined;
     const callee = [...module.functions.values()].find((f) => f.name === node.attrs.callee);
     if (!callee) throw new Error(`call of unknown function @${node.attrs.callee as string}`);
-    return emitInto(callee, g, inputs, [inlineCall], module);
+    // The outermost call is the site: a layer's nodes inlined into the entry keep the entry's call.
+    const outer = g.site;
+    g.site = outer ?? node.span;
+    try {
+      return emitInto(callee, g, inputs, [inlineCall], module);
+    } finally {
+      g.site = outer;
+    }
   },
 };
 

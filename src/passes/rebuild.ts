@@ -25,7 +25,7 @@ export interface RewriteRule {
 /** Copies a node into g with new inputs (types re-inferred, except calls and leaves). */
 export function copyNode(node: Node, inputs: readonly ValueRef[], g: Graph): ValueRef[] {
   const keepTypes = node.op === 'call' || node.op === 'input' || node.op === 'param';
-  const id = g.add(node.op, inputs, node.attrs, node.span, keepTypes ? node.types : undefined);
+  const id = g.add(node.op, inputs, node.attrs, node.span, keepTypes ? node.types : undefined, node.site ?? g.site);
   return node.types.map((_, r) => ref(id, r));
 }
 
@@ -52,13 +52,17 @@ export function emitInto(f: IRFunction, g: Graph, args: readonly ValueRef[] | nu
   if (args) f.inputs.forEach((id, i) => map.set(id, [args[i]!]));
   const live = liveNodes(f);
   const ctx = rewriteContext(module, f, (r) => map.get(r.node)![r.result]!, live);
+  // Nodes a rule makes in place of a node keep that node's call site (an inlined call's, inside it).
+  const outer = g.site;
   for (const node of f.graph.nodes) {
     if (map.has(node.id) || (!live.has(node.id) && node.op !== 'input')) continue;
     const inputs = node.inputs.map((r) => map.get(r.node)![r.result]!);
+    g.site = node.site ?? outer;
     let out: readonly ValueRef[] | undefined;
     for (const rule of rules) if ((out = rule.apply(node, inputs, g, module, ctx))) break;
     map.set(node.id, [...(out ?? copyNode(node, inputs, g))]);
   }
+  g.site = outer;
   return f.outputs.map((o) => map.get(o.node)![o.result]!);
 }
 

@@ -1,0 +1,65 @@
+// Expert usage per call site: a pool (one @sparse table) that several layers read is reported as a
+// whole and per call, so a layer that stopped using its share is visible; call sites survive
+// inlining and every rewrite (rules keep the site of the node they replace).
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileTraining } from '../src/autodiff/differentiate.js';
+import { optimize } from '../src/passes/pipeline.js';
+import { compileOk, runPeerc } from './helpers.js';
+
+const SHARED = `const K = 64
+const Vocab = 16
+const d = 16
+const N = 16^2
+const h = 2
+const k = 4
+const dk = 16
+
+param E: [K, d] = normal(0, 1)
+param Wq: [2, h, dk, d] = normal(0, 1/sqrt(d))
+param C1: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param C2: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param Vals: [N, d] = normal(0, 0.02) @sparse
+param Wout: [d, Vocab] = normal(0, 1/sqrt(d))
+
+model recall(keys: index[B]) -> [B, Vocab] {
+  x = embedding(E, keys)
+  x = x + pkm(x, Wq[0], C1[0], C2[0], Vals, k)
+  x = x + pkm(x, Wq[1], C1[1], C2[1], Vals, k)
+  return matmul(x, Wout)
+}
+
+train { task = "recall"; steps = 6; batch = 8; lr = 1e-3; optimizer = "adam"; eval_every = 3; eval_batches = 1 }
+`;
+
+describe('usage per call site of a shared pool', () => {
+  it('every read of the pool carries the line of the call it was inlined from, through the fusions', () => {
+    const prog = compileTraining(optimize(compileOk(SHARED, 'shared.peer')), { gradients: true });
+    const reads = prog.layout.router.filter((r) => r.param === 'Vals');
+    expect(new Set(reads.map((r) => r.site))).toEqual(new Set(['line 18', 'line 19']));
+  });
+
+  it('peerc train reports the pool, and each call beside it, with counts that add up', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'peerc-sites-'));
+    const file = join(tmp, 'shared.peer');
+    writeFileSync(file, SHARED);
+    const r = runPeerc(['train', file, '--out', join(tmp, 'run'), '--seed', '1']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/experts: Vals used [\d.]+% KL [\d.]+, Vals \(line 18\) used [\d.]+% KL [\d.]+, Vals \(line 19\) used/);
+    const rows = readFileSync(join(tmp, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const experts = rows.filter((x) => x.split === 'validation').at(-1).experts as { param: string; usage: number; cap: number }[];
+    expect(experts.map((e) => e.param)).toEqual(['Vals', 'Vals (line 18)', 'Vals (line 19)']);
+    const [all, a, b] = experts;
+    // Each call selects as many rows as the other (B * h * k), so the pool's cap is the sum of the calls'.
+    expect(all!.cap).toBeCloseTo(Math.min(1, a!.cap + b!.cap), 10);
+    expect(all!.usage).toBeLessThanOrEqual(a!.usage + b!.usage + 1e-12);
+    expect(all!.usage).toBeGreaterThanOrEqual(Math.max(a!.usage, b!.usage) - 1e-12);
+  });
+
+  it('a table read from one call is reported once, as before', () => {
+    const prog = compileTraining(optimize(compileOk(readFileSync(join(import.meta.dirname, '..', 'examples', 'recall.peer'), 'utf8'), 'recall.peer')), { gradients: true });
+    expect(new Set(prog.layout.router.map((r) => r.site)).size).toBe(1);
+  });
+});
