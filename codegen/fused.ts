@@ -4,7 +4,7 @@ import { ACTIVATIONS, renderBatchnorm, selectionLoop, type RenderInput } from '.
 import { decompose, flatIndex, lit, sizeOf } from './kernel.js';
 import { elementwiseGateJs } from '../src/ir/ops/unary.js';
 import { attrsOf } from '../src/ir/ops/types.js';
-import { expert_act, product_retrieve } from '../src/ir/ops/fused.js';
+import { expert_act, product_extend, product_retrieve } from '../src/ir/ops/fused.js';
 import { batchnorm, layernorm, log_softmax, rmsnorm, softmax } from '../src/ir/ops/reductions.js';
 
 export interface Stage {
@@ -161,6 +161,61 @@ function productRetrieve(r: RenderInput): Stage[] {
   const subkeys = registerSubkeys ? [registerTopk(r, lanes, n, sk, score)] : [threshold, survivors, sorted];
   if (subPaired && k % 2 === 0 && k <= REGISTER_TOPK_MAX) return [subkeys[0]!, renumber(registerCombine(lanes, n, k, sk, gate, val, idx), 2)];
   return [...subkeys, ...[pairRank, combine].map((s) => renumber(s, subkeys.length === 1 ? 2 : 0))];
+}
+
+/**
+ * A further product-key factor in two kernels: the new side's top-subk (value, index) per lane,
+ * then per (token, head, slot) the slot-th best of the k1*subk candidate sums v[i] + s3[c_j]
+ * (k selection passes, each excluding the ones before it: ties to the lower candidate), the
+ * gate over the k selected, the expert id ids[i] * n + c_j and the candidate position.
+ */
+function productExtend(r: RenderInput): Stage[] {
+  const vShape = r.inShapes[0]!, sh = r.inShapes[2]!;
+  const k1 = vShape[vShape.length - 1]!, n = sh[sh.length - 1]!;
+  const { k, subk: sk, gate } = attrsOf(product_extend, r.node);
+  const lanes = sizeOf(sh) / n;
+  const half = lanes * sk, total = lanes * k, cands = k1 * sk;
+  const subkeys: Stage = {
+    label: 'product_extend:subkey_topk',
+    outputLength: 2 * half,
+    loopMax: Math.max(n, sk),
+    body: [
+      `let cell = ${X}; let second = 0.0;`,
+      `if (cell >= ${half}) { cell = cell - ${half}; second = 1.0; }`,
+      decompose('cell', [lanes, sk], 'o'),
+      selectionLoop((c) => r.acc.read(2, `o0 * ${n} + ${c}`), n, sk, 'o1', 'v', 'vi'),
+      `return second > 0.5 ? vi : v;`,
+    ].join('\n'),
+  };
+  const weight = gate === 'softmax' ? 'Math.exp(sv - top) / z' : elementwiseGateJs(gate, 'sv');
+  const combine: Stage = {
+    label: 'product_extend:combine',
+    outputLength: 3 * total,
+    loopMax: Math.max(cands, k),
+    body: [
+      `let cell = ${X}; let part = 0.0;`,
+      `if (cell >= ${2 * total}) { cell = cell - ${2 * total}; part = 2.0; } else { if (cell >= ${total}) { cell = cell - ${total}; part = 1.0; } }`,
+      decompose('cell', [lanes, k], 'o'),
+      `let top = 0.0; let z = 0.0; let sv = 0.0; let si = 0.0; let pv = 3.4e38; let pi = -1.0;`,
+      `for (let p = 0; p < ${k}; p++) {`,
+      `  let bv = -3.4e38; let bi = -1.0;`,
+      `  for (let c = 0; c < ${cands}; c++) {`,
+      `    let ia = Math.floor(c / ${lit(sk)});`,
+      `    let cv = ${r.acc.read(0, `o0 * ${k1} + ia`)} + st0[o0 * ${sk} + c - ia * ${lit(sk)}];`,
+      `    if ((cv < pv || (cv == pv && c > pi)) && (bi < 0.0 || cv > bv || (cv == bv && c < bi))) { bv = cv; bi = c; }`,
+      `  }`,
+      `  pv = bv; pi = bi;`,
+      `  if (p == 0) { top = bv; }`,
+      `  z += Math.exp(bv - top);`,
+      `  if (p == o1) { sv = bv; si = bi; }`,
+      `}`,
+      `if (part > 1.5) { return si; }`,
+      `let sa = Math.floor(si / ${lit(sk)});`,
+      `if (part > 0.5) { return ${r.acc.read(1, `o0 * ${k1} + sa`)} * ${lit(n)} + st0[${half} + o0 * ${sk} + si - sa * ${lit(sk)}]; }`,
+      `return ${weight};`,
+    ].join('\n'),
+  };
+  return [subkeys, combine];
 }
 
 /** Up to this k, the sub-key top-k keeps its k best in scalar registers (one pass over n). */
@@ -398,6 +453,7 @@ export const FUSED_RENDERERS: Record<string, FusedRenderer> = {
   softmax: lanewiseStaged('softmax'),
   log_softmax: lanewiseStaged('log_softmax'),
   product_retrieve: productRetrieve,
+  product_extend: productExtend,
   expert_act: expertAct,
   expert_out: expertOut,
 };

@@ -78,6 +78,7 @@ export const TORCH_OPS: Record<string, TorchOp> = {
   dropout: ([a], n) => `F.dropout(${a}, ${n.attrs.p}, self.training)`,
   gumbel: ([a], n) => `_gumbel(${a}, ${n.attrs.scale}, self.training)`,
   product_retrieve: ([s1, s2], n) => `_product_retrieve(${s1}, ${s2}, ${n.attrs.k}, ${n.attrs.subk}, ${JSON.stringify(n.attrs.gate)})`,
+  product_extend: ([v, i, s3], n) => `_product_extend(${v}, ${i}, ${s3}, ${n.attrs.k}, ${n.attrs.subk}, ${JSON.stringify(n.attrs.gate)})`,
   expert_act: ([x, u, i, w], n) => `_expert_act(${x}, ${u}, ${i}, ${w}, ${JSON.stringify(n.attrs.act)})`,
   expert_out: ([h, v, i, r]) => `_expert_out(${h}, ${v}, ${i}${r ? `, ${r}` : ''})`,
   einsum_bn: ([a, b, g, beta, m, v], n, c) => `((torch.einsum(${JSON.stringify(n.attrs.spec)}, ${a}, ${b}).reshape(${c.dims(n.attrs.shape as Dim[])}) - ${m}) / torch.sqrt(${v} + ${n.attrs.eps}) * ${g} + ${beta})`,
@@ -130,6 +131,18 @@ def _product_retrieve(s1, s2, k, subk, gate):
     best, c = torch.topk(cand, k, dim=-1)
     ids = torch.gather(a, -1, torch.div(c, subk, rounding_mode="floor")) * n + torch.gather(b, -1, c % subk)
     return _gate(best, gate), ids
+
+
+def _product_extend(v, ids, s3, k, subk, gate):
+    """One more product-key factor (arity-3 keys): the subk best sub-keys of s3, the k1 * subk
+    candidate sums v[i] + s3[c], their top k, the gate, the expert ids ids[i] * n + c, and each
+    selection's candidate position."""
+    n = s3.shape[-1]
+    v3, c = torch.topk(s3, subk, dim=-1)
+    cand = (v.unsqueeze(-1) + v3.unsqueeze(-2)).flatten(-2)
+    best, pos = torch.topk(cand, k, dim=-1)
+    out = torch.gather(ids, -1, torch.div(pos, subk, rounding_mode="floor")) * n + torch.gather(c, -1, pos % subk)
+    return _gate(best, gate), out, pos
 
 
 _ACTIVATIONS = {
@@ -247,6 +260,8 @@ export function emitTorch(m: IRModule, source: string, version: string, opts: { 
       ? `Triton kernels for ${[...new Set(fused)].join(', ')}${use.gates.length ? ` (gate ${use.gates.join(', ')})` : ''}${use.acts.length ? ` (activation ${use.acts.join(', ')})` : ''}, with their backward; every other op is eager PyTorch`
       : 'no fused retrieval or expert op in this program: --kernels triton changes nothing, every op is eager PyTorch');
     for (const op of use.eager) notes.push(`'${op}' runs eager (torch.${op === 'gather' ? 'embedding' : 'topk'}): only the fused retrieval and expert ops have Triton kernels`);
+    if (fn.graph.nodes.some((n) => live.has(n.id) && n.op === 'product_extend'))
+      notes.push("'product_extend' (a further product-key factor: arity-3 keys) runs eager (torch.topk on its k1 x subk candidates): it has no Triton kernel yet");
   }
   const firstParam = m.params.find((p) => p.dtype === 'f32');
   const floatInput = inputs.find((n) => n.attrs.dtype === 'f32');

@@ -133,10 +133,19 @@ describe('retrieval fuses for any gate, any sub-key top-k and a final top-1', ()
       }
     });
 
-  it('arity-3 product keys: the first pair fuses, the third factor\'s candidates are reported', () => {
+  it('arity-3 product keys: the first pair is product_retrieve, the third factor product_extend, nothing left unfused (test/arity3.test.ts checks them)', () => {
     const fused = optimize(compileOk(smallExample('pk_arity3.peer')), { lowering: 'fused' });
-    expect([...fused.functions.values()][0]!.graph.nodes.filter((x) => x.op === 'product_retrieve')).toHaveLength(1);
-    expect(unfusedPatterns(fused).map((x) => x.message)).toEqual([expect.stringMatching(/its candidate sums combine product_retrieve and topk results, not two sub-key top-k selections/)]);
+    const ops = [...fused.functions.values()][0]!.graph.nodes.map((x) => x.op);
+    expect(ops.filter((op) => op === 'product_retrieve')).toHaveLength(1);
+    expect(ops.filter((op) => op === 'product_extend')).toHaveLength(1);
+    expect(ops).not.toContain('topk');
+    expect(unfusedPatterns(fused)).toEqual([]);
+  });
+
+  it('arity-3: the third factor does not fuse, and says why, when its selection has another use', () => {
+    const src = smallExample('pk_arity3.peer').replace('return experts_gelu(x, U, V, idx, softmax(s))', 'return experts_gelu(x, U, V, idx, softmax(s)) + sum(sum(v3))[..., None]');
+    const fused = optimize(compileOk(src), { lowering: 'fused' });
+    expect(unfusedPatterns(fused).map((x) => x.message)).toEqual([expect.stringMatching(/candidates are built: the new sub-key top-k has another user \(reduce_sum %\d+\); fusing would compute it twice \(the extension of a retrieval by one more sub-key factor, fuse-retrieval-extend\)/)]);
   });
 
   it('does not fire, and says why, when the candidates have another use', () => {

@@ -152,6 +152,22 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
     const w = gate === 'softmax' ? g.one('Softmax', [best!], { axis: { i: -1 } }) : unaryOps[gate]!(g, best!);
     return [w, ids];
   },
+  product_extend: ([v, ids, s3], n, c) => {
+    const { g } = c;
+    const k = n.attrs.k as number, subk = n.attrs.subk as number, gate = n.attrs.gate as string;
+    const rank = c.rank(n.inputs[2]!);
+    const [v3, cs] = g.op('TopK', [s3!, g.int64s([subk])], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } }, 2);
+    const sums = g.one('Add', [g.one('Unsqueeze', [v!, g.int64s([-1])]), g.one('Unsqueeze', [v3!, g.int64s([-2])])]);
+    const cand = g.one('Reshape', [sums, g.int64s([...Array<number>(rank - 1).fill(0), -1])]);
+    const [best, which] = g.op('TopK', [cand, g.int64s([k])], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } }, 2);
+    const subkT = g.scalarI64(subk);
+    const iv = g.one('GatherElements', [ids!, g.one('Div', [which!, subkT])], { axis: { i: -1 } });
+    const ic = g.one('GatherElements', [cs!, g.one('Mod', [which!, subkT], { fmod: { i: 0 } })], { axis: { i: -1 } });
+    const nSub = g.one('Squeeze', [g.one('Slice', [g.one('Shape', [s3!]), g.int64s([-1]), g.int64s([rank])]), g.int64s([0])]);
+    const out = g.one('Add', [g.one('Mul', [iv, nSub]), ic]);
+    const w = gate === 'softmax' ? g.one('Softmax', [best!], { axis: { i: -1 } }) : unaryOps[gate]!(g, best!);
+    return [w, out, which!];
+  },
   expert_act: ([x, u, i, w], n, c) => {
     const { g } = c;
     const rank = c.rank(n.inputs[2]!);

@@ -142,7 +142,7 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   };
   const routerWeights = (idx: ValueRef, before: number, shape: string): ValueRef | undefined => {
     const src = g.node(throughViews(idx).node);
-    if (src.op === 'product_retrieve' && throughViews(idx).result === 1) return src.attrs.gate !== 'none' ? ref(src.id, 0) : undefined;
+    if ((src.op === 'product_retrieve' || src.op === 'product_extend') && throughViews(idx).result === 1) return src.attrs.gate !== 'none' ? ref(src.id, 0) : undefined;
     const gate = [...forward].reverse().find((s) => s.id < before && shapeToString(s.types[0]!.shape) === shape &&
       (s.op === 'softmax' || (gateActivation(s.op) && g.node(s.inputs[0]!.node).op === 'topk' && s.inputs[0]!.result === 0)));
     return gate ? ref(gate.id) : undefined;

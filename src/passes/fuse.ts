@@ -121,6 +121,9 @@ function matchRetrieval(ctx: RewriteContext, top: Node, why?: string[]): { c: Ca
 /** Why the retrieval pattern ending at this final top-k did not fuse, or undefined if it is not one. */
 export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefined {
   if (top.op !== 'topk') return undefined;
+  const extension: string[] = [];
+  if (matchExtension(ctx, top, extension)) return undefined;
+  if (extension.length) return `${extension[0]} (the extension of a retrieval by one more sub-key factor, fuse-retrieval-extend)`;
   if (!matchCandidates(ctx, top.inputs[0]!)) {
     // Candidate sums of some other pair of score lists (a third product-key factor, say).
     const reshape = nodeOf(ctx, top.inputs[0]!);
@@ -162,6 +165,81 @@ export const fuseRetrieval: RewriteRule = {
       const id = emitRetrieval(g, ctx, m, node.span);
       // The local candidate indices (#1) only feed the take_along, which becomes product_retrieve#1.
       return [ref(id, 0), ref(id, 1)];
+    }
+    return undefined;
+  },
+};
+
+interface Extension {
+  /** Selected scores [.., k1] and their expert ids [.., k1] (a first retrieval's results). */
+  v: ValueRef;
+  ids: ValueRef;
+  /** The new factor's sub-key scores [.., n], its top-subk node, and the final top-k. */
+  s3: ValueRef;
+  top3: Node;
+  top: Node;
+  take: Node;
+  gate: Gate;
+}
+
+/**
+ * topk(reshape(expand(v, last) + expand(v3, second last)), k) with (v3, c) = topk(s3, subk), and
+ * take_along(reshape(expand(ids, last) * n + expand(c, second last)), its #1): one more
+ * product-key factor on selected scores v with expert ids `ids` (arity-3 keys: v, ids are the
+ * first pair's retrieval). `why` collects the reason when the pattern is recognised but cannot fuse.
+ */
+function matchExtension(ctx: RewriteContext, top: Node, why?: string[]): Extension | undefined {
+  if (top.op !== 'topk') return undefined;
+  const reshape = nodeOf(ctx, top.inputs[0]!);
+  const add = reshape.op === 'reshape' ? nodeOf(ctx, reshape.inputs[0]!) : undefined;
+  if (add?.op !== 'add') return undefined;
+  const v = expandOf(ctx, add.inputs[0]!, 1), v3 = expandOf(ctx, add.inputs[1]!, 2);
+  if (!v || !v3 || v3.result !== 0 || nodeOf(ctx, v3).op !== 'topk' || ctx.src.typeOf(v).dtype !== 'f32') return undefined;
+  const top3 = nodeOf(ctx, v3);
+  const s3 = top3.inputs[0]!;
+  const n = ctx.src.typeOf(s3).shape.at(-1)!.value;
+  const no = (reason: string) => (why?.push(reason), undefined);
+  const takes = ctx.users(top.id).filter((u) => u.op === 'take_along');
+  if (takes.length !== 1 || !same(takes[0]!.inputs[1]!, ref(top.id, 1))) return no('the selected candidates are not mapped to expert ids by exactly one take_along');
+  const er = nodeOf(ctx, takes[0]!.inputs[0]!);
+  const eadd = er.op === 'reshape' ? nodeOf(ctx, er.inputs[0]!) : undefined;
+  const mul = eadd?.op === 'add' ? nodeOf(ctx, eadd.inputs[0]!) : undefined;
+  const isN = (x: ValueRef) => nodeOf(ctx, x).op === 'const' && nodeOf(ctx, x).attrs.value === n;
+  const scaled = mul?.op !== 'mul' ? undefined : isN(mul.inputs[1]!) ? mul.inputs[0]! : isN(mul.inputs[0]!) ? mul.inputs[1]! : undefined;
+  const ids = scaled && expandOf(ctx, scaled, 1), c = eadd && expandOf(ctx, eadd.inputs[1]!, 2);
+  if (!ids || !c || !same(c, ref(top3.id, 1)) || ctx.src.typeOf(ids).shape.map(String).join() !== ctx.src.typeOf(v).shape.map(String).join())
+    return no('the expert ids are not ids * n + c of the selected candidates and the new sub-key selection');
+  const inside = [top.id, reshape.id, add.id, add.inputs[0]!.node, add.inputs[1]!.node, er.id, eadd!.id, mul!.id, scaled!.node, eadd!.inputs[1]!.node, takes[0]!.id];
+  const outside = (id: number) => ctx.users(id).filter((u) => !inside.includes(u.id));
+  for (const [what, id] of [['the new sub-key top-k', top3.id], ...inside.slice(1, -1).map((id) => [`the intermediate ${ctx.src.node(id).op} %${id}`, id] as const)] as const) {
+    const others = outside(id);
+    if (others.length) return no(`${what} has another user (${others.map((u) => `${u.op} %${u.id}`).join(', ')}); fusing would compute it twice`);
+  }
+  return { v, ids, s3, top3, top, take: takes[0]!, gate: gateOf(ctx, top).gate };
+}
+
+function emitExtension(g: Graph, ctx: RewriteContext, e: Extension, span: Node['span']): number {
+  return g.add('product_extend', [ctx.map(e.v), ctx.map(e.ids), ctx.map(e.s3)], { k: e.top.attrs.k as number, subk: e.top3.attrs.k as number, gate: e.gate }, span);
+}
+
+export const fuseRetrievalExtend: RewriteRule = {
+  name: 'fuse-retrieval-extend',
+  doc: 'one more product-key factor on selected scores and ids (arity-3 keys: after the first pair\'s product_retrieve): topk(s3, subk), the k1*subk candidate sums, their top-k and the ids * n + c -> product_extend, with the same gates as fuse-retrieval; the [.., k1, subk] candidates are never made',
+  apply(node, _inputs, g, _m, ctx) {
+    if (node.op === 'take_along') {
+      const e = matchExtension(ctx, nodeOf(ctx, node.inputs[1]!));
+      return e && same(node.inputs[1]!, ref(e.top.id, 1)) && e.take.id === node.id ? [ref(emitExtension(g, ctx, e, node.span), 1)] : undefined;
+    }
+    if (node.op === 'softmax' || gateActivation(node.op)) {
+      const e = node.inputs[0]!.result === 0 ? matchExtension(ctx, nodeOf(ctx, node.inputs[0]!)) : undefined;
+      return e && e.gate !== 'none' ? [ref(emitExtension(g, ctx, e, node.span), 0)] : undefined;
+    }
+    if (node.op === 'topk') {
+      const e = matchExtension(ctx, node);
+      if (!e || e.gate !== 'none') return undefined;
+      // The final top-k's local indices are the candidate positions, product_extend#2.
+      const id = emitExtension(g, ctx, e, node.span);
+      return [ref(id, 0), ref(id, 2)];
     }
     return undefined;
   },
@@ -340,4 +418,4 @@ export const fuseProjectionBatchnorm: RewriteRule = {
   },
 };
 
-export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseExpertActivation, fuseExpertDot, fuseExpertOutput, fuseResidual, fuseProjectionBatchnorm];
+export const FUSION_RULES: RewriteRule[] = [fuseRetrieval, fuseRetrievalExtend, fuseExpertActivation, fuseExpertDot, fuseExpertOutput, fuseResidual, fuseProjectionBatchnorm];

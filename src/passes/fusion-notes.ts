@@ -14,6 +14,7 @@ export interface FusionNote {
 
 const FUSED_OPS: Readonly<Record<string, string>> = {
   product_retrieve: 'product-key retrieval (fuse-retrieval)',
+  product_extend: 'a further product-key factor (fuse-retrieval-extend)',
   expert_act: 'expert activations (fuse-expert-activation)',
   expert_out: 'expert outputs (fuse-expert-output, fuse-residual)',
   einsum_bn: 'projection + BatchNorm (fuse-projection-batchnorm)',
@@ -23,7 +24,7 @@ const FUSED_OPS: Readonly<Record<string, string>> = {
 /** Indices that come out of a selection (retrieval), not from the model's inputs (an embedding lookup). */
 function selected(ctx: RewriteContext, id: number): boolean {
   const n = ctx.src.node(id);
-  if (n.op === 'product_retrieve' || n.op === 'topk' || n.op === 'take_along') return true;
+  if (n.op === 'product_retrieve' || n.op === 'product_extend' || n.op === 'topk' || n.op === 'take_along') return true;
   return (n.op === 'reshape' || n.op === 'slice' || n.op === 'expand_dims') && selected(ctx, n.inputs[0]!.node);
 }
 

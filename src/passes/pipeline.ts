@@ -2,7 +2,7 @@
 // The verifier runs after every pass in tests; `peerc ir --dump-after NAME` prints the IR.
 import type { IRModule } from '../ir/graph.js';
 import { FOLD_RULES } from './fold.js';
-import { FUSION_RULES, fuseExpertReads, fuseRetrieval } from './fuse.js';
+import { FUSION_RULES, fuseExpertReads, fuseRetrieval, fuseRetrievalExtend } from './fuse.js';
 import { fuseElementwise } from './fuse-elementwise.js';
 import { inlineModule } from './inline.js';
 import { rebuildModule } from './rebuild.js';
@@ -38,7 +38,7 @@ const dce = (name: string): Pass => ({ name, assumes: 'any verified module', gua
  * the differentiation (loss and gradients appended as IR), then TRAINING_BACKWARD.
  */
 export const TRAINING_FORWARD: readonly Pass[] = [
-  { name: 'fuse-retrieval', assumes: 'PIPELINE has run', guarantees: 'product-key retrieval is product_retrieve{gate}, whose gradient is declared on it: the [.., k, k] candidates are made in neither direction; the gate and the router weights (result 0) are on the op for the metrics', run: (m) => rebuildModule(m, [fuseRetrieval]) },
+  { name: 'fuse-retrieval', assumes: 'PIPELINE has run', guarantees: 'product-key retrieval is product_retrieve{gate} (and each further sub-key factor product_extend{gate}), whose gradient is declared on it: the [.., k, k] candidates are made in neither direction; the gate and the router weights (result 0) are on the op for the metrics', run: (m) => rebuildModule(m, [fuseRetrieval, fuseRetrievalExtend]) },
   dce('fuse-retrieval-dce'),
 ];
 export const TRAINING_BACKWARD: readonly Pass[] = [

@@ -80,6 +80,71 @@ export const product_retrieve = defineOp({
   },
 });
 
+/**
+ * One more product-key factor (arity-3 keys and beyond): given k1 selected scores v [..., k1]
+ * with their expert ids [..., k1] (a product_retrieve's, say) and a third sub-key score row
+ * s3 [..., n], the top-subk of s3, the k1*subk candidate sums v[i] + s3[c_j], their top-k, the
+ * gate, the expert ids ids[i] * n + c_j, and (result 2) each selection's candidate position
+ * i * subk + j. Ties go to the lower index at every step, as topk does: exactly the primitive
+ * ops it replaces (src/passes/fuse.ts fuseRetrievalExtend), without their [.., k1, subk] tensors.
+ */
+export const product_extend = defineOp({
+  name: 'product_extend',
+  inputs: ['v', 'ids', 's3'],
+  attrs: { k: 'int', subk: 'int', gate: 'string' },
+  infer([v, ids, s3], attrs) {
+    requireDtype(v!, 'f32', "'product_extend' scores");
+    requireDtype(ids!, 'index', "'product_extend' ids");
+    requireDtype(s3!, 'f32', "'product_extend' sub-key scores");
+    if (shapeToString(v!.shape) !== shapeToString(ids!.shape) || shapeToString(v!.shape.slice(0, -1)) !== shapeToString(s3!.shape.slice(0, -1)))
+      fail('PEER0303', null, { what: 'product_extend', expected: 'scores and ids [.., k1], sub-key scores [.., n]', found: `${shapeToString(v!.shape)}, ${shapeToString(ids!.shape)}, ${shapeToString(s3!.shape)}`, detail: '' });
+    const k = attrs.k as number, subk = attrs.subk as number;
+    const k1 = v!.shape[v!.shape.length - 1]!.value!;
+    if (!(k >= 1 && subk >= 1 && k <= k1 * subk)) fail('PEER0402', null, { k: String(k), n: `${k1 * subk} candidates` });
+    const n = s3!.shape[s3!.shape.length - 1]!;
+    const shape = [...v!.shape.slice(0, -1), Dim.of(k)];
+    const bound = ids!.bound?.mul(n);
+    return [{ dtype: 'f32', shape }, { dtype: 'index', shape, ...(bound ? { bound } : {}) }, { dtype: 'index', shape, bound: Dim.of(k1 * subk) }];
+  },
+  evaluate([v, ids, s3], attrs) {
+    const k = attrs.k as number, sk = attrs.subk as number;
+    const k1 = v!.shape[v!.shape.length - 1]!, n = s3!.shape[s3!.shape.length - 1]!;
+    const lanes = s3!.size / n;
+    const shape = [...s3!.shape.slice(0, -1), k];
+    const w = Tensor.zeros('f32', shape), out = Tensor.zeros('index', shape), which = Tensor.zeros('index', shape);
+    for (let l = 0; l < lanes; l++) {
+      const r = s3!.data.subarray(l * n, l * n + n);
+      const c = topkLane(r, sk);
+      const cand = new Float64Array(k1 * sk);
+      for (let i = 0; i < k1; i++) for (let j = 0; j < sk; j++) cand[i * sk + j] = v!.data[l * k1 + i]! + r[c[j]!]!;
+      const best = topkLane(cand, k);
+      const g = gateValues(best.map((p) => cand[p]!), attrs.gate as Gate);
+      best.forEach((p, j) => {
+        w.data[l * k + j] = g[j]!;
+        out.data[l * k + j] = ids!.data[l * k1 + Math.floor(p / sk)]! * n + c[p % sk]!;
+        which.data[l * k + j] = p;
+      });
+    }
+    return [w, out, which];
+  },
+  // Each selected score v[i] + s3[c] passes its gradient (through the gate) to v[i], i = which / subk,
+  // and to s3[c], c = id mod n.
+  grad(b, { inputs: [v, , s3], outputs: [w, ids, which], attrs }, [dw]) {
+    if (!dw) return [undefined, undefined, undefined];
+    const k1 = b.type(v!).shape.at(-1)!, n = b.type(s3!).shape.at(-1)!;
+    const gate = attrs.gate as Gate;
+    const axis = b.type(v!).shape.length - 1;
+    const pos = (b.ops('unravel', [which!], { n: [Dim.of(attrs.subk as number)] }) as [GradValue, GradValue])[0];
+    const col = (b.ops('unravel', [ids!], { n: [n] }) as [GradValue, GradValue])[1];
+    const act = gateActivation(gate);
+    const raw = () => b.op('add', [b.op('take_along', [v!, pos]), b.op('take_along', [s3!, col])]);
+    const dscore = gate === 'none' ? dw
+      : act ? b.op('mul', [dw, typeof act.derivative === 'function' ? act.derivative(b, raw(), w!) : b.op(`${act.name}_grad`, [raw()])])
+      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
+    return [b.op('scatter_along', [dscore, pos], { n: [k1] }), undefined, b.op('scatter_along', [dscore, col], { n: [n] })];
+  },
+});
+
 /** Activations the expert fusion applies per (token, slot); each is the unary op of that name. */
 export { EXPERT_ACTIVATIONS } from './unary.js';
 
