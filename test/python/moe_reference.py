@@ -1,0 +1,38 @@
+"""A top-2 mixture of SwiGLU experts written independently of peerc (test helper for
+test/moe.test.ts): the router's top 2, softmax over the two logits, each expert run on the
+tokens routed to it (a loop over experts with index_add, as Mixtral's reference code does), in
+float64. Prints the output, the experts, and the mean cross-entropy of the output (as logits)
+against the targets with its gradients, as JSON.
+
+usage: python3 moe_reference.py WEIGHTS.safetensors INPUTS.safetensors
+"""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+w = {k: v.to(torch.float64).requires_grad_(True) for k, v in load_file(sys.argv[1]).items()}
+inputs = load_file(sys.argv[2])
+x, targets = inputs["x"].to(torch.float64), inputs["targets"].to(torch.int64)
+
+logits = x @ w["Wr"]
+top, experts = torch.topk(logits, 2, dim=-1)
+gates = torch.softmax(top, dim=-1)
+y = torch.zeros_like(x)
+for e in range(w["W1"].shape[0]):
+    token, slot = torch.nonzero(experts == e, as_tuple=True)
+    if token.numel() == 0:
+        continue
+    xe = x[token]
+    h = F.silu(xe @ w["W1"][e].T) * (xe @ w["W3"][e].T)
+    y = y.index_add(0, token, gates[token, slot, None] * (h @ w["W2"][e]))
+loss = F.cross_entropy(y, targets)
+loss.backward()
+print(json.dumps({
+    "output": y.detach().flatten().tolist(),
+    "loss": loss.item(),
+    "experts": experts.flatten().tolist(),
+    "grads": {k: v.grad.flatten().tolist() for k, v in w.items()},
+}))
