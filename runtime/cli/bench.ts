@@ -132,6 +132,8 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       interpret(optimize(m), inputs, refWeights);
       referenceMs = performance.now() - t0;
     }
+    // peerc's peak, before ONNX Runtime's session (same process) adds its own arena to the figure.
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
     const fusedModule = optimize(m, { lowering: 'fused' });
     const ort: OrtBaseline | undefined = o.ort ? await ortBaseline(fusedModule, weights, inputs, o.runs, fusedOutput) : undefined;
     const flops = einsumFlops(fusedModule, o.tokens);
@@ -163,7 +165,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       expert_row_bytes: Object.fromEntries(rowBytes),
       expert_rows_gb_per_s: expertGbPerS,
       matmul_reference_gflops_per_s: matmulGflops,
-      peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+      peak_rss_mb: peakRssMb,
       fusion_notes: unfusedPatterns(fusedModule).map((n) => n.message),
       backend_notes: [...new Set(executors.flatMap((e) => e.notes()))],
     };
@@ -234,6 +236,6 @@ function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; ba
     lines.push(`  ${name} kernels (median ms):`);
     for (const k of m.kernels.slice(0, 12)) lines.push(`    ${k.label.padEnd(32)} ${k.medianMs.toFixed(2).padStart(9)}`);
   }
-  lines.push(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MB`);
+  lines.push(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MB (peerc's executors and the reference interpreter, before any ONNX Runtime session)`);
   return lines.join('\n') + '\n';
 }
