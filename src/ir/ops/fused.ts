@@ -7,7 +7,7 @@ import { Dim, shapeToString } from '../../shapes/dim.js';
 import { UNARY_FUNCTIONS } from './elementwise.js';
 import { runtimeIndexError, topkLane } from './indexing.js';
 import { requireDtype } from './shape-rules.js';
-import { defineOp, type GradValue } from './types.js';
+import { defineOp, type GradBuilder, type GradValue } from './types.js';
 import { einsum } from './einsum.js';
 import { gateActivation, type Gate } from './unary.js';
 
@@ -20,6 +20,18 @@ function gateValues(scores: number[], gate: Gate): number[] {
   const e = scores.map((s) => Math.exp(s - m));
   const z = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / z);
+}
+
+/**
+ * The gradient of the selected raw scores from that of the gated weights w: through a softmax over
+ * the selection's axis, or an activation's derivative at the raw scores (`raw` builds them, only
+ * where the derivative reads them).
+ */
+function gateGradient(b: GradBuilder, gate: Gate, dw: GradValue, w: GradValue, axis: number, raw: () => GradValue): GradValue {
+  if (gate === 'none') return dw;
+  const act = gateActivation(gate);
+  if (act) return b.op('mul', [dw, typeof act.derivative === 'function' ? act.derivative(b, raw(), w) : b.op(`${act.name}_grad`, [raw()])]);
+  return b.op('mul', [w, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w])], { axis }), axis, b.type(w).shape)])]);
 }
 
 /**
@@ -70,12 +82,8 @@ export const product_retrieve = defineOp({
     const gate = attrs.gate as Gate;
     const axis = shape.length - 1;
     const [rowOf, colOf] = b.ops('unravel', [idx!], { n: [n] }) as [GradValue, GradValue];
-    const act = gateActivation(gate);
-    // An activation's derivative at the selected raw scores s1[a] + s2[b] (built only where it reads them).
-    const raw = () => b.op('add', [b.op('take_along', [s1!, rowOf]), b.op('take_along', [s2!, colOf])]);
-    const dscore = gate === 'none' ? dw
-      : act ? b.op('mul', [dw, typeof act.derivative === 'function' ? act.derivative(b, raw(), w!) : b.op(`${act.name}_grad`, [raw()])])
-      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
+    // An activation's derivative reads the selected raw scores s1[a] + s2[b].
+    const dscore = gateGradient(b, gate, dw, w!, axis, () => b.op('add', [b.op('take_along', [s1!, rowOf]), b.op('take_along', [s2!, colOf])]));
     return [b.op('scatter_along', [dscore, rowOf], { n: [n] }), b.op('scatter_along', [dscore, colOf], { n: [n] })];
   },
 });
@@ -136,11 +144,7 @@ export const product_extend = defineOp({
     const axis = b.type(v!).shape.length - 1;
     const pos = (b.ops('unravel', [which!], { n: [Dim.of(attrs.subk as number)] }) as [GradValue, GradValue])[0];
     const col = (b.ops('unravel', [ids!], { n: [n] }) as [GradValue, GradValue])[1];
-    const act = gateActivation(gate);
-    const raw = () => b.op('add', [b.op('take_along', [v!, pos]), b.op('take_along', [s3!, col])]);
-    const dscore = gate === 'none' ? dw
-      : act ? b.op('mul', [dw, typeof act.derivative === 'function' ? act.derivative(b, raw(), w!) : b.op(`${act.name}_grad`, [raw()])])
-      : b.op('mul', [w!, b.op('sub', [dw, b.expandAlong(b.op('reduce_sum', [b.op('mul', [dw, w!])], { axis }), axis, b.type(w!).shape)])]);
+    const dscore = gateGradient(b, gate, dw, w!, axis, () => b.op('add', [b.op('take_along', [v!, pos]), b.op('take_along', [s3!, col])]));
     return [b.op('scatter_along', [dscore, pos], { n: [k1] }), undefined, b.op('scatter_along', [dscore, col], { n: [n] })];
   },
 });
