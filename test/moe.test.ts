@@ -1,5 +1,5 @@
-// A top-2 mixture of matrix experts (examples/moe_top2.peer: Mixtral's SwiGLU feed-forward layer)
-// as peerc runs it: fused to expert_act / expert_out on the [E, m, d] tables (no [T, 2, m, d]
+// A top-2 mixture of matrix experts (examples/moe_top2.peer: Mixtral's SwiGLU feed-forward layer,
+// trained with Switch's load-balancing loss through aux_loss) as peerc runs it: fused to expert_act / expert_out on the [E, m, d] tables (no [T, 2, m, d]
 // gathered matrices), equal in float64 to a PyTorch implementation written independently of
 // peerc (a loop over experts, test/python/moe_reference.py), and trained on every backend with
 // the interpreter's gradients (expert tables dense or @sparse, whose gradient rows come as factors
@@ -51,7 +51,7 @@ describe('top-2 mixture of matrix experts', () => {
     expect(printModule(prog.module)).not.toMatch(/= gather\(/);
   });
 
-  it.skipIf(!torch)('equals an independent PyTorch implementation in float64: output, experts, loss and every gradient', () => {
+  it.skipIf(!torch)('equals an independent PyTorch implementation in float64: output, experts, loss (load balancing included) and every gradient', () => {
     const m = compileOk(small(false));
     const w = float64Weights(m, 4);
     const { x, targets } = batchOf(8);

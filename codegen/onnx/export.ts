@@ -133,6 +133,8 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
   },
   dim_size: (_x, n, c) => [c.g.one('Squeeze', [c.g.one('Cast', [c.dim((n.attrs.n as Dim[])[0]!)], { to: { i: DTYPE.float } }), c.g.int64s([0])])],
   dropout: ([a], _n, { g }) => [g.one('Identity', [a!])],
+  // An evaluation-mode graph: the auxiliary loss is training's only.
+  aux_loss: ([a], _n, { g }) => [g.one('Identity', [a!])],
   gumbel: ([a], _n, { g }) => [g.one('Identity', [a!])],
   product_retrieve: ([s1, s2], n, c) => {
     const { g } = c;

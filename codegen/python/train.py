@@ -508,12 +508,14 @@ def save_checkpoint(path, model, opt, step, s, world):
     os.replace(tmp, path)
 
 
-def loss_of(out, targets):
+def loss_of(model, out, targets):
+    """peerc's objective: the task's loss plus the program's aux_loss terms (model.aux_loss)."""
+    aux = getattr(model, "aux_loss", 0.0)
     if LOSS == "scalar":
-        return out, None
+        return out + aux, None
     logits = out.reshape(-1, out.shape[-1])
     t = targets.reshape(-1)
-    return F.cross_entropy(logits, t), (logits.argmax(-1) == t).sum()
+    return F.cross_entropy(logits, t) + aux, (logits.argmax(-1) == t).sum()
 
 
 def main():
@@ -606,7 +608,7 @@ def main():
         with torch.no_grad():
             for i in range(s["evalBatches"]):
                 x, y = data.batch("validation", i)
-                loss, hits = loss_of(model(**{INPUT: shard(x)}), shard(y))
+                loss, hits = loss_of(model, model(**{INPUT: shard(x)}), shard(y))
                 tot += float(loss)
                 if hits is not None:
                     correct += int(hits)
@@ -631,7 +633,7 @@ def main():
     for step in range(start, s["steps"]):
         t0 = time.perf_counter()
         x, y = data.batch("train", step)
-        loss, _ = loss_of(model(**{INPUT: shard(x)}), shard(y))
+        loss, _ = loss_of(model, model(**{INPUT: shard(x)}), shard(y))
         loss.backward()
         for name in owned:  # row shards hold the sum over ranks; FSDP averages the rest
             g = getattr(model, name).grad

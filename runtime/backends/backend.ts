@@ -31,6 +31,20 @@ export function outerRows(f: FactoredRows, rowSize: number): Float32Array {
   return out;
 }
 
+/**
+ * Adds factored rows into a dense gradient `full` at `ids` (each id owns rows.length / ids.length
+ * consecutive rows of `rowSize`), without building them: the same float32 products, added in the
+ * same order as outerRows and a loop over its rows would.
+ */
+export function addOuterRows(full: Float32Array, ids: ArrayLike<number>, f: FactoredRows, rowSize: number): void {
+  const slots = f.coef.length, perToken = slots / (f.vec.length / rowSize), perId = slots / ids.length;
+  for (let q = 0; q < slots; q++) {
+    const c = f.coef[q]!, t = Math.floor(q / perToken) * rowSize;
+    const i = Math.floor(q / perId), dst = (ids[i]! * perId + (q - i * perId)) * rowSize;
+    for (let j = 0; j < rowSize; j++) full[dst + j] = full[dst + j]! + Math.fround(c * f.vec[t + j]!);
+  }
+}
+
 /** Lazy Adam's settings for one step (float64, as the host loop uses them). */
 export interface AdamRowsStep {
   scale: number;
@@ -145,7 +159,7 @@ export interface Backend {
 }
 
 /** Ops that are views of their input's buffer: no kernel, no copy. */
-export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims']);
+export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims', 'aux_loss']);
 
 /** Follows views back to the value (or parameter) that holds a value's data. */
 export function dataSource(fn: IRFunction, r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string } {

@@ -5,7 +5,7 @@ import { compileTraining, type TrainingProgram } from '../../src/autodiff/differ
 import { factorRowGradients } from '../../src/autodiff/factor-rows.js';
 import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
-import { outerRows } from '../backends/backend.js';
+import { addOuterRows, outerRows } from '../backends/backend.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
 import { gradientNorm, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
@@ -13,7 +13,10 @@ import type { Batch } from './data.js';
 import { isShared, toShared, type WorkerPool } from '../pool.js';
 
 export interface StepResult extends StepReport {
+  /** The objective: the task's loss plus the aux_loss terms, where the program has any. */
   loss: number;
+  /** The weighted sum of the aux_loss terms, where the program has any. */
+  aux?: number;
   tokens: number;
   ms: number;
   /** Milliseconds per kernel label in this step. */
@@ -109,7 +112,7 @@ export class Trainer {
   }
 
   /** Loss and gradients of one batch, without updating anything (the arrays are valid until the next call). */
-  async gradients(batch: Batch): Promise<{ loss: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
+  async gradients(batch: Batch): Promise<{ loss: number; aux?: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
     const L = this.train.layout;
     let result;
     // Noise is a function of (seed, step): a resumed run draws what an uninterrupted one would.
@@ -138,6 +141,14 @@ export class Trainer {
         timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
         continue;
       }
+      if (!info.sparse && one) {
+        // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient.
+        const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+        addOuterRows(full, ids, one, factoredSize);
+        dense.set(name, full);
+        timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
+        continue;
+      }
       const rows = concat(parts.map((s) => { const f = factorsOf(s); return f ? outerRows(f, factoredSize) : outputs[s.rows]!.data; }));
       const rowSize = rows.length / ids.length;
       if (info.sparse) {
@@ -155,12 +166,13 @@ export class Trainer {
       timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
     }
     const buffers = new Map(L.buffers.map((b) => [b.name, outputs[b.output]!.data]));
-    return { loss, grads: { dense, sparse }, buffers, timings };
+    const aux = L.aux === undefined ? undefined : outputs[L.aux]!.data[0]!;
+    return { loss, aux, grads: { dense, sparse }, buffers, timings };
   }
 
   async step(batch: Batch): Promise<StepResult> {
     const t0 = performance.now();
-    const { loss, grads, buffers, timings } = await this.gradients(batch);
+    const { loss, aux, grads, buffers, timings } = await this.gradients(batch);
     if (!Number.isFinite(loss)) throw new Diverged('the loss');
     const tNorm = performance.now();
     const norm = gradientNorm(grads);
@@ -171,7 +183,7 @@ export class Trainer {
     const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
     timings.set('optimizer', performance.now() - t1);
     if (!report.finite) throw new Diverged('the weights');
-    return { ...report, loss, tokens: batch.tokens, ms: performance.now() - t0, timings };
+    return { ...report, loss, ...(aux === undefined ? {} : { aux }), tokens: batch.tokens, ms: performance.now() - t0, timings };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<EvalResult> {

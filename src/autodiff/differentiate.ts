@@ -33,6 +33,11 @@ export interface TrainLayout {
   /** New running statistics of buffers (BatchNorm), training mode only. */
   buffers: { name: string; output: number }[];
   /**
+   * The weighted sum of the program's aux_loss terms (a scalar output), where it has any: `loss`
+   * (the objective the gradients are of) includes it; `loss` minus it is the task's own loss.
+   */
+  aux?: number;
+  /**
    * Expert choices per sparse table: flat ids [M] into its `rows` rows and router weights [M]
    * (or none: counts); a stacked table [L, N, ...] read as L*N rows has `slices` = L.
    */
@@ -93,9 +98,14 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
     loss = b.op('neg', [b.op('reduce_mean', [b.op('reshape', [picked], { shape: [count] })], { axis: 0 })]);
   } else fail('PEER0701', null, { found: `an index tensor ${shapeToString(outType.shape)}` });
 
+  // aux_loss(x, l, w) anywhere in the model: the objective is the task's loss plus every w * l.
+  const auxTerms = g.nodes.filter((n) => n.op === 'aux_loss').map((n) => b.op('mul', [b.scalar(n.attrs.weight as number), n.inputs[1]!]));
+  const aux = auxTerms.length ? auxTerms.reduce((acc, t) => b.op('add', [acc, t])) : undefined;
+  if (aux) loss = b.op('add', [loss, aux]);
   const outputs: ValueRef[] = [loss, modelOut];
   const layout: TrainLayout = { loss: 0, logits: 1, dense: [], sparse: [], buffers: [], router: [] };
   const output = (v: ValueRef) => outputs.push(v) - 1;
+  if (aux) layout.aux = output(aux);
   const params = new Map(m.params.map((p) => [p.name, p]));
   const forward = [...g.nodes];
 

@@ -188,6 +188,15 @@ export const BUILTINS: Record<string, Builtin> = {
       return l.op('dropout', [a.tensor(0)], { p, salt: l.salt() }, a.span);
     },
   },
+  aux_loss: {
+    params: ['x', 'loss', 'weight'], defaults: { weight: num(1) },
+    doc: 'aux_loss(x, loss, weight=1): x itself; in training, weight * loss (a scalar) is added to the objective (a load-balancing loss, say). Evaluation and inference ignore it',
+    lower(a, l) {
+      const weight = a.num(2);
+      if (!(weight >= 0 && Number.isFinite(weight))) fail('PEER0407', a.spans[2]!, { detail: `aux_loss weight must be a finite number >= 0, not ${weight}` });
+      return l.op('aux_loss', [a.tensor(0), a.tensor(1)], { weight }, a.span);
+    },
+  },
   gumbel: {
     params: ['x', 'scale'], defaults: { scale: num(1) },
     doc: 'gumbel(x, scale=1): while training, adds scale * Gumbel(0, 1) noise (exploration on router scores); the identity in evaluation. Seeded like dropout',

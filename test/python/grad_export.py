@@ -2,7 +2,7 @@
 
 usage: python3 grad_export.py MODULE.py WEIGHTS.safetensors INPUTS.safetensors TARGETS_NAME OUT.safetensors
 The loss is peerc's: the model's scalar output, or the mean cross-entropy of its logits against
-the targets input. Writes loss, grad.NAME for every parameter, buffer.NAME after the step.
+the targets input, plus the program's aux_loss terms. Writes loss, grad.NAME for every parameter, buffer.NAME after the step.
 """
 import importlib.util
 import sys
@@ -22,6 +22,7 @@ if out.dim() == 0:
     loss = out
 else:
     loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), inputs[targets_name].long().reshape(-1))
+loss = loss + getattr(model, "aux_loss", 0.0)  # the program's aux_loss terms
 loss.backward()
 result = {"loss": loss.detach().reshape(1)}
 for name, p in model.named_parameters():

@@ -2,7 +2,7 @@
 test/moe.test.ts): the router's top 2, softmax over the two logits, each expert run on the
 tokens routed to it (a loop over experts with index_add, as Mixtral's reference code does), in
 float64. Prints the output, the experts, and the mean cross-entropy of the output (as logits)
-against the targets with its gradients, as JSON.
+against the targets plus 0.01 times Switch's load-balancing loss, with its gradients, as JSON.
 
 usage: python3 moe_reference.py WEIGHTS.safetensors INPUTS.safetensors
 """
@@ -28,7 +28,11 @@ for e in range(w["W1"].shape[0]):
     xe = x[token]
     h = F.silu(xe @ w["W1"][e].T) * (xe @ w["W3"][e].T)
     y = y.index_add(0, token, gates[token, slot, None] * (h @ w["W2"][e]))
-loss = F.cross_entropy(y, targets)
+# Switch's load-balancing loss, weight 0.01: E * sum_e (fraction of slots routed to e) * (mean router probability of e).
+num_experts = w["W1"].shape[0]
+fraction = F.one_hot(experts, num_experts).to(torch.float64).mean(dim=(0, 1))
+balance = num_experts * (fraction * torch.softmax(logits, dim=-1).mean(dim=0)).sum()
+loss = F.cross_entropy(y, targets) + 0.01 * balance
 loss.backward()
 print(json.dumps({
     "output": y.detach().flatten().tolist(),

@@ -8,6 +8,7 @@ import * as reductions from './reductions.js';
 import * as scatter from './scatter.js';
 import * as select from './select.js';
 import * as noise from './noise.js';
+import { aux_loss } from './aux-loss.js';
 import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js';
 import type { OpDef } from './types.js';
 
@@ -23,6 +24,7 @@ const all: OpDef[] = [
   ...opsIn(select),
   ...opsIn(noise),
   elementwise_fused,
+  aux_loss,
 ];
 
 function isOp(x: unknown): x is OpDef {

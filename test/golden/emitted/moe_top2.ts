@@ -77,7 +77,7 @@ const IR: ModuleJSON = {
       "symbols": ["T"],
       "inputs": [0],
       "outputs": [
-        { "node": 17, "result": 0 }
+        { "node": 29, "result": 0 }
       ],
       "nodes": [
         {
@@ -571,6 +571,233 @@ const IR: ModuleJSON = {
               ]
             }
           ]
+        },
+        {
+          "op": "softmax",
+          "inputs": [
+            { "node": 2, "result": 0 }
+          ],
+          "attrs": { "axis": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reduce_mean",
+          "inputs": [
+            { "node": 18, "result": 0 }
+          ],
+          "attrs": { "axis": 0 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "expand_dims",
+          "inputs": [
+            { "node": 3, "result": 1 }
+          ],
+          "attrs": { "axis": 2 },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 1]
+                ]
+              ],
+              "bound": [
+                ["", 16]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "iota",
+          "inputs": [],
+          "attrs": {
+            "n": {
+              "dims": [
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          },
+          "types": [
+            {
+              "dtype": "index",
+              "shape": [
+                [
+                  ["", 16]
+                ]
+              ],
+              "bound": [
+                ["", 16]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "equal",
+          "inputs": [
+            { "node": 20, "result": 0 },
+            { "node": 21, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 2]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reduce_mean",
+          "inputs": [
+            { "node": 22, "result": 0 }
+          ],
+          "attrs": { "axis": 1 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reduce_mean",
+          "inputs": [
+            { "node": 23, "result": 0 }
+          ],
+          "attrs": { "axis": 0 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "mul",
+          "inputs": [
+            { "node": 24, "result": 0 },
+            { "node": 19, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["", 16]
+                ]
+              ]
+            }
+          ]
+        },
+        {
+          "op": "reduce_sum",
+          "inputs": [
+            { "node": 25, "result": 0 }
+          ],
+          "attrs": { "axis": 0 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": []
+            }
+          ]
+        },
+        {
+          "op": "const",
+          "inputs": [],
+          "attrs": { "value": 16, "dtype": "f32" },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": []
+            }
+          ]
+        },
+        {
+          "op": "mul",
+          "inputs": [
+            { "node": 27, "result": 0 },
+            { "node": 26, "result": 0 }
+          ],
+          "attrs": {},
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": []
+            }
+          ]
+        },
+        {
+          "op": "aux_loss",
+          "inputs": [
+            { "node": 17, "result": 0 },
+            { "node": 28, "result": 0 }
+          ],
+          "attrs": { "weight": 0.01 },
+          "types": [
+            {
+              "dtype": "f32",
+              "shape": [
+                [
+                  ["T", 1]
+                ],
+                [
+                  ["", 64]
+                ]
+              ]
+            }
+          ]
         }
       ]
     }
@@ -578,7 +805,7 @@ const IR: ModuleJSON = {
 };
 const LOWERING: Lowering = "fused";
 /** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
-const PROGRAM = { file: "examples/moe_top2.peer", text: "# A top-2 mixture of experts with matrix experts: Mixtral's feed-forward layer (Switch is k = 1).\n# A linear router over E experts picks 2 per token and weighs them by a softmax over the two\n# logits; each expert is a SwiGLU of hidden width m. The expert fusions read each selected\n# expert's [m, d] matrices in place (expert_act, expert_out on [E, m, d] tables): no\n# [T, 2, m, d] tensor of gathered matrices is built in the forward, nor in training on\n# wasm-simd (the gradient rows come as their two factors). Capacity limits and the\n# load-balancing loss are not written here yet (issue #25).\nconst d = 64\nconst m = 256   # hidden width of each expert\nconst E = 16    # experts\n\nparam Wr: [d, E] = normal(0, 1/sqrt(d))\nparam W1: [E, m, d] = normal(0, 1/sqrt(d))  # gate projection, one [m, d] matrix per expert\nparam W3: [E, m, d] = normal(0, 1/sqrt(d))  # up projection\nparam W2: [E, m, d] = normal(0, 1/sqrt(m))  # down projection, stored as rows of the output width\n\nmodel moe_top2(x: [T, d]) -> [T, d] {\n  (g, e) = topk(matmul(x, Wr), 2)  # the 2 experts per token\n  w = softmax(g)\n  h = w[..., None] * silu(einsum(\"tkmd,td->tkm\", gather(W1, e), x)) * einsum(\"tkmd,td->tkm\", gather(W3, e), x)\n  return einsum(\"tkm,tkmd->td\", h, gather(W2, e))\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
+const PROGRAM = { file: "examples/moe_top2.peer", text: "# A top-2 mixture of experts with matrix experts: Mixtral's feed-forward layer (Switch is k = 1).\n# A linear router over E experts picks 2 per token and weighs them by a softmax over the two\n# logits; each expert is a SwiGLU of hidden width m. The expert fusions read each selected\n# expert's [m, d] matrices in place (expert_act, expert_out on [E, m, d] tables): no\n# [T, 2, m, d] tensor of gathered matrices is built in the forward, nor in training on\n# wasm-simd (the gradient rows come as their two factors). Training adds the load-balancing\n# loss (the prelude's load_balance_loss, weight 0.01 as in Switch). No capacity limit: Mixtral\n# has none.\nconst d = 64\nconst m = 256  # hidden width of each expert\nconst E = 16   # experts\n\nparam Wr: [d, E] = normal(0, 1/sqrt(d))\nparam W1: [E, m, d] = normal(0, 1/sqrt(d))  # gate projection, one [m, d] matrix per expert\nparam W3: [E, m, d] = normal(0, 1/sqrt(d))  # up projection\nparam W2: [E, m, d] = normal(0, 1/sqrt(m))  # down projection, stored as rows of the output width\n\nmodel moe_top2(x: [T, d]) -> [T, d] {\n  logits = matmul(x, Wr)\n  (g, e) = topk(logits, 2)  # the 2 experts per token\n  w = softmax(g)\n  h = w[..., None] * silu(einsum(\"tkmd,td->tkm\", gather(W1, e), x)) * einsum(\"tkmd,td->tkm\", gather(W3, e), x)\n  return aux_loss(einsum(\"tkm,tkmd->td\", h, gather(W2, e)), load_balance_loss(logits, e), 0.01)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** moe_top2: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class MoeTop2 {
