@@ -145,16 +145,31 @@ describe('retrieval fuses for any gate, any sub-key top-k and a final top-1', ()
   it('arity-3: the third factor does not fuse, and says why, when its selection has another use', () => {
     const src = smallExample('pk_arity3.peer').replace('return experts_gelu(x, U, V, idx, softmax(s))', 'return experts_gelu(x, U, V, idx, softmax(s)) + sum(sum(v3))[..., None]');
     const fused = optimize(compileOk(src), { lowering: 'fused' });
-    expect(unfusedPatterns(fused).map((x) => x.message)).toEqual([expect.stringMatching(/candidates are built: the new sub-key top-k has another user \(reduce_sum %\d+\); fusing would compute it twice \(the extension of a retrieval by one more sub-key factor, fuse-retrieval-extend\)/)]);
+    expect(unfusedPatterns(fused).map((x) => x.message)).toEqual([expect.stringMatching(/candidates are built: the new sub-key top-k has another user \(reduce_sum %\d+\); fusing would compute it twice \(one more sub-key factor on selected scores, fuse-retrieval-extend\)/)]);
+  });
+
+  it('when the first sub-key selection has another use, keeps that top-k and fuses the rest as product_extend (no candidates built)', () => {
+    const src = variant(12, 4, 4, 'softmax(s)').replace('return softmax(s),', 'return softmax(s) + sum(v1, 2)[..., None],');
+    const m = compileOk(src);
+    const fused = optimize(m, { lowering: 'fused' });
+    const ops = [...fused.functions.values()][0]!.graph.nodes.map((x) => x.op);
+    expect(ops).not.toContain('product_retrieve');
+    expect(ops.filter((op) => op === 'product_extend')).toHaveLength(1);
+    expect(ops.filter((op) => op === 'topk')).toHaveLength(1);
+    expect(unfusedPatterns(fused)).toEqual([]);
+    const x = sampleInputs(m);
+    const w = seededWeights(m, 1);
+    const [a, b] = [interpret(m, x, w).outputs, interpret(fused, x, w).outputs];
+    a.forEach((t, i) => t.data.forEach((v, j) => expect(Math.abs(v - b[i]!.data[j]!)).toBeLessThan(1e-12)));
   });
 
   it('does not fire, and says why, when the candidates have another use', () => {
-    const src = variant(12, 4, 4, 'softmax(s)').replace('return softmax(s),', 'return softmax(s) + sum(v1, 2)[..., None],');
+    const src = variant(12, 4, 4, 'softmax(s)').replace('return softmax(s),', 'return softmax(s) + sum(v1[..., None] + v2[..., None, :], 3),');
     const fused = optimize(compileOk(src), { lowering: 'fused' });
     expect([...fused.functions.values()][0]!.graph.nodes.map((x) => x.op)).not.toContain('product_retrieve');
     const notes = unfusedPatterns(fused);
     expect(notes).toHaveLength(1);
-    expect(notes[0]!.message).toMatch(/product-key retrieval is not fused, so its \[\.\., k, k\] candidates are built: the first sub-key top-k has another user \(reduce_sum %\d+\); fusing would compute it twice/);
+    expect(notes[0]!.message).toMatch(/product-key retrieval is not fused, so its \[\.\., k, k\] candidates are built: .*has another user/);
     expect(notes[0]!.span?.line).toBe(11);
   });
 });

@@ -121,10 +121,12 @@ function matchRetrieval(ctx: RewriteContext, top: Node, why?: string[]): { c: Ca
 /** Why the retrieval pattern ending at this final top-k did not fuse, or undefined if it is not one. */
 export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefined {
   if (top.op !== 'topk') return undefined;
+  // The extension rule fuses any pair whose second side is a sub-key top-k (a first pair that
+  // fuse-retrieval leaves, a third factor): then nothing is left unfused.
   const extension: string[] = [];
   if (matchExtension(ctx, top, extension)) return undefined;
-  if (extension.length) return `${extension[0]} (the extension of a retrieval by one more sub-key factor, fuse-retrieval-extend)`;
   if (!matchCandidates(ctx, top.inputs[0]!)) {
+    if (extension.length) return `${extension[0]} (one more sub-key factor on selected scores, fuse-retrieval-extend)`;
     // Candidate sums of some other pair of score lists (a third product-key factor, say).
     const reshape = nodeOf(ctx, top.inputs[0]!);
     const add = reshape.op === 'reshape' ? nodeOf(ctx, reshape.inputs[0]!) : undefined;
@@ -138,7 +140,10 @@ export function retrievalMiss(ctx: RewriteContext, top: Node): string | undefine
     return `its candidate sums combine ${ops.join(' and ')} results, not two sub-key top-k selections of one k (product_retrieve fuses two factors; a third factor's candidates are built, k*k per lane)`;
   }
   const why: string[] = [];
-  return matchRetrieval(ctx, top, why) ? undefined : why[0];
+  if (matchRetrieval(ctx, top, why)) return undefined;
+  // Ids that are not a * n + b of two sub-key selections: a further factor on a retrieval's ids (arity 3), whose reason is the extension's.
+  const extended = extension.length > 0 && why[0]?.startsWith('the expert ids are not the product index');
+  return extended ? `${extension[0]} (one more sub-key factor on selected scores, fuse-retrieval-extend)` : why[0];
 }
 
 function emitRetrieval(g: Graph, ctx: RewriteContext, m: { c: Candidates; k: number; gate: Gate }, span: Node['span']): number {
