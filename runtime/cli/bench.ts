@@ -236,6 +236,6 @@ function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; ba
     lines.push(`  ${name} kernels (median ms):`);
     for (const k of m.kernels.slice(0, 12)) lines.push(`    ${k.label.padEnd(32)} ${k.medianMs.toFixed(2).padStart(9)}`);
   }
-  lines.push(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MB (peerc's executors and the reference interpreter, before any ONNX Runtime session)`);
+  lines.push(`  peak RSS ${r.peak_rss_mb.toFixed(0)} MB (peerc's executors and the reference interpreter; taken before any baseline runs)`);
   return lines.join('\n') + '\n';
 }

@@ -199,7 +199,7 @@ function matchExtension(ctx: RewriteContext, top: Node, why?: string[]): Extensi
   const add = reshape.op === 'reshape' ? nodeOf(ctx, reshape.inputs[0]!) : undefined;
   if (add?.op !== 'add') return undefined;
   const v = expandOf(ctx, add.inputs[0]!, 1), v3 = expandOf(ctx, add.inputs[1]!, 2);
-  if (!v || !v3 || v3.result !== 0 || nodeOf(ctx, v3).op !== 'topk' || ctx.src.typeOf(v).dtype !== 'f32') return undefined;
+  if (!v || !v3 || v3.result !== 0 || nodeOf(ctx, v3).op !== 'topk' || ctx.src.typeOf(v).dtype !== 'f32' || ctx.src.typeOf(v).shape.at(-1)?.value === undefined) return undefined;
   const top3 = nodeOf(ctx, v3);
   const s3 = top3.inputs[0]!;
   const n = ctx.src.typeOf(s3).shape.at(-1)!.value;
