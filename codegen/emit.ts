@@ -39,7 +39,7 @@ export function emitModule(m: IRModule, o: EmitOptions): { fileName: string; cla
   const file = project.createSourceFile(`${fn.name}.ts`, '', { overwrite: true });
   file.addImportDeclaration({
     moduleSpecifier: o.runtimeImport,
-    namedImports: ['CompiledModel', 'CompiledTrainer', 'safetensorsWeights', 'seededWeights', { name: 'TrainOptions', isTypeOnly: true }, { name: 'TrainStep', isTypeOnly: true }, { name: 'Lowering', isTypeOnly: true }, { name: 'ModelOptions', isTypeOnly: true }, { name: 'ModuleJSON', isTypeOnly: true }, { name: 'TensorIn', isTypeOnly: true }, { name: 'TensorOut', isTypeOnly: true }, { name: 'BackendName', isTypeOnly: true }],
+    namedImports: ['CompiledModel', 'CompiledTrainer', 'safetensorsWeights', 'seededWeights', { name: 'TrainOptions', isTypeOnly: true }, { name: 'TrainStep', isTypeOnly: true }, { name: 'EvalFigures', isTypeOnly: true }, { name: 'Lowering', isTypeOnly: true }, { name: 'ModelOptions', isTypeOnly: true }, { name: 'ModuleJSON', isTypeOnly: true }, { name: 'TensorIn', isTypeOnly: true }, { name: 'TensorOut', isTypeOnly: true }, { name: 'BackendName', isTypeOnly: true }],
   });
 
   file.addVariableStatement({
@@ -170,7 +170,7 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
         statements: `return this.trainer.step({ ${inputNames.map((n) => `${JSON.stringify(n)}: inputs[${JSON.stringify(n)}]`).join(', ')} }, targets);`,
       },
       {
-        name: 'evaluate', isAsync: true, returnType: 'Promise<{ loss: number; accuracy: number }>',
+        name: 'evaluate', isAsync: true, returnType: 'Promise<EvalFigures>',
         parameters: [{ name: 'inputs', type: `${className}Inputs` }, { name: 'targets', type: targetsType, hasQuestionToken: !logits }],
         statements: `return this.trainer.evaluate({ ${inputNames.map((n) => `${JSON.stringify(n)}: inputs[${JSON.stringify(n)}]`).join(', ')} }, targets);`,
       },

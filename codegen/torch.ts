@@ -78,6 +78,7 @@ export const TORCH_OPS: Record<string, TorchOp> = {
   dropout: ([a], n) => `F.dropout(${a}, ${n.attrs.p}, self.training)`,
   gumbel: ([a], n) => `_gumbel(${a}, ${n.attrs.scale}, self.training)`,
   aux_loss: ([x, l], n) => `_aux_loss(self, ${x}, ${l}, ${n.attrs.weight})`,
+  metric: ([x, v], n) => `_metric(self, ${x}, ${v}, ${JSON.stringify(n.attrs.name)})`,
   product_retrieve: ([s1, s2], n) => `_product_retrieve(${s1}, ${s2}, ${n.attrs.k}, ${n.attrs.subk}, ${JSON.stringify(n.attrs.gate)})`,
   product_extend: ([v, i, s3], n) => `_product_extend(${v}, ${i}, ${s3}, ${n.attrs.k}, ${n.attrs.subk}, ${JSON.stringify(n.attrs.gate)})`,
   expert_act: ([x, u, i, w], n) => `_expert_act(${x}, ${u}, ${i}, ${w}, ${JSON.stringify(n.attrs.act)})`,
@@ -125,6 +126,12 @@ def _gate(scores, gate):
 def _aux_loss(module, x, loss, weight):
     """x itself; weight * loss joins module.aux_loss, which peerc's training objective adds."""
     module.aux_loss = module.aux_loss + weight * loss
+    return x
+
+
+def _metric(module, x, value, name):
+    """x itself; value joins module.metrics[name] (a list: calls that share a name are averaged)."""
+    module.metrics.setdefault(name, []).append(value.detach())
     return x
 
 
@@ -257,6 +264,7 @@ export function emitTorch(m: IRModule, source: string, version: string, opts: { 
   lines.push(`return ${outs.length === 1 ? outs[0] : `(${outs.join(', ')})`}`);
   // aux_loss terms of this call, summed as they are computed (train.py adds them to the loss).
   if (fn.graph.nodes.some((n) => live.has(n.id) && n.op === 'aux_loss')) lines.unshift('self.aux_loss = 0.0');
+  if (fn.graph.nodes.some((n) => live.has(n.id) && n.op === 'metric')) lines.unshift('self.metrics = {}');
 
   const cls = torchClassName(m.entry ?? fn.name);
   const notes: string[] = [];

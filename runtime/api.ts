@@ -136,10 +136,22 @@ export interface TrainOptions extends ModelOptions {
 }
 
 export interface TrainStep {
+  /** The objective: the task's loss plus the program's aux_loss terms, if any. */
   loss: number;
+  /** The weighted sum of the aux_loss terms, where the program has any. */
+  aux?: number;
+  /** The program's metric(x, value, name) values by name, where it has any. */
+  metrics?: Record<string, number>;
   lr: number;
   gradNorm: number;
   ms: number;
+}
+
+/** A validation batch's figures; `experts` per @sparse table and, for a table several calls share, per call (`U (line 12)`). */
+export interface EvalFigures {
+  loss: number;
+  accuracy: number;
+  experts: { param: string; usage: number; unevenness: number; cap: number }[];
 }
 
 /**
@@ -228,13 +240,13 @@ export class CompiledTrainer {
   /** One optimisation step; targets are the class of each logits row (omit for a model that returns its loss). */
   async step(inputs: Record<string, TensorIn>, targets?: TensorIn): Promise<TrainStep> {
     const r = await this.trainer.step(this.batch(inputs, targets));
-    return { loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, ms: r.ms };
+    return { loss: r.loss, ...(r.aux === undefined ? {} : { aux: r.aux }), ...(r.metrics ? { metrics: r.metrics } : {}), lr: r.lr, gradNorm: r.gradNorm, ms: r.ms };
   }
 
   /** Loss (and accuracy for logits) without updating, BatchNorm on running statistics. */
-  async evaluate(inputs: Record<string, TensorIn>, targets?: TensorIn): Promise<{ loss: number; accuracy: number }> {
+  async evaluate(inputs: Record<string, TensorIn>, targets?: TensorIn): Promise<EvalFigures> {
     const r = await this.trainer.evaluate([this.batch(inputs, targets)]);
-    return { loss: r.loss, accuracy: r.accuracy };
+    return { loss: r.loss, accuracy: r.accuracy, experts: r.experts.map(({ param, usage, unevenness, cap }) => ({ param, usage, unevenness, cap })) };
   }
 
   /** A forward model on the current weights (copied into its kernels when it first runs). */

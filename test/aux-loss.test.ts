@@ -91,3 +91,59 @@ train { task = "recall"; steps = 4; batch = 8; lr = 1e-2; optimizer = "adam"; ev
     for (const row of train) expect(row.aux_loss).toBeGreaterThan(0);
   });
 });
+
+describe('metric', () => {
+  const src = (body: string) => `param W: [4, 4] = normal(0, 1)\nmodel f(x: [T, 4]) -> [T, 4] {\n  y = matmul(x, W)\n  return ${body}\n}\n`;
+
+  it('is x itself, takes no gradient, and its value is a training output (same names averaged)', () => {
+    const m = compileOk(src('metric(metric(y, mean(mean(y)), "m"), max(max(y)), "m")'));
+    const plain = compileOk(src('y'));
+    const w = weights(m, 1);
+    const x = new Map([['x', new Tensor('f32', [3, 4], Float64Array.from({ length: 12 }, (_, i) => Math.cos(i)))]]);
+    expect([...interpret(m, x, w).outputs[0]!.data]).toEqual([...interpret(plain, x, w).outputs[0]!.data]);
+    const y = interpret(plain, x, w).outputs[0]!.data;
+    const prog = compileTraining(m, { gradients: true });
+    expect(prog.layout.metrics?.map((x) => [x.name, x.outputs.length])).toEqual([['m', 2]]);
+    const outs = interpret(prog.module, new Map([...x, [prog.targets!.name, new Tensor('index', [3], Float64Array.of(0, 1, 2))]]), w, { training: true }).outputs;
+    const values = prog.layout.metrics![0]!.outputs.map((o) => outs[o]!.data[0]!);
+    expect(values[0]).toBeCloseTo(y.reduce((a, b) => a + b, 0) / y.length, 12);
+    expect(values[1]).toBeCloseTo(Math.max(...y), 12);
+    // Not part of the objective: the gradients are those of the plain program.
+    const base = compileTraining(plain, { gradients: true });
+    const g = denseGradients(m, prog, outs).get('W')!;
+    const g0 = denseGradients(plain, base, interpret(base.module, new Map([...x, [base.targets!.name, new Tensor('index', [3], Float64Array.of(0, 1, 2))]]), w, { training: true }).outputs).get('W')!;
+    g.forEach((v, i) => expect(v).toBeCloseTo(g0[i]!, 12));
+  });
+
+  it('mistakes are located errors', () => {
+    expect(diagnose(src('metric(y, y, "m")'))).toMatch(/error PEER0303: metric's value: expected a scalar \[\] but found \[T, 4\]/);
+    expect(diagnose(src('metric(y, mean(mean(y)), "Loss")'))).toMatch(/error PEER0407: a metric's name is lower-case letters/);
+    expect(diagnose(src('metric(y, mean(mean(y)), "loss")'))).toMatch(/error PEER0407: .*none of step, split, loss/);
+  });
+
+  it('peerc train logs it under its name; the torch export collects it', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'peerc-metric-'));
+    const file = join(tmp, 'recall_metric.peer');
+    writeFileSync(file, `const K = 64
+const d = 16
+param E: [K, d] = normal(0, 1)
+param Wout: [d, 32] = normal(0, 1/sqrt(d))
+model recall(keys: index[B]) -> [B, 32] {
+  x = embedding(E, keys)
+  return metric(matmul(x, Wout), mean(mean(x * x)), "energy")
+}
+train { task = "recall"; steps = 3; batch = 8; lr = 1e-2; optimizer = "adam"; eval_every = 3; eval_batches = 1 }
+`);
+    const r = runPeerc(['train', file, '--out', join(tmp, 'run')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/, energy [\d.]+,/);
+    const train = readFileSync(join(tmp, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.split === 'train');
+    expect(train.length).toBe(3);
+    for (const row of train) expect(row.energy).toBeGreaterThan(0);
+    const e = runPeerc(['export', file, '--torch', '-o', join(tmp, 'torch'), '--seed', '1']);
+    expect(e.status, e.stderr).toBe(0);
+    const py = readFileSync(join(tmp, 'torch', 'recall.py'), 'utf8');
+    expect(py).toMatch(/self\.metrics = \{\}/);
+    expect(py).toMatch(/_metric\(self, .*"energy"\)/);
+  });
+});

@@ -51,31 +51,46 @@ describe('top-2 mixture of matrix experts', () => {
     expect(printModule(prog.module)).not.toMatch(/= gather\(/);
   });
 
-  it.skipIf(!torch)('equals an independent PyTorch implementation in float64: output, experts, loss (load balancing included) and every gradient', () => {
-    const m = compileOk(small(false));
-    const w = float64Weights(m, 4);
-    const { x, targets } = batchOf(8);
-    const ref = interpret(m, new Map([['x', x]]), w);
-    const prog = compileTraining(m, { gradients: true });
-    const outs = interpret(prog.module, new Map([['x', x], [prog.targets!.name, targets]]), w, { training: true }).outputs;
-    const grads = denseGradients(m, prog, outs);
+  /** The small example with Switch's capacity (factor 1: 2 slots per expert of 14) and its dropped share as a metric. */
+  const withCapacity = (text: string) =>
+    text
+      .replace('  w = softmax(g)\n', '  keep = capacity_keep(logits, e, 1.0)\n  w = softmax(g) * keep\n')
+      .replace(/return aux_loss\((.*), 0\.01\)$/m, 'return metric(aux_loss($1, 0.01), 1 - mean(mean(keep)), "dropped")');
 
-    const tmp = mkdtempSync(join(tmpdir(), 'peerc-moe-'));
-    writeSafetensorsFile(join(tmp, 'w.safetensors'), [...w].map(([n, t]) => toWrite(n, t, 'F64')));
-    writeSafetensorsFile(join(tmp, 'in.safetensors'), [toWrite('x', x, 'F64'), toWrite('targets', targets)]);
-    const r = spawnSync('python3', [join(root, 'test', 'python', 'moe_reference.py'), join(tmp, 'w.safetensors'), join(tmp, 'in.safetensors')], { encoding: 'utf8', timeout: 300_000 });
-    expect(r.status, r.stderr).toBe(0);
-    const py = JSON.parse(r.stdout) as { output: number[]; loss: number; grads: Record<string, number[]> };
-    const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
-      expect(a.length, what).toBe(b.length);
-      let scale = 1e-300;
-      for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
-      for (let i = 0; i < b.length; i++) expect(Math.abs(a[i]! - b[i]!) / scale, `${what}[${i}]`).toBeLessThan(1e-10);
-    };
-    close(ref.outputs[0]!.data, py.output, 'output');
-    expect(Math.abs(outs[prog.layout.loss]!.data[0]! - py.loss)).toBeLessThan(1e-12);
-    for (const name of ['Wr', 'W1', 'W2', 'W3']) close(grads.get(name)!, py.grads[name]!, `d loss / d ${name}`);
-  });
+  for (const capacity of [false, true])
+    it.skipIf(!torch)(`equals an independent PyTorch implementation in float64${capacity ? ', with expert capacity (dropped slots)' : ''}: output, experts, loss (load balancing included) and every gradient`, () => {
+      const text = capacity ? withCapacity(small(false)) : small(false);
+      if (capacity) expect(text).toMatch(/capacity_keep[\s\S]*metric\(/);
+      const m = compileOk(text);
+      const w = float64Weights(m, 4);
+      const { x, targets } = batchOf(8);
+      const ref = interpret(m, new Map([['x', x]]), w);
+      const prog = compileTraining(m, { gradients: true });
+      const outs = interpret(prog.module, new Map([['x', x], [prog.targets!.name, targets]]), w, { training: true }).outputs;
+      const grads = denseGradients(m, prog, outs);
+
+      const tmp = mkdtempSync(join(tmpdir(), 'peerc-moe-'));
+      writeSafetensorsFile(join(tmp, 'w.safetensors'), [...w].map(([n, t]) => toWrite(n, t, 'F64')));
+      writeSafetensorsFile(join(tmp, 'in.safetensors'), [toWrite('x', x, 'F64'), toWrite('targets', targets)]);
+      const r = spawnSync('python3', [join(root, 'test', 'python', 'moe_reference.py'), join(tmp, 'w.safetensors'), join(tmp, 'in.safetensors'), ...(capacity ? ['--capacity', '1.0'] : [])], { encoding: 'utf8', timeout: 300_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const py = JSON.parse(r.stdout) as { output: number[]; loss: number; dropped: number; grads: Record<string, number[]> };
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+        expect(a.length, what).toBe(b.length);
+        let scale = 1e-300;
+        for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+        for (let i = 0; i < b.length; i++) expect(Math.abs(a[i]! - b[i]!) / scale, `${what}[${i}]`).toBeLessThan(1e-10);
+      };
+      close(ref.outputs[0]!.data, py.output, 'output');
+      expect(Math.abs(outs[prog.layout.loss]!.data[0]! - py.loss)).toBeLessThan(1e-12);
+      for (const name of ['Wr', 'W1', 'W2', 'W3']) close(grads.get(name)!, py.grads[name]!, `d loss / d ${name}`);
+      if (capacity) {
+        // Some slots are dropped at these sizes (else the test would not test capacity), and the metric says how many.
+        expect(py.dropped).toBeGreaterThan(0);
+        const dropped = prog.layout.metrics!.find((x) => x.name === 'dropped')!;
+        expect(Math.abs(outs[dropped.outputs[0]!]!.data[0]! - py.dropped)).toBeLessThan(1e-12);
+      }
+    });
 
   const backends = (['wasm-simd', 'cpu', 'plain-js'] as BackendName[]).filter((b) => !unavailableReason(b));
   for (const sparse of [false, true])

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileTraining } from '../src/autodiff/differentiate.js';
 import { optimize } from '../src/passes/pipeline.js';
+import { moduleToJSON } from '../src/ir/serialize.js';
+import { CompiledTrainer, seededWeights } from '../runtime/api.js';
 import { compileOk, runPeerc } from './helpers.js';
 
 const SHARED = `const K = 64
@@ -61,5 +63,21 @@ describe('usage per call site of a shared pool', () => {
   it('a table read from one call is reported once, as before', () => {
     const prog = compileTraining(optimize(compileOk(readFileSync(join(import.meta.dirname, '..', 'examples', 'recall.peer'), 'utf8'), 'recall.peer')), { gradients: true });
     expect(new Set(prog.layout.router.map((r) => r.site)).size).toBe(1);
+  });
+
+  it('the library trainer (CompiledTrainer, from the serialised IR) reports the pool and each call too', async () => {
+    const m = compileOk(SHARED, 'shared.peer');
+    const ir = JSON.parse(JSON.stringify(moduleToJSON(m)));
+    const trainer = new CompiledTrainer(ir, seededWeights(m.params, 1), { backend: 'plain-js' });
+    try {
+      const keys = { shape: [8], data: Array.from({ length: 8 }, (_, i) => (i * 7) % 64) };
+      const targets = { shape: [8], data: Array.from({ length: 8 }, (_, i) => i % 16) };
+      await trainer.step({ keys }, targets);
+      const r = await trainer.evaluate({ keys }, targets);
+      expect(r.experts.map((e) => e.param)).toEqual(['Vals', 'Vals (line 18)', 'Vals (line 19)']);
+      for (const e of r.experts) expect(e.usage).toBeGreaterThan(0);
+    } finally {
+      trainer.destroy();
+    }
   });
 });

@@ -135,6 +135,7 @@ export const ONNX_OPS: Record<string, OnnxOp> = {
   dropout: ([a], _n, { g }) => [g.one('Identity', [a!])],
   // An evaluation-mode graph: the auxiliary loss is training's only.
   aux_loss: ([a], _n, { g }) => [g.one('Identity', [a!])],
+  metric: ([a], _n, { g }) => [g.one('Identity', [a!])],
   gumbel: ([a], _n, { g }) => [g.one('Identity', [a!])],
   product_retrieve: ([s1, s2], n, c) => {
     const { g } = c;

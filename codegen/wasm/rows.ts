@@ -5,8 +5,11 @@
 // has four slots left: four independent row streams keep more memory reads in flight.
 //   dots:  out[i] = U[row i] . x[token of i]               (expert activations, before the gate)
 //   axpys: out[t] += sum over t's slots i of h[i] U[row i]  (expert outputs)
+//   gemm:  the contraction micro-kernel (gemm.ts) on this memory, for the expert ops grouped by
+//          expert: one product per expert of its m rows with its tokens' vectors
 // Row sizes are multiples of 4 floats (one f32x4); other sizes stay host tasks.
 import { buildModule, I, type FunctionDef, type ValType } from './module.js';
+import { gemmFunction } from './gemm.js';
 
 const get = I.localGet, set = I.localSet;
 /** while (cond) { body }: cond leaves an i32 on the stack, nonzero to go on. */
@@ -197,5 +200,5 @@ function adamRowsFunction(): FunctionDef {
 
 /** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), adamRowsFunction()], memory);
+  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), adamRowsFunction(), gemmFunction(false)], memory);
 }

@@ -159,7 +159,7 @@ export interface Backend {
 }
 
 /** Ops that are views of their input's buffer: no kernel, no copy. */
-export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims', 'aux_loss']);
+export const VIEW_OPS: ReadonlySet<string> = new Set(['reshape', 'expand_dims', 'aux_loss', 'metric']);
 
 /** Follows views back to the value (or parameter) that holds a value's data. */
 export function dataSource(fn: IRFunction, r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string } {

@@ -364,12 +364,12 @@ async function trainLoop(s: LoopState): Promise<number> {
     const done = step + 1;
     const msPerStep = recentMs.reduce((a, b) => a + b, 0) / recentMs.length;
     const tokPerS = (r.tokens / r.ms) * 1000;
-    log({ step: done, split: 'train', loss: r.loss, ...(r.aux === undefined ? {} : { aux_loss: r.aux }), lr: r.lr, grad_norm: r.gradNorm, clipped: r.clipped, ms: r.ms, tokens_per_s: tokPerS });
+    log({ step: done, split: 'train', loss: r.loss, ...(r.aux === undefined ? {} : { aux_loss: r.aux }), ...r.metrics, lr: r.lr, grad_norm: r.gradNorm, clipped: r.clipped, ms: r.ms, tokens_per_s: tokPerS });
     const eta = fmtTime(((settings.steps - done) * msPerStep) / 1000);
     if (tty) {
       const width = 24, filled = Math.round((width * done) / settings.steps);
       print(`\r\x1b[Kstep ${done}/${settings.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${r.loss.toFixed(4)} | ${Math.round(tokPerS).toLocaleString('en-US')} tok/s | ETA ${eta}`);
-    } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}${r.aux === undefined ? '' : ` (aux ${r.aux.toFixed(4)})`}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
+    } else if (done % logEvery === 0 || done === stopAt) say(`step ${done}/${settings.steps}: loss ${r.loss.toFixed(4)}${r.aux === undefined ? '' : ` (aux ${r.aux.toFixed(4)})`}${Object.entries(r.metrics ?? {}).map(([k, v]) => `, ${k} ${v.toPrecision(4)}`).join('')}, lr ${r.lr.toExponential(2)}, ${Math.round(tokPerS).toLocaleString('en-US')} tok/s, ETA ${eta}`);
     if (done % settings.evalEvery === 0 || done === settings.steps) await evaluate(done);
     // Steps are planned on their first call: what runs slower than it could is known now.
     for (const n of trainer.notes()) if (!backendNotes.has(n)) {

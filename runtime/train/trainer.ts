@@ -17,6 +17,8 @@ export interface StepResult extends StepReport {
   loss: number;
   /** The weighted sum of the aux_loss terms, where the program has any. */
   aux?: number;
+  /** The program's metric values (metric(x, value, name)), by name, where it has any. */
+  metrics?: Record<string, number>;
   tokens: number;
   ms: number;
   /** Milliseconds per kernel label in this step. */
@@ -112,7 +114,7 @@ export class Trainer {
   }
 
   /** Loss and gradients of one batch, without updating anything (the arrays are valid until the next call). */
-  async gradients(batch: Batch): Promise<{ loss: number; aux?: number; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
+  async gradients(batch: Batch): Promise<{ loss: number; aux?: number; metrics?: Record<string, number>; grads: Gradients; buffers: Map<string, Float32Array>; timings: Map<string, number> }> {
     const L = this.train.layout;
     let result;
     // Noise is a function of (seed, step): a resumed run draws what an uninterrupted one would.
@@ -167,12 +169,13 @@ export class Trainer {
     }
     const buffers = new Map(L.buffers.map((b) => [b.name, outputs[b.output]!.data]));
     const aux = L.aux === undefined ? undefined : outputs[L.aux]!.data[0]!;
-    return { loss, aux, grads: { dense, sparse }, buffers, timings };
+    const metrics = L.metrics && Object.fromEntries(L.metrics.map((m) => [m.name, m.outputs.reduce((a, o) => a + outputs[o]!.data[0]!, 0) / m.outputs.length]));
+    return { loss, aux, metrics, grads: { dense, sparse }, buffers, timings };
   }
 
   async step(batch: Batch): Promise<StepResult> {
     const t0 = performance.now();
-    const { loss, aux, grads, buffers, timings } = await this.gradients(batch);
+    const { loss, aux, metrics, grads, buffers, timings } = await this.gradients(batch);
     if (!Number.isFinite(loss)) throw new Diverged('the loss');
     const tNorm = performance.now();
     const norm = gradientNorm(grads);
@@ -183,7 +186,7 @@ export class Trainer {
     const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
     timings.set('optimizer', performance.now() - t1);
     if (!report.finite) throw new Diverged('the weights');
-    return { ...report, loss, ...(aux === undefined ? {} : { aux }), tokens: batch.tokens, ms: performance.now() - t0, timings };
+    return { ...report, loss, ...(aux === undefined ? {} : { aux }), ...(metrics ? { metrics } : {}), tokens: batch.tokens, ms: performance.now() - t0, timings };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<EvalResult> {

@@ -37,6 +37,8 @@ export interface TrainLayout {
    * (the objective the gradients are of) includes it; `loss` minus it is the task's own loss.
    */
   aux?: number;
+  /** The program's metric(x, value, name) values (scalar outputs), by name; calls sharing a name are averaged. */
+  metrics?: { name: string; outputs: number[] }[];
   /**
    * Expert choices per sparse table: flat ids [M] into its `rows` rows and router weights [M]
    * (or none: counts); a stacked table [L, N, ...] read as L*N rows has `slices` = L.
@@ -106,6 +108,12 @@ export function buildTrainingProgram(m: IRModule, options: DifferentiateOptions)
   const layout: TrainLayout = { loss: 0, logits: 1, dense: [], sparse: [], buffers: [], router: [] };
   const output = (v: ValueRef) => outputs.push(v) - 1;
   if (aux) layout.aux = output(aux);
+  const metricNodes = g.nodes.filter((n) => n.op === 'metric');
+  if (metricNodes.length) {
+    const byName = new Map<string, number[]>();
+    for (const n of metricNodes) byName.set(n.attrs.name as string, [...(byName.get(n.attrs.name as string) ?? []), output(n.inputs[1]!)]);
+    layout.metrics = [...byName].map(([name, outs]) => ({ name, outputs: outs }));
+  }
   const params = new Map(m.params.map((p) => [p.name, p]));
   const forward = [...g.nodes];
 

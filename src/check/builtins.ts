@@ -96,6 +96,9 @@ function axisOf(a: Args, i: number, rank: number): number {
 
 const letters = 'abcdefghijklmnopqrstuvwxyz';
 
+/** The names peerc train's log lines already use: a program's metric cannot take them. */
+const RESERVED_METRICS = new Set(['step', 'split', 'loss', 'aux_loss', 'lr', 'grad_norm', 'clipped', 'ms', 'tokens_per_s', 'bits_per_byte', 'accuracy', 'time']);
+
 export const BUILTINS: Record<string, Builtin> = {
   iota: {
     params: ['n'],
@@ -195,6 +198,16 @@ export const BUILTINS: Record<string, Builtin> = {
       const weight = a.num(2);
       if (!(weight >= 0 && Number.isFinite(weight))) fail('PEER0407', a.spans[2]!, { detail: `aux_loss weight must be a finite number >= 0, not ${weight}` });
       return l.op('aux_loss', [a.tensor(0), a.tensor(1)], { weight }, a.span);
+    },
+  },
+  metric: {
+    params: ['x', 'value', 'name'],
+    doc: 'metric(x, value, "name"): x itself; in training, the scalar value is logged under name with every step (peerc train, metrics.jsonl); calls that share a name are averaged. Not part of the objective',
+    lower(a, l) {
+      const name = a.str(2);
+      if (!/^[a-z][a-z0-9_]*$/.test(name) || RESERVED_METRICS.has(name))
+        fail('PEER0407', a.spans[2]!, { detail: `a metric's name is lower-case letters, digits and _ (starting with a letter), and none of ${[...RESERVED_METRICS].join(', ')}; not ${JSON.stringify(name)}` });
+      return l.op('metric', [a.tensor(0), a.tensor(1)], { name }, a.span);
     },
   },
   gumbel: {

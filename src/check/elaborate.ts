@@ -598,6 +598,11 @@ class Checker {
   }
 
   private callLayer(decl: LayerDecl, values: Value[], spans: Span[], e: Extract<Expr, { kind: 'call' }>, frame: Frame): Value[] {
+    // A number given for a scalar tensor parameter (`factor: []`) is that scalar, as in arithmetic.
+    decl.params.forEach((p, i) => {
+      const v = values[i]!;
+      if (p.type.dims?.length === 0 && (v.kind === 'float' || (v.kind === 'int' && v.dim.isConst))) values[i] = this.asOperand(v, p.type.dtype === 'index' ? 'index' : 'f32', spans[i]!, frame);
+    });
     const args = decl.params.map((p, i) => {
       const v = values[i]!;
       if (p.type.dims === null) {

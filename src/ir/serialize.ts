@@ -5,13 +5,18 @@ import type { AttrValue, TensorType } from './ops/types.js';
 
 type DimJSON = [string, number][];
 type TypeJSON = { dtype: 'f32' | 'index'; shape: DimJSON[]; bound?: DimJSON };
+/**
+ * A node's call site (graph.ts's Node.site), and a call node's own place (`at`, which inlining
+ * makes its nodes' site), as line and column: usage is reported per call site.
+ */
+type SiteJSON = [number, number];
 type AttrJSON = number | string | boolean | { dims: DimJSON[] };
 
 export interface ModuleJSON {
   entry: string;
   params: ParamInfo[];
   train: [string, TrainValue][];
-  functions: { name: string; symbols: string[]; inputs: number[]; outputs: ValueRef[]; nodes: { op: string; inputs: ValueRef[]; attrs: Record<string, AttrJSON>; types: TypeJSON[] }[] }[];
+  functions: { name: string; symbols: string[]; inputs: number[]; outputs: ValueRef[]; nodes: { op: string; inputs: ValueRef[]; attrs: Record<string, AttrJSON>; types: TypeJSON[]; site?: SiteJSON; at?: SiteJSON }[] }[];
 }
 
 const typeToJSON = (t: TensorType): TypeJSON => ({ dtype: t.dtype, shape: t.shape.map((d) => d.terms_), ...(t.bound ? { bound: t.bound.terms_ } : {}) });
@@ -34,6 +39,8 @@ export function moduleToJSON(m: IRModule): ModuleJSON {
         inputs: [...n.inputs],
         attrs: Object.fromEntries(Object.entries(n.attrs).map(([k, v]) => [k, attrToJSON(v)])),
         types: n.types.map(typeToJSON),
+        ...(n.site ? { site: [n.site.line, n.site.col] as SiteJSON } : {}),
+        ...(n.op === 'call' && n.span ? { at: [n.span.line, n.span.col] as SiteJSON } : {}),
       })),
     })),
   };
@@ -43,7 +50,8 @@ export function moduleFromJSON(j: ModuleJSON): IRModule {
   const functions = new Map<string, IRFunction>();
   for (const f of j.functions) {
     const g = new Graph();
-    const ids = f.nodes.map((n) => g.add(n.op, n.inputs, Object.fromEntries(Object.entries(n.attrs).map(([k, v]) => [k, attrFromJSON(v)])), undefined, n.types.map(typeFromJSON)));
+    const span = (s: SiteJSON | undefined) => s && { file: j.entry, offset: 0, line: s[0], col: s[1], length: 1 };
+    const ids = f.nodes.map((n) => g.add(n.op, n.inputs, Object.fromEntries(Object.entries(n.attrs).map(([k, v]) => [k, attrFromJSON(v)])), span(n.at), n.types.map(typeFromJSON), span(n.site)));
     // Hash-consing may merge nothing here (the module was built that way), so ids line up.
     if (ids.some((id, i) => id !== i)) throw new Error('serialised IR is not in canonical form');
     functions.set(f.name, { name: f.name, graph: g.freeze(), inputs: f.inputs, outputs: f.outputs, symbols: f.symbols });

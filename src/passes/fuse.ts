@@ -315,7 +315,7 @@ export const fuseExpertActivation: RewriteRule = {
       // The weight must broadcast to the dot products without widening them.
       if (g.typeOf(ctx.map(w)).dtype !== 'f32' || ctx.src.typeOf(w).shape.length > dotShape.length || node.types[0]!.shape.map(String).join() !== dotShape.map(String).join()) continue;
       const rows = expertRows(g, ctx, dot.U, dot.idx, node.span);
-      return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, weightsFor(g, ctx.map(w), rows.idx, node.span)], { act }, node.span))];
+      return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, weightsFor(g, ctx.map(w), rows.idx, node.span)], { act, block: rows.m }, node.span))];
     }
     return undefined;
   },
@@ -329,7 +329,7 @@ export const fuseExpertDot: RewriteRule = {
     if (!dot) return undefined;
     const rows = expertRows(g, ctx, dot.U, dot.idx, node.span);
     const ones = ref(g.add('broadcast_to', [g.constant(1, 'f32', node.span)], { shape: g.typeOf(rows.idx).shape }, node.span));
-    return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, ones], { act: 'none' }, node.span))];
+    return [ref(g.add('expert_act', [ctx.map(dot.x), rows.table, rows.idx, ones], { act: 'none', block: rows.m }, node.span))];
   },
 };
 
@@ -345,7 +345,7 @@ export const fuseExpertOutput: RewriteRule = {
       if (!gather || gs !== hs + gs.at(-1)! || spec.output !== hs[0]! + gs.at(-1)!) continue;
       const rows = expertRows(g, ctx, gather.inputs[0]!, gather.inputs[1]!, node.span);
       if (g.typeOf(ctx.map(node.inputs[hi]!)).shape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
-      return [ref(g.add('expert_out', [ctx.map(node.inputs[hi]!), rows.table, rows.idx], {}, node.span))];
+      return [ref(g.add('expert_out', [ctx.map(node.inputs[hi]!), rows.table, rows.idx], { block: rows.m }, node.span))];
     }
     return undefined;
   },
@@ -379,10 +379,10 @@ export const fuseExpertReads: RewriteRule = {
       const rows = expertRows(g, ctx, gather.inputs[0]!, gather.inputs[1]!, node.span);
       if (read.kind === 'dot') {
         const ones = ref(g.add('broadcast_to', [g.constant(1, 'f32', node.span)], { shape: g.typeOf(rows.idx).shape }, node.span));
-        return [ref(g.add('expert_act', [ctx.map(read.x), rows.table, rows.idx, ones], { act: 'none' }, node.span))];
+        return [ref(g.add('expert_act', [ctx.map(read.x), rows.table, rows.idx, ones], { act: 'none', block: rows.m }, node.span))];
       }
       if (g.typeOf(ctx.map(read.h)).shape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
-      return [ref(g.add('expert_out', [ctx.map(read.h), rows.table, rows.idx], {}, node.span))];
+      return [ref(g.add('expert_out', [ctx.map(read.h), rows.table, rows.idx], { block: rows.m }, node.span))];
     }
     return undefined;
   },
@@ -397,7 +397,7 @@ export const fuseResidual: RewriteRule = {
       const e = g.node(inputs[ei]!.node);
       if (e.op !== 'expert_out' || e.inputs.length !== 3 || !onlyUsedBy(ctx, node.inputs[ei]!.node, [node.id])) continue;
       if (g.typeOf(inputs[ri]!).shape.map(String).join() !== e.types[0]!.shape.map(String).join()) continue;
-      return [ref(g.add('expert_out', [...e.inputs, inputs[ri]!], {}, node.span))];
+      return [ref(g.add('expert_out', [...e.inputs, inputs[ri]!], { block: e.attrs.block as number }, node.span))];
     }
     return undefined;
   },

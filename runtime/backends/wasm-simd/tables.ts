@@ -7,6 +7,8 @@
 import { rowKernelsModule } from '../../../codegen/wasm/rows.js';
 import { WASM_MEMORY_LIMIT } from './gemm.js';
 import { wasmMemoryOf, type PoolTask, type WorkerPool } from '../../pool.js';
+import { ACTIVATIONS } from '../../../codegen/naive.js';
+import { MR, NR } from '../../../codegen/wasm/gemm.js';
 
 const PAGE = 65536;
 /** Room kept for the scratch area when a table is placed (grown on demand past it). */
@@ -21,6 +23,7 @@ interface RowKernels {
   sumRows(g: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number): void;
   sumFactoredRows(coef: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number, vec: number, perToken: number): void;
   adamRows(mOff: number, vOff: number, g: number, ids: number, rows: number, dBytes: number, flag: number, ...hyper: number[]): void;
+  gemm(a: number, b: number, c: number, m: number, n: number, k: number): void;
 }
 
 // Tasks split over lanes (tokens, or rows for Adam); args[0] names the table's instance.
@@ -57,6 +60,47 @@ const ADAM_ROWS_TASK: PoolTask = {
   source: `function tableAdamRows(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], dBytes = args[5];
   k.adamRows(args[1], args[2], args[3] + from * dBytes, args[4] + from * 4, to - from, dBytes, args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13], args[14]);
+}`,
+};
+
+// The expert ops grouped by expert (TableMemory.groupedDots, groupedAxpys): lanes are experts;
+// meta holds per expert [a, b, c (bytes), columns or rows padded, first position in order, slots].
+const META = 6;
+const groupedDotsTasks = new Map<string, PoolTask>();
+/** One task per activation: the product, then out[i] = w[i] * act(C) for the expert's slots. */
+function groupedDotsTask(act: string): PoolTask {
+  let task = groupedDotsTasks.get(act);
+  if (task) return task;
+  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
+  task = {
+    key: `table_grouped_dots:${act}`,
+    source: `function tableGroupedDots(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], mem = args[1], meta = args[2], order = args[3], out = args[4], w = args[5], block = args[6], d = args[7];
+  for (let g = from; g < to; g++) {
+    const o = g * ${META}, c = meta[o + 2], n8 = meta[o + 3], start = meta[o + 4], n = meta[o + 5];
+    k.gemm(meta[o], meta[o + 1], c, block, n8, d);
+    const c4 = c >> 2;
+    for (let q = 0; q < n; q++) {
+      const at = order[start + q] * block;
+      for (let j = 0; j < block; j++) {
+        const v = mem[c4 + j * n8 + q], i = at + j;
+        out[i] = w[i] * (${value});
+      }
+    }
+  }
+}`,
+  };
+  groupedDotsTasks.set(act, task);
+  return task;
+}
+const GROUPED_AXPYS_TASK: PoolTask = {
+  key: 'table_grouped_axpys',
+  source: `function tableGroupedAxpys(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], meta = args[1], block = args[2], d = args[3];
+  for (let g = from; g < to; g++) {
+    const o = g * ${META};
+    k.gemm(meta[o + 1], meta[o], meta[o + 2], meta[o + 3], d, block);
+  }
 }`,
 };
 
@@ -248,4 +292,130 @@ export class TableMemory {
     const d = this.rowBytes;
     return this.split(AXPYS_TASK, [h, off, out, perToken, d], tokens, 8, (a, b) => this.local.axpys(h + a * perToken * 4, off + a * perToken * 4, out + a * d, b - a, perToken, d));
   }
+
+  /** Why the grouped expert kernels cannot run for a block of `block` rows per expert, or null. */
+  static groupedUnfit(block: number, rowSize: number): string | null {
+    if (block < MR) return `its experts have ${block} row${block === 1 ? '' : 's'}, fewer than the ${MR} of a product tile`;
+    if (block % MR !== 0) return `its experts' ${block} rows are not a multiple of ${MR} (a product tile)`;
+    if (rowSize % NR !== 0) return `its rows of ${rowSize} values are not a multiple of ${NR} (a product tile)`;
+    return null;
+  }
+
+  /**
+   * The slots of a call grouped by expert: slot s reads rows idx[s*block] .. + block (checked
+   * in range). Returns the experts' first rows (ascending), each one's slots in slot order.
+   */
+  private groups(idx: Float32Array, block: number, op: string): { bases: number[]; order: Int32Array; starts: number[] } {
+    const slots = idx.length / block, rows = this.rows;
+    const count = new Map<number, number>();
+    for (let s = 0; s < slots; s++) {
+      const e = idx[s * block]!;
+      // Only NaN upstream makes a selected row id out of range (inputs are checked before any kernel).
+      if (!(e >= 0 && e + block <= rows)) throw new Error(`NonFiniteIndex: ${op}: index ${e} is out of range for ${rows} rows (the values it was selected from are not finite)`);
+      count.set(e, (count.get(e) ?? 0) + 1);
+    }
+    const bases = [...count.keys()].sort((a, b) => a - b);
+    const next = new Map<number, number>(), starts: number[] = [];
+    let at = 0;
+    for (const b of bases) {
+      starts.push(at);
+      next.set(b, at);
+      at += count.get(b)!;
+    }
+    const order = new Int32Array(slots);
+    for (let s = 0; s < slots; s++) {
+      const e = idx[s * block]!, p = next.get(e)!;
+      order[p] = s;
+      next.set(e, p + 1);
+    }
+    return { bases, order, starts };
+  }
+
+  private memViews: { buffer: ArrayBufferLike; f32: Float32Array } | undefined;
+  /** The whole memory as one view, made again only after growth (pool tasks get it by reference, once). */
+  private memory32(): Float32Array {
+    if (this.memViews?.buffer !== this.memory.buffer) this.memViews = { buffer: this.memory.buffer, f32: new Float32Array(this.memory.buffer) };
+    return this.memViews.f32;
+  }
+
+  /**
+   * expert_act grouped by expert: for each expert, C [block, n] = its rows [block, d] x the
+   * transposed vectors of its n slots' tokens [d, n] (columns padded to a tile of 8 with zeros),
+   * read where the rows live; then out[s*block + j] = w[..] * act(C[j, slot]). Each expert's
+   * rows are read once per call, not once per slot.
+   */
+  async groupedDots(x: Float32Array, idx: Float32Array, w: Float32Array, out: Float32Array, tokens: number, block: number, act: string): Promise<void> {
+    const d = this.rowSize, slots = idx.length / block, perToken = slots / tokens;
+    const { bases, order, starts } = this.groups(idx, block, 'expert_act');
+    const G = bases.length, widths = bases.map((_, g) => Math.ceil(((starts[g + 1] ?? slots) - starts[g]!) / NR) * NR);
+    const metaBytes = Math.ceil((G * META * 4 + slots * 4) / 16) * 16;
+    const operandBytes = widths.reduce((a, n) => a + n * (d + block) * 4, 0);
+    const at = this.scratch(metaBytes + operandBytes);
+    const meta = new Int32Array(this.memory.buffer, at, G * META), orderView = new Int32Array(this.memory.buffer, at + G * META * 4, slots);
+    orderView.set(order);
+    const mem = this.memory32();
+    let p = at + metaBytes;
+    for (let g = 0; g < G; g++) {
+      const start = starts[g]!, n = (starts[g + 1] ?? slots) - start, n8 = widths[g]!;
+      const b = p, c = b + d * n8 * 4;
+      const b4 = b >> 2;
+      for (let q = 0; q < n8; q++) {
+        if (q >= n) {
+          for (let r = 0; r < d; r++) mem[b4 + r * n8 + q] = 0;
+          continue;
+        }
+        const xo = Math.floor(order[start + q]! / perToken) * d;
+        for (let r = 0; r < d; r++) mem[b4 + r * n8 + q] = x[xo + r]!;
+      }
+      meta.set([bases[g]! * this.rowBytes, b, c, n8, start, n], g * META);
+      p = c + block * n8 * 4;
+    }
+    const task = groupedDotsTask(act);
+    const args = [this.id, mem, meta, orderView, out, w, block, d] as const;
+    if (this.pool) await this.pool.run(task, [...args], G, { minLanes: 1 });
+    else runLocally(task, [...args], G, this.local);
+  }
+
+  /**
+   * expert_out grouped by expert: for each expert, C [n, d] = its slots' h rows [n, block]
+   * (rows padded to a tile of 4 with zeros) x its rows [block, d], read where they live; then
+   * each slot's row of C is added to its token's output (here, in slot order per expert).
+   */
+  async groupedAxpys(h: Float32Array, idx: Float32Array, y: Float32Array, tokens: number, block: number): Promise<void> {
+    const d = this.rowSize, slots = idx.length / block, perToken = slots / tokens;
+    const { bases, order, starts } = this.groups(idx, block, 'expert_out');
+    const G = bases.length, heights = bases.map((_, g) => Math.ceil(((starts[g + 1] ?? slots) - starts[g]!) / MR) * MR);
+    const metaBytes = Math.ceil((G * META * 4) / 16) * 16;
+    const operandBytes = heights.reduce((a, n) => a + n * (block + d) * 4, 0);
+    const at = this.scratch(metaBytes + operandBytes);
+    const meta = new Int32Array(this.memory.buffer, at, G * META);
+    const mem = this.memory32();
+    let p = at + metaBytes;
+    for (let g = 0; g < G; g++) {
+      const start = starts[g]!, n = (starts[g + 1] ?? slots) - start, n4 = heights[g]!;
+      const a = p, c = a + n4 * block * 4;
+      for (let q = 0; q < n; q++) mem.set(h.subarray(order[start + q]! * block, (order[start + q]! + 1) * block), (a >> 2) + q * block);
+      mem.fill(0, (a >> 2) + n * block, (a >> 2) + n4 * block);
+      meta.set([bases[g]! * this.rowBytes, a, c, n4, start, n], g * META);
+      p = c + n4 * d * 4;
+    }
+    const args = [this.id, meta, block, d] as const;
+    if (this.pool) await this.pool.run(GROUPED_AXPYS_TASK, [...args], G, { minLanes: 1 });
+    else runLocally(GROUPED_AXPYS_TASK, [...args], G, this.local);
+    for (let g = 0; g < G; g++) {
+      const c4 = meta[g * META + 2]! >> 2, start = starts[g]!, n = meta[g * META + 5]!;
+      for (let q = 0; q < n; q++) {
+        const yo = Math.floor(order[start + q]! / perToken) * d, co = c4 + q * d;
+        for (let j = 0; j < d; j++) y[yo + j] = y[yo + j]! + mem[co + j]!;
+      }
+    }
+  }
+}
+
+/** Runs a table task on this thread alone (no pool): its source, compiled once per key. */
+const localTasks = new Map<string, (args: unknown[], from: number, to: number, ctx: { wasm: Record<string, unknown> }) => void>();
+function runLocally(task: PoolTask, args: unknown[], lanes: number, kernels: RowKernels): void {
+  let fn = localTasks.get(task.key);
+  if (!fn) localTasks.set(task.key, (fn = new Function(`return (${task.source})`)() as never));
+  fn([0, ...args.slice(1)], 0, lanes, { wasm: { table0: kernels } });
 }

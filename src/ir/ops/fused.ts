@@ -154,18 +154,39 @@ export { EXPERT_ACTIVATIONS } from './unary.js';
 
 const activation = (name: string): ((x: number) => number) => (name === 'none' ? (x) => x : UNARY_FUNCTIONS.get(name)!);
 
+/**
+ * The `block` attribute of the expert ops: 1, or m when the indices come in runs of m
+ * consecutive rows along their last axis (idx[.., j] = idx[.., 0] + j: a table of m rows per
+ * expert read as N*m rows). It says nothing new about the values; it lets a backend group the
+ * slots by expert and run one matrix product per expert (each expert's m rows read once per
+ * call instead of once per slot). The reference checks the claim.
+ */
+function checkBlock(op: string, idx: { shape: readonly Dim[] }, block: number): void {
+  if (!Number.isInteger(block) || block < 1) throw new Error(`${op}: block must be a positive integer, not ${block}`);
+  const last = idx.shape.at(-1);
+  if (block > 1 && !(last?.value === block)) fail('PEER0303', null, { what: `${op} indices`, expected: `a last axis of ${block} (the block)`, found: shapeToString(idx.shape), detail: '' });
+}
+
+function checkRuns(op: string, idx: Tensor, block: number): void {
+  if (block === 1) return;
+  for (let i = 0; i < idx.size; i++)
+    if (i % block !== 0 && idx.data[i] !== idx.data[i - 1]! + 1) throw new Error(`${op}: indices are not runs of ${block} consecutive rows (the block attribute is wrong)`);
+}
+
 /** h_i = w_i * act(U[idx_i] . x_t) for every (token, slot): no [T, ..., d] gather is made. */
 export const expert_act = defineOp({
   name: 'expert_act',
   inputs: ['x', 'U', 'indices', 'weights'],
-  attrs: { act: 'string' },
-  infer([x, u, idx, w]) {
+  attrs: { act: 'string', block: 'int' },
+  infer([x, u, idx, w], attrs) {
     requireDtype(idx!, 'index', "'expert_act' indices");
+    checkBlock('expert_act', idx!, attrs.block as number);
     if (shapeToString(idx!.shape) !== shapeToString(w!.shape)) fail('PEER0303', null, { what: 'expert_act weights', expected: shapeToString(idx!.shape), found: shapeToString(w!.shape), detail: '' });
     if (!x!.shape[1]!.equals(u!.shape[1]!) || !x!.shape[0]!.equals(idx!.shape[0]!)) fail('PEER0303', null, { what: 'expert_act', expected: 'x [T, d], U [N, d], indices [T, ...]', found: `${shapeToString(x!.shape)}, ${shapeToString(u!.shape)}, ${shapeToString(idx!.shape)}`, detail: '' });
     return [{ dtype: 'f32', shape: w!.shape }];
   },
   evaluate([x, u, idx, w], attrs) {
+    checkRuns('expert_act', idx!, attrs.block as number);
     const d = x!.shape[1]!, rows = u!.shape[0]!;
     const perToken = idx!.size / x!.shape[0]!;
     const act = activation(attrs.act as string);
@@ -186,14 +207,16 @@ export const expert_act = defineOp({
 export const expert_out = defineOp({
   name: 'expert_out',
   inputs: ['h', 'V', 'indices', 'residual...'],
-  attrs: {},
-  infer([h, v, idx, residual]) {
+  attrs: { block: 'int' },
+  infer([h, v, idx, residual], attrs) {
     requireDtype(idx!, 'index', "'expert_out' indices");
+    checkBlock('expert_out', idx!, attrs.block as number);
     const shape = [h!.shape[0]!, v!.shape[1]!];
     if (residual && shapeToString(residual.shape) !== shapeToString(shape)) fail('PEER0303', null, { what: 'expert_out residual', expected: shapeToString(shape), found: shapeToString(residual.shape), detail: '' });
     return [{ dtype: 'f32', shape }];
   },
-  evaluate([h, v, idx, residual]) {
+  evaluate([h, v, idx, residual], attrs) {
+    checkRuns('expert_out', idx!, attrs.block as number);
     const T = h!.shape[0]!, d = v!.shape[1]!, rows = v!.shape[0]!;
     const perToken = idx!.size / T;
     const out = residual ? new Tensor('f32', [T, d], Float64Array.from(residual.data)) : Tensor.zeros('f32', [T, d]);

@@ -9,6 +9,7 @@ import * as scatter from './scatter.js';
 import * as select from './select.js';
 import * as noise from './noise.js';
 import { aux_loss } from './aux-loss.js';
+import { metric } from './metric.js';
 import { elementwise_fused, setElementwiseLookup } from './elementwise-fused.js';
 import type { OpDef } from './types.js';
 
@@ -25,6 +26,7 @@ const all: OpDef[] = [
   ...opsIn(noise),
   elementwise_fused,
   aux_loss,
+  metric,
 ];
 
 function isOp(x: unknown): x is OpDef {
