@@ -131,6 +131,11 @@ export class Executor {
   }
 
   /** Lazy Adam in the backend, on a placed table's rows from the last sumRows (done: false where it cannot). */
+  /** Factored rows of `block` rows per id added into a dense gradient by the backend's grouped products; false where it cannot. */
+  addFactoredRows(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean> {
+    return this.impl.addFactoredRows ? this.impl.addFactoredRows(full, ids, rows, rowSize) : Promise.resolve(false);
+  }
+
   adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
     return this.impl.adamRows ? this.impl.adamRows(name, values, m, v, step) : Promise.resolve({ done: false, finite: true });
   }

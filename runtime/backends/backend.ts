@@ -147,6 +147,12 @@ export interface Backend {
    * them; undefined where the backend cannot for this table (the executor builds the rows then).
    */
   sumFactoredRows?(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined;
+  /**
+   * Adds factored rows into a dense gradient `full` as addOuterRows does (ids owning `block`
+   * consecutive rows each: experts of a mixture), grouped by id into one product per id; false
+   * where the backend cannot for these sizes (the caller runs addOuterRows then).
+   */
+  addFactoredRows?(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean>;
   /** Optimizer state arrays for a placed table, where the backend's lazy Adam reads them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
   /** Lazy Adam on a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */

@@ -146,9 +146,11 @@ export class Trainer {
       if (!info.sparse && one) {
         // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient.
         const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
-        addOuterRows(full, ids, one, factoredSize);
+        const grouped = await this.trainExec.addFactoredRows(full, ids, one, factoredSize);
+        if (!grouped) addOuterRows(full, ids, one, factoredSize);
         dense.set(name, full);
-        timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
+        const label = grouped ? 'expert gradients (by expert)' : 'expert gradients (host)';
+        timings.set(label, (timings.get(label) ?? 0) + performance.now() - t0);
         continue;
       }
       const rows = concat(parts.map((s) => { const f = factorsOf(s); return f ? outerRows(f, factoredSize) : outputs[s.rows]!.data; }));

@@ -74,6 +74,50 @@ export class WasmSimdBackend implements Backend {
     return table ? table.adamRows(values, m, v, step) : { done: false, finite: true };
   }
 
+  /**
+   * A dense table's factored gradient rows with `block` rows per id (the matrix experts of a
+   * mixture: ids are experts, each owning block consecutive rows), as one product per expert:
+   * its rows' gradient [block, d] = (its slots' coefficients [block, n]) x (their tokens' vectors
+   * [n, d]), instead of a host loop over every (slot, row) (5.5 s of a 6.5 s step at E = 64,
+   * d = 256, m = 1024, 1024 tokens). Every id appears in one group, so the product is the
+   * expert's whole gradient: it is written, not added (full starts at zero).
+   */
+  async addFactoredRows(full: Float32Array, ids: ArrayLike<number>, f: FactoredRows, rowSize: number): Promise<boolean> {
+    const slots = f.coef.length, groups = ids.length, block = slots / groups, perToken = slots / (f.vec.length / rowSize);
+    if (groups === 0 || !Number.isInteger(block) || TableMemory.groupedUnfit(block, rowSize) !== null || full.length % (block * rowSize) !== 0) return false;
+    const experts = full.length / (block * rowSize);
+    const count = new Map<number, number[]>();
+    for (let i = 0; i < groups; i++) {
+      const e = ids[i]!;
+      if (!(e >= 0 && e < experts && Number.isInteger(e))) return false;
+      const list = count.get(e);
+      if (list) list.push(i);
+      else count.set(e, [i]);
+    }
+    const gemm = this.gemm();
+    const used = [...count.keys()];
+    // Floats: every A [block, n] (block * groups in all), every B [n, d], every C [block, d].
+    const at = gemm.scratchArea(4 * (slots + groups * rowSize + used.length * block * rowSize));
+    const mem = gemm.floats();
+    const list = new Int32Array(new SharedArrayBuffer(used.length * 24));
+    let p = at / 4;
+    used.forEach((e, u) => {
+      const mine = count.get(e)!, n = mine.length;
+      const a = p, b = a + block * n, c = b + n * rowSize;
+      // A [block, n]: column q is slot mine[q]'s coefficients; B [n, d]: its token's vector.
+      mine.forEach((i, q) => {
+        for (let j = 0; j < block; j++) mem[a + j * n + q] = f.coef[i * block + j]!;
+        const t = Math.floor((i * block) / perToken) * rowSize;
+        mem.set(f.vec.subarray(t, t + rowSize), b + q * rowSize);
+      });
+      list.set([a * 4, b * 4, c * 4, block, rowSize, n], u * 6);
+      p = c + block * rowSize;
+    });
+    await gemm.products(list);
+    used.forEach((e, u) => full.set(mem.subarray(list[u * 6 + 2]! / 4, list[u * 6 + 2]! / 4 + block * rowSize), e * block * rowSize));
+    return true;
+  }
+
   /** Factored rows summed by the SIMD kernel in a placed table's memory (undefined for other tables). */
   sumFactoredRows(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined {
     const table = this.tables.get(key);

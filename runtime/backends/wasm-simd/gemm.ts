@@ -221,4 +221,50 @@ export class WasmGemm {
       }
     return c;
   }
+
+  /** A scratch area of at least `bytes` in the memory (byte offset), kept and reused; grown by reserving anew. */
+  scratchArea(bytes: number): number {
+    if (!this.area || this.area.bytes < bytes) this.area = { at: this.reserve(bytes, 'a grouped product'), bytes };
+    return this.area.at;
+  }
+  private area: { at: number; bytes: number } | undefined;
+
+  /** The memory as one float view (made again after growth). */
+  floats(): Float32Array {
+    if (this.whole?.buffer !== this.memory.buffer) {
+      this.whole = new Float32Array(this.memory.buffer);
+      this.buffers.add(this.memory.buffer);
+    }
+    return this.whole;
+  }
+  private whole: Float32Array | undefined;
+
+  /**
+   * Products of different sizes already in the memory, split across the threads by product:
+   * `list` holds 6 numbers per product, the byte offsets of A, B, C and M, N, K, with M a
+   * multiple of 4 and N of 8 (full tiles only). Grouped expert gradients: one product per expert.
+   */
+  async products(list: Int32Array): Promise<void> {
+    const count = list.length / 6;
+    if (this.pool) {
+      this.groupTask ??= {
+        key: `${this.key}:products`,
+        source: `function gemmProducts(args, from, to, ctx) {
+  const gemm = ctx.wasm[${JSON.stringify(this.key)}].gemm, l = args[0];
+  for (let p = from; p < to; p++) gemm(l[6 * p], l[6 * p + 1], l[6 * p + 2], l[6 * p + 3], l[6 * p + 4], l[6 * p + 5]);
+}`,
+      };
+      const shared = isSharedInt32(list) ? list : copyShared(list);
+      await this.pool.run(this.groupTask, [shared], count, { minLanes: 1 });
+    } else for (let p = 0; p < count; p++) this.gemm(list[6 * p]!, list[6 * p + 1]!, list[6 * p + 2]!, list[6 * p + 3]!, list[6 * p + 4]!, list[6 * p + 5]!);
+  }
+  private groupTask: PoolTask | undefined;
+}
+
+const isSharedInt32 = (a: Int32Array) => typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
+function copyShared(a: Int32Array): Int32Array {
+  if (typeof SharedArrayBuffer === 'undefined') return a;
+  const s = new Int32Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
 }
