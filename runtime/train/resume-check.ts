@@ -27,9 +27,11 @@ export function programDifference(saved: IRModule, now: IRModule): string | unde
   const a = moduleToJSON(optimize(saved)), b = moduleToJSON(optimize(now));
   const train = (j: typeof a) => JSON.stringify(j.train);
   if (train(a) !== train(b)) return `its train { } block changed (${train(a)} -> ${train(b)})`;
-  const fa = a.functions.find((f) => f.name === a.entry), fb = b.functions.find((f) => f.name === b.entry);
-  if (JSON.stringify(fa) === JSON.stringify(fb)) return undefined;
-  const na = fa?.nodes ?? [], nb = fb?.nodes ?? [];
+  // Call sites (line, column) are where a layer is written, not what it computes: a comment
+  // added above a call moves them, so they are left out of the comparison.
+  const placeless = (j: typeof a) => j.functions.find((f) => f.name === j.entry)?.nodes.map(({ site: _s, at: _a, ...n }) => n) ?? [];
+  const na = placeless(a), nb = placeless(b);
+  if (JSON.stringify(na) === JSON.stringify(nb)) return undefined;
   const i = na.findIndex((n, k) => JSON.stringify(n) !== JSON.stringify(nb[k]));
   const at = i < 0 ? Math.min(na.length, nb.length) : i;
   const op = (n: (typeof na)[number] | undefined) => (n ? `'${n.op}'` : 'nothing');
