@@ -185,14 +185,47 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
         const r = await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, step + 1));
         expect(r).toEqual({ done: true, finite: true });
       }
-      expect(Buffer.from(table.buffer, table.byteOffset, table.byteLength).equals(Buffer.from(w.buffer))).toBe(true);
-      expect(Buffer.from(m0!.buffer, m0!.byteOffset, m0!.byteLength).equals(Buffer.from(hostOpt.m.get('T')!.buffer))).toBe(true);
-      expect(Buffer.from(v0!.buffer, v0!.byteOffset, v0!.byteLength).equals(Buffer.from(hostOpt.v.get('T')!.buffer))).toBe(true);
+      const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      expect(bytes(table).equals(bytes(w))).toBe(true);
+      expect(bytes(m0!).equals(bytes(hostOpt.m.get('T')!))).toBe(true);
+      expect(bytes(v0!).equals(bytes(hostOpt.v.get('T')!))).toBe(true);
       // A gradient that makes a weight infinite is reported.
       got.values[3] = Infinity;
       expect((await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, 4))).finite).toBe(false);
     } finally {
       backend.destroy();
+      pool.destroy();
+    }
+  });
+});
+
+describe('dense Adam on the pool', () => {
+  it('large dense parameters updated on 2 threads equal the main-thread loop bit for bit, clipped, with a non-finite weight reported', async () => {
+    const n = 70_001; // past the pool's threshold (2^16), odd so the halves differ
+    const info = { name: 'W', role: 'param', shape: [n], sparse: false, weightDecay: true, lrMultiplier: 1 } as never;
+    const config = { ...DEFAULT_OPTIMIZER, kind: 'adamw' as const, clip: 1 };
+    const start = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+    const onMain = new Optimizer(config, [info]), onPool = new Optimizer(config, [info]);
+    const wMain = Float32Array.from(start), wPool = sharedFloat32(n);
+    wPool.set(start);
+    const pool = new WorkerPool(2);
+    try {
+      for (let step = 0; step < 3; step++) {
+        const g = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.37 + step));
+        const norm = Math.sqrt(g.reduce((a, x) => a + x * x, 0));
+        onMain.step(new Map([['W', wMain]]), { dense: new Map([['W', g]]), sparse: new Map() }, norm);
+        const r = await onPool.stepThreaded(pool, new Map([['W', wPool]]), { dense: new Map([['W', g]]), sparse: new Map() }, norm);
+        expect(r.finite).toBe(true);
+        expect(r.clipped).toBe(true);
+      }
+      const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      expect(bytes(wPool).equals(bytes(wMain))).toBe(true);
+      expect(bytes(onPool.m.get('W')!).equals(bytes(onMain.m.get('W')!))).toBe(true);
+      expect(bytes(onPool.v.get('W')!).equals(bytes(onMain.v.get('W')!))).toBe(true);
+      const bad = new Float32Array(n);
+      bad[n - 1] = Infinity;
+      expect((await onPool.stepThreaded(pool, new Map([['W', wPool]]), { dense: new Map([['W', bad]]), sparse: new Map() }, 1)).finite).toBe(false);
+    } finally {
       pool.destroy();
     }
   });

@@ -135,3 +135,26 @@ export const LAZY_ADAM_TASK: PoolTask = {
   if (check !== 0) flags[0] = 1;
 }`,
 };
+
+/**
+ * Adam (decoupled decay as `keep`) on a dense parameter's elements [from, to): the main thread's
+ * loop (runtime/train/optim.ts) split across the pool, same operations in the same order, so the
+ * weights are bit-identical to it. flags[0] as LAZY_ADAM_TASK's.
+ * Args: w, m, v, g, flags, scale, b1, b2, stepSize, epsHat, keep.
+ */
+export const DENSE_ADAM_TASK: PoolTask = {
+  key: 'dense_adam',
+  source: `function denseAdam(args, from, to) {
+  const w = args[0], m = args[1], v = args[2], g = args[3], flags = args[4];
+  const scale = args[5], b1 = args[6], b2 = args[7], stepSize = args[8], epsHat = args[9], keep = args[10];
+  let check = 0;
+  for (let i = from; i < to; i++) {
+    const d = g[i] * scale;
+    const mi = (m[i] = b1 * m[i] + (1 - b1) * d);
+    const vi = (v[i] = b2 * v[i] + (1 - b2) * d * d);
+    const wi = (w[i] = w[i] * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
+    check += wi * 0;
+  }
+  if (check !== 0) flags[0] = 1;
+}`,
+};

@@ -5,8 +5,8 @@
 import type { ParamInfo, ParamOptimizerKind } from '../../src/ir/graph.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import { fail } from '../../src/diagnostics/diagnostic.js';
-import { LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
-import { sharedFloat32, type WorkerPool } from '../pool.js';
+import { DENSE_ADAM_TASK, LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
+import { isShared, sharedFloat32, type WorkerPool } from '../pool.js';
 
 export type OptimizerKind = 'sgd' | 'adam' | 'adamw';
 
@@ -106,6 +106,9 @@ interface ParamStep {
   scale: number;
 }
 
+/** Dense parameters of at least this many elements are updated on the pool's threads. */
+const DENSE_ON_POOL = 1 << 16;
+
 /** Adagrad's epsilon (PyTorch's default): its accumulator starts at 0, so it must be tiny. */
 const ADAGRAD_EPS = 1e-10;
 
@@ -155,8 +158,9 @@ export class Optimizer {
       // Filled now, not on first touch: a sparse table's state would otherwise fault in page by
       // page during the first epoch, making early steps slow and hiding the real memory use.
       // Shared memory: the wasm-simd backend's threads update the touched rows in place.
-      if (kind === 'adam' || kind === 'adamw' || (kind === 'sgd' && config.momentum > 0)) this.m.set(p.name, sharedFloat32(size).fill(0));
-      if (kind !== 'sgd') this.v.set(p.name, sharedFloat32(size).fill(0));
+      // Skewed against the weights and each other (pool.ts skewBytes): the update streams all four.
+      if (kind === 'adam' || kind === 'adamw' || (kind === 'sgd' && config.momentum > 0)) this.m.set(p.name, sharedFloat32(size, 1).fill(0));
+      if (kind !== 'sgd') this.v.set(p.name, sharedFloat32(size, 2).fill(0));
     }
   }
 
@@ -181,7 +185,13 @@ export class Optimizer {
       if (p.role !== 'param') continue;
       const ps = this.paramStep(p, s, g);
       const lazy = ps.kind === 'adam' || ps.kind === 'adamw';
-      this.updateParam(p, ps, s, params, g, !lazy);
+      const dense = g.dense.get(p.name), w = params.get(p.name)!;
+      if (threads && lazy && dense && dense.length >= DENSE_ON_POOL && isShared(w) && isShared(this.m.get(p.name)!) && isShared(this.v.get(p.name)!)) {
+        // Large dense parameters (matrix experts, embeddings) on the pool's threads; the
+        // gradient is copied to shared memory once when it is not there already.
+        const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = this.config.eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
+        await threads.run(DENSE_ADAM_TASK, [w, this.m.get(p.name)!, this.v.get(p.name)!, dense, flags, ps.scale, this.config.beta1, this.config.beta2, stepSize, epsHat, keep], dense.length, { minLanes: DENSE_ON_POOL / 2 });
+      } else this.updateParam(p, ps, s, params, g, !lazy);
       const sparse = g.sparse.get(p.name);
       if (!lazy || !sparse || sparse.rows.length === 0) continue;
       const rowSize = sparse.values.length / sparse.rows.length;

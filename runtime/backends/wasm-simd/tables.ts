@@ -11,6 +11,18 @@ import { ACTIVATIONS } from '../../../codegen/naive.js';
 import { MR, NR } from '../../../codegen/wasm/gemm.js';
 
 const PAGE = 65536;
+/**
+ * State array i starts i * 1344 bytes past a 4 KiB boundary. adamRows loads and stores a row of
+ * the weights and of each moment in step; were the arrays 4 KiB-aligned alike, each load would
+ * share its address's low 12 bits with a store just issued to another array, and the CPU (4K
+ * aliasing) waits for the store: measured 33 ms vs 19.8 ms for lazy Adam on 16k rows of a
+ * [1M, 256] table, one thread.
+ */
+const STATE_SKEW = 1344, STATE_SKEW_LIMIT = 4096;
+const skewed = (at: number, i: number) => {
+  const want = (i * STATE_SKEW) % STATE_SKEW_LIMIT;
+  return at + ((want - (at % STATE_SKEW_LIMIT) + STATE_SKEW_LIMIT) % STATE_SKEW_LIMIT);
+};
 /** Room kept for the scratch area when a table is placed (grown on demand past it). */
 const SCRATCH_RESERVE = 64 * 1024 * 1024;
 
@@ -174,7 +186,7 @@ export class TableMemory {
 
   /** Whether optimizer state for `count` more arrays of the table's size fits beside it (and a scratch). */
   stateFits(count: number): boolean {
-    return this.scratchBase + count * this.rows * this.rowBytes + SCRATCH_RESERVE <= WASM_MEMORY_LIMIT;
+    return this.scratchBase + count * (this.rows * this.rowBytes + STATE_SKEW_LIMIT) + SCRATCH_RESERVE <= WASM_MEMORY_LIMIT;
   }
 
   /**
@@ -183,9 +195,10 @@ export class TableMemory {
    * before the first scratch is used (the scratch moves past it).
    */
   addState(): Float32Array {
-    const at = this.scratchBase, bytes = this.rows * this.rowBytes;
+    const bytes = this.rows * this.rowBytes;
     if (!this.stateFits(1)) throw new RangeError(`optimizer state beside a table of ${bytes} bytes passes wasm32's 4 GiB`);
-    this.scratchBase += bytes;
+    const at = skewed(this.scratchBase, this.states.length + 1);
+    this.scratchBase = at + bytes;
     this.scratch(0);
     const a = new Float32Array(this.memory.buffer, at, bytes / 4);
     a.fill(0);
