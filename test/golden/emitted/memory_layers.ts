@@ -90,7 +90,8 @@ const IR: ModuleJSON = {
       "init": { "kind": "normal", "mean": 0, "std": 0.08838834764831843 },
       "lrMultiplier": 1,
       "sparse": true,
-      "weightDecay": true
+      "weightDecay": true,
+      "optim": { "lr": 0.001, "schedule": "constant" }
     },
     {
       "name": "Ws",
@@ -207,7 +208,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -228,7 +229,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -254,7 +255,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "rmsnorm",
@@ -276,7 +277,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -320,7 +321,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -347,7 +348,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -385,7 +386,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -410,7 +411,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -448,7 +449,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -472,7 +473,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -504,7 +505,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -529,7 +530,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -573,7 +574,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -600,7 +601,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -638,7 +639,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -682,7 +683,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -709,7 +710,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -747,7 +748,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -771,7 +772,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -796,7 +797,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -820,7 +821,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -845,7 +846,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "topk",
@@ -886,7 +887,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "topk",
@@ -927,7 +928,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "expand_dims",
@@ -954,7 +955,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "expand_dims",
@@ -981,7 +982,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -1009,7 +1010,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1047,7 +1048,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "expand_dims",
@@ -1077,7 +1078,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "const",
@@ -1092,7 +1093,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "mul",
@@ -1123,7 +1124,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "expand_dims",
@@ -1153,7 +1154,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -1184,7 +1185,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1225,7 +1226,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "topk",
@@ -1266,7 +1267,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "take_along",
@@ -1294,7 +1295,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "softmax",
@@ -1318,7 +1319,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -1350,7 +1351,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "gather",
@@ -1378,7 +1379,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -1400,7 +1401,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -1438,7 +1439,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -1462,7 +1463,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1494,7 +1495,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -1516,7 +1517,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -1548,7 +1549,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -1569,7 +1570,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1595,7 +1596,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -1617,7 +1618,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "silu",
@@ -1638,7 +1639,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "mul",
@@ -1660,7 +1661,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -1698,7 +1699,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -1722,7 +1723,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1754,7 +1755,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "einsum",
@@ -1776,7 +1777,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -1798,7 +1799,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "param",
@@ -1830,7 +1831,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -1851,7 +1852,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "reshape",
@@ -1877,7 +1878,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "add",
@@ -1899,7 +1900,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 17]
+          "site": [43, 17]
         },
         {
           "op": "slice",
@@ -1920,7 +1921,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -1946,7 +1947,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "rmsnorm",
@@ -1968,7 +1969,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -1995,7 +1996,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2033,7 +2034,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -2058,7 +2059,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2082,7 +2083,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2114,7 +2115,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -2139,7 +2140,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2166,7 +2167,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2204,7 +2205,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2231,7 +2232,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2269,7 +2270,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2293,7 +2294,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -2318,7 +2319,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2342,7 +2343,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -2367,7 +2368,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "topk",
@@ -2408,7 +2409,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "topk",
@@ -2449,7 +2450,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "expand_dims",
@@ -2476,7 +2477,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "expand_dims",
@@ -2503,7 +2504,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -2531,7 +2532,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2569,7 +2570,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "expand_dims",
@@ -2599,7 +2600,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "mul",
@@ -2630,7 +2631,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "expand_dims",
@@ -2660,7 +2661,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -2691,7 +2692,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2732,7 +2733,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "topk",
@@ -2773,7 +2774,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "take_along",
@@ -2801,7 +2802,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "softmax",
@@ -2825,7 +2826,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "gather",
@@ -2853,7 +2854,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -2875,7 +2876,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2899,7 +2900,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -2931,7 +2932,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -2953,7 +2954,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -2974,7 +2975,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -3000,7 +3001,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -3022,7 +3023,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "silu",
@@ -3043,7 +3044,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "mul",
@@ -3065,7 +3066,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -3089,7 +3090,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -3121,7 +3122,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "einsum",
@@ -3143,7 +3144,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -3165,7 +3166,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "slice",
@@ -3186,7 +3187,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "reshape",
@@ -3212,7 +3213,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         },
         {
           "op": "add",
@@ -3234,7 +3235,7 @@ const IR: ModuleJSON = {
               ]
             }
           ],
-          "site": [42, 10]
+          "site": [43, 10]
         }
       ]
     }
@@ -3242,7 +3243,7 @@ const IR: ModuleJSON = {
 };
 const LOWERING: Lowering = "fused";
 /** The source it was compiled from: checkpoints written by save() embed it, so peerc info, run and sample read them. */
-const PROGRAM = { file: "examples/memory_layers.peer", text: "# Memory layers as \"Memory Layers at Scale\" (Berges et al. 2024) builds them, after its code\n# (facebookresearch/memory, lingua/product_key/memory.py: HashingMemory with its defaults, and\n# lingua/transformer.py): the memory replaces a block's feed-forward layer after the block's\n# pre-RMSNorm, out = h + memory(rmsnorm(h)); queries from a linear layer with a bias (no query\n# norm), keys per head (heads x 2 x n sub-keys), softmax over the k best, one value table shared\n# by every memory layer (mem_share_values), and the SwiLU output\n# value_proj(values(idx, w) * silu(swilu_projection(x))), both projections with biases.\n# Initialisation as theirs: keys and biases uniform, the query weight xavier_uniform, values\n# and projections normal with std 1/sqrt(d).\n# Where it still differs: their values train at a fixed learning rate (value_fixed_lr = 1e-3)\n# while the rest follows the schedule; here the values follow the schedule like everything\n# else (train lr 1e-3; peerc's @lr is a multiplier of the scheduled rate). Their runs use\n# mem_knn = 32, mem_k_dim = 512 and 1024^2 values in 7B models; the sizes here are small.\nconst d = 128\nconst n = 128  # mem_n_keys: n^2 values\nconst N = n^2\nconst h = 4    # mem_heads\nconst k = 16   # mem_knn\nconst dk = 64  # mem_k_dim\nconst L = 2    # memory layers, sharing one value table\n\nparam norm_g: [L, d] = ones()                                               # ffn_norm (RMSNorm)\nparam Wq: [L, h, dk, d] = uniform(-sqrt(6/(d + h*dk)), sqrt(6/(d + h*dk)))  # query_proj weight (xavier_uniform)\nparam bq: [L, h, dk] = uniform(-1/sqrt(d), 1/sqrt(d))                       # query_proj bias\nparam C1: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 0]\nparam C2: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 1]\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse                           # values, shared\nparam Ws: [L, d, d] = normal(0, 1/sqrt(d))                                  # swilu_projection weight\nparam bs: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))                           # swilu_projection bias\nparam Wv: [L, d, d] = normal(0, 1/sqrt(d))                                  # value_proj weight\nparam bv: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))                           # value_proj bias\n\nlayer memory(x: [T, d], i: int) -> [T, d] {\n  xn = rmsnorm(x, norm_g[i], eps=1e-5)\n  q = einsum(\"td,hcd->thc\", xn, Wq[i]) + bq[i]\n  (s, idx) = product_topk_heads(q, C1[i], C2[i], k)\n  m = einsum(\"thk,thkd->td\", softmax(s), gather(Vals, idx))\n  return x + matmul(m * silu(matmul(xn, Ws[i]) + bs[i]), Wv[i]) + bv[i]\n}\n\nmodel memory_layers(x: [T, d]) -> [T, d] {\n  return memory(memory(x, 0), 1)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
+const PROGRAM = { file: "examples/memory_layers.peer", text: "# Memory layers as \"Memory Layers at Scale\" (Berges et al. 2024) builds them, after its code\n# (facebookresearch/memory, lingua/product_key/memory.py: HashingMemory with its defaults, and\n# lingua/transformer.py): the memory replaces a block's feed-forward layer after the block's\n# pre-RMSNorm, out = h + memory(rmsnorm(h)); queries from a linear layer with a bias (no query\n# norm), keys per head (heads x 2 x n sub-keys), softmax over the k best, one value table shared\n# by every memory layer (mem_share_values), and the SwiLU output\n# value_proj(values(idx, w) * silu(swilu_projection(x))), both projections with biases.\n# Initialisation as theirs: keys and biases uniform, the query weight xavier_uniform, values\n# and projections normal with std 1/sqrt(d).\n# Their values train at a fixed learning rate (value_fixed_lr = 1e-3) while the rest follows\n# the schedule: @optim(lr=1e-3, schedule=\"constant\") on the value table says the same.\n# Where it still differs: their runs use mem_knn = 32, mem_k_dim = 512 and 1024^2 values in\n# 7B models, sharded over GPUs; the sizes here are small and the table is one tensor.\nconst d = 128\nconst n = 128  # mem_n_keys: n^2 values\nconst N = n^2\nconst h = 4    # mem_heads\nconst k = 16   # mem_knn\nconst dk = 64  # mem_k_dim\nconst L = 2    # memory layers, sharing one value table\n\nparam norm_g: [L, d] = ones()                                               # ffn_norm (RMSNorm)\nparam Wq: [L, h, dk, d] = uniform(-sqrt(6/(d + h*dk)), sqrt(6/(d + h*dk)))  # query_proj weight (xavier_uniform)\nparam bq: [L, h, dk] = uniform(-1/sqrt(d), 1/sqrt(d))                       # query_proj bias\nparam C1: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 0]\nparam C2: [L, h, n, dk/2] = uniform(-1/sqrt(dk), 1/sqrt(dk))                # keys[:, 1]\n# values, shared by the memory layers, at their fixed learning rate\nparam Vals: [N, d] = normal(0, 1/sqrt(d)) @sparse @optim(lr=1e-3, schedule=\"constant\")\nparam Ws: [L, d, d] = normal(0, 1/sqrt(d))         # swilu_projection weight\nparam bs: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))  # swilu_projection bias\nparam Wv: [L, d, d] = normal(0, 1/sqrt(d))         # value_proj weight\nparam bv: [L, d] = uniform(-1/sqrt(d), 1/sqrt(d))  # value_proj bias\n\nlayer memory(x: [T, d], i: int) -> [T, d] {\n  xn = rmsnorm(x, norm_g[i], eps=1e-5)\n  q = einsum(\"td,hcd->thc\", xn, Wq[i]) + bq[i]\n  (s, idx) = product_topk_heads(q, C1[i], C2[i], k)\n  m = einsum(\"thk,thkd->td\", softmax(s), gather(Vals, idx))\n  return x + matmul(m * silu(matmul(xn, Ws[i]) + bs[i]), Wv[i]) + bv[i]\n}\n\nmodel memory_layers(x: [T, d]) -> [T, d] {\n  return memory(memory(x, 0), 1)\n}\n\ntrain { lr = 1e-3; optimizer = \"adam\" }\n", set: "" };
 
 /** memory_layers: forward pass on a gpu.js backend. Create with fromSeed() or fromSafetensors(). */
 export class MemoryLayers {
