@@ -10,7 +10,7 @@ import { resolveBackend, type BackendName, type RegisteredBackend } from '../bac
 import { gradientNorm, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
-import { isShared, toShared, type WorkerPool } from '../pool.js';
+import { isShared, sharedFloat32, toShared, type WorkerPool } from '../pool.js';
 
 export interface StepResult extends StepReport {
   /** The objective: the task's loss plus the aux_loss terms, where the program has any. */
@@ -144,8 +144,9 @@ export class Trainer {
         continue;
       }
       if (!info.sparse && one) {
-        // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient.
-        const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+        // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient,
+        // in shared memory skewed against the weights and moments: the pool's dense Adam reads it in place.
+        const full = sharedFloat32(info.shape.reduce((a, b) => a * b, 1), 3);
         const grouped = await this.trainExec.addFactoredRows(full, ids, one, factoredSize);
         if (!grouped) addOuterRows(full, ids, one, factoredSize);
         dense.set(name, full);
