@@ -22,7 +22,7 @@ import { BACKENDS } from '../runtime/backends/info.js';
 import { sumRowsOnHost } from '../runtime/backends/row-sums.js';
 import { outerRows } from '../runtime/backends/backend.js';
 import { factorRowGradients } from '../src/autodiff/factor-rows.js';
-import { DEFAULT_OPTIMIZER, learningRate, Optimizer } from '../runtime/train/optim.js';
+import { DEFAULT_OPTIMIZER, gradientNorm, gradientNormThreaded, learningRate, Optimizer } from '../runtime/train/optim.js';
 import { WasmGemm, wasmFeatures } from '../runtime/backends/wasm-simd/gemm.js';
 import { retrieveModule, retrieveScratchBytes } from '../codegen/wasm/retrieve.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
@@ -200,6 +200,20 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
 });
 
 describe('dense Adam on the pool', () => {
+  it('the gradient norm summed by chunks on 2 threads is the one-thread value exactly', async () => {
+    const big = sharedFloat32(5 * 65536 + 17), small = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+    big.forEach((_, i) => (big[i] = Math.cos(i * 0.01) * (1 + (i % 7))));
+    const g = { dense: new Map([['A', big], ['B', small]]), sparse: new Map() };
+    const pool = new WorkerPool(2);
+    try {
+      const threaded = await gradientNormThreaded(g, pool);
+      expect(threaded).toBe(gradientNorm(g));
+      expect(threaded).toBeCloseTo(Math.sqrt([...big, ...small].reduce((a, x) => a + x * x, 0)), 6);
+    } finally {
+      pool.destroy();
+    }
+  });
+
   it('large dense parameters updated on 2 threads equal the main-thread loop bit for bit, clipped, with a non-finite weight reported', async () => {
     const n = 70_001; // past the pool's threshold (2^16), odd so the halves differ
     const info = { name: 'W', role: 'param', shape: [n], sparse: false, weightDecay: true, lrMultiplier: 1 } as never;

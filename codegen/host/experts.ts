@@ -158,3 +158,21 @@ export const DENSE_ADAM_TASK: PoolTask = {
   if (check !== 0) flags[0] = 1;
 }`,
 };
+
+/**
+ * Sums of squares of a dense gradient by chunk: out[c] = sum of a[i]^2 over chunk c (float64,
+ * in element order), chunks [from, to). The same loop as runtime/train/optim.ts's chunkSquares.
+ * Args: a, out (Float64Array), chunk.
+ */
+export const CHUNK_SQUARES_TASK: PoolTask = {
+  key: 'chunk_squares',
+  source: `function chunkSquares(args, from, to) {
+  const a = args[0], out = args[1], chunk = args[2];
+  for (let c = from; c < to; c++) {
+    let s = 0;
+    const end = Math.min(a.length, (c + 1) * chunk);
+    for (let i = c * chunk; i < end; i++) s += a[i] * a[i];
+    out[c] = s;
+  }
+}`,
+};

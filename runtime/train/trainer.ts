@@ -7,7 +7,7 @@ import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { addOuterRows, outerRows } from '../backends/backend.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
-import { gradientNorm, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
+import { gradientNormThreaded, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
 import { isShared, sharedFloat32, toShared, type WorkerPool } from '../pool.js';
@@ -181,7 +181,7 @@ export class Trainer {
     const { loss, aux, metrics, grads, buffers, timings } = await this.gradients(batch);
     if (!Number.isFinite(loss)) throw new Diverged('the loss');
     const tNorm = performance.now();
-    const norm = gradientNorm(grads);
+    const norm = await gradientNormThreaded(grads, this.pool);
     timings.set('gradient norm', performance.now() - tNorm);
     if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
