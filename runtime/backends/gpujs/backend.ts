@@ -104,8 +104,8 @@ export class GpujsBackend implements Backend {
     plans.forEach((plan) => {
       for (const a of plan.args)
         if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) > FLAT_INDEX_LIMIT)
-          throw kernelLimit(node, this.info.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
-      if (plan.outputLength > FLAT_INDEX_LIMIT) throw kernelLimit(node, this.info.name, `${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells gpu.js indexes correctly; use fewer tokens per call`);
+          throw kernelLimit(node, this.info.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells, beyond the 2^24 cells a gpu.js kernel (which runs this step here) indexes correctly; use fewer tokens per call`);
+      if (plan.outputLength > FLAT_INDEX_LIMIT) throw kernelLimit(node, this.info.name, `${plan.label} would write ${plan.outputLength} cells, beyond the 2^24 cells a gpu.js kernel (which runs this step here) indexes correctly; use fewer tokens per call`);
     });
     const kernels = plans.map((plan) => ({ plan, kernel: this.createKernel(plan, ctx), checked: false }));
     const run = async (read: Read, time: (label: string, ms: number) => void): Promise<Float32Array[]> => {
