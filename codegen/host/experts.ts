@@ -111,6 +111,17 @@ export function sumRowsTask(rowSize: number): PoolTask {
 }
 
 /**
+ * One element's Adam update (the operations and order of runtime/train/optim.ts's host loop),
+ * element i of w, m, v with gradient g[gIndex]; adds w * 0 to `check` (NaN once any is not finite).
+ */
+const adamElement = (gIndex: string) => `
+      const d = g[${gIndex}] * scale;
+      const mi = (m[i] = b1 * m[i] + (1 - b1) * d);
+      const vi = (v[i] = b2 * v[i] + (1 - b2) * d * d);
+      const wi = (w[i] = w[i] * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
+      check += wi * 0;`;
+
+/**
  * Lazy Adam (decoupled decay as `keep`) on touched rows [from, to): w, m, v at row ids[r],
  * gradient row r of g. flags[0] is set to 1 when an updated weight is not finite (every
  * thread writes the same 1, so no atomics are needed).
@@ -124,12 +135,7 @@ export const LAZY_ADAM_TASK: PoolTask = {
   let check = 0;
   for (let r = from; r < to; r++) {
     const base = ids[r] * rowSize, go = r * rowSize - base;
-    for (let i = base; i < base + rowSize; i++) {
-      const d = g[i + go] * scale;
-      const mi = (m[i] = b1 * m[i] + (1 - b1) * d);
-      const vi = (v[i] = b2 * v[i] + (1 - b2) * d * d);
-      const wi = (w[i] = w[i] * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
-      check += wi * 0;
+    for (let i = base; i < base + rowSize; i++) {${adamElement('i + go')}
     }
   }
   if (check !== 0) flags[0] = 1;
@@ -148,12 +154,7 @@ export const DENSE_ADAM_TASK: PoolTask = {
   const w = args[0], m = args[1], v = args[2], g = args[3], flags = args[4];
   const scale = args[5], b1 = args[6], b2 = args[7], stepSize = args[8], epsHat = args[9], keep = args[10];
   let check = 0;
-  for (let i = from; i < to; i++) {
-    const d = g[i] * scale;
-    const mi = (m[i] = b1 * m[i] + (1 - b1) * d);
-    const vi = (v[i] = b2 * v[i] + (1 - b2) * d * d);
-    const wi = (w[i] = w[i] * keep - (stepSize * mi) / (Math.sqrt(vi) + epsHat));
-    check += wi * 0;
+  for (let i = from; i < to; i++) {${adamElement('i')}
   }
   if (check !== 0) flags[0] = 1;
 }`,
