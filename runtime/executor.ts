@@ -307,6 +307,10 @@ export class Executor {
   }
 
   /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */
+  rowReadReference(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined> {
+    return this.impl.rowReadReference ? this.impl.rowReadReference() : Promise.resolve(undefined);
+  }
+
   matmulReference(runs = 3): Promise<number> {
     return this.impl.matmulReference(runs);
   }

@@ -45,6 +45,11 @@ describe.skipIf(skip).each([1, 2])('row kernels in a table memory, %i thread(s)'
       }
   });
 
+  it('the random-row-read yardstick sums the rows it reads (checked inside) and gives a rate', async () => {
+    const gbPerS = await table.randomRowReads(1001, 2); // odd: a tail after the groups of four
+    expect(Number.isFinite(gbPerS) && gbPerS > 0).toBe(true);
+  });
+
   it('a row id made NaN upstream is refused before any kernel reads memory', () => {
     const bad = Float32Array.from(idx);
     bad[3] = NaN;

@@ -198,7 +198,26 @@ function adamRowsFunction(): FunctionDef {
   return { name: 'adamRows', params: [...locals(['i32', 7]), ...locals(['f64', 8])], locals: locals(['i32', 3], ['v128', 20]), body: code(body) };
 }
 
+/**
+ * readRows(off, out, rows, dBytes): out[r] = the sum of the floats of the row at byte offset
+ * off[r]: nothing but the reads of random rows (the sums keep them live), four rows at a time as
+ * the per-slot expert kernels read them, the yardstick their GB/s are compared with.
+ */
+function readRowsFunction(): FunctionDef {
+  const [off, out, rows, dBytes, j] = [0, 1, 2, 3, 4];
+  const p = [5, 6, 7, 8], acc = [9, 10, 11, 12];
+  const group = (n: number) => [
+    ...p.slice(0, n).flatMap((pr, r) => [get(off), I.i32Load(4 * r), set(pr)]),
+    ...acc.slice(0, n).flatMap(zero), I.i32(0), set(j),
+    ...whileLoop([get(j), get(dBytes), I.i32LtS], [...p.slice(0, n).flatMap((pr, r) => [get(acc[r]!), ...v128At(pr, j), I.f32x4Add, set(acc[r]!)]), addConst(j, 16)]),
+    ...acc.slice(0, n).flatMap((a, r) => [get(out), ...horizontalSum(a), I.f32Store(4 * r)]),
+    addConst(off, 4 * n), addConst(out, 4 * n), addConst(rows, -n),
+  ];
+  const body = [...whileLoop([get(rows), I.i32(4), I.i32GeS], group(4)), ...whileLoop([get(rows)], group(1))];
+  return { name: 'readRows', params: locals(['i32', 4]), locals: locals(['i32', 5], ['v128', 4]), body: code(body) };
+}
+
 /** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), adamRowsFunction(), gemmFunction(false)], memory);
+  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), adamRowsFunction(), gemmFunction(false), readRowsFunction()], memory);
 }

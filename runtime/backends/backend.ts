@@ -129,6 +129,8 @@ export interface Backend {
   plan(node: Node, ctx: PlanContext): PlannedStep;
   /** GFLOP/s of its best 512^3 matmul: the yardstick for its contraction kernels. */
   matmulReference(runs?: number): Promise<number>;
+  /** The memory's rate for reads of random rows of the largest table the backend keeps (where it keeps tables). */
+  rowReadReference?(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined>;
   /** What runs slower than it could here, and why (run, bench and train print these). */
   notes(): string[];
   /**

@@ -96,6 +96,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
   const lowerings = o.naive ? (['fused', 'naive'] as const) : (['fused'] as const);
   const executors: Executor[] = [];
   let matmulGflops = 0;
+  let rowReads: { gbPerS: number; rows: number; rowBytes: number } | undefined;
   const samples = lowerings.map(() => ({ runs: [] as number[], kernels: new Map<string, number[]>() }));
   let fusedOutput = new Float32Array(0);
   /** Why the naive lowering was not timed (it does not fit the backend at this size), if so. */
@@ -125,7 +126,10 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
         for (const [k, ms] of r.timings) samples[i]!.kernels.set(k, [...(samples[i]!.kernels.get(k) ?? []), ms]);
       }
       // The yardstick in the same conditions as the fused kernels it is compared with.
-      if (i === 0) matmulGflops = await ex.matmulReference();
+      if (i === 0) {
+        matmulGflops = await ex.matmulReference();
+        rowReads = await ex.rowReadReference();
+      }
     }
     const measured: Record<string, Measured> = {};
     lowerings.forEach((l, i) => {
@@ -186,6 +190,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
       expert_rows_gb_per_s: expertGbPerS,
       expert_products_gflops_per_s: expertGflops,
       matmul_reference_gflops_per_s: matmulGflops,
+      row_read_reference: rowReads && { gb_per_s: rowReads.gbPerS, table_rows: rowReads.rows, row_bytes: rowReads.rowBytes },
       peak_rss_mb: peakRssMb,
       fusion_notes: unfusedPatterns(fusedModule).map((n) => n.message),
       backend_notes: [...new Set(executors.flatMap((e) => e.notes()))],
@@ -231,7 +236,7 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
   return { total, perKernel };
 }
 
-function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend_notes: string[]; expert_row_bytes: Record<string, number>; expert_rows_gb_per_s: Record<string, number>; expert_products_gflops_per_s: Record<string, number>; naive_not_run?: string; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; peak_rss_mb: number }, measured: Record<string, Measured>): string {
+function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; backend_notes: string[]; expert_row_bytes: Record<string, number>; expert_rows_gb_per_s: Record<string, number>; expert_products_gflops_per_s: Record<string, number>; naive_not_run?: string; backend: string; backend_detail: string; tokens: number; runs: number; reference_ms?: number; tokens_per_s: Record<string, number>; speedup_fused_vs_naive?: number; einsum_gflop: number; einsum_gflops_per_s: Record<string, number>; einsum_not_timed_alone: string[]; matmul_reference_gflops_per_s: number; row_read_reference?: { gb_per_s: number; table_rows: number; row_bytes: number }; peak_rss_mb: number }, measured: Record<string, Measured>): string {
   const lines = [`peerc bench: ${r.tokens} tokens, backend ${r.backend_detail} (verified on every kernel), median of ${r.runs} runs after a warm-up`];
   for (const n of [...r.fusion_notes, ...r.backend_notes]) lines.push(`  note: ${n}`);
   for (const [name, m] of Object.entries(measured)) {
@@ -252,7 +257,10 @@ function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; ba
   const rowMb = Object.values(r.expert_row_bytes).reduce((a, b) => a + b, 0) / 1e6;
   if (rowMb > 0) {
     lines.push(`  expert rows selected: ${rowMb.toFixed(1)} MB per forward (each selected once per slot; the kernels by expert read each expert's rows once per call)`);
-    for (const [label, g] of Object.entries(r.expert_rows_gb_per_s)) lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GB/s`);
+    const reads = r.row_read_reference;
+    if (reads && Object.keys(r.expert_rows_gb_per_s).length)
+      lines.push(`    yardstick: reading random rows of the largest table (${reads.table_rows} rows of ${reads.row_bytes} bytes) on all threads: ${reads.gb_per_s.toFixed(2)} GB/s`);
+    for (const [label, g] of Object.entries(r.expert_rows_gb_per_s)) lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GB/s${reads ? ` (${((100 * g) / reads.gb_per_s).toFixed(0)}% of the random row reads)` : ''}`);
     for (const [label, g] of Object.entries(r.expert_products_gflops_per_s))
       lines.push(`    ${label.padEnd(30)} ${g.toFixed(2)} GFLOP/s (${((100 * g) / r.matmul_reference_gflops_per_s).toFixed(0)}% of the matmul)`);
   }

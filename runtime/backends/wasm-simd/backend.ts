@@ -278,6 +278,12 @@ export class WasmSimdBackend implements Backend {
     return { label, run, kernels: 1 };
   }
 
+  /** GB/s of random row reads in the largest placed table (undefined without one). */
+  async rowReadReference(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined> {
+    const table = [...this.tables.values()].sort((a, b) => b.rows * b.rowBytes - a.rows * a.rowBytes)[0];
+    return table && { gbPerS: await table.randomRowReads(), rows: table.rows, rowBytes: table.rowBytes };
+  }
+
   /** GFLOP/s of the backend's own contraction kernel on a 512^3 matmul. */
   async matmulReference(runs = 3): Promise<number> {
     const n = 512;

@@ -36,6 +36,7 @@ interface RowKernels {
   sumFactoredRows(coef: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number, vec: number, perToken: number): void;
   adamRows(mOff: number, vOff: number, g: number, ids: number, rows: number, dBytes: number, flag: number, ...hyper: number[]): void;
   gemm(a: number, b: number, c: number, m: number, n: number, k: number): void;
+  readRows(off: number, out: number, rows: number, dBytes: number): void;
 }
 
 // Tasks split over lanes (tokens, or rows for Adam); args[0] names the table's instance.
@@ -65,6 +66,12 @@ const SUM_FACTORED_ROWS_TASK: PoolTask = {
   source: `function tableSumFactoredRows(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], dBytes = args[7];
   k.sumFactoredRows(args[1], args[2], args[3] + from * 4, args[4] + from * 4, args[5] + from * dBytes, args[6] + from * 8, to - from, dBytes, args[8], args[9]);
+}`,
+};
+const READ_ROWS_TASK: PoolTask = {
+  key: 'table_read_rows',
+  source: `function tableReadRows(args, from, to, ctx) {
+  ctx.wasm['table' + args[0]].readRows(args[1] + from * 4, args[2] + from * 4, to - from, args[3]);
 }`,
 };
 const ADAM_ROWS_TASK: PoolTask = {
@@ -292,6 +299,37 @@ export class TableMemory {
   private async split(task: PoolTask, args: number[], lanes: number, minLanes: number, local: (from: number, to: number) => void): Promise<void> {
     if (this.pool) await this.pool.run(task, [this.id, ...args], lanes, { minLanes });
     else local(0, lanes);
+  }
+
+  /**
+   * GB/s of reading `count` rows of the table at random (a fixed sequence, distinct rows per 64
+   * KiB of table where it has that many) on all the pool's threads: the memory's rate for the
+   * access the per-slot expert kernels make, median of `runs`.
+   */
+  async randomRowReads(count = 16384, runs = 5): Promise<number> {
+    const d = this.rowBytes;
+    const at = this.scratch(count * 8 + 16);
+    const off = new Int32Array(this.memory.buffer, at, count);
+    let x = 0x9e3779b9;
+    for (let i = 0; i < count; i++) {
+      x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6a09e667) | 0; // a fixed mix (xorshift-multiply), not Math.random: the same rows every run
+      off[i] = ((x >>> 0) % this.rows) * d;
+    }
+    const times: number[] = [];
+    for (let r = 0; r < runs + 1; r++) {
+      const t0 = performance.now();
+      await this.split(READ_ROWS_TASK, [at, at + count * 4, d], count, 256, (a, b) => this.local.readRows(at + a * 4, at + count * 4 + a * 4, b - a, d));
+      if (r > 0) times.push(performance.now() - t0);
+    }
+    // The kernel's sums checked on a few rows: a yardstick that read the wrong bytes would flatter.
+    const sums = new Float32Array(this.memory.buffer, at + count * 4, count);
+    for (const i of [0, 1, 2, 3, 4, count - 1]) {
+      let want = 0;
+      for (let c = 0; c < this.rowSize; c++) want += this.weights[off[i]! / 4 + c]!;
+      if (Math.abs(sums[i]! - want) > 1e-3 * (1 + Math.abs(want))) throw new Error(`row-read yardstick: row ${off[i]! / d} summed to ${sums[i]}, not ${want}`);
+    }
+    times.sort((a, b) => a - b);
+    return (count * d) / 1e9 / (times[Math.floor(times.length / 2)]! / 1000);
   }
 
   /** out[i] = row(off[i]) . x[token of i], tokens [0, tokens); pointers in bytes. */
