@@ -130,12 +130,12 @@ export class Executor {
     return Array.isArray(s) ? s : undefined;
   }
 
-  /** Lazy Adam in the backend, on a placed table's rows from the last sumRows (done: false where it cannot). */
   /** Factored rows of `block` rows per id added into a dense gradient by the backend's grouped products; false where it cannot. */
   addFactoredRows(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean> {
     return this.impl.addFactoredRows ? this.impl.addFactoredRows(full, ids, rows, rowSize) : Promise.resolve(false);
   }
 
+  /** Lazy Adam in the backend, on a placed table's rows from the last sumRows (done: false where it cannot). */
   adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
     return this.impl.adamRows ? this.impl.adamRows(name, values, m, v, step) : Promise.resolve({ done: false, finite: true });
   }
@@ -306,11 +306,12 @@ export class Executor {
     return this.impl.sumFactoredRows?.(ids, grads, rowSize, key) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);
   }
 
-  /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */
+  /** GB/s of random row reads in the backend's largest table: the yardstick for the per-slot expert kernels. */
   rowReadReference(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined> {
     return this.impl.rowReadReference ? this.impl.rowReadReference() : Promise.resolve(undefined);
   }
 
+  /** GFLOP/s of the backend's best 512^3 matmul: the yardstick for the generated contraction kernels. */
   matmulReference(runs = 3): Promise<number> {
     return this.impl.matmulReference(runs);
   }

@@ -233,19 +233,17 @@ export class Optimizer {
       if (p.role !== 'param') continue;
       const ps = this.paramStep(p, s, g);
       const lazy = ps.kind === 'adam' || ps.kind === 'adamw';
-      const dense = g.dense.get(p.name), w = params.get(p.name)!;
-      if (threads && lazy && dense && dense.length >= DENSE_ON_POOL && isShared(w) && isShared(this.m.get(p.name)!) && isShared(this.v.get(p.name)!)) {
-        // Large dense parameters (matrix experts, embeddings) on the pool's threads; the
-        // gradient is copied to shared memory once when it is not there already.
-        const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = this.config.eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
-        await threads.run(DENSE_ADAM_TASK, [w, this.m.get(p.name)!, this.v.get(p.name)!, dense, flags, ps.scale, this.config.beta1, this.config.beta2, stepSize, epsHat, keep], dense.length, { minLanes: DENSE_ON_POOL / 2 });
+      const { beta1, beta2, eps } = this.config;
+      const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
+      const dense = g.dense.get(p.name), w = params.get(p.name)!, m = this.m.get(p.name)!, v = this.v.get(p.name)!;
+      if (threads && lazy && dense && dense.length >= DENSE_ON_POOL && isShared(w) && isShared(m) && isShared(v)) {
+        // Large dense parameters (matrix experts, embeddings) on the pool's threads; a gradient
+        // not in shared memory is copied into a kept shared buffer first (the pool's staging).
+        await threads.run(DENSE_ADAM_TASK, [w, m, v, dense, flags, ps.scale, beta1, beta2, stepSize, epsHat, keep], dense.length, { minLanes: DENSE_ON_POOL / 2 });
       } else this.updateParam(p, ps, s, params, g, !lazy);
       const sparse = g.sparse.get(p.name);
       if (!lazy || !sparse || sparse.rows.length === 0) continue;
       const rowSize = sparse.values.length / sparse.rows.length;
-      const { beta1, beta2, eps } = this.config;
-      const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
-      const m = this.m.get(p.name)!, v = this.v.get(p.name)!;
       if (rowsAdam) {
         const r = await rowsAdam(p.name, sparse.values, m, v, { scale: ps.scale, b1: beta1, b2: beta2, stepSize, epsHat, keep });
         if (r.done) {

@@ -86,23 +86,23 @@ export class WasmSimdBackend implements Backend {
     const slots = f.coef.length, groups = ids.length, block = slots / groups, perToken = slots / (f.vec.length / rowSize);
     if (groups === 0 || !Number.isInteger(block) || TableMemory.groupedUnfit(block, rowSize) !== null || full.length % (block * rowSize) !== 0) return false;
     const experts = full.length / (block * rowSize);
-    const count = new Map<number, number[]>();
+    const slotsOf = new Map<number, number[]>();
     for (let i = 0; i < groups; i++) {
       const e = ids[i]!;
       if (!(e >= 0 && e < experts && Number.isInteger(e))) return false;
-      const list = count.get(e);
-      if (list) list.push(i);
-      else count.set(e, [i]);
+      const mine = slotsOf.get(e);
+      if (mine) mine.push(i);
+      else slotsOf.set(e, [i]);
     }
     const gemm = this.gemm();
-    const used = [...count.keys()];
+    const used = [...slotsOf.keys()];
     // Floats: every A [block, n] (block * groups in all), every B [n, d], every C [block, d].
     const at = gemm.scratchArea(4 * (slots + groups * rowSize + used.length * block * rowSize));
     const mem = gemm.floats();
     const list = new Int32Array(new SharedArrayBuffer(used.length * 24));
     let p = at / 4;
     used.forEach((e, u) => {
-      const mine = count.get(e)!, n = mine.length;
+      const mine = slotsOf.get(e)!, n = mine.length;
       const a = p, b = a + block * n, c = b + n * rowSize;
       // A [block, n]: column q is slot mine[q]'s coefficients; B [n, d]: its token's vector.
       mine.forEach((i, q) => {

@@ -6,7 +6,7 @@
 // the shared memory, valid until that step runs again). Measured by bench/wasm-gemm.mjs.
 import { gemmModule, MR, NR } from '../../../codegen/wasm/gemm.js';
 import { wasmFeatures } from '../../../codegen/wasm/module.js';
-import type { PoolTask, WorkerPool } from '../../pool.js';
+import { toShared, type PoolTask, type WorkerPool } from '../../pool.js';
 
 const PAGE = 65536;
 /** wasm32's limit: 4 GiB less one page (a memory of exactly 4 GiB is not allocatable everywhere). */
@@ -254,17 +254,9 @@ export class WasmGemm {
   for (let p = from; p < to; p++) gemm(l[6 * p], l[6 * p + 1], l[6 * p + 2], l[6 * p + 3], l[6 * p + 4], l[6 * p + 5]);
 }`,
       };
-      const shared = isSharedInt32(list) ? list : copyShared(list);
-      await this.pool.run(this.groupTask, [shared], count, { minLanes: 1 });
+      await this.pool.run(this.groupTask, [toShared(list)], count, { minLanes: 1 });
     } else for (let p = 0; p < count; p++) this.gemm(list[6 * p]!, list[6 * p + 1]!, list[6 * p + 2]!, list[6 * p + 3]!, list[6 * p + 4]!, list[6 * p + 5]!);
   }
   private groupTask: PoolTask | undefined;
 }
 
-const isSharedInt32 = (a: Int32Array) => typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
-function copyShared(a: Int32Array): Int32Array {
-  if (typeof SharedArrayBuffer === 'undefined') return a;
-  const s = new Int32Array(new SharedArrayBuffer(a.byteLength));
-  s.set(a);
-  return s;
-}

@@ -6,23 +6,20 @@
 // view into the memory, so host code (other kernels, outputs) reads them as a plain array. wasm32 caps a memory at 4 GiB: a table that does not fit gets the reason.
 import { rowKernelsModule } from '../../../codegen/wasm/rows.js';
 import { WASM_MEMORY_LIMIT } from './gemm.js';
-import { wasmMemoryOf, type PoolTask, type WorkerPool } from '../../pool.js';
+import { skewBytes, wasmMemoryOf, type PoolTask, type WorkerPool } from '../../pool.js';
 import { ACTIVATIONS } from '../../../codegen/naive.js';
 import { MR, NR } from '../../../codegen/wasm/gemm.js';
 
 const PAGE = 65536;
 /**
- * State array i starts i * 1344 bytes past a 4 KiB boundary. adamRows loads and stores a row of
+ * State array i starts skewBytes(i) past a 4 KiB boundary. adamRows loads and stores a row of
  * the weights and of each moment in step; were the arrays 4 KiB-aligned alike, each load would
  * share its address's low 12 bits with a store just issued to another array, and the CPU (4K
  * aliasing) waits for the store: measured 33 ms vs 19.8 ms for lazy Adam on 16k rows of a
  * [1M, 256] table, one thread.
  */
-const STATE_SKEW = 1344, STATE_SKEW_LIMIT = 4096;
-const skewed = (at: number, i: number) => {
-  const want = (i * STATE_SKEW) % STATE_SKEW_LIMIT;
-  return at + ((want - (at % STATE_SKEW_LIMIT) + STATE_SKEW_LIMIT) % STATE_SKEW_LIMIT);
-};
+const STATE_SKEW_LIMIT = 4096;
+const skewed = (at: number, i: number) => at + ((skewBytes(i) - (at % STATE_SKEW_LIMIT) + STATE_SKEW_LIMIT) % STATE_SKEW_LIMIT);
 /** Room kept for the scratch area when a table is placed (grown on demand past it). */
 const SCRATCH_RESERVE = 64 * 1024 * 1024;
 
@@ -302,9 +299,9 @@ export class TableMemory {
   }
 
   /**
-   * GB/s of reading `count` rows of the table at random (a fixed sequence, distinct rows per 64
-   * KiB of table where it has that many) on all the pool's threads: the memory's rate for the
-   * access the per-slot expert kernels make, median of `runs`.
+   * GB/s of reading `count` rows of the table at random (a fixed pseudo-random sequence, so
+   * every run reads the same rows) on all the pool's threads: the memory's rate for the access
+   * the per-slot expert kernels make, median of `runs`.
    */
   async randomRowReads(count = 16384, runs = 5): Promise<number> {
     const d = this.rowBytes;
