@@ -92,6 +92,22 @@ export function flatIndex(coords: readonly string[], shape: readonly number[]): 
   return expr;
 }
 
+/**
+ * A 'pairs' layout's output (threads return (r0, r1, r0', r1') for two cells) as the two
+ * results one after the other.
+ */
+export function unpackPairs(flat: Float32Array): Float32Array {
+  const half = flat.length / 2;
+  const split = new Float32Array(flat.length);
+  for (let t = 0; t < flat.length / 4; t++) {
+    split[2 * t] = flat[4 * t]!;
+    split[half + 2 * t] = flat[4 * t + 1]!;
+    split[2 * t + 1] = flat[4 * t + 2]!;
+    split[half + 2 * t + 1] = flat[4 * t + 3]!;
+  }
+  return split;
+}
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

@@ -37,13 +37,13 @@ function serve(): Promise<number> {
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
-  it('runs and trains on cpu, webasm, webasm-threads, wasm-simd, webgl2 (and webgpu where it has an adapter), agreeing with the reference', async () => {
+  it('runs and trains on cpu, webasm, webasm-threads, wasm-simd, webgl2 (and gpu.js webgpu and peerc webgpu where it has an adapter), agreeing with the reference', async () => {
     const m = compileOk(smallExample('pkm.peer'), 'pkm.peer');
     const browserBundle = (await compileToDir(m, 'examples/pkm.peer', dir, 'fused', { text: smallExample('pkm.peer'), set: '' })).find((f) => f.endsWith('.browser.mjs'))!;
     const inputs = sampleInputs(m, 6);
     const ref = interpret(m, inputs, seededWeights(m, 3)).outputs[0]!;
     const x = inputs.get('x')!;
-    const backends = ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2', 'webgpu'];
+    const backends = ['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2', 'gpujs-webgpu', 'webgpu'];
     writeFileSync(join(dir, 'index.html'), `<!doctype html><script type="module">
       import { Memory, MemoryTraining } from './${browserBundle!.split('/').pop()}';
       const results = {};
@@ -89,15 +89,19 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
       // The page is cross-origin isolated: wasm-simd runs on a pool of Web Workers.
       expect(results['wasm-simd']!.detail).toMatch(/^wasm-simd, 2 threads, (plain SIMD128|relaxed SIMD)$/);
       console.log(`browser wasm-simd: ${results['wasm-simd']!.detail}`);
-      // WebGPU needs an adapter; SwiftShader-only Chromium may have none. When it runs, it must agree.
+      // WebGPU needs an adapter; SwiftShader-only Chromium may have none. When it runs, both its
+      // backends (gpu.js's and peerc's own WGSL) must agree.
       const gpu = results.webgpu!;
-      if (!gpu.error) gpu.data!.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));
-      else console.log(`webgpu in this Chromium: ${gpu.error}`);
+      for (const b of ['gpujs-webgpu', 'webgpu']) {
+        const r = results[b]!;
+        if (!r.error) r.data!.forEach((v, i) => expect(Math.abs(v - ref.data[i]!), `${b} [${i}]`).toBeLessThan(1e-4 * (1 + Math.abs(ref.data[i]!))));
+        else console.log(`${b} in this Chromium: ${r.error}`);
+      }
       console.log(`browser backends: ${Object.entries(results).map(([b, r]) => `${b}=${r.error ? 'unavailable' : r.ran}`).join(', ')}`);
       // Training in the page: every backend's first loss agrees with cpu's, and six steps lower it.
       const training = (await page.evaluate(() => (window as unknown as { __training: unknown }).__training)) as Record<string, { losses?: number[]; error?: string }>;
       const base = training.cpu!.losses!;
-      for (const backend of [...['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2'], ...(gpu.error ? [] : ['webgpu'])]) {
+      for (const backend of [...['cpu', 'webasm', 'webasm-threads', 'wasm-simd', 'webgl2'], ...(gpu.error ? [] : ['gpujs-webgpu', 'webgpu'])]) {
         const t = training[backend]!;
         expect(t.error, `training on ${backend}`).toBeUndefined();
         expect(Math.abs(t.losses![0]! - base[0]!)).toBeLessThan(1e-4 * Math.abs(base[0]!));

@@ -35,7 +35,7 @@ describe('usage', () => {
     [['ir', 'examples/dense_ffw.peer', '--dump-after', 'magic'], /unknown pass 'magic'; passes are: check, inline, unstack, einsum-pairs, fold-constants, cse, dce, fuse, fuse-dce/],
     [['run', 'examples/dense_ffw.peer', '--seed', '1'], /needs --inputs/],
     [['run', 'examples/dense_ffw.peer', '--seed', 'x', '--inputs', 'a', '--out', 'b'], /--seed needs a number/],
-    [['run', 'examples/dense_ffw.peer', '--backend', 'webgpu', '--seed', '1', '--inputs', 'test/errors/PEER0101.peer', '--out', 'b'], /backend 'webgpu' is not available: webgpu runs only in a browser/],
+    [['run', 'examples/dense_ffw.peer', '--backend', 'gpujs-webgpu', '--seed', '1', '--inputs', 'test/errors/PEER0101.peer', '--out', 'b'], /backend 'gpujs-webgpu' is not available: gpu.js's webgpu runs only in a browser/],
     [['run', 'examples/dense_ffw.peer', '--backend', 'tpu', '--seed', '1', '--inputs', 'a', '--out', 'b'], /unknown backend 'tpu'/],
   ])('%j', (args, message) => {
     const r = peerc(...(args as string[]));

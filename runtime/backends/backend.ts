@@ -182,6 +182,9 @@ export function dataSource(fn: IRFunction, r: ValueRef): { kind: 'value'; ref: V
 
 export class KernelFallback extends Error {}
 
+/** A backend cannot run here; the message says what is missing. */
+export class BackendUnavailable extends Error {}
+
 /** A computed row index was out of range: only NaN or infinite values upstream can cause it (indices are checked at compile time). */
 export class NonFiniteIndex extends Error {}
 

@@ -4,10 +4,14 @@
 // with threads; gpu.js's own automatic choice picks slower ones, so `auto` is ours.
 import gpujs from 'gpu.js';
 import { wasmFeatures } from '../../codegen/wasm/module.js';
-import type { Backend, BackendInfo, BackendOptions } from './backend.js';
+import { BackendUnavailable, type Backend, type BackendInfo, type BackendOptions } from './backend.js';
+
+export { BackendUnavailable };
 import { GpujsBackend } from './gpujs/backend.js';
 import { WasmSimdBackend } from './wasm-simd/backend.js';
 import { PlainJsBackend } from './plain-js/backend.js';
+import { WebGpuBackend } from './webgpu/backend.js';
+import { webgpuUnavailable } from './webgpu/device.js';
 
 const { GPU } = gpujs;
 
@@ -43,7 +47,9 @@ const REGISTRY = {
     create: (i) => new GpujsBackend(i),
   },
   webgl2: { info: { name: 'webgl2', mode: 'webgl2', asyncMode: false, kernelClass: 'WebGL2Kernel', pool: false, browserOnly: true }, unavailable: () => (inBrowser() ? null : 'webgl2 runs only in a browser (load the esbuild bundle in a page)'), create: (i) => new GpujsBackend(i) },
-  webgpu: { info: { name: 'webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', pool: false, browserOnly: true }, unavailable: () => (inBrowser() ? null : 'webgpu runs only in a browser (load the esbuild bundle in a page)'), create: (i) => new GpujsBackend(i) },
+  'gpujs-webgpu': { info: { name: 'gpujs-webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', pool: false, browserOnly: true }, unavailable: () => (inBrowser() ? null : "gpu.js's webgpu runs only in a browser (load the esbuild bundle in a page); peerc's own backend 'webgpu' also runs in Node"), create: (i) => new GpujsBackend(i) },
+  // peerc's own WGSL; its device is asked for on the first run (asynchronously), where what is missing is said.
+  webgpu: { info: { name: 'webgpu', mode: 'none', asyncMode: true, kernelClass: 'none', pool: false }, unavailable: webgpuUnavailable, create: (i) => new WebGpuBackend(i) },
   'plain-js': { info: { name: 'plain-js', mode: 'none', asyncMode: false, kernelClass: 'none', pool: false }, unavailable: () => null, create: (i) => new PlainJsBackend(i) },
 } satisfies Record<string, { info: BackendInfo; unavailable: () => string | null; create: (info: BackendInfo, options: BackendOptions) => Backend }>;
 
@@ -63,7 +69,6 @@ export function createBackend(info: BackendInfo, options: BackendOptions = {}): 
   return REGISTRY[info.name as BackendName].create(info, options);
 }
 
-export class BackendUnavailable extends Error {}
 
 /** Why a backend cannot run here, or null when it can. */
 export function unavailableReason(name: BackendName): string | null {

@@ -5,7 +5,7 @@
 // into kernel memory, only its selected rows.
 import gpujs from 'gpu.js';
 import { renderKernels } from '../../../codegen/render.js';
-import { FLAT_INDEX_LIMIT, type KernelArg, type KernelPlan } from '../../../codegen/kernel.js';
+import { FLAT_INDEX_LIMIT, unpackPairs, type KernelArg, type KernelPlan } from '../../../codegen/kernel.js';
 import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { sharedFloat32, type WorkerPool } from '../../pool.js';
@@ -40,18 +40,7 @@ function flatten(out: unknown, plan: KernelPlan): Float32Array {
     flat = new Float32Array(cells.length * 4);
     for (let i = 0; i < cells.length; i++) flat.set(cells[i]!, i * 4);
   }
-  if (plan.layout === 'pairs') {
-    const half = flat.length / 2;
-    const split = new Float32Array(flat.length);
-    for (let t = 0; t < flat.length / 4; t++) {
-      split[2 * t] = flat[4 * t]!;
-      split[half + 2 * t] = flat[4 * t + 1]!;
-      split[2 * t + 1] = flat[4 * t + 2]!;
-      split[half + 2 * t + 1] = flat[4 * t + 3]!;
-    }
-    flat = split;
-  }
-  return flat;
+  return plan.layout === 'pairs' ? unpackPairs(flat) : flat;
 }
 
 export class GpujsBackend implements Backend {
@@ -196,7 +185,7 @@ export async function timeMatmul(n: number, runs: number, run: () => unknown): P
 }
 
 /** Copies the selected rows of a parameter table on the host: the table never enters kernel memory. */
-function hostGather(node: Node, ctx: PlanContext): PlannedStep {
+export function hostGather(node: Node, ctx: PlanContext): PlannedStep {
   const [table, indices] = node.inputs as [ValueRef, ValueRef];
   const tableShape = ctx.shapeOf(table);
   const rowSize = tableShape.slice(1).reduce((a, b) => a * b, 1);

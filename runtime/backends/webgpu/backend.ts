@@ -1,0 +1,274 @@
+/// <reference types="@webgpu/types" />
+// peerc's own WebGPU backend: WGSL generated from the IR. Contractions run as a tiled kernel
+// with workgroup memory (codegen/wgsl/gemm.ts); every other op's generated kernel plan is
+// printed as WGSL (codegen/wgsl/translate.ts). Parameters are uploaded once and stay on the GPU;
+// the stages of a fused op pass their results on the GPU; each step's result is read back, as
+// the executor reads every value on the host (the next step uploads it again).
+import { renderKernels } from '../../../codegen/render.js';
+import { FLAT_INDEX_LIMIT, unpackPairs, type KernelArg, type KernelPlan } from '../../../codegen/kernel.js';
+import { batchedLayout } from '../../../codegen/wasm/contraction.js';
+import { gemmGrid, gemmWgsl, type GemmShape } from '../../../codegen/wgsl/gemm.js';
+import { WORKGROUP, wgslOfPlan, type WgslKernel } from '../../../codegen/wgsl/translate.js';
+import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph.js';
+import type { Tensor } from '../../../src/interp/tensor.js';
+import { attrsOf } from '../../../src/ir/ops/types.js';
+import { einsum, parseEinsum } from '../../../src/ir/ops/einsum.js';
+import { einsum_bn } from '../../../src/ir/ops/fused.js';
+import type { WorkerPool } from '../../pool.js';
+import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { hostGather, timeMatmul } from '../gpujs/backend.js';
+import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
+import { gpuDevice, type GpuHandle } from './device.js';
+
+/** Where a kernel's input comes from: a parameter (resident), a value read per call, an earlier stage's buffer. */
+type Operand =
+  | { kind: 'param'; name: string; perm?: number[] }
+  | { kind: 'value'; ref: ValueRef; shape: number[]; perm?: number[] }
+  | { kind: 'stage'; index: number };
+
+/** One compute dispatch of a step. */
+interface Launch {
+  label: string;
+  source: string;
+  operands: Operand[];
+  outputFloats: number;
+  grid: [number, number, number] | { threads: number };
+}
+
+const STORAGE = 0x0080, COPY_DST = 0x0008, COPY_SRC = 0x0004, MAP_READ = 0x0001; // GPUBufferUsage, which Node lacks before the device opens
+
+export class WebGpuBackend implements Backend {
+  readonly threads = 1;
+  private handle: GpuHandle | undefined;
+  private readonly resident = new Map<string, GPUBuffer>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly noteSet = new Set<string>();
+
+  constructor(readonly info: BackendInfo) {}
+
+  describe(): string {
+    return this.handle ? `${this.info.name} (${this.handle.adapter}${this.handle.software ? ', a CPU emulation' : ''})` : this.info.name;
+  }
+
+  notes(): string[] {
+    return [...this.noteSet];
+  }
+
+  pool(): WorkerPool | undefined {
+    return undefined;
+  }
+
+  async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
+    return sumRowsOnHost(ids, grads, rowSize);
+  }
+
+  adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {
+    return weightArrays(module, weights, given, (n) => new Float32Array(n));
+  }
+
+  private async gpu(): Promise<GpuHandle> {
+    return (this.handle ??= await gpuDevice());
+  }
+
+  plan(node: Node, ctx: PlanContext): PlannedStep {
+    if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
+    const own = this.contraction(node, ctx);
+    if (own) return own;
+    const args: KernelArg[] = node.inputs.map((r) => {
+      const src = ctx.source(r);
+      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
+    });
+    const plans = renderKernels(node, args, node.types.map((_, i) => ctx.shapeOf({ node: node.id, result: i })), (d) => ctx.dimValue(d), ctx.training);
+    for (const plan of plans) {
+      for (const a of plan.args)
+        if (a.kind === 'value' && a.shape.reduce((x, y) => x * y, 1) > FLAT_INDEX_LIMIT)
+          throw kernelLimit(node, this.info.name, `${node.op} reads an intermediate of ${a.shape.join(' x ')} cells; its generated kernel indexes in f32, exact below 2^24 cells; use fewer tokens per call`);
+      if (plan.outputLength > FLAT_INDEX_LIMIT) throw kernelLimit(node, this.info.name, `${plan.label} would write ${plan.outputLength} cells; its generated kernel indexes in f32, exact below 2^24 cells; use fewer tokens per call`);
+    }
+    const launches = plans.map((plan) => this.translated(node, plan));
+    const last = plans[plans.length - 1]!;
+    return this.step(node, ctx, `${plans[0]!.label.split(':')[0]} (webgpu)`, launches, (flat) => {
+      const data = last.layout === 'pairs' ? unpackPairs(flat) : flat;
+      let offset = 0;
+      return last.results.map((len) => data.subarray(offset, (offset += len)));
+    });
+  }
+
+  private translated(node: Node, plan: KernelPlan): Launch {
+    let k: WgslKernel;
+    try {
+      k = wgslOfPlan(plan);
+    } catch (e) {
+      throw kernelLimit(node, this.info.name, (e as Error).message);
+    }
+    const operands: Operand[] = k.inputs.map((i) => {
+      if (i.kind === 'stage') return { kind: 'stage', index: i.index };
+      const a = plan.args[i.index]!;
+      return a.kind === 'param' ? { kind: 'param', name: a.name, perm: a.perm } : { kind: 'value', ref: a.ref, shape: a.shape, perm: a.perm };
+    });
+    return { label: plan.label, source: k.source, operands, outputFloats: k.outputFloats, grid: { threads: k.threads } };
+  }
+
+  /** A two-operand einsum (einsum_bn included) as the tiled matmul kernel. */
+  private contraction(node: Node, ctx: PlanContext): PlannedStep | undefined {
+    if (node.op !== 'einsum' && node.op !== 'einsum_bn') return undefined;
+    const specText = node.op === 'einsum_bn' ? attrsOf(einsum_bn, node).spec : attrsOf(einsum, node).spec;
+    const spec = parseEinsum(specText, 2);
+    if (spec.inputs.length !== 2 || node.inputs.length < 2) return undefined;
+    const shapes = node.inputs.slice(0, 2).map(ctx.shapeOf);
+    const m = batchedLayout(spec, shapes);
+    const bn = node.op === 'einsum_bn';
+    // BatchNorm's channel is the output's flat index mod C: a permuted result keeps the generated kernel.
+    if (!m || (bn && m.permOut) || m.batch > 65535) return undefined;
+    const operand = (i: number, perm: number[]): Operand => {
+      const r = node.inputs[i]!;
+      const src = ctx.source(r);
+      const p = perm.every((x, j) => x === j) ? undefined : perm;
+      if (src.kind === 'param' && !ctx.paramsAsArguments) return { kind: 'param', name: src.name, perm: p };
+      // As in a KernelArg, `shape` is the permuted one.
+      return { kind: 'value', ref: r, shape: perm.map((j) => shapes[i]![j]!), perm: p };
+    };
+    const extra = bn ? node.inputs.slice(2).map((r): Operand => {
+      const src = ctx.source(r);
+      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name } : { kind: 'value', ref: r, shape: ctx.shapeOf(r) };
+    }) : [];
+    const shape: GemmShape = { batch: m.batch, rows: m.rows, cols: m.cols, inner: m.inner };
+    const channels = bn ? ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1) : 0;
+    const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined);
+    const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operand(m.x, m.permX), operand(m.y, m.permY), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
+    return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat]);
+  }
+
+  /**
+   * Launches in order as one submission (stage i binds the outputs of stages before it), the
+   * last one's output read back and split into the node's results.
+   */
+  private step(node: Node, ctx: PlanContext, label: string, launches: Launch[], results: (flat: Float32Array) => Float32Array[]): PlannedStep {
+    const outputs: GPUBuffer[] = [];
+    const uploads = new Map<string, GPUBuffer>();
+    let staging: GPUBuffer | undefined;
+    const run = async (read: Read) => {
+      const { device } = await this.gpu();
+      device.pushErrorScope('validation');
+      const pass = device.createCommandEncoder();
+      for (const [s, l] of launches.entries()) {
+        const pipeline = await this.pipeline(node, l, device);
+        outputs[s] ??= this.buffer(node, device, l.outputFloats, STORAGE | COPY_SRC, `${l.label} output`);
+        const bound = l.operands.map((o, j) => {
+          if (o.kind === 'stage') return outputs[o.index]!;
+          if (o.kind === 'param') return this.residentParam(node, device, o.name, o.perm, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name)));
+          const data = o.perm ? permuteAxes(read(o.ref), o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : read(o.ref);
+          const key = `${s}:${j}`;
+          let buf = uploads.get(key);
+          if (!buf) uploads.set(key, (buf = this.buffer(node, device, data.length, STORAGE | COPY_DST, `${l.label} input ${j}`)));
+          if (data.length) device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+          return buf;
+        });
+        const max = device.limits.maxStorageBuffersPerShaderStage;
+        if (bound.length + 1 > max) throw kernelLimit(node, this.info.name, `${l.label} binds ${bound.length + 1} storage buffers; this adapter allows ${max} per kernel`);
+        const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [outputs[s]!, ...bound].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+        const p = pass.beginComputePass();
+        p.setPipeline(pipeline);
+        p.setBindGroup(0, group);
+        if ('threads' in l.grid) {
+          const groups = Math.max(1, Math.ceil(l.grid.threads / WORKGROUP));
+          const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
+          p.dispatchWorkgroups(x, Math.ceil(groups / x));
+        } else p.dispatchWorkgroups(...l.grid);
+        p.end();
+      }
+      const floats = launches[launches.length - 1]!.outputFloats;
+      staging ??= this.buffer(node, device, floats, MAP_READ | COPY_DST, `${label} read-back`);
+      pass.copyBufferToBuffer(outputs[launches.length - 1]!, 0, staging, 0, Math.max(4, floats * 4));
+      device.queue.submit([pass.finish()]);
+      const invalid = await device.popErrorScope();
+      if (invalid) throw kernelLimit(node, this.info.name, `${label} was refused by WebGPU: ${invalid.message.split('\n')[0]}`);
+      await staging.mapAsync(1 /* GPUMapMode.READ */);
+      const flat = new Float32Array(floats);
+      flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
+      staging.unmap();
+      return results(flat);
+    };
+    return { label, run, kernels: launches.length, sources: launches.map((l) => l.source) };
+  }
+
+  /** A parameter's buffer, uploaded on first use and kept (parameters are constant while planned as such). */
+  private residentParam(node: Node, device: GPUDevice, name: string, perm: number[] | undefined, data: () => Float32Array): GPUBuffer {
+    const key = perm ? `${name}|${perm.join(',')}` : name;
+    let buf = this.resident.get(key);
+    if (!buf) {
+      const d = data();
+      buf = this.buffer(node, device, d.length, STORAGE | COPY_DST, `parameter ${name}`);
+      if (d.length) device.queue.writeBuffer(buf, 0, d.buffer, d.byteOffset, d.byteLength);
+      this.resident.set(key, buf);
+    }
+    return buf;
+  }
+
+  /** A buffer of `floats` floats; more than one binding may hold is a coded error, never a truncation. */
+  private buffer(node: Node, device: GPUDevice, floats: number, usage: number, what: string): GPUBuffer {
+    const bytes = Math.max(4, floats * 4);
+    const limit = usage & STORAGE ? device.limits.maxStorageBufferBindingSize : device.limits.maxBufferSize;
+    if (bytes > limit) throw kernelLimit(node, this.info.name, `${what} needs ${(bytes / 2 ** 20).toFixed(0)} MiB in one buffer; this adapter binds at most ${(limit / 2 ** 20).toFixed(0)} MiB`);
+    return device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage });
+  }
+
+  private async pipeline(node: Node, l: Launch, device: GPUDevice): Promise<GPUComputePipeline> {
+    const key = `${l.operands.length}:${l.source}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code: l.source });
+    // An explicit layout: 'auto' would drop the bindings a kernel does not read.
+    const bindings = l.operands.length + 1;
+    const layout = device.createPipelineLayout({
+      bindGroupLayouts: [
+        device.createBindGroupLayout({
+          entries: Array.from({ length: bindings }, (_, binding) => ({ binding, visibility: 4 /* GPUShaderStage.COMPUTE */, buffer: { type: binding === 0 ? ('storage' as const) : ('read-only-storage' as const) } })),
+        }),
+      ],
+    });
+    p = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } }).catch(async (e) => {
+      const info = await module.getCompilationInfo();
+      const msgs = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+      throw kernelLimit(node, this.info.name, `the WGSL of ${l.label} did not compile: ${msgs.join('; ') || String(e)}`);
+    });
+    const err = await device.popErrorScope();
+    if (err) throw kernelLimit(node, this.info.name, `the WGSL of ${l.label} did not compile: ${err.message}`);
+    this.pipelines.set(key, p);
+    return p;
+  }
+
+  /** GFLOP/s of the tiled matmul kernel on a 512^3 product (read-back included). */
+  async matmulReference(runs = 3): Promise<number> {
+    const { device } = await this.gpu();
+    const n = 512, shape: GemmShape = { batch: 1, rows: n, cols: n, inner: n };
+    const dummy = { id: -1, op: 'einsum', inputs: [], types: [], attrs: {} } as unknown as Node;
+    const m = new Float32Array(n * n).map((_, i) => (i % 13) * 0.01);
+    const a = this.buffer(dummy, device, n * n, STORAGE | COPY_DST, 'matmul operand');
+    device.queue.writeBuffer(a, 0, m);
+    const operand: Operand = { kind: 'stage', index: 0 };
+    const launch: Launch = { label: 'matmul 512^3', source: gemmWgsl(shape), operands: [operand, operand], outputFloats: n * n, grid: gemmGrid(shape) };
+    const pipeline = await this.pipeline(dummy, launch, device);
+    const out = this.buffer(dummy, device, n * n, STORAGE | COPY_SRC, 'matmul result');
+    const staging = this.buffer(dummy, device, 1, MAP_READ | COPY_DST, 'matmul read-back');
+    const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [out, a, a].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    return timeMatmul(n, runs, async () => {
+      const enc = device.createCommandEncoder();
+      const p = enc.beginComputePass();
+      p.setPipeline(pipeline);
+      p.setBindGroup(0, group);
+      p.dispatchWorkgroups(...gemmGrid(shape));
+      p.end();
+      enc.copyBufferToBuffer(out, 0, staging, 0, 4);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(1);
+      staging.unmap();
+    });
+  }
+
+  destroy(): void {
+    for (const b of this.resident.values()) b.destroy();
+    this.resident.clear();
+  }
+}
