@@ -55,6 +55,8 @@ export interface ExecutorOptions {
   viewOutputs?: boolean;
   /** SIMD backends: use relaxed-SIMD multiply-add where the engine has it (default); false forces the plain SIMD128 path. */
   relaxedSimd?: boolean;
+  /** webgpu: bind at most this many bytes per buffer (below the adapter's limit; tests split tables with it). */
+  maxBindingBytes?: number;
 }
 
 interface Step extends PlannedStep {
@@ -98,7 +100,7 @@ export class Executor {
       }
     }
     checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...given.keys()]);
-    this.impl = createBackend(this.backend, { threads: options.threads, relaxedSimd: options.relaxedSimd });
+    this.impl = createBackend(this.backend, { threads: options.threads, relaxedSimd: options.relaxedSimd, maxBindingBytes: options.maxBindingBytes });
     this.params = this.impl.adoptParams(module, this.fn, weights, given, !this.paramsAsArguments);
   }
 

@@ -124,4 +124,21 @@ describe('peerc webgpu in Node (Dawn)', () => {
     console.log(`node webgpu: ${results[0]?.detail}`);
     expectAgreement(results, 'node');
   }, 600_000);
+
+  it('binds a table larger than one binding as several buffers of whole rows, and says so', async () => {
+    const why = await gpuDevice().then(() => null, (e: Error) => e.message);
+    if (why) return void console.log(`webgpu in Node skipped: ${why}`);
+    // 2^24 cells (64 MiB): read by row; at most 24 MiB per binding makes three buffers.
+    const text = `const d = 256
+param E: [65536, d] = normal(0, 1)
+param W: [d, d] = normal(0, 1/sqrt(d))
+model look(x: [T, d], i: index[T]) -> [T, d] {
+  return einsum("td,de->te", x, W) + gather(E, i)
+}
+`;
+    const [r] = await runCases([{ file: 'split.peer', text }], { maxBindingBytes: 24 * 2 ** 20, lowerings: ['fused'] });
+    expect(r!.error).toBeUndefined();
+    expect(r!.worst!).toBeLessThan(1e-5);
+    expect(r!.notes!.join('\n')).toMatch(/E in 3 buffers \(one binding holds at most 24 MiB here\)/);
+  }, 300_000);
 });

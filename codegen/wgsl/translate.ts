@@ -10,7 +10,8 @@ import { FLAT_INDEX_LIMIT, type KernelPlan } from '../kernel.js';
 
 export const WORKGROUP = 64;
 
-export type WgslInput = { kind: 'arg'; index: number } | { kind: 'stage'; index: number };
+/** A binding: a plan argument (or one chunk of rows of it), or an earlier stage's output. */
+export type WgslInput = { kind: 'arg'; index: number; chunk?: { first: number; rows: number; width: number } } | { kind: 'stage'; index: number };
 
 /** The shader of a plan and how to launch it. */
 export interface WgslKernel {
@@ -48,6 +49,8 @@ class Printer {
     private readonly arrays: Map<string, number | undefined>,
     private readonly store: (value: string) => string,
     private readonly label: string,
+    /** Arrays bound as several buffers of rows (read through a read_NAME(row, col) function). */
+    private readonly split: ReadonlySet<string>,
   ) {}
 
   private fail(node: JsNode, what: string): never {
@@ -95,11 +98,14 @@ class Printer {
           return this.fail(node, 'member');
         }
         const direct = this.arrayName(node.object);
+        if (direct && this.split.has(direct)) return this.fail(node, `a flat read of ${direct}, which is bound in parts`);
         if (direct) return { code: `${direct}[u32(${this.num(this.expr(node.property))})]`, bool: false };
         if (node.object.type === 'MemberExpression' && node.object.computed) {
           const name = this.arrayName(node.object.object);
           const width = name && this.arrays.get(name);
-          if (name && width) return { code: `${name}[u32(${this.num(this.expr(node.object.property))}) * ${width}u + u32(${this.num(this.expr(node.property))})]`, bool: false };
+          const row = `u32(${this.num(this.expr(node.object.property))})`, col = `u32(${this.num(this.expr(node.property))})`;
+          if (name && this.split.has(name)) return { code: `read_${name}(${row}, ${col})`, bool: false };
+          if (name && width) return { code: `${name}[${row} * ${width}u + ${col}]`, bool: false };
         }
         return this.fail(node, 'array read');
       }
@@ -191,33 +197,57 @@ class Printer {
   }
 }
 
-/** The WGSL compute shader of `plan` (throws, naming the construct, where the source has no translation). */
-export function wgslOfPlan(plan: KernelPlan): WgslKernel {
+/**
+ * The WGSL compute shader of `plan` (throws, naming the construct, where the source has no
+ * translation). `chunkRows`: parameters read by row (argument index -> rows per buffer) bound
+ * as several buffers, for tables larger than one binding may be.
+ */
+export function wgslOfPlan(plan: KernelPlan, chunkRows: ReadonlyMap<number, number> = new Map()): WgslKernel {
   const threads = plan.grid ? plan.grid[0] * plan.grid[1] : plan.outputLength;
   const per = plan.vec4 ? 4 : 1;
   const arrays = new Map<string, number | undefined>();
-  const inputs: WgslKernel['inputs'] = [];
+  const inputs: WgslInput[] = [];
+  const declarations: string[] = [];
+  const readers: string[] = [];
+  const split = new Set<string>();
+  const bind = (name: string) => declarations.push(`@group(0) @binding(${declarations.length + 1}) var<storage, read> ${name}: array<f32>;`);
   plan.args.forEach((a, i) => {
     const cells = a.shape.reduce((x, y) => x * y, 1);
     const view = plan.views?.get(i);
     const width = view ? view[0] : a.kind === 'param' && cells >= FLAT_INDEX_LIMIT ? cells / a.shape[0]! : undefined;
-    arrays.set(a.kind === 'value' ? `a${i}` : `p${i}`, width);
-    inputs.push({ kind: 'arg', index: i });
+    const name = a.kind === 'value' ? `a${i}` : `p${i}`;
+    arrays.set(name, width);
+    const per = chunkRows.get(i);
+    if (per === undefined || !width) {
+      bind(name);
+      inputs.push({ kind: 'arg', index: i });
+      return;
+    }
+    const rows = cells / width, parts = Math.ceil(rows / per);
+    split.add(name);
+    const lines: string[] = [];
+    for (let c = 0; c < parts; c++) {
+      bind(`${name}_${c}`);
+      inputs.push({ kind: 'arg', index: i, chunk: { first: c * per, rows: Math.min(per, rows - c * per), width } });
+      lines.push(c < parts - 1 ? `  if (r < ${(c + 1) * per}u) { return ${name}_${c}[(r - ${c * per}u) * ${width}u + c]; }` : `  return ${name}_${c}[(r - ${c * per}u) * ${width}u + c];`);
+    }
+    readers.push(`fn read_${name}(r: u32, c: u32) -> f32 {\n${lines.join('\n')}\n}`);
   });
   for (let s = 0; s < plan.earlierStages; s++) {
     arrays.set(`st${s}`, undefined);
+    bind(`st${s}`);
     inputs.push({ kind: 'stage', index: s });
   }
   const store = (value: string) =>
     per === 4 ? `{ let r = ${value}; out[cell * 4u] = r[0]; out[cell * 4u + 1u] = r[1]; out[cell * 4u + 2u] = r[2]; out[cell * 4u + 3u] = r[3]; return; }` : `out[cell] = ${value}; return;`;
   const program = parse(`(function() {\n${plan.source}\n})`, { ecmaVersion: 2020 }) as unknown as { body: [{ expression: { body: JsNode } }] };
-  const printer = new Printer(arrays, store, plan.label);
+  const printer = new Printer(arrays, store, plan.label, split);
   const body = printer.stmt(program.body[0].expression.body, '  ');
-  const names = [...arrays.keys()];
   const width = plan.grid ? plan.grid[0] : threads;
   const source = `// ${plan.label}: ${threads} threads
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-${names.map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}: array<f32>;`).join('\n')}
+${declarations.join('\n')}
+${readers.join('\n')}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

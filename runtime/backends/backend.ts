@@ -113,6 +113,8 @@ export interface BackendOptions {
   threads?: number;
   /** Relaxed-SIMD multiply-add where the engine has it (SIMD backends). */
   relaxedSimd?: boolean;
+  /** webgpu: bind at most this many bytes per buffer (below the adapter's own limit). */
+  maxBindingBytes?: number;
 }
 
 export interface Backend {

@@ -20,15 +20,22 @@ export interface PageResult {
   idMismatches?: number;
   detail?: string;
   kernels?: number;
+  /** The backend's notes (what runs slower than it could, tables bound in parts). */
+  notes?: string[];
 }
 
-async function runCase(c: PageCase, lowering: 'naive' | 'fused'): Promise<PageResult> {
+export interface RunOptions {
+  maxBindingBytes?: number;
+  lowerings?: ('naive' | 'fused')[];
+}
+
+async function runCase(c: PageCase, lowering: 'naive' | 'fused', options: RunOptions): Promise<PageResult> {
   const r = compileSource(c.text, c.file);
   if (!r.module) return { file: c.file, lowering, error: r.diagnostics.map((d) => d.message).join('; ') };
   const weights = seededTensors(r.module, 3);
   const inputs = seededInputs(r.module, 4, 5);
   const want = interpret(r.module, inputs, weights).outputs;
-  const ex = new Executor(optimize(r.module, { lowering }), weights, 'webgpu');
+  const ex = new Executor(optimize(r.module, { lowering }), weights, 'webgpu', { maxBindingBytes: options.maxBindingBytes });
   try {
     const got = await ex.forward(inputs);
     let worst = 0, idMismatches = 0;
@@ -37,19 +44,19 @@ async function runCase(c: PageCase, lowering: 'naive' | 'fused'): Promise<PageRe
       if (w.dtype === 'index') o.data.forEach((v, j) => (idMismatches += v === w.data[j] ? 0 : 1));
       else o.data.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - w.data[j]!) / (1 + Math.abs(w.data[j]!)))));
     });
-    return { file: c.file, lowering, worst, idMismatches, detail: ex.describe(), kernels: ex.kernelSources().length };
+    return { file: c.file, lowering, worst, idMismatches, detail: ex.describe(), kernels: ex.kernelSources().length, notes: ex.notes() };
   } finally {
     ex.destroy();
   }
 }
 
 /** Every case on both lowerings (errors reported per case, not thrown). */
-export async function runCases(cases: PageCase[]): Promise<PageResult[]> {
+export async function runCases(cases: PageCase[], options: RunOptions = {}): Promise<PageResult[]> {
   const out: PageResult[] = [];
   for (const c of cases)
-    for (const lowering of ['naive', 'fused'] as const) {
+    for (const lowering of options.lowerings ?? (['naive', 'fused'] as const)) {
       try {
-        out.push(await runCase(c, lowering));
+        out.push(await runCase(c, lowering, options));
       } catch (e) {
         out.push({ file: c.file, lowering, error: String((e as Error)?.message ?? e) });
       }

@@ -15,14 +15,14 @@ import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum, parseEinsum } from '../../../src/ir/ops/einsum.js';
 import { einsum_bn } from '../../../src/ir/ops/fused.js';
 import type { WorkerPool } from '../../pool.js';
-import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { hostGather, timeMatmul } from '../gpujs/backend.js';
 import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
 
 /** Where a kernel's input comes from: a parameter (resident), a value read per call, an earlier stage's buffer. */
 type Operand =
-  | { kind: 'param'; name: string; perm?: number[] }
+  | { kind: 'param'; name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }
   | { kind: 'value'; ref: ValueRef; shape: number[]; perm?: number[] }
   | { kind: 'stage'; index: number };
 
@@ -33,6 +33,13 @@ interface Launch {
   operands: Operand[];
   outputFloats: number;
   grid: [number, number, number] | { threads: number };
+  /** The generated kernel plan it prints (translated kernels), to print again with tables in parts. */
+  plan?: KernelPlan;
+}
+
+/** Copies data into a buffer (Dawn takes no views of shared memory: those are copied first). */
+function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array): void {
+  if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
 }
 
 const STORAGE = 0x0080, COPY_DST = 0x0008, COPY_SRC = 0x0004, MAP_READ = 0x0001; // GPUBufferUsage, which Node lacks before the device opens
@@ -44,7 +51,11 @@ export class WebGpuBackend implements Backend {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly noteSet = new Set<string>();
 
-  constructor(readonly info: BackendInfo) {}
+  private readonly maxBindingBytes: number | undefined;
+
+  constructor(readonly info: BackendInfo, options: BackendOptions = {}) {
+    this.maxBindingBytes = options.maxBindingBytes;
+  }
 
   describe(): string {
     return this.handle ? `${this.info.name} (${this.handle.adapter}${this.handle.software ? ', a CPU emulation' : ''})` : this.info.name;
@@ -94,19 +105,45 @@ export class WebGpuBackend implements Backend {
     });
   }
 
-  private translated(node: Node, plan: KernelPlan): Launch {
+  private translated(node: Node, plan: KernelPlan, chunkRows?: Map<number, number>): Launch {
     let k: WgslKernel;
     try {
-      k = wgslOfPlan(plan);
+      k = wgslOfPlan(plan, chunkRows);
     } catch (e) {
       throw kernelLimit(node, this.info.name, (e as Error).message);
     }
     const operands: Operand[] = k.inputs.map((i) => {
       if (i.kind === 'stage') return { kind: 'stage', index: i.index };
       const a = plan.args[i.index]!;
-      return a.kind === 'param' ? { kind: 'param', name: a.name, perm: a.perm } : { kind: 'value', ref: a.ref, shape: a.shape, perm: a.perm };
+      return a.kind === 'param' ? { kind: 'param', name: a.name, perm: a.perm, chunk: i.chunk } : { kind: 'value', ref: a.ref, shape: a.shape, perm: a.perm };
     });
-    return { label: plan.label, source: k.source, operands, outputFloats: k.outputFloats, grid: { threads: k.threads } };
+    return { label: plan.label, source: k.source, operands, outputFloats: k.outputFloats, grid: { threads: k.threads }, plan };
+  }
+
+  /** Bytes one buffer may bind here (the adapter's limit, or less where asked). */
+  private bindingLimit(device: GPUDevice): number {
+    return Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize, this.maxBindingBytes ?? Infinity);
+  }
+
+  /**
+   * The launch as it runs on this device: parameters read by row that are larger than one
+   * binding are bound as several buffers of whole rows (never truncated).
+   */
+  private fitted(node: Node, l: Launch, device: GPUDevice): Launch {
+    if (!l.plan) return l;
+    const limit = this.bindingLimit(device);
+    const chunkRows = new Map<number, number>();
+    l.plan.args.forEach((a, i) => {
+      const cells = a.shape.reduce((x, y) => x * y, 1);
+      if (a.kind !== 'param' || cells * 4 <= limit || cells < FLAT_INDEX_LIMIT || l.plan!.views?.has(i)) return;
+      const rowBytes = (cells / a.shape[0]!) * 4;
+      if (rowBytes > limit) throw kernelLimit(node, this.info.name, `a row of parameter ${a.name} is ${rowBytes} bytes, more than one buffer binds here (${limit})`);
+      chunkRows.set(i, Math.floor(limit / rowBytes));
+    });
+    if (!chunkRows.size) return l;
+    const parts = [...chunkRows].map(([i, rows]) => `${(l.plan!.args[i] as { name: string }).name} in ${Math.ceil(l.plan!.args[i]!.shape[0]! / rows)} buffers`);
+    this.noteSet.add(`${l.label}: ${parts.join(', ')} (one binding holds at most ${(limit / 2 ** 20).toFixed(0)} MiB here)`);
+    return this.translated(node, l.plan, chunkRows);
   }
 
   /** A two-operand einsum (einsum_bn included) as the tiled matmul kernel. */
@@ -147,8 +184,10 @@ export class WebGpuBackend implements Backend {
     const outputs: GPUBuffer[] = [];
     const uploads = new Map<string, GPUBuffer>();
     let staging: GPUBuffer | undefined;
+    let fitted: Launch[] | undefined;
     const run = async (read: Read) => {
       const { device } = await this.gpu();
+      launches = fitted ??= launches.map((l) => this.fitted(node, l, device));
       device.pushErrorScope('validation');
       const pass = device.createCommandEncoder();
       for (const [s, l] of launches.entries()) {
@@ -156,12 +195,12 @@ export class WebGpuBackend implements Backend {
         outputs[s] ??= this.buffer(node, device, l.outputFloats, STORAGE | COPY_SRC, `${l.label} output`);
         const bound = l.operands.map((o, j) => {
           if (o.kind === 'stage') return outputs[o.index]!;
-          if (o.kind === 'param') return this.residentParam(node, device, o.name, o.perm, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name)));
+          if (o.kind === 'param') return this.residentParam(node, device, o, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name)));
           const data = o.perm ? permuteAxes(read(o.ref), o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : read(o.ref);
           const key = `${s}:${j}`;
           let buf = uploads.get(key);
           if (!buf) uploads.set(key, (buf = this.buffer(node, device, data.length, STORAGE | COPY_DST, `${l.label} input ${j}`)));
-          if (data.length) device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+          upload(device, buf, data);
           return buf;
         });
         const max = device.limits.maxStorageBuffersPerShaderStage;
@@ -192,14 +231,15 @@ export class WebGpuBackend implements Backend {
     return { label, run, kernels: launches.length, sources: launches.map((l) => l.source) };
   }
 
-  /** A parameter's buffer, uploaded on first use and kept (parameters are constant while planned as such). */
-  private residentParam(node: Node, device: GPUDevice, name: string, perm: number[] | undefined, data: () => Float32Array): GPUBuffer {
-    const key = perm ? `${name}|${perm.join(',')}` : name;
+  /** A parameter's buffer (or a chunk of its rows), uploaded on first use and kept (parameters are constant while planned as such). */
+  private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, data: () => Float32Array): GPUBuffer {
+    const key = `${o.name}|${o.perm?.join(',') ?? ''}|${o.chunk ? `${o.chunk.first}+${o.chunk.rows}` : ''}`;
     let buf = this.resident.get(key);
     if (!buf) {
-      const d = data();
-      buf = this.buffer(node, device, d.length, STORAGE | COPY_DST, `parameter ${name}`);
-      if (d.length) device.queue.writeBuffer(buf, 0, d.buffer, d.byteOffset, d.byteLength);
+      let d = data();
+      if (o.chunk) d = d.subarray(o.chunk.first * o.chunk.width, (o.chunk.first + o.chunk.rows) * o.chunk.width);
+      buf = this.buffer(node, device, d.length, STORAGE | COPY_DST, `parameter ${o.name}`);
+      upload(device, buf, d);
       this.resident.set(key, buf);
     }
     return buf;
