@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { emitTorch, torchModule } from '../codegen/torch.js';
+import { gpuDevice } from '../runtime/backends/webgpu/device.js';
 import { ACTIVATIONS, GATES } from '../src/ir/ops/unary.js';
 import { compileOk, EXAMPLE_FILES, pythonProbe, smallExample } from './helpers.js';
 import { forwardAgrees, NOISELESS_EXAMPLES, trainStepAgrees } from './torch-export-checks.js';
@@ -79,15 +80,23 @@ describe('the Triton export says what it lowered', () => {
   });
 });
 
-describe.skipIf(!tritonVersion)('bench/gpu: pack.sh and run.sh --smoke on this CPU', () => {
-  it('packs the exported layers and the script, and run.sh prints the table and writes the JSON', () => {
+describe.skipIf(!tritonVersion)('bench/gpu: pack.sh and run.sh --dry-run on this CPU', () => {
+  it('packs the exported layers, peerc with Node and Dawn, and the scripts, and run.sh --dry-run prints one table and writes the JSON', async () => {
     const root = join(import.meta.dirname, '..');
     const out = mkdtempSync(join(tmpdir(), 'peerc-gpu-pack-'));
-    const pack = spawnSync('bash', [join(root, 'bench', 'gpu', 'pack.sh'), out, '--smoke'], { encoding: 'utf8', timeout: 300_000 });
+    const pack = spawnSync('bash', [join(root, 'bench', 'gpu', 'pack.sh'), out, '--dry-run'], { encoding: 'utf8', timeout: 600_000 });
     expect(pack.status, pack.stderr).toBe(0);
-    expect(pack.stdout).toMatch(/packed .* \(\d+ MiB\): copy it to the GPU machine/);
-    const run = spawnSync('bash', [join(out, 'run.sh'), '--smoke'], { encoding: 'utf8', timeout: 900_000 });
+    expect(pack.stdout).toMatch(/packed .* \((\d+) MiB\): copy it to the GPU machine/);
+    expect(Number(/\((\d+) MiB\)/.exec(pack.stdout)![1])).toBeLessThanOrEqual(60);
+    const run = spawnSync('bash', [join(out, 'run.sh'), '--dry-run'], { encoding: 'utf8', timeout: 900_000, env: { ...process.env, PEERC_GPU_WORK: join(out, 'work') } });
     expect(run.status, run.stderr.slice(-3000)).toBe(0);
+    // peerc's side, from the pack's own Node and Dawn: it runs where Dawn finds a Vulkan driver, else says why.
+    const dawn = await gpuDevice().then(() => true, () => false);
+    if (dawn) expect(run.stdout).toMatch(/h4 B=8 +peerc webgpu fused +[\d.]+ +[\d.]+ /);
+    else expect(run.stdout).toMatch(/h4 B=8 +peerc webgpu fused .*not available/);
+    expect(run.stdout).toMatch(/gpu\.js webgpu .*not run: gpu\.js's webgpu mode runs only in a browser/);
+    const both = JSON.parse(readFileSync(join(out, 'results', 'gpu.json'), 'utf8')) as { rows: { engine: string }[] };
+    expect(both.rows.map((r) => r.engine)).toEqual(expect.arrayContaining(['peerc webgpu fused', 'torch eager', 'torch triton']));
     for (const v of ['eager', 'triton', 'gathered']) expect(run.stdout).toMatch(new RegExp(`h4 B=8 +${v} +forward +[\\d.]+ ms`));
     expect(run.stdout).toMatch(/triton kernel expert_out \(gather_axpy\)/);
     const json = JSON.parse(readFileSync(join(out, 'results', 'torch-gpu.json'), 'utf8')) as { configs: Record<string, Record<string, { max_rel_diff_vs_eager: number }>> };

@@ -260,8 +260,9 @@ def main():
                 print(f"{key:12} {name:9} forward {r['forward_ms']:8.2f} ms ({base['forward_ms'] / r['forward_ms']:5.2f}x gathered)   train step {r['train_step_ms']:8.2f} ms ({base['train_step_ms'] / r['train_step_ms']:5.2f}x gathered)   max rel diff vs eager {r['max_rel_diff_vs_eager']:.1e}", flush=True)
             for kname, k in rows["triton"]["kernels"].items():
                 print(f"{'':12} triton kernel {kname:28} {k['ms']:7.3f} ms  {k['gb_per_s']:7.1f} GB/s  {100 * k['share_of_copy_bandwidth']:5.1f}% of copy bandwidth", flush=True)
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+            # Written after each configuration: a run stopped by run.sh's time limit keeps what it measured.
+            with open(a.out, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=2)
     print(f"wrote {a.out}")
 
 
