@@ -197,6 +197,13 @@ class Printer {
   }
 }
 
+/** A JavaScript expression over plain variables (x becomes v_x) as a WGSL f32 expression. */
+export function wgslOfExpression(js: string, label: string): string {
+  const program = parse(`(${js})`, { ecmaVersion: 2020 }) as unknown as { body: [{ expression: JsNode }] };
+  const printer = new Printer(new Map(), () => '', label, new Set());
+  return printer.num(printer.expr(program.body[0].expression));
+}
+
 /**
  * The WGSL compute shader of `plan` (throws, naming the construct, where the source has no
  * translation). `chunkRows`: parameters read by row (argument index -> rows per buffer) bound
