@@ -13,7 +13,8 @@ import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum, parseEinsum } from '../../../src/ir/ops/einsum.js';
-import { einsum_bn } from '../../../src/ir/ops/fused.js';
+import { einsum_bn, product_retrieve } from '../../../src/ir/ops/fused.js';
+import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
 import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { hostGather, timeMatmul } from '../gpujs/backend.js';
@@ -32,7 +33,8 @@ interface Launch {
   source: string;
   operands: Operand[];
   outputFloats: number;
-  grid: [number, number, number] | { threads: number };
+  /** Workgroups: [x, y, z], or a count laid out over x and y (threads: WORKGROUP per workgroup). */
+  grid: [number, number, number] | { threads: number } | { workgroups: number };
   /** The generated kernel plan it prints (translated kernels), to print again with tables in parts. */
   plan?: KernelPlan;
 }
@@ -50,6 +52,8 @@ export class WebGpuBackend implements Backend {
   private readonly resident = new Map<string, GPUBuffer>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly noteSet = new Set<string>();
+  /** Step results (the arrays the executor holds) whose data is still in a GPU buffer of this backend. */
+  private readonly onGpu = new WeakMap<Float32Array, GPUBuffer>();
 
   private readonly maxBindingBytes: number | undefined;
 
@@ -83,7 +87,7 @@ export class WebGpuBackend implements Backend {
 
   plan(node: Node, ctx: PlanContext): PlannedStep {
     if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
-    const own = this.contraction(node, ctx);
+    const own = this.contraction(node, ctx) ?? this.retrieval(node, ctx);
     if (own) return own;
     const args: KernelArg[] = node.inputs.map((r) => {
       const src = ctx.source(r);
@@ -176,6 +180,27 @@ export class WebGpuBackend implements Backend {
     return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat]);
   }
 
+  /** product_retrieve as one kernel per lane with the selection in workgroup memory (codegen/wgsl/retrieve.ts). */
+  private retrieval(node: Node, ctx: PlanContext): PlannedStep | undefined {
+    if (node.op !== 'product_retrieve') return undefined;
+    const shape = ctx.shapeOf(node.inputs[0]!);
+    const n = shape[shape.length - 1]!;
+    const lanes = shape.reduce((a, b) => a * b, 1) / n;
+    const { k, subk, gate } = attrsOf(product_retrieve, node);
+    const bytes = retrieveWorkgroupBytes(n, subk);
+    if (bytes > WORKGROUP_BYTES) {
+      this.noteSet.add(`product_retrieve with n = ${n} sub-keys needs ${bytes} bytes of workgroup memory, more than every adapter offers (${WORKGROUP_BYTES}): it runs as the generated one-thread-per-cell kernels`);
+      return undefined;
+    }
+    const operands: Operand[] = [0, 1].map((i) => {
+      const r = node.inputs[i]!;
+      const src = ctx.source(r);
+      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name } : { kind: 'value', ref: r, shape };
+    });
+    const launch: Launch = { label: 'product_retrieve', source: retrieveWgsl(lanes, n, k, subk, gate), operands, outputFloats: 2 * lanes * k, grid: { workgroups: lanes } };
+    return this.step(node, ctx, 'product_retrieve (webgpu)', [launch], (flat) => [flat.subarray(0, lanes * k), flat.subarray(lanes * k)]);
+  }
+
   /**
    * Launches in order as one submission (stage i binds the outputs of stages before it), the
    * last one's output read back and split into the node's results.
@@ -185,8 +210,11 @@ export class WebGpuBackend implements Backend {
     const uploads = new Map<string, GPUBuffer>();
     let staging: GPUBuffer | undefined;
     let fitted: Launch[] | undefined;
+    let returned: Float32Array | undefined;
     const run = async (read: Read) => {
       const { device } = await this.gpu();
+      // The output buffer is about to change: the last call's result no longer matches it.
+      if (returned) this.onGpu.delete(returned);
       launches = fitted ??= launches.map((l) => this.fitted(node, l, device));
       device.pushErrorScope('validation');
       const pass = device.createCommandEncoder();
@@ -196,7 +224,11 @@ export class WebGpuBackend implements Backend {
         const bound = l.operands.map((o, j) => {
           if (o.kind === 'stage') return outputs[o.index]!;
           if (o.kind === 'param') return this.residentParam(node, device, o, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name)));
-          const data = o.perm ? permuteAxes(read(o.ref), o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : read(o.ref);
+          const raw = read(o.ref);
+          // A value an earlier step of this backend computed is bound where it already is.
+          const resident = !o.perm && this.onGpu.get(raw);
+          if (resident) return resident;
+          const data = o.perm ? permuteAxes(raw, o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : raw;
           const key = `${s}:${j}`;
           let buf = uploads.get(key);
           if (!buf) uploads.set(key, (buf = this.buffer(node, device, data.length, STORAGE | COPY_DST, `${l.label} input ${j}`)));
@@ -209,8 +241,8 @@ export class WebGpuBackend implements Backend {
         const p = pass.beginComputePass();
         p.setPipeline(pipeline);
         p.setBindGroup(0, group);
-        if ('threads' in l.grid) {
-          const groups = Math.max(1, Math.ceil(l.grid.threads / WORKGROUP));
+        if (!Array.isArray(l.grid)) {
+          const groups = Math.max(1, 'threads' in l.grid ? Math.ceil(l.grid.threads / WORKGROUP) : l.grid.workgroups);
           const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
           p.dispatchWorkgroups(x, Math.ceil(groups / x));
         } else p.dispatchWorkgroups(...l.grid);
@@ -226,7 +258,10 @@ export class WebGpuBackend implements Backend {
       const flat = new Float32Array(floats);
       flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
       staging.unmap();
-      return results(flat);
+      const res = results(flat);
+      // The first result, where it is the output buffer's data as it is (not unpacked or permuted), stays bound there.
+      if (res[0] && res[0].buffer === flat.buffer && res[0].byteOffset === 0) this.onGpu.set((returned = res[0]), outputs[launches.length - 1]!);
+      return res;
     };
     return { label, run, kernels: launches.length, sources: launches.map((l) => l.source) };
   }
