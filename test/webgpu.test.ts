@@ -140,5 +140,12 @@ model look(x: [T, d], i: index[T]) -> [T, d] {
     expect(r!.error).toBeUndefined();
     expect(r!.worst!).toBeLessThan(1e-5);
     expect(r!.notes!.join('\n')).toMatch(/E in 3 buffers \(one binding holds at most 24 MiB here\)/);
+    // The expert kernels read U and V from buffers of whole rows too (64 rows of 48 bytes, 42 per buffer).
+    const [e] = await runCases([{ file: 'ids2.peer', text: retrieval(2) }], { maxBindingBytes: 2048, lowerings: ['fused'] });
+    expect(e!.error).toBeUndefined();
+    expect(e!.worst!).toBeLessThan(1e-4);
+    expect(e!.idMismatches).toBe(0);
+    expect(e!.notes!.join('\n')).toMatch(/expert_act: U in 2 buffers/);
+    expect(e!.notes!.join('\n')).toMatch(/expert_out: V in 2 buffers/);
   }, 300_000);
 });

@@ -154,7 +154,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
     const ort: OrtBaseline | undefined = o.ort ? await ortBaseline(fusedModule, weights, inputs, o.runs, fusedOutput) : undefined;
     const flops = einsumFlops(fusedModule, o.tokens);
     // A contraction timed only inside a larger kernel has no time of its own: it is listed as such, never as 0 GFLOP/s.
-    const timedAlone = [...flops.perKernel].map(([label, gflop]) => [label, gflop, measured.fused!.kernels.find((k) => k.label === label || k.label === `${label} (wasm-simd)`)?.medianMs] as const);
+    const timedAlone = [...flops.perKernel].map(([label, gflop]) => [label, gflop, measured.fused!.kernels.find((k) => k.label === label || k.label.startsWith(`${label} (`))?.medianMs] as const);
     const kernelGflops = Object.fromEntries(timedAlone.filter(([, , ms]) => ms).map(([label, gflop, ms]) => [label, gflop / (ms! / 1000)]));
     const untimed = timedAlone.filter(([, , ms]) => !ms).map(([label]) => label);
     // The per-slot expert kernels' work is reading the selected rows (random rows of the

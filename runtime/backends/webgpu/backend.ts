@@ -13,7 +13,8 @@ import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum, parseEinsum } from '../../../src/ir/ops/einsum.js';
-import { einsum_bn, product_retrieve } from '../../../src/ir/ops/fused.js';
+import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
+import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBinding } from '../../../codegen/wgsl/experts.js';
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
 import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
@@ -37,6 +38,8 @@ interface Launch {
   grid: [number, number, number] | { threads: number } | { workgroups: number };
   /** The generated kernel plan it prints (translated kernels), to print again with tables in parts. */
   plan?: KernelPlan;
+  /** The launch as it runs where one binding holds at most `limit` bytes (kernels of peerc's own that read tables). */
+  fit?: (limit: number) => Launch;
 }
 
 /** Copies data into a buffer (Dawn takes no views of shared memory: those are copied first). */
@@ -87,7 +90,7 @@ export class WebGpuBackend implements Backend {
 
   plan(node: Node, ctx: PlanContext): PlannedStep {
     if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
-    const own = this.contraction(node, ctx) ?? this.retrieval(node, ctx);
+    const own = this.contraction(node, ctx) ?? this.retrieval(node, ctx) ?? this.experts(node, ctx);
     if (own) return own;
     const args: KernelArg[] = node.inputs.map((r) => {
       const src = ctx.source(r);
@@ -134,8 +137,9 @@ export class WebGpuBackend implements Backend {
    * binding are bound as several buffers of whole rows (never truncated).
    */
   private fitted(node: Node, l: Launch, device: GPUDevice): Launch {
-    if (!l.plan) return l;
     const limit = this.bindingLimit(device);
+    if (l.fit) return l.fit(limit);
+    if (!l.plan) return l;
     const chunkRows = new Map<number, number>();
     l.plan.args.forEach((a, i) => {
       const cells = a.shape.reduce((x, y) => x * y, 1);
@@ -178,6 +182,38 @@ export class WebGpuBackend implements Backend {
     const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined);
     const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operand(m.x, m.permX), operand(m.y, m.permY), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
     return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat]);
+  }
+
+  /**
+   * expert_act and expert_out as kernels of their own (codegen/wgsl/experts.ts) reading the
+   * resident table's selected rows; a table larger than one binding is read from buffers of
+   * whole rows (with a note).
+   */
+  private experts(node: Node, ctx: PlanContext): PlannedStep | undefined {
+    if (node.op !== 'expert_act' && node.op !== 'expert_out') return undefined;
+    const src = ctx.source(node.inputs[1]!);
+    if (src.kind !== 'param' || ctx.paramsAsArguments) return undefined;
+    const [rows, width] = ctx.shapeOf(node.inputs[1]!) as [number, number];
+    const T = ctx.shapeOf(node.inputs[0]!)[0]!;
+    const slots = ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1);
+    const value = (i: number): Operand => ({ kind: 'value', ref: node.inputs[i]!, shape: ctx.shapeOf(node.inputs[i]!) });
+    const act = node.op === 'expert_act';
+    const residual = !act && node.inputs.length > 3;
+    const label = node.op;
+    const fit = (limit: number): Launch => {
+      const rowsPer = Math.min(rows, Math.floor(limit / (width * 4)));
+      if (rowsPer < 1) throw kernelLimit(node, this.info.name, `a row of parameter ${src.name} is ${width * 4} bytes, more than one buffer binds here (${limit})`);
+      const table: TableBinding = { rows, width, rowsPer };
+      const parts = partsOf(table);
+      if (parts > 1) this.noteSet.add(`${label}: ${src.name} in ${parts} buffers (one binding holds at most ${(limit / 2 ** 20).toFixed(0)} MiB here)`);
+      const chunks: Operand[] = Array.from({ length: parts }, (_, c) => ({ kind: 'param', name: src.name, chunk: { first: c * rowsPer, rows: Math.min(rowsPer, rows - c * rowsPer), width } }));
+      return act
+        ? { label, source: expertActWgsl(T, slots, width, attrsOf(expert_act, node).act, table), operands: [value(0), value(2), value(3), ...chunks], outputFloats: slots, grid: { workgroups: expertActGroups(slots) } }
+        : { label, source: expertOutWgsl(T, slots, width, residual, table), operands: [value(0), value(2), ...(residual ? [value(3)] : []), ...chunks], outputFloats: T * width, grid: { threads: T * width } };
+    };
+    // Planned with one buffer; the run fits it to the device's binding limit.
+    const launch = { ...fit(Infinity), fit };
+    return this.step(node, ctx, `${label} (webgpu)`, [launch], (flat) => [flat]);
   }
 
   /** product_retrieve as one kernel per lane with the selection in workgroup memory (codegen/wgsl/retrieve.ts). */
