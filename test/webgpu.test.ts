@@ -19,10 +19,10 @@ const root = join(import.meta.dirname, '..');
 const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.peer')).sort();
 const small = (f: string) => readFileSync(join(root, 'examples', f), 'utf8').replace(/const N = \d+\^2/, 'const N = 32^2').replace(/const n = \d+ /, 'const n = 16 ');
 /** Product-key retrieval returning the expert ids (arity 2 and 3), so ids are compared exactly. */
-const retrieval = (arity: 2 | 3) => `const d = 12
-const n = 8
+const retrieval = (arity: 2 | 3, n = 8, k = 4) => `const d = 12
+const n = ${n}
 const h = 2
-const k = 4
+const k = ${k}
 const dk = 6
 param Wq: [h, dk, d] = normal(0, 1/sqrt(d))
 ${Array.from({ length: arity }, (_, i) => `param C${i + 1}: [n, dk/${arity}] = normal(0, 1)`).join('\n')}
@@ -41,7 +41,7 @@ ${arity === 2 ? `  (s, w) = topk(reshape(v1[..., None] + v2[..., None, :], [T, h
   return experts_gelu(x, U, V, idx, softmax(s)), idx
 }
 `;
-const cases: PageCase[] = [...examples.map((file) => ({ file, text: small(file) })), { file: 'ids2.peer', text: retrieval(2) }, { file: 'ids3.peer', text: retrieval(3) }];
+const cases: PageCase[] = [...examples.map((file) => ({ file, text: small(file) })), { file: 'ids2.peer', text: retrieval(2) }, { file: 'ids3.peer', text: retrieval(3) }, { file: 'ids2-k32.peer', text: retrieval(2, 64, 32) }];
 
 function expectAgreement(results: PageResult[], where: string): void {
   expect(results.length).toBe(cases.length * 2);

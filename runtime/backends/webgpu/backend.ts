@@ -223,9 +223,9 @@ export class WebGpuBackend implements Backend {
     const n = shape[shape.length - 1]!;
     const lanes = shape.reduce((a, b) => a * b, 1) / n;
     const { k, subk, gate } = attrsOf(product_retrieve, node);
-    const bytes = retrieveWorkgroupBytes(n, subk);
+    const bytes = retrieveWorkgroupBytes(k, subk);
     if (bytes > WORKGROUP_BYTES) {
-      this.noteSet.add(`product_retrieve with n = ${n} sub-keys needs ${bytes} bytes of workgroup memory, more than every adapter offers (${WORKGROUP_BYTES}): it runs as the generated one-thread-per-cell kernels`);
+      this.noteSet.add(`product_retrieve with k = ${k} of ${subk} x ${subk} candidates needs ${bytes} bytes of workgroup memory, more than every adapter offers (${WORKGROUP_BYTES}): it runs as the generated one-thread-per-cell kernels`);
       return undefined;
     }
     const operands: Operand[] = [0, 1].map((i) => {
