@@ -147,5 +147,13 @@ model look(x: [T, d], i: index[T]) -> [T, d] {
     expect(e!.idMismatches).toBe(0);
     expect(e!.notes!.join('\n')).toMatch(/expert_act: U in 2 buffers/);
     expect(e!.notes!.join('\n')).toMatch(/expert_out: V in 2 buffers/);
+    // A value no binding can hold is PEER0606 naming the op (checked for every step before the first runs).
+    const outer = `model outer(x: [T, 8]) -> [T, 8, 8, 8] {
+  z = einsum("ta,tb->tab", x, x)
+  return einsum("tab,tc->tabc", z, x)
+}
+`;
+    const [o] = await runCases([{ file: 'outer.peer', text: outer }], { maxBindingBytes: 4096, lowerings: ['fused'] });
+    expect(o!.error).toMatch(/does not fit backend webgpu: .*output needs 8 KiB in one buffer; one binding holds at most 4 KiB here/);
   }, 300_000);
 });

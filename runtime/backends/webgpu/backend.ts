@@ -47,6 +47,11 @@ function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array): void {
   if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
 }
 
+/** 24 MiB, 2 KiB, 100 bytes. */
+function bytesText(b: number): string {
+  return b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(0)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(0)} KiB` : `${b} bytes`;
+}
+
 const STORAGE = 0x0080, COPY_DST = 0x0008, COPY_SRC = 0x0004, MAP_READ = 0x0001; // GPUBufferUsage, which Node lacks before the device opens
 
 export class WebGpuBackend implements Backend {
@@ -57,6 +62,8 @@ export class WebGpuBackend implements Backend {
   private readonly noteSet = new Set<string>();
   /** Step results (the arrays the executor holds) whose data is still in a GPU buffer of this backend. */
   private readonly onGpu = new WeakMap<Float32Array, GPUBuffer>();
+  /** Size checks of the steps planned since the last run (run before the first kernel of the next). */
+  private readonly preflight: ((device: GPUDevice) => void)[] = [];
 
   private readonly maxBindingBytes: number | undefined;
 
@@ -150,7 +157,7 @@ export class WebGpuBackend implements Backend {
     });
     if (!chunkRows.size) return l;
     const parts = [...chunkRows].map(([i, rows]) => `${(l.plan!.args[i] as { name: string }).name} in ${Math.ceil(l.plan!.args[i]!.shape[0]! / rows)} buffers`);
-    this.noteSet.add(`${l.label}: ${parts.join(', ')} (one binding holds at most ${(limit / 2 ** 20).toFixed(0)} MiB here)`);
+    this.noteSet.add(`${l.label}: ${parts.join(', ')} (one binding holds at most ${bytesText(limit)} here)`);
     return this.translated(node, l.plan, chunkRows);
   }
 
@@ -205,7 +212,7 @@ export class WebGpuBackend implements Backend {
       if (rowsPer < 1) throw kernelLimit(node, this.info.name, `a row of parameter ${src.name} is ${width * 4} bytes, more than one buffer binds here (${limit})`);
       const table: TableBinding = { rows, width, rowsPer };
       const parts = partsOf(table);
-      if (parts > 1) this.noteSet.add(`${label}: ${src.name} in ${parts} buffers (one binding holds at most ${(limit / 2 ** 20).toFixed(0)} MiB here)`);
+      if (parts > 1) this.noteSet.add(`${label}: ${src.name} in ${parts} buffers (one binding holds at most ${bytesText(limit)} here)`);
       const chunks: Operand[] = Array.from({ length: parts }, (_, c) => ({ kind: 'param', name: src.name, chunk: { first: c * rowsPer, rows: Math.min(rowsPer, rows - c * rowsPer), width } }));
       return act
         ? { label, source: expertActWgsl(T, slots, width, attrsOf(expert_act, node).act, table), operands: [value(0), value(2), value(3), ...chunks], outputFloats: slots, grid: { workgroups: expertActGroups(slots) } }
@@ -247,8 +254,14 @@ export class WebGpuBackend implements Backend {
     let staging: GPUBuffer | undefined;
     let fitted: Launch[] | undefined;
     let returned: Float32Array | undefined;
+    // Checked for every planned step at the first run of any: a program that does not fit fails before any work.
+    this.preflight.push((device) => {
+      fitted ??= launches.map((l) => this.fitted(node, l, device));
+      for (const l of fitted) this.checkFits(node, l, ctx, device);
+    });
     const run = async (read: Read) => {
       const { device } = await this.gpu();
+      for (const check of this.preflight.splice(0)) check(device);
       // The output buffer is about to change: the last call's result no longer matches it.
       if (returned) this.onGpu.delete(returned);
       launches = fitted ??= launches.map((l) => this.fitted(node, l, device));
@@ -271,8 +284,6 @@ export class WebGpuBackend implements Backend {
           upload(device, buf, data);
           return buf;
         });
-        const max = device.limits.maxStorageBuffersPerShaderStage;
-        if (bound.length + 1 > max) throw kernelLimit(node, this.info.name, `${l.label} binds ${bound.length + 1} storage buffers; this adapter allows ${max} per kernel`);
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [outputs[s]!, ...bound].map((buffer, binding) => ({ binding, resource: { buffer } })) });
         const p = pass.beginComputePass();
         p.setPipeline(pipeline);
@@ -302,6 +313,19 @@ export class WebGpuBackend implements Backend {
     return { label, run, kernels: launches.length, sources: launches.map((l) => l.source) };
   }
 
+  /** Every buffer a launch binds fits one binding, and the bindings fit the adapter's count (PEER0606 otherwise). */
+  private checkFits(node: Node, l: Launch, ctx: PlanContext, device: GPUDevice): void {
+    const limit = this.bindingLimit(device);
+    const max = device.limits.maxStorageBuffersPerShaderStage;
+    if (l.operands.length + 1 > max) throw kernelLimit(node, this.info.name, `${l.label} binds ${l.operands.length + 1} storage buffers; this adapter allows ${max} per kernel`);
+    const floats = [l.outputFloats, ...l.operands.map((o) => (o.kind === 'stage' ? 0 : o.kind === 'value' ? o.shape.reduce((a, b) => a * b, 1) : o.chunk ? o.chunk.rows * o.chunk.width : ctx.param(o.name).length))];
+    floats.forEach((f, i) => {
+      const o = i === 0 ? undefined : l.operands[i - 1]!;
+      const what = !o ? `${l.label}'s output` : o.kind === 'param' ? `parameter ${o.name}` : `${l.label}'s input ${i - 1}`;
+      if (f * 4 > limit) throw kernelLimit(node, this.info.name, `${what} needs ${bytesText(f * 4)} in one buffer; one binding holds at most ${bytesText(limit)} here`);
+    });
+  }
+
   /** A parameter's buffer (or a chunk of its rows), uploaded on first use and kept (parameters are constant while planned as such). */
   private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, data: () => Float32Array): GPUBuffer {
     const key = `${o.name}|${o.perm?.join(',') ?? ''}|${o.chunk ? `${o.chunk.first}+${o.chunk.rows}` : ''}`;
@@ -320,7 +344,7 @@ export class WebGpuBackend implements Backend {
   private buffer(node: Node, device: GPUDevice, floats: number, usage: number, what: string): GPUBuffer {
     const bytes = Math.max(4, floats * 4);
     const limit = usage & STORAGE ? device.limits.maxStorageBufferBindingSize : device.limits.maxBufferSize;
-    if (bytes > limit) throw kernelLimit(node, this.info.name, `${what} needs ${(bytes / 2 ** 20).toFixed(0)} MiB in one buffer; this adapter binds at most ${(limit / 2 ** 20).toFixed(0)} MiB`);
+    if (bytes > limit) throw kernelLimit(node, this.info.name, `${what} needs ${bytesText(bytes)} in one buffer; one binding holds at most ${bytesText(limit)} here`);
     return device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage });
   }
 
