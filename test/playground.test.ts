@@ -178,10 +178,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     await page.click('#bench-go');
     await expect.poll(async () => (await hooks(page)).benchDone, { timeout: 400_000, interval: 1000 }).toBe(true);
     const rows = (await hooks(page)).benchRows;
-    expect(rows.map((r) => r.backend).sort()).toEqual(['wasm-simd', 'webasm-threads', 'webgl2', 'webgpu']);
+    expect(rows.map((r) => r.backend).sort()).toEqual(['gpujs-webgpu', 'wasm-simd', 'webasm-threads', 'webgl2', 'webgpu']);
     for (const r of rows) {
-      if (r.backend === 'webgpu' && r.unavailable) {
-        console.log(`webgpu in this Chromium: ${r.unavailable}`);
+      if ((r.backend === 'webgpu' || r.backend === 'gpujs-webgpu') && r.unavailable) {
+        console.log(`${r.backend} in this Chromium: ${r.unavailable}`);
         continue;
       }
       expect(r.error, r.backend).toBeUndefined();

@@ -45,7 +45,7 @@ function reported(e: unknown, sources?: Map<string, string>): Reported {
 async function device(b: BrowserBackend): Promise<{ unavailable: string | null; device: string }> {
   const why = unavailableReason(b);
   if (why) return { unavailable: why, device: '' };
-  if (b === 'webgpu') {
+  if (b === 'webgpu' || b === 'gpujs-webgpu') {
     const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<{ info?: Record<string, string> } | null> } }).gpu;
     if (!gpu) return { unavailable: 'this browser has no WebGPU (navigator.gpu is missing)', device: '' };
     const adapter = await gpu.requestAdapter().catch(() => null);

@@ -39,8 +39,8 @@ export type CompilerReply =
   | { kind: 'emitted'; version: number; fileName: string; text: string }
   | { kind: 'failed'; version: number; message: string };
 
-export type BrowserBackend = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'webgl2' | 'webgpu';
-export const BROWSER_BACKENDS: readonly BrowserBackend[] = ['webgpu', 'webgl2', 'wasm-simd', 'webasm-threads', 'webasm', 'cpu'];
+export type BrowserBackend = 'cpu' | 'webasm' | 'webasm-threads' | 'wasm-simd' | 'webgl2' | 'webgpu' | 'gpujs-webgpu';
+export const BROWSER_BACKENDS: readonly BrowserBackend[] = ['webgpu', 'gpujs-webgpu', 'webgl2', 'wasm-simd', 'webasm-threads', 'webasm', 'cpu'];
 
 export interface TrainSettingsIn {
   task: 'recall' | 'text';
