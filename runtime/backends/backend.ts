@@ -12,6 +12,7 @@ import { attrsOf } from '../../src/ir/ops/types.js';
 import { param } from '../../src/ir/ops/leaves.js';
 import type { WorkerPool } from '../pool.js';
 import type { SparseGrad } from './row-sums.js';
+import type { KernelArg } from '../../codegen/kernel.js';
 
 /** A backend's capabilities as data (runtime/backends/info.ts lists them). */
 /** Gradient rows as an outer product: row q = coef[q] * vec[token of q] (vec is [T, rowSize], coef [slots]). */
@@ -166,6 +167,17 @@ export interface Backend {
   /** Threads it runs on, the caller included. */
   readonly threads: number;
   destroy(): void;
+}
+
+/**
+ * A node's inputs as generated-kernel arguments: parameters bound once as constants (unless
+ * they are passed per call, in training), values (views followed) read per call.
+ */
+export function kernelArgs(node: Node, ctx: PlanContext): KernelArg[] {
+  return node.inputs.map((r) => {
+    const src = ctx.source(r);
+    return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
+  });
 }
 
 /** Ops that are views of their input's buffer: no kernel, no copy. */

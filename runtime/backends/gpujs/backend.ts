@@ -5,11 +5,11 @@
 // into kernel memory, only its selected rows.
 import gpujs from 'gpu.js';
 import { renderKernels } from '../../../codegen/render.js';
-import { FLAT_INDEX_LIMIT, unpackPairs, type KernelArg, type KernelPlan } from '../../../codegen/kernel.js';
+import { FLAT_INDEX_LIMIT, unpackPairs, type KernelPlan } from '../../../codegen/kernel.js';
 import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { sharedFloat32, type WorkerPool } from '../../pool.js';
-import { weightArrays, kernelLimit, KernelFallback, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { kernelArgs, weightArrays, kernelLimit, KernelFallback, NonFiniteIndex, permuteAxes, type Backend, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import type { BackendInfo } from '../backend.js';
 import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { KernelRowSummer } from './row-sums.js';
@@ -80,10 +80,7 @@ export class GpujsBackend implements Backend {
 
   plan(node: Node, ctx: PlanContext): PlannedStep {
     if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
-    const args: KernelArg[] = node.inputs.map((r) => {
-      const src = ctx.source(r);
-      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
-    });
+    const args = kernelArgs(node, ctx);
     const plans = renderKernels(node, args, node.types.map((_, i) => ctx.shapeOf({ node: node.id, result: i })), (d) => ctx.dimValue(d), ctx.training);
     return this.kernelStep(node, plans, ctx);
   }

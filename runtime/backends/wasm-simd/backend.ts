@@ -4,12 +4,12 @@
 // turned into a pool task, all on a worker pool over shared memory. Only kernels a task cannot
 // take (2-D grids and views, vector returns) run as gpu.js webasm kernels.
 import { kernelTask, taskable } from '../../../codegen/host/kernel-task.js';
-import type { KernelPlan, KernelArg } from '../../../codegen/kernel.js';
+import type { KernelPlan } from '../../../codegen/kernel.js';
 import { renderKernels } from '../../../codegen/render.js';
 import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { defaultThreads, keptShared, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
-import { dataSource, fillFloat32, kernelLimit, permuteAxes, weightArrays, type Backend, type FactoredRows, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { dataSource, fillFloat32, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type FactoredRows, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm } from './gemm.js';
@@ -220,10 +220,7 @@ export class WasmSimdBackend implements Backend {
     const own = this.ownStep(node, ctx);
     if (own) return own;
     if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return this.gpujs.plan(node, ctx);
-    const args: KernelArg[] = node.inputs.map((r) => {
-      const src = ctx.source(r);
-      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
-    });
+    const args = kernelArgs(node, ctx);
     const plans = renderKernels(node, args, node.types.map((_, i) => ctx.shapeOf({ node: node.id, result: i })), (d) => ctx.dimValue(d), ctx.training);
     if (plans.every(taskable)) return this.kernelTaskStep(plans, ctx);
     return this.gpujs.kernelStep(node, plans, ctx);

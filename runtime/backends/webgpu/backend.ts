@@ -5,7 +5,7 @@
 // the stages of a fused op pass their results on the GPU; each step's result is read back, as
 // the executor reads every value on the host (the next step uploads it again).
 import { renderKernels } from '../../../codegen/render.js';
-import { FLAT_INDEX_LIMIT, unpackPairs, type KernelArg, type KernelPlan } from '../../../codegen/kernel.js';
+import { FLAT_INDEX_LIMIT, unpackPairs, type KernelPlan } from '../../../codegen/kernel.js';
 import { batchedLayout } from '../../../codegen/wasm/contraction.js';
 import { gemmGrid, gemmWgsl, type GemmShape } from '../../../codegen/wgsl/gemm.js';
 import { WORKGROUP, wgslOfPlan, type WgslKernel } from '../../../codegen/wgsl/translate.js';
@@ -17,7 +17,7 @@ import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fus
 import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBinding } from '../../../codegen/wgsl/experts.js';
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
-import { kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
 import { hostGather, timeMatmul } from '../gpujs/backend.js';
 import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
@@ -99,10 +99,7 @@ export class WebGpuBackend implements Backend {
     if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
     const own = this.contraction(node, ctx) ?? this.retrieval(node, ctx) ?? this.experts(node, ctx);
     if (own) return own;
-    const args: KernelArg[] = node.inputs.map((r) => {
-      const src = ctx.source(r);
-      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name, shape: ctx.shapeOf(r) } : { kind: 'value', ref: src.kind === 'param' ? r : src.ref, shape: ctx.shapeOf(r) };
-    });
+    const args = kernelArgs(node, ctx);
     const plans = renderKernels(node, args, node.types.map((_, i) => ctx.shapeOf({ node: node.id, result: i })), (d) => ctx.dimValue(d), ctx.training);
     for (const plan of plans) {
       for (const a of plan.args)
