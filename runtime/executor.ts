@@ -11,7 +11,7 @@ import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { dataSource, fillFloat32, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type FactoredRows, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
+import { dataSource, fillFloat32, isDeviceValue, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
@@ -183,24 +183,40 @@ export class Executor {
       steps = this.build(dimValue);
       this.plans.set(key, steps);
     }
-    const values = new Map<number, Float32Array[]>();
+    const values = new Map<number, (Float32Array | DeviceValue)[]>();
     fn.inputs.forEach((id) => {
       const data = inputs.get(attrsOf(input, fn.graph.node(id)).name)!.data;
       values.set(id, [data instanceof Float32Array ? data : Float32Array.from(data)]);
     });
     const timings = new Map<string, number>();
     const time = (label: string, ms: number) => timings.set(label, (timings.get(label) ?? 0) + ms);
-    const read = (r: ValueRef): Float32Array => {
+    const readAny = (r: ValueRef): Float32Array | DeviceValue => {
       const src = this.source(r);
       if (src.kind === 'param') return this.params.get(src.name)!;
       const v = values.get(src.ref.node);
       if (!v) throw new Error(`value %${src.ref.node} used before it was computed`);
       return v[src.ref.result]!;
     };
+    const read = (r: ValueRef): Float32Array => {
+      const v = readAny(r);
+      if (isDeviceValue(v)) throw new Error(`value %${r.node} is still on the device (the executor downloads a host step's inputs first)`);
+      return v;
+    };
+    // A value still on the device comes to the host before a host step or the caller reads it.
+    const toHost = async (r: ValueRef) => {
+      const src = this.source(r);
+      if (src.kind === 'param') return;
+      const v = values.get(src.ref.node)?.[src.ref.result];
+      if (v && isDeviceValue(v)) values.get(src.ref.node)![src.ref.result] = await v.download();
+    };
     for (const step of steps) {
       const t0 = performance.now();
       try {
-        values.set(step.node, await step.run(read, time));
+        if (step.runOnDevice) values.set(step.node, await step.runOnDevice(readAny, time));
+        else {
+          for (const r of fn.graph.node(step.node).inputs) await toHost(r);
+          values.set(step.node, await step.run(read, time));
+        }
       } catch (e) {
         // Generated host tasks report an out-of-range row (only NaN upstream causes one) by this prefix.
         const m = /NonFiniteIndex: ([^\n]*)/.exec(String((e as Error).message));
@@ -209,6 +225,7 @@ export class Executor {
       }
       if (!step.timesItself) time(step.label, performance.now() - t0);
     }
+    for (const o of fn.outputs) await toHost(o);
     const shapeOf = (r: ValueRef) => fn.graph.typeOf(r).shape.map(dimValue);
     // GL backends can produce -0 for an index 0; indices leave as plain non-negative numbers.
     const outputs = fn.outputs.map((o) => {
@@ -261,6 +278,8 @@ export class Executor {
     const run = step.run;
     return {
       ...step,
+      // The check reads the indices on the host, so the step takes host values.
+      runOnDevice: undefined,
       run: (read, time) => {
         for (const o of operands) checkIndexOperand(this.fn, node, o, read(node.inputs[o.input]!));
         return run(read, time);

@@ -80,11 +80,32 @@ export interface BackendInfo {
 
 export type Read = (r: ValueRef) => Float32Array;
 
+/**
+ * A value left where a device backend computed it (a GPU buffer): the executor passes it to
+ * the backend's next steps as it is and downloads it only for a host step or an output.
+ */
+export interface DeviceValue {
+  readonly onDevice: true;
+  readonly length: number;
+  download(): Promise<Float32Array>;
+}
+
+export type ReadAny = (r: ValueRef) => Float32Array | DeviceValue;
+
+export function isDeviceValue(v: Float32Array | DeviceValue): v is DeviceValue {
+  return (v as DeviceValue).onDevice === true;
+}
+
 /** One IR node as the backend runs it. */
 export interface PlannedStep {
   /** Timing label (per-stage labels are reported through `time` when `timesItself`). */
   label: string;
   run(read: Read, time: (label: string, ms: number) => void): Float32Array[] | Promise<Float32Array[]>;
+  /**
+   * The step taking and leaving values on the device (a device backend's), where it can: its
+   * inputs may be DeviceValues, its results are. The executor then uses it instead of run.
+   */
+  runOnDevice?(read: ReadAny, time: (label: string, ms: number) => void): Promise<(Float32Array | DeviceValue)[]>;
   /** The step reports its own (per-stage) times; otherwise the executor times the whole run. */
   timesItself?: boolean;
   /** Generated kernel sources, for review and goldens. */

@@ -17,7 +17,7 @@ import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fus
 import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBinding } from '../../../codegen/wgsl/experts.js';
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
-import { kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
 import { hostGather, timeMatmul } from '../gpujs/backend.js';
 import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
@@ -47,6 +47,15 @@ function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array): void {
   if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
 }
 
+/** The first `floats` of a mapped-readable buffer, copied out. */
+async function mapped(staging: GPUBuffer, floats: number): Promise<Float32Array> {
+  await staging.mapAsync(1 /* GPUMapMode.READ */);
+  const flat = new Float32Array(floats);
+  flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
+  staging.unmap();
+  return flat;
+}
+
 /** 24 MiB, 2 KiB, 100 bytes. */
 function bytesText(b: number): string {
   return b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(0)} MiB` : b >= 1024 ? `${(b / 1024).toFixed(0)} KiB` : `${b} bytes`;
@@ -62,6 +71,8 @@ export class WebGpuBackend implements Backend {
   private readonly noteSet = new Set<string>();
   /** Step results (the arrays the executor holds) whose data is still in a GPU buffer of this backend. */
   private readonly onGpu = new WeakMap<Float32Array, GPUBuffer>();
+  /** The buffers of the DeviceValues this backend returned. */
+  private readonly deviceBuffers = new WeakMap<DeviceValue, GPUBuffer>();
   /** Size checks of the steps planned since the last run (run before the first kernel of the next). */
   private readonly preflight: ((device: GPUDevice) => void)[] = [];
 
@@ -109,11 +120,16 @@ export class WebGpuBackend implements Backend {
     }
     const launches = plans.map((plan) => this.translated(node, plan));
     const last = plans[plans.length - 1]!;
+    let at = 0;
+    const ranges = last.layout === 'pairs' ? undefined : last.results.map((len): [number, number] => {
+      at += len;
+      return [at - len, len];
+    });
     return this.step(node, ctx, `${plans[0]!.label.split(':')[0]} (webgpu)`, launches, (flat) => {
       const data = last.layout === 'pairs' ? unpackPairs(flat) : flat;
       let offset = 0;
       return last.results.map((len) => data.subarray(offset, (offset += len)));
-    });
+    }, ranges);
   }
 
   private translated(node: Node, plan: KernelPlan, chunkRows?: Map<number, number>): Launch {
@@ -185,7 +201,7 @@ export class WebGpuBackend implements Backend {
     const channels = bn ? ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1) : 0;
     const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined);
     const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operand(m.x, m.permX), operand(m.y, m.permY), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
-    return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat]);
+    return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat], m.permOut ? undefined : [[0, launch.outputFloats]]);
   }
 
   /**
@@ -217,7 +233,7 @@ export class WebGpuBackend implements Backend {
     };
     // Planned with one buffer; the run fits it to the device's binding limit.
     const launch = { ...fit(Infinity), fit };
-    return this.step(node, ctx, `${label} (webgpu)`, [launch], (flat) => [flat]);
+    return this.step(node, ctx, `${label} (webgpu)`, [launch], (flat) => [flat], [[0, launch.outputFloats]]);
   }
 
   /** product_retrieve as one kernel per lane with the selection in workgroup memory (codegen/wgsl/retrieve.ts). */
@@ -238,51 +254,63 @@ export class WebGpuBackend implements Backend {
       return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name } : { kind: 'value', ref: r, shape };
     });
     const launch: Launch = { label: 'product_retrieve', source: retrieveWgsl(lanes, n, k, subk, gate), operands, outputFloats: 2 * lanes * k, grid: { workgroups: lanes } };
-    return this.step(node, ctx, 'product_retrieve (webgpu)', [launch], (flat) => [flat.subarray(0, lanes * k), flat.subarray(lanes * k)]);
+    return this.step(node, ctx, 'product_retrieve (webgpu)', [launch], (flat) => [flat.subarray(0, lanes * k), flat.subarray(lanes * k)], [[0, lanes * k], [lanes * k, lanes * k]]);
   }
 
   /**
-   * Launches in order as one submission (stage i binds the outputs of stages before it), the
-   * last one's output read back and split into the node's results.
+   * Launches in order as one submission (stage i binds the outputs of stages before it). `run`
+   * reads the last one's output back and splits it into the node's results; `runOnDevice`
+   * (where the results are plain ranges of that output) leaves them on the GPU as DeviceValues.
    */
-  private step(node: Node, ctx: PlanContext, label: string, launches: Launch[], results: (flat: Float32Array) => Float32Array[]): PlannedStep {
+  private step(node: Node, ctx: PlanContext, label: string, launches: Launch[], results: (flat: Float32Array) => Float32Array[], ranges?: [number, number][]): PlannedStep {
     const outputs: GPUBuffer[] = [];
     const uploads = new Map<string, GPUBuffer>();
+    const resultBuffers: GPUBuffer[] = [];
     let staging: GPUBuffer | undefined;
     let fitted: Launch[] | undefined;
-    let returned: Float32Array | undefined;
+    // Host arrays of this step's last results that are bound where they are (dropped when the buffers change).
+    let registered: Float32Array[] = [];
     // Checked for every planned step at the first run of any: a program that does not fit fails before any work.
     this.preflight.push((device) => {
       fitted ??= launches.map((l) => this.fitted(node, l, device));
       for (const l of fitted) this.checkFits(node, l, ctx, device);
     });
-    const run = async (read: Read) => {
+    const encode = async (read: ReadAny): Promise<{ device: GPUDevice; encoder: GPUCommandEncoder }> => {
       const { device } = await this.gpu();
       for (const check of this.preflight.splice(0)) check(device);
-      // The output buffer is about to change: the last call's result no longer matches it.
-      if (returned) this.onGpu.delete(returned);
+      // The output buffers are about to change: the last call's results no longer match them.
+      for (const r of registered) this.onGpu.delete(r);
+      registered = [];
       launches = fitted ??= launches.map((l) => this.fitted(node, l, device));
       device.pushErrorScope('validation');
-      const pass = device.createCommandEncoder();
+      const encoder = device.createCommandEncoder();
       for (const [s, l] of launches.entries()) {
         const pipeline = await this.pipeline(node, l, device);
         outputs[s] ??= this.buffer(node, device, l.outputFloats, STORAGE | COPY_SRC, `${l.label} output`);
-        const bound = l.operands.map((o, j) => {
-          if (o.kind === 'stage') return outputs[o.index]!;
-          if (o.kind === 'param') return this.residentParam(node, device, o, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name)));
-          const raw = read(o.ref);
-          // A value an earlier step of this backend computed is bound where it already is.
-          const resident = !o.perm && this.onGpu.get(raw);
-          if (resident) return resident;
-          const data = o.perm ? permuteAxes(raw, o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : raw;
-          const key = `${s}:${j}`;
-          let buf = uploads.get(key);
-          if (!buf) uploads.set(key, (buf = this.buffer(node, device, data.length, STORAGE | COPY_DST, `${l.label} input ${j}`)));
-          upload(device, buf, data);
-          return buf;
-        });
+        const bound: GPUBuffer[] = [];
+        for (const [j, o] of l.operands.entries()) {
+          if (o.kind === 'stage') bound.push(outputs[o.index]!);
+          else if (o.kind === 'param') bound.push(this.residentParam(node, device, o, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name))));
+          else {
+            const raw = read(o.ref);
+            // A value an earlier step of this backend computed is bound where it already is.
+            const resident = o.perm ? undefined : isDeviceValue(raw) ? this.deviceBuffers.get(raw) : this.onGpu.get(raw);
+            if (resident) {
+              bound.push(resident);
+              continue;
+            }
+            // Operands laid out another way are permuted on the host (a device value comes down for it).
+            const host = isDeviceValue(raw) ? await raw.download() : raw;
+            const data = o.perm ? permuteAxes(host, o.perm.map((_, q) => o.shape[o.perm!.indexOf(q)]!), o.perm) : host;
+            const key = `${s}:${j}`;
+            let buf = uploads.get(key);
+            if (!buf) uploads.set(key, (buf = this.buffer(node, device, data.length, STORAGE | COPY_DST, `${l.label} input ${j}`)));
+            upload(device, buf, data);
+            bound.push(buf);
+          }
+        }
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [outputs[s]!, ...bound].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-        const p = pass.beginComputePass();
+        const p = encoder.beginComputePass();
         p.setPipeline(pipeline);
         p.setBindGroup(0, group);
         if (!Array.isArray(l.grid)) {
@@ -292,22 +320,67 @@ export class WebGpuBackend implements Backend {
         } else p.dispatchWorkgroups(...l.grid);
         p.end();
       }
-      const floats = launches[launches.length - 1]!.outputFloats;
-      staging ??= this.buffer(node, device, floats, MAP_READ | COPY_DST, `${label} read-back`);
-      pass.copyBufferToBuffer(outputs[launches.length - 1]!, 0, staging, 0, Math.max(4, floats * 4));
-      device.queue.submit([pass.finish()]);
+      return { device, encoder };
+    };
+    const submit = async (device: GPUDevice, encoder: GPUCommandEncoder) => {
+      device.queue.submit([encoder.finish()]);
       const invalid = await device.popErrorScope();
       if (invalid) throw kernelLimit(node, this.info.name, `${label} was refused by WebGPU: ${invalid.message.split('\n')[0]}`);
-      await staging.mapAsync(1 /* GPUMapMode.READ */);
-      const flat = new Float32Array(floats);
-      flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
-      staging.unmap();
+    };
+    const run = async (read: Read) => {
+      const { device, encoder } = await encode(read);
+      const floats = launches[launches.length - 1]!.outputFloats;
+      staging ??= this.buffer(node, device, floats, MAP_READ | COPY_DST, `${label} read-back`);
+      encoder.copyBufferToBuffer(outputs[launches.length - 1]!, 0, staging, 0, Math.max(4, floats * 4));
+      await submit(device, encoder);
+      const flat = await mapped(staging, floats);
       const res = results(flat);
       // The first result, where it is the output buffer's data as it is (not unpacked or permuted), stays bound there.
-      if (res[0] && res[0].buffer === flat.buffer && res[0].byteOffset === 0) this.onGpu.set((returned = res[0]), outputs[launches.length - 1]!);
+      if (res[0] && res[0].buffer === flat.buffer && res[0].byteOffset === 0) {
+        this.onGpu.set(res[0], outputs[launches.length - 1]!);
+        registered.push(res[0]);
+      }
       return res;
     };
-    return { label, run, kernels: launches.length, sources: launches.map((l) => l.source) };
+    const runOnDevice = async (read: ReadAny): Promise<DeviceValue[]> => {
+      const { device, encoder } = await encode(read);
+      const out = outputs[launches.length - 1]!;
+      // Each result in a buffer of its own (binding offsets must be aligned; copies need not be).
+      const buffers = ranges!.map(([offset, length], i) => {
+        if (ranges!.length === 1 && offset === 0) return out;
+        resultBuffers[i] ??= this.buffer(node, device, length, STORAGE | COPY_SRC | COPY_DST, `${label} result ${i}`);
+        if (length) encoder.copyBufferToBuffer(out, offset * 4, resultBuffers[i]!, 0, length * 4);
+        return resultBuffers[i]!;
+      });
+      await submit(device, encoder);
+      // Waiting for the GPU keeps each step's time its own (the bench's per-kernel figures).
+      await device.queue.onSubmittedWorkDone();
+      return buffers.map((buffer, i) => this.deviceValue(node, device, buffer, ranges![i]![1], `${label} result ${i}`, (a) => registered.push(a)));
+    };
+    return { label, run, ...(ranges ? { runOnDevice } : {}), kernels: launches.length, sources: launches.map((l) => l.source) };
+  }
+
+  /** A result left in `buffer`: downloaded once when the host needs it, then bound where it is. */
+  private deviceValue(node: Node, device: GPUDevice, buffer: GPUBuffer, length: number, what: string, onHost: (a: Float32Array) => void): DeviceValue {
+    let host: Promise<Float32Array> | undefined;
+    const value: DeviceValue = {
+      onDevice: true,
+      length,
+      download: () =>
+        (host ??= (async () => {
+          const staging = this.buffer(node, device, length, MAP_READ | COPY_DST, `${what} read-back`);
+          const encoder = device.createCommandEncoder();
+          if (length) encoder.copyBufferToBuffer(buffer, 0, staging, 0, length * 4);
+          device.queue.submit([encoder.finish()]);
+          const a = await mapped(staging, length);
+          staging.destroy();
+          this.onGpu.set(a, buffer);
+          onHost(a);
+          return a;
+        })()),
+    };
+    this.deviceBuffers.set(value, buffer);
+    return value;
   }
 
   /** Every buffer a launch binds fits one binding, and the bindings fit the adapter's count (PEER0606 otherwise). */
