@@ -10,9 +10,10 @@ const EXTRAS = {
   ort: { packages: ['onnxruntime-node@1.30.0'], for: 'the ONNX Runtime CPU baseline of peerc bench and test/export-onnx-node.test.ts' },
   'ort-web': { packages: ['onnxruntime-web@1.30.0'], for: 'test/browser-onnx.test.ts (the ONNX export in Chromium)' },
   tfjs: { packages: ['@tensorflow/tfjs@4.22.0', '@tensorflow/tfjs-backend-wasm@4.22.0'], for: 'the TF.js baselines of bench/run.mjs and bench/train.mjs' },
+  webgpu: { packages: ['webgpu@0.6.2'], for: "peerc's webgpu backend in Node (Dawn's addon, 132 MB for every platform; it needs a Vulkan driver) and bench/gpu/pack.sh" },
   gl: { packages: [], build: 'gl', for: "the headlessgl backend: builds gpu.js's optional gl from source (X/GL headers, minutes; run it under xvfb-run)" },
 };
-const DEFAULT = ['ort', 'ort-web', 'tfjs'];
+const DEFAULT = ['ort', 'ort-web', 'tfjs', 'webgpu'];
 
 const asked = process.argv.slice(2);
 if (asked.includes('--help') || asked.some((a) => !(a in EXTRAS))) {

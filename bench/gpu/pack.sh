@@ -34,8 +34,14 @@ mkdir -p "$stage/peerc/node_modules/webgpu/dist"
 (cd "$root" && node bench/gpu/bundle.mjs "$stage/peerc/peerc-gpu.mjs")
 for m in gpu.js acorn gpu-mock.js; do cp -r "$root/node_modules/$m" "$stage/peerc/node_modules/"; done
 rm -rf "$stage/peerc/node_modules/gpu.js/node_modules" # its own webgpu 0.2 serves only its browser mode
-cp "$root/node_modules/webgpu/index.js" "$root/node_modules/webgpu/package.json" "$stage/peerc/node_modules/webgpu/"
-cp -r "$root/node_modules/webgpu/dist/linux-x64" "$stage/peerc/node_modules/webgpu/dist/"
+dawn="$(node -p "try { require('$root/node_modules/webgpu/package.json').version } catch { '' }")"
+if [ "${dawn%%.*}" = 0 ] && [ "$(echo "$dawn" | cut -d. -f2)" -ge 6 ]; then
+  cp "$root/node_modules/webgpu/index.js" "$root/node_modules/webgpu/package.json" "$stage/peerc/node_modules/webgpu/"
+  cp -r "$root/node_modules/webgpu/dist/linux-x64" "$stage/peerc/node_modules/webgpu/dist/"
+else
+  rm -rf "$stage/peerc/node_modules/webgpu"
+  echo "pack.sh: Dawn (npm package webgpu 0.6) is not installed here (npm run extras -- webgpu): the pack's peerc side will say webgpu is not available" >&2
+fi
 cp "$root/bench/peer_h4.peer" "$out/"
 node_bin="$(node -p 'process.execPath')"
 cp "$node_bin" "$stage/node"

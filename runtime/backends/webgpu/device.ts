@@ -23,6 +23,10 @@ async function gpuObject(): Promise<GPU> {
     if (!gpu) throw new BackendUnavailable("backend 'webgpu' is not available: this page has no navigator.gpu (WebGPU needs a secure context, http://localhost or https, and a browser with WebGPU enabled)");
     return gpu;
   }
+  // gpu.js brings an old Dawn (webgpu 0.2) for its own browser mode; peerc's needs 0.6 or later.
+  const version = await dawnVersion();
+  if (version && Number(version.split('.')[0]) === 0 && Number(version.split('.')[1]) < 6)
+    throw new BackendUnavailable(`backend 'webgpu' is not available: the 'webgpu' package found is ${version} (gpu.js's); peerc's webgpu needs 0.6 or later: npm run extras -- webgpu (in a checkout) or npm install webgpu@0.6.2`);
   let mod: { create: (flags: string[]) => GPU; globals: object };
   try {
     // A variable specifier: bundlers leave Dawn's native addon to Node.
@@ -45,7 +49,20 @@ export function webgpuUnavailable(): string | null {
     import.meta.resolve('webgpu');
     return null;
   } catch {
-    return "Dawn's Node addon, the npm package 'webgpu', is not installed (npm install webgpu)";
+    return "Dawn's Node addon, the npm package 'webgpu', is not installed (npm run extras -- webgpu in a checkout, or npm install webgpu@0.6.2)";
+  }
+}
+
+/** The version of the 'webgpu' package Node resolves (undefined where it cannot be read). */
+async function dawnVersion(): Promise<string | undefined> {
+  try {
+    // Variable specifiers: bundlers for the browser leave these Node modules alone.
+    const fsName = 'node:fs';
+    const fs = (await import(fsName)) as typeof import('node:fs');
+    const pkg = new URL('package.json', import.meta.resolve('webgpu'));
+    return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version?: string }).version;
+  } catch {
+    return undefined;
   }
 }
 
