@@ -1,9 +1,9 @@
 /// <reference types="@webgpu/types" />
 // peerc's own WebGPU backend: WGSL generated from the IR. Contractions run as a tiled kernel
-// with workgroup memory (codegen/wgsl/gemm.ts); every other op's generated kernel plan is
-// printed as WGSL (codegen/wgsl/translate.ts). Parameters are uploaded once and stay on the GPU;
-// the stages of a fused op pass their results on the GPU; each step's result is read back, as
-// the executor reads every value on the host (the next step uploads it again).
+// with workgroup memory (codegen/wgsl/gemm.ts), product_retrieve and the expert ops as kernels
+// of their own (retrieve.ts, experts.ts); every other op's generated kernel plan is printed as
+// WGSL (translate.ts). Parameters are uploaded once and stay on the GPU; results stay there too
+// (DeviceValues) until a host step or the caller needs them.
 import { renderKernels } from '../../../codegen/render.js';
 import { FLAT_INDEX_LIMIT, unpackPairs, type KernelPlan } from '../../../codegen/kernel.js';
 import { batchedLayout } from '../../../codegen/wasm/contraction.js';
@@ -69,7 +69,7 @@ export class WebGpuBackend implements Backend {
   private readonly resident = new Map<string, GPUBuffer>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly noteSet = new Set<string>();
-  /** Step results (the arrays the executor holds) whose data is still in a GPU buffer of this backend. */
+  /** Host arrays (results read back or downloaded) whose data is still in a GPU buffer of this backend. */
   private readonly onGpu = new WeakMap<Float32Array, GPUBuffer>();
   /** The buffers of the DeviceValues this backend returned. */
   private readonly deviceBuffers = new WeakMap<DeviceValue, GPUBuffer>();
