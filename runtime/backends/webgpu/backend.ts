@@ -184,7 +184,9 @@ export class WebGpuBackend implements Backend {
     const m = batchedLayout(spec, shapes);
     const bn = node.op === 'einsum_bn';
     // BatchNorm's channel is the output's flat index mod C: a permuted result keeps the generated kernel.
-    if (!m || (bn && m.permOut) || m.batch > 65535) return undefined;
+    const why = !m ? undefined : bn && m.permOut ? 'its BatchNorm epilogue would need the result permuted first' : m.batch > 65535 ? `its ${m.batch} batched products are more than one dispatch dimension holds (65535)` : undefined;
+    if (why) this.noteSet.add(`${node.op} ${specText} runs as the generated one-thread-per-cell kernel, not the tiled matmul: ${why}`);
+    if (!m || why) return undefined;
     const operand = (i: number, perm: number[]): Operand => {
       const r = node.inputs[i]!;
       const src = ctx.source(r);
@@ -212,7 +214,10 @@ export class WebGpuBackend implements Backend {
   private experts(node: Node, ctx: PlanContext): PlannedStep | undefined {
     if (node.op !== 'expert_act' && node.op !== 'expert_out') return undefined;
     const src = ctx.source(node.inputs[1]!);
-    if (src.kind !== 'param' || ctx.paramsAsArguments) return undefined;
+    if (src.kind !== 'param' || ctx.paramsAsArguments) {
+      this.noteSet.add(`${node.op} runs as the generated one-thread-per-cell kernel: its table is ${src.kind === 'param' ? 'passed per call (training)' : 'a computed value, not a parameter'}, and the row-reading kernel reads resident parameters`);
+      return undefined;
+    }
     const [rows, width] = ctx.shapeOf(node.inputs[1]!) as [number, number];
     const T = ctx.shapeOf(node.inputs[0]!)[0]!;
     const slots = ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1);
