@@ -162,6 +162,11 @@ export class Executor {
     return this.impl.notes();
   }
 
+  /** Bytes copied between host and device memory so far, where the backend has a device of its own. */
+  transfers(): { up: number; down: number } | undefined {
+    return this.impl.transfers?.();
+  }
+
   /** The generated kernels for the shapes run so far, as gpu.js sources (for review and goldens). */
   kernelSources(): string[] {
     return [...this.plans.values()].flat().flatMap((s) => s.sources ?? []);

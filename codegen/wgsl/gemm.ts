@@ -15,14 +15,18 @@ export interface GemmShape {
   inner: number;
 }
 
-/** Bindings: 0 out, 1 A, 2 B, then (with bn) 3 gamma, 4 beta, 5 mean, 6 variance. */
-export function gemmWgsl(s: GemmShape, bn?: { channels: number; eps: number }): string {
+/**
+ * Bindings: 0 out, 1 A, 2 B, then (with bn) 3 gamma, 4 beta, 5 mean, 6 variance. `strides`:
+ * where C[b, r, c] is stored (the einsum's own output order), default [M * N, N, 1].
+ */
+export function gemmWgsl(s: GemmShape, bn?: { channels: number; eps: number }, strides?: [number, number, number]): string {
   const { rows: M, cols: N, inner: K } = s;
+  const [sb, sr, sc] = strides ?? [M * N, N, 1];
   const store = bn
     ? `let ch = flat % ${bn.channels}u;
         out[flat] = (v - mean[ch]) * (gamma[ch] / sqrt(variance[ch] + ${f32(bn.eps)})) + beta[ch];`
     : 'out[flat] = v;';
-  return `// batched matmul ${s.batch} x [${M}, ${K}] x [${K}, ${N}]${bn ? ' + BatchNorm' : ''}
+  return `// batched matmul ${s.batch} x [${M}, ${K}] x [${K}, ${N}]${bn ? ' + BatchNorm' : ''}${strides ? `, stored with strides ${strides.join(', ')}` : ''}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -72,7 +76,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       // Columns strided by 16 so a row of threads stores 16 consecutive values.
       let c = col0 + lid.x + j * 16u;
       if (r < ${M}u && c < ${N}u) {
-        let flat = (batch * ${M}u + r) * ${N}u + c;
+        let flat = batch * ${sb}u + r * ${sr}u + c * ${sc}u;
         let v = acc[i * 4u + j];
         ${store}
       }

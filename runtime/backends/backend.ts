@@ -157,6 +157,8 @@ export interface Backend {
   rowReadReference?(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined>;
   /** What runs slower than it could here, and why (run, bench and train print these). */
   notes(): string[];
+  /** Bytes copied between host memory and device memory so far (device backends): up to the device, down to the host. */
+  transfers?(): { up: number; down: number };
   /**
    * Sums gradient rows per touched table row (an expert table's sparse gradient); `key` names
    * the table (a backend may keep a buffer per table: the sums are valid until its next call).

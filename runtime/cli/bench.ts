@@ -86,6 +86,8 @@ interface Measured {
   runsMs: number[];
   kernels: { label: string; medianMs: number }[];
   kernelCount: number;
+  /** Bytes between host and device memory per forward (device backends). */
+  hostDeviceBytesPerForward?: { up: number; down: number };
 }
 
 export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
@@ -97,7 +99,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
   const executors: Executor[] = [];
   let matmulGflops = 0;
   let rowReads: { gbPerS: number; rows: number; rowBytes: number } | undefined;
-  const samples = lowerings.map(() => ({ runs: [] as number[], kernels: new Map<string, number[]>() }));
+  const samples = lowerings.map(() => ({ runs: [] as number[], kernels: new Map<string, number[]>(), moved: undefined as { up: number; down: number } | undefined }));
   let fusedOutput = new Float32Array(0);
   /** Why the naive lowering was not timed (it does not fit the backend at this size), if so. */
   let naiveUnfit: string | undefined;
@@ -118,6 +120,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
         naiveUnfit = e.diagnostic.message;
         break;
       }
+      const movedBefore = ex.transfers();
       for (let run = 0; run < o.runs; run++) {
         const t0 = performance.now();
         const r = await ex.forward(inputs);
@@ -125,6 +128,8 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
         if (i === 0 && run === o.runs - 1) fusedOutput = Float32Array.from(r.outputs[0]!.data);
         for (const [k, ms] of r.timings) samples[i]!.kernels.set(k, [...(samples[i]!.kernels.get(k) ?? []), ms]);
       }
+      const movedAfter = ex.transfers();
+      if (movedBefore && movedAfter && o.runs) samples[i]!.moved = { up: (movedAfter.up - movedBefore.up) / o.runs, down: (movedAfter.down - movedBefore.down) / o.runs };
       // The yardstick in the same conditions as the fused kernels it is compared with.
       if (i === 0) {
         matmulGflops = await ex.matmulReference();
@@ -139,6 +144,7 @@ export async function runBench(m: IRModule, o: BenchOptions): Promise<number> {
         runsMs: samples[i]!.runs,
         kernels: [...samples[i]!.kernels].map(([label, xs]) => ({ label, medianMs: median(xs) })).sort((a, b) => b.medianMs - a.medianMs),
         kernelCount: executors[i]!.kernelCount(),
+        ...(samples[i]!.moved ? { hostDeviceBytesPerForward: samples[i]!.moved } : {}),
       };
     });
     let referenceMs: number | undefined;
@@ -245,6 +251,8 @@ function renderReport(r: { onnxruntime?: OrtBaseline; fusion_notes: string[]; ba
   if (r.reference_ms !== undefined) lines.push(`  reference (float64 interpreter, 1 run) ${r.reference_ms.toFixed(1)} ms  ${((r.tokens / r.reference_ms) * 1000).toFixed(0)} tokens/s`);
   if (r.naive_not_run) lines.push(`  naive: not run: ${r.naive_not_run}`);
   if (r.speedup_fused_vs_naive) lines.push(`  fused is ${r.speedup_fused_vs_naive.toFixed(2)}x the naive lowering`);
+  const moved = Object.entries(measured).filter(([, v]) => v.hostDeviceBytesPerForward);
+  if (moved.length) lines.push(`  host <-> device per forward: ${moved.map(([k, v]) => `${k} ${(v.hostDeviceBytesPerForward!.up / 1e6).toFixed(2)} MB up, ${(v.hostDeviceBytesPerForward!.down / 1e6).toFixed(2)} MB down`).join('; ')}`);
   const ort = r.onnxruntime;
   if (ort?.available) {
     lines.push(`  onnxruntime ${ort.medianMs.toFixed(1).padStart(9)} ms  ${((r.tokens / ort.medianMs) * 1000).toFixed(0).padStart(8)} tokens/s  (ONNX Runtime ${ort.version} CPU, ${ort.threads} threads, the model from peerc export --onnx; max |ORT - fused| ${ort.maxDiffVsFused.toExponential(1)})`);

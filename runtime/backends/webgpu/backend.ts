@@ -6,7 +6,7 @@
 // (DeviceValues) until a host step or the caller needs them.
 import { renderKernels } from '../../../codegen/render.js';
 import { FLAT_INDEX_LIMIT, unpackPairs, type KernelPlan } from '../../../codegen/kernel.js';
-import { batchedLayout } from '../../../codegen/wasm/contraction.js';
+import { batchedLayout, type BatchedLayout } from '../../../codegen/wasm/contraction.js';
 import { gemmGrid, gemmWgsl, type GemmShape } from '../../../codegen/wgsl/gemm.js';
 import { WORKGROUP, wgslOfPlan, type WgslKernel } from '../../../codegen/wgsl/translate.js';
 import type { IRFunction, IRModule, Node, ValueRef } from '../../../src/ir/graph.js';
@@ -42,18 +42,46 @@ interface Launch {
   fit?: (limit: number) => Launch;
 }
 
+/** Bytes moved each way so far, for bench's per-forward figures. */
+const moved = { up: 0, down: 0 };
+
 /** Copies data into a buffer (Dawn takes no views of shared memory: those are copied first). */
 function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array): void {
+  moved.up += data.byteLength;
   if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
 }
 
 /** The first `floats` of a mapped-readable buffer, copied out. */
 async function mapped(staging: GPUBuffer, floats: number): Promise<Float32Array> {
+  moved.down += floats * 4;
   await staging.mapAsync(1 /* GPUMapMode.READ */);
   const flat = new Float32Array(floats);
   flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
   staging.unmap();
   return flat;
+}
+
+/**
+ * Where the product C[b, r, c] goes in the einsum's own output order, as strides of the batch,
+ * row and column indices: each group's letters must stay together and in order in the output
+ * (undefined where they do not). Already in order: the plain layout.
+ */
+function storeStrides(spec: { inputs: readonly string[]; output: string }, m: BatchedLayout): [number, number, number] | undefined {
+  const out = spec.output;
+  const [sx, sy] = [spec.inputs[m.x]!, spec.inputs[m.y]!];
+  const batchL = [...out].filter((c) => sx.includes(c) && sy.includes(c));
+  const rowsL = [...out].filter((c) => sx.includes(c) && !batchL.includes(c));
+  const colsL = [...out].filter((c) => sy.includes(c) && !batchL.includes(c));
+  const natural = [...batchL, ...rowsL, ...colsL];
+  const size = (c: string) => m.resultShape[natural.indexOf(c)]!;
+  const stride = (c: string) => [...out.slice(out.indexOf(c) + 1)].reduce((a, d) => a * size(d), 1);
+  const group = (letters: string[]): number | undefined => {
+    if (!letters.length) return 0;
+    const at = letters.map((c) => out.indexOf(c));
+    return at.every((p, i) => i === 0 || p === at[i - 1]! + 1) ? stride(letters[letters.length - 1]!) : undefined;
+  };
+  const [b, r, c] = [group(batchL), group(rowsL), group(colsL)];
+  return b === undefined || r === undefined || c === undefined ? undefined : [b, r, c];
 }
 
 /** 24 MiB, 2 KiB, 100 bytes. */
@@ -88,6 +116,11 @@ export class WebGpuBackend implements Backend {
 
   notes(): string[] {
     return [...this.noteSet];
+  }
+
+  /** Counted over every webgpu backend of the process (they share one device). */
+  transfers(): { up: number; down: number } {
+    return { ...moved };
   }
 
   pool(): WorkerPool | undefined {
@@ -184,7 +217,8 @@ export class WebGpuBackend implements Backend {
     const m = batchedLayout(spec, shapes);
     const bn = node.op === 'einsum_bn';
     // BatchNorm's channel is the output's flat index mod C: a permuted result keeps the generated kernel.
-    const why = !m ? undefined : bn && m.permOut ? 'its BatchNorm epilogue would need the result permuted first' : m.batch > 65535 ? `its ${m.batch} batched products are more than one dispatch dimension holds (65535)` : undefined;
+    const strides = m && storeStrides(spec, m);
+    const why = !m ? undefined : m.permOut && !strides ? `its result would be permuted on the host (${spec.output}'s axes do not keep the product's groups together)` : m.batch > 65535 ? `its ${m.batch} batched products are more than one dispatch dimension holds (65535)` : undefined;
     if (why) this.noteSet.add(`${node.op} ${specText} runs as the generated one-thread-per-cell kernel, not the tiled matmul: ${why}`);
     if (!m || why) return undefined;
     const operand = (i: number, perm: number[]): Operand => {
@@ -201,9 +235,9 @@ export class WebGpuBackend implements Backend {
     }) : [];
     const shape: GemmShape = { batch: m.batch, rows: m.rows, cols: m.cols, inner: m.inner };
     const channels = bn ? ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1) : 0;
-    const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined);
+    const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined, strides);
     const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operand(m.x, m.permX), operand(m.y, m.permY), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
-    return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [m.permOut ? permuteAxes(flat, m.resultShape, m.permOut) : flat], m.permOut ? undefined : [[0, launch.outputFloats]]);
+    return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [flat], [[0, launch.outputFloats]]);
   }
 
   /**
