@@ -60,7 +60,9 @@ def main():
         fused = f"fused {f['fused']['medianMs']:8.2f} ms" if "fused" in f else f"forward: {f.get('error', '')[:160]}"
         naive = f"naive {f['naive']['medianMs']:8.2f} ms" if f.get("naive") else f"naive: not run ({f.get('naive_not_run', 'skipped')[:120]})"
         step = f"train step {t['median_ms']:8.2f} ms" if "median_ms" in t else f"train: {t.get('error', '')[:160]}"
-        print(f"{key:12} peerc webgpu  {fused}   {naive}   {step}", flush=True)
+        moved = (f.get("fused") or {}).get("hostDeviceBytesPerForward")
+        traffic = f"   host<->GPU {moved['up'] / 1e6:.1f} MB up, {moved['down'] / 1e6:.1f} MB down per forward" if moved else ""
+        print(f"{key:12} peerc webgpu  {fused}   {naive}   {step}{traffic}", flush=True)
         if "backend_detail" in f:
             results["device"] = f["backend_detail"]
     with open(a.out, "w", encoding="utf-8") as out:
