@@ -127,4 +127,15 @@ describe('generated kernels', () => {
     expect(sources).not.toMatch(/^\/\/ (gather|topk|take_along):/m); // no materialised gathers or candidate top-k
     await expect(sources + '\n').toMatchFileSnapshot(join(root, 'test', 'golden', 'kernels', 'peer_h4.fused.js'));
   });
+
+  it('the fused PEER layer as peerc WGSL at T = 3 (golden; planned without a device)', async () => {
+    const m = compileOk(readFileSync(join(root, 'bench', 'peer_h4.peer'), 'utf8').replace(/const N = .*/, 'const N = 32^2'));
+    const ex = new Executor(optimize(m, { lowering: 'fused' }), seededWeights(m, 1), 'webgpu');
+    // The kernels are generated when the steps are planned; running them needs a device, which may be missing here.
+    await ex.forward(sampleInputs(m, 1)).catch((e: Error) => expect(e.message).toMatch(/backend 'webgpu' is not available/));
+    const sources = ex.kernelSources().join('\n\n');
+    ex.destroy();
+    for (const own of ['batched matmul', 'product_retrieve: ', 'expert_act: ', 'expert_out: ']) expect(sources).toContain(`// ${own}`);
+    await expect(sources + '\n').toMatchFileSnapshot(join(root, 'test', 'golden', 'kernels', 'peer_h4.fused.wgsl'));
+  });
 });

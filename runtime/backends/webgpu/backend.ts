@@ -217,7 +217,7 @@ export class WebGpuBackend implements Backend {
     const m = batchedLayout(spec, shapes);
     const bn = node.op === 'einsum_bn';
     // BatchNorm's channel is the output's flat index mod C: a permuted result keeps the generated kernel.
-    const strides = m && storeStrides(spec, m);
+    const strides = m?.permOut ? storeStrides(spec, m) : undefined;
     const why = !m ? undefined : m.permOut && !strides ? `its result would be permuted on the host (${spec.output}'s axes do not keep the product's groups together)` : m.batch > 65535 ? `its ${m.batch} batched products are more than one dispatch dimension holds (65535)` : undefined;
     if (why) this.noteSet.add(`${node.op} ${specText} runs as the generated one-thread-per-cell kernel, not the tiled matmul: ${why}`);
     if (!m || why) return undefined;
