@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROWSER_BACKENDS } from '../runtime/playground/protocol.js';
 import { readCheckpoint } from '../runtime/train/checkpoint.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -99,7 +100,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in Chromium', () => {
     expect(h.readyAt).toBeLessThan(INTERACTIVE_BUDGET_MS);
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     expect(h.lastChecked!.diagnostics).toEqual([]);
-    await expect.poll(async () => (await hooks(page)).backends.length, { timeout: 60_000 }).toBe(6);
+    await expect.poll(async () => (await hooks(page)).backends.length, { timeout: 60_000 }).toBe(BROWSER_BACKENDS.length);
     expect(await page.locator('#info').textContent()).toMatch(/parameters:/);
     // The gallery: a card per example, with its leading comment.
     await page.click('[data-tab=examples]');
