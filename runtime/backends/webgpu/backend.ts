@@ -309,6 +309,7 @@ export class WebGpuBackend implements Backend {
     let fitted: Launch[] | undefined;
     // Host arrays of this step's last results that are bound where they are (dropped when the buffers change).
     let registered: Float32Array[] = [];
+    let validated = false;
     // Checked for every planned step at the first run of any: a program that does not fit fails before any work.
     this.preflight.push((device) => {
       fitted ??= launches.map((l) => this.fitted(node, l, device));
@@ -321,7 +322,9 @@ export class WebGpuBackend implements Backend {
       for (const r of registered) this.onGpu.delete(r);
       registered = [];
       launches = fitted ??= launches.map((l) => this.fitted(node, l, device));
-      device.pushErrorScope('validation');
+      // The first call's commands are validated in a scope of their own (a round trip to the GPU
+      // process in browsers); later calls encode the same commands on the same buffers.
+      if (!validated) device.pushErrorScope('validation');
       const encoder = device.createCommandEncoder();
       for (const [s, l] of launches.entries()) {
         const pipeline = await this.pipeline(node, l, device);
@@ -363,8 +366,10 @@ export class WebGpuBackend implements Backend {
     };
     const submit = async (device: GPUDevice, encoder: GPUCommandEncoder) => {
       device.queue.submit([encoder.finish()]);
+      if (validated) return;
       const invalid = await device.popErrorScope();
       if (invalid) throw kernelLimit(node, this.info.name, `${label} was refused by WebGPU: ${invalid.message.split('\n')[0]}`);
+      validated = true;
     };
     const run = async (read: Read) => {
       const { device, encoder } = await encode(read);
@@ -373,6 +378,7 @@ export class WebGpuBackend implements Backend {
       encoder.copyBufferToBuffer(outputs[launches.length - 1]!, 0, staging, 0, Math.max(4, floats * 4));
       await submit(device, encoder);
       const flat = await mapped(staging, floats);
+      this.checkUncaptured(node, label);
       const res = results(flat);
       // The first result, where it is the output buffer's data as it is (not unpacked or permuted), stays bound there.
       if (res[0] && res[0].buffer === flat.buffer && res[0].byteOffset === 0) {
@@ -394,9 +400,16 @@ export class WebGpuBackend implements Backend {
       await submit(device, encoder);
       // Waiting for the GPU keeps each step's time its own (the bench's per-kernel figures).
       await device.queue.onSubmittedWorkDone();
+      this.checkUncaptured(node, label);
       return buffers.map((buffer, i) => this.deviceValue(node, device, buffer, ranges![i]![1], `${label} result ${i}`, (a) => registered.push(a)));
     };
     return { label, run, ...(ranges ? { runOnDevice } : {}), kernels: launches.length, sources: launches.map((l) => l.source) };
+  }
+
+  /** A command WebGPU refused after a step's first call (outside its error scope) fails the step, never passes silently. */
+  private checkUncaptured(node: Node, label: string): void {
+    const errors = this.handle?.uncaptured.splice(0) ?? [];
+    if (errors.length) throw kernelLimit(node, this.info.name, `${label} was refused by WebGPU: ${errors[0]!.split('\n')[0]}`);
   }
 
   /** A result left in `buffer`: downloaded once when the host needs it, then bound where it is. */

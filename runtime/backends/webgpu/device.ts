@@ -12,6 +12,8 @@ export interface GpuHandle {
   /** Whether the adapter is a CPU emulation (SwiftShader, lavapipe): figures from it are not a GPU's. */
   software: boolean;
   subgroups: boolean;
+  /** Validation errors outside any error scope, in order (the backend turns them into errors). */
+  uncaptured: string[];
 }
 
 const inBrowser = () => typeof window !== 'undefined' || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
@@ -104,5 +106,7 @@ async function openDevice(): Promise<GpuHandle> {
   device.lost.then((lost) => {
     if (lost.reason !== 'destroyed') shared = undefined;
   });
-  return { device, adapter: name, software: /swiftshader|lavapipe|llvmpipe/i.test(name), subgroups };
+  const uncaptured: string[] = [];
+  device.addEventListener('uncapturederror', (e) => uncaptured.push((e as GPUUncapturedErrorEvent).error.message));
+  return { device, adapter: name, software: /swiftshader|lavapipe|llvmpipe/i.test(name), subgroups, uncaptured };
 }
