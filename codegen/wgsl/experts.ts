@@ -6,12 +6,11 @@
 // selected row of V, the GEMV of a gather. Tables larger than one binding are read through a
 // function over their buffers of whole rows.
 import { ACTIVATIONS } from '../naive.js';
-import { wgslOfExpression } from './translate.js';
+import { WORKGROUP, wgslOfExpression } from './translate.js';
 
 export const EXPERT_ACT_THREADS = 256;
 const PER_SLOT = 8;
 const SLOTS_PER_GROUP = EXPERT_ACT_THREADS / PER_SLOT;
-export const EXPERT_OUT_THREADS = 64;
 
 /** A table bound as `parts` buffers of `rowsPer` rows each (one buffer when parts is 1). */
 export interface TableBinding {
@@ -80,9 +79,9 @@ export function expertOutWgsl(T: number, slots: number, d: number, residual: boo
 ${residual ? '@group(0) @binding(3) var<storage, read> res: array<f32>;' : ''}
 ${tableDecl('V', v, residual ? 4 : 3)}
 
-@compute @workgroup_size(${EXPERT_OUT_THREADS})
+@compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let cell = (wg.y * nwg.x + wg.x) * ${EXPERT_OUT_THREADS}u + li;
+  let cell = (wg.y * nwg.x + wg.x) * ${WORKGROUP}u + li;
   if (cell >= ${T * d}u) { return; }
   let t = cell / ${d}u;
   let j = cell % ${d}u;

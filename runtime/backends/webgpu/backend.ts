@@ -61,6 +61,14 @@ async function mapped(staging: GPUBuffer, floats: number): Promise<Float32Array>
   return flat;
 }
 
+/** A node input as an operand: a resident parameter, or a value read per call (`perm`: laid out so first; `shape` then the permuted one, as in a KernelArg). */
+function operandOf(ctx: PlanContext, r: ValueRef, perm?: number[]): Operand {
+  const src = ctx.source(r);
+  if (src.kind === 'param' && !ctx.paramsAsArguments) return { kind: 'param', name: src.name, perm };
+  const shape = ctx.shapeOf(r);
+  return { kind: 'value', ref: r, shape: perm ? perm.map((j) => shape[j]!) : shape, perm };
+}
+
 /**
  * Where the product C[b, r, c] goes in the einsum's own output order, as strides of the batch,
  * row and column indices: each group's letters must stay together and in order in the output
@@ -216,27 +224,17 @@ export class WebGpuBackend implements Backend {
     const shapes = node.inputs.slice(0, 2).map(ctx.shapeOf);
     const m = batchedLayout(spec, shapes);
     const bn = node.op === 'einsum_bn';
-    // BatchNorm's channel is the output's flat index mod C: a permuted result keeps the generated kernel.
+    // A permuted result is stored in the einsum's order by the kernel (so BatchNorm's channel, flat index mod C, holds).
     const strides = m?.permOut ? storeStrides(spec, m) : undefined;
     const why = !m ? undefined : m.permOut && !strides ? `its result would be permuted on the host (${spec.output}'s axes do not keep the product's groups together)` : m.batch > 65535 ? `its ${m.batch} batched products are more than one dispatch dimension holds (65535)` : undefined;
     if (why) this.noteSet.add(`${node.op} ${specText} runs as the generated one-thread-per-cell kernel, not the tiled matmul: ${why}`);
     if (!m || why) return undefined;
-    const operand = (i: number, perm: number[]): Operand => {
-      const r = node.inputs[i]!;
-      const src = ctx.source(r);
-      const p = perm.every((x, j) => x === j) ? undefined : perm;
-      if (src.kind === 'param' && !ctx.paramsAsArguments) return { kind: 'param', name: src.name, perm: p };
-      // As in a KernelArg, `shape` is the permuted one.
-      return { kind: 'value', ref: r, shape: perm.map((j) => shapes[i]![j]!), perm: p };
-    };
-    const extra = bn ? node.inputs.slice(2).map((r): Operand => {
-      const src = ctx.source(r);
-      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name } : { kind: 'value', ref: r, shape: ctx.shapeOf(r) };
-    }) : [];
+    const identity = (perm: number[]) => (perm.every((x, j) => x === j) ? undefined : perm);
+    const extra = bn ? node.inputs.slice(2).map((r) => operandOf(ctx, r)) : [];
     const shape: GemmShape = { batch: m.batch, rows: m.rows, cols: m.cols, inner: m.inner };
     const channels = bn ? ctx.shapeOf(node.inputs[2]!).reduce((a, b) => a * b, 1) : 0;
     const source = gemmWgsl(shape, bn ? { channels, eps: attrsOf(einsum_bn, node).eps } : undefined, strides);
-    const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operand(m.x, m.permX), operand(m.y, m.permY), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
+    const launch: Launch = { label: `${node.op} ${specText}`, source, operands: [operandOf(ctx, node.inputs[m.x]!, identity(m.permX)), operandOf(ctx, node.inputs[m.y]!, identity(m.permY)), ...extra], outputFloats: m.batch * m.rows * m.cols, grid: gemmGrid(shape) };
     return this.step(node, ctx, `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (webgpu matmul)`, [launch], (flat) => [flat], [[0, launch.outputFloats]]);
   }
 
@@ -287,11 +285,7 @@ export class WebGpuBackend implements Backend {
       this.noteSet.add(`product_retrieve with k = ${k} of ${subk} x ${subk} candidates needs ${bytes} bytes of workgroup memory, more than every adapter offers (${WORKGROUP_BYTES}): it runs as the generated one-thread-per-cell kernels`);
       return undefined;
     }
-    const operands: Operand[] = [0, 1].map((i) => {
-      const r = node.inputs[i]!;
-      const src = ctx.source(r);
-      return src.kind === 'param' && !ctx.paramsAsArguments ? { kind: 'param', name: src.name } : { kind: 'value', ref: r, shape };
-    });
+    const operands = [0, 1].map((i) => operandOf(ctx, node.inputs[i]!));
     const launch: Launch = { label: 'product_retrieve', source: retrieveWgsl(lanes, n, k, subk, gate), operands, outputFloats: 2 * lanes * k, grid: { workgroups: lanes } };
     return this.step(node, ctx, 'product_retrieve (webgpu)', [launch], (flat) => [flat.subarray(0, lanes * k), flat.subarray(lanes * k)], [[0, lanes * k], [lanes * k, lanes * k]]);
   }
