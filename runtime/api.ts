@@ -196,6 +196,15 @@ export class CompiledTrainer {
     return trainer;
   }
 
+  /**
+   * Call after writing into `weights` yourself (loading, editing): a backend that keeps the
+   * parameters on a device (webgpu) sends them there again before the next step. The trainer's
+   * own updates need no call.
+   */
+  weightsChanged(): void {
+    this.trainer.weightsChanged();
+  }
+
   /** Steps taken (the optimizer's count; it goes on from a checkpoint's). */
   get stepCount(): number {
     return this.trainer.optimizer.t;

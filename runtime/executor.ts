@@ -44,6 +44,8 @@ export interface ExecutorOptions {
    * Pass parameters to kernels on every call instead of uploading them once as constants, so
    * updates to the arrays (training) are seen; gathers from parameter tables then run on the
    * host, so a big expert table is never copied into kernel memory, only its selected rows.
+   * A backend that keeps parameters on a device (webgpu) keeps them there instead and relies on
+   * paramsChanged: report every change to a parameter array.
    */
   paramsAsArguments?: boolean;
   /** Backends with a worker pool: threads, the caller included (default: PEERC_THREADS or the cores available). */
@@ -163,7 +165,7 @@ export class Executor {
   }
 
   /** Bytes copied between host and device memory so far, where the backend has a device of its own. */
-  transfers(): { up: number; down: number } | undefined {
+  transfers(): { up: number; down: number; params: number } | undefined {
     return this.impl.transfers?.();
   }
 
@@ -324,6 +326,17 @@ export class Executor {
     out = permuteAxes(this.params.get(name)!, shape, perm);
     this.permutedCache.set(key, out);
     return out;
+  }
+
+  /**
+   * Parameter `name`'s array changed in place (`rows` of `rowSize` floats, or all of it). With
+   * paramsAsArguments, every change must be reported so: a backend keeping parameters on a
+   * device (webgpu) reads its copies, brought up to date from the reports, not the array.
+   */
+  paramsChanged(name: string, rows?: ArrayLike<number>, rowSize?: number): void {
+    for (const key of [...this.permutedCache.keys()]) if (key.startsWith(`${name}:`)) this.permutedCache.delete(key);
+    const data = this.params.get(name);
+    if (data) this.impl.paramsChanged?.(data, rows, rowSize);
   }
 
   /** Sums gradient rows per touched table row on the backend (`key` names the table). */

@@ -157,8 +157,8 @@ export interface Backend {
   rowReadReference?(): Promise<{ gbPerS: number; rows: number; rowBytes: number } | undefined>;
   /** What runs slower than it could here, and why (run, bench and train print these). */
   notes(): string[];
-  /** Bytes copied between host memory and device memory so far (device backends): up to the device, down to the host. */
-  transfers?(): { up: number; down: number };
+  /** Bytes copied between host memory and device memory so far (device backends): up to the device (`params` of it into parameters' copies), down to the host. */
+  transfers?(): { up: number; down: number; params: number };
   /**
    * Sums gradient rows per touched table row (an expert table's sparse gradient); `key` names
    * the table (a backend may keep a buffer per table: the sums are valid until its next call).
@@ -185,6 +185,11 @@ export interface Backend {
   tableState?(name: string, count: number): Float32Array[] | string;
   /** Lazy Adam on a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
   adamRows?(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }>;
+  /**
+   * A parameter's host array changed (`rows` of `rowSize` floats, or all of it): a backend that
+   * keeps copies of parameters (a GPU's buffers) brings them up to date before their next use.
+   */
+  paramsChanged?(data: Float32Array, rows?: ArrayLike<number>, rowSize?: number): void;
   /** Its worker pool, where it has more than one thread (the trainer's lazy Adam uses it). */
   pool(): WorkerPool | undefined;
   /** Threads it runs on, the caller included. */

@@ -49,7 +49,7 @@ const REGISTRY = {
   webgl2: { info: { name: 'webgl2', mode: 'webgl2', asyncMode: false, kernelClass: 'WebGL2Kernel', pool: false, browserOnly: true }, unavailable: () => (inBrowser() ? null : 'webgl2 runs only in a browser (load the esbuild bundle in a page)'), create: (i) => new GpujsBackend(i) },
   'gpujs-webgpu': { info: { name: 'gpujs-webgpu', mode: 'webgpu', asyncMode: true, kernelClass: 'WebGPUKernel', pool: false, browserOnly: true }, unavailable: () => (inBrowser() ? null : "gpu.js's webgpu runs only in a browser (load the esbuild bundle in a page); peerc's own backend 'webgpu' also runs in Node"), create: (i) => new GpujsBackend(i) },
   // peerc's own WGSL; its device is asked for on the first run (asynchronously), where what is missing is said.
-  webgpu: { info: { name: 'webgpu', mode: 'none', asyncMode: true, kernelClass: 'none', pool: false }, unavailable: webgpuUnavailable, create: (i, o) => new WebGpuBackend(i, o) },
+  webgpu: { info: { name: 'webgpu', mode: 'none', asyncMode: true, kernelClass: 'none', pool: false, tablesInPlace: true }, unavailable: webgpuUnavailable, create: (i, o) => new WebGpuBackend(i, o) },
   'plain-js': { info: { name: 'plain-js', mode: 'none', asyncMode: false, kernelClass: 'none', pool: false }, unavailable: () => null, create: (i) => new PlainJsBackend(i) },
 } satisfies Record<string, { info: BackendInfo; unavailable: () => string | null; create: (info: BackendInfo, options: BackendOptions) => Backend }>;
 

@@ -38,19 +38,25 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   const runs: number[] = [];
   const kernels = new Map<string, number[]>();
   let warmupMs = 0;
+  let movedBefore: ReturnType<Trainer['transfers']>;
+  let movedAfter: ReturnType<Trainer['transfers']>;
   try {
     for (let i = 0; i <= o.runs; i++) {
       const r = await trainer.step(batch);
       if (i === 0) {
         warmupMs = r.ms;
+        movedBefore = trainer.transfers();
         continue;
       }
       runs.push(r.ms);
       for (const [k, v] of r.timings) kernels.set(k, [...(kernels.get(k) ?? []), v]);
     }
+    movedAfter = trainer.transfers();
   } finally {
     trainer.destroy();
   }
+  // After the first step (which sends every parameter once): what a step moves.
+  const perStep = movedBefore && movedAfter && o.runs ? { up: (movedAfter.up - movedBefore.up) / o.runs, down: (movedAfter.down - movedBefore.down) / o.runs, params: (movedAfter.params - movedBefore.params) / o.runs } : undefined;
   const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 3 : 1), 0);
   const medianMs = median(runs);
   const result = {
@@ -58,11 +64,13 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
     setup_ms: setupMs, warmup_ms: warmupMs, median_ms: medianMs, runs_ms: runs, tokens_per_s: (o.tokens / medianMs) * 1000,
     kernels: [...kernels].map(([label, v]) => ({ label, median_ms: median(v) })).sort((a, b) => b.median_ms - a.median_ms),
     state_bytes: stateBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    ...(perStep ? { host_device_bytes_per_step: perStep } : {}),
   };
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
     process.stdout.write(`train step of @${m.entry} on ${result.backend_detail}, ${o.tokens} tokens: median ${medianMs.toFixed(1)} ms over ${o.runs} steps (${result.tokens_per_s.toFixed(0)} tokens/s); first step ${warmupMs.toFixed(0)} ms (kernel compilation)\n`);
     for (const k of result.kernels.slice(0, 12)) process.stdout.write(`  ${k.median_ms.toFixed(1).padStart(8)} ms  ${k.label}\n`);
+    if (perStep) process.stdout.write(`host <-> device per step: ${(perStep.up / 1e6).toFixed(2)} MB up (${(perStep.params / 1e6).toFixed(2)} MB of it into parameters' GPU copies), ${(perStep.down / 1e6).toFixed(2)} MB down\n`);
     process.stdout.write(`parameters + Adam state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB; peak RSS ${(result.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB (${(result.peak_rss_bytes / stateBytes).toFixed(2)}x)\n`);
   }
   return 0;

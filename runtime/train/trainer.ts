@@ -188,8 +188,30 @@ export class Trainer {
     const t1 = performance.now();
     const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
     timings.set('optimizer', performance.now() - t1);
+    this.reportChanges(grads, buffers);
     if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, ...(aux === undefined ? {} : { aux }), ...(metrics ? { metrics } : {}), tokens: batch.tokens, ms: performance.now() - t0, timings };
+  }
+
+  /**
+   * Tells both executors what the step changed (a device backend's copies follow): touched rows
+   * of sparse tables, all of every parameter with a dense gradient, the running statistics.
+   */
+  private reportChanges(grads: Gradients, buffers: ReadonlyMap<string, Float32Array>): void {
+    for (const exec of [this.trainExec, this.evalExec]) {
+      for (const name of buffers.keys()) exec.paramsChanged(name);
+      for (const name of grads.dense.keys()) exec.paramsChanged(name);
+      for (const [name, s] of grads.sparse)
+        if (!grads.dense.has(name) && s.rows.length) exec.paramsChanged(name, s.rows, s.values.length / s.rows.length);
+    }
+  }
+
+  /**
+   * The weights' arrays were changed from outside (loaded, edited): every parameter is sent
+   * to a device backend again before the next step.
+   */
+  weightsChanged(): void {
+    for (const exec of [this.trainExec, this.evalExec]) for (const name of this.weights.keys()) exec.paramsChanged(name);
   }
 
   async evaluate(batches: readonly Batch[]): Promise<EvalResult> {
@@ -249,6 +271,11 @@ export class Trainer {
   /** The backend as it runs here (threads, SIMD path), for reports. */
   describe(): string {
     return this.trainExec.describe();
+  }
+
+  /** Bytes copied between host and device so far (both programs: one device), where the backend has one. */
+  transfers(): { up: number; down: number; params: number } | undefined {
+    return this.trainExec.transfers();
   }
 
   /** Steps that run slower than they could on this backend, and why (known after their first call). */

@@ -18,9 +18,11 @@ import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBindi
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
 import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
-import { hostGather, timeMatmul } from '../gpujs/backend.js';
+import { timeMatmul } from '../gpujs/backend.js';
 import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
+import { Residents, changed } from './residents.js';
+import { mapped, moved, upload } from './transfer.js';
 
 /** Where a kernel's input comes from: a parameter (resident), a value read per call, an earlier stage's buffer. */
 type Operand =
@@ -40,25 +42,6 @@ interface Launch {
   plan?: KernelPlan;
   /** The launch as it runs where one binding holds at most `limit` bytes (kernels of peerc's own that read tables). */
   fit?: (limit: number) => Launch;
-}
-
-/** Bytes moved each way so far, for bench's per-forward figures. */
-const moved = { up: 0, down: 0 };
-
-/** Copies data into a buffer (Dawn takes no views of shared memory: those are copied first). */
-function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array): void {
-  moved.up += data.byteLength;
-  if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
-}
-
-/** The first `floats` of a mapped-readable buffer, copied out. */
-async function mapped(staging: GPUBuffer, floats: number): Promise<Float32Array> {
-  moved.down += floats * 4;
-  await staging.mapAsync(1 /* GPUMapMode.READ */);
-  const flat = new Float32Array(floats);
-  flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
-  staging.unmap();
-  return flat;
 }
 
 /** A node input as an operand: a resident parameter, or a value read per call (`perm`: laid out so first; `shape` then the permuted one, as in a KernelArg). */
@@ -102,7 +85,7 @@ const STORAGE = 0x0080, COPY_DST = 0x0008, COPY_SRC = 0x0004, MAP_READ = 0x0001;
 export class WebGpuBackend implements Backend {
   readonly threads = 1;
   private handle: GpuHandle | undefined;
-  private readonly resident = new Map<string, GPUBuffer>();
+  private readonly residents = new Residents();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly noteSet = new Set<string>();
   /** Host arrays (results read back or downloaded) whose data is still in a GPU buffer of this backend. */
@@ -127,7 +110,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Counted over every webgpu backend of the process (they share one device). */
-  transfers(): { up: number; down: number } {
+  transfers(): { up: number; down: number; params: number } {
     return { ...moved };
   }
 
@@ -147,8 +130,11 @@ export class WebGpuBackend implements Backend {
     return (this.handle ??= await gpuDevice());
   }
 
-  plan(node: Node, ctx: PlanContext): PlannedStep {
-    if (ctx.paramsAsArguments && node.op === 'gather' && ctx.source(node.inputs[0]!).kind === 'param') return hostGather(node, ctx);
+  plan(node: Node, given: PlanContext): PlannedStep {
+    // Parameters stay on the GPU in training too: the trainer reports each change to a parameter
+    // array (Executor.paramsChanged), and its buffers follow before their next use. So every
+    // kernel reads parameters as resident, the expert ops read tables in place and gathers run here.
+    const ctx: PlanContext = given.paramsAsArguments ? { ...given, paramsAsArguments: false } : given;
     const own = this.contraction(node, ctx) ?? this.retrieval(node, ctx) ?? this.experts(node, ctx);
     if (own) return own;
     const args = kernelArgs(node, ctx);
@@ -326,7 +312,7 @@ export class WebGpuBackend implements Backend {
         const bound: GPUBuffer[] = [];
         for (const [j, o] of l.operands.entries()) {
           if (o.kind === 'stage') bound.push(outputs[o.index]!);
-          else if (o.kind === 'param') bound.push(this.residentParam(node, device, o, () => (o.perm ? ctx.permuted(o.name, o.perm) : ctx.param(o.name))));
+          else if (o.kind === 'param') bound.push(this.residentParam(node, device, o, ctx));
           else {
             const raw = read(o.ref);
             // A value an earlier step of this backend computed is bound where it already is.
@@ -442,18 +428,19 @@ export class WebGpuBackend implements Backend {
     });
   }
 
-  /** A parameter's buffer (or a chunk of its rows), uploaded on first use and kept (parameters are constant while planned as such). */
-  private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, data: () => Float32Array): GPUBuffer {
-    const key = `${o.name}|${o.perm?.join(',') ?? ''}|${o.chunk ? `${o.chunk.first}+${o.chunk.rows}` : ''}`;
-    let buf = this.resident.get(key);
-    if (!buf) {
-      let d = data();
-      if (o.chunk) d = d.subarray(o.chunk.first * o.chunk.width, (o.chunk.first + o.chunk.rows) * o.chunk.width);
-      buf = this.buffer(node, device, d.length, STORAGE | COPY_DST, `parameter ${o.name}`);
-      upload(device, buf, d);
-      this.resident.set(key, buf);
-    }
-    return buf;
+  /**
+   * A parameter's buffer (or a chunk of its rows): uploaded on first use, shared with the other
+   * webgpu backends reading the same array, and brought up to date with the changes reported
+   * since (paramsChanged: a trainer's updates).
+   */
+  private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, ctx: PlanContext): GPUBuffer {
+    const shape = ctx.module.params.find((p) => p.name === o.name)!.shape;
+    return this.residents.buffer(device, ctx.param(o.name), { shape, perm: o.perm, chunk: o.chunk }, (floats) => this.buffer(node, device, floats, STORAGE | COPY_DST, `parameter ${o.name}`));
+  }
+
+  /** The host array of a parameter changed (rows of rowSize floats, or all of it): its buffers follow before their next use. */
+  paramsChanged(data: Float32Array, rows?: ArrayLike<number>, rowSize?: number): void {
+    changed(data, rows, rowSize);
   }
 
   /** A buffer of `floats` floats; more than one binding may hold is a coded error, never a truncation. */
@@ -519,7 +506,6 @@ export class WebGpuBackend implements Backend {
   }
 
   destroy(): void {
-    for (const b of this.resident.values()) b.destroy();
-    this.resident.clear();
+    this.residents.release();
   }
 }

@@ -1,0 +1,23 @@
+/// <reference types="@webgpu/types" />
+// Copies between host and GPU, counted for bench's per-forward figures (every webgpu backend of
+// the process shares one device and one count).
+
+/** Bytes moved each way so far; `params`: the part of `up` that wrote parameters' resident copies. */
+export const moved = { up: 0, down: 0, params: 0 };
+
+/** Copies data into a buffer (Dawn takes no views of shared memory: those are copied first); `param`: into a parameter's copy. */
+export function upload(device: GPUDevice, buf: GPUBuffer, data: Float32Array | Uint32Array, param = false): void {
+  moved.up += data.byteLength;
+  if (param) moved.params += data.byteLength;
+  if (data.length) device.queue.writeBuffer(buf, 0, data.buffer instanceof ArrayBuffer ? data : data.slice());
+}
+
+/** The first `floats` of a mapped-readable buffer, copied out. */
+export async function mapped(staging: GPUBuffer, floats: number): Promise<Float32Array> {
+  moved.down += floats * 4;
+  await staging.mapAsync(1 /* GPUMapMode.READ */);
+  const flat = new Float32Array(floats);
+  flat.set(new Float32Array(staging.getMappedRange(), 0, floats));
+  staging.unmap();
+  return flat;
+}
