@@ -8,7 +8,8 @@ import { Tensor } from '../src/interp/tensor.js';
 import { seededWeights } from '../src/io/tensors.js';
 import { Executor } from '../runtime/executor.js';
 import { unavailableReason, type BackendName } from '../runtime/backends/info.js';
-import { bucketByRow, sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { bucketByRow, sumFactoredRowsOnHost, sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { outerRows } from '../runtime/backends/backend.js';
 import { KernelRowSummer } from '../runtime/backends/gpujs/row-sums.js';
 import { BACKENDS } from '../runtime/backends/info.js';
 import { gpuDevice } from '../runtime/backends/webgpu/device.js';
@@ -91,6 +92,15 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     expect(Array.from(b.length.subarray(0, 3))).toEqual([2, 3, 1]);
     expect(Array.from(b.order)).toEqual([1, 4, 0, 2, 5, 3]);
     expect(b.longest).toBe(3);
+  });
+  it('sums factored rows (coef x a token\'s vector) bit for bit as building them and summing would', () => {
+    const T = 40, perToken = 12, rowSize = 9, slots = T * perToken;
+    const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(5, i, 0) ** 2 * 200));
+    const f = { coef: Float32Array.from({ length: slots }, (_, i) => uniformAt(6, i, 0) - 0.5), vec: Float32Array.from({ length: T * rowSize }, (_, i) => uniformAt(7, i, 0) - 0.5) };
+    const got = sumFactoredRowsOnHost(ids, f, rowSize);
+    const want = sumRowsOnHost(ids, outerRows(f, rowSize), rowSize);
+    expect(Array.from(got.rows)).toEqual(Array.from(want.rows));
+    expect(Array.from(got.values)).toEqual(Array.from(want.values));
   });
   for (const backend of ['cpu', 'webasm', 'headlessgl'] as BackendName[])
     it.skipIf(!!unavailableReason(backend))(`the row-sum kernel on ${backend} equals host sums`, async () => {

@@ -59,3 +59,23 @@ export function sumRowsOnHost(ids: ArrayLike<number>, grads: Float32Array, rowSi
   }
   return { rows: b.rows, values };
 }
+
+/**
+ * sumRowsOnHost of factored rows (row q = coef[q] * vec[token of q]) without building them: the
+ * same float32 products added in the same order, so the sums are bit for bit sumRowsOnHost's of
+ * outerRows, without writing and reading back slots x rowSize floats.
+ */
+export function sumFactoredRowsOnHost(ids: ArrayLike<number>, f: { coef: Float32Array; vec: Float32Array }, rowSize: number): SparseGrad {
+  const b = bucketByRow(ids);
+  const perToken = f.coef.length / (f.vec.length / rowSize);
+  const values = new Float32Array(b.rows.length * rowSize);
+  for (let r = 0; r < b.rows.length; r++) {
+    const start = b.start[r]!, len = b.length[r]!, out = r * rowSize;
+    for (let j = 0; j < len; j++) {
+      const q = b.order[start + j]!, c = f.coef[q]!, t = Math.floor(q / perToken) * rowSize;
+      if (j === 0) for (let x = 0; x < rowSize; x++) values[out + x] = c * f.vec[t + x]!;
+      else for (let x = 0; x < rowSize; x++) values[out + x] = values[out + x]! + Math.fround(c * f.vec[t + x]!);
+    }
+  }
+  return { rows: b.rows, values };
+}

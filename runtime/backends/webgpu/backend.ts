@@ -17,9 +17,9 @@ import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fus
 import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBinding } from '../../../codegen/wgsl/experts.js';
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import type { WorkerPool } from '../../pool.js';
-import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
+import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
 import { timeMatmul } from '../gpujs/backend.js';
-import { sumRowsOnHost, type SparseGrad } from '../row-sums.js';
+import { sumFactoredRowsOnHost, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
 import { Residents, changed } from './residents.js';
 import { mapped, moved, upload } from './transfer.js';
@@ -120,6 +120,11 @@ export class WebGpuBackend implements Backend {
 
   async sumRows(ids: ArrayLike<number>, grads: Float32Array, rowSize: number): Promise<SparseGrad> {
     return sumRowsOnHost(ids, grads, rowSize);
+  }
+
+  /** The factored rows of a table read in place, summed on the host without building them (the factors came down with the outputs). */
+  async sumFactoredRows(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<SparseGrad> {
+    return sumFactoredRowsOnHost(ids, rows, rowSize);
   }
 
   adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {
