@@ -237,8 +237,9 @@ export class WebGpuBackend implements Backend {
   private experts(node: Node, ctx: PlanContext): PlannedStep | undefined {
     if (node.op !== 'expert_act' && node.op !== 'expert_out') return undefined;
     const src = ctx.source(node.inputs[1]!);
-    if (src.kind !== 'param' || ctx.paramsAsArguments) {
-      this.noteSet.add(`${node.op} runs as the generated one-thread-per-cell kernel: its table is ${src.kind === 'param' ? 'passed per call (training)' : 'a computed value, not a parameter'}, and the row-reading kernel reads resident parameters`);
+    // plan() never passes paramsAsArguments here: parameters are resident in training too.
+    if (src.kind !== 'param') {
+      this.noteSet.add(`${node.op} runs as the generated one-thread-per-cell kernel: its table is a computed value, not a parameter, and the row-reading kernel reads resident parameters`);
       return undefined;
     }
     const [rows, width] = ctx.shapeOf(node.inputs[1]!) as [number, number];
