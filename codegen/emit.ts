@@ -179,7 +179,16 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
         docs: ['The trained model for inference, on the current weights.'],
         statements: `return new (${className} as unknown as new (m: CompiledModel) => ${className})(this.trainer.model());`,
       },
-      { name: 'weights', returnType: 'ReadonlyMap<string, Float32Array>', statements: 'return this.trainer.weights;' },
+      {
+        name: 'weights', returnType: 'ReadonlyMap<string, Float32Array>',
+        docs: ['The weights the trainer updates in place. After writing into these arrays yourself, call weightsChanged().'],
+        statements: 'return this.trainer.weights;',
+      },
+      {
+        name: 'weightsChanged', returnType: 'void',
+        docs: ['Call after writing into weights() yourself: a backend that keeps the weights on a device (webgpu) sends them there again before the next step.'],
+        statements: 'this.trainer.weightsChanged();',
+      },
       {
         name: 'save', returnType: 'Uint8Array',
         docs: ['The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample.'],

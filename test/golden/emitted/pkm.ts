@@ -985,8 +985,14 @@ export class MemoryTraining {
     return new (Memory as unknown as new (m: CompiledModel) => Memory)(this.trainer.model());
   }
 
+  /** The weights the trainer updates in place. After writing into these arrays yourself, call weightsChanged(). */
   weights(): ReadonlyMap<string, Float32Array> {
     return this.trainer.weights;
+  }
+
+  /** Call after writing into weights() yourself: a backend that keeps the weights on a device (webgpu) sends them there again before the next step. */
+  weightsChanged(): void {
+    this.trainer.weightsChanged();
   }
 
   /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
