@@ -107,9 +107,10 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
     const rows = 100, width = 6;
     const data = Float32Array.from({ length: rows * width }, (_, i) => i);
     const make = (floats: number) => device.createBuffer({ size: floats * 4, usage: 0x0080 | 0x0008 | 0x0004 });
-    const residents = new Residents();
+    const notes: string[] = [];
+    const residents = new Residents((t) => notes.push(t));
     const shape = [rows, width];
-    const layouts: ResidentLayout[] = [{ shape }, { shape, chunk: { first: 0, rows: 40, width } }, { shape, chunk: { first: 40, rows: 60, width } }, { shape, perm: [1, 0] }];
+    const layouts: ResidentLayout[] = [{ shape }, { shape, chunk: { first: 0, rows: 40, width } }, { shape, chunk: { first: 40, rows: 60, width } }, { name: 'T', shape, perm: [1, 0] }];
     const expected = (l: ResidentLayout): Float32Array => {
       if (l.perm) return Float32Array.from({ length: rows * width }, (_, i) => data[(i % rows) * width + Math.floor(i / rows)]!);
       if (l.chunk) return data.slice(l.chunk.first * width, (l.chunk.first + l.chunk.rows) * width);
@@ -135,9 +136,14 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
       await check('after row updates');
       // The unpermuted layouts took only the touched rows (and their ids); the permuted one was written whole.
       expect(moved.params - before).toBeLessThan(rows * width * 4 + 2 * 4 * 4 * width + 64);
+      // ... and that slower path is said.
+      expect(notes.join('\n')).toMatch(/parameter T: its copy with axes \(1, 0\) is written whole \(0\.0 MiB\) after each update of some of its rows/);
+      const said = notes.length;
       data.fill(5);
       changed(data);
       await check('after a whole change');
+      // A whole change is no slower path: nothing more is said.
+      expect(notes.length).toBe(said);
     } finally {
       residents.release();
     }

@@ -85,7 +85,7 @@ const STORAGE = 0x0080, COPY_DST = 0x0008, COPY_SRC = 0x0004, MAP_READ = 0x0001;
 export class WebGpuBackend implements Backend {
   readonly threads = 1;
   private handle: GpuHandle | undefined;
-  private readonly residents = new Residents();
+  private readonly residents = new Residents((text) => this.noteSet.add(text));
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly noteSet = new Set<string>();
   /** Host arrays (results read back or downloaded) whose data is still in a GPU buffer of this backend. */
@@ -441,7 +441,7 @@ export class WebGpuBackend implements Backend {
    */
   private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, ctx: PlanContext): GPUBuffer {
     const shape = ctx.module.params.find((p) => p.name === o.name)!.shape;
-    return this.residents.buffer(device, ctx.param(o.name), { shape, perm: o.perm, chunk: o.chunk }, (floats) => this.buffer(node, device, floats, STORAGE | COPY_DST, `parameter ${o.name}`));
+    return this.residents.buffer(device, ctx.param(o.name), { name: o.name, shape, perm: o.perm, chunk: o.chunk }, (floats) => this.buffer(node, device, floats, STORAGE | COPY_DST, `parameter ${o.name}`));
   }
 
   /** The host array of a parameter changed (rows of rowSize floats, or all of it): its buffers follow before their next use. */

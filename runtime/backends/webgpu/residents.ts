@@ -10,6 +10,8 @@ import { permuteAxes } from '../backend.js';
 import { upload } from './transfer.js';
 
 export interface ResidentLayout {
+  /** The parameter's name, for notes. */
+  name?: string;
   /** The parameter's shape, and the axes order it is stored in (undefined: as it is). */
   shape: readonly number[];
   perm?: readonly number[];
@@ -72,6 +74,9 @@ function contents(data: Float32Array, l: ResidentLayout, permuted?: Float32Array
 export class Residents {
   private readonly used = new Set<Float32Array>();
 
+  /** `note`: told when a change of a few rows makes a whole copy be written (a slower path, said). */
+  constructor(private readonly note: (text: string) => void = () => {}) {}
+
   /**
    * The buffer holding `data` in layout `l`: made and written on first use, brought up to date
    * with the changes reported since (`make` creates a buffer of the given floats).
@@ -81,7 +86,7 @@ export class Residents {
     if (!e) entries.set(data, (e = { layouts: new Map(), users: new Set() }));
     e.users.add(this);
     this.used.add(data);
-    if (e.pending) bringUpToDate(device, data, e);
+    if (e.pending) bringUpToDate(device, data, e, this.note);
     const key = keyOf(l);
     let r = e.layouts.get(key);
     if (!r) {
@@ -108,7 +113,7 @@ export class Residents {
 }
 
 /** Writes the reported changes of `data` into each of its buffers. */
-function bringUpToDate(device: GPUDevice, data: Float32Array, e: Entry): void {
+function bringUpToDate(device: GPUDevice, data: Float32Array, e: Entry, note: (text: string) => void): void {
   const p = e.pending!;
   e.pending = undefined;
   const permutations = new Map<string, Float32Array>();
@@ -118,7 +123,9 @@ function bringUpToDate(device: GPUDevice, data: Float32Array, e: Entry): void {
     if (p.all || r.perm || start % p.rowSize !== 0) {
       const key = r.perm?.join(',') ?? '';
       if (r.perm && !permutations.has(key)) permutations.set(key, permuteAxes(data, r.shape, r.perm));
-      upload(device, r.buffer, contents(data, r, permutations.get(key)), true);
+      const floats = contents(data, r, permutations.get(key));
+      if (!p.all) note(`parameter ${r.name ?? '(unnamed)'}: its ${r.perm ? `copy with axes (${r.perm.join(', ')})` : `chunk from row ${r.chunk!.first}`} is written whole (${(floats.length * 4 / 2 ** 20).toFixed(1)} MiB) after each update of some of its rows; only row-major copies take just the touched rows`);
+      upload(device, r.buffer, floats, true);
       continue;
     }
     const end = r.chunk ? start + r.chunk.rows * r.chunk.width : data.length;
