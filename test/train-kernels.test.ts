@@ -93,6 +93,19 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     expect(Array.from(b.order)).toEqual([1, 4, 0, 2, 5, 3]);
     expect(b.longest).toBe(3);
   });
+  it('orders slots by (row, slot) as a comparison sort would, for ids needing one to three radix passes', () => {
+    for (const [range, count] of [[7, 50], [2000, 3000], [2 ** 20, 16384], [2 ** 30, 5000]] as const) {
+      const ids = Array.from({ length: count }, (_, i) => Math.floor(uniformAt(8, i, range) ** 2 * range));
+      const b = bucketByRow(ids);
+      const want = Array.from({ length: count }, (_, i) => i).sort((x, y) => ids[x]! - ids[y]! || x - y);
+      expect(Array.from(b.order), `ids below ${range}`).toEqual(want);
+      expect(Array.from(b.rows)).toEqual([...new Set(want.map((i) => ids[i]!))]);
+      const lengths = Array.from(b.length.subarray(0, b.rows.length));
+      expect(lengths.reduce((a, x) => a + x, 0)).toBe(count);
+      expect(Array.from(b.start.subarray(0, b.rows.length))).toEqual(lengths.map((_, r) => lengths.slice(0, r).reduce((a, x) => a + x, 0)));
+      expect(b.longest).toBe(Math.max(...lengths));
+    }
+  });
   it('sums factored rows (coef x a token\'s vector) bit for bit as building them and summing would', () => {
     const T = 40, perToken = 12, rowSize = 9, slots = T * perToken;
     const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(5, i, 0) ** 2 * 200));

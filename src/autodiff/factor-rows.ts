@@ -2,15 +2,20 @@
 // (an expert output table), row s of dU is g[s] * x[token of s] (an activation table). Built as
 // a tensor they are [slots, d] (16 MB per table per step at 256 tokens x 64 slots x 256), written
 // once and read once by the row sums. Where the backend sums factored rows itself, the program
-// returns the two factors instead (a [slots] coefficient and a [T, d] vector per token), and the
-// backend multiplies them as it sums (the same float32 products, added in the same order).
+// returns the two factors instead (a [slots] coefficient and a [T, d] vector per token, or per
+// token and head), and the backend multiplies them as it sums (the same float32 products, added
+// in the same order).
 import { parseEinsum } from '../ir/ops/einsum.js';
 import type { IRFunction, ValueRef } from '../ir/graph.js';
 import { entryFunction } from '../interp/interpreter.js';
 import { rebuildModule } from '../passes/rebuild.js';
 import type { TrainingProgram } from './differentiate.js';
 
-/** The factors of an outer-product einsum "t…,td->t…d": the per-slot operand and the per-token one. */
+/**
+ * The factors of an outer-product einsum "t…,td->t…d" (or "th…,thc->th…c": a vector per token and
+ * head, as a sub-key table's gradient has): the per-slot operand and the per-vector one, whose
+ * leading letters are the slot operand's first ones, so each vector's slots are consecutive.
+ */
 function outerFactors(fn: IRFunction, r: ValueRef): { coef: ValueRef; vec: ValueRef } | undefined {
   let n = fn.graph.node(r.node);
   if (n.op === 'reshape') n = fn.graph.node(n.inputs[0]!.node);
@@ -18,7 +23,8 @@ function outerFactors(fn: IRFunction, r: ValueRef): { coef: ValueRef; vec: Value
   const spec = parseEinsum(n.attrs.spec as string, 2);
   for (const [vi, ci] of [[0, 1], [1, 0]] as const) {
     const vs = spec.inputs[vi]!, cs = spec.inputs[ci]!;
-    if (vs.length === 2 && cs.length >= 2 && cs[0] === vs[0] && !cs.includes(vs[1]!) && spec.output === cs + vs[1]) return { coef: n.inputs[ci]!, vec: n.inputs[vi]! };
+    const last = vs.at(-1)!;
+    if (vs.length >= 2 && cs.length >= vs.length && cs.startsWith(vs.slice(0, -1)) && !cs.includes(last) && spec.output === cs + last) return { coef: n.inputs[ci]!, vec: n.inputs[vi]! };
   }
   return undefined;
 }
