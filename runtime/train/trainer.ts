@@ -150,7 +150,7 @@ export class Trainer {
         const grouped = await this.trainExec.addFactoredRows(full, ids, one, factoredSize);
         if (!grouped) addOuterRows(full, ids, one, factoredSize);
         dense.set(name, full);
-        const label = grouped ? 'expert gradients (by expert)' : 'expert gradients (host)';
+        const label = grouped ? 'expert gradients (by expert)' : 'factored row gradients into dense tables (host)';
         timings.set(label, (timings.get(label) ?? 0) + performance.now() - t0);
         continue;
       }
