@@ -59,6 +59,8 @@ export interface ExecutorOptions {
   relaxedSimd?: boolean;
   /** webgpu: bind at most this many bytes per buffer (below the adapter's limit; tests split tables with it). */
   maxBindingBytes?: number;
+  /** webgpu: false keeps to kernels without subgroup operations where the adapter has them. */
+  subgroups?: boolean;
 }
 
 interface Step extends PlannedStep {
@@ -102,7 +104,7 @@ export class Executor {
       }
     }
     checkWeights(module, new Map([...weights].filter((e): e is [string, Tensor] => !(e[1] instanceof Float32Array))), [...given.keys()]);
-    this.impl = createBackend(this.backend, { threads: options.threads, relaxedSimd: options.relaxedSimd, maxBindingBytes: options.maxBindingBytes });
+    this.impl = createBackend(this.backend, { threads: options.threads, relaxedSimd: options.relaxedSimd, maxBindingBytes: options.maxBindingBytes, subgroups: options.subgroups });
     this.params = this.impl.adoptParams(module, this.fn, weights, given, !this.paramsAsArguments);
   }
 

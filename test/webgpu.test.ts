@@ -125,6 +125,26 @@ describe('peerc webgpu in Node (Dawn)', () => {
     expectAgreement(results, 'node');
   }, 600_000);
 
+  it('runs expert_act with subgroup operations where the adapter has them, and without where told not to, with the same results', async () => {
+    const handle = await gpuDevice().catch(() => undefined);
+    if (!handle) return void console.log('webgpu in Node skipped: no adapter');
+    const picked = [{ file: 'ids2.peer', text: retrieval(2) }, { file: 'ids3.peer', text: retrieval(3) }, ...cases.filter((c) => /peer_paper|memory_layers/.test(c.file))];
+    const plain = await runCases(picked, { subgroups: false, lowerings: ['fused'] });
+    for (const r of plain) {
+      expect(r.error, r.file).toBeUndefined();
+      expect(r.detail).not.toMatch(/subgroups/);
+    }
+    if (!handle.subgroups) return void console.log(`the adapter (${handle.adapter}) has no subgroups: only the kernels without them ran`);
+    const sub = await runCases(picked, { lowerings: ['fused'] });
+    for (const [i, r] of sub.entries()) {
+      expect(r.error, r.file).toBeUndefined();
+      expect(r.detail).toMatch(/, subgroups\)$/);
+      expect(r.worst!, r.file).toBeLessThan(1e-4);
+      expect(r.idMismatches, r.file).toBe(0);
+      expect(Math.abs(r.worst! - plain[i]!.worst!), r.file).toBeLessThan(1e-4);
+    }
+  }, 600_000);
+
   it('binds a table larger than one binding as several buffers of whole rows, and says so', async () => {
     const why = await gpuDevice().then(() => null, (e: Error) => e.message);
     if (why) return void console.log(`webgpu in Node skipped: ${why}`);

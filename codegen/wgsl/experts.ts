@@ -31,10 +31,14 @@ function tableDecl(name: string, t: TableBinding, binding: number): string {
   return `${decl.join('\n')}\nfn read_${name}(r: u32, c: u32) -> f32 {\n${lines.join('\n')}\n}`;
 }
 
-/** Bindings: 0 out [slots], 1 x [T, d], 2 indices [slots], 3 weights [slots], 4.. U's buffers. */
-export function expertActWgsl(T: number, slots: number, d: number, act: string, u: TableBinding): string {
+/**
+ * Bindings: 0 out [slots], 1 x [T, d], 2 indices [slots], 3 weights [slots], 4.. U's buffers.
+ * `subgroups` (where the device has them): expertActSubgroupWgsl instead.
+ */
+export function expertActWgsl(T: number, slots: number, d: number, act: string, u: TableBinding, subgroups = false): string {
+  if (subgroups) return expertActSubgroupWgsl(T, slots, d, act, u);
   const perToken = slots / T;
-  const a = wgslOfExpression(ACTIVATIONS[act === 'none' ? 'identity' : act]!('dot'), `expert_act ${act}`).replace(/\bv_dot\b/g, 'dot');
+  const a = activation(act);
   return `// expert_act: ${slots} slots of ${T} tokens, d = ${d}, ${act}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -64,6 +68,51 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     var dot = 0.0;
     for (var q = 0u; q < ${PER_SLOT}u; q++) { dot += partial[li + q]; }
     out[slot] = w[slot] * ${a};
+  }
+}
+`;
+}
+
+const activation = (act: string) => wgslOfExpression(ACTIVATIONS[act === 'none' ? 'identity' : act]!('dot'), `expert_act ${act}`).replace(/\bv_dot\b/g, 'dot');
+
+/**
+ * expert_act with subgroup operations, no workgroup memory and no barrier: each subgroup takes
+ * the workgroup's slots one at a time from a counter, its active lanes read the slot's row in
+ * consecutive floats, and subgroupAdd meets their partial dots. Nothing is assumed about the
+ * subgroup size or how lanes map to invocations: the counter numbers the work, and each lane's
+ * rank and the lane count come from the subgroup itself (a partial subgroup works too). The
+ * loop's bounds are the same across a subgroup (broadcast from one lane), which WGSL's
+ * workgroup-wide uniformity analysis cannot see, hence the diagnostic.
+ */
+function expertActSubgroupWgsl(T: number, slots: number, d: number, act: string, u: TableBinding): string {
+  const perToken = slots / T;
+  return `// expert_act (subgroups): ${slots} slots of ${T} tokens, d = ${d}, ${act}
+enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> idx: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+${tableDecl('U', u, 4)}
+var<workgroup> taken: atomic<u32>;
+
+@compute @workgroup_size(${EXPERT_ACT_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = (wg.y * nwg.x + wg.x) * ${SLOTS_PER_GROUP}u;
+  let lanes = subgroupAdd(1u);
+  let rank = subgroupExclusiveAdd(1u);
+  loop {
+    var s = 0u;
+    if (subgroupElect()) { s = atomicAdd(&taken, 1u); }
+    s = subgroupBroadcastFirst(s);
+    let slot = first + s;
+    if (s >= ${SLOTS_PER_GROUP}u || slot >= ${slots}u) { break; }
+    let e = u32(idx[slot]);
+    let xBase = (slot / ${perToken}u) * ${d}u;
+    var acc = 0.0;
+    for (var j = rank; j < ${d}u; j += lanes) { acc = fma(read_U(e, j), x[xBase + j], acc); }
+    let dot = subgroupAdd(acc);
+    if (rank == 0u) { out[slot] = w[slot] * ${activation(act)}; }
   }
 }
 `;

@@ -137,6 +137,8 @@ export interface BackendOptions {
   relaxedSimd?: boolean;
   /** webgpu: bind at most this many bytes per buffer (below the adapter's own limit). */
   maxBindingBytes?: number;
+  /** webgpu: false keeps to kernels without subgroup operations where the adapter has them (tests compare both). */
+  subgroups?: boolean;
 }
 
 export interface Backend {

@@ -26,6 +26,7 @@ export interface PageResult {
 
 export interface RunOptions {
   maxBindingBytes?: number;
+  subgroups?: boolean;
   lowerings?: ('naive' | 'fused')[];
 }
 
@@ -35,7 +36,7 @@ async function runCase(c: PageCase, lowering: 'naive' | 'fused', options: RunOpt
   const weights = seededTensors(r.module, 3);
   const inputs = seededInputs(r.module, 4, 5);
   const want = interpret(r.module, inputs, weights).outputs;
-  const ex = new Executor(optimize(r.module, { lowering }), weights, 'webgpu', { maxBindingBytes: options.maxBindingBytes });
+  const ex = new Executor(optimize(r.module, { lowering }), weights, 'webgpu', { maxBindingBytes: options.maxBindingBytes, subgroups: options.subgroups });
   try {
     const got = await ex.forward(inputs);
     let worst = 0, idMismatches = 0;

@@ -41,7 +41,7 @@ interface Launch {
   /** The generated kernel plan it prints (translated kernels), to print again with tables in parts. */
   plan?: KernelPlan;
   /** The launch as it runs where one binding holds at most `limit` bytes (kernels of peerc's own that read tables). */
-  fit?: (limit: number) => Launch;
+  fit?: (limit: number, subgroups: boolean) => Launch;
 }
 
 /** A node input as an operand: a resident parameter, or a value read per call (`perm`: laid out so first; `shape` then the permuted one, as in a KernelArg). */
@@ -96,13 +96,20 @@ export class WebGpuBackend implements Backend {
   private readonly preflight: ((device: GPUDevice) => void)[] = [];
 
   private readonly maxBindingBytes: number | undefined;
+  private readonly allowSubgroups: boolean;
 
   constructor(readonly info: BackendInfo, options: BackendOptions = {}) {
     this.maxBindingBytes = options.maxBindingBytes;
+    this.allowSubgroups = options.subgroups !== false;
+  }
+
+  /** Whether kernels may use subgroup operations: the adapter has them (detected, never assumed) and the options allow them. */
+  private subgroups(): boolean {
+    return this.allowSubgroups && this.handle?.subgroups === true;
   }
 
   describe(): string {
-    return this.handle ? `${this.info.name} (${this.handle.adapter}${this.handle.software ? ', a CPU emulation' : ''})` : this.info.name;
+    return this.handle ? `${this.info.name} (${this.handle.adapter}${this.handle.software ? ', a CPU emulation' : ''}${this.subgroups() ? ', subgroups' : ''})` : this.info.name;
   }
 
   notes(): string[] {
@@ -190,7 +197,7 @@ export class WebGpuBackend implements Backend {
    */
   private fitted(node: Node, l: Launch, device: GPUDevice): Launch {
     const limit = this.bindingLimit(device);
-    if (l.fit) return l.fit(limit);
+    if (l.fit) return l.fit(limit, this.subgroups());
     if (!l.plan) return l;
     const chunkRows = new Map<number, number>();
     l.plan.args.forEach((a, i) => {
@@ -249,7 +256,7 @@ export class WebGpuBackend implements Backend {
     const act = node.op === 'expert_act';
     const residual = !act && node.inputs.length > 3;
     const label = node.op;
-    const fit = (limit: number): Launch => {
+    const fit = (limit: number, subgroups: boolean): Launch => {
       const rowsPer = Math.min(rows, Math.floor(limit / (width * 4)));
       if (rowsPer < 1) throw kernelLimit(node, this.info.name, `a row of parameter ${src.name} is ${width * 4} bytes, more than one buffer binds here (${limit})`);
       const table: TableBinding = { rows, width, rowsPer };
@@ -257,11 +264,11 @@ export class WebGpuBackend implements Backend {
       if (parts > 1) this.noteSet.add(`${label}: ${src.name} in ${parts} buffers (one binding holds at most ${bytesText(limit)} here)`);
       const chunks: Operand[] = Array.from({ length: parts }, (_, c) => ({ kind: 'param', name: src.name, chunk: { first: c * rowsPer, rows: Math.min(rowsPer, rows - c * rowsPer), width } }));
       return act
-        ? { label, source: expertActWgsl(T, slots, width, attrsOf(expert_act, node).act, table), operands: [value(0), value(2), value(3), ...chunks], outputFloats: slots, grid: { workgroups: expertActGroups(slots) } }
+        ? { label, source: expertActWgsl(T, slots, width, attrsOf(expert_act, node).act, table, subgroups), operands: [value(0), value(2), value(3), ...chunks], outputFloats: slots, grid: { workgroups: expertActGroups(slots) } }
         : { label, source: expertOutWgsl(T, slots, width, residual, table), operands: [value(0), value(2), ...(residual ? [value(3)] : []), ...chunks], outputFloats: T * width, grid: { threads: T * width } };
     };
     // Planned with one buffer; the run fits it to the device's binding limit.
-    const launch = { ...fit(Infinity), fit };
+    const launch = { ...fit(Infinity, false), fit };
     return this.step(node, ctx, `${label} (webgpu)`, [launch], (flat) => [flat], [[0, launch.outputFloats]]);
   }
 

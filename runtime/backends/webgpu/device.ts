@@ -94,6 +94,8 @@ async function openDevice(): Promise<GpuHandle> {
   const l = adapter.limits;
   // The adapter's own limits, not the defaults: tables are bound whole up to maxStorageBufferBindingSize.
   const device = await adapter.requestDevice({
+    // Asked for where the adapter has them: kernels with subgroup operations need the feature enabled.
+    requiredFeatures: subgroups ? ['subgroups' as GPUFeatureName] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
