@@ -92,3 +92,32 @@ export function pythonProbe(code: string, tests: string, missing: string): strin
   console.log(`${tests} skipped: ${missing}`);
   return undefined;
 }
+
+/**
+ * Two product-key memories (lines 18 and 19) reading one @sparse pool of sqrtN^2 rows, with an
+ * optional train block after them.
+ */
+export function sharedPoolProgram(sqrtN: number, train = ''): string {
+  return `const K = 64
+const Vocab = 16
+const d = 16
+const N = ${sqrtN}^2
+const h = 2
+const k = 4
+const dk = 16
+
+param E: [K, d] = normal(0, 1)
+param Wq: [2, h, dk, d] = normal(0, 1/sqrt(d))
+param C1: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param C2: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param Vals: [N, d] = normal(0, 0.02) @sparse
+param Wout: [d, Vocab] = normal(0, 1/sqrt(d))
+
+model recall(keys: index[B]) -> [B, Vocab] {
+  x = embedding(E, keys)
+  x = x + pkm(x, Wq[0], C1[0], C2[0], Vals, k)
+  x = x + pkm(x, Wq[1], C1[1], C2[1], Vals, k)
+  return matmul(x, Wout)
+}
+${train}`;
+}

@@ -9,32 +9,9 @@ import { compileTraining } from '../src/autodiff/differentiate.js';
 import { optimize } from '../src/passes/pipeline.js';
 import { moduleToJSON } from '../src/ir/serialize.js';
 import { CompiledTrainer, seededWeights } from '../runtime/api.js';
-import { compileOk, runPeerc } from './helpers.js';
+import { compileOk, runPeerc, sharedPoolProgram } from './helpers.js';
 
-const SHARED = `const K = 64
-const Vocab = 16
-const d = 16
-const N = 16^2
-const h = 2
-const k = 4
-const dk = 16
-
-param E: [K, d] = normal(0, 1)
-param Wq: [2, h, dk, d] = normal(0, 1/sqrt(d))
-param C1: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
-param C2: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
-param Vals: [N, d] = normal(0, 0.02) @sparse
-param Wout: [d, Vocab] = normal(0, 1/sqrt(d))
-
-model recall(keys: index[B]) -> [B, Vocab] {
-  x = embedding(E, keys)
-  x = x + pkm(x, Wq[0], C1[0], C2[0], Vals, k)
-  x = x + pkm(x, Wq[1], C1[1], C2[1], Vals, k)
-  return matmul(x, Wout)
-}
-
-train { task = "recall"; steps = 6; batch = 8; lr = 1e-3; optimizer = "adam"; eval_every = 3; eval_batches = 1 }
-`;
+const SHARED = sharedPoolProgram(16, '\ntrain { task = "recall"; steps = 6; batch = 8; lr = 1e-3; optimizer = "adam"; eval_every = 3; eval_batches = 1 }\n');
 
 describe('usage per call site of a shared pool', () => {
   it('every read of the pool carries the line of the call it was inlined from, through the fusions', () => {

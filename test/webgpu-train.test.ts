@@ -9,34 +9,13 @@ import { gpuDevice } from '../runtime/backends/webgpu/device.js';
 import { changed, Residents, type ResidentLayout } from '../runtime/backends/webgpu/residents.js';
 import { moved } from '../runtime/backends/webgpu/transfer.js';
 import { moduleToJSON } from '../src/ir/serialize.js';
-import { compileOk } from './helpers.js';
+import { compileOk, sharedPoolProgram } from './helpers.js';
 
 const webgpuMissing = await gpuDevice().then(() => null, (e: Error) => e.message);
 if (webgpuMissing) console.log(`webgpu training in Node skipped: ${webgpuMissing}`);
 
 /** Two product-key memories reading one pool of 64^2 rows (256 KiB): a step touches at most 128 of them. */
-const SHARED = `const K = 64
-const Vocab = 16
-const d = 16
-const N = 64^2
-const h = 2
-const k = 4
-const dk = 16
-
-param E: [K, d] = normal(0, 1)
-param Wq: [2, h, dk, d] = normal(0, 1/sqrt(d))
-param C1: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
-param C2: [2, h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
-param Vals: [N, d] = normal(0, 0.02) @sparse
-param Wout: [d, Vocab] = normal(0, 1/sqrt(d))
-
-model recall(keys: index[B]) -> [B, Vocab] {
-  x = embedding(E, keys)
-  x = x + pkm(x, Wq[0], C1[0], C2[0], Vals, k)
-  x = x + pkm(x, Wq[1], C1[1], C2[1], Vals, k)
-  return matmul(x, Wout)
-}
-`;
+const SHARED = sharedPoolProgram(64);
 
 const B = 8;
 const batch = (step: number) => ({
