@@ -125,10 +125,10 @@ describe('peerc webgpu in Node (Dawn)', () => {
     expectAgreement(results, 'node');
   }, 600_000);
 
-  it('runs expert_act with subgroup operations where the adapter has them, and without where told not to, with the same results', async () => {
+  it('runs product_retrieve and expert_act with subgroup operations where the adapter has them, and without where told not to, with the same results', async () => {
     const handle = await gpuDevice().catch(() => undefined);
     if (!handle) return void console.log('webgpu in Node skipped: no adapter');
-    const picked = [{ file: 'ids2.peer', text: retrieval(2) }, { file: 'ids3.peer', text: retrieval(3) }, ...cases.filter((c) => /peer_paper|memory_layers/.test(c.file))];
+    const picked = [{ file: 'ids2.peer', text: retrieval(2) }, { file: 'ids3.peer', text: retrieval(3) }, { file: 'ids2-k32.peer', text: retrieval(2, 64, 32) }, ...cases.filter((c) => /peer_paper|memory_layers|recall/.test(c.file))];
     const plain = await runCases(picked, { subgroups: false, lowerings: ['fused'] });
     for (const r of plain) {
       expect(r.error, r.file).toBeUndefined();

@@ -16,6 +16,7 @@ import { einsum, parseEinsum } from '../../../src/ir/ops/einsum.js';
 import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
 import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBinding } from '../../../codegen/wgsl/experts.js';
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
+import { retrieveSubgroupWgsl } from '../../../codegen/wgsl/retrieve-subgroups.js';
 import type { WorkerPool } from '../../pool.js';
 import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
 import { timeMatmul } from '../gpujs/backend.js';
@@ -286,6 +287,8 @@ export class WebGpuBackend implements Backend {
     }
     const operands = [0, 1].map((i) => operandOf(ctx, node.inputs[i]!));
     const launch: Launch = { label: 'product_retrieve', source: retrieveWgsl(lanes, n, k, subk, gate), operands, outputFloats: 2 * lanes * k, grid: { workgroups: lanes } };
+    // Where the device has subgroups, the merge trees become rounds of a subgroup argmax (retrieve-subgroups.ts).
+    launch.fit = (_limit, subgroups) => (subgroups ? { ...launch, source: retrieveSubgroupWgsl(lanes, n, k, subk, gate) } : launch);
     return this.step(node, ctx, 'product_retrieve (webgpu)', [launch], (flat) => [flat.subarray(0, lanes * k), flat.subarray(lanes * k)], [[0, lanes * k], [lanes * k, lanes * k]]);
   }
 
