@@ -8,9 +8,8 @@
 // over the rows' heads. Four barriers in all. Nothing is assumed of the subgroup size or of how
 // lanes map to invocations: subgroups are numbered by a workgroup counter, each lane's rank and
 // the lane count come from the subgroup itself.
-import { elementwiseGateJs } from '../../src/ir/ops/unary.js';
-import { retrieveThreads } from './retrieve.js';
-import { f32, wgslOfExpression } from './translate.js';
+import { BETTER_WGSL, laneWgsl, retrieveGateWgsl, retrieveThreads, threadBestWgsl } from './retrieve.js';
+import { f32 } from './translate.js';
 
 const NONE = '0xffffffffu';
 
@@ -19,21 +18,11 @@ export function retrieveSubgroupWgsl(lanes: number, n: number, k: number, subk: 
   const T = retrieveThreads(subk);
   const rows = Math.min(subk, k);
   const NEG = f32(-Infinity);
-  const weight = gate === 'softmax' ? 'exp(v - top) / z' : wgslOfExpression(elementwiseGateJs(gate, 'sv'), `product_retrieve gate ${gate}`).replace(/\bv_sv\b/g, 'v');
+  const weight = retrieveGateWgsl(gate);
   // One side: the thread's best subk, its subgroup's best subk into lists sg * subk.., then the
   // first subgroup's merge of the lists into keepV/keepI.
   const side = (input: string, keepV: string, keepI: string) => `
-  {
-  for (var q = 0u; q < ${subk}u; q++) { lv[q] = ${NEG}; lx[q] = ${NONE}; }
-  for (var c = li; c < ${n}u; c += ${T}u) {
-    let v = ${input}[base + c];
-    if (better(v, c, lv[${subk - 1}u], lx[${subk - 1}u])) {
-      var p = ${subk - 1}u;
-      while (p > 0u && better(v, c, lv[p - 1u], lx[p - 1u])) { lv[p] = lv[p - 1u]; lx[p] = lx[p - 1u]; p--; }
-      lv[p] = v;
-      lx[p] = c;
-    }
-  }
+  {${threadBestWgsl(input, n, subk, T)}
   var head = 0u;
   for (var q = 0u; q < ${subk}u; q++) {
     var hv = ${NEG};
@@ -81,17 +70,11 @@ var<workgroup> bv: array<f32, ${subk}>;
 var<workgroup> bi: array<u32, ${subk}>;
 var<workgroup> subgroups: atomic<u32>;
 
-// topk's order: the higher score first, ties to the lower index.
-fn better(v1: f32, i1: u32, v2: f32, i2: u32) -> bool {
-  return v1 > v2 || (v1 == v2 && i1 < i2);
-}
+${BETTER_WGSL}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // Uniform per workgroup, so every thread reaches every barrier (extra workgroups write nothing).
-  let lane = wg.y * nwg.x + wg.x;
-  let live = lane < ${lanes}u;
-  let base = min(lane, ${lanes - 1}u) * ${n}u;
+${laneWgsl(lanes, n)}
   let width = subgroupAdd(1u);
   let rank = subgroupExclusiveAdd(1u);
   var sg = 0u;

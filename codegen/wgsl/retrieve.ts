@@ -32,12 +32,45 @@ export function retrieveWorkgroupBytes(k: number, subk: number): number {
   return 8 * l.listSlots + 16 * subk;
 }
 
+/** The gate's weight of score `v` (softmax: from the first score `top` and the sum `z`), as WGSL. */
+export function retrieveGateWgsl(gate: string): string {
+  return gate === 'softmax' ? 'exp(v - top) / z' : wgslOfExpression(elementwiseGateJs(gate, 'sv'), `product_retrieve gate ${gate}`).replace(/\bv_sv\b/g, 'v');
+}
+
+/** topk's order as a WGSL function, shared by both retrieval kernels. */
+export const BETTER_WGSL = `// topk's order: the higher score first, ties to the lower index.
+fn better(v1: f32, i1: u32, v2: f32, i2: u32) -> bool {
+  return v1 > v2 || (v1 == v2 && i1 < i2);
+}`;
+
+/** The lane a workgroup serves, and where its scores start (extra workgroups read the last lane's and write nothing). */
+export const laneWgsl = (lanes: number, n: number) => `  // Uniform per workgroup, so every thread reaches every barrier (extra workgroups write nothing).
+  let lane = wg.y * nwg.x + wg.x;
+  let live = lane < ${lanes}u;
+  let base = min(lane, ${lanes - 1}u) * ${n}u;`;
+
+/** Each thread's best subk of its strided share of a side's scores, into lv/lx in order (ties stay with the lower index). */
+export function threadBestWgsl(input: string, n: number, subk: number, threads: number): string {
+  const NEG = f32(-Infinity);
+  return `
+  for (var q = 0u; q < ${subk}u; q++) { lv[q] = ${NEG}; lx[q] = 0xffffffffu; }
+  for (var c = li; c < ${n}u; c += ${threads}u) {
+    let v = ${input}[base + c];
+    if (better(v, c, lv[${subk - 1}u], lx[${subk - 1}u])) {
+      var p = ${subk - 1}u;
+      while (p > 0u && better(v, c, lv[p - 1u], lx[p - 1u])) { lv[p] = lv[p - 1u]; lx[p] = lx[p - 1u]; p--; }
+      lv[p] = v;
+      lx[p] = c;
+    }
+  }`;
+}
+
 /** Bindings: 0 out ([lanes, k] weights then [lanes, k] ids, as f32), 1 s1, 2 s2 ([lanes, n] each). */
 export function retrieveWgsl(lanes: number, n: number, k: number, subk: number, gate: string): string {
   const { T, rows, listSlots, reg } = layout(k, subk);
   const RP = pow2(rows);
   const NEG = f32(-Infinity);
-  const weight = gate === 'softmax' ? 'exp(v - top) / z' : wgslOfExpression(elementwiseGateJs(gate, 'sv'), `product_retrieve gate ${gate}`).replace(/\bv_sv\b/g, 'v');
+  const weight = retrieveGateWgsl(gate);
   // Merge tree over `lists` sorted lists of `len` in mv/mi (list t at t * len): list 0 ends as the best `len`.
   const mergeTree = (lists: number, len: number) => `
   for (var step = 1u; step < ${lists}u; step = step << 1u) {
@@ -53,17 +86,7 @@ export function retrieveWgsl(lanes: number, n: number, k: number, subk: number, 
     }
     workgroupBarrier();
   }`;
-  const side = (input: string, keepV: string, keepI: string) => `
-  for (var q = 0u; q < ${subk}u; q++) { lv[q] = ${NEG}; lx[q] = 0xffffffffu; }
-  for (var c = li; c < ${n}u; c += ${T}u) {
-    let v = ${input}[base + c];
-    if (better(v, c, lv[${subk - 1}u], lx[${subk - 1}u])) {
-      var p = ${subk - 1}u;
-      while (p > 0u && better(v, c, lv[p - 1u], lx[p - 1u])) { lv[p] = lv[p - 1u]; lx[p] = lx[p - 1u]; p--; }
-      lv[p] = v;
-      lx[p] = c;
-    }
-  }
+  const side = (input: string, keepV: string, keepI: string) => `${threadBestWgsl(input, n, subk, T)}
   for (var q = 0u; q < ${subk}u; q++) { mv[li * ${subk}u + q] = lv[q]; mi[li * ${subk}u + q] = lx[q]; }
   workgroupBarrier();${mergeTree(T, subk)}
   if (li < ${subk}u) { ${keepV}[li] = mv[li]; ${keepI}[li] = mi[li]; }
@@ -79,17 +102,11 @@ var<workgroup> ai: array<u32, ${subk}>;
 var<workgroup> bv: array<f32, ${subk}>;
 var<workgroup> bi: array<u32, ${subk}>;
 
-// topk's order: the higher score first, ties to the lower index.
-fn better(v1: f32, i1: u32, v2: f32, i2: u32) -> bool {
-  return v1 > v2 || (v1 == v2 && i1 < i2);
-}
+${BETTER_WGSL}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // Uniform per workgroup, so every thread reaches every barrier (extra workgroups write nothing).
-  let lane = wg.y * nwg.x + wg.x;
-  let live = lane < ${lanes}u;
-  let base = min(lane, ${lanes - 1}u) * ${n}u;
+${laneWgsl(lanes, n)}
   var lv: array<f32, ${reg}>;
   var lx: array<u32, ${reg}>;
 ${side('s1', 'av', 'ai')}
