@@ -29,6 +29,8 @@ import { readCheckpoint } from '../runtime/train/checkpoint.js';
 import { expertActTask, expertOutTask } from '../codegen/host/experts.js';
 import { productRetrieveTask } from '../codegen/host/retrieve.js';
 import { product_retrieve } from '../src/ir/ops/fused.js';
+import { kernelTask } from '../codegen/host/kernel-task.js';
+import { decompose, type KernelPlan } from '../codegen/kernel.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
 const skip = !!unavailableReason('wasm-simd');
@@ -55,6 +57,20 @@ describe.skipIf(skip)('the worker pool', () => {
         pool.destroy();
       }
     });
+  it('a generated kernel task carries its cell coordinates from cell to cell (no divisions) and matches them at any split', () => {
+    const shape = [3, 5, 7];
+    const plan = { label: 'coords', args: [], earlierStages: 0, source: `${decompose('this.thread.x', shape, 'o')}\nreturn o0 * 100 + o1 * 10 + o2;` } as unknown as KernelPlan;
+    const task = kernelTask(plan, 'test:coords');
+    expect(task.source).not.toMatch(/Math\.floor/);
+    const fn = new Function(`return (${task.source})`)() as (args: unknown[], from: number, to: number) => void;
+    const cells = 3 * 5 * 7;
+    for (const cut of [0, 1, 6, 7, 34, 35, 36, 104, 105]) {
+      const out = new Float32Array(cells);
+      fn([out], 0, cut);
+      fn([out], cut, cells);
+      expect(Array.from(out)).toEqual(Array.from({ length: cells }, (_, x) => Math.floor(x / 35) * 100 + (Math.floor(x / 7) % 5) * 10 + (x % 7)));
+    }
+  });
   it('a task that throws on a worker rejects the call with its message', async () => {
     const pool = new WorkerPool(2);
     try {
