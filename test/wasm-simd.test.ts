@@ -297,7 +297,7 @@ describe.skipIf(skip)('wasm-simd limits', () => {
   });
 });
 
-describe.skipIf(skip)('peerc run with relaxed SIMD switched on in the engine', () => {
+describe.skipIf(skip)('peerc run with relaxed SIMD switched on in the engine (by node\'s flag, or by the CLI itself)', () => {
   it('agrees with the reference interpreter and says which path ran', () => {
     const file = join(tmp, 'paper.peer');
     writeFileSync(file, smallExample('peer_paper.peer'));
@@ -305,8 +305,15 @@ describe.skipIf(skip)('peerc run with relaxed SIMD switched on in the engine', (
     expect(peerc([], 'init', file, '--inputs', '--tokens', '6', '--seed', '2', '--out', inputs).status).toBe(0);
     const ref = peerc([], 'run', file, '--seed', '3', '--inputs', inputs, '--out', join(tmp, 'ref.safetensors'));
     expect(ref.status, ref.stderr).toBe(0);
-    for (const [flags, path] of [[['--experimental-wasm-relaxed-simd'], 'relaxed SIMD'], [[], 'plain SIMD128']] as const) {
-      const r = peerc([...flags], 'run', file, '--seed', '3', '--inputs', inputs, '--out', join(tmp, 'simd.safetensors'), '--backend', 'wasm-simd', '--threads', '2');
+    const runs = [
+      { flags: ['--experimental-wasm-relaxed-simd'], extra: [], env: {}, path: 'relaxed SIMD' },
+      { flags: [], extra: [], env: {}, path: 'relaxed SIMD' }, // the CLI sets the engine flag itself
+      { flags: [], extra: ['--plain-simd'], env: {}, path: 'plain SIMD128' },
+      { flags: [], extra: [], env: { PEERC_RELAXED_SIMD: '0' }, path: 'plain SIMD128' },
+    ];
+    for (const { flags, extra, env, path } of runs) {
+      const args = [...flags, cli, 'run', file, '--seed', '3', '--inputs', inputs, '--out', join(tmp, 'simd.safetensors'), '--backend', 'wasm-simd', '--threads', '2', ...extra];
+      const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', timeout: 600_000, env: { ...process.env, ...env } });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toContain(`backend wasm-simd, 2 threads, ${path}`);
       const a = readCheckpointLike(join(tmp, 'ref.safetensors')), b = readCheckpointLike(join(tmp, 'simd.safetensors'));

@@ -1,5 +1,7 @@
 // peerc: the command-line driver. Exit status 0 ok, 1 errors in the program or its data,
 // 2 bad usage. No input produces a stack trace.
+// First: engine flags must be set before any WebAssembly module is compiled.
+import './engine-flags.js';
 import { readFileSync, writeSync } from 'node:fs';
 import { PRELUDE_FILE, PRELUDE_SOURCE } from '../../src/frontend.js';
 import { CompileError } from '../../src/diagnostics/diagnostic.js';
