@@ -342,6 +342,11 @@ export class Executor {
   }
 
   /** Sums gradient rows per touched table row on the backend (`key` names the table). */
+  /** Factored rows summed by the backend's own kernel (a placed table's), or undefined where it has none for `key`. */
+  sumFactoredRowsByBackend(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined {
+    return this.impl.sumFactoredRows?.(ids, rows, rowSize, key);
+  }
+
   sumRows(ids: ArrayLike<number>, grads: Float32Array | FactoredRows, rowSize: number, key: string): Promise<SparseGrad> {
     if (grads instanceof Float32Array) return this.impl.sumRows(ids, grads, rowSize, key);
     return this.impl.sumFactoredRows?.(ids, grads, rowSize, key) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);

@@ -137,6 +137,13 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
     const gathersOf = (prog: typeof fused) => entryFunction(prog.module).graph.nodes.filter((n) => n.op === 'gather' && tables.some((t) => { const src = entryFunction(prog.module).graph.node(n.inputs[0]!.node); return src.op === 'param' && src.attrs.name === t; })).length;
     expect(gathersOf(plain)).toBeGreaterThan(0);
     expect(gathersOf(fused)).toBe(0);
+    // The sub-key tables' backward reads their rows in place too (expert_out per token and head), and
+    // the two halves of the query's gradient are one concat, not two zero-pads added.
+    const subKeyTables = m.params.filter((p) => /^C\d/.test(p.name)).map((p) => p.name);
+    const fusedNodes = entryFunction(fused.module).graph.nodes;
+    expect(fusedNodes.filter((n) => n.op === 'gather' && subKeyTables.some((t) => { const src = entryFunction(fused.module).graph.node(n.inputs[0]!.node); return src.op === 'param' && src.attrs.name === t; }))).toEqual([]);
+    expect(fusedNodes.filter((n) => n.op === 'pad')).toEqual([]);
+    expect(fusedNodes.filter((n) => n.op === 'concat').length).toBeGreaterThan(0);
     expect(entryFunction(fused.module).graph.nodes.filter((n) => n.op === 'expert_act' || n.op === 'expert_out').length).toBeGreaterThanOrEqual(3);
     const tin = withTargets(plain);
     // The float64 interpreter: the rewrite changes no value (loss, every gradient, the expert rows).
@@ -161,7 +168,7 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
     const w = new Map([...m.params].map((p) => [p.name, Float32Array.from(weights.get(p.name)!.data)]));
     const ex = new Executor(fused.module, w, 'wasm-simd', { threads, training: true, paramsAsArguments: true });
     try {
-      expect([...ex.placeTables().keys()].sort()).toEqual([...tables].sort());
+      expect([...ex.placeTables().keys()].sort()).toEqual([...tables, ...subKeys].sort());
       const got = (await ex.forward(tin)).outputs;
       expect(Math.abs(got[0]!.data[0]! - a[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(a[0]!.data[0]!)));
       for (const d of fused.layout.dense) expect(relErr(a[plain.layout.dense.find((x) => x.param === d.param)!.output]!, got[d.output]!.data), d.param).toBeLessThan(2e-3);

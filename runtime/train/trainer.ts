@@ -147,10 +147,20 @@ export class Trainer {
         // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient,
         // in shared memory skewed against the weights and moments: the pool's dense Adam reads it in place.
         const full = sharedFloat32(info.shape.reduce((a, b) => a * b, 1), 3);
-        const grouped = await this.trainExec.addFactoredRows(full, ids, one, factoredSize);
-        if (!grouped) addOuterRows(full, ids, one, factoredSize);
+        let label = 'expert gradients (by expert)';
+        if (!(await this.trainExec.addFactoredRows(full, ids, one, factoredSize))) {
+          // A table the fused reads placed (the sub-key tables): its SIMD row-sum kernel, by row, then written whole rows.
+          const summed = this.trainExec.sumFactoredRowsByBackend(ids, one, factoredSize, name);
+          if (summed) {
+            const s = await summed;
+            for (let i = 0; i < s.rows.length; i++) full.set(s.values.subarray(i * factoredSize, (i + 1) * factoredSize), s.rows[i]! * factoredSize);
+            label = 'factored row gradients into dense tables (by row)';
+          } else {
+            addOuterRows(full, ids, one, factoredSize);
+            label = 'factored row gradients into dense tables (host)';
+          }
+        }
         dense.set(name, full);
-        const label = grouped ? 'expert gradients (by expert)' : 'factored row gradients into dense tables (host)';
         timings.set(label, (timings.get(label) ?? 0) + performance.now() - t0);
         continue;
       }

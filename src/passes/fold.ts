@@ -58,4 +58,27 @@ export const doubleNegation: RewriteRule = {
   },
 };
 
-export const FOLD_RULES: RewriteRule[] = [foldScalarConstants, addZero, subZero, mulOne, divOne, doubleNegation];
+/**
+ * The gradient of slices that split an axis into two parts (the query's halves in product-key
+ * retrieval) arrives as two zero-padded parts added together: three passes over the full tensor,
+ * where one concatenation writes each value once.
+ */
+export const padsToConcat: RewriteRule = {
+  name: 'pads-to-concat',
+  doc: 'add(pad(a, axis, 0, n), pad(b, axis, len(a), n)) with len(a) + len(b) = n -> concat(a, b, axis) (either order of the add)',
+  apply(node, inputs, g) {
+    if (node.op !== 'add' || inputs.length !== 2) return undefined;
+    const [p, q] = inputs.map((r) => g.node(r.node)) as [Node, Node];
+    if (p.op !== 'pad' || q.op !== 'pad' || p.attrs.axis !== q.attrs.axis) return undefined;
+    const [first, second] = (p.attrs.start as number) === 0 ? [p, q] : [q, p];
+    const rank = node.types[0]!.shape.length;
+    const axis = ((first.attrs.axis as number) + rank) % rank;
+    const size = node.types[0]!.shape[axis]!.value;
+    const la = g.typeOf(first.inputs[0]!).shape[axis]!.value, lb = g.typeOf(second.inputs[0]!).shape[axis]!.value;
+    if (size === undefined || la === undefined || lb === undefined) return undefined;
+    if (first.attrs.start !== 0 || second.attrs.start !== la || la + lb !== size) return undefined;
+    return [{ node: g.add('concat', [first.inputs[0]!, second.inputs[0]!], { axis }, node.span), result: 0 }];
+  },
+};
+
+export const FOLD_RULES: RewriteRule[] = [foldScalarConstants, addZero, subZero, mulOne, divOne, doubleNegation, padsToConcat];

@@ -7,20 +7,55 @@ import type { RewriteContext, RewriteRule } from './rebuild.js';
 
 const isElementwise = (n: Node) => ELEMENTWISE_OPS.has(n.op) && n.types.length === 1 && n.types[0]!.dtype === 'f32';
 
-/** Computed only for one elementwise user (used once) and not returned: safe to recompute inside it. */
-function absorbable(ctx: RewriteContext, n: Node, outputs: ReadonlySet<number>): boolean {
-  if (!isElementwise(n) || outputs.has(n.id)) return false;
+/** At most this many ops are recomputed in each user when a value with several users is not stored. */
+const RECOMPUTED_OPS = 2;
+const RECOMPUTED_USERS = 4;
+
+/**
+ * Computed only inside its elementwise users and not returned: safe to recompute inside each.
+ * One user: always. Several (all elementwise): only when it is cheap (a broadcast, or at most
+ * RECOMPUTED_OPS ops counting what it absorbs itself), since each user then recomputes it; a
+ * host pass over a [T, C] tensor costs more than a few extra operations per cell (the BatchNorm
+ * backward's normalised input and inverse deviation were each written, then read by two or three ops).
+ */
+function absorbable(ctx: RewriteContext, n: Node, outputs: ReadonlySet<number>, memo: Map<number, number | false>): boolean {
+  return absorbedCost(ctx, n, outputs, memo) !== false;
+}
+
+/** Ops recomputed where `n` is absorbed (false: `n` stays a value of its own). */
+function absorbedCost(ctx: RewriteContext, n: Node, outputs: ReadonlySet<number>, memo: Map<number, number | false>): number | false {
+  const known = memo.get(n.id);
+  if (known !== undefined) return known;
+  let cost: number | false = false;
   const users = ctx.users(n.id);
-  return users.length === 1 && isElementwise(users[0]!);
+  if (isElementwise(n) && !outputs.has(n.id) && users.length >= 1 && users.every(isElementwise)) {
+    let own = n.op === 'broadcast_to' ? 0 : 1;
+    for (const r of n.inputs) {
+      const c = absorbedCost(ctx, ctx.src.node(r.node), outputs, memo);
+      if (c !== false) own += c;
+    }
+    if (users.length === 1 || (users.length <= RECOMPUTED_USERS && own <= RECOMPUTED_OPS)) cost = own;
+  }
+  memo.set(n.id, cost);
+  return cost;
+}
+
+const memos = new WeakMap<object, Map<number, number | false>>();
+/** One memo per source graph (a rebuild visits every node of one graph). */
+function costMemo(ctx: RewriteContext): Map<number, number | false> {
+  let m = memos.get(ctx.src);
+  if (!m) memos.set(ctx.src, (m = new Map()));
+  return m;
 }
 
 export const fuseElementwise: RewriteRule = {
   name: 'fuse-elementwise',
-  doc: 'a tree of two or more elementwise f32 ops (binary arithmetic, activations, their derivatives, broadcast_to), whose inner results each feed only the next op once and are not outputs -> elementwise_fused; inputs are read with broadcasting against the root\'s shape.',
+  doc: 'a tree of two or more elementwise f32 ops (binary arithmetic, activations, their derivatives, broadcast_to), whose inner results feed only elementwise ops and are not outputs (one user, or up to 4 users when it costs at most 2 ops to recompute in each) -> elementwise_fused; inputs are read with broadcasting against the root\'s shape.',
   apply(node, _inputs, g, module, ctx) {
     const fn = [...module.functions.values()].find((f) => f.graph === ctx.src);
     const outputs = new Set((fn?.outputs ?? []).map((o) => o.node));
-    if (!isElementwise(node) || absorbable(ctx, node, outputs)) return undefined;
+    const memo = costMemo(ctx);
+    if (!isElementwise(node) || absorbable(ctx, node, outputs, memo)) return undefined;
     const leaves: ValueRef[] = [];
     let ops = 0;
     const build = (n: Node): ElementwiseExpr => {
@@ -30,7 +65,7 @@ export const fuseElementwise: RewriteRule = {
         args: n.inputs.map((r) => {
           const p = ctx.src.node(r.node);
           if (p.op === 'const' && p.types[0]!.dtype === 'f32') return { value: p.attrs.value as number };
-          if (absorbable(ctx, p, outputs)) return build(p);
+          if (absorbable(ctx, p, outputs, memo)) return build(p);
           let i = leaves.findIndex((l) => l.node === r.node && l.result === r.result);
           if (i < 0) i = leaves.push(r) - 1;
           return { input: i };

@@ -355,7 +355,7 @@ export const fuseExpertOutput: RewriteRule = {
  * How einsum `e` reads the gathered rows of its operand `gi`: dot products of each row with
  * x [T, d] ("ABCD,AD->ABC"), or the slot-weighted sum of the rows ("ABC,ABCD->AD").
  */
-function expertRead(ctx: RewriteContext, e: Node, gi: 0 | 1): { kind: 'dot'; x: ValueRef } | { kind: 'out'; h: ValueRef } | undefined {
+function expertRead(ctx: RewriteContext, e: Node, gi: 0 | 1): { kind: 'dot'; x: ValueRef } | { kind: 'out' | 'heads'; h: ValueRef } | undefined {
   if (e.op !== 'einsum' || e.inputs.length !== 2) return undefined;
   const g = nodeOf(ctx, e.inputs[gi]!);
   if (g.op !== 'gather' || ![2, 3].includes(rank(ctx, g.inputs[0]!))) return undefined;
@@ -363,12 +363,14 @@ function expertRead(ctx: RewriteContext, e: Node, gi: 0 | 1): { kind: 'dot'; x: 
   const gs = spec.inputs[gi]!, os = spec.inputs[1 - gi]!;
   if (os.length === 2 && os === gs[0]! + gs.at(-1)! && spec.output === gs.slice(0, -1)) return { kind: 'dot', x: e.inputs[1 - gi]! };
   if (gs === os + gs.at(-1)! && spec.output === os[0]! + gs.at(-1)!) return { kind: 'out', h: e.inputs[1 - gi]! };
+  // Sums over the last slot letter only, the others kept (the sub-key tables' backward: per token and head).
+  if (os.length >= 3 && gs === os + gs.at(-1)! && spec.output === os.slice(0, -1) + gs.at(-1)!) return { kind: 'heads', h: e.inputs[1 - gi]! };
   return undefined;
 }
 
 export const fuseExpertReads: RewriteRule = {
   name: 'fuse-expert-reads',
-  doc: 'In a training program: every einsum reading gathered expert rows, where all the gather\'s users are such reads (the forward\'s dot products and slot sums, and the backward\'s dot products with the output gradient) -> expert_act(x, U, idx, 1) or expert_out(h, V, idx): each reads the table\'s rows itself, so the [T, .., d] gathered tensor is never built. Only for backends that read parameter tables in place during training (BackendInfo.tablesInPlace): elsewhere a fused op would copy the whole table per call.',
+  doc: 'In a training program: every einsum reading gathered expert rows, where all the gather\'s users are such reads (the forward\'s dot products and slot sums, the backward\'s dot products with the output gradient, and the sub-key tables\' backward, sums per token and head) -> expert_act(x, U, idx, 1) or expert_out(h, V, idx) (reshaped to [tokens x heads, slots] for sums per head): each reads the table\'s rows itself, so the [T, .., d] gathered tensor is never built. Only for backends that read parameter tables in place during training (BackendInfo.tablesInPlace): elsewhere a fused op would copy the whole table per call.',
   apply(node, _inputs, g, _m, ctx) {
     for (const gi of [0, 1] as const) {
       const read = expertRead(ctx, node, gi);
@@ -381,8 +383,14 @@ export const fuseExpertReads: RewriteRule = {
         const ones = ref(g.add('broadcast_to', [g.constant(1, 'f32', node.span)], { shape: g.typeOf(rows.idx).shape }, node.span));
         return [ref(g.add('expert_act', [ctx.map(read.x), rows.table, rows.idx, ones], { act: 'none', block: rows.m }, node.span))];
       }
-      if (g.typeOf(ctx.map(read.h)).shape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
-      return [ref(g.add('expert_out', [ctx.map(read.h), rows.table, rows.idx], { block: rows.m }, node.span))];
+      const hShape = g.typeOf(ctx.map(read.h)).shape;
+      if (hShape.map(String).join() !== g.typeOf(rows.idx).shape.map(String).join()) continue;
+      if (read.kind === 'out') return [ref(g.add('expert_out', [ctx.map(read.h), rows.table, rows.idx], { block: rows.m }, node.span))];
+      // The kept letters become expert_out's token axis: [.., K] -> [P, K], summed to [P, c], then back.
+      const kept = hShape.slice(0, -1).reduce((a, b) => a.mul(b));
+      const flat = (r: ValueRef) => ref(g.add('reshape', [r], { shape: [kept, hShape.at(-1)!] }, node.span));
+      const out = ref(g.add('expert_out', [flat(ctx.map(read.h)), rows.table, flat(rows.idx)], { block: rows.m }, node.span));
+      return [ref(g.add('reshape', [out], { shape: node.types[0]!.shape }, node.span))];
     }
     return undefined;
   },

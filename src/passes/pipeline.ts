@@ -20,7 +20,7 @@ export const PIPELINE: readonly Pass[] = [
   { name: 'inline', assumes: 'a verified module with an entry', guarantees: 'one function, the entry, with no calls', run: inlineModule },
   { name: 'unstack', assumes: 'an inlined module', guarantees: 'no gather reads a slice U[i] of a stacked parameter; it reads U as L*N rows at idx + i*N', run: (m) => rebuildModule(m, [unstackGather]) },
   { name: 'einsum-pairs', assumes: 'an inlined module', guarantees: 'every einsum has one or two operands (longer ones are chains, left to right, summing letters as early as possible)', run: (m) => rebuildModule(m, [einsumPairs]) },
-  { name: 'fold-constants', assumes: 'any verified module', guarantees: 'no elementwise op on scalar constants; x+0, x*1, x/1, -(-x) removed', run: (m) => rebuildModule(m, FOLD_RULES) },
+  { name: 'fold-constants', assumes: 'any verified module', guarantees: 'no elementwise op on scalar constants; x+0, x*1, x/1, -(-x) removed; two complementary zero-pads added -> one concat', run: (m) => rebuildModule(m, FOLD_RULES) },
   { name: 'cse', assumes: 'any verified module', guarantees: 'no two nodes with the same op, inputs and attributes (the graph is rebuilt through hash-consing)', run: (m) => rebuildModule(m, []) },
   { name: 'dce', assumes: 'any verified module', guarantees: 'every node is used by an output (inputs stay)', run: (m) => rebuildModule(m, []) },
 ];
@@ -42,7 +42,7 @@ export const TRAINING_FORWARD: readonly Pass[] = [
   dce('fuse-retrieval-dce'),
 ];
 export const TRAINING_BACKWARD: readonly Pass[] = [
-  { name: 'fold-constants', assumes: 'a differentiated module', guarantees: 'the gradient\'s constant arithmetic folded', run: (m) => rebuildModule(m, FOLD_RULES) },
+  { name: 'fold-constants', assumes: 'a differentiated module', guarantees: 'the gradient\'s constant arithmetic folded; the gradients of two slices that split an axis, padded and added, are one concat', run: (m) => rebuildModule(m, FOLD_RULES) },
   dce('training-dce'),
   { name: 'fuse-elementwise', assumes: 'a folded module', guarantees: 'chains of elementwise ops (a backward pass is full of them) are single elementwise_fused ops', run: (m) => rebuildModule(m, [fuseElementwise]) },
   dce('fuse-elementwise-dce'),
