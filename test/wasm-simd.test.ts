@@ -30,6 +30,7 @@ import { expertActTask, expertOutTask } from '../codegen/host/experts.js';
 import { productRetrieveTask } from '../codegen/host/retrieve.js';
 import { product_retrieve } from '../src/ir/ops/fused.js';
 import { kernelTask } from '../codegen/host/kernel-task.js';
+import { batchnormTrainingTask, columnReduceTask } from '../codegen/host/columns.js';
 import { decompose, type KernelPlan } from '../codegen/kernel.js';
 import { compileOk, sampleInputs, scaledError, smallExample } from './helpers.js';
 
@@ -71,6 +72,39 @@ describe.skipIf(skip)('the worker pool', () => {
       expect(Array.from(out)).toEqual(Array.from({ length: cells }, (_, x) => Math.floor(x / 35) * 100 + (Math.floor(x / 7) % 5) * 10 + (x % 7)));
     }
   });
+  for (const threads of [1, 2])
+    it(`column tasks (${threads} thread${threads > 1 ? 's' : ''}): sums over rows and training BatchNorm are the per-column kernels' bits`, async () => {
+      const pool = new WorkerPool(threads);
+      try {
+        const rows = 37, c = 48;
+        const x = sharedFloat32(rows * c).map((_, i) => Math.sin(i * 0.37) * 3 + (i % c) * 0.01);
+        const g = sharedFloat32(c).map((_, j) => 1 + j / 50), b = sharedFloat32(c).map((_, j) => j / 70 - 0.2);
+        // The kernels' arithmetic: float64 sums over rows in row order; statistics stored as float32.
+        const sums = new Float32Array(c), means = new Float32Array(c), mean32 = new Float32Array(c), inv32 = new Float32Array(c), bn = new Float32Array(rows * c);
+        for (let j = 0; j < c; j++) {
+          let acc = 0.0;
+          for (let r = 0; r < rows; r++) acc = acc + x[r * c + j]!;
+          sums[j] = acc;
+          means[j] = acc / rows;
+          const mean = acc / rows;
+          let sq = 0.0;
+          for (let r = 0; r < rows; r++) { const dv = x[r * c + j]! - mean; sq += dv * dv; }
+          mean32[j] = mean;
+          inv32[j] = 1.0 / Math.sqrt(sq / rows + 1e-5);
+        }
+        for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) bn[r * c + j] = (x[r * c + j]! - mean32[j]!) * inv32[j]! * g[j]! + b[j]!;
+        for (const mean of [false, true]) {
+          const out = sharedFloat32(c);
+          await pool.run(columnReduceTask(rows, c, mean), [x, out], c, { minLanes: 8 });
+          expect([...out]).toEqual([...(mean ? means : sums)]);
+        }
+        const out = sharedFloat32(rows * c);
+        await pool.run(batchnormTrainingTask(rows, c, '0.00001'), [x, g, b, out], c, { minLanes: 8 });
+        expect([...out]).toEqual([...bn]);
+      } finally {
+        pool.destroy();
+      }
+    });
   it('a task that throws on a worker rejects the call with its message', async () => {
     const pool = new WorkerPool(2);
     try {

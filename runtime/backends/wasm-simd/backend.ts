@@ -236,6 +236,7 @@ export class WasmSimdBackend implements Backend {
       permuted: ctx.permuted,
       param: ctx.param,
       paramsAsArguments: ctx.paramsAsArguments,
+      training: ctx.training,
       permuteAxes,
       table: (name, rowSize) => this.table(name, rowSize, ctx),
       note: (message) => this.noteSet.add(message),

@@ -17,6 +17,9 @@ import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum } from '../../../src/ir/ops/einsum.js';
 import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
 import { slice } from '../../../src/ir/ops/indexing.js';
+import { batchnorm } from '../../../src/ir/ops/reductions.js';
+import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
+import { lit } from '../../../codegen/kernel.js';
 
 export type Read = (r: ValueRef) => Float32Array;
 export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
@@ -32,6 +35,8 @@ export interface HostContext extends TableContext {
   param(name: string): Float32Array;
   /** Parameters are read per call (training: they change between calls). */
   paramsAsArguments: boolean;
+  /** The program runs in training mode (BatchNorm with batch statistics). */
+  training: boolean;
   permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array;
   /** Tells the user a step runs slower than it could, and why (run, bench and train print it). */
   note(message: string): void;
@@ -89,9 +94,54 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
         },
       };
     }
+    case 'reduce_sum':
+    case 'reduce_mean':
+    case 'batchnorm':
+      return columnStep(ctx, node, shapeOf);
     default:
       return undefined;
   }
+}
+
+/**
+ * Reductions over the leading axis of a [rows, c] tensor and training-mode BatchNorm as tasks over
+ * ranges of columns that walk rows in memory order (codegen/host/columns.ts), on the pool's
+ * threads; the per-column kernels read each column at a stride of c. Same arithmetic, same bits.
+ * Other shapes, and BatchNorm in evaluation mode (one pass with the running statistics), stay kernels.
+ */
+function columnStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
+  const shape = shapeOf(node.inputs[0]!);
+  if (node.types[0]!.dtype !== 'f32' || shape.length < 2) return undefined;
+  const c = shape[shape.length - 1]!;
+  if (node.op === 'batchnorm') {
+    if (!ctx.training) return undefined;
+    const rows = size(shape) / c;
+    const task = batchnormTrainingTask(rows, c, lit(attrsOf(batchnorm, node).eps));
+    const outBuf = keptShared(rows * c);
+    return {
+      label: 'batchnorm (host)',
+      host: async (read) => {
+        const out = outBuf();
+        await ctx.pool.run(task, [read(node.inputs[0]!), read(node.inputs[1]!), read(node.inputs[2]!), out], c, { minLanes: 64, outputs: [3] });
+        return [out];
+      },
+    };
+  }
+  const axis = (node.attrs.axis as number + shape.length) % shape.length;
+  // Only a sum over the first axis with every other axis kept as columns (no outer axes).
+  if (axis !== 0) return undefined;
+  const rows = shape[0]!, cols = size(shape) / rows;
+  if (cols < 16) return undefined;
+  const task = columnReduceTask(rows, cols, node.op === 'reduce_mean');
+  const outBuf = keptShared(cols);
+  return {
+    label: `${node.op} (host)`,
+    host: async (read) => {
+      const out = outBuf();
+      await ctx.pool.run(task, [read(node.inputs[0]!), out], cols, { minLanes: 64, outputs: [1] });
+      return [out];
+    },
+  };
 }
 
 /**
