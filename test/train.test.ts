@@ -178,6 +178,27 @@ describe('stacked tables (U: [L, N, d] used as U[i])', () => {
   });
 });
 
+describe('peerc bench --train', () => {
+  it('times a step per kernel and sets each part against the machine: contractions against the matmul, lazy Adam against random row reads', async () => {
+    const r = await peerc('bench', 'examples/peer_paper.peer', '--train', '--set', 'N=32^2', '--tokens', '16', '--runs', '2', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(j.tokens_per_s).toBeGreaterThan(0);
+    expect(j.kernels.map((k: { label: string }) => k.label)).toContain('optimizer');
+    expect(j.einsum_gflop).toBeGreaterThan(0);
+    expect(Object.keys(j.einsum_gflops_per_s).length).toBeGreaterThan(0);
+    expect(j.matmul_reference_gflops_per_s).toBeGreaterThan(0);
+    // Two @sparse tables of rows of d = 256: each touched row read 4 times and written 3 times.
+    expect(j.lazy_adam_bytes).toBeGreaterThan(0);
+    expect(j.lazy_adam_bytes % (256 * 4 * 7)).toBe(0);
+    expect(j.optimizer_gb_per_s).toBeGreaterThan(0);
+    const text = await peerc('bench', 'examples/peer_paper.peer', '--train', '--set', 'N=32^2', '--tokens', '16', '--runs', '2');
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/einsum work: [\d.]+ GFLOP per step; best 512\^3 matmul/);
+    expect(text.stdout).toMatch(/optimizer: [\d.]+ MB of touched rows .* GB\/s/);
+  });
+});
+
 describe('peerc ir --train', () => {
   it('prints the training program: loss, fused retrieval, gradients as IR', () => {
     const r = peerc('ir', 'examples/recall.peer', '--train');

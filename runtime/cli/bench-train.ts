@@ -8,7 +8,7 @@ import { DEFAULT_OPTIMIZER } from '../train/optim.js';
 import { Trainer } from '../train/trainer.js';
 import type { Batch } from '../train/data.js';
 import type { F32Tensor } from '../executor.js';
-import { benchInputs, benchWeights } from './bench.js';
+import { benchInputs, benchWeights, einsumFlops } from './bench.js';
 import { targetsShape } from '../../src/autodiff/differentiate.js';
 import { bindInputDims, entryFunction } from '../../src/interp/interpreter.js';
 import type { Tensor } from '../../src/interp/tensor.js';
@@ -40,6 +40,8 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   let warmupMs = 0;
   let movedBefore: ReturnType<Trainer['transfers']>;
   let movedAfter: ReturnType<Trainer['transfers']>;
+  let yardsticks: Awaited<ReturnType<Trainer['yardsticks']>> | undefined;
+  let touched = new Map<string, { rows: number; rowSize: number }>();
   try {
     for (let i = 0; i <= o.runs; i++) {
       const r = await trainer.step(batch);
@@ -52,6 +54,9 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
       for (const [k, v] of r.timings) kernels.set(k, [...(kernels.get(k) ?? []), v]);
     }
     movedAfter = trainer.transfers();
+    touched = trainer.touchedRows();
+    // The yardsticks in the same conditions as the step's kernels they are compared with.
+    yardsticks = await trainer.yardsticks();
   } finally {
     trainer.destroy();
   }
@@ -59,17 +64,43 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   const perStep = movedBefore && movedAfter && o.runs ? { up: (movedAfter.up - movedBefore.up) / o.runs, down: (movedAfter.down - movedBefore.down) / o.runs, params: (movedAfter.params - movedBefore.params) / o.runs } : undefined;
   const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 3 : 1), 0);
   const medianMs = median(runs);
+  const kernelMs = (label: string) => median(kernels.get(label) ?? []) || undefined;
+  const timedAs = (label: string) => [...kernels.keys()].find((k) => k === label || k.startsWith(`${label} (`));
+  // Each contraction of the training program against the best matmul (labels as the step times them).
+  const flops = einsumFlops(trainer.train.module, o.tokens, m);
+  const einsumGflops = Object.fromEntries([...flops.perKernel].flatMap(([label, gflop]) => {
+    const k = timedAs(label);
+    const ms = k && kernelMs(k);
+    return ms ? [[k, gflop / (ms / 1000)]] : [];
+  }));
+  // Lazy Adam reads each touched row of the weights, both moments and the summed gradient and writes three of them back.
+  const adamBytes = [...touched.values()].reduce((a, t) => a + t.rows * t.rowSize * 4 * 7, 0);
+  const optimizerMs = kernelMs('optimizer');
+  const optimizerGbPerS = adamBytes && optimizerMs ? adamBytes / 1e9 / (optimizerMs / 1000) : undefined;
   const result = {
     model: m.entry, backend: trainer.backend.name, backend_detail: trainer.describe(), tokens: o.tokens, runs: o.runs,
     setup_ms: setupMs, warmup_ms: warmupMs, median_ms: medianMs, runs_ms: runs, tokens_per_s: (o.tokens / medianMs) * 1000,
     kernels: [...kernels].map(([label, v]) => ({ label, median_ms: median(v) })).sort((a, b) => b.median_ms - a.median_ms),
     state_bytes: stateBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     ...(perStep ? { host_device_bytes_per_step: perStep } : {}),
+    einsum_gflop: flops.total, einsum_gflops_per_s: einsumGflops,
+    ...(yardsticks ? { matmul_reference_gflops_per_s: yardsticks.matmulGflops } : {}),
+    ...(yardsticks?.rowReads ? { row_read_reference: { gb_per_s: yardsticks.rowReads.gbPerS, table_rows: yardsticks.rowReads.rows, row_bytes: yardsticks.rowReads.rowBytes } } : {}),
+    lazy_adam_bytes: adamBytes, ...(optimizerGbPerS ? { optimizer_gb_per_s: optimizerGbPerS } : {}),
   };
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
     process.stdout.write(`train step of @${m.entry} on ${result.backend_detail}, ${o.tokens} tokens: median ${medianMs.toFixed(1)} ms over ${o.runs} steps (${result.tokens_per_s.toFixed(0)} tokens/s); first step ${warmupMs.toFixed(0)} ms (kernel compilation)\n`);
     for (const k of result.kernels.slice(0, 12)) process.stdout.write(`  ${k.median_ms.toFixed(1).padStart(8)} ms  ${k.label}\n`);
+    if (yardsticks) {
+      process.stdout.write(`einsum work: ${flops.total.toFixed(3)} GFLOP per step; best 512^3 matmul on this backend: ${yardsticks.matmulGflops.toFixed(2)} GFLOP/s\n`);
+      for (const [label, g] of Object.entries(einsumGflops).sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${label.padEnd(36)} ${g.toFixed(2)} GFLOP/s (${((100 * g) / yardsticks.matmulGflops).toFixed(0)}% of the matmul)\n`);
+    }
+    if (optimizerGbPerS) {
+      const reads = yardsticks?.rowReads;
+      const of = reads ? ` (${((100 * optimizerGbPerS) / reads.gbPerS).toFixed(0)}% of reading random rows of the largest table on all threads, ${reads.gbPerS.toFixed(2)} GB/s)` : '';
+      process.stdout.write(`optimizer: ${(adamBytes / 1e6).toFixed(1)} MB of touched rows (weights, moments, summed gradient) at ${optimizerGbPerS.toFixed(2)} GB/s${of}\n`);
+    }
     if (perStep) process.stdout.write(`host <-> device per step: ${(perStep.up / 1e6).toFixed(2)} MB up (${(perStep.params / 1e6).toFixed(2)} MB of it into parameters' GPU copies), ${(perStep.down / 1e6).toFixed(2)} MB down\n`);
     process.stdout.write(`parameters + Adam state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB; peak RSS ${(result.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB (${(result.peak_rss_bytes / stateBytes).toFixed(2)}x)\n`);
   }

@@ -224,7 +224,7 @@ function expertRowBytes(m: IRModule, tokens: number): Map<string, number> {
 }
 
 /** Multiply-adds x 2 of every einsum in the fused module (GFLOP), in total and per kernel label. */
-function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: Map<string, number> } {
+export function einsumFlops(m: IRModule, tokens: number, dimsFrom: IRModule = m): { total: number; perKernel: Map<string, number> } {
   const fn = entryFunction(m);
   let total = 0;
   const perKernel = new Map<string, number>();
@@ -233,7 +233,7 @@ function einsumFlops(m: IRModule, tokens: number): { total: number; perKernel: M
     const spec = parseEinsum(n.attrs.spec as string, n.op === 'einsum_bn' ? 2 : n.inputs.length);
     const size = new Map<string, number>();
     // The dims bound exactly as the inputs bench runs (benchDims), so every figure follows from the IR's work.
-    spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, fn.graph.typeOf(n.inputs[i]!).shape[j]!.evaluate(benchDims(m, tokens))!)));
+    spec.inputs.forEach((s, i) => [...s].forEach((c, j) => size.set(c, fn.graph.typeOf(n.inputs[i]!).shape[j]!.evaluate(benchDims(dimsFrom, tokens))!)));
     const gflop = (2 * [...size.values()].reduce((a, b) => a * b, 1)) / 1e9;
     total += gflop;
     const label = n.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${n.attrs.spec as string}`;

@@ -195,6 +195,7 @@ export class Trainer {
     timings.set('gradient norm', performance.now() - tNorm);
     if (!Number.isFinite(norm)) throw new Diverged('the gradient');
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
+    this.lastTouched = new Map([...grads.sparse].map(([name, s]) => [name, { rows: s.rows.length, rowSize: this.params.get(name)!.shape.at(-1)! }]));
     const t1 = performance.now();
     const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
     timings.set('optimizer', performance.now() - t1);
@@ -287,6 +288,21 @@ export class Trainer {
   transfers(): { up: number; down: number; params: number } | undefined {
     return this.trainExec.transfers();
   }
+
+  /**
+   * The machine's yardsticks on this backend, for reports: the best 512^3 matmul's GFLOP/s, and
+   * random row reads of the largest placed table (undefined without one).
+   */
+  async yardsticks(): Promise<{ matmulGflops: number; rowReads?: { gbPerS: number; rows: number; rowBytes: number } }> {
+    return { matmulGflops: await this.trainExec.matmulReference(), rowReads: await this.trainExec.rowReadReference() };
+  }
+
+  /** Rows of each sparse table the last step touched (summed and updated by lazy Adam), and their row sizes. */
+  touchedRows(): Map<string, { rows: number; rowSize: number }> {
+    return this.lastTouched;
+  }
+
+  private lastTouched = new Map<string, { rows: number; rowSize: number }>();
 
   /** Steps that run slower than they could on this backend, and why (known after their first call). */
   notes(): string[] {
