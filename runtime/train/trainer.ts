@@ -150,7 +150,8 @@ export class Trainer {
         let label = 'expert gradients (by expert)';
         if (!(await this.trainExec.addFactoredRows(full, ids, one, factoredSize))) {
           // A table the fused reads placed (the sub-key tables): its SIMD row-sum kernel, by row, then written whole rows.
-          const summed = this.trainExec.sumFactoredRowsByBackend(ids, one, factoredSize, name);
+          // One row per id only: a matrix expert's block of rows per id is the grouped products' case above.
+          const summed = one.coef.length === ids.length ? this.trainExec.sumFactoredRowsByBackend(ids, one, factoredSize, name) : undefined;
           if (summed) {
             const s = await summed;
             for (let i = 0; i < s.rows.length; i++) full.set(s.values.subarray(i * factoredSize, (i + 1) * factoredSize), s.rows[i]! * factoredSize);
