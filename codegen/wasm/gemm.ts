@@ -10,7 +10,7 @@ export const NR = 8;
 
 /** Locals of `gemm(a, b, c, M, N, K)`: pointers in bytes, sizes in elements. */
 const P = { a: 0, b: 1, c: 2, M: 3, N: 4, K: 5 };
-const L = { i: 6, j: 7, k: 8, pa: 9, pb: 10, rowBytes: 11, nBytes: 12, pc: 13, acc: 14 /* 8 v128 */, b0: 22, b1: 23, av: 24, rb2: 25, rb3: 26, b2: 27, b3: 28, pb2: 29 };
+const L = { i: 6, j: 7, k: 8, pa: 9, pb: 10, rowBytes: 11, nBytes: 12, pc: 13, acc: 14 /* 8 v128 */, b0: 22, b1: 23, av: 24, rb2: 25, rb3: 26 };
 
 export function gemmFunction(relaxed: boolean): FunctionDef {
   const get = I.localGet, set = I.localSet;
@@ -37,28 +37,8 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
     get(P.a), get(L.i), get(L.rowBytes), I.i32Mul, I.i32Add, set(L.pa),
     get(P.b), get(L.j), I.i32(2), I.i32Shl, I.i32Add, set(L.pb),
     get(P.K), set(L.k),
-    // Two steps of k per iteration while two remain: half the loop's pointer and counter work
-    // per multiply-add (the loop was bound by instructions issued, not by the multiply-adds).
-    // The sums run in the same order as one step at a time, so the results are the same bits.
     I.block, I.loop,
-    get(L.k), I.i32(2), I.i32LtS, I.brIf(1),
-    get(L.pb), I.v128Load(0), set(L.b0),
-    get(L.pb), I.v128Load(16), set(L.b1),
-    get(L.pb), get(L.nBytes), I.i32Add, set(L.pb2),
-    get(L.pb2), I.v128Load(0), set(L.b2),
-    get(L.pb2), I.v128Load(16), set(L.b3),
-    ...Array.from({ length: MR }, (_, r) => [
-      get(L.pa), ...(r === 0 ? [] : [get(r === 1 ? L.rowBytes : r === 2 ? L.rb2 : L.rb3), I.i32Add]), I.v128Load32Splat(0), set(L.av),
-      ...madd(L.acc + 2 * r, L.b0), ...madd(L.acc + 2 * r + 1, L.b1),
-      get(L.pa), ...(r === 0 ? [] : [get(r === 1 ? L.rowBytes : r === 2 ? L.rb2 : L.rb3), I.i32Add]), I.v128Load32Splat(4), set(L.av),
-      ...madd(L.acc + 2 * r, L.b2), ...madd(L.acc + 2 * r + 1, L.b3),
-    ].flat()),
-    get(L.pa), I.i32(8), I.i32Add, set(L.pa),
-    get(L.pb2), get(L.nBytes), I.i32Add, set(L.pb),
-    get(L.k), I.i32(2), I.i32Sub, set(L.k),
-    I.br(0), I.end, I.end,
-    // The last step when K is odd.
-    get(L.k), I.ifThen,
+    get(L.k), I.i32Eqz, I.brIf(1),
     get(L.pb), I.v128Load(0), set(L.b0),
     get(L.pb), I.v128Load(16), set(L.b1),
     ...Array.from({ length: MR }, (_, r) => [
@@ -66,7 +46,10 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
       get(L.pa), ...(r === 0 ? [] : [get(r === 1 ? L.rowBytes : r === 2 ? L.rb2 : L.rb3), I.i32Add]), I.v128Load32Splat(0), set(L.av),
       ...madd(L.acc + 2 * r, L.b0), ...madd(L.acc + 2 * r + 1, L.b1),
     ].flat()),
-    I.end,
+    get(L.pa), I.i32(4), I.i32Add, set(L.pa),
+    get(L.pb), get(L.nBytes), I.i32Add, set(L.pb),
+    get(L.k), I.i32(1), I.i32Sub, set(L.k),
+    I.br(0), I.end, I.end,
     // store: pc = c + (i * N + j) * 4, row r at pc + r * nBytes
     get(P.c), get(L.i), get(L.nBytes), I.i32Mul, I.i32Add, get(L.j), I.i32(2), I.i32Shl, I.i32Add, set(L.pc),
     ...Array.from({ length: MR }, (_, r) => [
@@ -78,7 +61,7 @@ export function gemmFunction(relaxed: boolean): FunctionDef {
     get(L.i), I.i32(MR), I.i32Add, set(L.i),
     I.br(0), I.end, I.end,
   ];
-  const locals: FunctionDef['locals'] = [...Array<'i32'>(8).fill('i32'), ...Array<'v128'>(8).fill('v128'), 'v128', 'v128', 'v128', 'i32', 'i32', 'v128', 'v128', 'i32'];
+  const locals: FunctionDef['locals'] = [...Array<'i32'>(8).fill('i32'), ...Array<'v128'>(8).fill('v128'), 'v128', 'v128', 'v128', 'i32', 'i32'];
   return { name: 'gemm', params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'], locals, body };
 }
 
