@@ -17,7 +17,7 @@ import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum } from '../../../src/ir/ops/einsum.js';
 import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
 import { slice } from '../../../src/ir/ops/indexing.js';
-import { batchnorm } from '../../../src/ir/ops/reductions.js';
+import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
 
@@ -127,7 +127,7 @@ function columnStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => numb
       },
     };
   }
-  const axis = (node.attrs.axis as number + shape.length) % shape.length;
+  const axis = (attrsOf(node.op === 'reduce_sum' ? reduce_sum : reduce_mean, node).axis + shape.length) % shape.length;
   // Only a sum over the first axis with every other axis kept as columns (no outer axes).
   if (axis !== 0) return undefined;
   const rows = shape[0]!, cols = size(shape) / rows;
