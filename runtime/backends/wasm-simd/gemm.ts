@@ -1,10 +1,12 @@
 // Runs the generated SIMD128 contraction kernel (codegen/wasm/gemm.ts): full 4 x 8 tiles in
-// wasm, the ragged edge in JavaScript. With a worker pool the memory is shared and row blocks
+// wasm, the ragged edge in JavaScript. B is copied in as panels of 8 columns (gemmPacked), which
+// doubled the scoring products' rate; products() takes B row-major (grouped expert products lay
+// their operands out themselves). With a worker pool the memory is shared and row blocks
 // are split across the threads, each running the same module instantiated on that memory.
 // A contraction step owns a region of the memory (operands and result, laid out once when its
 // plan is built), so parameters are copied in once and results are read in place (views into
 // the shared memory, valid until that step runs again). Measured by bench/wasm-gemm.mjs.
-import { gemmModule, MR, NR } from '../../../codegen/wasm/gemm.js';
+import { gemmModule, MR, NR, packPanels } from '../../../codegen/wasm/gemm.js';
 import { wasmFeatures } from '../../../codegen/wasm/module.js';
 import { toShared, type PoolTask, type WorkerPool } from '../../pool.js';
 
@@ -36,7 +38,10 @@ export class WasmGemm {
   /** Threads the products are split across (1 without a pool). */
   readonly threads: number;
   private readonly memory: WebAssembly.Memory;
+  /** gemmPacked: B in panels (run, matmul). */
   private readonly gemm: (a: number, b: number, c: number, m: number, n: number, k: number) => void;
+  /** gemm: B row-major (products). */
+  private readonly gemmRows: (a: number, b: number, c: number, m: number, n: number, k: number) => void;
   private readonly task: PoolTask | undefined;
   private readonly pool: WorkerPool | undefined;
   /** Where kernels instantiated on this memory (instantiate) run: every thread of the given pool. */
@@ -71,12 +76,14 @@ export class WasmGemm {
     if (pool) {
       const key = this.key;
       this.pool = pool;
-      this.gemm = pool.defineWasm(key, module, this.memory).gemm as WasmGemm['gemm'];
+      const exports = pool.defineWasm(key, module, this.memory);
+      this.gemm = exports.gemmPacked as WasmGemm['gemm'];
+      this.gemmRows = exports.gemm as WasmGemm['gemm'];
       // Lanes are blocks of MR rows of one batch entry; consecutive blocks of an entry run as one call.
       this.task = {
         key: `${key}:rows`,
         source: `function gemmRows(args, from, to, ctx) {
-  const gemm = ctx.wasm[${JSON.stringify(key)}].gemm;
+  const gemm = ctx.wasm[${JSON.stringify(key)}].gemmPacked;
   const pa = args[0], pb = args[1], pc = args[2], m = args[3], n = args[4], k = args[5], blocks = args[6];
   let l = from;
   while (l < to) {
@@ -87,7 +94,9 @@ export class WasmGemm {
 }`,
       };
     } else {
-      this.gemm = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports.gemm as WasmGemm['gemm'];
+      const exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports;
+      this.gemm = exports.gemmPacked as WasmGemm['gemm'];
+      this.gemmRows = exports.gemm as WasmGemm['gemm'];
     }
   }
 
@@ -165,7 +174,10 @@ export class WasmGemm {
     const buffer = this.memory.buffer;
     this.buffers.add(buffer);
     new Float32Array(buffer, pa * 4, a.length).set(a);
-    if (!(bConstant && r.bLoaded)) new Float32Array(buffer, pb * 4, b.length).set(b);
+    if (!(bConstant && r.bLoaded)) {
+      const mem = this.floats();
+      for (let t = 0; t < batch; t++) packPanels(b, t * k * n, mem, pb + t * k * n, k, n);
+    }
     r.bLoaded = bConstant;
     const blocks = Math.floor(m / MR);
     if (this.pool && this.task) {
@@ -209,7 +221,7 @@ export class WasmGemm {
     if (!r) this.scratch.set(key, (r = this.region(1, m, n, k)));
     const buffer = this.memory.buffer;
     new Float32Array(buffer, r.pa * 4, a.length).set(a);
-    new Float32Array(buffer, r.pb * 4, b.length).set(b);
+    packPanels(b, 0, this.floats(), r.pb, k, n);
     this.gemm(r.pa * 4, r.pb * 4, r.pc * 4, m - (m % MR), n, k);
     const c = new Float32Array(buffer, r.pc * 4, m * n).slice();
     const mFull = m - (m % MR), nFull = n - (n % NR);
@@ -251,11 +263,12 @@ export class WasmGemm {
         key: `${this.key}:products`,
         source: `function gemmProducts(args, from, to, ctx) {
   const gemm = ctx.wasm[${JSON.stringify(this.key)}].gemm, l = args[0];
+  // B row-major here: gemm, not gemmPacked.
   for (let p = from; p < to; p++) gemm(l[6 * p], l[6 * p + 1], l[6 * p + 2], l[6 * p + 3], l[6 * p + 4], l[6 * p + 5]);
 }`,
       };
       await this.pool.run(this.groupTask, [toShared(list)], count, { minLanes: 1 });
-    } else for (let p = 0; p < count; p++) this.gemm(list[6 * p]!, list[6 * p + 1]!, list[6 * p + 2]!, list[6 * p + 3]!, list[6 * p + 4]!, list[6 * p + 5]!);
+    } else for (let p = 0; p < count; p++) this.gemmRows(list[6 * p]!, list[6 * p + 1]!, list[6 * p + 2]!, list[6 * p + 3]!, list[6 * p + 4]!, list[6 * p + 5]!);
   }
   private groupTask: PoolTask | undefined;
 }

@@ -181,10 +181,10 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
     const c = g.length;
     const scale = Float32Array.from(g, (gv, j) => gv / Math.sqrt(variance[j]! + eps));
-    for (let i = 0; i < out.length; i++) {
-      const j = i % c;
-      out[i] = (out[i]! - mean[j]!) * scale[j]! + b[j]!;
-    }
+    // Row by row: no index division per element. (x - mean) * scale, not x * scale - mean * scale,
+    // which loses digits where the mean is large against the spread.
+    for (let row = 0; row < out.length; row += c)
+      for (let j = 0; j < c; j++) out[row + j] = (out[row + j]! - mean[j]!) * scale[j]! + b[j]!;
     return [out];
   };
   return { label, host };
