@@ -49,6 +49,20 @@ describe('SIMD128 contraction kernel', () => {
         expect(err, `[${m}, ${k}] x [${k}, ${n}]`).toBeLessThan(1e-5 * Math.sqrt(k));
       }
     });
+  it('B given transposed ([n, k], a key table read as [k, n]) is packed straight from that layout, ragged columns included', async () => {
+    const g = new WasmGemm();
+    for (const [m, n, k] of [[8, 16, 4], [12, 1027, 64], [4, 13, 3], [256, 24, 128]] as const) {
+      const a = random(m * k, m + 1), bt = random(n * k, n + 2);
+      const b = new Float32Array(k * n);
+      for (let j = 0; j < n; j++) for (let q = 0; q < k; q++) b[q * n + j] = bt[j * k + q]!;
+      const region = g.region(1, m, n, k);
+      const viaT = (await g.run(region, a, bt, false, true)).slice();
+      const plain = (await g.run(region, a, b, false, false)).slice();
+      expect(viaT, `[${m}, ${k}] x [${k}, ${n}]`).toEqual(plain);
+      const ref = reference(a, b, m, n, k);
+      ref.forEach((v, i) => expect(Math.abs(v - viaT[i]!)).toBeLessThan(1e-5 * Math.sqrt(k) * (1 + Math.abs(v))));
+    }
+  });
   it('grows its memory for large operands and refuses products past 4 GiB', () => {
     const g = new WasmGemm();
     const m = 512, k = 512, n = 512;

@@ -75,10 +75,19 @@ export function gemmFunction(relaxed: boolean, packed = false): FunctionDef {
 /**
  * Writes B [k, n] (row-major, from `src` at float offset `from`) into `dst` at float offset `at`
  * as gemmPacked reads it: the full panels of 8 columns, each [k][8] in turn (the columns past
- * the last full panel are not written; the caller computes them from `src`).
+ * the last full panel are not written; the caller computes them from `src`). `transposed`: src
+ * holds B's transpose [n, k] (a key table read as [c, n]), packed without permuting it first.
  */
-export function packPanels(src: Float32Array, from: number, dst: Float32Array, at: number, k: number, n: number): void {
+export function packPanels(src: Float32Array, from: number, dst: Float32Array, at: number, k: number, n: number, transposed = false): void {
   const panels = Math.floor(n / NR);
+  if (transposed) {
+    for (let p = 0; p < panels; p++)
+      for (let x = 0; x < NR; x++) {
+        const s = from + (p * NR + x) * k, o = at + p * k * NR + x;
+        for (let q = 0; q < k; q++) dst[o + q * NR] = src[s + q]!;
+      }
+    return;
+  }
   for (let p = 0; p < panels; p++) {
     let o = at + p * k * NR, s = from + p * NR;
     for (let q = 0; q < k; q++, o += NR, s += n) {

@@ -167,8 +167,9 @@ export class WasmGemm {
   /**
    * Runs the product of a region: copies A in, B too unless `bConstant` and already there, and
    * returns C as a view into the memory (shared; overwritten when the region runs again).
+   * `bTransposed`: b holds B's transpose, [batch, n, k].
    */
-  async run(r: GemmRegion, a: Float32Array, b: Float32Array, bConstant = false): Promise<Float32Array> {
+  async run(r: GemmRegion, a: Float32Array, b: Float32Array, bConstant = false, bTransposed = false): Promise<Float32Array> {
     const { batch, m, n, k, pa, pb, pc } = r;
     if (a.length !== batch * m * k || b.length !== batch * k * n) throw new Error(`matmul: operands of ${a.length} and ${b.length} values for ${batch} x [${m}, ${k}] x [${k}, ${n}]`);
     const buffer = this.memory.buffer;
@@ -176,7 +177,7 @@ export class WasmGemm {
     new Float32Array(buffer, pa * 4, a.length).set(a);
     if (!(bConstant && r.bLoaded)) {
       const mem = this.floats();
-      for (let t = 0; t < batch; t++) packPanels(b, t * k * n, mem, pb + t * k * n, k, n);
+      for (let t = 0; t < batch; t++) packPanels(b, t * k * n, mem, pb + t * k * n, k, n, bTransposed);
     }
     r.bLoaded = bConstant;
     const blocks = Math.floor(m / MR);
@@ -196,7 +197,7 @@ export class WasmGemm {
       for (let i = 0; i < m; i++)
         for (let j = i < mFull ? nFull : 0; j < n; j++) {
           let acc = 0;
-          for (let q = 0; q < k; q++) acc += a[ao + i * k + q]! * b[bo + q * n + j]!;
+          for (let q = 0; q < k; q++) acc += a[ao + i * k + q]! * b[bTransposed ? bo + j * k + q : bo + q * n + j]!;
           c[co + i * n + j] = acc;
         }
     }

@@ -165,8 +165,13 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     if (src.kind === 'param' && !ctx.paramsAsArguments) return () => (identity ? ctx.param(src.name) : ctx.permuted(src.name, perm));
     return (read: Read) => (identity ? read(r) : ctx.permuteAxes(read(r), shapes[i]!, perm));
   };
-  const ax = operand(m.x, m.permX), ay = operand(m.y, m.permY);
   const bConstant = constant(m.y);
+  // B read per call whose axes are [cols..., contracted...] (a key table or a weight read
+  // transposed): packed straight from that layout, not permuted and then packed.
+  // That is: permY rotates Y's axes by j, and Y's first j axes hold exactly the columns.
+  const j = m.permY[0]!, yShape = shapes[m.y]!;
+  const bTransposed = !bConstant && m.batch === 1 && j > 0 && m.permY.every((p, i) => p === (i + j) % m.permY.length) && size(yShape.slice(0, j)) === m.cols;
+  const ax = operand(m.x, m.permX), ay = bTransposed ? (read: Read) => read(node.inputs[m.y]!) : operand(m.y, m.permY);
   const bn = node.op === 'einsum_bn' ? node.inputs.slice(2) : undefined;
   const eps = node.op === 'einsum_bn' ? attrsOf(einsum_bn, node).eps : 0;
   const label = `${node.op === 'einsum_bn' ? 'einsum_bn' : `einsum ${specText}`} (wasm-simd)`;
@@ -175,7 +180,7 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   const gemm = ctx.gemm();
   const region = gemm.region(m.batch, m.rows, m.cols, m.inner);
   const host: HostFn = async (read) => {
-    let out = await gemm.run(region, ax(read), ay(read), bConstant);
+    let out = await gemm.run(region, ax(read), ay(read), bConstant, bTransposed);
     if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
     if (!bn) return [out];
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
