@@ -272,9 +272,12 @@ function runningStatistics(b: GradBuilder & { g: Graph }, norms: Node[], params:
     const rows = shape.slice(0, -1).reduce((acc, d) => acc.mul(d), Dim.of(1));
     const flat = b.op('reshape', [x!], { shape: [rows, shape[shape.length - 1]!] });
     const mean = b.op('reduce_mean', [flat], { axis: 0 });
-    const centred = b.op('sub', [flat, mean]);
+    // The biased variance in the form BatchNorm's gradient builds it (normGrad), so that CSE
+    // leaves one pass over the centred squares for both, then scaled to the unbiased one.
+    const centred = b.op('sub', [flat, b.expandAlong(mean, 0, b.type(flat).shape)]);
     const count = b.op('dim_size', [], { n: [rows] });
-    const variance = b.op('div', [b.op('reduce_sum', [b.op('mul', [centred, centred])], { axis: 0 }), b.op('sub', [count, b.scalar(1)])]);
+    const biased = b.op('reduce_mean', [b.op('mul', [centred, centred])], { axis: 0 });
+    const variance = b.op('mul', [biased, b.op('div', [count, b.op('sub', [count, b.scalar(1)])])]);
     const blend = (old: ValueRef, v: ValueRef) => b.op('add', [b.op('mul', [old, b.scalar(1 - mom)]), b.op('mul', [v, b.scalar(mom)])]);
     for (const [src, stat] of [[rmean!, mean], [rvar!, variance]] as const) {
       const buf = bufferOf(b.g, src, params);

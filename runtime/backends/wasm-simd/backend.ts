@@ -272,7 +272,7 @@ export class WasmSimdBackend implements Backend {
       let offset = 0;
       return plans[plans.length - 1]!.results.map((len) => stages[stages.length - 1]!.subarray(offset, (offset += len)));
     };
-    const label = (plans.length === 1 ? `${plans[0]!.label} (host)` : `${plans[0]!.label.split(":")[0]} (host)`) + (process.env.PEERC_TRACE ? ` ${plans[0]!.outputLength}#${Math.random().toString(36).slice(2, 5)}` : "");
+    const label = plans.length === 1 ? `${plans[0]!.label} (host)` : `${plans[0]!.label.split(':')[0]} (host)`;
     return { label, run, kernels: 1 };
   }
 
