@@ -105,6 +105,36 @@ describe.skipIf(skip)('the worker pool', () => {
         pool.destroy();
       }
     });
+  it('calls after the first go through the control blocks, not messages; new tasks and arrays between them still arrive', async () => {
+    const pool = new WorkerPool(2);
+    try {
+      const add = { key: 'test:add', source: 'function (args, from, to) { const a = args[0]; for (let i = from; i < to; i++) a[i] += args[1]; }' };
+      const a = sharedFloat32(1000);
+      for (let r = 0; r < 50; r++) await pool.run(add, [a, 1], 1000, { minLanes: 10 });
+      expect(pool.calls.fast).toBeGreaterThan(40);
+      expect([...a].every((v) => v === 50)).toBe(true);
+      // A task defined and an array sent between calls: the worker is kicked out of its block to read them.
+      const b = sharedFloat32(1000);
+      const scale = { key: 'test:scale', source: 'function (args, from, to) { const a = args[0], b = args[1]; for (let i = from; i < to; i++) b[i] = a[i] * args[2]; }' };
+      for (let r = 0; r < 5; r++) await pool.run(scale, [a, b, r], 1000, { minLanes: 10 });
+      expect([...b].every((v) => v === 200)).toBe(true);
+      // A worker left idle past its wait goes back to its event loop; the next call goes by message and works.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const before = pool.calls.message;
+      await pool.run(add, [a, -50], 1000, { minLanes: 10 });
+      expect(pool.calls.message).toBe(before + 1);
+      expect([...a].every((v) => v === 0)).toBe(true);
+      const thrower = { key: 'test:throws-fast', source: "function (args, from, to) { if (from > 0 && args[1] > 0) throw new Error('lane ' + from + ' failed fast'); }" };
+      await pool.run(thrower, [a, 0], 100, { minLanes: 10 });
+      const fastBefore = pool.calls.fast;
+      await expect(pool.run(thrower, [a, 1], 100, { minLanes: 10 })).rejects.toThrow(/worker task failed: .*lane 50 failed fast/);
+      expect(pool.calls.fast).toBe(fastBefore + 1);
+      await pool.run(add, [a, 2], 1000, { minLanes: 10 });
+      expect([...a].every((v) => v === 2)).toBe(true);
+    } finally {
+      pool.destroy();
+    }
+  });
   it('a task that throws on a worker rejects the call with its message', async () => {
     const pool = new WorkerPool(2);
     try {
