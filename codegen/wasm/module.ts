@@ -93,6 +93,9 @@ export const I = {
   /** f64x2 rounded to f32 in lanes 0-1, lanes 2-3 zero. */
   f32x4DemoteF64x2Zero: simd(0x5e),
   f64x2Add: simd(0xf0), f64x2Sub: simd(0xf1), f64x2Mul: simd(0xf2), f64x2Div: simd(0xf3), f64x2Sqrt: simd(0xef),
+  f64x2Abs: simd(0xec), f64x2Neg: simd(0xed),
+  /** Lane-wise minimum and maximum: NaN where either lane is NaN, -0 below +0 (as Math.min and Math.max). */
+  f64x2Min: simd(0xf4), f64x2Max: simd(0xf5),
   f32x4Add: simd(0xe4), f32x4Sub: simd(0xe5), f32x4Mul: simd(0xe6), f32x4Div: simd(0xe7), f32x4Sqrt: simd(0xe3),
   /** a * b + c in one rounding where the engine fuses it (relaxed SIMD). */
   f32x4RelaxedMadd: simd(0x105),

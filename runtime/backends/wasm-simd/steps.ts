@@ -20,6 +20,9 @@ import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
+import { elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
+import type { PoolTask } from '../../pool.js';
 
 export type Read = (r: ValueRef) => Float32Array;
 export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
@@ -53,6 +56,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
       return contraction(ctx, node, shapeOf);
     case 'product_retrieve':
       return retrieveStep(ctx, node, shapeOf);
+    case 'elementwise_fused':
+      return elementwiseStep(ctx, node, shapeOf);
     case 'expert_act':
     case 'expert_out': {
       const step = tableStep(ctx, node, shapeOf);
@@ -233,6 +238,59 @@ function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => nu
       const w = wBuf();
       await ctx.pool.run(task, [p1, p2, scratch, cand, idx, sums(), w], lanes, { minLanes: 16, outputs: [5, 6] });
       return [w, ids()];
+    },
+  };
+}
+
+/** Below this many cells an elementwise op stays a JavaScript task (the copies in would cost more than they save). */
+const ELEMENTWISE_MIN_CELLS = 8192;
+
+/**
+ * An arithmetic elementwise_fused as the SIMD kernel (codegen/wasm/elementwise.ts) in the
+ * contraction kernel's memory: operands a kernel left there are read in place, others copied
+ * in; the result is left there (read in place by the steps after it). Undefined (a JavaScript
+ * task, bit for bit the same values) for other ops, other broadcasts, or small outputs.
+ */
+function elementwiseStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
+  const expr = JSON.parse(attrsOf(elementwise_fused, node).expr) as ElementwiseExpr;
+  const out = shapeOf({ node: node.id, result: 0 });
+  const cells = size(out), cols = out[out.length - 1] ?? 1;
+  if (!wasmElementwiseFits(expr) || cells < ELEMENTWISE_MIN_CELLS || cols % 4 !== 0) return undefined;
+  const shapes = node.inputs.map(shapeOf);
+  const kinds = shapes.map((sh) => operandKind(sh, out));
+  if (kinds.some((k) => k === undefined)) return undefined;
+  const known = kinds as OperandKind[];
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate(`elementwise:${cols}:${known.join(',')}:${attrsOf(elementwise_fused, node).expr}`, (limits) => elementwiseModule(expr, known, cols, limits));
+  const task: PoolTask = {
+    key: `${kernel}:rows`,
+    source: `function elementwise(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].elementwise(${node.inputs.map((_, i) => `args[${i}], `).join('')}args[${node.inputs.length}], from, to);
+}`,
+  };
+  const what = `elementwise_fused over [${out.join(', ')}]`;
+  const outAt = gemm.reserve(4 * cells, what);
+  const result = gemm.view(Float32Array, outAt, cells);
+  // Operands not in this memory are copied into a place of their own, made on first use.
+  const places = shapes.map((sh) => {
+    let at: number | undefined, view: (() => Float32Array) | undefined;
+    return (a: Float32Array) => {
+      at ??= gemm.reserve(4 * Math.max(4, size(sh)), what);
+      view ??= gemm.view(Float32Array, at, size(sh));
+      view().set(a);
+      return at;
+    };
+  });
+  const rows = cells / cols;
+  return {
+    label: 'elementwise_fused (wasm-simd)',
+    host: async (read) => {
+      const ptrs = node.inputs.map((r, i) => {
+        const a = read(r);
+        return gemm.locate(a) ?? places[i]!(a);
+      });
+      await ctx.pool.run(task, [outAt, ...ptrs], rows, { minLanes: Math.max(1, Math.ceil(16384 / cols)) });
+      return [result()];
     },
   };
 }

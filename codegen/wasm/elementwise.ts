@@ -1,0 +1,115 @@
+// A fused elementwise expression (elementwise_fused) as WebAssembly SIMD over rows: the
+// arithmetic ones only (+ - * /, min, max, neg, abs, sqrt, relu), which wasm has as
+// instructions. Each value is read as float32, computed in float64 (f64x2, two lanes at a
+// time) and rounded to float32 once when stored, which is what the generated JavaScript does
+// with its numbers, so the two agree bit for bit. Expressions with exp, tanh, erf and the like
+// stay JavaScript tasks: wasm has no such instructions, and an approximation would not agree.
+import type { ElementwiseExpr } from '../../src/ir/ops/elementwise-fused.js';
+import { buildModule, I, type FunctionDef, type ValType } from './module.js';
+
+/**
+ * How an operand of an output [rows, cols] is read: `full` (one value per output cell), `row`
+ * (one per column, the same for every row), `col` (one per row), `scalar`.
+ */
+export type OperandKind = 'full' | 'row' | 'col' | 'scalar';
+
+const BINARY: Record<string, number[]> = { add: I.f64x2Add, sub: I.f64x2Sub, mul: I.f64x2Mul, div: I.f64x2Div, maximum: I.f64x2Max, minimum: I.f64x2Min };
+const UNARY: Record<string, number[]> = { neg: I.f64x2Neg, abs: I.f64x2Abs, sqrt: I.f64x2Sqrt };
+
+/** Whether every op of `e` has a wasm instruction here (relu is max(x, 0)). */
+export function wasmElementwiseFits(e: ElementwiseExpr): boolean {
+  if ('input' in e || 'value' in e) return true;
+  if (!(e.op in BINARY || e.op in UNARY || e.op === 'relu' || e.op === 'broadcast_to')) return false;
+  return e.args.every(wasmElementwiseFits);
+}
+
+/**
+ * Where a [rows, cols] output's operand of shape `shape` reads (broadcast from the right, as
+ * elementwise_fused does), or undefined when it is none of the four kinds.
+ */
+export function operandKind(shape: readonly number[], out: readonly number[]): OperandKind | undefined {
+  const padded = [...Array<number>(Math.max(0, out.length - shape.length)).fill(1), ...shape];
+  if (padded.length !== out.length) return undefined;
+  const n = out.length;
+  if (padded.every((d) => d === 1)) return 'scalar';
+  if (padded.every((d, i) => d === out[i])) return 'full';
+  if (padded[n - 1] === out[n - 1] && padded.slice(0, -1).every((d) => d === 1)) return 'row';
+  if (padded[n - 1] === 1 && padded.slice(0, -1).every((d, i) => d === out[i])) return 'col';
+  return undefined;
+}
+
+/** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+/** Lanes 0-1 of a and of b (two demoted f64x2) as one f32x4. */
+const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+
+/**
+ * `elementwise(out, p0, ..., p(n-1), rowFrom, rowTo)`: byte pointers; rows of `cols` floats,
+ * `cols` a multiple of 4. Writes out[r, c] for rows [rowFrom, rowTo).
+ */
+export function elementwiseFunction(expr: ElementwiseExpr, kinds: readonly OperandKind[], cols: number): FunctionDef {
+  if (cols % 4 !== 0) throw new RangeError(`elementwise rows of ${cols} values are not whole f32x4 vectors`);
+  const get = I.localGet, set = I.localSet;
+  const n = kinds.length;
+  const out = 0, from = n + 1, to = n + 2;
+  const locals: ValType[] = [];
+  let next = n + 3;
+  const local = (t: ValType) => (locals.push(t), next++);
+  const r = local('i32'), j = local('i32'), rowBase = local('i32'), at = local('i32');
+  const v = local('v128'), lo = local('v128'), hi = local('v128');
+  // Per operand: its two halves for this step (full, row) or its splat (col: per row; scalar: once).
+  const halves = kinds.map((k) => (k === 'full' || k === 'row' ? [local('v128'), local('v128')] : [local('v128')]));
+  const rowBytes = cols * 4;
+  const splatF32At = (ptr: number[][]): number[][] => [...ptr, I.f32Load(0), I.f64PromoteF32, I.f64x2Splat];
+  const used = new Set<number>();
+  const visit = (e: ElementwiseExpr): void => {
+    if ('input' in e) used.add(e.input);
+    else if ('op' in e) e.args.forEach(visit);
+  };
+  visit(expr);
+  const emit = (e: ElementwiseExpr, half: 0 | 1): number[][] => {
+    if ('value' in e) return [I.f64(e.value), I.f64x2Splat];
+    if ('input' in e) {
+      const h = halves[e.input]!;
+      return [get(h[Math.min(half, h.length - 1)]!)];
+    }
+    if (e.op === 'broadcast_to') return emit(e.args[0]!, half);
+    if (e.op === 'relu') return [...emit(e.args[0]!, half), I.f64(0), I.f64x2Splat, I.f64x2Max];
+    if (e.op in UNARY) return [...emit(e.args[0]!, half), UNARY[e.op]!];
+    return [...emit(e.args[0]!, half), ...emit(e.args[1]!, half), BINARY[e.op]!];
+  };
+  const loads = [...used].flatMap((i): number[][] => {
+    const k = kinds[i]!, h = halves[i]!;
+    if (k !== 'full' && k !== 'row') return [];
+    return [
+      get(1 + i), ...(k === 'full' ? [get(rowBase), I.i32Add] : []), get(j), I.i32Add, I.v128Load(0), set(v),
+      get(v), I.f64x2PromoteLowF32x4, set(h[0]!),
+      get(v), get(v), I.i8x16Shuffle(HIGH_HALF), I.f64x2PromoteLowF32x4, set(h[1]!),
+    ];
+  });
+  const body: number[][] = [
+    ...[...used].flatMap((i): number[][] => (kinds[i] === 'scalar' ? [...splatF32At([get(1 + i)]), set(halves[i]![0]!)] : [])),
+    get(from), set(r),
+    I.block, I.loop,
+    get(r), get(to), I.i32GeS, I.brIf(1),
+    get(r), I.i32(rowBytes), I.i32Mul, set(rowBase),
+    ...[...used].flatMap((i): number[][] => (kinds[i] === 'col' ? [...splatF32At([get(1 + i), get(r), I.i32(4), I.i32Mul, I.i32Add]), set(halves[i]![0]!)] : [])),
+    I.i32(0), set(j),
+    I.block, I.loop,
+    get(j), I.i32(rowBytes), I.i32GeS, I.brIf(1),
+    ...loads,
+    ...emit(expr, 0), set(lo),
+    ...emit(expr, 1), set(hi),
+    get(out), get(rowBase), I.i32Add, get(j), I.i32Add, set(at),
+    get(at), get(lo), I.f32x4DemoteF64x2Zero, get(hi), I.f32x4DemoteF64x2Zero, I.i8x16Shuffle(LOW_HALVES), I.v128Store(0),
+    get(j), I.i32(16), I.i32Add, set(j),
+    I.br(0), I.end, I.end,
+    get(r), I.i32(1), I.i32Add, set(r),
+    I.br(0), I.end, I.end,
+  ];
+  return { name: 'elementwise', params: Array<ValType>(n + 3).fill('i32'), locals, body };
+}
+
+export function elementwiseModule(expr: ElementwiseExpr, kinds: readonly OperandKind[], cols: number, memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
+  return buildModule([elementwiseFunction(expr, kinds, cols)], memory);
+}
