@@ -3,7 +3,7 @@
 // do: bit for bit, for every operand kind, NaN, infinities and signed zeros included; and in a
 // training step, where the BatchNorm backward's expressions run on it.
 import { describe, expect, it } from 'vitest';
-import { elementwiseFunction, operandKind, wasmElementwiseFits, type OperandKind } from '../codegen/wasm/elementwise.js';
+import { COLUMN_BLOCK, columnSumsFunction, elementwiseFunction, operandKind, wasmElementwiseFits, type OperandKind } from '../codegen/wasm/elementwise.js';
 import { buildModule } from '../codegen/wasm/module.js';
 import type { ElementwiseExpr } from '../src/ir/ops/elementwise-fused.js';
 import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
@@ -76,6 +76,22 @@ describe('arithmetic elementwise kernel', () => {
           else expect(Object.is(got, want), `[${r}, ${j}]: ${got} vs ${want}`).toBe(true);
         }
     });
+  for (const mean of [false, true])
+    it(`column ${mean ? 'means' : 'sums'}: float64 in row order, rounded once, as the column tasks compute them`, () => {
+      const rows = 37, cols = 3 * COLUMN_BLOCK;
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 2 });
+      const f32 = new Float32Array(memory.buffer);
+      const x = 64, out = x + 4 * rows * cols;
+      for (let i = 0; i < rows * cols; i++) f32[x / 4 + i] = i % 97 === 5 ? 1e30 : Math.sin(i * 0.61) * 1e3;
+      const fn = new WebAssembly.Instance(new WebAssembly.Module(buildModule([columnSumsFunction(mean)], { minPages: 1, maxPages: 2 })), { env: { memory } }).exports.columnSums as (...a: number[]) => void;
+      fn(x, out, rows, cols, 0, 1);
+      fn(x, out, rows, cols, 1, 3);
+      for (let j = 0; j < cols; j++) {
+        let acc = 0;
+        for (let r = 0; r < rows; r++) acc = acc + f32[x / 4 + r * cols + j]!;
+        expect(f32[out / 4 + j], `column ${j}`).toBe(Math.fround(mean ? acc / rows : acc));
+      }
+    });
   it('refuses what wasm has no instruction for, and reads broadcasts from the right', () => {
     expect(wasmElementwiseFits(op('mul', I(0), op('exp', I(1))))).toBe(false);
     expect(wasmElementwiseFits(op('gelu_grad', I(0)))).toBe(false);
@@ -114,7 +130,7 @@ model f(x: [T, 32]) -> [T, 4] {
     const ex = new Executor(prog.module, w, 'wasm-simd', { training: true, paramsAsArguments: true });
     try {
       const { outputs: got, timings } = await ex.forward(inputs);
-      expect([...timings.keys()]).toContain('elementwise_fused (wasm-simd)');
+      expect([...timings.keys()]).toEqual(expect.arrayContaining(['elementwise_fused (wasm-simd)', 'reduce_mean (wasm-simd)']));
       expect(Math.abs(got[0]!.data[0]! - ref[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref[0]!.data[0]!)));
       for (const d of [...prog.layout.dense, ...prog.layout.buffers]) {
         const a = got[d.output]!.data, r = ref[d.output]!.data;

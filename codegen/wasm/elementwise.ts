@@ -113,3 +113,52 @@ export function elementwiseFunction(expr: ElementwiseExpr, kinds: readonly Opera
 export function elementwiseModule(expr: ElementwiseExpr, kinds: readonly OperandKind[], cols: number, memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
   return buildModule([elementwiseFunction(expr, kinds, cols)], memory);
 }
+
+/** Columns a column-sum call takes at a time: four f32x4 per row, one 64-byte line. */
+export const COLUMN_BLOCK = 16;
+
+/**
+ * `columnSums(x, out, rows, cols, blockFrom, blockTo)`: out[j] = the sum over rows of x[r, j]
+ * (divided by rows when `mean`), for the columns of blocks [blockFrom, blockTo) of
+ * COLUMN_BLOCK. Float64 sums in row order, rounded once: the column tasks' arithmetic
+ * (codegen/host/columns.ts), so the same bits.
+ */
+export function columnSumsFunction(mean: boolean): FunctionDef {
+  const get = I.localGet, set = I.localSet;
+  const [x, out, rows, cols, from, to] = [0, 1, 2, 3, 4, 5];
+  const [b, r, p, rowBytes] = [6, 7, 8, 9];
+  const v = 10, acc = Array.from({ length: 8 }, (_, i) => 11 + i), count = 19;
+  const body: number[][] = [
+    get(cols), I.i32(4), I.i32Mul, set(rowBytes),
+    get(rows), I.f64ConvertI32S, I.f64x2Splat, set(count),
+    get(from), set(b),
+    I.block, I.loop,
+    get(b), get(to), I.i32GeS, I.brIf(1),
+    ...acc.map((a) => [...I.v128Const0, ...set(a)]),
+    get(x), get(b), I.i32(4 * COLUMN_BLOCK), I.i32Mul, I.i32Add, set(p),
+    I.i32(0), set(r),
+    I.block, I.loop,
+    get(r), get(rows), I.i32GeS, I.brIf(1),
+    ...[0, 1, 2, 3].flatMap((q) => [
+      get(p), I.v128Load(16 * q), set(v),
+      get(acc[2 * q]!), get(v), I.f64x2PromoteLowF32x4, I.f64x2Add, set(acc[2 * q]!),
+      get(acc[2 * q + 1]!), get(v), get(v), I.i8x16Shuffle(HIGH_HALF), I.f64x2PromoteLowF32x4, I.f64x2Add, set(acc[2 * q + 1]!),
+    ]),
+    get(p), get(rowBytes), I.i32Add, set(p),
+    get(r), I.i32(1), I.i32Add, set(r),
+    I.br(0), I.end, I.end,
+    ...[0, 1, 2, 3].flatMap((q) => [
+      get(out), get(b), I.i32(4 * COLUMN_BLOCK), I.i32Mul, I.i32Add,
+      get(acc[2 * q]!), ...(mean ? [get(count), I.f64x2Div] : []), I.f32x4DemoteF64x2Zero,
+      get(acc[2 * q + 1]!), ...(mean ? [get(count), I.f64x2Div] : []), I.f32x4DemoteF64x2Zero,
+      I.i8x16Shuffle(LOW_HALVES), I.v128Store(16 * q),
+    ]),
+    get(b), I.i32(1), I.i32Add, set(b),
+    I.br(0), I.end, I.end,
+  ];
+  return { name: 'columnSums', params: Array<ValType>(6).fill('i32'), locals: [...Array<ValType>(4).fill('i32'), ...Array<ValType>(10).fill('v128')], body };
+}
+
+export function columnSumsModule(mean: boolean, memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
+  return buildModule([columnSumsFunction(mean)], memory);
+}

@@ -54,7 +54,7 @@ export const I = {
   /** Minimum and maximum, NaN where either operand is NaN. */
   f32Min: [0x96], f32Max: [0x97],
   f64Add: [0xa0], f64Eq: [0x61], f64Ne: [0x62], f64Gt: [0x64],
-  f64PromoteF32: [0xbb], f32ConvertI32S: [0xb2],
+  f64PromoteF32: [0xbb], f32ConvertI32S: [0xb2], f64ConvertI32S: [0xb7],
   /** c ? a : b, for a, b, c on the stack in that order. */
   select: [0x1b],
   /** Memory access with a constant byte offset (alignment hints are 2^align). */

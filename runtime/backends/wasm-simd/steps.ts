@@ -20,7 +20,7 @@ import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
-import { elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
@@ -57,6 +57,16 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
     case 'product_retrieve':
       return retrieveStep(ctx, node, shapeOf);
     case 'elementwise_fused':
+    case 'add':
+    case 'sub':
+    case 'mul':
+    case 'div':
+    case 'maximum':
+    case 'minimum':
+    case 'neg':
+    case 'abs':
+    case 'sqrt':
+    case 'relu':
       return elementwiseStep(ctx, node, shapeOf);
     case 'expert_act':
     case 'expert_out': {
@@ -137,6 +147,7 @@ function columnStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => numb
   if (axis !== 0) return undefined;
   const rows = shape[0]!, cols = size(shape) / rows;
   if (cols < 16) return undefined;
+  if (cols % COLUMN_BLOCK === 0 && rows * cols >= ELEMENTWISE_MIN_CELLS) return columnSumsStep(ctx, node, rows, cols);
   const task = columnReduceTask(rows, cols, node.op === 'reduce_mean');
   const outBuf = keptShared(cols);
   return {
@@ -242,6 +253,46 @@ function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => nu
   };
 }
 
+/**
+ * A sum or mean over the leading axis as the SIMD column-sum kernel in the contraction kernel's
+ * memory (the operand read in place or copied in), blocks of 16 columns split across the threads.
+ */
+function columnSumsStep(ctx: HostContext, node: Node, rows: number, cols: number): { label: string; host: HostFn } {
+  const mean = node.op === 'reduce_mean';
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate(`columnSums:${mean}`, (limits) => columnSumsModule(mean, limits));
+  const task: PoolTask = {
+    key: `${kernel}:blocks`,
+    source: `function columnSums(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].columnSums(args[0], args[1], ${rows}, ${cols}, from, to);
+}`,
+  };
+  const what = `${node.op} over [${rows}, ${cols}]`;
+  const outAt = gemm.reserve(4 * cols, what);
+  const result = gemm.view(Float32Array, outAt, cols);
+  const place = inPlaceOrCopied(gemm, rows * cols, what);
+  return {
+    label: `${node.op} (wasm-simd)`,
+    host: async (read) => {
+      await ctx.pool.run(task, [place(read(node.inputs[0]!)), outAt], cols / COLUMN_BLOCK, { minLanes: 4 });
+      return [result()];
+    },
+  };
+}
+
+/** An operand's byte offset in the kernel memory: where it is when a kernel left it there, else a place of its own (made on first use) it is copied to. */
+function inPlaceOrCopied(gemm: WasmGemm, length: number, what: string): (a: Float32Array) => number {
+  let at: number | undefined, view: (() => Float32Array) | undefined;
+  return (a) => {
+    const there = gemm.locate(a);
+    if (there !== undefined) return there;
+    at ??= gemm.reserve(4 * Math.max(4, length), what);
+    view ??= gemm.view(Float32Array, at, length);
+    view().set(a);
+    return at;
+  };
+}
+
 /** Below this many cells an elementwise op stays a JavaScript task (the copies in would cost more than they save). */
 const ELEMENTWISE_MIN_CELLS = 8192;
 
@@ -252,7 +303,9 @@ const ELEMENTWISE_MIN_CELLS = 8192;
  * task, bit for bit the same values) for other ops, other broadcasts, or small outputs.
  */
 function elementwiseStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
-  const expr = JSON.parse(attrsOf(elementwise_fused, node).expr) as ElementwiseExpr;
+  if (node.types[0]!.dtype !== 'f32' || node.inputs.some((r) => ctx.fn.graph.node(r.node).types[r.result]!.dtype !== 'f32')) return undefined;
+  const text = node.op === 'elementwise_fused' ? attrsOf(elementwise_fused, node).expr : JSON.stringify({ op: node.op, args: node.inputs.map((_, i) => ({ input: i })) });
+  const expr = JSON.parse(text) as ElementwiseExpr;
   const out = shapeOf({ node: node.id, result: 0 });
   const cells = size(out), cols = out[out.length - 1] ?? 1;
   if (!wasmElementwiseFits(expr) || cells < ELEMENTWISE_MIN_CELLS || cols % 4 !== 0) return undefined;
@@ -261,34 +314,22 @@ function elementwiseStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
   if (kinds.some((k) => k === undefined)) return undefined;
   const known = kinds as OperandKind[];
   const gemm = ctx.gemm();
-  const kernel = gemm.instantiate(`elementwise:${cols}:${known.join(',')}:${attrsOf(elementwise_fused, node).expr}`, (limits) => elementwiseModule(expr, known, cols, limits));
+  const kernel = gemm.instantiate(`elementwise:${cols}:${known.join(',')}:${text}`, (limits) => elementwiseModule(expr, known, cols, limits));
   const task: PoolTask = {
     key: `${kernel}:rows`,
     source: `function elementwise(args, from, to, ctx) {
   ctx.wasm[${JSON.stringify(kernel)}].elementwise(${node.inputs.map((_, i) => `args[${i}], `).join('')}args[${node.inputs.length}], from, to);
 }`,
   };
-  const what = `elementwise_fused over [${out.join(', ')}]`;
+  const what = `${node.op} over [${out.join(', ')}]`;
   const outAt = gemm.reserve(4 * cells, what);
   const result = gemm.view(Float32Array, outAt, cells);
-  // Operands not in this memory are copied into a place of their own, made on first use.
-  const places = shapes.map((sh) => {
-    let at: number | undefined, view: (() => Float32Array) | undefined;
-    return (a: Float32Array) => {
-      at ??= gemm.reserve(4 * Math.max(4, size(sh)), what);
-      view ??= gemm.view(Float32Array, at, size(sh));
-      view().set(a);
-      return at;
-    };
-  });
+  const places = shapes.map((sh) => inPlaceOrCopied(gemm, size(sh), what));
   const rows = cells / cols;
   return {
-    label: 'elementwise_fused (wasm-simd)',
+    label: `${node.op} (wasm-simd)`,
     host: async (read) => {
-      const ptrs = node.inputs.map((r, i) => {
-        const a = read(r);
-        return gemm.locate(a) ?? places[i]!(a);
-      });
+      const ptrs = node.inputs.map((r, i) => places[i]!(read(r)));
       await ctx.pool.run(task, [outAt, ...ptrs], rows, { minLanes: Math.max(1, Math.ceil(16384 / cols)) });
       return [result()];
     },
