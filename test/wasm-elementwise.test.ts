@@ -3,7 +3,7 @@
 // do: bit for bit, for every operand kind, NaN, infinities and signed zeros included; and in a
 // training step, where the BatchNorm backward's expressions run on it.
 import { describe, expect, it } from 'vitest';
-import { COLUMN_BLOCK, columnSumsFunction, elementwiseFunction, operandKind, wasmElementwiseFits, type OperandKind } from '../codegen/wasm/elementwise.js';
+import { batchnormTrainingFunction, COLUMN_BLOCK, columnSumsFunction, elementwiseFunction, operandKind, wasmElementwiseFits, type OperandKind } from '../codegen/wasm/elementwise.js';
 import { buildModule } from '../codegen/wasm/module.js';
 import type { ElementwiseExpr } from '../src/ir/ops/elementwise-fused.js';
 import { compileTraining, targetsShape } from '../src/autodiff/differentiate.js';
@@ -14,6 +14,7 @@ import { seededWeights } from '../src/io/tensors.js';
 import { Executor } from '../runtime/executor.js';
 import { unavailableReason } from '../runtime/backends/info.js';
 import { compileOk } from './helpers.js';
+import { batchnormTrainingTask } from '../codegen/host/columns.js';
 
 const js = (e: ElementwiseExpr, at: (i: number) => number): number => {
   if ('value' in e) return e.value;
@@ -92,6 +93,24 @@ describe('arithmetic elementwise kernel', () => {
         expect(f32[out / 4 + j], `column ${j}`).toBe(Math.fround(mean ? acc / rows : acc));
       }
     });
+  it('training BatchNorm: the same bits as the column task', () => {
+    const rows = 29, cols = 2 * COLUMN_BLOCK, eps = 1e-5;
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 2 });
+    const f32 = new Float32Array(memory.buffer);
+    const x = 64, g = x + 4 * rows * cols, b = g + 4 * cols, out = b + 4 * cols;
+    for (let i = 0; i < rows * cols; i++) f32[x / 4 + i] = Math.sin(i * 0.37) * 5 + (i % cols) * 0.5;
+    for (let j = 0; j < cols; j++) {
+      f32[g / 4 + j] = 1 + Math.cos(j);
+      f32[b / 4 + j] = Math.sin(j * 3);
+    }
+    const fn = new WebAssembly.Instance(new WebAssembly.Module(buildModule([batchnormTrainingFunction()], { minPages: 1, maxPages: 2 })), { env: { memory } }).exports.batchnormTraining as (...a: number[]) => void;
+    fn(x, g, b, out, rows, cols, 0, 1, eps);
+    fn(x, g, b, out, rows, cols, 1, 2, eps);
+    const want = new Float32Array(rows * cols);
+    const task = new Function(`return (${batchnormTrainingTask(rows, cols, '0.00001').source})`)() as (args: unknown[], from: number, to: number) => void;
+    task([f32.slice(x / 4, x / 4 + rows * cols), f32.slice(g / 4, g / 4 + cols), f32.slice(b / 4, b / 4 + cols), want], 0, cols);
+    expect(Array.from(f32.slice(out / 4, out / 4 + rows * cols))).toEqual(Array.from(want));
+  });
   it('refuses what wasm has no instruction for, and reads broadcasts from the right', () => {
     expect(wasmElementwiseFits(op('mul', I(0), op('exp', I(1))))).toBe(false);
     expect(wasmElementwiseFits(op('gelu_grad', I(0)))).toBe(false);
@@ -130,7 +149,7 @@ model f(x: [T, 32]) -> [T, 4] {
     const ex = new Executor(prog.module, w, 'wasm-simd', { training: true, paramsAsArguments: true });
     try {
       const { outputs: got, timings } = await ex.forward(inputs);
-      expect([...timings.keys()]).toEqual(expect.arrayContaining(['elementwise_fused (wasm-simd)', 'reduce_mean (wasm-simd)']));
+      expect([...timings.keys()]).toEqual(expect.arrayContaining(['elementwise_fused (wasm-simd)', 'reduce_mean (wasm-simd)', 'batchnorm (wasm-simd)']));
       expect(Math.abs(got[0]!.data[0]! - ref[0]!.data[0]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref[0]!.data[0]!)));
       for (const d of [...prog.layout.dense, ...prog.layout.buffers]) {
         const a = got[d.output]!.data, r = ref[d.output]!.data;

@@ -162,3 +162,77 @@ export function columnSumsFunction(mean: boolean): FunctionDef {
 export function columnSumsModule(mean: boolean, memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
   return buildModule([columnSumsFunction(mean)], memory);
 }
+
+/**
+ * `batchnormTraining(x, g, b, out, rows, cols, blockFrom, blockTo, eps)`: BatchNorm with the
+ * batch's statistics over x [rows, cols] for the columns of blocks [blockFrom, blockTo) of
+ * COLUMN_BLOCK: the column task's arithmetic (codegen/host/columns.ts) in float64 lanes (the
+ * mean, the variance about the float64 mean, both kept as float32 where it keeps them, the
+ * formula ((x - mean) inv) g + b rounded once), so the same bits.
+ */
+export function batchnormTrainingFunction(): FunctionDef {
+  const get = I.localGet, set = I.localSet;
+  const [x, g, b, out, rows, cols, from, to, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [blk, r, p, q, rowBytes, col] = [9, 10, 11, 12, 13, 14];
+  const v = 15, count = 16, epsv = 17;
+  // Per pair of lanes (8 per block): the float64 mean, then the float32-rounded mean and inverse deviation, gamma and beta.
+  const mean = Array.from({ length: 8 }, (_, i) => 18 + i), acc = Array.from({ length: 8 }, (_, i) => 26 + i);
+  const m32 = Array.from({ length: 8 }, (_, i) => 34 + i), inv = Array.from({ length: 8 }, (_, i) => 42 + i);
+  const gv = Array.from({ length: 8 }, (_, i) => 50 + i), bv = Array.from({ length: 8 }, (_, i) => 58 + i);
+  const halves = (ptr: number[][], off: number, lo: number, hi: number) => [
+    ...ptr, I.v128Load(off), set(v),
+    get(v), I.f64x2PromoteLowF32x4, set(lo),
+    get(v), get(v), I.i8x16Shuffle(HIGH_HALF), I.f64x2PromoteLowF32x4, set(hi),
+  ];
+  /** Rounds a float64 pair to float32 and back (what storing into a Float32Array and reading it does). */
+  const round32 = (l: number) => [get(l), I.f32x4DemoteF64x2Zero, I.f64x2PromoteLowF32x4, set(l)];
+  const overRows = (step: number[][]) => [
+    get(x), get(col), I.i32(4), I.i32Mul, I.i32Add, set(p),
+    I.i32(0), set(r),
+    I.block, I.loop,
+    get(r), get(rows), I.i32GeS, I.brIf(1),
+    ...step,
+    get(p), get(rowBytes), I.i32Add, set(p),
+    get(r), I.i32(1), I.i32Add, set(r),
+    I.br(0), I.end, I.end,
+  ];
+  const t = [66, 67];
+  const body: number[][] = [
+    get(cols), I.i32(4), I.i32Mul, set(rowBytes),
+    get(rows), I.f64ConvertI32S, I.f64x2Splat, set(count),
+    get(eps), I.f64x2Splat, set(epsv),
+    get(from), set(blk),
+    I.block, I.loop,
+    get(blk), get(to), I.i32GeS, I.brIf(1),
+    get(blk), I.i32(COLUMN_BLOCK), I.i32Mul, set(col),
+    // The mean: float64 sums in row order over rows.
+    ...mean.map((a) => [...I.v128Const0, ...set(a)]),
+    ...overRows([0, 1, 2, 3].flatMap((k) => [...halves([get(p)], 16 * k, t[0]!, t[1]!), get(mean[2 * k]!), get(t[0]!), I.f64x2Add, set(mean[2 * k]!), get(mean[2 * k + 1]!), get(t[1]!), I.f64x2Add, set(mean[2 * k + 1]!)])),
+    ...mean.flatMap((a, i) => [get(a), get(count), I.f64x2Div, set(a), get(a), set(m32[i]!), ...round32(m32[i]!)]),
+    // The variance about the float64 mean.
+    ...acc.map((a) => [...I.v128Const0, ...set(a)]),
+    ...overRows([0, 1, 2, 3].flatMap((k) => [
+      ...halves([get(p)], 16 * k, t[0]!, t[1]!),
+      ...[0, 1].flatMap((h) => [get(t[h]!), get(mean[2 * k + h]!), I.f64x2Sub, set(t[h]!), get(acc[2 * k + h]!), get(t[h]!), get(t[h]!), I.f64x2Mul, I.f64x2Add, set(acc[2 * k + h]!)]),
+    ])),
+    ...acc.flatMap((a, i) => [I.f64(1), I.f64x2Splat, get(a), get(count), I.f64x2Div, get(epsv), I.f64x2Add, I.f64x2Sqrt, I.f64x2Div, set(inv[i]!), ...round32(inv[i]!)]),
+    ...[0, 1, 2, 3].flatMap((k) => [
+      ...halves([get(g), get(col), I.i32(4), I.i32Mul, I.i32Add], 16 * k, gv[2 * k]!, gv[2 * k + 1]!),
+      ...halves([get(b), get(col), I.i32(4), I.i32Mul, I.i32Add], 16 * k, bv[2 * k]!, bv[2 * k + 1]!),
+    ]),
+    // out = ((x - mean32) inv32) g + b, rounded once.
+    get(out), get(x), I.i32Sub, set(q),
+    ...overRows([0, 1, 2, 3].flatMap((k) => [
+      ...halves([get(p)], 16 * k, t[0]!, t[1]!),
+      ...[0, 1].flatMap((h) => [get(t[h]!), get(m32[2 * k + h]!), I.f64x2Sub, get(inv[2 * k + h]!), I.f64x2Mul, get(gv[2 * k + h]!), I.f64x2Mul, get(bv[2 * k + h]!), I.f64x2Add, set(t[h]!)]),
+      get(p), get(q), I.i32Add, get(t[0]!), I.f32x4DemoteF64x2Zero, get(t[1]!), I.f32x4DemoteF64x2Zero, I.i8x16Shuffle(LOW_HALVES), I.v128Store(16 * k),
+    ])),
+    get(blk), I.i32(1), I.i32Add, set(blk),
+    I.br(0), I.end, I.end,
+  ];
+  return { name: 'batchnormTraining', params: [...Array<ValType>(8).fill('i32'), 'f64'], locals: [...Array<ValType>(6).fill('i32'), ...Array<ValType>(53).fill('v128')], body };
+}
+
+export function batchnormTrainingModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
+  return buildModule([batchnormTrainingFunction()], memory);
+}

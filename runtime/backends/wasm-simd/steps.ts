@@ -20,7 +20,7 @@ import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
-import { COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
@@ -131,6 +131,7 @@ function columnStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => numb
   if (node.op === 'batchnorm') {
     if (!ctx.training) return undefined;
     const rows = size(shape) / c;
+    if (c % COLUMN_BLOCK === 0 && rows * c >= ELEMENTWISE_MIN_CELLS) return batchnormStep(ctx, node, rows, c);
     const task = batchnormTrainingTask(rows, c, lit(attrsOf(batchnorm, node).eps));
     const outBuf = keptShared(rows * c);
     return {
@@ -275,6 +276,31 @@ function columnSumsStep(ctx: HostContext, node: Node, rows: number, cols: number
     label: `${node.op} (wasm-simd)`,
     host: async (read) => {
       await ctx.pool.run(task, [place(read(node.inputs[0]!)), outAt], cols / COLUMN_BLOCK, { minLanes: 4 });
+      return [result()];
+    },
+  };
+}
+
+/** Training-mode BatchNorm as the SIMD kernel (blocks of 16 channels split across the threads), in the contraction kernel's memory. */
+function batchnormStep(ctx: HostContext, node: Node, rows: number, c: number): { label: string; host: HostFn } {
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate('batchnormTraining', (limits) => batchnormTrainingModule(limits));
+  const eps = attrsOf(batchnorm, node).eps;
+  const task: PoolTask = {
+    key: `${kernel}:blocks`,
+    source: `function batchnormTraining(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].batchnormTraining(args[0], args[1], args[2], args[3], ${rows}, ${c}, from, to, args[4]);
+}`,
+  };
+  const what = `batchnorm over [${rows}, ${c}]`;
+  const outAt = gemm.reserve(4 * rows * c, what);
+  const result = gemm.view(Float32Array, outAt, rows * c);
+  const places = [rows * c, c, c].map((n) => inPlaceOrCopied(gemm, n, what));
+  return {
+    label: 'batchnorm (wasm-simd)',
+    host: async (read) => {
+      const [x, g, b] = node.inputs.slice(0, 3).map((r, i) => places[i]!(read(r)));
+      await ctx.pool.run(task, [x!, g!, b!, outAt, eps], c / COLUMN_BLOCK, { minLanes: 2 });
       return [result()];
     },
   };
