@@ -30,7 +30,9 @@ export interface TaskContext {
  * took about 50 us on this machine's two cores, and a training step makes some 40 of them;
  * by the control block it is a futex wake each way.
  */
-const CTL = { state: 0, done: 1, recv: 2, key: 3, from: 4, to: 5, nargs: 6, error: 7 } as const;
+const CTL = { state: 0, done: 1, recv: 2, key: 3, from: 4, to: 5, nargs: 6, error: 7, sent: 8 } as const;
+/** Bytes of the control block's Int32 slots (CTL), before the arguments. */
+const CTL_BYTES = 64;
 const STATE = { idle: 0, waiting: 1, claimed: 2, task: 3, kick: 4 } as const;
 const MAX_FAST_ARGS = 64;
 const ERROR_BYTES = 2048;
@@ -51,10 +53,15 @@ function fastLoop() {
   Atomics.store(c, ${CTL.state}, ${STATE.waiting});
   for (;;) {
     const s = Atomics.load(c, ${CTL.state});
+    // A message posted before this worker said it was waiting (so not kicked): go and read it.
+    if (s === ${STATE.waiting} && Atomics.load(c, ${CTL.sent}) !== Atomics.load(c, ${CTL.recv})) {
+      if (Atomics.compareExchange(c, ${CTL.state}, ${STATE.waiting}, ${STATE.idle}) === ${STATE.waiting}) return;
+      continue;
+    }
     if (s === ${STATE.waiting}) {
       // A short spin first: the next call often comes within microseconds, sooner than a futex wakes.
       let spin = 0;
-      while (spin < ${FAST_SPINS} && Atomics.load(c, ${CTL.state}) === ${STATE.waiting}) spin++;
+      while (spin < ${FAST_SPINS} && Atomics.load(c, ${CTL.state}) === ${STATE.waiting} && Atomics.load(c, ${CTL.sent}) === Atomics.load(c, ${CTL.recv})) spin++;
       if (spin < ${FAST_SPINS}) continue;
       if (Atomics.wait(c, ${CTL.state}, ${STATE.waiting}, ${FAST_IDLE_MS}) === 'timed-out' && Atomics.compareExchange(c, ${CTL.state}, ${STATE.waiting}, ${STATE.idle}) === ${STATE.waiting}) return;
     } else if (s === ${STATE.claimed}) {
@@ -90,7 +97,7 @@ function handle(msg, reply) {
 }
 function handleOne(msg, reply) {
   try {
-    if (msg.type === 'fast') { const b = msg.buffer; fast = { ctl: new Int32Array(b, 0, 8), kinds: new Int32Array(b, 32, ${MAX_FAST_ARGS}), nums: new Float64Array(b, 32 + ${4 * MAX_FAST_ARGS}, ${MAX_FAST_ARGS}), err: new Uint8Array(b, 32 + ${12 * MAX_FAST_ARGS}, ${ERROR_BYTES}) }; return; }
+    if (msg.type === 'fast') { const b = msg.buffer; fast = { ctl: new Int32Array(b, 0, ${CTL_BYTES / 4}), kinds: new Int32Array(b, ${CTL_BYTES}, ${MAX_FAST_ARGS}), nums: new Float64Array(b, ${CTL_BYTES + 4 * MAX_FAST_ARGS}, ${MAX_FAST_ARGS}), err: new Uint8Array(b, ${CTL_BYTES + 12 * MAX_FAST_ARGS}, ${ERROR_BYTES}) }; return; }
     if (msg.type === 'array') { arrays.set(msg.id, msg.array); return; }
     if (msg.type === 'forget') { arrays.delete(msg.id); return; }
     if (msg.type === 'define') { fns.set(msg.key, new Function('return (' + msg.source + ')')()); keys[msg.index] = msg.key; return; }
@@ -228,8 +235,6 @@ export class WorkerPool {
   private readonly forget = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<number>((id) => this.workers.forEach((_, p) => this.send(p, { type: 'forget', id }))) : undefined;
   /** Each worker's control block (undefined where this thread may not block: a browser's main thread). */
   private readonly fast: { ctl: Int32Array; kinds: Int32Array; nums: Float64Array; err: Uint8Array }[] | undefined;
-  /** Messages posted to each worker (it counts those it handled in its control block). */
-  private readonly sent: number[] = [];
   private readonly keyIndex = new Map<string, number>();
   /** Calls made through the control blocks and by message (tests read these). */
   readonly calls = { fast: 0, message: 0 };
@@ -237,8 +242,11 @@ export class WorkerPool {
   /** Posts to worker p, first kicking it out of its control-block loop so that it reads its messages. */
   private send(p: number, msg: unknown): void {
     const f = this.fast?.[p];
-    if (f && Atomics.compareExchange(f.ctl, CTL.state, STATE.waiting, STATE.kick) === STATE.waiting) Atomics.notify(f.ctl, CTL.state);
-    this.sent[p] = (this.sent[p] ?? 0) + 1;
+    // Counted before the kick: a worker about to wait sees the count or is kicked (never neither).
+    if (f) {
+      Atomics.add(f.ctl, CTL.sent, 1);
+      if (Atomics.compareExchange(f.ctl, CTL.state, STATE.waiting, STATE.kick) === STATE.waiting) Atomics.notify(f.ctl, CTL.state);
+    }
     this.workers[p]!.postMessage(msg);
   }
 
@@ -263,9 +271,12 @@ export class WorkerPool {
     for (let i = 1; i < threads; i++) this.workers.push(this.spawn());
     if (this.workers.length > 0 && mayBlock()) {
       this.fast = this.workers.map((_, p) => {
-        const buffer = new SharedArrayBuffer(32 + 12 * MAX_FAST_ARGS + ERROR_BYTES);
+        const buffer = new SharedArrayBuffer(CTL_BYTES + 12 * MAX_FAST_ARGS + ERROR_BYTES);
+        const f = { ctl: new Int32Array(buffer, 0, CTL_BYTES / 4), kinds: new Int32Array(buffer, CTL_BYTES, MAX_FAST_ARGS), nums: new Float64Array(buffer, CTL_BYTES + 4 * MAX_FAST_ARGS, MAX_FAST_ARGS), err: new Uint8Array(buffer, CTL_BYTES + 12 * MAX_FAST_ARGS, ERROR_BYTES) };
+        // The 'fast' message itself is counted by the worker once it has the block.
+        Atomics.store(f.ctl, CTL.sent, 1);
         this.send(p, { type: 'fast', buffer });
-        return { ctl: new Int32Array(buffer, 0, 8), kinds: new Int32Array(buffer, 32, MAX_FAST_ARGS), nums: new Float64Array(buffer, 32 + 4 * MAX_FAST_ARGS, MAX_FAST_ARGS), err: new Uint8Array(buffer, 32 + 12 * MAX_FAST_ARGS, ERROR_BYTES) };
+        return f;
       });
     }
   }
@@ -375,7 +386,7 @@ export class WorkerPool {
       if (Math.min(lanes, p * per) >= lanes) continue;
       const f = this.fast[p - 1]!;
       // A worker waiting in its block handles no messages, so its count cannot move under us.
-      if (Atomics.load(f.ctl, CTL.recv) === this.sent[p - 1] && Atomics.compareExchange(f.ctl, CTL.state, STATE.waiting, STATE.claimed) === STATE.waiting) {
+      if (Atomics.load(f.ctl, CTL.recv) === Atomics.load(f.ctl, CTL.sent) && Atomics.compareExchange(f.ctl, CTL.state, STATE.waiting, STATE.claimed) === STATE.waiting) {
         claimed.push(p);
         continue;
       }
