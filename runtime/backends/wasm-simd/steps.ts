@@ -67,6 +67,7 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
     case 'abs':
     case 'sqrt':
     case 'relu':
+    case 'broadcast_to':
       return elementwiseStep(ctx, node, shapeOf);
     case 'expert_act':
     case 'expert_out': {
