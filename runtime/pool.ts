@@ -28,7 +28,8 @@ export interface TaskContext {
  * messages handled, the task (key index, lanes, argument count) and an error flag; then the
  * arguments (a kind and a float64 each) and an error text. A call's round trip by postMessage
  * took about 50 us on this machine's two cores, and a training step makes some 40 of them;
- * by the control block it is a futex wake each way.
+ * by the control block it is a futex wake each way (no spinning: a spinning thread measured
+ * slower, the step's other work losing more than the wake saved).
  */
 const CTL = { state: 0, done: 1, recv: 2, key: 3, from: 4, to: 5, nargs: 6, error: 7, sent: 8 } as const;
 /** Bytes of the control block's Int32 slots (CTL), before the arguments. */
@@ -36,8 +37,6 @@ const CTL_BYTES = 64;
 const STATE = { idle: 0, waiting: 1, claimed: 2, task: 3, kick: 4 } as const;
 const MAX_FAST_ARGS = 64;
 const ERROR_BYTES = 2048;
-/** Loads of its state a worker spins through before sleeping on it (tens of microseconds). */
-const FAST_SPINS = 100000;
 /** How long a worker waits for the next call in the control block before going back to its event loop. */
 const FAST_IDLE_MS = 200;
 
@@ -59,10 +58,7 @@ function fastLoop() {
       continue;
     }
     if (s === ${STATE.waiting}) {
-      // A short spin first: the next call often comes within microseconds, sooner than a futex wakes.
-      let spin = 0;
-      while (spin < ${FAST_SPINS} && Atomics.load(c, ${CTL.state}) === ${STATE.waiting} && Atomics.load(c, ${CTL.sent}) === Atomics.load(c, ${CTL.recv})) spin++;
-      if (spin < ${FAST_SPINS}) continue;
+      // No spin before sleeping: spinning measured slower (a training step's other work lost more than the wake saved).
       if (Atomics.wait(c, ${CTL.state}, ${STATE.waiting}, ${FAST_IDLE_MS}) === 'timed-out' && Atomics.compareExchange(c, ${CTL.state}, ${STATE.waiting}, ${STATE.idle}) === ${STATE.waiting}) return;
     } else if (s === ${STATE.claimed}) {
       Atomics.wait(c, ${CTL.state}, ${STATE.claimed}, 5);
@@ -420,7 +416,6 @@ export class WorkerPool {
     } finally {
       claimed.forEach((p, i) => {
         const f = this.fast![p - 1]!;
-        for (let spin = 0; spin < 20000 && Atomics.load(f.ctl, CTL.done) === before[i]; spin++);
         while (Atomics.load(f.ctl, CTL.done) === before[i]) Atomics.wait(f.ctl, CTL.done, before[i]!, 1000);
         if (f.ctl[CTL.error]) failure ??= new TextDecoder().decode(f.err.slice(0, f.err.indexOf(0) < 0 ? f.err.length : f.err.indexOf(0)));
       });
