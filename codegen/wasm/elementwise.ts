@@ -5,7 +5,7 @@
 // with its numbers, so the two agree bit for bit. Expressions with exp, tanh, erf and the like
 // stay JavaScript tasks: wasm has no such instructions, and an approximation would not agree.
 import type { ElementwiseExpr } from '../../src/ir/ops/elementwise-fused.js';
-import { buildModule, I, type FunctionDef, type ValType } from './module.js';
+import { buildModule, HIGH_HALF, I, LOW_HALVES, type FunctionDef, type ValType } from './module.js';
 
 /**
  * How an operand of an output [rows, cols] is read: `full` (one value per output cell), `row`
@@ -38,10 +38,6 @@ export function operandKind(shape: readonly number[], out: readonly number[]): O
   return undefined;
 }
 
-/** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
-const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-/** Lanes 0-1 of a and of b (two demoted f64x2) as one f32x4. */
-const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
 
 /**
  * `elementwise(out, p0, ..., p(n-1), rowFrom, rowTo)`: byte pointers; rows of `cols` floats,

@@ -107,6 +107,11 @@ export const I = {
   drop: [0x1a],
 };
 
+/** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
+export const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+/** Lanes 0-1 of a and of b (two demoted f64x2) as one f32x4. */
+export const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+
 export interface FunctionDef {
   name: string;
   params: ValType[];

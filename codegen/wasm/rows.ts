@@ -8,7 +8,7 @@
 //   gemm:  the contraction micro-kernel (gemm.ts) on this memory, for the expert ops grouped by
 //          expert: one product per expert of its m rows with its tokens' vectors
 // Row sizes are multiples of 4 floats (one f32x4); other sizes stay host tasks.
-import { buildModule, I, type FunctionDef, type ValType } from './module.js';
+import { buildModule, HIGH_HALF, I, LOW_HALVES, type FunctionDef, type ValType } from './module.js';
 import { gemmFunction } from './gemm.js';
 
 const get = I.localGet, set = I.localSet;
@@ -140,10 +140,6 @@ function sumRowsFunction(factored: boolean): FunctionDef {
   return { name: factored ? 'sumFactoredRows' : 'sumRows', params: locals(['i32', factored ? 10 : 8]), locals: locals(['i32', 4], ['v128', 4]), body: code(body) };
 }
 
-/** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */
-const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-/** Lanes 0-1 of a and of b (two demoted f64x2) as one f32x4. */
-const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
 
 /**
  * adamRows(mOff, vOff, g, ids, rows, dBytes, flag, scale, b1, c1, b2, c2, stepSize, epsHat, keep):

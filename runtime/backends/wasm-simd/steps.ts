@@ -230,23 +230,17 @@ function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => nu
   const scratch = gemm.reserve(lanes * retrieveScratchBytes(k, subk), what), cand = gemm.reserve(lanes * 8 * k, what), idx = gemm.reserve(lanes * 4 * k, what);
   const sums = gemm.view(Float64Array, cand, lanes * k), ids = gemm.view(Float32Array, idx, lanes * k);
   const wBuf = keptShared(lanes * k);
-  // Scores that are not a product's result in this memory (computed another way) are copied here.
-  const copies = [0, 1].map(() => {
-    let at: number | undefined, view: (() => Float32Array) | undefined;
-    return (a: Float32Array) => {
-      if (at === undefined) ctx.note(`product_retrieve copies its scores into the kernel memory on every call (${(4 * lanes * n / 2 ** 20).toFixed(1)} MB per side): they are not a contraction's result read in place`);
-      at ??= gemm.reserve(4 * lanes * n, what);
-      view ??= gemm.view(Float32Array, at, lanes * n);
-      view().set(a);
-      return at;
-    };
-  });
+  // Scores that are not a product's result in this memory (computed another way) are copied in, and the user is told once.
+  let told = false;
+  const copies = [0, 1].map(() => inPlaceOrCopied(gemm, lanes * n, what, () => {
+    if (!told) ctx.note(`product_retrieve copies its scores into the kernel memory on every call (${(4 * lanes * n / 2 ** 20).toFixed(1)} MB per side): they are not a contraction's result read in place`);
+    told = true;
+  }));
   return {
     label: 'product_retrieve (wasm-simd)',
     host: async (read) => {
       const [p1, p2] = [0, 1].map((s) => {
-        const a = read(node.inputs[s]!);
-        return gemm.locate(a) ?? copies[s]!(a);
+        return copies[s]!(read(node.inputs[s]!));
       }) as [number, number];
       const w = wBuf();
       await ctx.pool.run(task, [p1, p2, scratch, cand, idx, sums(), w], lanes, { minLanes: 16, outputs: [5, 6] });
@@ -308,11 +302,12 @@ function batchnormStep(ctx: HostContext, node: Node, rows: number, c: number): {
 }
 
 /** An operand's byte offset in the kernel memory: where it is when a kernel left it there, else a place of its own (made on first use) it is copied to. */
-function inPlaceOrCopied(gemm: WasmGemm, length: number, what: string): (a: Float32Array) => number {
+function inPlaceOrCopied(gemm: WasmGemm, length: number, what: string, onCopy?: () => void): (a: Float32Array) => number {
   let at: number | undefined, view: (() => Float32Array) | undefined;
   return (a) => {
     const there = gemm.locate(a);
     if (there !== undefined) return there;
+    onCopy?.();
     at ??= gemm.reserve(4 * Math.max(4, length), what);
     view ??= gemm.view(Float32Array, at, length);
     view().set(a);
