@@ -105,6 +105,8 @@ export const I = {
   brIf: (depth: number) => [0x0d, ...uleb(depth)],
   ifThen: [0x04, 0x40], else: [0x05],
   drop: [0x1a],
+  /** memory.copy(dst, src, bytes) (bulk memory), overlapping ranges allowed. */
+  memoryCopy: [0xfc, 0x0a, 0x00, 0x00],
 };
 
 /** Lanes 2-3 of an f32x4 moved to lanes 0-1 (for the second promote of a vector). */

@@ -20,7 +20,7 @@ import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
-import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, copyBlocksModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
@@ -93,23 +93,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
         },
       };
     }
-    case 'slice': {
-      const shape = shapeOf(node.inputs[0]!);
-      const { axis: at, start, end } = attrsOf(slice, node);
-      const axis = (at + shape.length) % shape.length;
-      const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
-      const block = (end - start) * inner;
-      const outBuf = keptShared(outer * block);
-      return {
-        label: 'slice (host)',
-        host: (read) => {
-          const x = read(node.inputs[0]!);
-          const out = outBuf();
-          for (let o = 0; o < outer; o++) out.set(x.subarray((o * n + start) * inner, (o * n + start) * inner + block), o * block);
-          return [out];
-        },
-      };
-    }
+    case 'slice':
+      return sliceStep(ctx, node, shapeOf);
     case 'reduce_sum':
     case 'reduce_mean':
     case 'batchnorm':
@@ -197,18 +182,15 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   // 4 GiB fails here, before any kernel runs.
   const gemm = ctx.gemm();
   const region = gemm.region(m.batch, m.rows, m.cols, m.inner);
+  const epilogue = bn && batchnormEpilogue(ctx, size(m.resultShape), shapeOf(bn[0]!)[0]!);
   const host: HostFn = async (read) => {
     let out = await gemm.run(region, ax(read), ay(read), bConstant, bTransposed);
     if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
-    if (!bn) return [out];
+    if (!epilogue) return [out];
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
-    const c = g.length;
-    const scale = Float32Array.from(g, (gv, j) => gv / Math.sqrt(variance[j]! + eps));
-    // Row by row: no index division per element. (x - mean) * scale, not x * scale - mean * scale,
-    // which loses digits where the mean is large against the spread.
-    for (let row = 0; row < out.length; row += c)
-      for (let j = 0; j < c; j++) out[row + j] = (out[row + j]! - mean[j]!) * scale[j]! + b[j]!;
-    return [out];
+    const scale = epilogue.scale();
+    for (let j = 0; j < g.length; j++) scale[j] = g[j]! / Math.sqrt(variance[j]! + eps);
+    return [await epilogue.run(out, mean, scale, b)];
   };
   return { label, host };
 }
@@ -336,23 +318,92 @@ function elementwiseStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
   if (kinds.some((k) => k === undefined)) return undefined;
   const known = kinds as OperandKind[];
   const gemm = ctx.gemm();
-  const kernel = gemm.instantiate(`elementwise:${cols}:${known.join(',')}:${text}`, (limits) => elementwiseModule(expr, known, cols, limits));
-  const task: PoolTask = {
-    key: `${kernel}:rows`,
-    source: `function elementwise(args, from, to, ctx) {
-  ctx.wasm[${JSON.stringify(kernel)}].elementwise(${node.inputs.map((_, i) => `args[${i}], `).join('')}args[${node.inputs.length}], from, to);
-}`,
-  };
+  const kernel = elementwiseKernel(ctx, expr, known, cols);
   const what = `${node.op} over [${out.join(', ')}]`;
   const outAt = gemm.reserve(4 * cells, what);
   const result = gemm.view(Float32Array, outAt, cells);
   const places = shapes.map((sh) => inPlaceOrCopied(gemm, size(sh), what));
-  const rows = cells / cols;
   return {
     label: `${node.op} (wasm-simd)`,
     host: async (read) => {
-      const ptrs = node.inputs.map((r, i) => places[i]!(read(r)));
-      await ctx.pool.run(task, [outAt, ...ptrs], rows, { minLanes: Math.max(1, Math.ceil(16384 / cols)) });
+      await kernel(outAt, node.inputs.map((r, i) => places[i]!(read(r))), cells / cols);
+      return [result()];
+    },
+  };
+}
+
+/** The SIMD kernel of `expr` over rows of `cols`, split across the threads by rows: (output, operands, rows) in byte offsets. */
+function elementwiseKernel(ctx: HostContext, expr: ElementwiseExpr, kinds: OperandKind[], cols: number): (outAt: number, operands: number[], rows: number) => Promise<void> {
+  const text = JSON.stringify(expr);
+  const kernel = ctx.gemm().instantiate(`elementwise:${cols}:${kinds.join(',')}:${text}`, (limits) => elementwiseModule(expr, kinds, cols, limits));
+  const task: PoolTask = {
+    key: `${kernel}:rows`,
+    source: `function elementwise(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].elementwise(${kinds.map((_, i) => `args[${i}], `).join('')}args[${kinds.length}], from, to);
+}`,
+  };
+  return (outAt, operands, rows) => ctx.pool.run(task, [outAt, ...operands], rows, { minLanes: Math.max(1, Math.ceil(16384 / cols)) });
+}
+
+/**
+ * einsum_bn's evaluation-mode BatchNorm, (x - mean) * scale + b per channel (the last axis, c
+ * channels), rounded once: the elementwise kernel where the rows are whole vectors, else the
+ * same arithmetic in JavaScript. (x - mean) * scale, not x * scale - mean * scale, which loses
+ * digits where the mean is large against the spread.
+ */
+function batchnormEpilogue(ctx: HostContext, cells: number, c: number): { scale: () => Float32Array; run: (x: Float32Array, mean: Float32Array, scale: Float32Array, b: Float32Array) => Promise<Float32Array> } {
+  const scaleBuf = new Float32Array(c);
+  if (c % 4 !== 0 || cells < ELEMENTWISE_MIN_CELLS)
+    return {
+      scale: () => scaleBuf,
+      run: async (out, mean, scale, b) => {
+        for (let row = 0; row < out.length; row += c)
+          for (let j = 0; j < c; j++) out[row + j] = (out[row + j]! - mean[j]!) * scale[j]! + b[j]!;
+        return out;
+      },
+    };
+  const gemm = ctx.gemm();
+  const input = (i: number) => ({ input: i });
+  const expr: ElementwiseExpr = { op: 'add', args: [{ op: 'mul', args: [{ op: 'sub', args: [input(0), input(1)] }, input(2)] }, input(3)] };
+  const kernel = elementwiseKernel(ctx, expr, ['full', 'row', 'row', 'row'], c);
+  const what = `einsum_bn's BatchNorm over ${cells} values`;
+  const outAt = gemm.reserve(4 * cells, what);
+  const result = gemm.view(Float32Array, outAt, cells);
+  const places = [cells, c, c, c].map((n) => inPlaceOrCopied(gemm, n, what));
+  return {
+    scale: () => scaleBuf,
+    run: async (...operands) => {
+      await kernel(outAt, operands.map((a, i) => places[i]!(a)), cells / c);
+      return result();
+    },
+  };
+}
+
+/** A slice of an axis as the block-copy kernel in the contraction kernel's memory (its runs copied whole, by memory.copy), the result left there. */
+function sliceStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {
+  const shape = shapeOf(node.inputs[0]!);
+  const { axis: at, start, end } = attrsOf(slice, node);
+  const axis = (at + shape.length) % shape.length;
+  const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
+  const block = (end - start) * inner;
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate('copyBlocks', (limits) => copyBlocksModule(limits));
+  const task: PoolTask = {
+    key: `${kernel}:blocks`,
+    source: `function copyBlocks(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].copyBlocks(args[0], args[1], from, to, args[2], args[3]);
+}`,
+  };
+  const what = `slice of [${shape.join(', ')}]`;
+  const outAt = gemm.reserve(4 * Math.max(4, outer * block), what);
+  const result = gemm.view(Float32Array, outAt, outer * block);
+  const place = inPlaceOrCopied(gemm, size(shape), what);
+  return {
+    label: 'slice (wasm)',
+    host: async (read) => {
+      const x = place(read(node.inputs[0]!));
+      // A part should copy at least 256 KB to be worth a second thread.
+      await ctx.pool.run(task, [x + 4 * start * inner, outAt, 4 * n * inner, 4 * block], outer, { minLanes: Math.max(1, Math.ceil(2 ** 18 / (4 * block))) });
       return [result()];
     },
   };
