@@ -475,8 +475,10 @@ describe.skipIf(skip)('generated retrieval kernel', () => {
   it.each([1, 2])('selects what the reference selects, ties, NaN and infinities included (%i thread(s))', async (threads) => {
     const pool = new WorkerPool(threads);
     const gemm = new WasmGemm({ pool });
-    // n = 200 has blocks of 32 (the floor in four lanes of maxima) and a tail past the last 16.
-    for (const [n, subk, lanes] of [[40, 6, 24], [37, 5, 9], [200, 6, 12]] as const)
+    // n = 200 has 50 vectors (16 groups, two left over) and a tail past the last 16; n = 1024,
+    // subk = 16 is the benchmark's layer; n = 64 has one round of groups; n = 300, subk = 40
+    // keeps 10 per lane; n = 20, subk = 19 has fewer groups than that (no floor).
+    for (const [n, subk, lanes] of [[40, 6, 24], [37, 5, 9], [200, 6, 12], [1024, 16, 6], [64, 16, 5], [300, 40, 3], [20, 19, 4]] as const)
       for (const [k, gate] of [[8, 'softmax'], [6, 'none'], [subk * subk, 'relu'], [1, 'sigmoid']] as const) {
         const draw = (salt: number) => Float64Array.from({ length: lanes * n }, (_, i) => {
           const u = uniformAt(salt, i, 0);
@@ -495,7 +497,7 @@ describe.skipIf(skip)('generated retrieval kernel', () => {
         const wOut = sharedFloat32(lanes * k);
         await pool.run(productRetrieveTask(kernel, n, k, subk, gate), [p1!, p2!, scratch!, cand!, ids!, gemm.view(Float64Array, cand!, lanes * k)(), wOut], lanes, { outputs: [5, 6] });
         expect([...gemm.view(Float32Array, ids!, lanes * k)()], `n=${n} k=${k} ${gate}`).toEqual([...idx!.data]);
-        wOut.forEach((v, i) => (Number.isNaN(w!.data[i]!) ? expect(v).toBeNaN() : expect(v).toBeCloseTo(w!.data[i]!, 5)));
+        wOut.forEach((v, i) => (Number.isNaN(w!.data[i]!) ? expect(v, `n=${n} k=${k} ${gate} ${i}`).toBeNaN() : expect(v, `n=${n} k=${k} ${gate} ${i}`).toBeCloseTo(w!.data[i]!, 5)));
       }
   });
 });

@@ -50,7 +50,7 @@ export const I = {
   f64: (v: number) => [0x44, ...f64Bytes(v)],
   i32Add: [0x6a], i32Sub: [0x6b], i32Mul: [0x6c], i32DivS: [0x6d], i32DivU: [0x6e], i32Shl: [0x74], i32And: [0x71], i32Or: [0x72],
   i32LtS: [0x48], i32GtS: [0x4a], i32LeS: [0x4c], i32GeS: [0x4e], i32Eq: [0x46], i32Ne: [0x47], i32Eqz: [0x45],
-  f32Add: [0x92], f32Mul: [0x94], f32Eq: [0x5b], f32Ne: [0x5c], f32Gt: [0x5e], f32Ge: [0x60],
+  f32Add: [0x92], f32Sub: [0x93], f32Mul: [0x94], f32Abs: [0x8b], f32Eq: [0x5b], f32Ne: [0x5c], f32Gt: [0x5e], f32Ge: [0x60],
   /** Minimum and maximum, NaN where either operand is NaN. */
   f32Min: [0x96], f32Max: [0x97],
   f64Add: [0xa0], f64Eq: [0x61], f64Ne: [0x62], f64Gt: [0x64],
@@ -74,6 +74,8 @@ export const I = {
   f32x4Gt: simd(0x44), f32x4Ge: simd(0x46), f32x4Ne: simd(0x42),
   /** Lane-wise maximum, NaN where either lane is NaN. */
   f32x4Max: simd(0xe9),
+  /** Lane-wise minimum, NaN where either lane is NaN. */
+  f32x4Min: simd(0xe8),
   i32x4Splat: simd(0x11), i32x4GeS: simd(0x3f),
   /** One bit per lane: its top bit. */
   i32x4Bitmask: simd(0xa4),

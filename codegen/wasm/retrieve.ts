@@ -35,9 +35,9 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
   const len = i32(), p = i32(), q = i32(), i = i32(), j = i32(), jmax = i32(), aid = i32(), thrNaN = i32(), src = i32(), at = i32(), sd = i32(), sb = i32(), e = i32();
   const v = f32(), u = f32(), thr = f32();
   const dv = f64(), du = f64(), dthr = f64(), da = f64();
-  const thrv = typed('v128'), flv = typed('v128');
+  const thrv = typed('v128');
   const fl = f32(), open = i32(), bits = i32(), qi = i32();
-  const fullv = typed('v128'), allv = typed('v128');
+  const allv = typed('v128');
   // The scratch: the best subk scores and sub-key ids of each side (whole registers), the best k sums and expert ids.
   const list = 16 * Math.ceil(subk / 4);
   const AV = 0, AI = list, BV = 2 * list, BI = 3 * list, CV = 4 * list, CI = CV + 8 * k;
@@ -89,9 +89,8 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
   const le32 = (x: number) => [x & 255, (x >> 8) & 255, (x >> 16) & 255, (x >>> 24) & 255];
   /** Lanes [p-1] of (prev, cur) for slots p of register cur: lane 3 of prev, then lanes 0-2 of cur. */
   const down = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
-  /** Sets fullv and allv from len, thrNaN and open (after a side starts, and when its list fills). */
+  /** Sets allv (every score may enter) from len, thrNaN and open (after a side starts, and when its list fills). */
   const modes = [
-    I.i32(0), get(len), I.i32(subk), I.i32Eq, I.i32Sub, I.i32x4Splat, set(fullv),
     I.i32(0), get(thrNaN), get(open), get(len), I.i32(subk), I.i32Eq, I.select, I.i32Sub, I.i32x4Splat, set(allv),
   ];
   /**
@@ -132,44 +131,42 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
     ],
     insertSide,
   );
-  // The floor: the least of subk block maxima. Those are subk scores at least as large, so no
-  // score below it can be among the best subk, and while the list fills only scores at or above
-  // it enter (about half the insertions of a plain scan on random scores). A row with NaN, or
-  // with a block of -Infinity, has no floor (open: every score enters while the list fills).
-  const block = 4 * Math.floor(n / subk / 4);
-  // Blocks that are whole multiples of 16 scores keep four maxima in flight (one max's latency each).
-  const wide = block % 16 === 0;
-  const acc = [vv, lenv, idv, vNum];
-  const floor = block < 4 ? [I.f32(-Infinity), set(fl), I.i32(1), set(open)] : [
-    I.f32(Infinity), set(fl), get(src), set(at), I.i32(0), set(e),
-    ...whileLoop([get(e), I.i32(subk), I.i32LtS], [
-      ...(wide
-        ? [
-          ...acc.flatMap((a, r) => [get(at), I.v128Load(16 * r), set(a)]), ...addConst(at, 64), I.i32(16), set(j),
-          ...whileLoop([get(j), I.i32(block), I.i32LtS], [...acc.flatMap((a, r) => [get(a), get(at), I.v128Load(16 * r), I.f32x4Max, set(a)]), ...addConst(at, 64), ...addConst(j, 16)]),
-          get(vv), get(lenv), I.f32x4Max, get(idv), get(vNum), I.f32x4Max, I.f32x4Max, set(vv),
-        ]
-        : [
-          get(at), I.v128Load(0), set(vv), ...addConst(at, 16), I.i32(4), set(j),
-          ...whileLoop([get(j), I.i32(block), I.i32LtS], [get(vv), get(at), I.v128Load(0), I.f32x4Max, set(vv), ...addConst(at, 16), ...addConst(j, 4)]),
-        ]),
-      get(fl), get(vv), I.f32x4ExtractLane(0), get(vv), I.f32x4ExtractLane(1), I.f32Max, get(vv), I.f32x4ExtractLane(2), I.f32Max, get(vv), I.f32x4ExtractLane(3), I.f32Max, I.f32Min, set(fl),
-      ...addConst(e, 1),
-    ]),
+  // The floor: a value at least subk scores reach, so no score below it can be among the best
+  // subk, and while the list fills only scores at or above it enter. The row's vectors are dealt
+  // to G accumulators (vector v to v mod G), whose lane-wise maxima are 4G disjoint groups'
+  // maxima; each lane's P = ceil(subk / 4) largest (a min/max insertion network) are P groups'
+  // maxima, so the least of those over the four lanes is reached by 4P >= subk scores. That is
+  // close to the subk-th largest group maximum: on random scores about 22 insertions per side
+  // against 35 for the least of subk block maxima. NaN spreads through the network, and a row
+  // with NaN, or a floor of -Infinity, has no floor (open: every score enters while the list fills).
+  const vectors = Math.floor(n / 4), P = Math.ceil(subk / 4), G = Math.min(vectors, Math.max(16, P));
+  const groups = Array.from({ length: G }, () => typed('v128')), best = Array.from({ length: P }, () => typed('v128'));
+  const rounds = Math.floor(vectors / Math.max(1, G)), rest = vectors - rounds * G;
+  const floor = G < P ? [I.f32(-Infinity), set(fl), I.i32(1), set(open)] : [
+    ...groups.flatMap((a, g) => [get(src), I.v128Load(16 * g), set(a)]),
+    get(src), I.i32(16 * G), I.i32Add, set(at), I.i32(1), set(e),
+    ...whileLoop([get(e), I.i32(rounds), I.i32LtS], [...groups.flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4Max, set(a)]), ...addConst(at, 16 * G), ...addConst(e, 1)]),
+    ...groups.slice(0, rest).flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4Max, set(a)]),
+    ...best.flatMap((b) => [I.f32(-Infinity), I.f32x4Splat, set(b)]),
+    // Each group maximum enters the lanes' sorted P largest: the larger stays, the smaller moves down.
+    ...groups.flatMap((a) => best.flatMap((b) => [get(b), get(a), I.f32x4Max, set(vv), get(b), get(a), I.f32x4Min, set(a), get(vv), set(b)])),
+    get(best[P - 1]!), I.f32x4ExtractLane(0), get(best[P - 1]!), I.f32x4ExtractLane(1), I.f32Min,
+    get(best[P - 1]!), I.f32x4ExtractLane(2), I.f32Min, get(best[P - 1]!), I.f32x4ExtractLane(3), I.f32Min, set(fl),
     get(fl), get(fl), I.f32Ne, get(fl), I.f32(-Infinity), I.f32Eq, I.i32Or, set(open),
     ...ifThen([get(open)], [I.f32(-Infinity), set(fl)]),
   ];
-
 
   /**
    * Both sides' scans (side sd: scores at s1 or s2, lists at scr + sd * 8 subk), each n scores:
    * blocks of four skipped while none beats the current last, the others (and the tail) one by one.
    */
-  /** Lane mask of the four scores at `src` + off that may enter: past the floor while filling, past the last once full. */
-  const candidates = (off: number) => [
-    get(src), I.v128Load(off), set(vv),
-    get(vv), get(thrv), I.f32x4Gt, get(vv), get(flv), I.f32x4Ge, get(fullv), I.v128Bitselect, get(allv), I.v128Or,
-  ];
+  /**
+   * Lane mask of the four scores at `src` + off that may enter: those above thrv, which is just
+   * below the floor while the list fills (so a score at the floor passes) and the current last
+   * once it is full (a full list holds only scores at or above the floor), or all where allv.
+   * A superset: `consider` decides each survivor exactly.
+   */
+  const candidates = (off: number) => [get(src), I.v128Load(off), get(thrv), I.f32x4Gt, get(allv), I.v128Or];
   const sides = [
     I.i32(0), set(sd),
     ...whileLoop([get(sd), I.i32(2), I.i32LtS], [
@@ -177,7 +174,11 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
       get(s2), get(s1), get(sd), I.select, set(src),
       I.i32(0), set(len), I.f32(-Infinity), set(thr), I.i32(0), set(thrNaN), get(thr), I.f32x4Splat, set(thrv),
       ...L.map((l) => [I.v128Const0, set(l)]), ...D.map((d) => [I.v128Const0, set(d)]),
-      ...floor, get(fl), I.f32x4Splat, set(flv), ...modes,
+      ...floor,
+      // thrv just below the floor (by far more than an ulp, so rounding cannot land on it); below
+      // a floor of +Infinity, the largest finite float.
+      I.f32(3.4028234663852886e38), get(fl), get(fl), I.f32Abs, I.f32(2 ** -16), I.f32Mul, I.f32(1e-30), I.f32Add, I.f32Sub,
+      get(fl), I.f32(Infinity), I.f32Eq, I.select, I.f32x4Splat, set(thrv), ...modes,
       I.i32(0), set(q),
       // Sixteen scores at a time: skipped unless one may enter, else only the lanes that may are considered.
       ...whileLoop([get(q), I.i32(n - 16), I.i32LeS], [

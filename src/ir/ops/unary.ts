@@ -72,7 +72,8 @@ const tanhGeluJs: JsSpelling = (v) => `Math.tanh(0.7978845608028654 * ((${v}) + 
 export const UNARY_OPS: readonly UnaryDef[] = [
   {
     name: 'relu', doc: 'max(x, 0)', activation: true,
-    f64: (x) => (x > 0 ? x : 0),
+    // NaN stays NaN, as Math.max, the SIMD max and torch.relu have it.
+    f64: (x) => (x > 0 || x !== x ? x : 0),
     derivative: (b, x) => b.op('step', [x]),
     js: (v) => `Math.max(${v}, 0.0)`,
     torch: (a) => `torch.relu(${a})`,
