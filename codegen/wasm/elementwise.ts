@@ -110,31 +110,6 @@ export function elementwiseModule(expr: ElementwiseExpr, kinds: readonly Operand
   return buildModule([elementwiseFunction(expr, kinds, cols)], memory);
 }
 
-/**
- * `copyBlocks(src, dst, blockFrom, blockTo, srcStride, blockBytes)`: block b of `blockBytes`
- * at src + b * srcStride copied to dst + b * blockBytes (a slice of an axis: the blocks are
- * its runs). Byte pointers and sizes.
- */
-export function copyBlocksFunction(): FunctionDef {
-  const get = I.localGet, set = I.localSet;
-  const [src, dst, from, to, stride, bytes, b] = [0, 1, 2, 3, 4, 5, 6];
-  const body: number[][] = [
-    get(from), set(b),
-    I.block, I.loop,
-    get(b), get(to), I.i32GeS, I.brIf(1),
-    get(dst), get(b), get(bytes), I.i32Mul, I.i32Add,
-    get(src), get(b), get(stride), I.i32Mul, I.i32Add,
-    get(bytes), I.memoryCopy,
-    get(b), I.i32(1), I.i32Add, set(b),
-    I.br(0), I.end, I.end,
-  ];
-  return { name: 'copyBlocks', params: Array<ValType>(6).fill('i32'), locals: ['i32'], body };
-}
-
-export function copyBlocksModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([copyBlocksFunction()], memory);
-}
-
 /** Columns a column-sum call takes at a time: four f32x4 per row, one 64-byte line. */
 export const COLUMN_BLOCK = 16;
 

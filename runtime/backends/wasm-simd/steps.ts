@@ -20,7 +20,8 @@ import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
-import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, copyBlocksModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
+import { layoutModule } from '../../../codegen/wasm/layout.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
@@ -166,7 +167,9 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
     const src = ctx.source(r);
     const identity = perm.every((p, j) => p === j);
     if (src.kind === 'param' && !ctx.paramsAsArguments) return () => (identity ? ctx.param(src.name) : ctx.permuted(src.name, perm));
-    return (read: Read) => (identity ? read(r) : ctx.permuteAxes(read(r), shapes[i]!, perm));
+    if (identity) return (read: Read) => read(r);
+    const transpose = transposer(ctx, shapes[i]!, perm);
+    return transpose ? (read: Read) => transpose(read(r)) : (read: Read) => ctx.permuteAxes(read(r), shapes[i]!, perm);
   };
   const bConstant = constant(m.y);
   // B read per call whose axes are [cols..., contracted...] (a key table or a weight read
@@ -183,9 +186,10 @@ function contraction(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => num
   const gemm = ctx.gemm();
   const region = gemm.region(m.batch, m.rows, m.cols, m.inner);
   const epilogue = bn && batchnormEpilogue(ctx, size(m.resultShape), shapeOf(bn[0]!)[0]!);
+  const outTranspose = m.permOut && transposer(ctx, m.resultShape, m.permOut);
   const host: HostFn = async (read) => {
-    let out = await gemm.run(region, ax(read), ay(read), bConstant, bTransposed);
-    if (m.permOut) out = ctx.permuteAxes(out, m.resultShape, m.permOut);
+    let out = await gemm.run(region, await ax(read), await ay(read), bConstant, bTransposed);
+    if (m.permOut) out = outTranspose ? await outTranspose(out) : ctx.permuteAxes(out, m.resultShape, m.permOut);
     if (!epilogue) return [out];
     const [g, b, mean, variance] = bn.map(read) as [Float32Array, Float32Array, Float32Array, Float32Array];
     const scale = epilogue.scale();
@@ -387,7 +391,7 @@ function sliceStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => numbe
   const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
   const block = (end - start) * inner;
   const gemm = ctx.gemm();
-  const kernel = gemm.instantiate('copyBlocks', (limits) => copyBlocksModule(limits));
+  const kernel = gemm.instantiate('layout', (limits) => layoutModule(limits));
   const task: PoolTask = {
     key: `${kernel}:blocks`,
     source: `function copyBlocks(args, from, to, ctx) {
@@ -406,6 +410,37 @@ function sliceStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => numbe
       await ctx.pool.run(task, [x + 4 * start * inner, outAt, 4 * n * inner, 4 * block], outer, { minLanes: Math.max(1, Math.ceil(2 ** 18 / (4 * block))) });
       return [result()];
     },
+  };
+}
+
+/**
+ * A permutation that swaps two groups of axes (perm a rotation: [j, ..., n-1, 0, ..., j-1]) is
+ * the transpose of [P, Q] (P the first group's size): done by the 4 x 4 tile kernel into a place
+ * of its own in the kernel memory, blocks of rows split across the threads. Undefined for other
+ * permutations and for sizes that are not multiples of 4 (the JavaScript permute does those).
+ */
+function transposer(ctx: HostContext, shape: readonly number[], perm: readonly number[]): ((a: Float32Array) => Promise<Float32Array>) | undefined {
+  const j = perm[0]!, n = perm.length;
+  if (j === 0 || !perm.every((p, i) => p === (i + j) % n)) return undefined;
+  const rows = size(shape.slice(0, j)), cols = size(shape.slice(j));
+  if (rows % 4 !== 0 || cols % 4 !== 0) return undefined;
+  const gemm = ctx.gemm();
+  const kernel = gemm.instantiate('layout', (limits) => layoutModule(limits));
+  const task: PoolTask = {
+    key: `${kernel}:transpose`,
+    source: `function transpose(args, from, to, ctx) {
+  ctx.wasm[${JSON.stringify(kernel)}].transpose(args[0], args[1], args[2], args[3], from, to);
+}`,
+  };
+  const what = `a transpose of [${rows}, ${cols}]`;
+  const outAt = gemm.reserve(4 * rows * cols, what);
+  const result = gemm.view(Float32Array, outAt, rows * cols);
+  const place = inPlaceOrCopied(gemm, rows * cols, what);
+  // A part should move at least 256 KB to be worth a second thread.
+  const minLanes = Math.max(1, Math.ceil(2 ** 18 / (16 * cols)));
+  return async (a) => {
+    await ctx.pool.run(task, [place(a), outAt, rows, cols], rows / 4, { minLanes });
+    return result();
   };
 }
 
