@@ -1,8 +1,13 @@
 // The layout kernels (codegen/wasm/layout.ts): the 4 x 4 tile transpose against the JavaScript
-// permute, in parts as the threads split it, and the block copy a slice runs on.
+// permute, in parts as the threads split it, the block copy a slice runs on, and scatter_rows.
 import { describe, expect, it } from 'vitest';
 import { layoutModule } from '../codegen/wasm/layout.js';
 import { permuteAxes } from '../runtime/backends/backend.js';
+import { scatterRowsModule } from '../codegen/wasm/scatter.js';
+import { bucketByRow } from '../runtime/backends/row-sums.js';
+import { scatter_rows } from '../src/ir/ops/scatter.js';
+import { Tensor } from '../src/interp/tensor.js';
+import { Dim } from '../src/shapes/dim.js';
 
 function instance() {
   const memory = new WebAssembly.Memory({ initial: 16, maximum: 64 });
@@ -33,5 +38,30 @@ describe('layout kernels', () => {
     const expected: number[] = [];
     for (let o = 0; o < outer; o++) for (let i = start; i < end; i++) for (let j = 0; j < inner; j++) expected.push(src[(o * n + i) * inner + j]!);
     expect([...f.subarray(src.length, src.length + outer * block)]).toEqual(expected);
+  });
+});
+
+describe('scatter_rows kernel', () => {
+  it('sums each row from its slots in float64, rounded once: the reference bit for bit, in two parts', () => {
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 64 });
+    const scatterRows = new WebAssembly.Instance(new WebAssembly.Module(scatterRowsModule({ minPages: 16, maxPages: 64 })), { env: { memory } }).exports.scatterRows as (...a: number[]) => void;
+    const [rows, rowSize, slots] = [9, 12, 40];
+    const ids = Float32Array.from({ length: slots }, (_, i) => (i * 7 + (i % 3)) % rows);
+    // Values of very different sizes, so rounding each addition would change the sums.
+    const g = Float32Array.from({ length: slots * rowSize }, (_, i) => Math.sin(i) * 10 ** ((i % 5) - 2));
+    const b = bucketByRow(ids);
+    const n = b.rows.length;
+    const f = new Float32Array(memory.buffer), i32 = new Int32Array(memory.buffer);
+    const [gAt, orderAt, startAt, lenAt, rowsAt, outAt] = [0, 4096, 8192, 12288, 16384, 20480];
+    f.set(g, gAt / 4);
+    i32.set(b.order, orderAt / 4);
+    i32.set(b.start.subarray(0, n), startAt / 4);
+    i32.set(b.length.subarray(0, n), lenAt / 4);
+    i32.set(b.rows, rowsAt / 4);
+    f.fill(0, outAt / 4, outAt / 4 + rows * rowSize);
+    scatterRows(gAt, orderAt, startAt, lenAt, rowsAt, outAt, 0, 3, 4 * rowSize);
+    scatterRows(gAt, orderAt, startAt, lenAt, rowsAt, outAt, 3, n, 4 * rowSize);
+    const [ref] = scatter_rows.evaluate!([new Tensor('f32', [slots, rowSize], Float64Array.from(g)), new Tensor('index', [slots], Float64Array.from(ids))], { rows: [Dim.of(rows)] }, { training: false, dimValue: (d) => d.value!, updateBuffer: () => undefined, inputParamNames: [] });
+    expect([...f.subarray(outAt / 4, outAt / 4 + rows * rowSize)]).toEqual([...Float32Array.from(ref!.data)]);
   });
 });

@@ -137,7 +137,7 @@ export class WasmGemm {
   }
 
   /** A view of `length` elements at byte offset `at`, made again only where growth detached it (a memory that is not shared). */
-  view<T extends Float32Array | Float64Array>(type: new (b: ArrayBufferLike, at: number, length: number) => T, at: number, length: number): () => T {
+  view<T extends Float32Array | Float64Array | Int32Array>(type: new (b: ArrayBufferLike, at: number, length: number) => T, at: number, length: number): () => T {
     let v: T | undefined;
     return () => {
       if (!v || (v.byteLength === 0 && length > 0)) {

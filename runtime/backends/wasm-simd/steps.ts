@@ -16,12 +16,12 @@ import { tableStep, type TableContext } from './table-steps.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
 import { einsum } from '../../../src/ir/ops/einsum.js';
 import { einsum_bn, expert_act, product_retrieve } from '../../../src/ir/ops/fused.js';
-import { slice } from '../../../src/ir/ops/indexing.js';
 import { batchnorm, reduce_mean, reduce_sum } from '../../../src/ir/ops/reductions.js';
 import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/columns.js';
 import { lit } from '../../../codegen/kernel.js';
 import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
-import { layoutModule } from '../../../codegen/wasm/layout.js';
+import { scatterRowsStep, sliceStep, transposer } from './layout-steps.js';
+import { inPlaceOrCopied, size } from './places.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
@@ -46,7 +46,7 @@ export interface HostContext extends TableContext {
   note(message: string): void;
 }
 
-const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
 
 
 /** A step for `node` on the pool, with its timing label, or undefined to leave it to gpu.js. */
@@ -96,6 +96,8 @@ export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) =>
     }
     case 'slice':
       return sliceStep(ctx, node, shapeOf);
+    case 'scatter_rows':
+      return scatterRowsStep(ctx, node, shapeOf);
     case 'reduce_sum':
     case 'reduce_mean':
     case 'batchnorm':
@@ -287,20 +289,6 @@ function batchnormStep(ctx: HostContext, node: Node, rows: number, c: number): {
   };
 }
 
-/** An operand's byte offset in the kernel memory: where it is when a kernel left it there, else a place of its own (made on first use) it is copied to. */
-function inPlaceOrCopied(gemm: WasmGemm, length: number, what: string, onCopy?: () => void): (a: Float32Array) => number {
-  let at: number | undefined, view: (() => Float32Array) | undefined;
-  return (a) => {
-    const there = gemm.locate(a);
-    if (there !== undefined) return there;
-    onCopy?.();
-    at ??= gemm.reserve(4 * Math.max(4, length), what);
-    view ??= gemm.view(Float32Array, at, length);
-    view().set(a);
-    return at;
-  };
-}
-
 /** Below this many cells an elementwise op stays a JavaScript task (the copies in would cost more than they save). */
 const ELEMENTWISE_MIN_CELLS = 8192;
 
@@ -380,67 +368,6 @@ function batchnormEpilogue(ctx: HostContext, cells: number, c: number): { scale:
       await kernel(outAt, operands.map((a, i) => places[i]!(a)), cells / c);
       return result();
     },
-  };
-}
-
-/** A slice of an axis as the block-copy kernel in the contraction kernel's memory (its runs copied whole, by memory.copy), the result left there. */
-function sliceStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {
-  const shape = shapeOf(node.inputs[0]!);
-  const { axis: at, start, end } = attrsOf(slice, node);
-  const axis = (at + shape.length) % shape.length;
-  const inner = size(shape.slice(axis + 1)), outer = size(shape.slice(0, axis)), n = shape[axis]!;
-  const block = (end - start) * inner;
-  const gemm = ctx.gemm();
-  const kernel = gemm.instantiate('layout', (limits) => layoutModule(limits));
-  const task: PoolTask = {
-    key: `${kernel}:blocks`,
-    source: `function copyBlocks(args, from, to, ctx) {
-  ctx.wasm[${JSON.stringify(kernel)}].copyBlocks(args[0], args[1], from, to, args[2], args[3]);
-}`,
-  };
-  const what = `slice of [${shape.join(', ')}]`;
-  const outAt = gemm.reserve(4 * Math.max(4, outer * block), what);
-  const result = gemm.view(Float32Array, outAt, outer * block);
-  const place = inPlaceOrCopied(gemm, size(shape), what);
-  return {
-    label: 'slice (wasm)',
-    host: async (read) => {
-      const x = place(read(node.inputs[0]!));
-      // A part should copy at least 256 KB to be worth a second thread.
-      await ctx.pool.run(task, [x + 4 * start * inner, outAt, 4 * n * inner, 4 * block], outer, { minLanes: Math.max(1, Math.ceil(2 ** 18 / (4 * block))) });
-      return [result()];
-    },
-  };
-}
-
-/**
- * A permutation that swaps two groups of axes (perm a rotation: [j, ..., n-1, 0, ..., j-1]) is
- * the transpose of [P, Q] (P the first group's size): done by the 4 x 4 tile kernel into a place
- * of its own in the kernel memory, blocks of rows split across the threads. Undefined for other
- * permutations and for sizes that are not multiples of 4 (the JavaScript permute does those).
- */
-function transposer(ctx: HostContext, shape: readonly number[], perm: readonly number[]): ((a: Float32Array) => Promise<Float32Array>) | undefined {
-  const j = perm[0]!, n = perm.length;
-  if (j === 0 || !perm.every((p, i) => p === (i + j) % n)) return undefined;
-  const rows = size(shape.slice(0, j)), cols = size(shape.slice(j));
-  if (rows % 4 !== 0 || cols % 4 !== 0) return undefined;
-  const gemm = ctx.gemm();
-  const kernel = gemm.instantiate('layout', (limits) => layoutModule(limits));
-  const task: PoolTask = {
-    key: `${kernel}:transpose`,
-    source: `function transpose(args, from, to, ctx) {
-  ctx.wasm[${JSON.stringify(kernel)}].transpose(args[0], args[1], args[2], args[3], from, to);
-}`,
-  };
-  const what = `a transpose of [${rows}, ${cols}]`;
-  const outAt = gemm.reserve(4 * rows * cols, what);
-  const result = gemm.view(Float32Array, outAt, rows * cols);
-  const place = inPlaceOrCopied(gemm, rows * cols, what);
-  // A part should move at least 256 KB to be worth a second thread.
-  const minLanes = Math.max(1, Math.ceil(2 ** 18 / (16 * cols)));
-  return async (a) => {
-    await ctx.pool.run(task, [place(a), outAt, rows, cols], rows / 4, { minLanes });
-    return result();
   };
 }
 
