@@ -10,6 +10,12 @@ const isElementwise = (n: Node) => ELEMENTWISE_OPS.has(n.op) && n.types.length =
 /** At most this many ops are recomputed in each user when a value with several users is not stored. */
 const RECOMPUTED_OPS = 2;
 const RECOMPUTED_USERS = 4;
+/**
+ * Ops an instruction or two computes. Any other (exp, erf, tanh, log, gelu ...) is a library call
+ * per cell: a value that has one is stored once, not recomputed in each user, and the users
+ * then can be arithmetic only (which the SIMD elementwise kernels run).
+ */
+const CHEAP_OPS = new Set(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'neg', 'abs', 'sqrt', 'relu', 'step', 'broadcast_to']);
 
 /**
  * Computed only inside its elementwise users and not returned: safe to recompute inside each.
@@ -29,7 +35,7 @@ function absorbedCost(ctx: RewriteContext, n: Node, outputs: ReadonlySet<number>
   let cost: number | false = false;
   const users = ctx.users(n.id);
   if (isElementwise(n) && !outputs.has(n.id) && users.length >= 1 && users.every(isElementwise)) {
-    let own = n.op === 'broadcast_to' ? 0 : 1;
+    let own = n.op === 'broadcast_to' ? 0 : CHEAP_OPS.has(n.op) ? 1 : RECOMPUTED_OPS + 1;
     for (const r of n.inputs) {
       const c = absorbedCost(ctx, ctx.src.node(r.node), outputs, memo);
       if (c !== false) own += c;
@@ -50,7 +56,7 @@ function costMemo(ctx: RewriteContext): Map<number, number | false> {
 
 export const fuseElementwise: RewriteRule = {
   name: 'fuse-elementwise',
-  doc: 'a tree of two or more elementwise f32 ops (binary arithmetic, activations, their derivatives, broadcast_to), whose inner results feed only elementwise ops and are not outputs (one user, or up to 4 users when it costs at most 2 ops to recompute in each) -> elementwise_fused; inputs are read with broadcasting against the root\'s shape.',
+  doc: 'a tree of two or more elementwise f32 ops (binary arithmetic, activations, their derivatives, broadcast_to), whose inner results feed only elementwise ops and are not outputs (one user, or up to 4 users when it costs at most 2 arithmetic ops to recompute in each; a transcendental op counts as 3) -> elementwise_fused; inputs are read with broadcasting against the root\'s shape.',
   apply(node, _inputs, g, module, ctx) {
     const fn = [...module.functions.values()].find((f) => f.graph === ctx.src);
     const outputs = new Set((fn?.outputs ?? []).map((o) => o.node));
