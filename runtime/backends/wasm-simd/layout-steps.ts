@@ -8,8 +8,7 @@ import { layoutModule } from '../../../codegen/wasm/layout.js';
 import { scatterRowsModule } from '../../../codegen/wasm/scatter.js';
 import { bucketByRow } from '../row-sums.js';
 import type { PoolTask } from '../../pool.js';
-import { inPlaceOrCopied, size } from './places.js';
-import type { HostContext, HostFn } from './steps.js';
+import { inPlaceOrCopied, size, type HostContext, type HostFn } from './places.js';
 
 /** A slice of an axis as the block-copy kernel in the contraction kernel's memory (its runs copied whole, by memory.copy), the result left there. */
 export function sliceStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } {

@@ -21,33 +21,11 @@ import { batchnormTrainingTask, columnReduceTask } from '../../../codegen/host/c
 import { lit } from '../../../codegen/kernel.js';
 import { batchnormTrainingModule, COLUMN_BLOCK, columnSumsModule, elementwiseModule, operandKind, wasmElementwiseFits, type OperandKind } from '../../../codegen/wasm/elementwise.js';
 import { scatterRowsStep, sliceStep, transposer } from './layout-steps.js';
-import { inPlaceOrCopied, size } from './places.js';
+import { inPlaceOrCopied, size, type HostContext, type HostFn, type Read } from './places.js';
 import { elementwise_fused, type ElementwiseExpr } from '../../../src/ir/ops/elementwise-fused.js';
 import type { PoolTask } from '../../pool.js';
 
-export type Read = (r: ValueRef) => Float32Array;
-export type HostFn = (read: Read) => Promise<Float32Array[]> | Float32Array[];
-
-export interface HostContext extends TableContext {
-  fn: IRFunction;
-  pool: WorkerPool;
-  gemm(): WasmGemm;
-  /** Where a value's data lives: a parameter, or a computed value (views followed). */
-  source(r: ValueRef): { kind: 'value'; ref: ValueRef } | { kind: 'param'; name: string };
-  /** A parameter's data permuted once (cached), for operands read in another layout. */
-  permuted(name: string, perm: number[]): Float32Array;
-  param(name: string): Float32Array;
-  /** Parameters are read per call (training: they change between calls). */
-  paramsAsArguments: boolean;
-  /** The program runs in training mode (BatchNorm with batch statistics). */
-  training: boolean;
-  permuteAxes(src: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array;
-  /** Tells the user a step runs slower than it could, and why (run, bench and train print it). */
-  note(message: string): void;
-}
-
-
-
+export type { HostContext, HostFn, Read } from './places.js';
 
 /** A step for `node` on the pool, with its timing label, or undefined to leave it to gpu.js. */
 export function hostStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => number[]): { label: string; host: HostFn } | undefined {
@@ -227,9 +205,7 @@ function retrieveStep(ctx: HostContext, node: Node, shapeOf: (r: ValueRef) => nu
   return {
     label: 'product_retrieve (wasm-simd)',
     host: async (read) => {
-      const [p1, p2] = [0, 1].map((s) => {
-        return copies[s]!(read(node.inputs[s]!));
-      }) as [number, number];
+      const [p1, p2] = [0, 1].map((s) => copies[s]!(read(node.inputs[s]!))) as [number, number];
       const w = wBuf();
       await ctx.pool.run(task, [p1, p2, scratch, cand, idx, sums(), w], lanes, { minLanes: 16, outputs: [5, 6] });
       return [w, ids()];
