@@ -106,6 +106,20 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
       expect(b.longest).toBe(Math.max(...lengths));
     }
   });
+  it('buckets the same ids again from its memo, and an array changed in place anew', () => {
+    const ids = Int32Array.from([7, 3, 7, 1, 3]);
+    const first = bucketByRow(ids);
+    const again = bucketByRow(Float32Array.from(ids));
+    expect(Array.from(again.rows)).toEqual([1, 3, 7]);
+    expect(Array.from(again.order)).toEqual(Array.from(first.order));
+    again.rows[0] = 99; // callers own rows: the memo's copy stays right
+    expect(Array.from(bucketByRow(ids).rows)).toEqual([1, 3, 7]);
+    ids[3] = 9; // the same array, other values
+    const changed = bucketByRow(ids);
+    expect(Array.from(changed.rows)).toEqual([3, 7, 9]);
+    expect(Array.from(changed.order)).toEqual([1, 4, 0, 2, 3]);
+    expect(Array.from(bucketByRow([NaN, 2]).order)).toEqual(Array.from(bucketByRow([NaN, 2]).order));
+  });
   it('sums factored rows (coef x a token\'s vector) bit for bit as building them and summing would', () => {
     const T = 40, perToken = 12, rowSize = 9, slots = T * perToken;
     const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(5, i, 0) ** 2 * 200));

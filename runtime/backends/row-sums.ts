@@ -21,7 +21,30 @@ export interface Buckets {
   longest: number;
 }
 
+/**
+ * The last ids bucketed (a copy) and their buckets: a step sums the gradients of several tables
+ * read through the same ids (an expert's down and up rows), and bucketing 16k ids of a 1M-row
+ * table costs ~1 ms, where comparing them costs ~0.02.
+ */
+let lastBucketed: { ids: Float64Array; buckets: Buckets } | undefined;
+
+/** The slots of `ids` grouped by row id (a CSR), ascending rows; callers only read the arrays. */
 export function bucketByRow(ids: ArrayLike<number>): Buckets {
+  const last = lastBucketed;
+  if (last && sameValues(last.ids, ids)) return { ...last.buckets, rows: last.buckets.rows.slice() };
+  const buckets = bucketAnew(ids);
+  lastBucketed = { ids: Float64Array.from(ids), buckets: { ...buckets, rows: buckets.rows.slice() } };
+  return buckets;
+}
+
+function sameValues(a: Float64Array, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  // Object.is: a NaN id (bucketed by the comparison sort) equals only a NaN.
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !Object.is(a[i], b[i])) return false;
+  return true;
+}
+
+function bucketAnew(ids: ArrayLike<number>): Buckets {
   const m = ids.length;
   const order = new Float32Array(m), start = new Float32Array(m), length = new Float32Array(m);
   const { slots, keys } = slotsByRow(ids);

@@ -107,6 +107,21 @@ export class Trainer {
   /** The trainer's own notes (slower paths it chose), beside the executors'. */
   private readonly ownNotes: string[] = [];
 
+  /** Dense gradients of factored tables, kept between steps (gradients' arrays live until its next call). */
+  private readonly factoredGradients = new Map<string, Float32Array>();
+
+  /**
+   * A zero-filled shared array for `name`'s gradient, skewed against its weights and moments (the
+   * pool's dense Adam reads it in place): the last step's array, cleared, where it has the size;
+   * a fresh SharedArrayBuffer each step cost more than the sums written into it (~1 ms at 1024^2).
+   */
+  private zeroedGradient(name: string, length: number): Float32Array {
+    let g = this.factoredGradients.get(name);
+    if (g?.length === length) g.fill(0);
+    else this.factoredGradients.set(name, (g = sharedFloat32(length, 3)));
+    return g;
+  }
+
   private inputsOf(p: TrainingProgram, batch: Batch): Map<string, F32Tensor> {
     const inputs = new Map(batch.inputs);
     if (p.targets) inputs.set(p.targets.name, batch.targets);
@@ -146,7 +161,7 @@ export class Trainer {
       if (!info.sparse && one) {
         // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient,
         // in shared memory skewed against the weights and moments: the pool's dense Adam reads it in place.
-        const full = sharedFloat32(info.shape.reduce((a, b) => a * b, 1), 3);
+        const full = this.zeroedGradient(name, info.shape.reduce((a, b) => a * b, 1));
         let label = 'expert gradients (by expert)';
         if (!(await this.trainExec.addFactoredRows(full, ids, one, factoredSize))) {
           // A table the fused reads placed (the sub-key tables): its SIMD row-sum kernel, by row, then written whole rows.
