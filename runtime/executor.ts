@@ -11,7 +11,7 @@ import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { dataSource, fillFloat32, isDeviceValue, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type AdamRowsStep, type Backend, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read } from './backends/backend.js';
+import { dataSource, fillFloat32, isDeviceValue, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type Backend, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type RowsUpdate } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
@@ -141,9 +141,9 @@ export class Executor {
     return this.impl.addFactoredRows ? this.impl.addFactoredRows(full, ids, rows, rowSize) : Promise.resolve(false);
   }
 
-  /** Lazy Adam in the backend, on a placed table's rows from the last sumRows (done: false where it cannot). */
-  adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
-    return this.impl.adamRows ? this.impl.adamRows(name, values, m, v, step) : Promise.resolve({ done: false, finite: true });
+  /** The optimizer's update in the backend, of a placed table's rows from the last sumRows (done: false where it cannot). */
+  updateRows(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
+    return this.impl.updateRows ? this.impl.updateRows(name, values, update) : Promise.resolve({ done: false, finite: true });
   }
 
   /** Threads the backend runs on (the calling thread included). */

@@ -56,6 +56,19 @@ describe('--set NAME=VALUE', () => {
     const same = peerc('train', recall, '--resume', '--set', 'N=16^2', '--out', out, '--backend', 'cpu');
     expect(same.status, same.stderr).toBe(0);
   }, 300_000);
+  it('peerc train --profile prints each part of the step, longest first (SGD on the table memories\' kernel)', () => {
+    const recall = join(tmp, 'recall-profile.peer');
+    writeFileSync(recall, smallExample('recall.peer').replace('const K = 4096', 'const K = 64'));
+    const r = peerc('train', recall, '--set', 'N=16^2', '--steps', '4', '--optimizer', 'sgd', '--backend', 'wasm-simd', '--out', join(tmp, 'profiled'), '--eval-every', '4', '--profile');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/profile: median step [\d.]+ ms over steps 2-4 \(3\); median ms per step of each part:/);
+    const parts = [...r.stdout.matchAll(/^ +([\d.]+) ms +\d+% {2}(.+)$/gm)].map((m) => ({ ms: Number(m[1]), label: m[2]! }));
+    expect(parts.map((p) => p.label)).toContain('optimizer');
+    expect(parts.map((p) => p.label).some((l) => l.startsWith('row sums'))).toBe(true);
+    const timed = parts.filter((p) => !p.label.startsWith('the rest'));
+    expect(timed.map((p) => p.ms)).toEqual([...timed.map((p) => p.ms)].sort((a, b) => b - a));
+    expect(r.stdout).not.toMatch(/host loop/);
+  }, 300_000);
 });
 
 describe('per-token cost from the IR', () => {

@@ -126,9 +126,14 @@ describe.skipIf(skip)('the worker pool', () => {
       expect([...a].every((v) => v === 0)).toBe(true);
       const thrower = { key: 'test:throws-fast', source: "function (args, from, to) { if (from > 0 && args[1] > 0) throw new Error('lane ' + from + ' failed fast'); }" };
       await pool.run(thrower, [a, 0], 100, { minLanes: 10 });
-      const fastBefore = pool.calls.fast;
-      await expect(pool.run(thrower, [a, 1], 100, { minLanes: 10 })).rejects.toThrow(/worker task failed: .*lane 50 failed fast/);
-      expect(pool.calls.fast).toBe(fastBefore + 1);
+      // On a loaded machine a pause past the workers' idle wait sends a call by message: try again until one goes fast.
+      let wentFast = false;
+      for (let attempt = 0; attempt < 5 && !wentFast; attempt++) {
+        const fastBefore = pool.calls.fast;
+        await expect(pool.run(thrower, [a, 1], 100, { minLanes: 10 })).rejects.toThrow(/worker task failed: .*lane 50 failed fast/);
+        wentFast = pool.calls.fast === fastBefore + 1;
+      }
+      expect(wentFast).toBe(true);
       await pool.run(add, [a, 2], 1000, { minLanes: 10 });
       expect([...a].every((v) => v === 2)).toBe(true);
     } finally {
@@ -241,16 +246,13 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
       ex.destroy();
     }
   });
-  it('row sums and lazy Adam in the table memory equal the host loops (Adam bit for bit)', async () => {
+  it('row sums in the table memory equal the host loops', async () => {
     const rows = 300, d = 8, slots = 700;
-    const pool = new WorkerPool(threads);
     const backend = new WasmSimdBackend(BACKENDS['wasm-simd'], { threads });
     try {
       const table = tableFloat32(rows * d);
-      table.forEach((_, i) => (table[i] = Math.sin(i)));
       const placed = backend.placeTable('T', table, d);
       expect(placed).toBe(table); // adopted: the table's own memory, no copy
-      const [m0, v0] = backend.tableState('T', 2) as Float32Array[];
       const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(9, i, 0) * rows));
       const grads = Float32Array.from({ length: slots * d }, (_, i) => Math.cos(i * 0.7));
       const host = sumRowsOnHost(ids, grads, d);
@@ -263,30 +265,65 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
       const factoredHost = sumRowsOnHost(ids, outerRows({ coef, vec }, d), d);
       const factored = await backend.sumFactoredRows(ids, { coef, vec }, d, 'T')!;
       expect([...factored.values]).toEqual([...factoredHost.values]);
-      const got = await backend.sumRows(ids, grads, d, 'T');
-      expect([...got.values]).toEqual([...host.values]);
-      // The same step on plain arrays by the host loop (Optimizer.step).
-      const info = { name: 'T', role: 'param', shape: [rows, d], sparse: true, weightDecay: true, lrMultiplier: 1 } as never;
-      const config = { ...DEFAULT_OPTIMIZER, kind: 'adamw' as const, clip: 0 };
-      const hostOpt = new Optimizer(config, [info]);
-      const w = Float32Array.from(table);
-      for (let step = 0; step < 3; step++) {
-        hostOpt.step(new Map([['T', w]]), { dense: new Map(), sparse: new Map([['T', host]]) }, 1);
-        const r = await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, step + 1));
-        expect(r).toEqual({ done: true, finite: true });
-      }
-      const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-      expect(bytes(table).equals(bytes(w))).toBe(true);
-      expect(bytes(m0!).equals(bytes(hostOpt.m.get('T')!))).toBe(true);
-      expect(bytes(v0!).equals(bytes(hostOpt.v.get('T')!))).toBe(true);
-      // A gradient that makes a weight infinite is reported.
-      got.values[3] = Infinity;
-      expect((await backend.adamRows('T', got.values, m0!, v0!, adamStepOf(config, 4))).finite).toBe(false);
     } finally {
       backend.destroy();
-      pool.destroy();
     }
   });
+  const updates = [
+    { name: 'AdamW', config: { kind: 'adamw' as const }, optim: undefined },
+    { name: 'Adam', config: { kind: 'adam' as const }, optim: undefined },
+    { name: 'SGD with momentum and decay', config: { kind: 'sgd' as const, momentum: 0.9, weightDecay: 0.05 }, optim: undefined },
+    { name: 'SGD without momentum', config: { kind: 'sgd' as const, momentum: 0 }, optim: undefined },
+    { name: 'Adagrad (@optim)', config: { kind: 'adam' as const }, optim: { kind: 'adagrad' as const, weightDecay: 0.01 } },
+  ];
+  for (const u of updates)
+    it(`${u.name} on a table's touched rows in its table memory equals the host loop bit for bit, state included`, async () => {
+      const rows = 300, d = 8, slots = 700;
+      const backend = new WasmSimdBackend(BACKENDS['wasm-simd'], { threads });
+      try {
+        const table = tableFloat32(rows * d);
+        table.forEach((_, i) => (table[i] = Math.sin(i)));
+        backend.placeTable('T', table, d);
+        const info = { name: 'T', role: 'param', shape: [rows, d], sparse: true, weightDecay: true, lrMultiplier: 1, optim: u.optim } as never;
+        const config = { ...DEFAULT_OPTIMIZER, clip: 0.5, ...u.config };
+        const hostOpt = new Optimizer(config, [info]);
+        const tableOpt = new Optimizer(config, [info], { state: (name, count) => backend.tableState(name, count) as Float32Array[] });
+        const w = Float32Array.from(table);
+        const sumsOfStep = (step: number) => {
+          const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(9 + step, i, 0) * rows));
+          return { ids, grads: Float32Array.from({ length: slots * d }, (_, i) => Math.cos(i * 0.7 + step)) };
+        };
+        let kernelCalls = 0;
+        const onTable = async (name: string, values: Float32Array, update: Parameters<WasmSimdBackend['updateRows']>[2]) => {
+          const r = await backend.updateRows(name, values, update);
+          if (r.done) kernelCalls++;
+          return r;
+        };
+        for (let step = 0; step < 3; step++) {
+          const { ids, grads } = sumsOfStep(step);
+          const host = sumRowsOnHost(ids, grads, d);
+          hostOpt.step(new Map([['T', w]]), { dense: new Map(), sparse: new Map([['T', host]]) }, 2);
+          const summed = await backend.sumRows(ids, grads, d, 'T');
+          const r = await tableOpt.stepThreaded(undefined, new Map([['T', table]]), { dense: new Map(), sparse: new Map([['T', summed]]) }, 2, onTable);
+          expect(r.finite).toBe(true);
+          expect(r.clipped).toBe(true);
+        }
+        expect(kernelCalls).toBe(3);
+        const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+        expect(bytes(table).equals(bytes(w)), 'weights').toBe(true);
+        for (const state of ['m', 'v'] as const) {
+          expect(tableOpt[state].has('T'), state).toBe(hostOpt[state].has('T'));
+          if (hostOpt[state].has('T')) expect(bytes(tableOpt[state].get('T')!).equals(bytes(hostOpt[state].get('T')!)), state).toBe(true);
+        }
+        // A gradient that makes a weight infinite is reported.
+        const { ids, grads } = sumsOfStep(3);
+        const summed = await backend.sumRows(ids, grads, d, 'T');
+        summed.values[3] = Infinity;
+        expect((await tableOpt.stepThreaded(undefined, new Map([['T', table]]), { dense: new Map(), sparse: new Map([['T', summed]]) }, 1, onTable)).finite).toBe(false);
+      } finally {
+        backend.destroy();
+      }
+    });
 });
 
 describe('dense Adam on the pool', () => {
@@ -334,12 +371,6 @@ describe('dense Adam on the pool', () => {
     }
   });
 });
-
-/** The lazy Adam settings Optimizer uses at step t (1-based), unclipped. */
-function adamStepOf(c: typeof DEFAULT_OPTIMIZER, t: number) {
-  const lr = learningRate(c, t - 1), bc1 = 1 - Math.pow(c.beta1, t), bc2 = 1 - Math.pow(c.beta2, t);
-  return { scale: 1, b1: c.beta1, b2: c.beta2, stepSize: (lr / bc1) * Math.sqrt(bc2), epsHat: c.eps * Math.sqrt(bc2), keep: 1 - lr * c.weightDecay };
-}
 
 describe.skipIf(skip)('wasm-simd limits', () => {
   it('an expert table beyond 2^24 cells (2^17 x 256) is read whole', async () => {

@@ -9,14 +9,7 @@
 // Writes the k best sums (float64) and their expert ids (a*n + b, as float32); the gate runs
 // after it (codegen/host/retrieve.ts), since wasm has no exp.
 import { buildModule, I, type FunctionDef, type ValType } from './module.js';
-
-const get = I.localGet, set = I.localSet;
-type Code = number | Code[];
-const code = (...parts: Code[]): number[][] => [(parts as unknown[]).flat(Infinity as 1) as number[]];
-/** while (cond) { body }: cond leaves an i32 on the stack, nonzero to go on. */
-const whileLoop = (cond: Code[], body: Code[]): Code[] => [I.block, I.loop, ...cond, I.i32Eqz, I.brIf(1), ...body, I.br(0), I.end, I.end];
-const ifThen = (cond: Code[], body: Code[]): Code[] => [...cond, I.ifThen, ...body, I.end];
-const addConst = (local: number, n: number) => [get(local), I.i32(n), I.i32Add, set(local)];
+import { addConst, code, get, ifThen, set, whileLoop, type Code } from './structured.js';
 
 /** Bytes of scratch one call of the kernel uses (for all its lanes, one after the other). */
 export const retrieveScratchBytes = (k: number, subk: number) => 64 * Math.ceil(subk / 4) + Math.ceil((12 * k) / 16) * 16;

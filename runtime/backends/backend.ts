@@ -46,15 +46,15 @@ export function addOuterRows(full: Float32Array, ids: ArrayLike<number>, f: Fact
   }
 }
 
-/** Lazy Adam's settings for one step (float64, as the host loop uses them). */
-export interface AdamRowsStep {
-  scale: number;
-  b1: number;
-  b2: number;
-  stepSize: number;
-  epsHat: number;
-  keep: number;
-}
+/**
+ * One step's update of a table's touched rows, with its state arrays and settings (float64, as
+ * the host loops of runtime/train/optim.ts use them; Optimizer.rowsUpdate makes it).
+ */
+export type RowsUpdate =
+  | { kind: 'adam'; m: Float32Array; v: Float32Array; scale: number; b1: number; b2: number; stepSize: number; epsHat: number; keep: number }
+  /** m: the velocity where momentum > 0. */
+  | { kind: 'sgd'; m?: Float32Array; scale: number; momentum: number; lr: number; decay: number }
+  | { kind: 'adagrad'; v: Float32Array; scale: number; lr: number; keep: number; eps: number };
 
 export interface BackendInfo {
   name: string;
@@ -183,10 +183,10 @@ export interface Backend {
    * where the backend cannot for these sizes (the caller runs addOuterRows then).
    */
   addFactoredRows?(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean>;
-  /** Optimizer state arrays for a placed table, where the backend's lazy Adam reads them (or why not). */
+  /** Optimizer state arrays for a placed table, where the backend's row updates read them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
-  /** Lazy Adam on a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
-  adamRows?(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }>;
+  /** The optimizer's update of a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
+  updateRows?(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }>;
   /**
    * A parameter's host array changed (`rows` of `rowSize` floats, or all of it): a backend that
    * keeps copies of parameters (a GPU's buffers) brings them up to date before their next use.

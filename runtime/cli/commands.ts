@@ -356,7 +356,7 @@ export const COMMANDS: Record<string, Command> = {
       const p = parseArgs(args, {
         ...entryFlag, data: 'string', task: 'string', steps: 'integer', batch: 'integer', seq: 'integer', lr: 'number', backend: 'string', seed: 'integer', out: 'string', resume: 'boolean', force: 'boolean',
         optimizer: 'string', schedule: 'string', warmup: 'integer', clip: 'number', 'weight-decay': 'number', beta1: 'number', beta2: 'number',
-        'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer', threads: 'integer', 'plain-simd': 'boolean',
+        'eval-every': 'integer', 'eval-batches': 'integer', 'checkpoint-every': 'integer', 'stop-at': 'integer', threads: 'integer', 'plain-simd': 'boolean', profile: 'boolean',
       }, 'train');
       simdFlags(p.flags);
       // `--resume --out RUN_DIR` without FILE trains the program the checkpoint embeds.

@@ -129,6 +129,7 @@ kept (one). Formatting twice changes nothing, and the program means the same (it
   Ctrl-C, SIGTERM and SIGHUP save a checkpoint and exit 130, 143, 129; one trainer holds a run folder
   at a time (RUN_DIR/.peerc-lock); see "Faults" in docs/training.md
   --force              start over in an --out that already holds a run, replacing it
+  --profile            at the end, the median time per step of each part (kernels, row sums, optimizer)
   --threads N          wasm-simd: worker threads, this one included (default: PEERC_THREADS, else the cores)
   --plain-simd         wasm-simd: plain SIMD128 even where the engine has relaxed SIMD
   --set NAME=VALUE     replace the program's const NAME by VALUE (repeatable; a resumed run repeats the run's)

@@ -12,6 +12,7 @@ import type { MetricsLine } from '../train/metrics.js';
 import { lockRunFolder, type RunLock } from '../train/run-lock.js';
 import { programDifference } from '../train/resume-check.js';
 import { print, keepRunningWithoutStdout } from './output.js';
+import { median } from '../stats.js';
 import { StopSignals } from './signals.js';
 import { unfusedPatterns } from '../../src/passes/fusion-notes.js';
 import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
@@ -348,6 +349,8 @@ async function trainLoop(s: LoopState): Promise<number> {
   let tokens = 0, firstLoss = NaN, lastLoss = NaN, recentMs: number[] = [];
   const logEvery = Math.max(1, Math.round(settings.steps / 20));
   const backendNotes = new Set<string>();
+  // --profile: each part's time per step, from the second step of this process on (the first compiles).
+  const profile = flags.get('profile') === true ? { steps: [] as number[], ms: [] as number[], parts: new Map<string, number[]>() } : undefined;
   if (start === 0) await evaluate(0);
   for (let step = start; step < stopAt; step++) {
     let r;
@@ -358,6 +361,11 @@ async function trainLoop(s: LoopState): Promise<number> {
       throw e;
     }
     tokens += r.tokens;
+    if (profile && step > start) {
+      profile.steps.push(step + 1);
+      profile.ms.push(r.ms);
+      for (const [part, ms] of r.timings) profile.parts.set(part, [...(profile.parts.get(part) ?? []), ms]);
+    }
     if (Number.isNaN(firstLoss)) firstLoss = r.loss;
     lastLoss = r.loss;
     recentMs = [...recentMs.slice(-19), r.ms];
@@ -386,11 +394,26 @@ async function trainLoop(s: LoopState): Promise<number> {
       return stop.exitCode;
     }
   }
+  if (profile) for (const line of profileLines(profile)) say(line);
   const secs = (performance.now() - t0) / 1000;
   say(`done: ${stopAt - start} steps in ${secs.toFixed(1)} s (${Math.round(tokens / secs).toLocaleString('en-US')} tokens/s); train loss ${firstLoss.toFixed(4)} -> ${lastLoss.toFixed(4)}`);
   say(`wrote ${ckptPath}, ${metricsPath}, ${join(out, 'loss.svg')}${hasUsage ? `, ${join(out, 'experts.svg')}` : ''}`);
   if (!hasUsage) say('note: no experts.svg: the model has no @sparse expert table, so there is no expert usage to plot');
   return 0;
+}
+
+/** --profile's report: the median step and the median time of each part that took 0.05 ms or more, longest first. */
+function profileLines(p: { steps: number[]; ms: number[]; parts: Map<string, number[]> }): string[] {
+  if (p.steps.length === 0) return ['profile: no step after the first ran in this process (the first compiles the kernels); run more steps'];
+  const step = median(p.ms);
+  // A part missing from some steps (an evaluation's step, say) counts 0 there.
+  const parts = [...p.parts].map(([label, ms]) => ({ label, ms: median([...ms, ...Array<number>(p.steps.length - ms.length).fill(0)]) })).filter((x) => x.ms >= 0.05).sort((a, b) => b.ms - a.ms);
+  const listed = parts.reduce((a, x) => a + x.ms, 0);
+  return [
+    `profile: median step ${step.toFixed(1)} ms over steps ${p.steps[0]}-${p.steps.at(-1)} (${p.steps.length}); median ms per step of each part:`,
+    ...parts.map((x) => `  ${x.ms.toFixed(2).padStart(8)} ms ${((100 * x.ms) / step).toFixed(0).padStart(3)}%  ${x.label}`),
+    `  ${Math.max(0, step - listed).toFixed(2).padStart(8)} ms ${((100 * Math.max(0, step - listed)) / step).toFixed(0).padStart(3)}%  the rest (host glue between the parts, and medians that do not add up)`,
+  ];
 }
 
 /** Redraws the plots from the metrics file (so a resumed run's plots show the whole run). */

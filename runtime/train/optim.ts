@@ -4,6 +4,7 @@
 // TensorFlow's LazyAdam). Learning-rate groups come from `@lr(x)`, decay from the language.
 import type { ParamInfo, ParamOptimizerKind } from '../../src/ir/graph.js';
 import type { SparseGrad } from '../backends/row-sums.js';
+import type { RowsUpdate } from '../backends/backend.js';
 import { fail } from '../../src/diagnostics/diagnostic.js';
 import { CHUNK_SQUARES_TASK, DENSE_ADAM_TASK, LAZY_ADAM_TASK } from '../../codegen/host/experts.js';
 import { isShared, sharedFloat32, type WorkerPool } from '../pool.js';
@@ -134,8 +135,13 @@ export async function gradientNormThreaded(g: Gradients, pool: WorkerPool | unde
   return Math.sqrt(sq + sparseSquares(g));
 }
 
-/** Lazy Adam run by the backend on a table it keeps with its moments (Executor.adamRows). */
-export type RowsAdam = (name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: { scale: number; b1: number; b2: number; stepSize: number; epsHat: number; keep: number }) => Promise<{ done: boolean; finite: boolean }>;
+/** The update of a sparse table's touched rows run by the backend, where it keeps the table with its state (Executor.updateRows). */
+export type RowsUpdater = (name: string, values: Float32Array, update: RowsUpdate) => Promise<{ done: boolean; finite: boolean }>;
+
+/** State arrays of a table's update, in the order RowsUpdate names them: Adam's m and v, SGD's velocity, Adagrad's sum of squares. */
+function stateCount(kind: ParamOptimizerKind, c: OptimizerConfig): number {
+  return kind === 'adam' || kind === 'adamw' ? 2 : kind === 'adagrad' || (kind === 'sgd' && c.momentum > 0) ? 1 : 0;
+}
 
 export interface StepReport {
   lr: number;
@@ -195,11 +201,15 @@ export class Optimizer {
       if (p.role !== 'param') continue;
       const size = p.shape.reduce((a, b) => a * b, 1);
       const kind = kindOf(p, config);
-      if (p.sparse && (kind === 'adam' || kind === 'adamw')) {
-        const placed = options.state?.(p.name, 2);
+      const count = stateCount(kind, config);
+      if (p.sparse && count > 0) {
+        const placed = options.state?.(p.name, count);
         if (placed) {
-          this.m.set(p.name, placed[0]!);
-          this.v.set(p.name, placed[1]!);
+          if (kind === 'adagrad') this.v.set(p.name, placed[0]!);
+          else {
+            this.m.set(p.name, placed[0]!);
+            if (count === 2) this.v.set(p.name, placed[1]!);
+          }
           continue;
         }
       }
@@ -220,38 +230,40 @@ export class Optimizer {
   }
 
   /**
-   * The same step with lazy Adam on the touched rows of sparse tables in the backend (`rowsAdam`,
-   * where it keeps the table and its moments) or split across a worker pool's threads (the
-   * tables and their moments must be in shared memory); the rest as step().
+   * The same step with the touched rows of sparse tables updated in the backend (`rowsUpdate`,
+   * where it keeps the table and its state) or, for lazy Adam, split across a worker pool's
+   * threads (the tables and their moments must be in shared memory); the rest as step().
    */
-  async stepThreaded(pool: WorkerPool | undefined, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g), rowsAdam?: RowsAdam): Promise<StepReport> {
+  async stepThreaded(pool: WorkerPool | undefined, params: Map<string, Float32Array>, g: Gradients, gradNorm = gradientNorm(g), rowsUpdate?: RowsUpdater): Promise<StepReport> {
     const threads = pool && pool.threads > 1 ? pool : undefined;
-    if (!threads && !rowsAdam) return this.step(params, g, gradNorm);
+    if (!threads && !rowsUpdate) return this.step(params, g, gradNorm);
     const s = this.begin(gradNorm);
     const flags = new Int32Array(new SharedArrayBuffer(4));
     for (const p of this.infos) {
       if (p.role !== 'param') continue;
       const ps = this.paramStep(p, s, g);
-      const lazy = ps.kind === 'adam' || ps.kind === 'adamw';
-      const { beta1, beta2, eps } = this.config;
-      const stepSize = (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat = eps * Math.sqrt(s.bc2), keep = 1 - ps.lr * ps.decay;
+      const u = this.rowsUpdate(p.name, ps, s);
+      const lazy = u.kind === 'adam';
+      const { beta1, beta2 } = this.config;
+      const { stepSize, epsHat, keep } = lazy ? u : { stepSize: 0, epsHat: 0, keep: 1 };
       const dense = g.dense.get(p.name), w = params.get(p.name)!, m = this.m.get(p.name)!, v = this.v.get(p.name)!;
       if (threads && lazy && dense && dense.length >= DENSE_ON_POOL && isShared(w) && isShared(m) && isShared(v)) {
         // Large dense parameters (matrix experts, embeddings) on the pool's threads; a gradient
         // not in shared memory is copied into a kept shared buffer first (the pool's staging).
         await threads.run(DENSE_ADAM_TASK, [w, m, v, dense, flags, ps.scale, beta1, beta2, stepSize, epsHat, keep], dense.length, { minLanes: DENSE_ON_POOL / 2 });
-      } else this.updateParam(p, ps, s, params, g, !lazy);
+      } else this.updateParam(p, ps, s, params, g, false);
       const sparse = g.sparse.get(p.name);
-      if (!lazy || !sparse || sparse.rows.length === 0) continue;
+      if (!sparse || sparse.rows.length === 0) continue;
       const rowSize = sparse.values.length / sparse.rows.length;
-      if (rowsAdam) {
-        const r = await rowsAdam(p.name, sparse.values, m, v, { scale: ps.scale, b1: beta1, b2: beta2, stepSize, epsHat, keep });
+      if (rowsUpdate) {
+        const r = await rowsUpdate(p.name, sparse.values, u);
         if (r.done) {
           if (!r.finite) flags[0] = 1;
           continue;
         }
       }
-      if (threads) {
+      if (!lazy) this.updateSparse(p, ps, s, params, sparse);
+      else if (threads) {
         const args = [params.get(p.name)!, m, v, sparse.values, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
         await threads.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
       } else {
@@ -260,6 +272,14 @@ export class Optimizer {
     }
     if (flags[0]) this.updateSum = NaN;
     return this.end(s);
+  }
+
+  /** p's update of its touched rows at this step, for the backend (the host loop's settings and state). */
+  private rowsUpdate(name: string, ps: ParamStep, s: ReturnType<Optimizer['begin']>): RowsUpdate {
+    const c = this.config;
+    if (ps.kind === 'sgd') return { kind: 'sgd', m: this.m.get(name), scale: ps.scale, momentum: c.momentum, lr: ps.lr, decay: ps.decay };
+    if (ps.kind === 'adagrad') return { kind: 'adagrad', v: this.v.get(name)!, scale: ps.scale, lr: ps.lr, keep: 1 - ps.lr * ps.decay, eps: ADAGRAD_EPS };
+    return { kind: 'adam', m: this.m.get(name)!, v: this.v.get(name)!, scale: ps.scale, b1: c.beta1, b2: c.beta2, stepSize: (ps.lr / s.bc1) * Math.sqrt(s.bc2), epsHat: c.eps * Math.sqrt(s.bc2), keep: 1 - ps.lr * ps.decay };
   }
 
   private begin(gradNorm: number) {

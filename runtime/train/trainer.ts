@@ -7,7 +7,7 @@ import type { IRModule, ParamInfo } from '../../src/ir/graph.js';
 import { Executor, NonFiniteIndex, type F32Tensor } from '../executor.js';
 import { addOuterRows, outerRows } from '../backends/backend.js';
 import { resolveBackend, type BackendName, type RegisteredBackend } from '../backends/info.js';
-import { gradientNormThreaded, kindOf, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
+import { gradientNormThreaded, Optimizer, type Gradients, type OptimizerConfig, type StepReport } from './optim.js';
 import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
 import { isShared, sharedFloat32, toShared, type WorkerPool } from '../pool.js';
@@ -86,26 +86,17 @@ export class Trainer {
     }
     // Tables the fused expert ops read move where the kernels read them (the map's entries are replaced).
     // One executor after the other: the second must see the first's tables where they now are.
-    const placed = new Set<string>();
     for (const exec of [this.trainExec, this.evalExec])
       for (const [name, w] of exec.placeTables()) {
-        placed.add(name);
         weights.set(name, w);
         for (const e of [this.trainExec, this.evalExec]) if (e.params.has(name)) e.params.set(name, w);
       }
     this.params = new Map(module.params.map((p) => [p.name, p]));
     this.optimizer = new Optimizer(options.optimizer, module.params, { state: (name, count) => this.trainExec.tableState(name, count) });
-    // Only lazy Adam has a kernel beside a placed table; another optimizer updates it by a host loop over that memory.
-    for (const name of placed) {
-      const kind = kindOf(this.params.get(name)!, options.optimizer);
-      if (kind !== 'adam' && kind !== 'adamw') this.ownNotes.push(`table ${name} trains with ${kind}, a host loop over its table memory: several times slower than lazy Adam's SIMD kernel there`);
-    }
     this.seed = options.seed ?? 0;
   }
 
   private readonly seed: number;
-  /** The trainer's own notes (slower paths it chose), beside the executors'. */
-  private readonly ownNotes: string[] = [];
 
   /** Dense gradients of factored tables, kept between steps (gradients' arrays live until its next call). */
   private readonly factoredGradients = new Map<string, Float32Array>();
@@ -213,7 +204,7 @@ export class Trainer {
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     this.lastTouched = new Map([...grads.sparse].map(([name, s]) => [name, { rows: s.rows.length, rowSize: this.params.get(name)!.shape.at(-1)! }]));
     const t1 = performance.now();
-    const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, m, v, step) => this.trainExec.adamRows(name, values, m, v, step));
+    const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, update) => this.trainExec.updateRows(name, values, update));
     timings.set('optimizer', performance.now() - t1);
     this.reportChanges(grads, buffers);
     if (!report.finite) throw new Diverged('the weights');
@@ -322,7 +313,7 @@ export class Trainer {
 
   /** Steps that run slower than they could on this backend, and why (known after their first call). */
   notes(): string[] {
-    return [...new Set([...this.ownNotes, ...this.trainExec.notes(), ...this.evalExec.notes()])];
+    return [...new Set([...this.trainExec.notes(), ...this.evalExec.notes()])];
   }
 
   destroy(): void {

@@ -9,12 +9,12 @@ import { renderKernels } from '../../../codegen/render.js';
 import type { IRFunction, IRModule, Node } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/interp/tensor.js';
 import { defaultThreads, keptShared, sharedFloat32, simdSettings, toShared, workerPool, type WorkerPool } from '../../pool.js';
-import { dataSource, fillFloat32, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type FactoredRows, type BackendOptions, type PlanContext, type PlannedStep, type Read } from '../backend.js';
+import { dataSource, fillFloat32, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type FactoredRows, type BackendOptions, type PlanContext, type PlannedStep, type Read, type RowsUpdate } from '../backend.js';
 import { GpujsBackend, timeMatmul } from '../gpujs/backend.js';
 import type { BackendInfo } from '../backend.js';
 import { GemmMemoryExceeded, WasmGemm, type GemmRegion } from './gemm.js';
 import { hostStep, type HostContext } from './steps.js';
-import { TableMemory, tableHolding, tableMemoryUnfit, type AdamRowsStep } from './tables.js';
+import { TableMemory, tableHolding, tableMemoryUnfit } from './tables.js';
 import { bucketByRow, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { sumRowsTask } from '../../../codegen/host/experts.js';
 
@@ -55,23 +55,23 @@ export class WasmSimdBackend implements Backend {
 
   /**
    * Optimizer state for a placed table (Adam's moments), in its table memory after the weights,
-   * so lazy Adam reads a row's weights and moments in one memory (adamRows); or why not.
+   * so the row updates read a row's weights and state in one memory (updateRows); or why not.
    */
   tableState(name: string, count: number): Float32Array[] | string {
     const table = this.tables.get(name);
     if (!table) return 'the table is not in a table memory';
     if (!table.stateFits(count)) {
       const why = `its optimizer state (${count} more arrays of ${((table.rows * table.rowBytes) / 2 ** 30).toFixed(2)} GiB) does not fit beside it in wasm32's 4 GiB`;
-      this.noteSet.add(`lazy Adam of table ${name} runs as a host loop over its table memory (several times slower than the SIMD kernel): ${why}`);
+      this.noteSet.add(`the optimizer's update of table ${name} runs as a host loop over its table memory (several times slower than the SIMD kernel): ${why}`);
       return why;
     }
     return Array.from({ length: count }, () => table.addState());
   }
 
-  /** Lazy Adam on a placed table's summed rows, in its table memory (false: not this table's state). */
-  async adamRows(name: string, values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
+  /** The optimizer's update of a placed table's summed rows, in its table memory (false: not this table's state). */
+  async updateRows(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
     const table = this.tables.get(name);
-    return table ? table.adamRows(values, m, v, step) : { done: false, finite: true };
+    return table ? table.updateRows(values, update) : { done: false, finite: true };
   }
 
   /**

@@ -5,6 +5,7 @@
 // selected rows where they live: no gather copy, no per-call copy of the table. The weights are a
 // view into the memory, so host code (other kernels, outputs) reads them as a plain array. wasm32 caps a memory at 4 GiB: a table that does not fit gets the reason.
 import { rowKernelsModule } from '../../../codegen/wasm/rows.js';
+import { ROW_UPDATES } from '../../../codegen/wasm/row-updates.js';
 import { WASM_MEMORY_LIMIT } from './gemm.js';
 import { skewBytes, wasmMemoryOf, type PoolTask, type WorkerPool } from '../../pool.js';
 import { ACTIVATIONS } from '../../../codegen/naive.js';
@@ -12,7 +13,7 @@ import { MR, NR } from '../../../codegen/wasm/gemm.js';
 
 const PAGE = 65536;
 /**
- * State array i starts skewBytes(i) past a 4 KiB boundary. adamRows loads and stores a row of
+ * State array i starts skewBytes(i) past a 4 KiB boundary. A row update (adamRows) loads and stores a row of
  * the weights and of each moment in step; were the arrays 4 KiB-aligned alike, each load would
  * share its address's low 12 bits with a store just issued to another array, and the CPU (4K
  * aliasing) waits for the store: measured 33 ms vs 19.8 ms for lazy Adam on 16k rows of a
@@ -31,10 +32,11 @@ interface RowKernels {
   axpys(h: number, off: number, out: number, tokens: number, perToken: number, dBytes: number): void;
   sumRows(g: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number): void;
   sumFactoredRows(coef: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number, vec: number, perToken: number): void;
-  adamRows(mOff: number, vOff: number, g: number, ids: number, rows: number, dBytes: number, flag: number, ...hyper: number[]): void;
   gemm(a: number, b: number, c: number, m: number, n: number, k: number): void;
   readRows(off: number, out: number, rows: number, dBytes: number): void;
 }
+/** The row updates (codegen/wasm/row-updates.ts): state offsets, g, ids, rows, dBytes, flag, settings. */
+type RowUpdateKernel = (...args: number[]) => void;
 
 // Tasks split over lanes (tokens, or rows for Adam); args[0] names the table's instance.
 const DOTS_TASK: PoolTask = {
@@ -71,13 +73,19 @@ const READ_ROWS_TASK: PoolTask = {
   ctx.wasm['table' + args[0]].readRows(args[1] + from * 4, args[2] + from * 4, to - from, args[3]);
 }`,
 };
-const ADAM_ROWS_TASK: PoolTask = {
-  key: 'table_adam_rows',
-  source: `function tableAdamRows(args, from, to, ctx) {
-  const k = ctx.wasm['table' + args[0]], dBytes = args[5];
-  k.adamRows(args[1], args[2], args[3] + from * dBytes, args[4] + from * 4, to - from, dBytes, args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13], args[14]);
+/** args: [table, ...state offsets, g, ids, dBytes, flag, ...settings]; lanes are rows. */
+const rowUpdateTasks = new Map<string, PoolTask>();
+function rowUpdateTask(fn: keyof typeof ROW_UPDATES): PoolTask {
+  let task = rowUpdateTasks.get(fn);
+  if (!task) rowUpdateTasks.set(fn, (task = {
+    key: `table_${fn}`,
+    source: `function tableRowUpdate(args, from, to, ctx) {
+  const s = ${ROW_UPDATES[fn].states}, dBytes = args[s + 3];
+  ctx.wasm['table' + args[0]].${fn}(...args.slice(1, s + 1), args[s + 1] + from * dBytes, args[s + 2] + from * 4, to - from, dBytes, ...args.slice(s + 4));
 }`,
-};
+  }));
+  return task;
+}
 
 // The expert ops grouped by expert (TableMemory.groupedDots, groupedAxpys): lanes are experts;
 // meta holds per expert [a, b, c (bytes), columns or rows padded, first position in order, slots].
@@ -120,8 +128,7 @@ const GROUPED_AXPYS_TASK: PoolTask = {
 }`,
 };
 
-export type { AdamRowsStep } from '../backend.js';
-import type { AdamRowsStep } from '../backend.js';
+import type { RowsUpdate } from '../backend.js';
 
 let nextTable = 0;
 const released = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<{ pool: WorkerPool; key: string }>(({ pool, key }) => pool.forgetWasm(key)) : undefined;
@@ -157,7 +164,7 @@ export class TableMemory {
   private scratchBase: number;
   /** The optimizer state arrays (addState). */
   private readonly states: Float32Array[] = [];
-  /** The last sumRows' results in the scratch, for adamRows to read in place. */
+  /** The last sumRows' results in the scratch, for updateRows to read in place. */
   private sums: { values: Float32Array; out: number; ids: number; rows: number } | undefined;
   private readonly local: RowKernels;
 
@@ -195,7 +202,7 @@ export class TableMemory {
 
   /**
    * A zero-filled array of the table's size for optimizer state (Adam's moments), placed after
-   * the weights and earlier state: adamRows reads the three rows of an id in one memory. Only
+   * the weights and earlier state: updateRows reads an id's rows of all of them in one memory. Only
    * before the first scratch is used (the scratch moves past it).
    */
   addState(): Float32Array {
@@ -217,7 +224,7 @@ export class TableMemory {
 
   /**
    * Sums gradient rows per touched row (CSR from bucketByRow) into the scratch, with each row's
-   * sum of squares, on the pool's threads; the sums stay there for adamRows. The rows are given
+   * sum of squares, on the pool's threads; the sums stay there for updateRows. The rows are given
    * whole (`grads`, slots x rowSize) or as factors (row q = coef[q] * vec[q / perToken]: a [slots]
    * coefficient and [T, rowSize] token vectors, 1/64 of the bytes at 64 slots per token).
    * Returns the sums as a view (valid until the next scratch use) and their squares' total.
@@ -250,19 +257,26 @@ export class TableMemory {
   }
 
   /**
-   * Lazy Adam on the rows the last sumRows summed (`values` must be its result), with moments
-   * m and v from addState, on the pool's threads. Returns false (nothing done) when the arrays
-   * are not these; reports a non-finite weight through the returned flag.
+   * The optimizer's update (lazy Adam, SGD with or without momentum, Adagrad) of the rows the last
+   * sumRows summed (`values` must be its result), with state arrays from addState, on the pool's
+   * threads. Returns false (nothing done) when the arrays are not these; reports a non-finite
+   * weight through the returned flag.
    */
-  async adamRows(values: Float32Array, m: Float32Array, v: Float32Array, step: AdamRowsStep): Promise<{ done: boolean; finite: boolean }> {
-    const mOff = this.stateOffset(m), vOff = this.stateOffset(v), sums = this.sums;
-    if (mOff === undefined || vOff === undefined || !sums || sums.values !== values) return { done: false, finite: true };
+  async updateRows(values: Float32Array, u: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
+    const sums = this.sums;
+    const [fn, states, settings]: [keyof typeof ROW_UPDATES, (Float32Array | undefined)[], number[]] =
+      u.kind === 'adam' ? ['adamRows', [u.m, u.v], [u.scale, u.b1, 1 - u.b1, u.b2, 1 - u.b2, u.stepSize, u.epsHat, u.keep]]
+      : u.kind === 'adagrad' ? ['adagradRows', [u.v], [u.scale, u.lr, u.keep, u.eps]]
+      : u.m ? ['sgdMomentumRows', [u.m], [u.scale, u.momentum, u.lr, u.decay]]
+      : ['sgdRows', [], [u.scale, u.lr, u.decay]];
+    const offsets = states.map((a) => (a ? this.stateOffset(a) : undefined));
+    if (offsets.some((o) => o === undefined) || !sums || sums.values !== values) return { done: false, finite: true };
     const flagAt = sums.ids + sums.rows * 4;
     const flag = new Int32Array(this.memory.buffer, flagAt, 1);
     flag[0] = 0;
-    const hyper = [step.scale, step.b1, 1 - step.b1, step.b2, 1 - step.b2, step.stepSize, step.epsHat, step.keep];
-    const d = this.rowBytes;
-    await this.split(ADAM_ROWS_TASK, [mOff, vOff, sums.out, sums.ids, d, flagAt, ...hyper], sums.rows, 64, (a, b) => this.local.adamRows(mOff, vOff, sums.out + a * d, sums.ids + a * 4, b - a, d, flagAt, ...hyper));
+    const d = this.rowBytes, at = offsets as number[];
+    const kernel = (this.local as unknown as Record<string, RowUpdateKernel>)[fn]!;
+    await this.split(rowUpdateTask(fn), [...at, sums.out, sums.ids, d, flagAt, ...settings], sums.rows, 64, (a, b) => kernel(...at, sums.out + a * d, sums.ids + a * 4, b - a, d, flagAt, ...settings));
     return { done: true, finite: flag[0] === 0 };
   }
 
