@@ -197,6 +197,18 @@ describe('peerc bench --train', () => {
     expect(text.stdout).toMatch(/einsum work: [\d.]+ GFLOP per step; best 512\^3 matmul/);
     expect(text.stdout).toMatch(/optimizer: [\d.]+ MB of touched rows .* GB\/s/);
   });
+  it('--optimizer sgd: the step with SGD (momentum: weights and velocity read and written, the gradient read)', async () => {
+    const r = await peerc('bench', 'examples/peer_paper.peer', '--train', '--set', 'N=32^2', '--tokens', '16', '--runs', '2', '--optimizer', 'sgd', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(j.optimizer).toBe('sgd');
+    expect(j.lazy_adam_bytes).toBeUndefined();
+    expect(j.optimizer_row_bytes).toBeGreaterThan(0);
+    expect(j.optimizer_row_bytes % (256 * 4 * 5)).toBe(0);
+    const bad = await peerc('bench', 'examples/peer_paper.peer', '--optimizer', 'sgd');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--optimizer is for bench --train/);
+  });
 });
 
 describe('peerc ir --train', () => {

@@ -4,7 +4,7 @@
 // and optimizer state (to see that no hidden copy of a big table exists).
 import type { IRModule } from '../../src/ir/graph.js';
 import type { BackendName } from '../backends/info.js';
-import { DEFAULT_OPTIMIZER } from '../train/optim.js';
+import { DEFAULT_OPTIMIZER, type OptimizerKind } from '../train/optim.js';
 import { Trainer } from '../train/trainer.js';
 import type { Batch } from '../train/data.js';
 import type { F32Tensor } from '../executor.js';
@@ -19,13 +19,18 @@ export interface TrainBenchOptions {
   backend: BackendName | 'auto';
   runs: number;
   json: boolean;
+  /** The run's optimizer (default adam; sgd with the default momentum). */
+  optimizer?: OptimizerKind;
 }
 
 
 export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<number> {
   const weights = benchWeights(m);
+  const kind = o.optimizer ?? 'adam';
+  // State arrays beside each parameter: Adam's two moments, SGD's velocity (the default momentum is > 0).
+  const states = kind === 'sgd' ? (DEFAULT_OPTIMIZER.momentum > 0 ? 1 : 0) : 2;
   const t0 = performance.now();
-  const trainer = new Trainer(m, weights, { backend: o.backend, optimizer: { ...DEFAULT_OPTIMIZER, kind: 'adam', steps: o.runs + 1 } });
+  const trainer = new Trainer(m, weights, { backend: o.backend, optimizer: { ...DEFAULT_OPTIMIZER, kind, steps: o.runs + 1 } });
   const inputs = new Map<string, F32Tensor>([...benchInputs(m, o.tokens)].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
   const t = trainer.train.targets;
   let targets: F32Tensor = { shape: [], data: new Float32Array(1) };
@@ -62,7 +67,7 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   }
   // After the first step (which sends every parameter once): what a step moves.
   const perStep = movedBefore && movedAfter && o.runs ? { up: (movedAfter.up - movedBefore.up) / o.runs, down: (movedAfter.down - movedBefore.down) / o.runs, params: (movedAfter.params - movedBefore.params) / o.runs } : undefined;
-  const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 3 : 1), 0);
+  const stateBytes = m.params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1) * 4 * (p.role === 'param' ? 1 + states : 1), 0);
   const medianMs = median(runs);
   const kernelMs = (label: string) => median(kernels.get(label) ?? []) || undefined;
   const timedAs = (label: string) => [...kernels.keys()].find((k) => k === label || k.startsWith(`${label} (`));
@@ -73,8 +78,9 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
     const ms = k && kernelMs(k);
     return ms ? [[k, gflop / (ms / 1000)]] : [];
   }));
-  // Lazy Adam reads each touched row of the weights, both moments and the summed gradient and writes three of them back.
-  const adamBytes = [...touched.values()].reduce((a, t) => a + t.rows * t.rowSize * 4 * 7, 0);
+  // The update reads each touched row of the weights, its state and the summed gradient, and writes the weights and state back
+  // (lazy Adam: 7 row transfers, SGD with momentum 5).
+  const adamBytes = [...touched.values()].reduce((a, t) => a + t.rows * t.rowSize * 4 * (3 + 2 * states), 0);
   const optimizerMs = kernelMs('optimizer');
   const optimizerGbPerS = adamBytes && optimizerMs ? adamBytes / 1e9 / (optimizerMs / 1000) : undefined;
   const result = {
@@ -86,7 +92,7 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
     einsum_gflop: flops.total, einsum_gflops_per_s: einsumGflops,
     ...(yardsticks ? { matmul_reference_gflops_per_s: yardsticks.matmulGflops } : {}),
     ...(yardsticks?.rowReads ? { row_read_reference: { gb_per_s: yardsticks.rowReads.gbPerS, table_rows: yardsticks.rowReads.rows, row_bytes: yardsticks.rowReads.rowBytes } } : {}),
-    lazy_adam_bytes: adamBytes, ...(optimizerGbPerS ? { optimizer_gb_per_s: optimizerGbPerS } : {}),
+    optimizer: kind, optimizer_row_bytes: adamBytes, ...(kind === 'adam' ? { lazy_adam_bytes: adamBytes } : {}), ...(optimizerGbPerS ? { optimizer_gb_per_s: optimizerGbPerS } : {}),
   };
   if (o.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
@@ -99,7 +105,7 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
     if (optimizerGbPerS) {
       const reads = yardsticks?.rowReads;
       const of = reads ? ` (${((100 * optimizerGbPerS) / reads.gbPerS).toFixed(0)}% of reading random rows of the largest table on all threads, ${reads.gbPerS.toFixed(2)} GB/s)` : '';
-      process.stdout.write(`optimizer: ${(adamBytes / 1e6).toFixed(1)} MB of touched rows (weights, moments, summed gradient) at ${optimizerGbPerS.toFixed(2)} GB/s${of}\n`);
+      process.stdout.write(`optimizer: ${(adamBytes / 1e6).toFixed(1)} MB of touched rows (weights, ${states === 2 ? 'moments' : states === 1 ? 'velocity' : 'no state'}, summed gradient; ${kind}) at ${optimizerGbPerS.toFixed(2)} GB/s${of}\n`);
     }
     if (perStep) process.stdout.write(`host <-> device per step: ${(perStep.up / 1e6).toFixed(2)} MB up (${(perStep.params / 1e6).toFixed(2)} MB of it into parameters' GPU copies), ${(perStep.down / 1e6).toFixed(2)} MB down\n`);
     process.stdout.write(`parameters + Adam state: ${(stateBytes / 2 ** 30).toFixed(2)} GiB; peak RSS ${(result.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB (${(result.peak_rss_bytes / stateBytes).toFixed(2)}x)\n`);

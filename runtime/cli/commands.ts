@@ -13,6 +13,7 @@ import { runDemo } from './demo.js';
 import { moduleInfo } from './info.js';
 import { runBench } from './bench.js';
 import { runTrainBench } from './bench-train.js';
+import type { OptimizerKind } from '../train/optim.js';
 import { compileToDir } from './compile.js';
 import { BACKENDS, isBackendName, resolveBackend, type BackendName } from '../backends/info.js';
 import { Executor, toFloat32 } from '../executor.js';
@@ -300,13 +301,16 @@ export const COMMANDS: Record<string, Command> = {
   bench: {
     summary: 'bench FILE [--tokens B] [--backend B] [--runs R] [--json] [--train]  fused vs naive kernels vs the reference interpreter; --train: the training step',
     run(args) {
-      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', 'skip-ort': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean' }, 'bench');
+      const p = parseArgs(args, { ...entryFlag, tokens: 'integer', backend: 'string', runs: 'integer', json: 'boolean', 'skip-naive': 'boolean', 'skip-reference': 'boolean', 'skip-ort': 'boolean', train: 'boolean', threads: 'integer', 'plain-simd': 'boolean', optimizer: 'string' }, 'bench');
       simdFlags(p.flags);
       const r = compileFile(oneFile(p.positional, 'bench'), p.flags);
       const backend = (p.flags.get('backend') as string | undefined) ?? 'auto';
       if (!isBackendName(backend)) throw new UsageError(`unknown backend '${backend}'; backends are: auto, ${Object.keys(BACKENDS).join(', ')}`);
       const tokens = atLeastOne(p.flags, 'tokens', 256), runs = atLeastOne(p.flags, 'runs', 5);
-      if (p.flags.get('train')) return runTrainBench(r.module, { tokens, backend, runs, json: p.flags.get('json') === true });
+      const optimizer = p.flags.get('optimizer') as string | undefined;
+      if (optimizer !== undefined && !p.flags.get('train')) throw new UsageError('--optimizer is for bench --train (the forward has none)');
+      if (optimizer !== undefined && !['sgd', 'adam', 'adamw'].includes(optimizer)) throw new UsageError(`--optimizer takes sgd, adam or adamw, not '${optimizer}'`);
+      if (p.flags.get('train')) return runTrainBench(r.module, { tokens, backend, runs, json: p.flags.get('json') === true, optimizer: optimizer as OptimizerKind | undefined });
       return runBench(r.module, {
         tokens,
         backend,

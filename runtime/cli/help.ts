@@ -95,6 +95,7 @@ kept (one). Formatting twice changes nothing, and the program means the same (it
   --runs R             timed runs (median reported; default 5)
   --train              time the training step instead: per kernel, each contraction's GFLOP/s against the
                        best 512^3 matmul, lazy Adam's GB/s against random row reads of the largest table
+  --optimizer sgd|adam|adamw   --train: the optimizer of the step (default adam; sgd with momentum 0.9)
   --json               machine-readable output
   --skip-naive, --skip-reference      leave those out
   --skip-ort           leave out the ONNX Runtime (CPU) baseline: the model exported by peerc export
