@@ -136,9 +136,9 @@ export class Executor {
     return Array.isArray(s) ? s : undefined;
   }
 
-  /** Factored rows of `block` rows per id added into a dense gradient by the backend's grouped products; false where it cannot. */
-  addFactoredRows(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean> {
-    return this.impl.addFactoredRows ? this.impl.addFactoredRows(full, ids, rows, rowSize) : Promise.resolve(false);
+  /** Factored rows added into table `key`'s zero-filled dense gradient by the backend's kernels: how (a timing label), or undefined where it cannot. */
+  addFactoredRows(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<string | undefined> {
+    return this.impl.addFactoredRows ? this.impl.addFactoredRows(full, ids, rows, rowSize, key) : Promise.resolve(undefined);
   }
 
   /** The optimizer's update in the backend, of a placed table's rows from the last sumRows (done: false where it cannot). */

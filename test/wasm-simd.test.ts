@@ -19,7 +19,7 @@ import { Executor } from '../runtime/executor.js';
 import { WorkerPool, sharedFloat32, tableFloat32 } from '../runtime/pool.js';
 import { WasmSimdBackend } from '../runtime/backends/wasm-simd/backend.js';
 import { BACKENDS } from '../runtime/backends/info.js';
-import { sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { sumFactoredRowsOnHost, sumRowsOnHost } from '../runtime/backends/row-sums.js';
 import { outerRows } from '../runtime/backends/backend.js';
 import { factorRowGradients } from '../src/autodiff/factor-rows.js';
 import { DEFAULT_OPTIMIZER, gradientNorm, gradientNormThreaded, learningRate, Optimizer } from '../runtime/train/optim.js';
@@ -269,6 +269,24 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
       backend.destroy();
     }
   });
+  for (const d of [8, 64])
+    it(`factored rows scattered into a placed table's dense gradient by columns equal the sums by row bit for bit (rows of ${d})`, async () => {
+      const rows = 50, tokens = 30, perToken = 9, slots = tokens * perToken;
+      const backend = new WasmSimdBackend(BACKENDS['wasm-simd'], { threads });
+      try {
+        backend.placeTable('K', tableFloat32(rows * d), d);
+        const ids = Float32Array.from({ length: slots }, (_, i) => Math.floor(uniformAt(12, i, 0) ** 3 * rows));
+        const f = { coef: Float32Array.from({ length: slots }, (_, i) => Math.sin(i * 1.7)), vec: Float32Array.from({ length: tokens * d }, (_, i) => Math.cos(i * 0.37)) };
+        const full = new Float32Array(rows * d);
+        expect(await backend.addFactoredRows(full, ids, f, d, 'K')).toBe('factored row gradients into dense tables (scatter)');
+        const want = new Float32Array(rows * d), host = sumFactoredRowsOnHost(ids, f, d);
+        host.rows.forEach((r, i) => want.set(host.values.subarray(i * d, (i + 1) * d), r * d));
+        expect(Buffer.from(full.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        expect(full.some((x) => x !== 0)).toBe(true);
+      } finally {
+        backend.destroy();
+      }
+    });
   const updates = [
     { name: 'AdamW', config: { kind: 'adamw' as const }, optim: undefined },
     { name: 'Adam', config: { kind: 'adam' as const }, optim: undefined },

@@ -130,6 +130,31 @@ function sumRowsFunction(factored: boolean): FunctionDef {
 
 
 /**
+ * scatterFactoredRows(coef, ids, vec, out, tokens, perToken, dBytes, colFrom, colTo): for each
+ * slot q in order (perToken slots per token, token-major), row ids[q] of out gets
+ * coef[q] * vec[token of q] added, in columns [colFrom, colTo) (bytes, whole f32x4): a dense
+ * table's gradient from factored rows, no bucketing. Threads take column ranges, so no two
+ * write one float; each float gets its slots' products in slot order, float32 products and
+ * sums, as the host's sum per row does (the same bits). Tokens outer: no division per slot.
+ */
+function scatterFactoredRowsFunction(): FunctionDef {
+  const [coef, ids, vec, out, tokens, perToken, dBytes, colFrom, colTo] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [p, dst, j, c] = [9, 10, 11, 12];
+  const body = whileLoop([get(tokens)], [
+    get(perToken), set(p),
+    ...whileLoop([get(p)], [
+      get(coef), I.v128Load32Splat(0), set(c),
+      get(ids), I.i32Load(0), get(dBytes), I.i32Mul, get(out), I.i32Add, set(dst),
+      get(colFrom), set(j),
+      ...whileLoop([get(j), get(colTo), I.i32LtS], [get(dst), get(j), I.i32Add, ...v128At(dst, j), ...v128At(vec, j), get(c), I.f32x4Mul, I.f32x4Add, I.v128Store(0), addConst(j, 16)]),
+      addConst(coef, 4), addConst(ids, 4), addConst(p, -1),
+    ]),
+    addLocal(vec, dBytes), addConst(tokens, -1),
+  ]);
+  return { name: 'scatterFactoredRows', params: locals(['i32', 9]), locals: locals(['i32', 3], ['v128', 1]), body: code(body) };
+}
+
+/**
  * readRows(off, out, rows, dBytes): out[r] = the sum of the floats of the row at byte offset
  * off[r]: nothing but the reads of random rows (the sums keep them live), four rows at a time as
  * the per-slot expert kernels read them, the yardstick their GB/s are compared with.
@@ -150,5 +175,5 @@ function readRowsFunction(): FunctionDef {
 
 /** The kernels in one module over an imported (shared) memory. */
 export function rowKernelsModule(memory: { minPages: number; maxPages: number; shared?: boolean }): Uint8Array<ArrayBuffer> {
-  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), ...rowUpdateFunctions(), gemmFunction(false), readRowsFunction()], memory);
+  return buildModule([dotsFunction(), axpysFunction(), sumRowsFunction(false), sumRowsFunction(true), scatterFactoredRowsFunction(), ...rowUpdateFunctions(), gemmFunction(false), readRowsFunction()], memory);
 }

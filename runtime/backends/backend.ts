@@ -178,11 +178,12 @@ export interface Backend {
    */
   sumFactoredRows?(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined;
   /**
-   * Adds factored rows into a dense gradient `full` as addOuterRows does (ids owning `block`
-   * consecutive rows each: experts of a mixture), grouped by id into one product per id; false
-   * where the backend cannot for these sizes (the caller runs addOuterRows then).
+   * Adds factored rows into a zero-filled dense gradient `full` of table `key` as addOuterRows
+   * does (ids owning `block` consecutive rows each: experts of a mixture, or one row: a placed
+   * table's rows), with the same sums. Returns how, for the step's timings; undefined where the
+   * backend cannot for these sizes (the caller sums them otherwise).
    */
-  addFactoredRows?(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<boolean>;
+  addFactoredRows?(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<string | undefined>;
   /** Optimizer state arrays for a placed table, where the backend's row updates read them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
   /** The optimizer's update of a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */

@@ -153,9 +153,9 @@ export class Trainer {
         // A dense-optimised table (matrix experts of a mixture, say): the factors go straight into its gradient,
         // in shared memory skewed against the weights and moments: the pool's dense Adam reads it in place.
         const full = this.zeroedGradient(name, info.shape.reduce((a, b) => a * b, 1));
-        let label = 'expert gradients (by expert)';
-        if (!(await this.trainExec.addFactoredRows(full, ids, one, factoredSize))) {
-          // A table the fused reads placed (the sub-key tables): its SIMD row-sum kernel, by row, then written whole rows.
+        let label = await this.trainExec.addFactoredRows(full, ids, one, factoredSize, name);
+        if (!label) {
+          // A backend without such kernels (webgpu's placed sub-key tables): its row sums, by row, then written whole rows.
           // One row per id only: a matrix expert's block of rows per id is the grouped products' case above.
           const summed = one.coef.length === ids.length ? this.trainExec.sumFactoredRowsByBackend(ids, one, factoredSize, name) : undefined;
           if (summed) {

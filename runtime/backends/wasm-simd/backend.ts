@@ -82,14 +82,17 @@ export class WasmSimdBackend implements Backend {
    * d = 256, m = 1024, 1024 tokens). Every id appears in one group, so the product is the
    * expert's whole gradient: it is written, not added (full starts at zero).
    */
-  async addFactoredRows(full: Float32Array, ids: ArrayLike<number>, f: FactoredRows, rowSize: number): Promise<boolean> {
+  async addFactoredRows(full: Float32Array, ids: ArrayLike<number>, f: FactoredRows, rowSize: number, key: string): Promise<string | undefined> {
     const slots = f.coef.length, groups = ids.length, block = slots / groups, perToken = slots / (f.vec.length / rowSize);
-    if (groups === 0 || !Number.isInteger(block) || TableMemory.groupedUnfit(block, rowSize) !== null || full.length % (block * rowSize) !== 0) return false;
+    const table = this.tables.get(key);
+    // One row per id of a placed table (the sub-key tables): scattered by columns in its memory, no bucketing.
+    if (block === 1 && table?.rowSize === rowSize && (await table.scatterFactoredRows(full, ids, f))) return 'factored row gradients into dense tables (scatter)';
+    if (groups === 0 || !Number.isInteger(block) || TableMemory.groupedUnfit(block, rowSize) !== null || full.length % (block * rowSize) !== 0) return undefined;
     const experts = full.length / (block * rowSize);
     const slotsOf = new Map<number, number[]>();
     for (let i = 0; i < groups; i++) {
       const e = ids[i]!;
-      if (!(e >= 0 && e < experts && Number.isInteger(e))) return false;
+      if (!(e >= 0 && e < experts && Number.isInteger(e))) return undefined;
       const mine = slotsOf.get(e);
       if (mine) mine.push(i);
       else slotsOf.set(e, [i]);
@@ -115,7 +118,7 @@ export class WasmSimdBackend implements Backend {
     });
     await gemm.products(list);
     used.forEach((e, u) => full.set(mem.subarray(list[u * 6 + 2]! / 4, list[u * 6 + 2]! / 4 + block * rowSize), e * block * rowSize));
-    return true;
+    return 'expert gradients (by expert)';
   }
 
   /** Factored rows summed by the SIMD kernel in a placed table's memory (undefined for other tables). */

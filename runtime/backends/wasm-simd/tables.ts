@@ -34,6 +34,7 @@ interface RowKernels {
   sumFactoredRows(coef: number, order: number, start: number, len: number, out: number, squares: number, rows: number, dBytes: number, vec: number, perToken: number): void;
   gemm(a: number, b: number, c: number, m: number, n: number, k: number): void;
   readRows(off: number, out: number, rows: number, dBytes: number): void;
+  scatterFactoredRows(coef: number, ids: number, vec: number, out: number, tokens: number, perToken: number, dBytes: number, colFrom: number, colTo: number): void;
 }
 /** The row updates (codegen/wasm/row-updates.ts): state offsets, g, ids, rows, dBytes, flag, settings. */
 type RowUpdateKernel = (...args: number[]) => void;
@@ -65,6 +66,13 @@ const SUM_FACTORED_ROWS_TASK: PoolTask = {
   source: `function tableSumFactoredRows(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], dBytes = args[7];
   k.sumFactoredRows(args[1], args[2], args[3] + from * 4, args[4] + from * 4, args[5] + from * dBytes, args[6] + from * 8, to - from, dBytes, args[8], args[9]);
+}`,
+};
+// Lanes are column blocks of 16 bytes (threads write disjoint columns of every row).
+const SCATTER_FACTORED_ROWS_TASK: PoolTask = {
+  key: 'table_scatter_factored_rows',
+  source: `function tableScatterFactoredRows(args, from, to, ctx) {
+  ctx.wasm['table' + args[0]].scatterFactoredRows(args[1], args[2], args[3], args[4], args[5], args[6], args[7], from * 16, to * 16);
 }`,
 };
 const READ_ROWS_TASK: PoolTask = {
@@ -257,6 +265,27 @@ export class TableMemory {
   }
 
   /**
+   * A dense gradient of this table's shape (`full`, written whole) from factored rows: slot q
+   * (perToken slots per token) adds coef[q] * vec[token of q] to row ids[q], in slot order, on
+   * the pool's threads by columns; the same float32 bits as summing the rows per touched row.
+   * False (nothing written) where the sizes do not fit the kernel.
+   */
+  async scatterFactoredRows(full: Float32Array, ids: ArrayLike<number>, f: { coef: Float32Array; vec: Float32Array }): Promise<boolean> {
+    const d = this.rowBytes, slots = f.coef.length, tokens = f.vec.length / this.rowSize, perToken = slots / tokens;
+    if (full.length !== this.rows * this.rowSize || ids.length !== slots || !Number.isInteger(tokens) || !Number.isInteger(perToken) || tokens === 0) return false;
+    const coefAt = this.scratch(slots * 8 + f.vec.length * 4 + this.rows * d + 16);
+    const idsAt = coefAt + slots * 4, vecAt = idsAt + slots * 4, outAt = vecAt + f.vec.length * 4;
+    this.f32(coefAt, slots).set(f.coef);
+    this.rowOffsets(ids instanceof Float32Array ? ids : Float32Array.from(ids), this.u32(idsAt, slots), 'factored row gradients', 1);
+    this.f32(vecAt, f.vec.length).set(f.vec);
+    const out = this.f32(outAt, this.rows * this.rowSize);
+    out.fill(0);
+    await this.split(SCATTER_FACTORED_ROWS_TASK, [coefAt, idsAt, vecAt, outAt, tokens, perToken, d], d / 16, 4, (a, b) => this.local.scatterFactoredRows(coefAt, idsAt, vecAt, outAt, tokens, perToken, d, a * 16, b * 16));
+    full.set(out);
+    return true;
+  }
+
+  /**
    * The optimizer's update (lazy Adam, SGD with or without momentum, Adagrad) of the rows the last
    * sumRows summed (`values` must be its result), with state arrays from addState, on the pool's
    * threads. Returns false (nothing done) when the arrays are not these; reports a non-finite
@@ -296,9 +325,9 @@ export class TableMemory {
     return new Uint32Array(this.memory.buffer, byteOffset, length);
   }
 
-  /** Byte offsets of rows `idx` (float row ids, checked) into `off`; `op` names the caller in the error. */
-  rowOffsets(idx: Float32Array, off: Uint32Array, op: string): void {
-    const rows = this.rows, rowBytes = this.rowBytes;
+  /** Byte offsets of rows `idx` (float row ids, checked) into `off` (`scale` 1: the row numbers); `op` names the caller in the error. */
+  rowOffsets(idx: Float32Array, off: Uint32Array, op: string, scale = this.rowBytes): void {
+    const rows = this.rows, rowBytes = scale;
     for (let i = 0; i < idx.length; i++) {
       const e = idx[i]!;
       // Only NaN upstream makes a selected row id out of range (inputs are checked before any kernel).
