@@ -4,7 +4,7 @@
 // and optimizer state (to see that no hidden copy of a big table exists).
 import type { IRModule } from '../../src/ir/graph.js';
 import type { BackendName } from '../backends/info.js';
-import { DEFAULT_OPTIMIZER, type OptimizerKind } from '../train/optim.js';
+import { DEFAULT_OPTIMIZER, stateCount, type OptimizerKind } from '../train/optim.js';
 import { Trainer } from '../train/trainer.js';
 import type { Batch } from '../train/data.js';
 import type { F32Tensor } from '../executor.js';
@@ -28,7 +28,7 @@ export async function runTrainBench(m: IRModule, o: TrainBenchOptions): Promise<
   const weights = benchWeights(m);
   const kind = o.optimizer ?? 'adam';
   // State arrays beside each parameter: Adam's two moments, SGD's velocity (the default momentum is > 0).
-  const states = kind === 'sgd' ? (DEFAULT_OPTIMIZER.momentum > 0 ? 1 : 0) : 2;
+  const states = stateCount(kind, DEFAULT_OPTIMIZER);
   const t0 = performance.now();
   const trainer = new Trainer(m, weights, { backend: o.backend, optimizer: { ...DEFAULT_OPTIMIZER, kind, steps: o.runs + 1 } });
   const inputs = new Map<string, F32Tensor>([...benchInputs(m, o.tokens)].map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));

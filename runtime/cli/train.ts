@@ -364,7 +364,11 @@ async function trainLoop(s: LoopState): Promise<number> {
     if (profile && step > start) {
       profile.steps.push(step + 1);
       profile.ms.push(r.ms);
-      for (const [part, ms] of r.timings) profile.parts.set(part, [...(profile.parts.get(part) ?? []), ms]);
+      for (const [part, ms] of r.timings) {
+        const kept = profile.parts.get(part);
+        if (kept) kept.push(ms);
+        else profile.parts.set(part, [ms]);
+      }
     }
     if (Number.isNaN(firstLoss)) firstLoss = r.loss;
     lastLoss = r.loss;
@@ -389,6 +393,7 @@ async function trainLoop(s: LoopState): Promise<number> {
     await new Promise((resolve) => setImmediate(resolve));
     if (done % settings.checkpointEvery === 0 || done === stopAt || stop.stopped) save(done);
     if (stop.stopped) {
+      if (profile) for (const line of profileLines(profile)) say(line);
       const entryFlag = flags.has('entry') ? ` --entry ${shellWord(flags.get('entry') as string)}` : '';
       say(`interrupted: checkpoint of step ${done} saved to ${ckptPath} (stopped by ${stop.signal}); continue with:\n  peerc train ${shellWord(t.file)}${entryFlag} --resume --out ${shellWord(out)}`);
       return stop.exitCode;

@@ -139,7 +139,7 @@ export async function gradientNormThreaded(g: Gradients, pool: WorkerPool | unde
 export type RowsUpdater = (name: string, values: Float32Array, update: RowsUpdate) => Promise<{ done: boolean; finite: boolean }>;
 
 /** State arrays of a table's update, in the order RowsUpdate names them: Adam's m and v, SGD's velocity, Adagrad's sum of squares. */
-function stateCount(kind: ParamOptimizerKind, c: OptimizerConfig): number {
+export function stateCount(kind: ParamOptimizerKind, c: OptimizerConfig): number {
   return kind === 'adam' || kind === 'adamw' ? 2 : kind === 'adagrad' || (kind === 'sgd' && c.momentum > 0) ? 1 : 0;
 }
 
