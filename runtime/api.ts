@@ -100,7 +100,8 @@ export class CompiledModel {
   /** The entry's inputs and their dtypes. */
   readonly inputDtypes: Record<string, 'f32' | 'index'>;
 
-  constructor(ir: ModuleJSON, weights: ReadonlyMap<string, Float32Array>, options: ModelOptions = {}) {
+  /** `beforeForward`: a trainer's syncWeights, so a model of its weights reads what the device updated. */
+  constructor(ir: ModuleJSON, weights: ReadonlyMap<string, Float32Array>, options: ModelOptions = {}, private readonly beforeForward?: () => Promise<void>) {
     const m = moduleFromJSON(ir);
     this.inputDtypes = inputDtypesOf(m);
     this.executor = new Executor(optimize(m, { lowering: options.lowering ?? 'fused' }), weights, options.backend ?? 'auto', { threads: options.threads });
@@ -118,6 +119,7 @@ export class CompiledModel {
 
   /** Runs the model; inputs, index ranges and outputs are checked (coded errors, never a silent NaN). */
   async forward(inputs: Record<string, TensorIn>, dtypes: Record<string, 'f32' | 'index'> = this.inputDtypes): Promise<{ outputs: TensorOut[]; timings: Map<string, number> }> {
+    await this.beforeForward?.();
     const r = await this.executor.forward(tensorsIn(inputs, dtypes));
     checkFiniteOutputs(r.outputs);
     return r;
@@ -205,6 +207,15 @@ export class CompiledTrainer {
     this.trainer.weightsChanged();
   }
 
+  /**
+   * Brings `weights` and the optimizer's state up to date where the backend updates tables on its
+   * device (webgpu keeps a trained table and its state on the GPU; the arrays lag until this
+   * call): call before reading them yourself. checkpoint() and model() call it. A no-op elsewhere.
+   */
+  syncWeights(): Promise<void> {
+    return this.trainer.syncWeights();
+  }
+
   /** Steps taken (the optimizer's count; it goes on from a checkpoint's). */
   get stepCount(): number {
     return this.trainer.optimizer.t;
@@ -215,7 +226,8 @@ export class CompiledTrainer {
    * fromCheckpoint() goes on from it, and `peerc info`, `peerc run --weights` and `peerc sample`
    * read it. Write it to a file with any API that writes bytes.
    */
-  checkpoint(): Uint8Array {
+  async checkpoint(): Promise<Uint8Array> {
+    await this.trainer.syncWeights();
     const meta = libraryMeta({
       program: this.program ?? { file: 'unknown.peer', text: '', set: '' },
       entry: this.module.entry ?? '',
@@ -260,7 +272,7 @@ export class CompiledTrainer {
 
   /** A forward model on the current weights (copied into its kernels when it first runs). */
   model(options: ModelOptions = {}): CompiledModel {
-    return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend: options.backend ?? this.backend });
+    return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend: options.backend ?? this.backend }, () => this.trainer.syncWeights());
   }
 
   destroy(): void {

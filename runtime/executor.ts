@@ -11,7 +11,7 @@ import { paramFloat32, sharedFloat32 } from './pool.js';
 import type { Tensor } from '../src/interp/tensor.js';
 import type { Dim } from '../src/shapes/dim.js';
 import { createBackend, resolveBackend, type BackendName, type RegisteredBackend } from './backends/info.js';
-import { dataSource, fillFloat32, isDeviceValue, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type Backend, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type RowsUpdate } from './backends/backend.js';
+import { dataSource, fillFloat32, isDeviceValue, NonFiniteIndex, outerRows, permuteAxes, VIEW_OPS, type Backend, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type RowsUpdate, type RowsUpdated } from './backends/backend.js';
 import type { WorkerPool } from './pool.js';
 import type { SparseGrad } from './backends/row-sums.js';
 import { attrsOf } from '../src/ir/ops/types.js';
@@ -142,8 +142,13 @@ export class Executor {
   }
 
   /** The optimizer's update in the backend, of a placed table's rows from the last sumRows (done: false where it cannot). */
-  updateRows(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
-    return this.impl.updateRows ? this.impl.updateRows(name, values, update) : Promise.resolve({ done: false, finite: true });
+  updateRows(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated> {
+    return this.impl.updateRows ? this.impl.updateRows(name, sparse, update) : Promise.resolve({ done: false, finite: true });
+  }
+
+  /** What the backend's row updates left newer on its device, copied back into the host arrays (a no-op elsewhere). */
+  async syncToHost(): Promise<void> {
+    await this.impl.syncToHost?.();
   }
 
   /** Threads the backend runs on (the calling thread included). */
@@ -347,9 +352,10 @@ export class Executor {
     return this.impl.sumFactoredRows?.(ids, rows, rowSize, key);
   }
 
-  sumRows(ids: ArrayLike<number>, grads: Float32Array | FactoredRows, rowSize: number, key: string): Promise<SparseGrad> {
+  /** `forUpdate`: the sums go to updateRows next (a device backend may keep them there). */
+  sumRows(ids: ArrayLike<number>, grads: Float32Array | FactoredRows, rowSize: number, key: string, forUpdate = false): Promise<SparseGrad> {
     if (grads instanceof Float32Array) return this.impl.sumRows(ids, grads, rowSize, key);
-    return this.impl.sumFactoredRows?.(ids, grads, rowSize, key) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);
+    return this.impl.sumFactoredRows?.(ids, grads, rowSize, key, forUpdate) ?? this.impl.sumRows(ids, outerRows(grads, rowSize), rowSize, key);
   }
 
   /** GB/s of random row reads in the backend's largest table: the yardstick for the per-slot expert kernels. */

@@ -89,7 +89,7 @@ describe("the emitted Training class's checkpoints", () => {
     for (let i = 0; i < 8; i++) losses.push((await straight.step(batch, targets)).loss);
     const first = Training.fromSeed(3, options);
     for (let i = 0; i < 4; i++) await first.step(batch, targets);
-    const bytes: Uint8Array = first.save();
+    const bytes: Uint8Array = await first.save();
     first.destroy();
     const resumed = Training.fromCheckpoint(bytes, { backend: 'cpu' });
     expect(resumed.stepCount).toBe(4);

@@ -118,7 +118,7 @@ describe.skipIf(skip)('the top-2 MoE grouped by expert on wasm-simd', () => {
           const s = grads.sparse.get(name);
           if (s) {
             const rowSize = g.length / m.params.find((p) => p.name === name)!.shape[0]!;
-            s.rows.forEach((r, i) => { for (let j = 0; j < rowSize; j++) got[r * rowSize + j] = got[r * rowSize + j]! + s.values[i * rowSize + j]!; });
+            s.rows.forEach((r, i) => { for (let j = 0; j < rowSize; j++) got[r * rowSize + j] = got[r * rowSize + j]! + s.values![i * rowSize + j]!; });
           }
           expect(scaledError(g, got), `d loss / d ${name}`).toBeLessThan(1e-4);
         }

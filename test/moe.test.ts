@@ -111,7 +111,7 @@ describe('top-2 mixture of matrix experts', () => {
           const s = grads.sparse.get(name);
           if (s) {
             const rowSize = g.length / m.params.find((p) => p.name === name)!.shape[0]!;
-            s.rows.forEach((r, i) => { for (let j = 0; j < rowSize; j++) got[r * rowSize + j] = got[r * rowSize + j]! + s.values[i * rowSize + j]!; });
+            s.rows.forEach((r, i) => { for (let j = 0; j < rowSize; j++) got[r * rowSize + j] = got[r * rowSize + j]! + s.values![i * rowSize + j]!; });
           }
           expect(dense || s, `a gradient for ${name}`).toBeTruthy();
           let err = 0, scale = 1e-6;

@@ -68,7 +68,7 @@ describe('the optimizer with per-parameter settings', () => {
     const m = compileOk('param T: [4, 2] = zeros() @sparse @optim(adagrad, lr=1, clip=1)\n');
     const o = new Optimizer(run, m.params);
     const t = new Float32Array(8);
-    o.step(new Map([['T', t]]), { dense: new Map(), sparse: new Map([['T', { rows: Int32Array.of(1), values: Float32Array.of(30, -40) }]]) });
+    o.step(new Map([['T', t]]), { dense: new Map(), sparse: new Map([['T', { rows: Int32Array.of(1), rowSize: 2, values: Float32Array.of(30, -40) }]]) });
     // Clipped to norm 1: (0.6, -0.8); Adagrad's first step is lr * g / |g| per element.
     expect(Array.from(t)).toEqual([0, 0, expect.closeTo(-1, 5), expect.closeTo(1, 5), 0, 0, 0, 0]);
     expect(Array.from(o.v.get('T')!.subarray(2, 4))).toEqual([expect.closeTo(0.36, 5), expect.closeTo(0.64, 5)]);

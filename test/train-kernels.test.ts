@@ -127,7 +127,7 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     const got = sumFactoredRowsOnHost(ids, f, rowSize);
     const want = sumRowsOnHost(ids, outerRows(f, rowSize), rowSize);
     expect(Array.from(got.rows)).toEqual(Array.from(want.rows));
-    expect(Array.from(got.values)).toEqual(Array.from(want.values));
+    expect(Array.from(got.values!)).toEqual(Array.from(want.values!));
   });
   for (const backend of ['cpu', 'webasm', 'headlessgl'] as BackendName[])
     it.skipIf(!!unavailableReason(backend))(`the row-sum kernel on ${backend} equals host sums`, async () => {
@@ -139,7 +139,7 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
         const got = await summer.sum(ids, grads, rowSize);
         const want = sumRowsOnHost(ids, grads, rowSize);
         expect(Array.from(got.rows)).toEqual(Array.from(want.rows));
-        expect(relErr(got.values, want.values)).toBeLessThan(1e-6);
+        expect(relErr(got.values!, want.values!)).toBeLessThan(1e-6);
         expect(new Set(Array.from(ids)).size).toBe(got.rows.length);
       } finally {
         summer.destroy();
@@ -151,14 +151,14 @@ describe('sparse gradient rows are summed per touched row without atomics', () =
     const grads = Float32Array.from({ length: m * rowSize }, (_, i) => uniformAt(4, i, 0) - 0.5);
     const want = sumRowsOnHost(ids, grads, rowSize);
     let squares = 0;
-    for (const v of want.values) squares += v * v;
+    for (const v of want.values!) squares += v * v;
     const tiny = compileOk('param W: [8, 8] = normal(0, 1)\nmodel f(x: [T, 8]) -> [T, 8] {\n  return matmul(x, W)\n}\n');
     for (const [backend, threads] of [['wasm-simd', 2], ['wasm-simd', 1], ['cpu', 1], ['plain-js', 1]] as const) {
       const ex = new Executor(tiny, seededWeights(tiny, 1), backend, { threads });
       try {
         const got = await ex.sumRows(ids, grads, rowSize, 'T');
         expect(Array.from(got.rows), backend).toEqual(Array.from(want.rows));
-        expect(relErr(got.values, want.values), backend).toBeLessThan(1e-6);
+        expect(relErr(got.values!, want.values!), backend).toBeLessThan(1e-6);
         if (backend === 'wasm-simd' && threads === 2) expect(Math.abs(got.sumSquares! - squares) / squares).toBeLessThan(1e-12);
       } finally {
         ex.destroy();

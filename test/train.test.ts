@@ -247,7 +247,7 @@ describe('optimizers and schedules', () => {
     // The first Adam step moves a weight by lr * multiplier (the update is the sign of the gradient).
     const o = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam', lr: 0.01, schedule: 'constant', clip: 0 }, [v!]);
     const t = new Float32Array(8);
-    o.step(new Map([['V', t]]), { dense: new Map(), sparse: new Map([['V', { rows: Int32Array.of(0), values: Float32Array.of(1, 1) }]]) });
+    o.step(new Map([['V', t]]), { dense: new Map(), sparse: new Map([['V', { rows: Int32Array.of(0), rowSize: 2, values: Float32Array.of(1, 1) }]]) });
     expect(t[0]).toBeCloseTo(-0.1, 5);
     expect(diagnose('param V: [4] = zeros() @lr(10, to=1)\n')).toMatch(/error PEER0202: '@lr' takes both to= and over= for a decaying multiplier/);
     expect(diagnose('param V: [4] = zeros() @lr(10, until=1, over=5)\n')).toMatch(/error PEER0203: '@lr' has no argument named 'until'/);
@@ -256,7 +256,7 @@ describe('optimizers and schedules', () => {
   it('lazy Adam touches only the rows a step used; @lr multiplies the rate; clipping scales gradients', () => {
     const o = new Optimizer({ ...DEFAULT_OPTIMIZER, kind: 'adam', lr: 0.1, schedule: 'constant', clip: 1 }, [info('T', [4, 2], { sparse: true, lrMultiplier: 10 })]);
     const t = new Float32Array(8);
-    const rep = o.step(new Map([['T', t]]), { dense: new Map(), sparse: new Map([['T', { rows: Int32Array.of(2), values: Float32Array.of(30, -40) }]]) });
+    const rep = o.step(new Map([['T', t]]), { dense: new Map(), sparse: new Map([['T', { rows: Int32Array.of(2), rowSize: 2, values: Float32Array.of(30, -40) }]]) });
     expect(rep.gradNorm).toBeCloseTo(50);
     expect(rep.clipped).toBe(true);
     expect(Array.from(t)).toEqual([0, 0, 0, 0, expect.closeTo(-1, 5), expect.closeTo(1, 5), 0, 0]);

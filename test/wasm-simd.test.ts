@@ -19,7 +19,7 @@ import { Executor } from '../runtime/executor.js';
 import { WorkerPool, sharedFloat32, tableFloat32 } from '../runtime/pool.js';
 import { WasmSimdBackend } from '../runtime/backends/wasm-simd/backend.js';
 import { BACKENDS } from '../runtime/backends/info.js';
-import { sumFactoredRowsOnHost, sumRowsOnHost } from '../runtime/backends/row-sums.js';
+import { sumFactoredRowsOnHost, sumRowsOnHost, type SparseGrad } from '../runtime/backends/row-sums.js';
 import { outerRows } from '../runtime/backends/backend.js';
 import { factorRowGradients } from '../src/autodiff/factor-rows.js';
 import { DEFAULT_OPTIMIZER, gradientNorm, gradientNormThreaded, learningRate, Optimizer } from '../runtime/train/optim.js';
@@ -258,13 +258,13 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
       const host = sumRowsOnHost(ids, grads, d);
       const whole = await backend.sumRows(ids, grads, d, 'T');
       expect([...whole.rows]).toEqual([...host.rows]);
-      expect([...whole.values]).toEqual([...host.values]);
-      expect(whole.sumSquares!).toBeCloseTo(host.values.reduce((a, x) => a + x * x, 0), 6);
+      expect([...whole.values!]).toEqual([...host.values!]);
+      expect(whole.sumSquares!).toBeCloseTo(host.values!.reduce((a, x) => a + x * x, 0), 6);
       // Rows given as factors (row q = coef[q] * vec[q / perToken]): the same sums, none of the rows built.
       const coef = Float32Array.from({ length: slots }, (_, i) => Math.sin(i * 1.3)), vec = Float32Array.from({ length: (slots / 7) * d }, (_, i) => Math.cos(i * 0.3));
       const factoredHost = sumRowsOnHost(ids, outerRows({ coef, vec }, d), d);
       const factored = await backend.sumFactoredRows(ids, { coef, vec }, d, 'T')!;
-      expect([...factored.values]).toEqual([...factoredHost.values]);
+      expect([...factored.values!]).toEqual([...factoredHost.values!]);
     } finally {
       backend.destroy();
     }
@@ -280,7 +280,7 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
         const full = new Float32Array(rows * d);
         expect(await backend.addFactoredRows(full, ids, f, d, 'K')).toBe('factored row gradients into dense tables (scatter)');
         const want = new Float32Array(rows * d), host = sumFactoredRowsOnHost(ids, f, d);
-        host.rows.forEach((r, i) => want.set(host.values.subarray(i * d, (i + 1) * d), r * d));
+        host.rows.forEach((r, i) => want.set(host.values!.subarray(i * d, (i + 1) * d), r * d));
         expect(Buffer.from(full.buffer).equals(Buffer.from(want.buffer))).toBe(true);
         expect(full.some((x) => x !== 0)).toBe(true);
       } finally {
@@ -312,8 +312,8 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
           return { ids, grads: Float32Array.from({ length: slots * d }, (_, i) => Math.cos(i * 0.7 + step)) };
         };
         let kernelCalls = 0;
-        const onTable = async (name: string, values: Float32Array, update: Parameters<WasmSimdBackend['updateRows']>[2]) => {
-          const r = await backend.updateRows(name, values, update);
+        const onTable = async (name: string, sparse: SparseGrad, update: Parameters<WasmSimdBackend['updateRows']>[2]) => {
+          const r = await backend.updateRows(name, sparse, update);
           if (r.done) kernelCalls++;
           return r;
         };
@@ -336,7 +336,7 @@ describe.skipIf(skip).each([1, 2])('training with fused expert reads on wasm-sim
         // A gradient that makes a weight infinite is reported.
         const { ids, grads } = sumsOfStep(3);
         const summed = await backend.sumRows(ids, grads, d, 'T');
-        summed.values[3] = Infinity;
+        summed.values![3] = Infinity;
         expect((await tableOpt.stepThreaded(undefined, new Map([['T', table]]), { dense: new Map(), sparse: new Map([['T', summed]]) }, 1, onTable)).finite).toBe(false);
       } finally {
         backend.destroy();

@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { CompiledTrainer, seededWeights } from '../runtime/api.js';
 import { gpuDevice } from '../runtime/backends/webgpu/device.js';
-import { changed, Residents, type ResidentLayout } from '../runtime/backends/webgpu/residents.js';
+import { changed, isDeviceNewer, Residents, type ResidentLayout } from '../runtime/backends/webgpu/residents.js';
+import { TableUpdates } from '../runtime/backends/webgpu/table-updates.js';
+import { sumFactoredRowsOnHost } from '../runtime/backends/row-sums.js';
+import type { RowsUpdate } from '../runtime/backends/backend.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import type { OptimizerKind } from '../runtime/train/optim.js';
 import { moved } from '../runtime/backends/webgpu/transfer.js';
 import { moduleToJSON } from '../src/ir/serialize.js';
 import { compileOk, sharedPoolProgram } from './helpers.js';
@@ -36,7 +41,131 @@ async function readBack(device: GPUDevice, buf: GPUBuffer, floats: number): Prom
   return out;
 }
 
+/** One product-key memory of 32^2 rows of its own: its gradient rows come as factors, summed on the GPU. */
+const SINGLE = `const K = 64
+const Vocab = 16
+const d = 16
+const N = 32^2
+const h = 2
+const k = 4
+const dk = 16
+param E: [K, d] = normal(0, 1)
+param Wq: [h, dk, d] = normal(0, 1/sqrt(d))
+param C1: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param C2: [h, sqrt(N), dk/2] = normal(0, 1/sqrt(dk/2))
+param Vals: [N, d] = normal(0, 0.02) @sparse
+param Wout: [d, Vocab] = normal(0, 1/sqrt(d))
+model recall(keys: index[B]) -> [B, Vocab] {
+  x = embedding(E, keys)
+  x = x + pkm(x, Wq, C1, C2, Vals, k)
+  return matmul(x, Wout)
+}
+`;
+
+/** Largest |a - b| over the scale of b. */
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let worst = 0, scale = 1e-6;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return worst / scale;
+}
+
 describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters resident on the GPU', () => {
+  // Adagrad only as a table's own @optim (the run's optimizer is AdamW then).
+  for (const [kind, extra, optim] of [['adamw', {}, ''], ['sgd', { momentum: 0.9 }, ''], ['adamw', {}, ' @optim(adagrad, lr=0.05)']] as [OptimizerKind, object, string][])
+    it(`updates a trained table on the GPU (${optim || kind}): its gradient rows summed there, the table and its state newer there until synced, as wasm-simd's`, async () => {
+      const m = compileOk(SINGLE.replace('@sparse', `@sparse${optim}`), 'single.peer');
+      const ir = JSON.parse(JSON.stringify(moduleToJSON(m)));
+      const optimizer = { kind, lr: 1e-2, clip: 0.5, ...extra };
+      const gpu = new CompiledTrainer(ir, seededWeights(m.params, 2), { backend: 'webgpu', optimizer });
+      const cpu = new CompiledTrainer(ir, seededWeights(m.params, 2), { backend: 'wasm-simd', threads: 1, optimizer });
+      try {
+        const ups: number[] = [];
+        for (let step = 0; step < 5; step++) {
+          const { keys, targets } = batch(step);
+          const before = moved.params;
+          const a = await gpu.step({ keys }, targets);
+          const b = await cpu.step({ keys }, targets);
+          expect(Math.abs(a.loss - b.loss), `step ${step}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(b.loss)));
+          expect(Math.abs(a.gradNorm - b.gradNorm) / b.gradNorm, `gradient norm at step ${step}`).toBeLessThan(1e-4);
+          ups.push(moved.params - before);
+        }
+        // After the first step, nothing of Vals goes up (the touched rows differ by step): only the
+        // dense parameters, written whole, the same bytes at every step.
+        expect(new Set(ups.slice(1)).size, `bytes into parameters per step: ${ups.join(', ')}`).toBe(1);
+        expect(ups[1]!).toBeLessThan(32 * 1024);
+        const vals = gpu.weights.get('Vals')!;
+        // The host array lags the GPU until synced: the updates happened there.
+        expect(isDeviceNewer(vals)).toBe(true);
+        expect(relDiff(vals, cpu.weights.get('Vals')!)).toBeGreaterThan(1e-3);
+        await gpu.syncWeights();
+        expect(isDeviceNewer(vals)).toBe(false);
+        expect(relDiff(vals, cpu.weights.get('Vals')!)).toBeLessThan(1e-4);
+        // The checkpoint (synced first) holds the GPU's table and optimizer state.
+        const [ga, cb] = [readSafetensors(await gpu.checkpoint(), 'gpu').tensors, readSafetensors(await cpu.checkpoint(), 'cpu').tensors];
+        expect([...ga.keys()].sort()).toEqual([...cb.keys()].sort());
+        for (const [name, t] of cb) expect(relDiff(Float32Array.from(ga.get(name)!.data), Float32Array.from(t.data)), name).toBeLessThan(1e-3);
+        expect(gpu.backendDetail).toMatch(/webgpu/);
+      } finally {
+        gpu.destroy();
+        cpu.destroy();
+      }
+    }, 600_000);
+
+  it('sums factored rows and updates rows across chunks of a table as the host loops do, and reports a non-finite weight', async () => {
+    const { device } = await gpuDevice();
+    const rows = 50, width = 8, slots = 40, T = 10;
+    const table = Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i));
+    const residents = new Residents();
+    const make = (floats: number) => device.createBuffer({ size: floats * 4, usage: 0x0080 | 0x0008 | 0x0004 });
+    const shape = [rows, width];
+    // The table bound as two chunks of whole rows (as the expert kernels bind one larger than a binding).
+    for (const chunk of [{ first: 0, rows: 30, width }, { first: 30, rows: 20, width }]) residents.buffer(device, table, { shape, chunk }, make);
+    const updates = new TableUpdates(residents, () => {});
+    try {
+      const ids = Float32Array.from({ length: slots }, (_, i) => (i * 17) % rows);
+      const f = { coef: Float32Array.from({ length: slots }, (_, i) => Math.cos(i)), vec: Float32Array.from({ length: T * width }, (_, i) => Math.sin(i * 0.3)) };
+      const host = sumFactoredRowsOnHost(ids, f, width);
+      const sums = (await updates.sumFactored(device, ids, f, width, 'T'))!;
+      expect([...sums.rows]).toEqual([...host.rows]);
+      expect(sums.values).toBeUndefined();
+      let squares = 0;
+      for (const x of host.values!) squares += x * x;
+      expect(Math.abs(sums.sumSquares! - squares) / squares).toBeLessThan(1e-5);
+      const m = new Float32Array(rows * width), v = new Float32Array(rows * width);
+      const u: RowsUpdate = { kind: 'adam', m, v, scale: 0.5, b1: 0.9, b2: 0.999, stepSize: 0.01, epsHat: 1e-8, keep: 0.99 };
+      const want = table.slice(), wm = m.slice(), wv = v.slice();
+      host.rows.forEach((row, i) => {
+        for (let c = 0; c < width; c++) {
+          const j = row * width + c, d = host.values![i * width + c]! * u.scale;
+          wm[j] = u.b1 * wm[j]! + (1 - u.b1) * d;
+          wv[j] = u.b2 * wv[j]! + (1 - u.b2) * d * d;
+          want[j] = want[j]! * u.keep - (u.stepSize * wm[j]!) / (Math.sqrt(wv[j]!) + u.epsHat);
+        }
+      });
+      const r = await updates.update(device, 'T', table, sums, u);
+      expect(r).toEqual({ done: true, finite: true, onDevice: true });
+      expect(isDeviceNewer(table) && isDeviceNewer(m) && isDeviceNewer(v)).toBe(true);
+      const untouched = table.slice();
+      await residents.syncToHost(device);
+      // f32 against float64 host arithmetic.
+      expect(relDiff(table, want)).toBeLessThan(1e-5);
+      expect(relDiff(m, wm)).toBeLessThan(1e-5);
+      expect(relDiff(v, wv)).toBeLessThan(1e-4);
+      // Rows no slot touched are as they were.
+      for (let row = 0; row < rows; row++) if (!host.rows.includes(row)) expect(table.subarray(row * width, row * width + width)).toEqual(untouched.subarray(row * width, row * width + width));
+      // Host sums (rows given whole) are uploaded; an infinite gradient makes a weight infinite, reported.
+      const bad = { rows: host.rows, rowSize: width, values: host.values!.slice() };
+      bad.values[5] = Infinity;
+      expect((await updates.update(device, 'T', table, bad, { kind: 'sgd', scale: 1, momentum: 0, lr: 0.1, decay: 0 })).finite).toBe(false);
+    } finally {
+      updates.destroy();
+      residents.release();
+    }
+  }, 300_000);
+
   it('matches wasm-simd step for step, evaluation included, and moves rows, not the table, per step', async () => {
     const m = compileOk(SHARED, 'shared.peer');
     const ir = JSON.parse(JSON.stringify(moduleToJSON(m)));

@@ -56,6 +56,17 @@ export type RowsUpdate =
   | { kind: 'sgd'; m?: Float32Array; scale: number; momentum: number; lr: number; decay: number }
   | { kind: 'adagrad'; v: Float32Array; scale: number; lr: number; keep: number; eps: number };
 
+/**
+ * What updateRows did: done (false: not this backend's table, the caller updates the rows), every
+ * updated weight finite, and onDevice where the table and its state now live on the device ahead
+ * of their host arrays (the trainer then reports no change for them; syncToHost brings them back).
+ */
+export interface RowsUpdated {
+  done: boolean;
+  finite: boolean;
+  onDevice?: boolean;
+}
+
 export interface BackendInfo {
   name: string;
   /** gpu.js `mode` of its gpu.js kernels. */
@@ -175,8 +186,9 @@ export interface Backend {
   /**
    * sumRows of rows given as factors (row q = coef[q] * vec[q / perToken]), without building
    * them; undefined where the backend cannot for this table (the executor builds the rows then).
+   * `forUpdate`: the sums go to updateRows next, so a device backend may keep them on its device.
    */
-  sumFactoredRows?(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<SparseGrad> | undefined;
+  sumFactoredRows?(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string, forUpdate?: boolean): Promise<SparseGrad> | undefined;
   /**
    * Adds factored rows into a zero-filled dense gradient `full` of table `key` as addOuterRows
    * does (ids owning `block` consecutive rows each: experts of a mixture, or one row: a placed
@@ -187,12 +199,17 @@ export interface Backend {
   /** Optimizer state arrays for a placed table, where the backend's row updates read them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
   /** The optimizer's update of a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
-  updateRows?(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }>;
+  updateRows?(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated>;
   /**
    * A parameter's host array changed (`rows` of `rowSize` floats, or all of it): a backend that
    * keeps copies of parameters (a GPU's buffers) brings them up to date before their next use.
    */
   paramsChanged?(data: Float32Array, rows?: ArrayLike<number>, rowSize?: number): void;
+  /**
+   * Copies back to the host arrays what updateRows left newer on the device (the tables and their
+   * optimizer state): checkpoints, exports and other backends read the host arrays.
+   */
+  syncToHost?(): Promise<void>;
   /** Its worker pool, where it has more than one thread (the trainer's lazy Adam uses it). */
   pool(): WorkerPool | undefined;
   /** Threads it runs on, the caller included. */

@@ -6,8 +6,13 @@
 export interface SparseGrad {
   /** Distinct touched rows, ascending. */
   rows: Int32Array;
-  /** Their summed gradients, rows.length x rowSize. */
-  values: Float32Array;
+  /** Floats per row. */
+  rowSize: number;
+  /**
+   * Their summed gradients, rows.length x rowSize; undefined where a device backend kept them on
+   * its device for its own update of the rows (Backend.updateRows), with sumSquares given.
+   */
+  values?: Float32Array;
   /** The sum of the squares of `values`, where the backend computed it with the sums (the gradient norm reads it). */
   sumSquares?: number;
 }
@@ -123,7 +128,7 @@ export function sumRowsOnHost(ids: ArrayLike<number>, grads: Float32Array, rowSi
       for (let c = 0; c < rowSize; c++) values[out + c] = values[out + c]! + grads[src + c]!;
     }
   }
-  return { rows: b.rows, values };
+  return { rows: b.rows, rowSize, values };
 }
 
 /**
@@ -143,5 +148,5 @@ export function sumFactoredRowsOnHost(ids: ArrayLike<number>, f: { coef: Float32
       else for (let x = 0; x < rowSize; x++) values[out + x] = values[out + x]! + Math.fround(c * f.vec[t + x]!);
     }
   }
-  return { rows: b.rows, values };
+  return { rows: b.rows, rowSize, values };
 }

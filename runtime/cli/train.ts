@@ -316,8 +316,9 @@ async function trainLoop(s: LoopState): Promise<number> {
 
   const meta = (step: number): CheckpointMeta => runMeta({ source: t.source, file: t.file, entry: m.entry!, step, settings, optimizerStep: trainer.optimizer.t, backend: backend.name, resumes });
   let lastSaved = resume ? start : -1;
-  const save = (step: number) => {
+  const save = async (step: number) => {
     metrics.sync(); // the checkpoint refers to the metrics up to its step
+    await trainer.syncWeights(); // tables a GPU updated in place come back first
     writeCheckpoint(ckptPath, meta(step), checkpointTensors(m, weights, trainer.optimizer));
     lastSaved = step;
   };
@@ -391,7 +392,7 @@ async function trainLoop(s: LoopState): Promise<number> {
     }
     // Let signals be delivered: on CPU backends a step never returns to the event loop by itself.
     await new Promise((resolve) => setImmediate(resolve));
-    if (done % settings.checkpointEvery === 0 || done === stopAt || stop.stopped) save(done);
+    if (done % settings.checkpointEvery === 0 || done === stopAt || stop.stopped) await save(done);
     if (stop.stopped) {
       if (profile) for (const line of profileLines(profile)) say(line);
       const entryFlag = flags.has('entry') ? ` --entry ${shellWord(flags.get('entry') as string)}` : '';

@@ -256,11 +256,12 @@ async function sample(req: Extract<KernelRequest, { kind: 'sample' }>): Promise<
   }
 }
 
-function checkpoint(req: Extract<KernelRequest, { kind: 'checkpoint' }>): void {
+async function checkpoint(req: Extract<KernelRequest, { kind: 'checkpoint' }>): Promise<void> {
   const r = training;
   if (!r) throw new Reported('train a model first');
   if (r.running) throw new Reported('stop the training run before downloading its checkpoint');
   const meta = runMeta({ source: r.source, file: r.file, entry: r.m.entry!, step: r.step, settings: r.settings, optimizerStep: r.trainer.optimizer.t, backend: r.trainer.backend.name });
+  await r.trainer.syncWeights(); // tables the GPU updated in place come back first
   const bytes = encodeCheckpoint(meta, checkpointTensors(r.m, r.weights, r.trainer.optimizer));
   post({ kind: 'checkpoint', id: req.id, bytes, step: r.step }, [bytes.buffer]);
 }

@@ -104,7 +104,8 @@ function sparseSquares(g: Gradients): number {
   let sq = 0;
   for (const s of g.sparse.values()) {
     if (s.sumSquares !== undefined) sq += s.sumSquares;
-    else for (let i = 0; i < s.values.length; i++) sq += s.values[i]! * s.values[i]!;
+    else if (s.values) for (let i = 0; i < s.values.length; i++) sq += s.values[i]! * s.values[i]!;
+    else throw new Error('internal: gradient rows kept on a device came without their sum of squares');
   }
   return sq;
 }
@@ -136,7 +137,7 @@ export async function gradientNormThreaded(g: Gradients, pool: WorkerPool | unde
 }
 
 /** The update of a sparse table's touched rows run by the backend, where it keeps the table with its state (Executor.updateRows). */
-export type RowsUpdater = (name: string, values: Float32Array, update: RowsUpdate) => Promise<{ done: boolean; finite: boolean }>;
+export type RowsUpdater = (name: string, sparse: SparseGrad, update: RowsUpdate) => Promise<{ done: boolean; finite: boolean }>;
 
 /** State arrays of a table's update, in the order RowsUpdate names them: Adam's m and v, SGD's velocity, Adagrad's sum of squares. */
 export function stateCount(kind: ParamOptimizerKind, c: OptimizerConfig): number {
@@ -254,17 +255,18 @@ export class Optimizer {
       } else this.updateParam(p, ps, s, params, g, false);
       const sparse = g.sparse.get(p.name);
       if (!sparse || sparse.rows.length === 0) continue;
-      const rowSize = sparse.values.length / sparse.rows.length;
+      const rowSize = sparse.rowSize;
       if (rowsUpdate) {
-        const r = await rowsUpdate(p.name, sparse.values, u);
+        const r = await rowsUpdate(p.name, sparse, u);
         if (r.done) {
           if (!r.finite) flags[0] = 1;
           continue;
         }
       }
+      if (!sparse.values) throw new Error(`internal: the gradient rows of ${p.name} stayed on the device, but the device did not update them`);
       if (!lazy) this.updateSparse(p, ps, s, params, sparse);
       else if (threads) {
-        const args = [params.get(p.name)!, m, v, sparse.values, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
+        const args = [params.get(p.name)!, m, v, sparse.values!, sparse.rows, flags, rowSize, ps.scale, beta1, beta2, stepSize, epsHat, keep];
         await threads.run(LAZY_ADAM_TASK, args, sparse.rows.length, { minLanes: 64 });
       } else {
         this.updateSparse(p, ps, s, params, sparse);
@@ -298,7 +300,7 @@ export class Optimizer {
     const clip = p.optim?.clip;
     if (clip !== undefined) {
       const sparse = g.sparse.get(p.name), dense = g.dense.get(p.name);
-      const sq = (dense ? squares(dense) : 0) + (sparse ? (sparse.sumSquares ?? squares(sparse.values)) : 0);
+      const sq = (dense ? squares(dense) : 0) + (sparse ? (sparse.sumSquares ?? squares(sparse.values!)) : 0);
       const norm = Math.sqrt(sq) * scale;
       if (norm > clip) scale *= clip / norm;
     }
@@ -324,8 +326,9 @@ export class Optimizer {
   private updateSparse(p: ParamInfo, ps: ParamStep, s: ReturnType<Optimizer['begin']>, params: Map<string, Float32Array>, sparse: SparseGrad): void {
     const w = params.get(p.name)!;
     // Row ids index the table as its gathers read it (a stacked [L, N, d] table as L*N rows).
-    const rowSize = sparse.rows.length ? sparse.values.length / sparse.rows.length : 0;
-    sparse.rows.forEach((row, i) => this.update(p.name, w, sparse.values, row * rowSize, rowSize, i * rowSize - row * rowSize, ps, s.bc1, s.bc2));
+    const rowSize = sparse.rowSize, values = sparse.values;
+    if (!values) throw new Error(`internal: the gradient rows of ${p.name} stayed on a device; the host cannot update them`);
+    sparse.rows.forEach((row, i) => this.update(p.name, w, values, row * rowSize, rowSize, i * rowSize - row * rowSize, ps, s.bc1, s.bc2));
   }
 
   /** Sum of updated weights: non-finite iff some updated weight is (cheaper than testing each). */

@@ -145,7 +145,9 @@ export class Trainer {
       const t0 = performance.now();
       const one = parts.length === 1 ? factorsOf(parts[0]!) : undefined;
       if (info.sparse && one) {
-        sparse.set(name, await this.trainExec.sumRows(ids, one, factoredSize, name));
+        // Summed for the backend's own update of the rows (a GPU keeps the sums where the table is), unless a dense gradient joins them.
+        const forUpdate = !L.dense.some((d) => d.param === name);
+        sparse.set(name, await this.trainExec.sumRows(ids, one, factoredSize, name, forUpdate));
         timings.set('row sums (sparse gradients)', (timings.get('row sums (sparse gradients)') ?? 0) + performance.now() - t0);
         continue;
       }
@@ -160,7 +162,7 @@ export class Trainer {
           const summed = one.coef.length === ids.length ? this.trainExec.sumFactoredRowsByBackend(ids, one, factoredSize, name) : undefined;
           if (summed) {
             const s = await summed;
-            for (let i = 0; i < s.rows.length; i++) full.set(s.values.subarray(i * factoredSize, (i + 1) * factoredSize), s.rows[i]! * factoredSize);
+            for (let i = 0; i < s.rows.length; i++) full.set(s.values!.subarray(i * factoredSize, (i + 1) * factoredSize), s.rows[i]! * factoredSize);
             label = 'factored row gradients into dense tables (by row)';
           } else {
             addOuterRows(full, ids, one, factoredSize);
@@ -204,9 +206,17 @@ export class Trainer {
     for (const [name, v] of buffers) this.weights.get(name)!.set(v);
     this.lastTouched = new Map([...grads.sparse].map(([name, s]) => [name, { rows: s.rows.length, rowSize: this.params.get(name)!.shape.at(-1)! }]));
     const t1 = performance.now();
-    const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, (name, values, update) => this.trainExec.updateRows(name, values, update));
+    // Tables a device backend updated where it keeps them: newer there than in their host arrays (syncWeights).
+    const onDevice = new Set<string>();
+    const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, async (name, sparse, update) => {
+      // A table with a dense gradient too is updated whole on the host: its rows are too.
+      if (grads.dense.has(name)) return { done: false, finite: true };
+      const r = await this.trainExec.updateRows(name, sparse, update);
+      if (r.onDevice) onDevice.add(name);
+      return r;
+    });
     timings.set('optimizer', performance.now() - t1);
-    this.reportChanges(grads, buffers);
+    this.reportChanges(grads, buffers, onDevice);
     if (!report.finite) throw new Diverged('the weights');
     return { ...report, loss, ...(aux === undefined ? {} : { aux }), ...(metrics ? { metrics } : {}), tokens: batch.tokens, ms: performance.now() - t0, timings };
   }
@@ -215,13 +225,23 @@ export class Trainer {
    * Tells both executors what the step changed (a device backend's copies follow): touched rows
    * of sparse tables, all of every parameter with a dense gradient, the running statistics.
    */
-  private reportChanges(grads: Gradients, buffers: ReadonlyMap<string, Float32Array>): void {
+  private reportChanges(grads: Gradients, buffers: ReadonlyMap<string, Float32Array>, onDevice: ReadonlySet<string>): void {
     for (const exec of [this.trainExec, this.evalExec]) {
       for (const name of buffers.keys()) exec.paramsChanged(name);
       for (const name of grads.dense.keys()) exec.paramsChanged(name);
       for (const [name, s] of grads.sparse)
-        if (!grads.dense.has(name) && s.rows.length) exec.paramsChanged(name, s.rows, s.values.length / s.rows.length);
+        if (!grads.dense.has(name) && !onDevice.has(name) && s.rows.length) exec.paramsChanged(name, s.rows, s.rowSize);
     }
+  }
+
+  /**
+   * Brings the weights' arrays and the optimizer's state up to date where a device backend
+   * updated tables in place (webgpu): call before reading them (checkpoints, exports, another
+   * backend). A no-op elsewhere.
+   */
+  async syncWeights(): Promise<void> {
+    await this.trainExec.syncToHost();
+    await this.evalExec.syncToHost();
   }
 
   /**

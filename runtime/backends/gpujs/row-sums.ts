@@ -32,7 +32,7 @@ export class KernelRowSummer {
     if (this.backend.asyncMode) out = await out;
     const cls = k.kernel?.constructor.name;
     if (cls !== this.backend.kernelClass) throw new Error(`row-sum kernel ran as ${cls} instead of ${this.backend.kernelClass}`);
-    return { rows: b.rows, values: (out as Float32Array).slice(0, b.rows.length * rowSize) };
+    return { rows: b.rows, rowSize, values: (out as Float32Array).slice(0, b.rows.length * rowSize) };
   }
 
   destroy(): void {

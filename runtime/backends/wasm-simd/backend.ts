@@ -69,9 +69,9 @@ export class WasmSimdBackend implements Backend {
   }
 
   /** The optimizer's update of a placed table's summed rows, in its table memory (false: not this table's state). */
-  async updateRows(name: string, values: Float32Array, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
+  async updateRows(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<{ done: boolean; finite: boolean }> {
     const table = this.tables.get(name);
-    return table ? table.updateRows(values, update) : { done: false, finite: true };
+    return table && sparse.values ? table.updateRows(sparse.values, update) : { done: false, finite: true };
   }
 
   /**
@@ -126,7 +126,7 @@ export class WasmSimdBackend implements Backend {
     const table = this.tables.get(key);
     if (!table || table.rowSize !== rowSize || ids.length === 0) return undefined;
     const b = bucketByRow(ids);
-    return table.sumRows(rows, b.order, b.start, b.length, b.rows).then(({ values, sumSquares }) => ({ rows: b.rows, values, sumSquares }));
+    return table.sumRows(rows, b.order, b.start, b.length, b.rows).then(({ values, sumSquares }) => ({ rows: b.rows, rowSize, values, sumSquares }));
   }
 
   /**
@@ -138,7 +138,7 @@ export class WasmSimdBackend implements Backend {
     if (table && table.rowSize === rowSize && ids.length > 0) {
       const b = bucketByRow(ids);
       const { values, sumSquares } = await table.sumRows(grads, b.order, b.start, b.length, b.rows);
-      return { rows: b.rows, values, sumSquares };
+      return { rows: b.rows, rowSize, values, sumSquares };
     }
     const pool = this.pool();
     if (!pool) return sumRowsOnHost(ids, grads, rowSize);
@@ -150,7 +150,7 @@ export class WasmSimdBackend implements Backend {
     await pool.run(sumRowsTask(rowSize), [grads, b.order, b.start, b.length, values, squares], b.rows.length, { minLanes: 256, outputs: [4, 5] });
     let sumSquares = 0;
     for (let r = 0; r < squares.length; r++) sumSquares += squares[r]!;
-    return { rows: b.rows, values, sumSquares };
+    return { rows: b.rows, rowSize, values, sumSquares };
   }
 
   /** The backend's threads (shared by every executor of this thread count). */

@@ -18,12 +18,13 @@ import { expertActGroups, expertActWgsl, expertOutWgsl, partsOf, type TableBindi
 import { retrieveWgsl, retrieveWorkgroupBytes, WORKGROUP_BYTES } from '../../../codegen/wgsl/retrieve.js';
 import { retrieveSubgroupWgsl } from '../../../codegen/wgsl/retrieve-subgroups.js';
 import type { WorkerPool } from '../../pool.js';
-import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type ReadAny } from '../backend.js';
+import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type Backend, type BackendInfo, type BackendOptions, type DeviceValue, type FactoredRows, type PlanContext, type PlannedStep, type Read, type ReadAny, type RowsUpdate, type RowsUpdated } from '../backend.js';
 import { timeMatmul } from '../gpujs/backend.js';
 import { sumFactoredRowsOnHost, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
 import { Residents, changed } from './residents.js';
 import { mapped, moved, upload } from './transfer.js';
+import { TableUpdates } from './table-updates.js';
 
 /** Where a kernel's input comes from: a parameter (resident), a value read per call, an earlier stage's buffer. */
 type Operand =
@@ -130,9 +131,51 @@ export class WebGpuBackend implements Backend {
     return sumRowsOnHost(ids, grads, rowSize);
   }
 
-  /** The factored rows of a table read in place, summed on the host without building them (the factors came down with the outputs). */
-  async sumFactoredRows(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number): Promise<SparseGrad> {
+  /**
+   * The factored rows of a table read in place, summed per touched row: on the GPU, kept there
+   * for updateRows, where they are for an update of a trained table (the factors came down with
+   * the step's outputs and go back up: ~0.3 MiB at B = 256); on the host otherwise.
+   */
+  async sumFactoredRows(ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string, forUpdate = false): Promise<SparseGrad> {
+    if (forUpdate && this.tables.has(key) && ids.length > 0) {
+      const { device } = await this.gpu();
+      const sums = await this.updates.sumFactored(device, ids, rows, rowSize, key);
+      if (sums) return sums;
+    }
     return sumFactoredRowsOnHost(ids, rows, rowSize);
+  }
+
+  /** Trained tables the expert kernels read (placeTable): their host arrays, by name. */
+  private readonly tables = new Map<string, Float32Array>();
+  private readonly updates = new TableUpdates(this.residents, (text) => this.noteSet.add(text));
+
+  /** A table stays where it is (its host array, copied to the GPU on first use); recorded so its updates can run on the GPU. */
+  placeTable(name: string, data: Float32Array): Float32Array {
+    this.tables.set(name, data);
+    return data;
+  }
+
+  /** The optimizer's state of a placed table: host arrays of record, with GPU copies its updates write (syncToHost brings them back). */
+  tableState(name: string, count: number): Float32Array[] | string {
+    const table = this.tables.get(name);
+    if (!table) return 'the table is not one the expert kernels read';
+    return Array.from({ length: count }, () => new Float32Array(table.length));
+  }
+
+  /** The update of a placed table's touched rows on the GPU, in its resident buffers and its state's. */
+  async updateRows(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated> {
+    const table = this.tables.get(name);
+    if (!table || !sparse.rows.length) return { done: false, finite: true };
+    const { device } = await this.gpu();
+    const r = await this.updates.update(device, name, table, sparse, update);
+    // Updated on the host after all: a table the GPU updated at an earlier step comes back first.
+    if (!r.done) for (const a of [table, ...Object.values(update).filter((x): x is Float32Array => x instanceof Float32Array)]) await this.residents.syncToHost(device, a);
+    return r;
+  }
+
+  /** Tables and optimizer state the GPU updated, copied back to their host arrays. */
+  async syncToHost(): Promise<void> {
+    if (this.handle) await this.residents.syncToHost(this.handle.device);
   }
 
   adoptParams(module: IRModule, _fn: IRFunction, weights: ReadonlyMap<string, Tensor | Float32Array>, given: Map<string, Float32Array>): Map<string, Float32Array> {
@@ -328,7 +371,7 @@ export class WebGpuBackend implements Backend {
         const bound: GPUBuffer[] = [];
         for (const [j, o] of l.operands.entries()) {
           if (o.kind === 'stage') bound.push(outputs[o.index]!);
-          else if (o.kind === 'param') bound.push(this.residentParam(node, device, o, ctx));
+          else if (o.kind === 'param') bound.push(await this.residentParam(node, device, o, ctx));
           else {
             const raw = read(o.ref);
             // A value an earlier step of this backend computed is bound where it already is.
@@ -449,9 +492,12 @@ export class WebGpuBackend implements Backend {
    * webgpu backends reading the same array, and brought up to date with the changes reported
    * since (paramsChanged: a trainer's updates).
    */
-  private residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, ctx: PlanContext): GPUBuffer {
+  private async residentParam(node: Node, device: GPUDevice, o: { name: string; perm?: number[]; chunk?: { first: number; rows: number; width: number } }, ctx: PlanContext): Promise<GPUBuffer> {
     const shape = ctx.module.params.find((p) => p.name === o.name)!.shape;
-    return this.residents.buffer(device, ctx.param(o.name), { name: o.name, shape, perm: o.perm, chunk: o.chunk }, (floats) => this.buffer(node, device, floats, STORAGE | COPY_DST, `parameter ${o.name}`));
+    const layout = { name: o.name, shape, perm: o.perm, chunk: o.chunk };
+    // A new layout of a table the GPU updated is made from its host array: brought back first.
+    if (this.residents.stale(ctx.param(o.name), layout)) await this.residents.syncToHost(device, ctx.param(o.name));
+    return this.residents.buffer(device, ctx.param(o.name), layout, (floats) => this.buffer(node, device, floats, STORAGE | COPY_DST | COPY_SRC, `parameter ${o.name}`));
   }
 
   /** The host array of a parameter changed (rows of rowSize floats, or all of it): its buffers follow before their next use. */
@@ -522,6 +568,7 @@ export class WebGpuBackend implements Backend {
   }
 
   destroy(): void {
+    this.updates.destroy();
     this.residents.release();
   }
 }

@@ -2,12 +2,13 @@
 // Parameters on the GPU. Every webgpu backend of the process that reads the same host array
 // shares its buffers (a trainer's training and evaluation programs read one set of weights, so
 // a 1 GiB table is on the GPU once): one buffer per layout (as it is, permuted, or a chunk of
-// whole rows). The host array stays the weights of record (the optimizer writes it, checkpoints
+// whole rows). The host array is the weights of record (the optimizer writes it, checkpoints
 // read it); a change reported with `changed` reaches the buffers before their next use: the
 // touched rows scattered by a kernel (a lazy update touches a few thousand rows of a million),
-// anything else written whole.
+// anything else written whole. The other way round, a table the GPU updates itself
+// (table-updates.ts) is `deviceNewer` until syncToHost copies its buffers back.
 import { permuteAxes } from '../backend.js';
-import { upload } from './transfer.js';
+import { download, upload } from './transfer.js';
 
 export interface ResidentLayout {
   /** The parameter's name, for notes. */
@@ -34,6 +35,8 @@ interface Entry {
   layouts: Map<string, Resident>;
   users: Set<object>;
   pending?: Pending;
+  /** The buffers were written on the GPU after the host array was (the host copy is stale). */
+  deviceNewer?: boolean;
 }
 
 const entries = new WeakMap<Float32Array, Entry>();
@@ -49,9 +52,13 @@ export function changed(data: Float32Array, rows?: ArrayLike<number>, rowSize?: 
   const e = entries.get(data);
   if (!e) return;
   if (!rows || !rowSize) {
+    // Written whole on the host (loaded, edited): the host's values win over the GPU's.
+    e.deviceNewer = false;
     e.pending = { all: true, rowLists: [], rowSize: 0 };
     return;
   }
+  // Rows of a stale host copy would overwrite newer rows on the GPU.
+  if (e.deviceNewer) throw new Error('internal: rows of a host array were reported changed while the GPU holds newer values of it (sync it to the host first)');
   const p = (e.pending ??= { all: false, rowLists: [], rowSize });
   if (p.all) return;
   // Rows of another size than the last report's: written whole (correct, and no stacked table does this).
@@ -68,6 +75,52 @@ function keyOf(l: ResidentLayout): string {
 function contents(data: Float32Array, l: ResidentLayout, permuted?: Float32Array): Float32Array {
   const all = l.perm ? (permuted ?? permuteAxes(data, l.shape, l.perm)) : data;
   return l.chunk ? all.subarray(l.chunk.first * l.chunk.width, (l.chunk.first + l.chunk.rows) * l.chunk.width) : all;
+}
+
+/** A buffer of `data` as whole rows: rows [first, first + rows) of `width` floats. */
+export interface RowPart {
+  first: number;
+  rows: number;
+  width: number;
+  buffer: GPUBuffer;
+}
+
+/**
+ * The buffers of `data` (rows of `width` floats), where they are all row-major and tile its rows
+ * exactly once (one buffer of all of it, or chunks of whole rows): a kernel that writes rows
+ * then writes every copy. Undefined otherwise (a permuted copy, overlapping chunks, none yet).
+ */
+export function rowMajorParts(data: Float32Array, width: number): RowPart[] | undefined {
+  const e = entries.get(data);
+  if (!e || !e.layouts.size || data.length % width !== 0) return undefined;
+  const total = data.length / width;
+  const parts: RowPart[] = [];
+  for (const r of e.layouts.values()) {
+    if (r.perm) return undefined;
+    if (!r.chunk) parts.push({ first: 0, rows: total, width, buffer: r.buffer });
+    else if (r.chunk.width !== width) return undefined;
+    else parts.push({ first: r.chunk.first, rows: r.chunk.rows, width, buffer: r.buffer });
+  }
+  parts.sort((a, b) => a.first - b.first);
+  let next = 0;
+  for (const p of parts) {
+    if (p.first !== next) return undefined;
+    next += p.rows;
+  }
+  return next === total ? parts : undefined;
+}
+
+/** The GPU wrote these arrays' buffers (a row update): their host arrays are stale until synced. */
+export function markDeviceNewer(...arrays: Float32Array[]): void {
+  for (const data of arrays) {
+    const e = entries.get(data);
+    if (e) e.deviceNewer = true;
+  }
+}
+
+/** Whether `data` has buffers the GPU wrote since the host array was last synced. */
+export function isDeviceNewer(data: Float32Array): boolean {
+  return entries.get(data)?.deviceNewer === true;
 }
 
 /** The buffers of one backend: it holds its share of the process's resident parameters. */
@@ -96,6 +149,30 @@ export class Residents {
       e.layouts.set(key, r);
     }
     return r.buffer;
+  }
+
+  /**
+   * Copies back into their host arrays the buffers the GPU wrote since (checkpoints and other
+   * backends read the host arrays). Such arrays' layouts are row-major (rowMajorParts held when
+   * the GPU wrote them); `only`: just this array.
+   */
+  async syncToHost(device: GPUDevice, only?: Float32Array): Promise<void> {
+    for (const data of only ? [only] : this.used) {
+      const e = entries.get(data);
+      if (!e?.deviceNewer) continue;
+      for (const r of e.layouts.values()) {
+        const start = r.chunk ? r.chunk.first * r.chunk.width : 0;
+        const floats = r.chunk ? r.chunk.rows * r.chunk.width : data.length;
+        await download(device, r.buffer, data.subarray(start, start + floats));
+      }
+      e.deviceNewer = false;
+    }
+  }
+
+  /** Whether a buffer of `data` in layout `l` would be made from a stale host array (sync it first). */
+  stale(data: Float32Array, l: ResidentLayout): boolean {
+    const e = entries.get(data);
+    return e?.deviceNewer === true && !e.layouts.has(keyOf(l));
   }
 
   /** Gives this backend's share back: buffers no backend uses any more are destroyed. */

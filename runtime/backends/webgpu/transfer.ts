@@ -21,3 +21,20 @@ export async function mapped(staging: GPUBuffer, floats: number): Promise<Float3
   staging.unmap();
   return flat;
 }
+
+/** Copies a buffer's first `into.length` floats into `into` (through a mapped copy of them). */
+export async function download(device: GPUDevice, buffer: GPUBuffer, into: Float32Array): Promise<void> {
+  if (!into.length) return;
+  device.pushErrorScope('validation');
+  const staging = device.createBuffer({ size: into.byteLength, usage: 0x0001 | 0x0008 /* MAP_READ | COPY_DST */ });
+  const encoder = device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, 0, staging, 0, into.byteLength);
+  device.queue.submit([encoder.finish()]);
+  const err = await device.popErrorScope();
+  if (err) throw new Error(`internal: the GPU refused a copy back to the host: ${err.message.split('\n')[0]}`);
+  moved.down += into.byteLength;
+  await staging.mapAsync(1 /* GPUMapMode.READ */);
+  into.set(new Float32Array(staging.getMappedRange(), 0, into.length));
+  staging.unmap();
+  staging.destroy();
+}

@@ -1373,9 +1373,14 @@ export class PeerPytorchTraining {
     this.trainer.weightsChanged();
   }
 
-  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample. */
-  save(): Uint8Array {
+  /** The weights and the optimizer state as a peerc checkpoint (safetensors bytes) for fromCheckpoint(), peerc info, run --weights and sample (tables a GPU updated in place are copied back first). */
+  save(): Promise<Uint8Array> {
     return this.trainer.checkpoint();
+  }
+
+  /** Brings weights() and the optimizer state up to date where the backend updates tables on its device (webgpu): call before reading them yourself. */
+  syncWeights(): Promise<void> {
+    return this.trainer.syncWeights();
   }
 
   destroy(): void {
