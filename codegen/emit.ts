@@ -199,7 +199,7 @@ function emitTraining(file: SourceFile, className: string, inputNames: string[],
         docs: ['Brings weights() and the optimizer state up to date where the backend updates tables on its device (webgpu): call before reading them yourself.'],
         statements: 'return this.trainer.syncWeights();',
       },
-      { name: 'destroy', returnType: 'void', statements: 'this.trainer.destroy();' },
+      { name: 'destroy', returnType: 'Promise<void>', docs: ['Frees the backend; weights() holds what the device updated first.'], statements: 'return this.trainer.destroy();' },
     ],
     getAccessors: [
       { name: 'backendDetail', returnType: 'string', docs: ["The backend as it runs here, e.g. 'wasm-simd, 2 threads, plain SIMD128'."], statements: 'return this.trainer.backendDetail;' },

@@ -275,7 +275,9 @@ export class CompiledTrainer {
     return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend: options.backend ?? this.backend }, () => this.trainer.syncWeights());
   }
 
-  destroy(): void {
+  /** Frees the backend's memory; what the device updated comes back into `weights` first (a GPU's buffers are gone after). */
+  async destroy(): Promise<void> {
+    await this.trainer.syncWeights();
     this.trainer.destroy();
   }
 }

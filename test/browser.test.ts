@@ -62,7 +62,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the browser bundle in Chromium', () => {
           const losses = [];
           for (let i = 0; i < 6; i++) losses.push((await t.step(batch, targets)).loss);
           training[backend] = { losses };
-          t.destroy();
+          await t.destroy();
         } catch (e) { training[backend] = { error: String(e && e.message || e) }; }
       }
       window.__training = training;

@@ -40,7 +40,7 @@ try {
   report.badOptimizer = e instanceof PeercError ? e.code : 'not a PeercError';
 }
 model.destroy();
-training.destroy();
+await training.destroy();
 console.log(JSON.stringify(report));
 `;
 

@@ -14,7 +14,10 @@ import { readSafetensors } from '../src/io/safetensors.js';
 import type { OptimizerKind } from '../runtime/train/optim.js';
 import { moved } from '../runtime/backends/webgpu/transfer.js';
 import { moduleToJSON } from '../src/ir/serialize.js';
-import { compileOk, sharedPoolProgram } from './helpers.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileOk, runPeerc, sharedPoolProgram } from './helpers.js';
 
 const webgpuMissing = await gpuDevice().then(() => null, (e: Error) => e.message);
 if (webgpuMissing) console.log(`webgpu training in Node skipped: ${webgpuMissing}`);
@@ -109,8 +112,8 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
         for (const [name, t] of cb) expect(relDiff(Float32Array.from(ga.get(name)!.data), Float32Array.from(t.data)), name).toBeLessThan(1e-3);
         expect(gpu.backendDetail).toMatch(/webgpu/);
       } finally {
-        gpu.destroy();
-        cpu.destroy();
+        await gpu.destroy();
+        await cpu.destroy();
       }
     }, 600_000);
 
@@ -205,8 +208,8 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
       const b = await cpu.evaluate({ keys }, targets);
       expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(b.loss)));
     } finally {
-      gpu.destroy();
-      cpu.destroy();
+      await gpu.destroy();
+      await cpu.destroy();
     }
   }, 600_000);
 
@@ -256,4 +259,22 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
       residents.release();
     }
   }, 300_000);
+
+  it('peerc train --backend webgpu writes checkpoints of what the GPU updated, and resumes from them, as wasm-simd does', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'peerc-webgpu-train-'));
+    try {
+      const run = (backend: string, steps: number, resume: boolean) => {
+        const r = runPeerc(['train', 'examples/recall.peer', '--task', 'recall', '--steps', String(steps), '--eval-every', '3', '--eval-batches', '1', '--checkpoint-every', '3', '--backend', backend, '--seed', '1', '--out', join(tmp, backend), ...(resume ? ['--resume'] : [])]);
+        expect(r.status, r.stdout + r.stderr).toBe(0);
+        return readSafetensors(readFileSync(join(tmp, backend, 'checkpoint.safetensors')), backend).tensors;
+      };
+      for (const [steps, resume] of [[4, false], [7, true]] as const) {
+        const gpu = run('webgpu', steps, resume), cpu = run('wasm-simd', steps, resume);
+        for (const name of ['param.Vals', 'opt.m.Vals', 'opt.v.Vals', 'param.Wq'])
+          expect(relDiff(Float32Array.from(gpu.get(name)!.data), Float32Array.from(cpu.get(name)!.data)), `${name} after ${steps} steps`).toBeLessThan(1e-3);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 600_000);
 });

@@ -4574,7 +4574,8 @@ export class ByteLmTraining {
     return this.trainer.syncWeights();
   }
 
-  destroy(): void {
-    this.trainer.destroy();
+  /** Frees the backend; weights() holds what the device updated first. */
+  destroy(): Promise<void> {
+    return this.trainer.destroy();
   }
 }

@@ -3343,7 +3343,8 @@ export class MemoryLayersTraining {
     return this.trainer.syncWeights();
   }
 
-  destroy(): void {
-    this.trainer.destroy();
+  /** Frees the backend; weights() holds what the device updated first. */
+  destroy(): Promise<void> {
+    return this.trainer.destroy();
   }
 }

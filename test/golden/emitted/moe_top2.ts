@@ -916,7 +916,8 @@ export class MoeTop2Training {
     return this.trainer.syncWeights();
   }
 
-  destroy(): void {
-    this.trainer.destroy();
+  /** Frees the backend; weights() holds what the device updated first. */
+  destroy(): Promise<void> {
+    return this.trainer.destroy();
   }
 }

@@ -1373,7 +1373,8 @@ export class PeerLayerTraining {
     return this.trainer.syncWeights();
   }
 
-  destroy(): void {
-    this.trainer.destroy();
+  /** Frees the backend; weights() holds what the device updated first. */
+  destroy(): Promise<void> {
+    return this.trainer.destroy();
   }
 }

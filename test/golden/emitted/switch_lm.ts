@@ -4388,7 +4388,8 @@ export class SwitchLmTraining {
     return this.trainer.syncWeights();
   }
 
-  destroy(): void {
-    this.trainer.destroy();
+  /** Frees the backend; weights() holds what the device updated first. */
+  destroy(): Promise<void> {
+    return this.trainer.destroy();
   }
 }
