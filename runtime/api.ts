@@ -272,7 +272,10 @@ export class CompiledTrainer {
 
   /** A forward model on the current weights (copied into its kernels when it first runs). */
   model(options: ModelOptions = {}): CompiledModel {
-    return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend: options.backend ?? this.backend }, () => this.trainer.syncWeights());
+    const backend = options.backend ?? this.backend;
+    // A model on the trainer's backend reads the same device copies; another backend reads the host arrays, brought up to date first.
+    const sync = resolveBackend(backend).name === this.backend ? undefined : () => this.trainer.syncWeights();
+    return new CompiledModel(this.ir, this.weights, { lowering: this.options.lowering, ...options, backend }, sync);
   }
 
   /** Frees the backend's memory; what the device updated comes back into `weights` first (a GPU's buffers are gone after). */

@@ -142,8 +142,8 @@ export class Executor {
   }
 
   /** The optimizer's update in the backend, of a placed table's rows from the last sumRows (done: false where it cannot). */
-  updateRows(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated> {
-    return this.impl.updateRows ? this.impl.updateRows(name, sparse, update) : Promise.resolve({ done: false, finite: true });
+  updateRows(name: string, sparse: SparseGrad, update: RowsUpdate, denseToo = false): Promise<RowsUpdated> {
+    return this.impl.updateRows ? this.impl.updateRows(name, sparse, update, denseToo) : Promise.resolve({ done: false, finite: true });
   }
 
   /** What the backend's row updates left newer on its device, copied back into the host arrays (a no-op elsewhere). */

@@ -117,6 +117,32 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
       }
     }, 600_000);
 
+  it('a model of the trained weights reads what the GPU updated: on webgpu from its buffers, on another backend after a sync', async () => {
+    const m = compileOk(SINGLE, 'single.peer');
+    const ir = JSON.parse(JSON.stringify(moduleToJSON(m)));
+    const gpu = new CompiledTrainer(ir, seededWeights(m.params, 3), { backend: 'webgpu', optimizer: { lr: 1e-2 } });
+    try {
+      for (let step = 0; step < 3; step++) {
+        const { keys, targets } = batch(step);
+        await gpu.step({ keys }, targets);
+      }
+      const vals = gpu.weights.get('Vals')!;
+      const { keys } = batch(7);
+      const onGpu = gpu.model();
+      const a = (await onGpu.forward({ keys })).outputs[0]!.data;
+      // The webgpu model read the GPU's buffers: nothing came back.
+      expect(isDeviceNewer(vals)).toBe(true);
+      const onCpu = gpu.model({ backend: 'wasm-simd' });
+      const b = (await onCpu.forward({ keys })).outputs[0]!.data;
+      expect(isDeviceNewer(vals)).toBe(false);
+      expect(relDiff(Float32Array.from(a), Float32Array.from(b))).toBeLessThan(1e-4);
+      onGpu.destroy();
+      onCpu.destroy();
+    } finally {
+      await gpu.destroy();
+    }
+  }, 300_000);
+
   it('sums factored rows and updates rows across chunks of a table as the host loops do, and reports a non-finite weight', async () => {
     const { device } = await gpuDevice();
     const rows = 50, width = 8, slots = 40, T = 10;

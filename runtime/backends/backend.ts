@@ -198,8 +198,12 @@ export interface Backend {
   addFactoredRows?(full: Float32Array, ids: ArrayLike<number>, rows: FactoredRows, rowSize: number, key: string): Promise<string | undefined>;
   /** Optimizer state arrays for a placed table, where the backend's row updates read them (or why not). */
   tableState?(name: string, count: number): Float32Array[] | string;
-  /** The optimizer's update of a placed table's rows as summed by the last sumRows; done: false when these are not its arrays. */
-  updateRows?(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated>;
+  /**
+   * The optimizer's update of a placed table's rows as summed by the last sumRows; done: false when
+   * these are not its arrays. `denseToo`: the table also has a dense gradient, already applied to
+   * its host array (a backend keeping the table elsewhere leaves its rows to the host too).
+   */
+  updateRows?(name: string, sparse: SparseGrad, update: RowsUpdate, denseToo?: boolean): Promise<RowsUpdated>;
   /**
    * A parameter's host array changed (`rows` of `rowSize` floats, or all of it): a backend that
    * keeps copies of parameters (a GPU's buffers) brings them up to date before their next use.

@@ -209,9 +209,7 @@ export class Trainer {
     // Tables a device backend updated where it keeps them: newer there than in their host arrays (syncWeights).
     const onDevice = new Set<string>();
     const report = await this.optimizer.stepThreaded(this.pool, this.weights, grads, norm, async (name, sparse, update) => {
-      // A table with a dense gradient too is updated whole on the host: its rows are too.
-      if (grads.dense.has(name)) return { done: false, finite: true };
-      const r = await this.trainExec.updateRows(name, sparse, update);
+      const r = await this.trainExec.updateRows(name, sparse, update, grads.dense.has(name));
       if (r.onDevice) onDevice.add(name);
       return r;
     });

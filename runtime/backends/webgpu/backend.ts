@@ -163,9 +163,10 @@ export class WebGpuBackend implements Backend {
   }
 
   /** The update of a placed table's touched rows on the GPU, in its resident buffers and its state's. */
-  async updateRows(name: string, sparse: SparseGrad, update: RowsUpdate): Promise<RowsUpdated> {
+  async updateRows(name: string, sparse: SparseGrad, update: RowsUpdate, denseToo = false): Promise<RowsUpdated> {
     const table = this.tables.get(name);
-    if (!table || !sparse.rows.length) return { done: false, finite: true };
+    // With a dense gradient too, the host updated the whole table first: the rows stay there (so it is never newer here).
+    if (!table || !sparse.rows.length || denseToo) return { done: false, finite: true };
     const { device } = await this.gpu();
     const r = await this.updates.update(device, name, table, sparse, update);
     // Updated on the host after all: a table the GPU updated at an earlier step comes back first.
