@@ -60,6 +60,10 @@ def main():
         fused = f"fused {f['fused']['medianMs']:8.2f} ms" if "fused" in f else f"forward: {f.get('error', '')[:160]}"
         naive = f"naive {f['naive']['medianMs']:8.2f} ms" if f.get("naive") else f"naive: not run ({f.get('naive_not_run', 'skipped')[:120]})"
         step = f"train step {t['median_ms']:8.2f} ms" if "median_ms" in t else f"train: {t.get('error', '')[:160]}"
+        # The step's traffic (the tables are summed and updated on the GPU) and the optimizer's rate over the touched rows.
+        per_step = t.get("host_device_bytes_per_step")
+        if per_step:
+            step += f" ({per_step['up'] / 1e6:.1f} MB up, {per_step['down'] / 1e6:.1f} MB down; optimizer {t.get('optimizer_gb_per_s', 0):.1f} GB/s)"
         moved = (f.get("fused") or {}).get("hostDeviceBytesPerForward")
         traffic = f"   host<->GPU {moved['up'] / 1e6:.1f} MB up, {moved['down'] / 1e6:.1f} MB down per forward" if moved else ""
         print(f"{key:12} peerc webgpu  {fused}   {naive}   {step}{traffic}", flush=True)
