@@ -146,6 +146,11 @@ export class Executor {
     return this.impl.updateRows ? this.impl.updateRows(name, sparse, update, denseToo) : Promise.resolve({ done: false, finite: true });
   }
 
+  /** Parameters whose host arrays lag the backend's device (its row updates ran there since the last syncToHost). */
+  paramsNewerOnDevice(): string[] {
+    return [...this.params].filter(([, data]) => this.impl.newerOnDevice?.(data) === true).map(([name]) => name);
+  }
+
   /** What the backend's row updates left newer on its device, copied back into the host arrays (a no-op elsewhere). */
   async syncToHost(): Promise<void> {
     await this.impl.syncToHost?.();

@@ -11,7 +11,7 @@ const dir = join(import.meta.dirname, 'errors');
 const programs = readdirSync(dir).filter((f) => f.endsWith('.peer')).sort();
 
 /** Codes raised only when running (bad weights or inputs) are covered by test/cli.test.ts and test/hardening.test.ts; training codes by test/train.test.ts and test/hardening.test.ts; fault codes (0709-0711, 0801, 0802) by test/faults.test.ts. */
-const RUNTIME_CODES = ['PEER0709', 'PEER0710', 'PEER0711', 'PEER0801', 'PEER0802', 'PEER0600', 'PEER0601', 'PEER0602', 'PEER0603', 'PEER0604', 'PEER0605', 'PEER0606', 'PEER0700', 'PEER0701', 'PEER0702', 'PEER0703', 'PEER0704', 'PEER0705', 'PEER0706', 'PEER0707', 'PEER0708', 'PEER0800', 'PEER0900'];
+const RUNTIME_CODES = ['PEER0709', 'PEER0710', 'PEER0711', 'PEER0712', 'PEER0801', 'PEER0802', 'PEER0600', 'PEER0601', 'PEER0602', 'PEER0603', 'PEER0604', 'PEER0605', 'PEER0606', 'PEER0700', 'PEER0701', 'PEER0702', 'PEER0703', 'PEER0704', 'PEER0705', 'PEER0706', 'PEER0707', 'PEER0708', 'PEER0800', 'PEER0900'];
 /** Codes exercised by generated inputs in this file. */
 const GENERATED_CODES = ['PEER0002', 'PEER0003', 'PEER0105'];
 

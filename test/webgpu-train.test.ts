@@ -223,8 +223,11 @@ describe.skipIf(!!webgpuMissing)('training on webgpu with the parameters residen
       console.log(`webgpu training: bytes into parameters' copies per step ${ups.join(', ')} (pool ${tableBytes})`);
       expect(ups[0]!).toBeGreaterThan(tableBytes);
       for (const up of ups.slice(1)) expect(up).toBeLessThan(tableBytes / 4);
-      // Weights written from outside are sent again after weightsChanged.
+      // Writing the weights while the GPU holds newer values of them is refused (they would mix with stale rows) ...
+      expect(() => gpu.weightsChanged()).toThrow(/PEER0712: the backend updated Vals on its device/);
+      // ... and after a sync, weights written from outside are sent again after weightsChanged.
       for (const t of [gpu, cpu]) {
+        await t.syncWeights();
         t.weights.get('Vals')!.fill(0.01);
         t.weights.get('Wout')!.fill(0.02);
         t.weightsChanged();

@@ -214,6 +214,8 @@ export interface Backend {
    * optimizer state): checkpoints, exports and other backends read the host arrays.
    */
   syncToHost?(): Promise<void>;
+  /** Whether the device holds newer values of this host array than the array does (syncToHost has not run since). */
+  newerOnDevice?(data: Float32Array): boolean;
   /** Its worker pool, where it has more than one thread (the trainer's lazy Adam uses it). */
   pool(): WorkerPool | undefined;
   /** Threads it runs on, the caller included. */

@@ -11,6 +11,7 @@ import { gradientNormThreaded, Optimizer, type Gradients, type OptimizerConfig, 
 import type { SparseGrad } from '../backends/row-sums.js';
 import type { Batch } from './data.js';
 import { isShared, sharedFloat32, toShared, type WorkerPool } from '../pool.js';
+import { CompileError, diagnostic } from '../../src/diagnostics/diagnostic.js';
 
 export interface StepResult extends StepReport {
   /** The objective: the task's loss plus the aux_loss terms, where the program has any. */
@@ -247,6 +248,9 @@ export class Trainer {
    * to a device backend again before the next step.
    */
   weightsChanged(): void {
+    // The device's newer values would be lost, and what was written mixed with stale rows.
+    const newer = this.trainExec.paramsNewerOnDevice();
+    if (newer.length) throw new CompileError(diagnostic('PEER0712', null, { names: newer.join(', ') }));
     for (const exec of [this.trainExec, this.evalExec]) for (const name of this.weights.keys()) exec.paramsChanged(name);
   }
 

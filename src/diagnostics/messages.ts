@@ -105,6 +105,8 @@ export const MESSAGES = {
     `--resume: ${a.file} no longer computes what the checkpoint was trained with: ${a.detail}. Restore the program (leave out FILE to train the one the checkpoint embeds: peerc train --resume --out RUN_DIR) or start a new run`),
   PEER0711: m('data changed since the checkpoint', (a: { file: string; detail: string }) =>
     `--resume: ${a.file} ${a.detail}; the run's batches come from that text, so pass --data with the text it was trained on (a moved or renamed copy is fine), or start a new run`),
+  PEER0712: m('weights newer on the device', (a: { names: string }) =>
+    `the backend updated ${a.names} on its device since the weights' arrays were last brought up to date, so a write into those arrays would be mixed with stale values; call await syncWeights() before writing the weights, then weightsChanged()`),
   // Files
   PEER0800: m('cannot use path', (a: { action: string; path: string; reason: string }) => `cannot ${a.action} ${a.path}: ${a.reason}`),
   PEER0801: m('write failed', (a: { path: string; reason: string; kept: string }) => `could not write ${a.path}: ${a.reason}; ${a.kept}`),

@@ -22,7 +22,7 @@ import { isDeviceValue, kernelArgs, kernelLimit, permuteAxes, weightArrays, type
 import { timeMatmul } from '../gpujs/backend.js';
 import { sumFactoredRowsOnHost, sumRowsOnHost, type SparseGrad } from '../row-sums.js';
 import { gpuDevice, type GpuHandle } from './device.js';
-import { Residents, changed } from './residents.js';
+import { Residents, changed, isDeviceNewer } from './residents.js';
 import { mapped, moved, upload } from './transfer.js';
 import { TableUpdates } from './table-updates.js';
 
@@ -172,6 +172,10 @@ export class WebGpuBackend implements Backend {
     // Updated on the host after all: a table the GPU updated at an earlier step comes back first.
     if (!r.done) for (const a of [table, ...Object.values(update).filter((x): x is Float32Array => x instanceof Float32Array)]) await this.residents.syncToHost(device, a);
     return r;
+  }
+
+  newerOnDevice(data: Float32Array): boolean {
+    return isDeviceNewer(data);
   }
 
   /** Tables and optimizer state the GPU updated, copied back to their host arrays. */
