@@ -87,8 +87,9 @@ export class TableUpdates {
     const b = bucketByRow(ids);
     const rows = b.rows.length, slots = f.coef.length;
     const limit = TableUpdates.limit(device);
-    if (rows * rowSize * 4 > limit || f.vec.length * 4 > limit) {
-      this.note(`the gradient rows of ${name} are summed on the host: ${rows} rows of ${rowSize} floats are more than one binding holds here (${limit} bytes)`);
+    const largest = Math.max(rows * rowSize, f.vec.length, 4 + ids.length + 2 * rows) * 4;
+    if (largest > limit) {
+      this.note(`the gradient rows of ${name} are summed on the host: their sums or factors (${largest} bytes) are more than one binding holds here (${limit} bytes)`);
       return undefined;
     }
     const perToken = slots / (f.vec.length / rowSize);
