@@ -51,6 +51,8 @@ export interface TrainerOptions {
   threads?: number;
   /** wasm-simd: false forces the plain SIMD128 path where relaxed SIMD exists. */
   relaxedSimd?: boolean;
+  /** webgpu: bind at most this many bytes per buffer (tables then train in chunks of rows; tests use it). */
+  maxBindingBytes?: number;
 }
 
 export class Trainer {
@@ -75,7 +77,7 @@ export class Trainer {
     const train = compileTraining(module, { gradients: true, fuseExpertReads });
     this.train = fuseExpertReads ? factorRowGradients(train) : train;
     this.evaluation = compileTraining(module, { gradients: false, fuseExpertReads });
-    const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, viewOutputs: true };
+    const exec = { paramsAsArguments: true, threads: options.threads, relaxedSimd: options.relaxedSimd, maxBindingBytes: options.maxBindingBytes, viewOutputs: true };
     this.trainExec = new Executor(this.train.module, weights, this.backend.name, { ...exec, training: true });
     this.evalExec = new Executor(this.evaluation.module, weights, this.backend.name, { ...exec, training: false });
     this.pool = this.trainExec.pool;

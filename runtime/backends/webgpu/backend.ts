@@ -147,7 +147,7 @@ export class WebGpuBackend implements Backend {
 
   /** Trained tables the expert kernels read (placeTable): their host arrays, by name. */
   private readonly tables = new Map<string, Float32Array>();
-  private readonly updates = new TableUpdates(this.residents, (text) => this.noteSet.add(text));
+  private readonly updates = new TableUpdates(this.residents, (text) => this.noteSet.add(text), (device) => this.bindingLimit(device));
 
   /** A table stays where it is (its host array, copied to the GPU on first use); recorded so its updates can run on the GPU. */
   placeTable(name: string, data: Float32Array): Float32Array {

@@ -72,12 +72,8 @@ export class TableUpdates {
   };
 
   /** `note`: told what runs on the host instead, and why. */
-  constructor(private readonly residents: Residents, private readonly note: (text: string) => void) {}
-
-  /** The longest run of floats one binding holds here. */
-  private static limit(device: GPUDevice): number {
-    return Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-  }
+  /** `bindingLimit`: the bytes one binding may hold (the device's, or less where the backend was told so). */
+  constructor(private readonly residents: Residents, private readonly note: (text: string) => void, private readonly bindingLimit: (device: GPUDevice) => number = (d) => Math.min(d.limits.maxStorageBufferBindingSize, d.limits.maxBufferSize)) {}
 
   /**
    * Sums the factored rows of table `name` per touched row on the GPU and keeps them there for
@@ -86,7 +82,7 @@ export class TableUpdates {
   async sumFactored(device: GPUDevice, ids: ArrayLike<number>, f: FactoredRows, rowSize: number, name: string): Promise<SparseGrad | undefined> {
     const b = bucketByRow(ids);
     const rows = b.rows.length, slots = f.coef.length;
-    const limit = TableUpdates.limit(device);
+    const limit = this.bindingLimit(device);
     const largest = Math.max(rows * rowSize, f.vec.length, 4 + ids.length + 2 * rows) * 4;
     if (largest > limit) {
       this.note(`the gradient rows of ${name} are summed on the host: their sums or factors (${largest} bytes) are more than one binding holds here (${limit} bytes)`);
