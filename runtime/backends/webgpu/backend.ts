@@ -24,7 +24,7 @@ import { sumFactoredRowsOnHost, sumRowsOnHost, type SparseGrad } from '../row-su
 import { gpuDevice, type GpuHandle } from './device.js';
 import { Residents, changed, isDeviceNewer } from './residents.js';
 import { mapped, moved, upload } from './transfer.js';
-import { TableUpdates } from './table-updates.js';
+import { statesOf, TableUpdates } from './table-updates.js';
 
 /** Where a kernel's input comes from: a parameter (resident), a value read per call, an earlier stage's buffer. */
 type Operand =
@@ -170,7 +170,7 @@ export class WebGpuBackend implements Backend {
     const { device } = await this.gpu();
     const r = await this.updates.update(device, name, table, sparse, update);
     // Updated on the host after all: a table the GPU updated at an earlier step comes back first.
-    if (!r.done) for (const a of [table, ...Object.values(update).filter((x): x is Float32Array => x instanceof Float32Array)]) await this.residents.syncToHost(device, a);
+    if (!r.done) for (const a of [table, ...statesOf(update)]) await this.residents.syncToHost(device, a);
     return r;
   }
 

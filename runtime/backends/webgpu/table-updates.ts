@@ -42,7 +42,8 @@ function kindOf(u: RowsUpdate): GpuRowsKind {
   return u.kind === 'sgd' ? (u.m ? 'sgd-momentum' : 'sgd') : u.kind;
 }
 
-function statesOf(u: RowsUpdate): Float32Array[] {
+/** An update's state arrays, in the order its kernel binds them. */
+export function statesOf(u: RowsUpdate): Float32Array[] {
   return u.kind === 'adam' ? [u.m, u.v] : u.kind === 'adagrad' ? [u.v] : u.m ? [u.m] : [];
 }
 
