@@ -346,7 +346,7 @@ export class TableMemory {
    * every run reads the same rows) on all the pool's threads: the memory's rate for the access
    * the per-slot expert kernels make, median of `runs`.
    */
-  async randomRowReads(count = 16384, runs = 5): Promise<number> {
+  async randomRowReads(count = 16384, runs = 11): Promise<number> {
     const d = this.rowBytes;
     const at = this.scratch(count * 8 + 16);
     const off = new Int32Array(this.memory.buffer, at, count);
