@@ -1,5 +1,5 @@
 // Expert tables in wasm memories of their own (runtime/wasm-tables.ts): the SIMD row kernels
-// against plain loops on 1 and 2 threads (groups of four slots and tails), the forward of a PEER
+// against plain loops on 1 and 2 threads (groups of eight and four slots, and tails), the forward of a PEER
 // layer reading its rows in place, and the note a user gets where a table cannot live there.
 import { describe, expect, it } from 'vitest';
 import { interpret } from '../src/interp/interpreter.js';
@@ -45,6 +45,22 @@ describe.skipIf(skip).each([1, 2])('row kernels in a table memory, %i thread(s)'
         for (let s = 0; s < perToken; s++) want += h[t * perToken + s]! * U[idx[t * perToken + s]! * d + j]!;
         expect(y[t * d + j]).toBeCloseTo(want, 4);
       }
+  });
+
+  it('gated dots apply the gate and the activation on the threads that made the dots', async () => {
+    const area = 4 * T * Math.max(d, perToken);
+    const off = table.scratch(T * perToken * 4 + 2 * area), xPtr = off + T * perToken * 4, dotsPtr = xPtr + area;
+    table.rowOffsets(idx, table.u32(off, T * perToken), 'test');
+    table.f32(xPtr, T * d).set(x);
+    const w = Float32Array.from({ length: T * perToken }, (_, i) => 0.05 * i - 0.5);
+    const out = new Float32Array(T * perToken).fill(NaN);
+    await table.gatedDots(xPtr, off, dotsPtr, T, perToken, w, out, 'relu');
+    for (let i = 0; i < T * perToken; i++) {
+      const t = Math.floor(i / perToken);
+      let dot = 0;
+      for (let j = 0; j < d; j++) dot += U[idx[i]! * d + j]! * x[t * d + j]!;
+      expect(out[i]).toBeCloseTo(w[i]! * Math.max(dot, 0), 4);
+    }
   });
 
   it('the random-row-read yardstick sums the rows it reads (checked inside) and gives a rate', async () => {

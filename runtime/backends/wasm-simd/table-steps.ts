@@ -4,7 +4,6 @@
 // the table cannot live there (a computed table, rows not a multiple of 4 floats, past 4 GiB)
 // the step says why and the caller runs the JavaScript task instead.
 import type { Node, ValueRef } from '../../../src/ir/graph.js';
-import { ACTIVATIONS } from '../../../codegen/naive.js';
 import { TableMemory } from './tables.js';
 import { keptShared as kept } from '../../pool.js';
 import { attrsOf } from '../../../src/ir/ops/types.js';
@@ -21,12 +20,6 @@ type TableFn = (read: (r: ValueRef) => Float32Array) => Promise<Float32Array[]>;
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-
-/** out[i] = w[i] * act(dots[i]): the gate and activation after the SIMD dot products. */
-function gateEpilogue(act: string): (dots: Float32Array, w: Float32Array, out: Float32Array) => void {
-  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
-  return new Function('dots', 'w', 'out', `for (let i = 0; i < out.length; i++) { const v = dots[i]; out[i] = w[i] * (${value}); }`) as never;
-}
 
 /**
  * Whether to run an expert op grouped by expert: the rows come in blocks (experts of m rows) that
@@ -59,7 +52,6 @@ export function tableStep(ctx: TableContext, node: Node, shapeOf: (r: ValueRef) 
           return [out];
         },
       };
-    const epilogue = gateEpilogue(act);
     return {
       label: 'expert_act (wasm-simd)',
       host: async (read) => {
@@ -67,9 +59,8 @@ export function tableStep(ctx: TableContext, node: Node, shapeOf: (r: ValueRef) 
         const off = table.scratch(slots * 8 + T * d * 4), xPtr = off + slots * 4, dotsPtr = xPtr + T * d * 4;
         table.rowOffsets(idx, table.u32(off, slots), 'expert_act');
         table.f32(xPtr, T * d).set(x);
-        await table.dots(xPtr, off, dotsPtr, T, perToken);
         const out = outBuf();
-        epilogue(table.f32(dotsPtr, slots), w, out);
+        await table.gatedDots(xPtr, off, dotsPtr, T, perToken, w, out, act);
         return [out];
       },
     };

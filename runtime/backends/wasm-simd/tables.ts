@@ -125,6 +125,31 @@ function groupedDotsTask(act: string): PoolTask {
   groupedDotsTasks.set(act, task);
   return task;
 }
+const gatedDotsTasks = new Map<string, PoolTask>();
+/**
+ * expert_act per slot: the dots of the thread's tokens, then out[i] = w[i] * act(dot) for their
+ * slots on the same thread (the activation needs exp/erf, so JavaScript; done here it is split
+ * over the threads and runs while the other thread still waits on rows, instead of after them).
+ */
+function gatedDotsTask(act: string): PoolTask {
+  let task = gatedDotsTasks.get(act);
+  if (task) return task;
+  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
+  task = {
+    key: `table_gated_dots:${act}`,
+    source: `function tableGatedDots(args, from, to, ctx) {
+  const k = ctx.wasm['table' + args[0]], x = args[1], off = args[2], dots = args[3], perToken = args[4], dBytes = args[5], mem = args[6], w = args[7], out = args[8];
+  k.dots(x + from * dBytes, off + from * perToken * 4, dots + from * perToken * 4, to - from, perToken, dBytes);
+  const d4 = dots >> 2;
+  for (let i = from * perToken, end = to * perToken; i < end; i++) {
+    const v = mem[d4 + i];
+    out[i] = w[i] * (${value});
+  }
+}`,
+  };
+  gatedDotsTasks.set(act, task);
+  return task;
+}
 const GROUPED_AXPYS_TASK: PoolTask = {
   key: 'table_grouped_axpys',
   source: `function tableGroupedAxpys(args, from, to, ctx) {
@@ -343,20 +368,22 @@ export class TableMemory {
 
   /**
    * GB/s of reading `count` rows of the table at random (a fixed pseudo-random sequence, so
-   * every run reads the same rows) on all the pool's threads: the memory's rate for the access
+   * every bench reads the same rows) on all the pool's threads: the memory's rate for the access
    * the per-slot expert kernels make, median of `runs`.
    */
-  async randomRowReads(count = 16384, runs = 11): Promise<number> {
+  async randomRowReads(count = 65536, runs = 7): Promise<number> {
     const d = this.rowBytes;
     const at = this.scratch(count * 8 + 16);
     const off = new Int32Array(this.memory.buffer, at, count);
     let x = 0x9e3779b9;
-    for (let i = 0; i < count; i++) {
-      x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6a09e667) | 0; // a fixed mix (xorshift-multiply), not Math.random: the same rows every run
-      off[i] = ((x >>> 0) % this.rows) * d;
-    }
     const times: number[] = [];
     for (let r = 0; r < runs + 1; r++) {
+      // Fresh rows each run (the sequence goes on): rows read by the run before would still be
+      // in the last-level cache, and the yardstick would measure the cache, not the memory.
+      for (let i = 0; i < count; i++) {
+        x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6a09e667) | 0; // a fixed mix (xorshift-multiply), not Math.random: the same rows every time
+        off[i] = ((x >>> 0) % this.rows) * d;
+      }
       const t0 = performance.now();
       await this.split(READ_ROWS_TASK, [at, at + count * 4, d], count, 256, (a, b) => this.local.readRows(at + a * 4, at + count * 4 + a * 4, b - a, d));
       if (r > 0) times.push(performance.now() - t0);
@@ -376,6 +403,17 @@ export class TableMemory {
   dots(x: number, off: number, out: number, tokens: number, perToken: number): Promise<void> {
     const d = this.rowBytes;
     return this.split(DOTS_TASK, [x, off, out, perToken, d], tokens, 8, (a, b) => this.local.dots(x + a * d, off + a * perToken * 4, out + a * perToken * 4, b - a, perToken, d));
+  }
+
+  /**
+   * out[i] = w[i] * act(row(off[i]) . x[token of i]): dots() and then the gate and activation,
+   * each thread over its own tokens; the dots are left at `dots` (bytes) too.
+   */
+  async gatedDots(x: number, off: number, dots: number, tokens: number, perToken: number, w: Float32Array, out: Float32Array, act: string): Promise<void> {
+    const task = gatedDotsTask(act);
+    const args = [this.id, x, off, dots, perToken, this.rowBytes, this.memory32(), w, out];
+    if (this.pool) await this.pool.run(task, args, tokens, { minLanes: 8, outputs: [8] });
+    else runLocally(task, args, tokens, this.local);
   }
 
   /** out[t] += sum of h[i] row(off[i]) over token t's slots. */
