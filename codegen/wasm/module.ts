@@ -76,6 +76,10 @@ export const I = {
   f32x4Max: simd(0xe9),
   /** Lane-wise minimum, NaN where either lane is NaN. */
   f32x4Min: simd(0xe8),
+  /** pmax(a, b) = a < b ? b : a: one x86 maxps (f32x4.max needs about eight instructions for its NaN and -0 rules). */
+  f32x4PMax: simd(0xeb),
+  /** pmin(a, b) = b < a ? b : a. */
+  f32x4PMin: simd(0xea),
   i32x4Splat: simd(0x11), i32x4GeS: simd(0x3f),
   /** One bit per lane: its top bit. */
   i32x4Bitmask: simd(0xa4),

@@ -130,19 +130,22 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
   // maxima; each lane's P = ceil(subk / 4) largest (a min/max insertion network) are P groups'
   // maxima, so the least of those over the four lanes is reached by 4P >= subk scores. That is
   // close to the subk-th largest group maximum: on random scores about 22 insertions per side
-  // against 35 for the least of subk block maxima. NaN spreads through the network, and a row
-  // with NaN, or a floor of -Infinity, has no floor (open: every score enters while the list fills).
+  // against 35 for the least of subk block maxima. The maxima are pseudo-maxima from -Infinity
+  // (pmax(acc, v) keeps acc where v is NaN: one maxps, where f32x4.max's NaN rule costs about
+  // eight instructions), so they are maxima of the numbers only, which NaN ranks below anyway, and
+  // the network sees no NaN (pmin/pmax are then exact). A floor of -Infinity (too few numbers for
+  // it) means no floor (open: every score enters while the list fills).
   const vectors = Math.floor(n / 4), P = Math.ceil(subk / 4), G = Math.min(vectors, Math.max(16, P));
   const groups = Array.from({ length: G }, () => typed('v128')), best = Array.from({ length: P }, () => typed('v128'));
   const rounds = Math.floor(vectors / Math.max(1, G)), rest = vectors - rounds * G;
   const floor = G < P ? [I.f32(-Infinity), set(fl), I.i32(1), set(open)] : [
-    ...groups.flatMap((a, g) => [get(src), I.v128Load(16 * g), set(a)]),
+    ...groups.flatMap((a, g) => [I.f32(-Infinity), I.f32x4Splat, get(src), I.v128Load(16 * g), I.f32x4PMax, set(a)]),
     get(src), I.i32(16 * G), I.i32Add, set(at), I.i32(1), set(e),
-    ...whileLoop([get(e), I.i32(rounds), I.i32LtS], [...groups.flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4Max, set(a)]), ...addConst(at, 16 * G), ...addConst(e, 1)]),
-    ...groups.slice(0, rest).flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4Max, set(a)]),
+    ...whileLoop([get(e), I.i32(rounds), I.i32LtS], [...groups.flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4PMax, set(a)]), ...addConst(at, 16 * G), ...addConst(e, 1)]),
+    ...groups.slice(0, rest).flatMap((a, g) => [get(a), get(at), I.v128Load(16 * g), I.f32x4PMax, set(a)]),
     ...best.flatMap((b) => [I.f32(-Infinity), I.f32x4Splat, set(b)]),
     // Each group maximum enters the lanes' sorted P largest: the larger stays, the smaller moves down.
-    ...groups.flatMap((a) => best.flatMap((b) => [get(b), get(a), I.f32x4Max, set(vv), get(b), get(a), I.f32x4Min, set(a), get(vv), set(b)])),
+    ...groups.flatMap((a) => best.flatMap((b) => [get(b), get(a), I.f32x4PMax, set(vv), get(b), get(a), I.f32x4PMin, set(a), get(vv), set(b)])),
     get(best[P - 1]!), I.f32x4ExtractLane(0), get(best[P - 1]!), I.f32x4ExtractLane(1), I.f32Min,
     get(best[P - 1]!), I.f32x4ExtractLane(2), I.f32Min, get(best[P - 1]!), I.f32x4ExtractLane(3), I.f32Min, set(fl),
     get(fl), get(fl), I.f32Ne, get(fl), I.f32(-Infinity), I.f32Eq, I.i32Or, set(open),
