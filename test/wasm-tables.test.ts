@@ -105,3 +105,53 @@ describe.skipIf(skip)('the fused expert ops on wasm-simd', () => {
     expect(scaledError(ref.data, outputs[0]!.data)).toBeLessThan(2e-5);
   });
 });
+
+// A table memory past 2 GiB puts the scratch (dots, products) at byte offsets of 2^31 and more:
+// host code that turns them into float indices must shift them unsigned (>>> 2), or it reads and
+// writes at negative indices (a NaN loss at N = 1024^2 with Adam state beside the table). Only the
+// rows touched here are ever written, so the memory costs little more than its address space.
+describe.skipIf(skip)('a table memory past 2 GiB, 2 threads', () => {
+  const d = 256, rows = (1 << 21) + 64, T = 3, perToken = 8, block = 8;
+  const table = new TableMemory(rows, d, { pool: workerPool(2) });
+  const U = table.weights;
+  const ids = Array.from({ length: T * perToken }, (_, i) => (i % 2 ? rows - 1 - 3 * i : 5 * i));
+  for (const r of ids) for (let j = 0; j < d; j++) U[r * d + j] = Math.sin(0.01 * r + 0.3 * j);
+  const x = Float32Array.from({ length: T * d }, (_, i) => Math.cos(0.7 * i));
+  const dot = (r: number, t: number) => {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += U[r * d + j]! * x[t * d + j]!;
+    return s;
+  };
+
+  it('gated dots read their dots from past 2 GiB', async () => {
+    const idx = Float32Array.from(ids);
+    const off = table.scratch(T * perToken * 8 + T * d * 4), xPtr = off + T * perToken * 4, dotsPtr = xPtr + T * d * 4;
+    expect(dotsPtr).toBeGreaterThan(2 ** 31);
+    table.rowOffsets(idx, table.u32(off, T * perToken), 'test');
+    table.f32(xPtr, T * d).set(x);
+    const w = Float32Array.from({ length: T * perToken }, (_, i) => 1 + 0.1 * i);
+    const out = new Float32Array(T * perToken).fill(NaN);
+    await table.gatedDots(xPtr, off, dotsPtr, T, perToken, w, out, 'none');
+    out.forEach((v, i) => expect(v, `slot ${i}`).toBeCloseTo(w[i]! * dot(ids[i]!, Math.floor(i / perToken)), 3));
+  });
+
+  it('the products grouped by expert lay out and read their operands past 2 GiB', async () => {
+    // Two slots of one expert of `block` rows per token (the last expert of the table for token 1).
+    const experts = [0, (rows - block) / block, 7];
+    for (const e of experts) for (let r = e * block; r < (e + 1) * block; r++) for (let j = 0; j < d; j++) U[r * d + j] = Math.cos(0.02 * r + 0.1 * j);
+    const idx = Float32Array.from({ length: T * 2 * block }, (_, i) => experts[Math.floor(i / (2 * block))]! * block + (i % block));
+    const w = new Float32Array(idx.length).fill(1);
+    const out = new Float32Array(new SharedArrayBuffer(idx.length * 4)).fill(NaN);
+    await table.groupedDots(x, idx, w, out, T, block, 'none');
+    out.forEach((v, i) => expect(v, `slot cell ${i}`).toBeCloseTo(dot(idx[i]!, Math.floor(i / (2 * block))), 3));
+    const h = Float32Array.from(idx, (_, i) => Math.sin(0.3 * i));
+    const y = new Float32Array(T * d).fill(0.5);
+    await table.groupedAxpys(h, idx, y, T, block);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < d; j += 17) {
+        let want = 0.5;
+        for (let c = t * 2 * block; c < (t + 1) * 2 * block; c++) want += h[c]! * U[idx[c]! * d + j]!;
+        expect(y[t * d + j], `token ${t} column ${j}`).toBeCloseTo(want, 3);
+      }
+  });
+});

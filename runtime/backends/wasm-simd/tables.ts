@@ -111,7 +111,7 @@ function groupedDotsTask(act: string): PoolTask {
   for (let g = from; g < to; g++) {
     const o = g * ${META}, c = meta[o + 2], n8 = meta[o + 3], start = meta[o + 4], n = meta[o + 5];
     k.gemm(meta[o], meta[o + 1], c, block, n8, d);
-    const c4 = c >> 2;
+    const c4 = c >>> 2;
     for (let q = 0; q < n; q++) {
       const at = order[start + q] * block;
       for (let j = 0; j < block; j++) {
@@ -140,7 +140,7 @@ function gatedDotsTask(act: string): PoolTask {
     source: `function tableGatedDots(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], x = args[1], off = args[2], dots = args[3], perToken = args[4], dBytes = args[5], mem = args[6], w = args[7], out = args[8];
   k.dots(x + from * dBytes, off + from * perToken * 4, dots + from * perToken * 4, to - from, perToken, dBytes);
-  const d4 = dots >> 2;
+  const d4 = dots >>> 2;
   for (let i = from * perToken, end = to * perToken; i < end; i++) {
     const v = mem[d4 + i];
     out[i] = w[i] * (${value});
@@ -487,7 +487,7 @@ export class TableMemory {
     for (let g = 0; g < G; g++) {
       const start = starts[g]!, n = (starts[g + 1] ?? slots) - start, n8 = widths[g]!;
       const b = p, c = b + d * n8 * 4;
-      const b4 = b >> 2;
+      const b4 = b >>> 2;
       for (let q = 0; q < n8; q++) {
         if (q >= n) {
           for (let r = 0; r < d; r++) mem[b4 + r * n8 + q] = 0;
@@ -523,8 +523,8 @@ export class TableMemory {
     for (let g = 0; g < G; g++) {
       const start = starts[g]!, n = (starts[g + 1] ?? slots) - start, n4 = heights[g]!;
       const a = p, c = a + n4 * block * 4;
-      for (let q = 0; q < n; q++) mem.set(h.subarray(order[start + q]! * block, (order[start + q]! + 1) * block), (a >> 2) + q * block);
-      mem.fill(0, (a >> 2) + n * block, (a >> 2) + n4 * block);
+      for (let q = 0; q < n; q++) mem.set(h.subarray(order[start + q]! * block, (order[start + q]! + 1) * block), (a >>> 2) + q * block);
+      mem.fill(0, (a >>> 2) + n * block, (a >>> 2) + n4 * block);
       meta.set([bases[g]! * this.rowBytes, a, c, n4, start, n], g * META);
       p = c + n4 * d * 4;
     }
@@ -532,7 +532,7 @@ export class TableMemory {
     if (this.pool) await this.pool.run(GROUPED_AXPYS_TASK, [...args], G, { minLanes: 1 });
     else runLocally(GROUPED_AXPYS_TASK, [...args], G, this.local);
     for (let g = 0; g < G; g++) {
-      const c4 = meta[g * META + 2]! >> 2, start = starts[g]!, n = meta[g * META + 5]!;
+      const c4 = meta[g * META + 2]! >>> 2, start = starts[g]!, n = meta[g * META + 5]!;
       for (let q = 0; q < n; q++) {
         const yo = Math.floor(order[start + q]! / perToken) * d, co = c4 + q * d;
         for (let j = 0; j < d; j++) y[yo + j] = y[yo + j]! + mem[co + j]!;
