@@ -79,6 +79,14 @@ const sgdWeight = (lanes: Half['lanes'], w4: number, d: number, lr: number, deca
   ...lanes(w4), get(lr), get(d), get(decay), ...lanes(w4), I.f64x2Mul, I.f64x2Add, I.f64x2Mul, I.f64x2Sub, set(wOut),
 ];
 
+/**
+ * Rows updated together: their cells one after the other with the same locals, so no more
+ * registers, but the out-of-order core has every row's random reads in flight (each row's
+ * weights and states are separate streams). Measured on lazy Adam, 32k random rows of a
+ * [1M, 256] table, one thread: 34-43 ms one row at a time, 26-33 ms for 2, 4, 8 or 16.
+ */
+const ROWS_TOGETHER = 4;
+
 function rowUpdateFunction(rule: RowRule): FunctionDef {
   let next = 0;
   const one = () => next++;
@@ -87,6 +95,7 @@ function rowUpdateFunction(rule: RowRule): FunctionDef {
   const g = one(), ids = one(), rows = one(), dBytes = one(), flag = one();
   const hyperArgs = run(rule.hyper);
   const base = one(), j = one(), a = one();
+  const bases = [base, ...run(ROWS_TOGETHER - 1)], gs = [g, ...run(ROWS_TOGETHER - 1)];
   const firstV128 = next;
   const hyper = run(rule.hyper), check = one(), g4 = one(), w4 = one(), d = one(), wLo = one(), wHi = one();
   const state4 = run(rule.states), stateNew = run(rule.states), stateLo = run(rule.states);
@@ -99,28 +108,36 @@ function rowUpdateFunction(rule: RowRule): FunctionDef {
   ];
   const demote2 = (lo: number, hi: number) => [get(lo), I.f32x4DemoteF64x2Zero, get(hi), I.f32x4DemoteF64x2Zero, I.i8x16Shuffle(LOW_HALVES)];
   const stateAt = (s: number) => [get(a), get(stateOff[s]!), I.i32Add];
+  /** The 16 bytes at j of the row at byte `rowBase` (weights and states), its gradient at `gRow`. */
+  const cells = (rowBase: number, gRow: number) => [
+    get(rowBase), get(j), I.i32Add, set(a),
+    ...v128At(gRow, j), set(g4),
+    ...state4.flatMap((v, s) => [...stateAt(s), I.v128Load(0), set(v)]),
+    get(a), I.v128Load(0), set(w4),
+    ...half(false, wLo), ...stateNew.flatMap((v, s) => [get(v), set(stateLo[s]!)]),
+    ...half(true, wHi),
+    ...stateNew.flatMap((v, s) => [...stateAt(s), ...demote2(stateLo[s]!, v), I.v128Store(0)]),
+    get(a), ...demote2(wLo, wHi), I.v128Store(0),
+  ];
   const body = [
     ...hyper.flatMap((v, i) => [get(hyperArgs[i]!), I.f64x2Splat, set(v)]),
     ...zero(check),
+    ...whileLoop([get(rows), I.i32(ROWS_TOGETHER), I.i32GeS], [
+      ...bases.flatMap((b, r) => [get(ids), I.i32Load(4 * r), get(dBytes), I.i32Mul, set(b)]),
+      ...gs.slice(1).flatMap((gr, r) => [get(gs[r]!), get(dBytes), I.i32Add, set(gr)]),
+      I.i32(0), set(j),
+      ...whileLoop([get(j), get(dBytes), I.i32LtS], [...bases.flatMap((b, r) => cells(b, gs[r]!)), addConst(j, 16)]),
+      addConst(ids, 4 * ROWS_TOGETHER), get(gs[ROWS_TOGETHER - 1]!), get(dBytes), I.i32Add, set(g), addConst(rows, -ROWS_TOGETHER),
+    ]),
     ...whileLoop([get(rows)], [
       get(ids), I.i32Load(0), get(dBytes), I.i32Mul, set(base),
       I.i32(0), set(j),
-      ...whileLoop([get(j), get(dBytes), I.i32LtS], [
-        get(base), get(j), I.i32Add, set(a),
-        ...v128At(g, j), set(g4),
-        ...state4.flatMap((v, s) => [...stateAt(s), I.v128Load(0), set(v)]),
-        get(a), I.v128Load(0), set(w4),
-        ...half(false, wLo), ...stateNew.flatMap((v, s) => [get(v), set(stateLo[s]!)]),
-        ...half(true, wHi),
-        ...stateNew.flatMap((v, s) => [...stateAt(s), ...demote2(stateLo[s]!, v), I.v128Store(0)]),
-        get(a), ...demote2(wLo, wHi), I.v128Store(0),
-        addConst(j, 16),
-      ]),
+      ...whileLoop([get(j), get(dBytes), I.i32LtS], cells(base, g).concat(addConst(j, 16))),
       addConst(ids, 4), addLocal(g, dBytes), addConst(rows, -1),
     ]),
     ...[0, 1].flatMap((lane) => [get(check), I.f64x2ExtractLane(lane), get(check), I.f64x2ExtractLane(lane), I.f64Eq, I.i32Eqz, I.ifThen, get(flag), I.i32(1), I.i32Store(0), I.end]),
   ];
-  return { name: rule.name, params: locals(['i32', rule.states + 5], ['f64', rule.hyper]), locals: locals(['i32', 3], ['v128', v128s]), body: code(body) };
+  return { name: rule.name, params: locals(['i32', rule.states + 5], ['f64', rule.hyper]), locals: locals(['i32', 3 + 2 * (ROWS_TOGETHER - 1)], ['v128', v128s]), body: code(body) };
 }
 
 export function rowUpdateFunctions(): FunctionDef[] {
