@@ -29,7 +29,7 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
   const v = f32(), u = f32(), thr = f32();
   const dv = f64(), du = f64(), dthr = f64(), da = f64();
   const thrv = typed('v128');
-  const fl = f32(), open = i32(), bits = i32(), qi = i32();
+  const fl = f32(), open = i32(), bits = i32(), qi = i32(), rowOk = i32();
   const allv = typed('v128');
   // The scratch: the best subk scores and sub-key ids of each side (whole registers), the best k sums and expert ids.
   const list = 16 * Math.ceil(subk / 4);
@@ -196,8 +196,33 @@ export function retrieveFunction(n: number, k: number, subk: number): FunctionDe
     ]),
   ];
 
-  const pairs = [
+  // Row 0's candidates (a[0] + b[j], j < min(subk, k)) are already in the list's order when no
+  // sum is NaN: b is sorted, f64 addition is monotonic, and ties keep rank order. So they are
+  // written as the list at once instead of inserted one by one (each insert walks the empty
+  // slots from the end: about 136 steps for the 16 of k = 16). With a NaN among them (NaN in b,
+  // or +Infinity plus -Infinity) the list starts empty and row 0 is inserted like the others.
+  const first = Math.min(subk, k);
+  const row0 = [
+    I.i32(1), set(rowOk),
+    get(scr), I.f32Load(AV), I.f64PromoteF32, set(da),
+    get(scr), I.i32Load(AI), I.i32(n), I.i32Mul, set(aid),
+    I.i32(0), set(j),
+    ...whileLoop([get(j), I.i32(first), I.i32LtS], [
+      get(scr), get(j), I.i32(4), I.i32Mul, I.i32Add, set(src),
+      get(da), get(src), I.f32Load(BV), I.f64PromoteF32, I.f64Add, set(dv),
+      get(scr), get(j), I.i32(8), I.i32Mul, I.i32Add, get(dv), I.f64Store(CV),
+      get(src), get(aid), get(src), I.i32Load(BI), I.i32Add, I.f32ConvertI32S, I.f32Store(CI),
+      get(rowOk), get(dv), get(dv), I.f64Eq, I.i32And, set(rowOk),
+      ...addConst(j, 1),
+    ]),
     I.i32(0), set(len), I.f64(-Infinity), set(dthr), I.i32(0), set(thrNaN), I.i32(0), set(i),
+    ...ifThen([get(rowOk)], [
+      I.i32(first), set(len), I.i32(1), set(i),
+      ...(first === k ? [get(scr), I.f64Load(CV + 8 * (k - 1)), set(dthr)] : []),
+    ]),
+  ];
+  const pairs = [
+    ...row0,
     ...whileLoop([get(i), I.i32(Math.min(subk, k)), I.i32LtS], [
       // jmax = min(subk, floor(k / (i + 1)))
       I.i32(k), get(i), I.i32(1), I.i32Add, I.i32DivS, set(jmax),
