@@ -98,15 +98,21 @@ function rowUpdateTask(fn: keyof typeof ROW_UPDATES): PoolTask {
 // The expert ops grouped by expert (TableMemory.groupedDots, groupedAxpys): lanes are experts;
 // meta holds per expert [a, b, c (bytes), columns or rows padded, first position in order, slots].
 const META = 6;
-const groupedDotsTasks = new Map<string, PoolTask>();
-/** One task per activation: the product, then out[i] = w[i] * act(C) for the expert's slots. */
-function groupedDotsTask(act: string): PoolTask {
-  let task = groupedDotsTasks.get(act);
-  if (task) return task;
-  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
-  task = {
-    key: `table_grouped_dots:${act}`,
-    source: `function tableGroupedDots(args, from, to, ctx) {
+/**
+ * A task per activation, made once each: `source(value)` is the task's source with `value` the
+ * activation of a float named v, in JavaScript (wasm has no exp or erf).
+ */
+function tasksPerActivation(key: string, source: (value: string) => string): (act: string) => PoolTask {
+  const made = new Map<string, PoolTask>();
+  return (act) => {
+    let task = made.get(act);
+    if (!task) made.set(act, (task = { key: `${key}:${act}`, source: source(act === 'none' ? 'v' : ACTIVATIONS[act]!('v')) }));
+    return task;
+  };
+}
+
+/** The product, then out[i] = w[i] * act(C) for the expert's slots. */
+const groupedDotsTask = tasksPerActivation('table_grouped_dots', (value) => `function tableGroupedDots(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], mem = args[1], meta = args[2], order = args[3], out = args[4], w = args[5], block = args[6], d = args[7];
   for (let g = from; g < to; g++) {
     const o = g * ${META}, c = meta[o + 2], n8 = meta[o + 3], start = meta[o + 4], n = meta[o + 5];
@@ -120,24 +126,14 @@ function groupedDotsTask(act: string): PoolTask {
       }
     }
   }
-}`,
-  };
-  groupedDotsTasks.set(act, task);
-  return task;
-}
-const gatedDotsTasks = new Map<string, PoolTask>();
+}`);
+
 /**
  * expert_act per slot: the dots of the thread's tokens, then out[i] = w[i] * act(dot) for their
  * slots on the same thread (the activation needs exp/erf, so JavaScript; done here it is split
  * over the threads and runs while the other thread still waits on rows, instead of after them).
  */
-function gatedDotsTask(act: string): PoolTask {
-  let task = gatedDotsTasks.get(act);
-  if (task) return task;
-  const value = act === 'none' ? 'v' : ACTIVATIONS[act]!('v');
-  task = {
-    key: `table_gated_dots:${act}`,
-    source: `function tableGatedDots(args, from, to, ctx) {
+const gatedDotsTask = tasksPerActivation('table_gated_dots', (value) => `function tableGatedDots(args, from, to, ctx) {
   const k = ctx.wasm['table' + args[0]], x = args[1], off = args[2], dots = args[3], perToken = args[4], dBytes = args[5], mem = args[6], w = args[7], out = args[8];
   k.dots(x + from * dBytes, off + from * perToken * 4, dots + from * perToken * 4, to - from, perToken, dBytes);
   const d4 = dots >>> 2;
@@ -145,11 +141,7 @@ function gatedDotsTask(act: string): PoolTask {
     const v = mem[d4 + i];
     out[i] = w[i] * (${value});
   }
-}`,
-  };
-  gatedDotsTasks.set(act, task);
-  return task;
-}
+}`);
 const GROUPED_AXPYS_TASK: PoolTask = {
   key: 'table_grouped_axpys',
   source: `function tableGroupedAxpys(args, from, to, ctx) {
